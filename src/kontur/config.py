@@ -1,0 +1,201 @@
+"""kontur's configuration: typed, frozen, and refused when malformed.
+
+:func:`load_config` reads the embedded defaults (``kontur/defaults/kontur.yaml``) or a
+user file; any problem is a :class:`~kontur.errors.ConfigError` that names the key, what was
+expected and what was found.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kontur.errors import ConfigError
+
+__all__ = [
+    "ActionConfig",
+    "CameraConfig",
+    "Config",
+    "DegradationConfig",
+    "DwellCondition",
+    "PlacementConfig",
+    "PolicyConfig",
+    "Profile",
+    "SinksConfig",
+    "SlaConfig",
+    "VerifierConfig",
+    "WebhookConfig",
+    "WorkerConfig",
+    "ZoneConfig",
+    "load_config",
+]
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Profile(_Cfg):
+    """A camera's registered stream profile."""
+
+    codec: str
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    fps: float = Field(gt=0)
+
+
+class CameraConfig(_Cfg):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    source: str | None = None
+    priority: bool = True
+    signing_required: bool = False
+    profile: Profile | None = None
+
+
+class ZoneConfig(_Cfg):
+    id: str
+    camera: str = "*"
+    polygon: tuple[tuple[float, float], ...] = Field(min_length=3)
+
+
+class ActionConfig(_Cfg):
+    critical: bool
+    restricted_alternative: str | None = None
+
+
+class DwellCondition(_Cfg):
+    type: Literal["dwell"]
+    zone: str
+    classes: tuple[str, ...] = Field(min_length=1)
+    min_seconds: float = Field(gt=0)
+
+
+class PolicyConfig(_Cfg):
+    rule: str
+    when: DwellCondition
+    action: str
+
+
+class WebhookConfig(_Cfg):
+    url: str = Field(pattern=r"^https?://")
+    timeout_s: float = Field(default=2.0, gt=0, le=30)
+    secret_env: str | None = None
+    """Name of the environment variable holding the HMAC-SHA256 key for X-Kontur-Signature."""
+
+
+class SinksConfig(_Cfg):
+    log: str = "actions.jsonl"
+    webhook: WebhookConfig | None = None
+
+
+class VerifierConfig(_Cfg):
+    max_speed_heights_per_s: float = Field(default=8.0, gt=0)
+    max_jump_ratio: float = Field(default=2.0, gt=0)
+    max_area_ratio: float = Field(default=3.0, gt=1)
+    max_confidence_jump: float = Field(default=0.6, gt=0, le=1)
+    frozen_seconds: float = Field(default=3.0, gt=0)
+    frozen_mad_threshold: float = Field(default=0.5, ge=0)
+
+
+class DegradationConfig(_Cfg):
+    recovery_seconds: float = Field(default=3.0, ge=0)
+    clock_jump_threshold_s: float = Field(default=2.0, gt=0)
+    watchdog_timeout_s: float = Field(default=6.0, gt=0)
+    degraded_analysis_stride: int = Field(default=3, ge=1)
+    model_check_interval_s: float = Field(default=0.5, gt=0)
+
+
+class SlaConfig(_Cfg):
+    latency_ms_max: float = Field(gt=0)
+    throughput_fps_min: float = Field(ge=0)
+    accuracy_min: float = Field(ge=0, le=1)
+
+
+class PlacementConfig(_Cfg):
+    tie_margin: float = Field(default=0.10, ge=0, le=1)
+    sla: SlaConfig
+    bench_frames: int = Field(default=12, ge=2, le=500)
+    catalogue: str | None = None
+    """Path to a threat catalogue YAML; the built-in one (paper Tables 1 and 3) when null."""
+
+
+class WorkerConfig(_Cfg):
+    intra_op_threads: int = Field(default=1, ge=1, le=64)
+    score_threshold: float = Field(default=0.3, gt=0, lt=1)
+    nms_threshold: float = Field(default=0.45, gt=0, lt=1)
+
+
+class Config(_Cfg):
+    site: str
+    cameras: tuple[CameraConfig, ...] = Field(min_length=1)
+    zones: tuple[ZoneConfig, ...] = ()
+    actions: dict[str, ActionConfig]
+    policies: tuple[PolicyConfig, ...] = ()
+    sinks: SinksConfig = SinksConfig()
+    verifier: VerifierConfig = VerifierConfig()
+    degradation: DegradationConfig = DegradationConfig()
+    placement: PlacementConfig
+    worker: WorkerConfig = WorkerConfig()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Config:
+        ids = [c.id for c in self.cameras]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"expected unique camera ids, got {ids}")
+        zones = {z.id for z in self.zones}
+        for p in self.policies:
+            if p.when.zone not in zones:
+                raise ValueError(
+                    f"policy {p.rule!r}: expected a zone among {sorted(zones)}, got {p.when.zone!r}"
+                )
+            if p.action not in self.actions:
+                raise ValueError(
+                    f"policy {p.rule!r}: expected an action among {sorted(self.actions)}, "
+                    f"got {p.action!r}"
+                )
+        for name, a in self.actions.items():
+            alt = a.restricted_alternative
+            if alt is not None and (alt not in self.actions or self.actions[alt].critical):
+                raise ValueError(
+                    f"action {name!r}: expected restricted_alternative to name a non-critical "
+                    f"action, got {alt!r}"
+                )
+        return self
+
+
+def _default_text() -> str:
+    return resources.files("kontur").joinpath("defaults/kontur.yaml").read_text()
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load ``path`` (or the embedded defaults) into a validated :class:`Config`."""
+    where = str(path) if path else "embedded defaults"
+    if path is None:
+        text = _default_text()
+    else:
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"config {where}: expected a readable YAML file, found nothing") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config {where}: expected a readable YAML file, got {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config {where}: expected valid YAML, found a syntax error{at}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {where}: expected a mapping at top level, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        found = err.get("input")
+        shown = repr(found) if not isinstance(found, dict) else "a mapping"
+        raise ConfigError(f"config {where}: key {loc}: {err['msg']} (found {shown[:80]})") from None

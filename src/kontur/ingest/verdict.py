@@ -1,0 +1,90 @@
+"""Per-GOP verdicts of the trusted ingest (DESIGN.md §3, "Verdicts, per GOP").
+
+Every GOP that ingest closes gets exactly one :class:`Verdict` and the reasons behind it.
+Only :attr:`Verdict.AUTHENTIC` is trusted downstream; every other verdict (UNSIGNED
+included) makes the GOP untrusted for critical decisions.
+
+When several findings apply to one GOP, the most severe one is the verdict and all of them
+stay in ``reasons`` (see :data:`SEVERITY`).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+__all__ = ["SEVERITY", "GopVerdict", "Verdict", "most_severe"]
+
+
+class Verdict(str, Enum):
+    """What ingest concluded about one GOP."""
+
+    AUTHENTIC = "AUTHENTIC"
+    """Signature, chain, sequence, time and profile all verified."""
+    MISSING = "MISSING"
+    """Frames were lost; what arrived verifies. A dropped P-frame is an alarm, never a pass."""
+    NOT_AUTHENTIC = "NOT_AUTHENTIC"
+    """Content fails verification (altered bytes, forged signature, broken chain)."""
+    UNSIGNED = "UNSIGNED"
+    """No signature where one is expected (or a source that cannot sign)."""
+    DOWNGRADE = "DOWNGRADE"
+    """Unsigned data after signed data from the same camera."""
+    REPLAYED = "REPLAYED"
+    """This GOP (or its counter) was seen before."""
+    STALE = "STALE"
+    """Capture time outside the freshness window of the receiver's trusted clock."""
+    KEY_CHANGED = "KEY_CHANGED"
+    """The signing key differs from the one the camera is enrolled with."""
+    REVOKED = "REVOKED"
+    """The camera's certificate was revoked."""
+    PENDING = "PENDING"
+    """The GOP has not closed yet (its signature has not arrived)."""
+    PROFILE_CHANGED = "PROFILE_CHANGED"
+    """Codec, resolution or frame rate differs from the enrolled profile."""
+
+    @property
+    def trusted(self) -> bool:
+        """Only AUTHENTIC may feed a critical decision."""
+        return self is Verdict.AUTHENTIC
+
+
+#: Most severe first. A GOP with several findings carries the first that applies.
+SEVERITY: tuple[Verdict, ...] = (
+    Verdict.NOT_AUTHENTIC,
+    Verdict.REVOKED,
+    Verdict.KEY_CHANGED,
+    Verdict.REPLAYED,
+    Verdict.DOWNGRADE,
+    Verdict.PROFILE_CHANGED,
+    Verdict.STALE,
+    Verdict.UNSIGNED,
+    Verdict.MISSING,
+    Verdict.PENDING,
+    Verdict.AUTHENTIC,
+)
+
+
+def most_severe(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict:
+    """The most severe of ``verdicts``; refuses an empty list (nothing checked is not a pass)."""
+    if not verdicts:
+        raise ValueError("expected at least one verdict, got none")
+    return min(verdicts, key=SEVERITY.index)
+
+
+class GopVerdict(BaseModel):
+    """The recorded result for one GOP: the verdict and the reasons an operator reads."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    camera_id: str
+    gop_index: int
+    verdict: Verdict
+    reasons: tuple[str, ...]
+
+    @field_validator("reasons")
+    @classmethod
+    def _reasons_present(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("expected at least one reason, got none")
+        return v

@@ -1,0 +1,47 @@
+"""Typed messages between kontur's processes, and their codec.
+
+Messages cross process (and trust) boundaries as JSON bytes, parsed back with pydantic in
+strict, frozen, ``extra="forbid"`` models. Nothing that crosses a boundary is pickled: the
+analytics worker is sandboxed and treated as untrusted, and unpickling its output would
+hand it code execution in the reader (ADR 0002).
+"""
+
+from kontur.wire.messages import (
+    ControlMessage,
+    Decision,
+    DetectionBatch,
+    Evidence,
+    Finding,
+    FrameReady,
+    GopClosed,
+    Message,
+    Outcome,
+    SourceEnded,
+    StateChanged,
+    TrackedObject,
+    TrackFrame,
+    WireError,
+    WorkerReady,
+    decode,
+    encode,
+)
+
+__all__ = [
+    "ControlMessage",
+    "Decision",
+    "DetectionBatch",
+    "Evidence",
+    "Finding",
+    "FrameReady",
+    "GopClosed",
+    "Message",
+    "Outcome",
+    "SourceEnded",
+    "StateChanged",
+    "TrackFrame",
+    "TrackedObject",
+    "WireError",
+    "WorkerReady",
+    "decode",
+    "encode",
+]

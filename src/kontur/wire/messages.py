@@ -1,0 +1,242 @@
+"""Message types. Each is a frozen pydantic model; :func:`decode` is the only way in.
+
+Flow (DESIGN.md §2)::
+
+    ingest ──FrameReady──▶ worker, verifier        (frame pixels travel in shared memory)
+    ingest ──GopClosed───▶ supervisor (archive), gate
+    worker ──TrackFrame──▶ verifier ──Evidence──▶ gate
+    worker ──DetectionBatch──▶ supervisor (archive)
+    gate   ──Decision────▶ supervisor (archive, sinks already fired by the gate)
+    supervisor ──StateChanged / ControlMessage──▶ gate, ingest
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from kontur.errors import KonturError
+from kontur.ingest.verdict import GopVerdict
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "ControlMessage",
+    "Decision",
+    "DetectionBatch",
+    "Evidence",
+    "Finding",
+    "FrameReady",
+    "GopClosed",
+    "Message",
+    "Outcome",
+    "SourceEnded",
+    "StateChanged",
+    "TrackFrame",
+    "TrackedObject",
+    "WireError",
+    "WorkerReady",
+    "decode",
+    "encode",
+]
+
+#: No message may be larger than this; a bigger one is refused before parsing.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class WireError(KonturError):
+    """A message that does not parse: says which type was expected and what was found."""
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FrameReady(_Msg):
+    """A decoded frame is in shared-memory slot ``slot`` (BGR, uint8, height×width×3)."""
+
+    type: Literal["frame"] = "frame"
+    camera_id: str
+    seq: int = Field(ge=0)
+    frame_index: int = Field(ge=0)
+    pts_s: float
+    gop_index: int = Field(ge=0)
+    slot: int = Field(ge=0)
+    width: int = Field(gt=0, le=8192)
+    height: int = Field(gt=0, le=8192)
+    analyse: bool = True
+    """False when degradation lowered this camera's analysis rate: the verifier still looks."""
+
+
+class GopClosed(_Msg):
+    """Ingest closed a GOP: its verdict and the archived segment that holds its bitstream."""
+
+    type: Literal["gop"] = "gop"
+    verdict: GopVerdict
+    first_frame: int = Field(ge=0)
+    last_frame: int = Field(ge=0)
+    start_pts_s: float
+    end_pts_s: float
+    segment_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    segment_size: int = Field(ge=0)
+
+
+class SourceEnded(_Msg):
+    """A camera's source ended (end of file, or an error that ingest could not recover)."""
+
+    type: Literal["source_ended"] = "source_ended"
+    camera_id: str
+    frames: int = Field(ge=0)
+    gops: int = Field(ge=0)
+    error: str | None = None
+
+
+class TrackedObject(_Msg):
+    """One tracked detection in one frame."""
+
+    track_id: int
+    class_id: int = Field(ge=0)
+    class_name: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    xyxy: tuple[float, float, float, float]
+
+
+class TrackFrame(_Msg):
+    """The worker's result for one frame, stamped with what produced it."""
+
+    type: Literal["tracks"] = "tracks"
+    camera_id: str
+    frame_index: int = Field(ge=0)
+    gop_index: int = Field(ge=0)
+    pts_s: float
+    model_id: str
+    config_id: str
+    platform: str
+    objects: tuple[TrackedObject, ...]
+    detections: int = Field(ge=0)
+    """Raw detections before tracking (tracks are a subset)."""
+
+
+class DetectionBatch(_Msg):
+    """Everything the worker found in one GOP, for the archive."""
+
+    type: Literal["detection_batch"] = "detection_batch"
+    camera_id: str
+    gop_index: int = Field(ge=0)
+    model_id: str
+    config_id: str
+    platform: str
+    frames: int = Field(ge=0)
+    detections: int = Field(ge=0)
+    track_ids: tuple[int, ...]
+
+
+class WorkerReady(_Msg):
+    """The worker loaded its model and is ready (sent again after every restart)."""
+
+    type: Literal["worker_ready"] = "worker_ready"
+    model_id: str
+    platform: str
+    detector: str
+
+
+class Finding(_Msg):
+    """The verifier's opinion of one frame's results: agree, or disagree with reasons."""
+
+    type: Literal["finding"] = "finding"
+    camera_id: str
+    frame_index: int = Field(ge=0)
+    agree: bool
+    reasons: tuple[str, ...] = ()
+    track_reasons: dict[int, tuple[str, ...]] = Field(default_factory=dict)
+    """Reasons that concern one track only, keyed by track id."""
+
+
+class Evidence(_Msg):
+    """What the gate decides on: the worker's tracks with the verifier's finding on them."""
+
+    type: Literal["evidence"] = "evidence"
+    tracks: TrackFrame
+    finding: Finding
+
+
+class Outcome(str, Enum):
+    """The gate's four answers (DESIGN.md §1, block 5)."""
+
+    ALLOW = "ALLOW"
+    RESTRICT = "RESTRICT"
+    OPERATOR = "OPERATOR"
+    DENY = "DENY"
+
+
+class Decision(_Msg):
+    """A gate decision on one requested action, with every reason that shaped it."""
+
+    type: Literal["decision"] = "decision"
+    camera_id: str
+    rule: str
+    action: str
+    critical: bool
+    track_id: int | None
+    frame_index: int = Field(ge=0)
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    gops: tuple[int, ...]
+    executed: str | None = None
+    """What was actually executed: the action, its restricted alternative, or nothing."""
+    at: float
+
+
+class StateChanged(_Msg):
+    """The degradation state machine moved."""
+
+    type: Literal["state"] = "state"
+    at: float
+    from_state: str
+    to_state: str
+    trigger: str
+
+
+class ControlMessage(_Msg):
+    """A command from the supervisor to a block (``stop``, ``analysis_stride``)."""
+
+    type: Literal["control"] = "control"
+    command: Literal["stop", "analysis_stride"]
+    camera_id: str | None = None
+    value: int | None = None
+
+
+Message = Annotated[
+    FrameReady
+    | GopClosed
+    | SourceEnded
+    | TrackFrame
+    | DetectionBatch
+    | WorkerReady
+    | Finding
+    | Evidence
+    | Decision
+    | StateChanged
+    | ControlMessage,
+    Field(discriminator="type"),
+]
+
+_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
+
+
+def encode(msg: _Msg) -> bytes:
+    """Serialise a message to JSON bytes."""
+    return msg.model_dump_json().encode()
+
+
+def decode(data: bytes) -> Message:
+    """Parse and validate one message; raises :class:`WireError` naming what was wrong."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise WireError(f"expected a message of at most {MAX_MESSAGE_BYTES} bytes, got {len(data)}")
+    try:
+        return _ADAPTER.validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise WireError(f"malformed message at {loc}: {first['msg']}") from None
