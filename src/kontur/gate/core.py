@@ -1,0 +1,277 @@
+"""The decision gate's pure core: the only component that may trigger an action.
+
+The :class:`Gate` is fed, in any interleaving, GOP verdicts (:meth:`Gate.on_gop`), the
+verifier's evidence (:meth:`Gate.on_evidence`) and the degradation state
+(:meth:`Gate.on_state`). It reads no clock but the injected one (only to stamp decisions), and
+does no I/O: every call returns the decisions it made, and the process shell fires the sinks
+and forwards them to the archive.
+
+How a request becomes a decision:
+
+1. A trigger rule (:mod:`kontur.gate.rules`) fires an :class:`ActionRequest` from the evidence.
+   Rules need each camera's frame size: call :meth:`Gate.set_frame_size` (from the stream
+   header or the first ``FrameReady``) before feeding evidence, or configure the camera's
+   ``profile``; otherwise :class:`FrameSizeUnknownError` is raised.
+2. A non-critical action is decided at once by ``non_critical`` (default: allowed unless the
+   system is SAFE); it does not wait for GOP verdicts.
+3. A critical action whose GOPs all have verdicts is decided at once by ``requirement``
+   (default :data:`~kontur.gate.policy.DEFAULT_CRITICAL`). Otherwise it is *held*; each verdict
+   that arrives is attached, and the request is decided when the last one arrives. A held
+   request is judged on the worst system state seen between its trigger and its decision.
+4. :meth:`Gate.flush` (shutdown) decides every held request; GOPs whose verdict never
+   arrived count as PENDING, which needs an operator. When more than ``max_pending`` requests
+   are held, the oldest is decided the same way.
+5. The outcome becomes what is executed: ALLOW → the action; RESTRICT → the action's
+   ``restricted_alternative`` (no alternative: OPERATOR instead); OPERATOR →
+   :data:`OPERATOR_QUEUE`; DENY → nothing.
+
+Memory is bounded: at most ``max_gops_per_camera`` verdicts are kept per camera (oldest
+dropped; held requests keep their own copies), findings live only in open dwell windows, and
+at most ``max_pending`` requests are held.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kontur.clock import Clock
+from kontur.config import ActionConfig, CameraConfig, Config
+from kontur.gate.errors import (
+    EvidenceMismatchError,
+    FrameSizeUnknownError,
+    UnknownActionError,
+    UnknownCameraError,
+)
+from kontur.gate.policy import DEFAULT_CRITICAL, DEFAULT_NON_CRITICAL, Requirement
+from kontur.gate.request import ActionRequest, SystemState, SystemStatus
+from kontur.gate.rules import DwellRule, rules_from_config
+from kontur.ingest.verdict import GopVerdict, most_severe
+from kontur.wire import Decision, Evidence, GopClosed, Outcome, StateChanged
+
+__all__ = ["DEFAULT_MAX_GOPS", "DEFAULT_MAX_PENDING", "INITIAL_STATUS", "OPERATOR_QUEUE", "Gate"]
+
+_log = logging.getLogger(__name__)
+
+#: What ``Decision.executed`` names when a person must confirm the action.
+OPERATOR_QUEUE = "operator-queue"
+#: Verdicts kept per camera.
+DEFAULT_MAX_GOPS = 1000
+#: Requests held for verdicts, over all cameras.
+DEFAULT_MAX_PENDING = 1024
+#: The state a gate starts in until the supervisor reports one.
+INITIAL_STATUS = SystemStatus(SystemState.NORMAL, "initial state")
+
+
+@dataclass
+class _Held:
+    request: ActionRequest
+    verdicts: dict[int, GopVerdict]
+    status: SystemStatus
+
+
+def _worse(a: GopVerdict | None, b: GopVerdict) -> GopVerdict:
+    """Of two verdicts for one GOP keep the more severe: trust is never upgraded."""
+    if a is None:
+        return b
+    return a if most_severe([a.verdict, b.verdict]) is a.verdict else b
+
+
+def _parse_state(msg: StateChanged) -> SystemStatus:
+    try:
+        return SystemStatus(SystemState(msg.to_state.upper()), msg.trigger)
+    except ValueError:
+        _log.warning("gate: unknown system state %r, treated as SAFE", msg.to_state)
+        return SystemStatus(SystemState.SAFE, f"unknown state {msg.to_state!r}, {msg.trigger}")
+
+
+class Gate:
+    """The decision gate. See the module docstring for the order of its steps."""
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        requirement: Requirement = DEFAULT_CRITICAL,
+        *,
+        non_critical: Requirement = DEFAULT_NON_CRITICAL,
+        rules: Sequence[DwellRule] | None = None,
+        max_gops_per_camera: int = DEFAULT_MAX_GOPS,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        status: SystemStatus = INITIAL_STATUS,
+    ) -> None:
+        """Build the gate; ``rules`` default to :func:`~kontur.gate.rules.rules_from_config`."""
+        if max_gops_per_camera < 1 or max_pending < 1:
+            raise ValueError(
+                f"expected positive bounds, got max_gops_per_camera={max_gops_per_camera}, "
+                f"max_pending={max_pending}"
+            )
+        self._clock = clock
+        self._requirement = requirement
+        self._non_critical = non_critical
+        self._cameras: dict[str, CameraConfig] = {c.id: c for c in config.cameras}
+        self._actions: dict[str, ActionConfig] = dict(config.actions)
+        self._rules = tuple(rules) if rules is not None else rules_from_config(config)
+        for r in self._rules:
+            if r.action not in self._actions:
+                raise UnknownActionError(
+                    f"rule {r.rule!r}: expected an action among {sorted(self._actions)}, "
+                    f"got {r.action!r}"
+                )
+        self._sizes: dict[str, tuple[int, int]] = {
+            c.id: (c.profile.width, c.profile.height) for c in config.cameras if c.profile
+        }
+        self._verdicts: dict[str, OrderedDict[int, GopVerdict]] = {}
+        self._held: list[_Held] = []
+        self._max_gops = max_gops_per_camera
+        self._max_pending = max_pending
+        self._status = status
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> SystemStatus:
+        """The system state the gate currently decides under."""
+        return self._status
+
+    @property
+    def pending(self) -> int:
+        """How many requests are held for GOP verdicts."""
+        return len(self._held)
+
+    def known_gops(self, camera_id: str) -> int:
+        """How many verdicts the gate keeps for ``camera_id`` (at most ``max_gops_per_camera``)."""
+        return len(self._verdicts.get(camera_id, ()))
+
+    def _camera(self, camera_id: str) -> CameraConfig:
+        cam = self._cameras.get(camera_id)
+        if cam is None:
+            raise UnknownCameraError(
+                f"expected a camera among {sorted(self._cameras)}, got {camera_id!r}"
+            )
+        return cam
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def set_frame_size(self, camera_id: str, width: int, height: int) -> None:
+        """Tell the gate ``camera_id``'s frame size in pixels (TrackFrame does not carry it)."""
+        self._camera(camera_id)
+        if width <= 0 or height <= 0:
+            raise ValueError(
+                f"camera {camera_id}: expected a positive frame size, got {width}x{height}"
+            )
+        self._sizes[camera_id] = (int(width), int(height))
+
+    def on_state(self, msg: StateChanged) -> list[Decision]:
+        """The degradation state moved; held requests remember the worst state they saw."""
+        self._status = _parse_state(msg)
+        for h in self._held:
+            h.status = h.status.worse(self._status)
+        return []
+
+    def on_gop(self, msg: GopClosed) -> list[Decision]:
+        """A GOP's verdict arrived; returns the held requests it completes, decided."""
+        v = msg.verdict
+        self._camera(v.camera_id)
+        known = self._verdicts.setdefault(v.camera_id, OrderedDict())
+        v = _worse(known.get(v.gop_index), v)
+        known[v.gop_index] = v
+        known.move_to_end(v.gop_index)
+        while len(known) > self._max_gops:
+            known.popitem(last=False)
+        decided: list[Decision] = []
+        still: list[_Held] = []
+        for h in self._held:
+            r = h.request
+            if r.camera_id != v.camera_id or v.gop_index not in r.gops:
+                still.append(h)
+                continue
+            h.verdicts[v.gop_index] = _worse(h.verdicts.get(v.gop_index), v)
+            if all(g in h.verdicts for g in r.gops):
+                decided.append(self._decide(h))
+            else:
+                still.append(h)
+        self._held = still
+        return decided
+
+    def on_evidence(self, msg: Evidence) -> list[Decision]:
+        """One frame's tracks and finding; returns the decisions on the requests it fired."""
+        t, f = msg.tracks, msg.finding
+        if (f.camera_id, f.frame_index) != (t.camera_id, t.frame_index):
+            raise EvidenceMismatchError(
+                f"expected a finding for {t.camera_id} frame {t.frame_index}, "
+                f"got one for {f.camera_id} frame {f.frame_index}"
+            )
+        self._camera(t.camera_id)
+        size = self._sizes.get(t.camera_id)
+        if size is None:
+            raise FrameSizeUnknownError(
+                f"camera {t.camera_id}: expected a frame size (set_frame_size or profile), "
+                "found none"
+            )
+        decided: list[Decision] = []
+        for rule in self._rules:
+            for req in rule.observe(msg, size):
+                decided.extend(self._submit(req))
+        return decided
+
+    def flush(self) -> list[Decision]:
+        """Decide every held request now; GOPs without a verdict count as PENDING."""
+        held, self._held = self._held, []
+        return [self._decide(h) for h in held]
+
+    # --- deciding -----------------------------------------------------------------------------
+
+    def _submit(self, req: ActionRequest) -> list[Decision]:
+        known = self._verdicts.get(req.camera_id, OrderedDict())
+        h = _Held(req, {g: known[g] for g in req.gops if g in known}, self._status)
+        if not self._actions[req.action].critical or all(g in h.verdicts for g in req.gops):
+            return [self._decide(h)]
+        self._held.append(h)
+        if len(self._held) <= self._max_pending:
+            return []
+        oldest = self._held.pop(0)
+        _log.warning("gate: more than %d requests held, deciding the oldest now", self._max_pending)
+        return [self._decide(oldest)]
+
+    def _decide(self, h: _Held) -> Decision:
+        cam = self._camera(h.request.camera_id)
+        req = h.request.with_context(
+            verdicts=h.verdicts, status=h.status, signing_required=cam.signing_required
+        )
+        action = self._actions[req.action]
+        judge = self._requirement if action.critical else self._non_critical
+        check = judge.evaluate(req)
+        outcome, executed, extra = _execute(check.outcome, req.action, action)
+        return Decision(
+            camera_id=req.camera_id,
+            rule=req.rule,
+            action=req.action,
+            critical=action.critical,
+            track_id=req.track_id,
+            frame_index=req.frame_index,
+            outcome=outcome,
+            reasons=check.reasons + extra,
+            gops=req.gops,
+            executed=executed,
+            at=self._clock.wall(),
+        )
+
+
+def _execute(
+    outcome: Outcome, name: str, action: ActionConfig
+) -> tuple[Outcome, str | None, tuple[str, ...]]:
+    """What an outcome executes: (final outcome, executed, reasons added)."""
+    if outcome is Outcome.ALLOW:
+        return outcome, name, ()
+    if outcome is Outcome.RESTRICT:
+        alt = action.restricted_alternative
+        if alt is not None:
+            return outcome, alt, (f"restricted: executed {alt!r} instead of {name!r}",)
+        why = f"action {name!r} has no restricted_alternative: sent to the operator queue"
+        return Outcome.OPERATOR, OPERATOR_QUEUE, (why,)
+    if outcome is Outcome.OPERATOR:
+        return outcome, OPERATOR_QUEUE, ()
+    return Outcome.DENY, None, ()

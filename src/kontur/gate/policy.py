@@ -1,0 +1,316 @@
+"""Requirement policies: small objects that judge one :class:`ActionRequest` each.
+
+Every requirement answers with a :class:`Check`: an :class:`~kontur.wire.Outcome` and the reasons
+behind it. ``ALLOW`` means "this requirement is satisfied". Requirements combine with
+:class:`AllOf` (the most restrictive answer wins) and :class:`AnyOf` (the least restrictive
+wins); severity is ``ALLOW < RESTRICT < OPERATOR < DENY``. Neither accepts an empty member list:
+an empty list must never mean "allowed" (STYLE.md, "Policies that cannot be empty").
+
+The default for critical actions is :data:`DEFAULT_CRITICAL`:
+``AllOf(AllGopsAuthentic(), VerifierAgrees(), SystemNotDegraded())``. Non-critical actions are
+judged by :data:`DEFAULT_NON_CRITICAL` (:class:`SystemNotSafe`). ADR 0007 has the full table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Protocol, runtime_checkable
+
+from kontur.gate.errors import EmptyPolicyError
+from kontur.gate.request import ActionRequest, SystemState
+from kontur.ingest.verdict import GopVerdict, Verdict
+from kontur.wire import Outcome
+
+__all__ = [
+    "DEFAULT_CRITICAL",
+    "DEFAULT_NON_CRITICAL",
+    "OUTCOME_SEVERITY",
+    "AllGopsAuthentic",
+    "AllOf",
+    "AnyOf",
+    "Check",
+    "Requirement",
+    "SystemNotDegraded",
+    "SystemNotSafe",
+    "UnsafeAllowAll",
+    "VerifierAgrees",
+    "least_restrictive",
+    "most_restrictive",
+]
+
+_log = logging.getLogger(__name__)
+
+#: Least restrictive first.
+OUTCOME_SEVERITY: tuple[Outcome, ...] = (
+    Outcome.ALLOW,
+    Outcome.RESTRICT,
+    Outcome.OPERATOR,
+    Outcome.DENY,
+)
+
+
+def most_restrictive(outcomes: Iterable[Outcome]) -> Outcome:
+    """The most restrictive of ``outcomes``; refuses an empty iterable."""
+    found = list(outcomes)
+    if not found:
+        raise ValueError("expected at least one outcome, got none")
+    return max(found, key=OUTCOME_SEVERITY.index)
+
+
+def least_restrictive(outcomes: Iterable[Outcome]) -> Outcome:
+    """The least restrictive of ``outcomes``; refuses an empty iterable."""
+    found = list(outcomes)
+    if not found:
+        raise ValueError("expected at least one outcome, got none")
+    return min(found, key=OUTCOME_SEVERITY.index)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One requirement's answer: the outcome and at least one reason an operator can read."""
+
+    outcome: Outcome
+    reasons: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.reasons:
+            raise ValueError(f"expected at least one reason for {self.outcome.value}, got none")
+
+
+@runtime_checkable
+class Requirement(Protocol):
+    """A policy that judges one request. ALLOW means the requirement is satisfied."""
+
+    def evaluate(self, request: ActionRequest) -> Check:
+        """Judge ``request`` and say why."""
+        ...
+
+
+# --- GOP authenticity -------------------------------------------------------------------------
+
+_DENY_VERDICTS: Final = {
+    Verdict.NOT_AUTHENTIC: "content fails verification",
+    Verdict.REPLAYED: "replayed (seen before)",
+    Verdict.DOWNGRADE: "unsigned after signed data (downgrade)",
+    Verdict.KEY_CHANGED: "signing key differs from the enrolled one",
+    Verdict.REVOKED: "camera certificate revoked",
+}
+_OPERATOR_VERDICTS: Final = {
+    Verdict.UNSIGNED: "untrusted source (no signature)",
+    Verdict.MISSING: "frames were lost",
+    Verdict.STALE: "capture time outside the freshness window",
+    Verdict.PROFILE_CHANGED: "stream profile differs from the enrolled one",
+    Verdict.PENDING: "GOP not closed, signature not verified",
+}
+
+
+def _judge_gop(request: ActionRequest, gop: int, v: GopVerdict | None) -> Check | None:
+    """The check one GOP contributes, or None when it is AUTHENTIC."""
+    cam = request.camera_id
+    if v is None:
+        return Check(
+            Outcome.OPERATOR, (f"gop {gop} verdict never arrived ({cam}): treated as PENDING",)
+        )
+    if v.camera_id != cam:
+        return Check(Outcome.DENY, (f"gop {gop} verdict is for camera {v.camera_id}, not {cam}",))
+    if v.verdict is Verdict.AUTHENTIC:
+        return None
+    said = "; ".join(v.reasons)
+    if v.verdict is Verdict.UNSIGNED and request.signing_required:
+        why = f"{_OPERATOR_VERDICTS[Verdict.UNSIGNED]} and the camera requires signing"
+        return Check(Outcome.DENY, (f"gop {gop} of {cam} is UNSIGNED: {why} [ingest: {said}]",))
+    if v.verdict in _OPERATOR_VERDICTS:
+        why = _OPERATOR_VERDICTS[v.verdict]
+        return Check(
+            Outcome.OPERATOR, (f"gop {gop} of {cam} is {v.verdict.value}: {why} [ingest: {said}]",)
+        )
+    # Every other verdict, including one added to the enum later, refuses the action.
+    why = _DENY_VERDICTS.get(v.verdict, "not a verdict the gate trusts")
+    return Check(
+        Outcome.DENY, (f"gop {gop} of {cam} is {v.verdict.value}: {why} [ingest: {said}]",)
+    )
+
+
+@dataclass(frozen=True)
+class AllGopsAuthentic:
+    """Every GOP of the request has a verdict, and every verdict is AUTHENTIC.
+
+    NOT_AUTHENTIC, REPLAYED, DOWNGRADE, KEY_CHANGED and REVOKED deny; UNSIGNED, MISSING, STALE,
+    PROFILE_CHANGED and PENDING need an operator, except UNSIGNED on a camera with
+    ``signing_required``, which denies. A GOP with no verdict counts as PENDING (the gate never
+    asks before the verdicts are in, except at :meth:`~kontur.gate.Gate.flush`). A request that
+    names no GOP at all needs an operator: nothing checked is not a pass.
+    """
+
+    def evaluate(self, request: ActionRequest) -> Check:
+        """Judge the verdicts of ``request.gops``."""
+        if not request.gops:
+            return Check(
+                Outcome.OPERATOR, (f"request on {request.camera_id} names no GOP to authenticate",)
+            )
+        checks = [
+            c
+            for g in request.gops
+            if (c := _judge_gop(request, g, request.verdicts.get(g))) is not None
+        ]
+        if not checks:
+            shown = ", ".join(str(g) for g in request.gops)
+            return Check(Outcome.ALLOW, (f"gops {shown} of {request.camera_id} AUTHENTIC",))
+        return Check(
+            most_restrictive(c.outcome for c in checks),
+            tuple(r for c in checks for r in c.reasons),
+        )
+
+
+# --- Verifier agreement -----------------------------------------------------------------------
+
+
+def _where(frames: list[int]) -> str:
+    first, last = min(frames), max(frames)
+    return f"frame {first}" if first == last else f"frames {first}-{last}"
+
+
+def _span(frames: list[int]) -> str:
+    return f"{_where(frames)}, {len(frames)} finding{'s' if len(frames) != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class VerifierAgrees:
+    """Every verifier finding of the window agreed on the request's track and on the scene.
+
+    A finding counts against the request when it gives reasons for the request's track (in
+    ``track_reasons``), or when it disagrees (``agree`` false) with scene reasons, or disagrees
+    naming no reason at all. A disagreement that only concerns *other* tracks does not count.
+    A frame of the window with no finding, or a window with no findings, needs an operator.
+    Identical reasons over many frames are reported once, with the frames they span.
+    """
+
+    def evaluate(self, request: ActionRequest) -> Check:
+        """Judge ``request.findings`` for ``request.track_id``."""
+        if not request.findings:
+            return Check(Outcome.OPERATOR, ("no verifier finding for the dwell window",))
+        against: dict[str, list[int]] = {}
+        track = request.track_id
+        for f in request.findings:
+            if f.camera_id != request.camera_id:
+                against.setdefault(f"finding is for camera {f.camera_id}", []).append(f.frame_index)
+                continue
+            for r in f.track_reasons.get(track, ()) if track is not None else ():
+                against.setdefault(f"on track {track}: {r}", []).append(f.frame_index)
+            if not f.agree:
+                scene = f.reasons or (() if f.track_reasons else ("disagreed without a reason",))
+                for r in scene:
+                    against.setdefault(f"on the scene: {r}", []).append(f.frame_index)
+        seen = {f.frame_index for f in request.findings}
+        unseen = [i for i in request.frames if i not in seen]
+        reasons = [f"verifier disagreed {what} ({_span(fr)})" for what, fr in against.items()]
+        if unseen:
+            reasons.append(f"no verifier finding for {_where(unseen)} ({len(unseen)} frames)")
+        if reasons:
+            return Check(Outcome.OPERATOR, tuple(reasons))
+        on = f"track {track} and the scene" if track is not None else "the scene"
+        return Check(Outcome.ALLOW, (f"verifier agreed on {on} in {len(seen)} frames",))
+
+
+# --- System state -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemNotDegraded:
+    """NORMAL allows; DEGRADED restricts; SAFE denies."""
+
+    def evaluate(self, request: ActionRequest) -> Check:
+        """Judge ``request.status``."""
+        st = request.status
+        if st.state is SystemState.NORMAL:
+            return Check(Outcome.ALLOW, ("system NORMAL",))
+        if st.state is SystemState.DEGRADED:
+            return Check(Outcome.RESTRICT, (f"system DEGRADED (trigger {st.trigger})",))
+        return Check(Outcome.DENY, (f"system {st.state.value} (trigger {st.trigger})",))
+
+
+@dataclass(frozen=True)
+class SystemNotSafe:
+    """The rule for non-critical actions: allowed unless the system is SAFE."""
+
+    def evaluate(self, request: ActionRequest) -> Check:
+        """Judge ``request.status``."""
+        st = request.status
+        if st.state is SystemState.SAFE:
+            return Check(Outcome.DENY, (f"system SAFE (trigger {st.trigger})",))
+        return Check(Outcome.ALLOW, (f"system {st.state.value}: non-critical action allowed",))
+
+
+# --- Combinators ------------------------------------------------------------------------------
+
+
+def _members(kind: str, reqs: tuple[Requirement, ...]) -> tuple[Requirement, ...]:
+    if not reqs:
+        raise EmptyPolicyError(
+            f"expected at least one requirement in {kind}(), got none: an empty policy never allows"
+        )
+    for r in reqs:
+        if not isinstance(r, Requirement):
+            raise TypeError(f"expected a Requirement in {kind}(), got {type(r).__name__}")
+    return reqs
+
+
+class AllOf:
+    """Every member must be satisfied: the most restrictive outcome wins, all reasons are kept."""
+
+    def __init__(self, *reqs: Requirement) -> None:
+        """Refuses an empty member list with :class:`EmptyPolicyError`."""
+        self.members: tuple[Requirement, ...] = _members("AllOf", reqs)
+
+    def evaluate(self, request: ActionRequest) -> Check:
+        """Evaluate every member (no short cut, so that every reason is recorded)."""
+        checks = [r.evaluate(request) for r in self.members]
+        return Check(
+            most_restrictive(c.outcome for c in checks),
+            tuple(r for c in checks for r in c.reasons),
+        )
+
+    def __repr__(self) -> str:
+        return f"AllOf({', '.join(map(repr, self.members))})"
+
+
+class AnyOf:
+    """One member suffices: the least restrictive outcome wins, all reasons are kept."""
+
+    def __init__(self, *reqs: Requirement) -> None:
+        """Refuses an empty member list with :class:`EmptyPolicyError`."""
+        self.members: tuple[Requirement, ...] = _members("AnyOf", reqs)
+
+    def evaluate(self, request: ActionRequest) -> Check:
+        """Evaluate every member; the reasons of all of them are recorded."""
+        checks = [r.evaluate(request) for r in self.members]
+        return Check(
+            least_restrictive(c.outcome for c in checks),
+            tuple(r for c in checks for r in c.reasons),
+        )
+
+    def __repr__(self) -> str:
+        return f"AnyOf({', '.join(map(repr, self.members))})"
+
+
+class UnsafeAllowAll:
+    """UNSAFE, for tests and development only: allows everything without any check.
+
+    Logs a warning when built. Never a default anywhere in kontur.
+    """
+
+    def __init__(self) -> None:
+        """Warns loudly: every request this requirement judges is allowed unchecked."""
+        _log.warning("UnsafeAllowAll in use: the gate ALLOWS requests WITHOUT CHECKING them")
+
+    def evaluate(self, request: ActionRequest) -> Check:
+        """ALLOW, always."""
+        return Check(Outcome.ALLOW, ("UNSAFE: UnsafeAllowAll allowed it without checks",))
+
+
+#: The requirement for critical actions.
+DEFAULT_CRITICAL: Final = AllOf(AllGopsAuthentic(), VerifierAgrees(), SystemNotDegraded())
+#: The requirement for non-critical actions.
+DEFAULT_NON_CRITICAL: Final = SystemNotSafe()

@@ -1,0 +1,75 @@
+"""The decision gate process: the only component that may trigger an action.
+
+Order of steps for each message: parse it (anything malformed is dropped and counted);
+feed it to the pure :class:`Gate` core; fire the sinks for every decision the core returns;
+send each decision to the supervisor for the archive. On stop, the core is flushed: held
+requests whose GOP verdicts never arrived are decided (never silently dropped).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from pathlib import Path
+from typing import Any
+
+from kontur.clock import SystemClock
+from kontur.config import Config
+from kontur.gate.core import Gate
+from kontur.gate.sinks import build_sinks
+from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
+from kontur.wire import Decision, Evidence, GopClosed, StateChanged
+from kontur.wire.channel import Inbox, Outbox
+
+__all__ = ["main"]
+
+
+class GateLoop:
+    """Feeds the gate core from its inboxes."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.config = Config.model_validate(spec["config"])
+        self.core = Gate(self.config, SystemClock())
+        for cam in spec["cameras"]:
+            self.core.set_frame_size(cam["camera_id"], cam["width"], cam["height"])
+        self.sinks = build_sinks(self.config.sinks, Path(spec["data_dir"]))
+        self.inboxes = []
+        for name, fd in spec["inbox_fds"].items():
+            os.set_blocking(fd, False)
+            self.inboxes.append(Inbox(fd, name))
+        self.to_supervisor = Outbox(spec["supervisor_fd"])
+
+    def _emit(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            for sink in self.sinks:
+                sink.emit(d)
+            self.to_supervisor.send(d)
+
+    def _drain(self, timeout: float) -> None:
+        ready, _, _ = select.select([i for i in self.inboxes if not i.eof], [], [], timeout)
+        for inbox in ready:
+            for msg in inbox.drain():
+                if isinstance(msg, GopClosed):
+                    self._emit(self.core.on_gop(msg))
+                elif isinstance(msg, Evidence):
+                    self._emit(self.core.on_evidence(msg))
+                elif isinstance(msg, StateChanged):
+                    self._emit(self.core.on_state(msg))
+
+    def run(self) -> None:
+        """Decide until asked to stop, then flush."""
+        while not stop_requested():
+            self._drain(0.2)
+        self._drain(0.0)
+        self._emit(self.core.flush())
+
+
+def main() -> int:
+    """Entry point: ``python -m kontur.gate.process SPEC.json``."""
+    install_stop_handler()
+    GateLoop(read_spec()).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

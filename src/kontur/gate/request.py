@@ -1,0 +1,113 @@
+"""What a requirement judges: one requested action, with the evidence the gate attached.
+
+A trigger rule (:mod:`kontur.gate.rules`) builds an :class:`ActionRequest` from the tracks
+alone: which rule fired, which action, for which track, on which frames and GOPs, with the
+verifier's findings for those frames. The :class:`~kontur.gate.Gate` then attaches what only
+it knows (the GOP verdicts, the system state, the camera's signing policy) with
+:meth:`ActionRequest.with_context` before any requirement sees it.
+
+The context fields default to what is *least* trusted: no verdicts, state SAFE, signing
+required. A request judged without a gate's context is therefore never allowed by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from types import MappingProxyType
+
+from kontur.ingest.verdict import GopVerdict
+from kontur.wire import Finding
+
+__all__ = ["UNKNOWN_STATUS", "ActionRequest", "SystemState", "SystemStatus"]
+
+
+class SystemState(StrEnum):
+    """The perimeter's operating state as the degradation machine reports it, least severe first.
+
+    The names match :class:`kontur.degrade.State`; the gate keeps its own copy so that it depends
+    only on the strings in :class:`~kontur.wire.StateChanged`.
+    """
+
+    NORMAL = "NORMAL"
+    DEGRADED = "DEGRADED"
+    SAFE = "SAFE"
+
+    @property
+    def level(self) -> int:
+        """0 for NORMAL, 1 for DEGRADED, 2 for SAFE."""
+        return _STATE_ORDER.index(self)
+
+
+_STATE_ORDER: tuple[SystemState, ...] = (SystemState.NORMAL, SystemState.DEGRADED, SystemState.SAFE)
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    """A system state and the trigger that put the perimeter there."""
+
+    state: SystemState
+    trigger: str
+
+    def worse(self, other: SystemStatus) -> SystemStatus:
+        """The more severe of ``self`` and ``other`` (``self`` on a tie)."""
+        return other if other.state.level > self.state.level else self
+
+
+#: The status a request carries before a gate attaches the real one: fail safe.
+UNKNOWN_STATUS = SystemStatus(SystemState.SAFE, "no system state attached to the request")
+
+
+def _frozen_map(verdicts: Mapping[int, GopVerdict]) -> Mapping[int, GopVerdict]:
+    return MappingProxyType(dict(verdicts))
+
+
+@dataclass(frozen=True, eq=False)
+class ActionRequest:
+    """One action a rule asks for, and everything a requirement needs to judge it.
+
+    ``frames`` and ``gops`` are the frame and GOP indices of the window that made the rule fire
+    (for a dwell: from entering the zone to reaching ``min_seconds``); ``findings`` are the
+    verifier's findings for those frames.
+    """
+
+    rule: str
+    action: str
+    camera_id: str
+    track_id: int | None
+    frame_index: int
+    frames: tuple[int, ...]
+    gops: tuple[int, ...]
+    findings: tuple[Finding, ...]
+    verdicts: Mapping[int, GopVerdict] = field(default_factory=lambda: _frozen_map({}))
+    """GOP index → verdict, for the GOPs in ``gops`` whose verdict has arrived."""
+    status: SystemStatus = UNKNOWN_STATUS
+    """The worst system state seen between the trigger and the decision."""
+    signing_required: bool = True
+    """The camera's ``signing_required`` (UNSIGNED → DENY when true)."""
+
+    @property
+    def unknown_gops(self) -> tuple[int, ...]:
+        """The GOPs of the window whose verdict has not arrived yet."""
+        return tuple(g for g in self.gops if g not in self.verdicts)
+
+    def with_context(
+        self,
+        *,
+        verdicts: Mapping[int, GopVerdict] | Iterable[GopVerdict],
+        status: SystemStatus,
+        signing_required: bool,
+    ) -> ActionRequest:
+        """A copy carrying the gate's context: verdicts (only those of ``gops`` are kept)."""
+        if isinstance(verdicts, Mapping):
+            found = dict(verdicts)
+        else:
+            found = {v.gop_index: v for v in verdicts}
+        kept = {g: found[g] for g in self.gops if g in found}
+        return replace(
+            self,
+            verdicts=_frozen_map(kept),
+            status=status,
+            signing_required=signing_required,
+        )

@@ -1,0 +1,242 @@
+"""Trigger rules: turn tracks into :class:`~kontur.gate.request.ActionRequest` values.
+
+The only trigger today is the dwell (config ``policies[].when.type: dwell``). A
+:class:`DwellRule` follows every (camera, track) pair and measures how long the track's foot
+point has been continuously inside the zone's polygon:
+
+1. The foot point is the bottom centre of the box, ``((x1 + x2) / 2, y2)``, divided by the
+   frame's width and height and clamped to ``[0, 1]`` (zones are normalised). TrackFrame carries
+   no frame size, so the caller passes it (the :class:`~kontur.gate.Gate` gets it from
+   ``set_frame_size`` or the camera's profile).
+2. Time is the stream's presentation time (``pts_s``), so a replayed clip gives the same
+   answer and the gate needs no clock for it.
+3. Inside the polygon and of one of the rule's classes: the dwell goes on. Seen outside it (or
+   with another class): the dwell resets. Not seen for more than ``max_gap_s`` of stream time:
+   it resets too (a brief tracker dropout does not).
+4. When a dwell first reaches ``min_seconds``, the rule fires exactly one request, carrying
+   the frames, GOPs and verifier findings of the window from entering to firing. It fires
+   again for that track only after a reset and a new full dwell.
+5. Time going backwards or a frame index that does not advance (a restarted or replayed
+   stream) resets every dwell on that camera.
+
+Memory is bounded: a window keeps frames and findings only until it fires, windows of tracks
+unseen for ``max_gap_s`` are dropped, and at most :data:`MAX_OPEN_WINDOWS` are kept per camera.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kontur.config import Config
+from kontur.gate.request import ActionRequest
+from kontur.wire import Evidence, Finding, TrackedObject
+
+__all__ = ["MAX_OPEN_WINDOWS", "DwellRule", "foot_point", "point_in_polygon", "rules_from_config"]
+
+#: Per rule and camera; beyond it the windows seen least recently are dropped.
+MAX_OPEN_WINDOWS = 4096
+
+_EPS = 1e-9
+#: Stream times are floats (frame / fps): 4.6 - 2.6 < 2.0 in binary, so compare with slack.
+_TIME_SLACK_S = 1e-6
+
+
+def _on_segment(x: float, y: float, a: tuple[float, float], b: tuple[float, float]) -> bool:
+    (ax, ay), (bx, by) = a, b
+    cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
+    if abs(cross) > _EPS:
+        return False
+    return (
+        min(ax, bx) - _EPS <= x <= max(ax, bx) + _EPS
+        and min(ay, by) - _EPS <= y <= max(ay, by) + _EPS
+    )
+
+
+def point_in_polygon(x: float, y: float, polygon: Sequence[tuple[float, float]]) -> bool:
+    """True when ``(x, y)`` is inside ``polygon`` or on its boundary (any simple polygon).
+
+    Even-odd ray casting (works for non-convex polygons), with points on an edge counted as
+    inside so that a full-frame zone contains the frame's border.
+    """
+    n = len(polygon)
+    if n < 3:
+        raise ValueError(f"expected a polygon of at least 3 points, got {n}")
+    inside = False
+    for i in range(n):
+        a, b = polygon[i], polygon[(i + 1) % n]
+        if _on_segment(x, y, a, b):
+            return True
+        (ax, ay), (bx, by) = a, b
+        if (ay > y) != (by > y) and x < ax + (y - ay) * (bx - ax) / (by - ay):
+            inside = not inside
+    return inside
+
+
+def foot_point(
+    xyxy: tuple[float, float, float, float], width: int, height: int
+) -> tuple[float, float]:
+    """The bottom centre of box ``xyxy`` (pixels), normalised by the frame size, in [0, 1]."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"expected a positive frame size, got {width}x{height}")
+    x1, _, x2, y2 = xyxy
+    fx = min(max((x1 + x2) / 2.0 / width, 0.0), 1.0)
+    fy = min(max(y2 / height, 0.0), 1.0)
+    return fx, fy
+
+
+@dataclass
+class _Window:
+    """One track's dwell in the zone."""
+
+    entered_pts: float
+    last_pts: float
+    fired: bool = False
+    frames: list[int] = field(default_factory=list)
+    gops: dict[int, None] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class _Camera:
+    last_pts: float
+    last_frame: int
+    windows: dict[int, _Window] = field(default_factory=dict)
+
+
+class DwellRule:
+    """Fires one request when a track of ``classes`` has dwelt ``min_seconds`` in ``polygon``.
+
+    ``camera`` is the zone's camera (``"*"`` for every camera). See the module docstring for
+    the exact semantics.
+    """
+
+    def __init__(
+        self,
+        rule: str,
+        polygon: Sequence[tuple[float, float]],
+        classes: Sequence[str],
+        min_seconds: float,
+        action: str,
+        *,
+        camera: str = "*",
+        max_gap_s: float = 1.0,
+    ) -> None:
+        """Refuses a polygon under 3 points, no classes, or a non-positive duration."""
+        if len(polygon) < 3:
+            raise ValueError(
+                f"rule {rule!r}: expected a polygon of at least 3 points, got {len(polygon)}"
+            )
+        if not classes:
+            raise ValueError(f"rule {rule!r}: expected at least one class, got none")
+        if min_seconds <= 0 or max_gap_s <= 0:
+            raise ValueError(
+                f"rule {rule!r}: expected positive min_seconds and max_gap_s, "
+                f"got {min_seconds} and {max_gap_s}"
+            )
+        self.rule = rule
+        self.polygon: tuple[tuple[float, float], ...] = tuple(
+            (float(x), float(y)) for x, y in polygon
+        )
+        self.classes = frozenset(classes)
+        self.min_seconds = float(min_seconds)
+        self.action = action
+        self.camera = camera
+        self.max_gap_s = float(max_gap_s)
+        self._cams: dict[str, _Camera] = {}
+
+    def applies_to(self, camera_id: str) -> bool:
+        """True when this rule watches ``camera_id``."""
+        return self.camera in ("*", camera_id)
+
+    @property
+    def open_windows(self) -> int:
+        """How many dwell windows the rule holds, over all cameras."""
+        return sum(len(c.windows) for c in self._cams.values())
+
+    def forget(self, camera_id: str) -> None:
+        """Drop every dwell on ``camera_id`` (its source ended)."""
+        self._cams.pop(camera_id, None)
+
+    def _inside(self, obj: TrackedObject, size: tuple[int, int]) -> bool:
+        if obj.class_name not in self.classes:
+            return False
+        return point_in_polygon(*foot_point(obj.xyxy, *size), self.polygon)
+
+    def _camera(self, ev: Evidence) -> _Camera:
+        t = ev.tracks
+        cam = self._cams.get(t.camera_id)
+        if cam is None or t.pts_s < cam.last_pts or t.frame_index <= cam.last_frame:
+            cam = _Camera(last_pts=t.pts_s, last_frame=t.frame_index)
+            self._cams[t.camera_id] = cam
+        return cam
+
+    def observe(self, evidence: Evidence, frame_size: tuple[int, int]) -> list[ActionRequest]:
+        """Feed one frame's evidence (frame size ``(width, height)``); the requests it fires."""
+        t = evidence.tracks
+        if not self.applies_to(t.camera_id):
+            return []
+        cam = self._camera(evidence)
+        fired: list[ActionRequest] = []
+        for obj in t.objects:
+            if not self._inside(obj, frame_size):
+                cam.windows.pop(obj.track_id, None)
+                continue
+            w = cam.windows.get(obj.track_id)
+            if w is None or t.pts_s - w.last_pts > self.max_gap_s + _TIME_SLACK_S:
+                w = _Window(entered_pts=t.pts_s, last_pts=t.pts_s)
+                cam.windows[obj.track_id] = w
+            w.last_pts = t.pts_s
+            if w.fired:
+                continue
+            w.frames.append(t.frame_index)
+            w.gops[t.gop_index] = None
+            w.findings.append(evidence.finding)
+            if t.pts_s - w.entered_pts >= self.min_seconds - _TIME_SLACK_S:
+                fired.append(self._fire(evidence, obj.track_id, w))
+        self._prune(cam, t.pts_s)
+        cam.last_pts, cam.last_frame = t.pts_s, t.frame_index
+        return fired
+
+    def _fire(self, ev: Evidence, track_id: int, w: _Window) -> ActionRequest:
+        req = ActionRequest(
+            rule=self.rule,
+            action=self.action,
+            camera_id=ev.tracks.camera_id,
+            track_id=track_id,
+            frame_index=ev.tracks.frame_index,
+            frames=tuple(w.frames),
+            gops=tuple(sorted(w.gops)),
+            findings=tuple(w.findings),
+        )
+        w.fired = True
+        w.frames, w.gops, w.findings = [], {}, []
+        return req
+
+    def _prune(self, cam: _Camera, pts: float) -> None:
+        gap = self.max_gap_s + _TIME_SLACK_S
+        stale = [tid for tid, w in cam.windows.items() if pts - w.last_pts > gap]
+        for tid in stale:
+            del cam.windows[tid]
+        if len(cam.windows) > MAX_OPEN_WINDOWS:
+            keep = sorted(cam.windows.items(), key=lambda kv: kv[1].last_pts)[-MAX_OPEN_WINDOWS:]
+            cam.windows = dict(keep)
+
+
+def rules_from_config(config: Config) -> tuple[DwellRule, ...]:
+    """One :class:`DwellRule` per configured policy, on its zone's polygon and camera."""
+    zones = {z.id: z for z in config.zones}
+    rules = []
+    for p in config.policies:
+        zone = zones[p.when.zone]  # Config already refused a policy naming an unknown zone.
+        rules.append(
+            DwellRule(
+                p.rule,
+                zone.polygon,
+                p.when.classes,
+                p.when.min_seconds,
+                p.action,
+                camera=zone.camera,
+            )
+        )
+    return tuple(rules)

@@ -1,0 +1,54 @@
+"""Errors of the trusted ingest.
+
+::
+
+    IngestError (KonturError)
+    └── SourceError                a source that cannot be used
+        ├── SourceNotFound         nothing at that path
+        ├── SourceCorrupt          data that does not demux or decode
+        ├── SourceTruncated        fewer frames than the container header promises
+        ├── NoVideoStream          a container without a video stream
+        └── UnsupportedCodec       a codec outside SUPPORTED_CODECS
+"""
+
+from __future__ import annotations
+
+from kontur.errors import KonturError
+
+__all__ = [
+    "IngestError",
+    "NoVideoStream",
+    "SourceCorrupt",
+    "SourceError",
+    "SourceNotFound",
+    "SourceTruncated",
+    "UnsupportedCodec",
+]
+
+
+class IngestError(KonturError):
+    """Root of ingest errors."""
+
+
+class SourceError(IngestError):
+    """A source that cannot be used."""
+
+
+class SourceNotFound(SourceError):
+    """Nothing at the given path."""
+
+
+class SourceCorrupt(SourceError):
+    """Data that does not demux or decode as video."""
+
+
+class SourceTruncated(SourceError):
+    """The source ended before the container header said it would."""
+
+
+class NoVideoStream(SourceError):
+    """A container without a video stream."""
+
+
+class UnsupportedCodec(SourceError):
+    """A codec kontur does not ingest."""

@@ -1,0 +1,382 @@
+"""One run of the whole perimeter on this machine (``kontur demo``).
+
+Order of steps: open the archive and record the configuration; probe every source and
+enrol its profile; load and record the model; bench the available platforms and place the
+analytics task (dispatcher); start the process tree; supervise it (archive every message,
+watch health, drive the degradation machine, restart a crashed worker on the CPU) until the
+sources end or time runs out; stop the blocks in reverse order; summarise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kontur.archive import Archive
+from kontur.clock import Clock, OffsetClock, SystemClock
+from kontur.config import Config
+from kontur.degrade import ClockJumpMonitor, DegradationMachine, ModelIntegrityMonitor, State, Watchdog, step
+from kontur.degrade.machine import Transition
+from kontur.errors import KonturError
+from kontur.ingest.source import default_source, probe
+from kontur.placement import choose, load_catalogue
+from kontur.placement.available import available_platforms
+from kontur.placement.measure import MeasurementCache
+from kontur.placement.risk import Placement
+from kontur.runtime.bench_setup import bench_frames, cache_path, measure_platforms
+from kontur.runtime.supervisor import Supervisor
+from kontur.runtime.wiring import WORKER_READER, CameraPlan, Wiring, build_wiring
+from kontur.wire import (
+    ControlMessage, Decision, DetectionBatch, Finding, GopClosed, Message, SourceEnded, WorkerReady,
+)
+from kontur.wire.channel import wait_readable
+from kontur.worker.errors import ModelUnreadable
+
+__all__ = ["FAULTS", "Perimeter", "RunOptions"]
+
+FAULTS = ("model-tamper", "clock-jump", "worker-crash")
+#: Seconds after the worker is first ready at which an injected fault fires.
+FAULT_DELAY_S = 1.5
+
+
+@dataclass
+class RunOptions:
+    """What ``kontur demo`` was asked to do."""
+
+    config: Config
+    data_dir: Path
+    source: str | None = None
+    model: Path | None = None
+    seconds: float | None = None
+    inject_fault: str | None = None
+    realtime: bool = False
+    progress: Callable[[dict[str, Any]], None] | None = None
+
+
+@dataclass
+class _CamStats:
+    source: str
+    frames: int = 0
+    gops: Counter[str] = field(default_factory=Counter)
+    detections: int = 0
+    tracks: set[int] = field(default_factory=set)
+    agree: int = 0
+    disagree: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    ended: bool = False
+    error: str | None = None
+
+
+def _load_model(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelUnreadable(f"model {path}: expected a readable ONNX file, found nothing") from None
+    except OSError as exc:
+        raise ModelUnreadable(f"model {path}: expected a readable ONNX file, got {exc.strerror}") from None
+    if not data:
+        raise ModelUnreadable(f"model {path}: expected a readable ONNX file, got 0 bytes")
+    return data
+
+
+class Perimeter:
+    """Runs the perimeter once and returns the summary (README: "JSON summary")."""
+
+    def __init__(self, opts: RunOptions, clock: Clock | None = None) -> None:
+        self.opts = opts
+        self.config = opts.config
+        self.clock = OffsetClock(clock or SystemClock())
+        self.data_dir = opts.data_dir
+        self.stats: dict[str, _CamStats] = {}
+        self.placements: list[Placement] = []
+        self.faults_fired: list[str] = []
+        self.notes: list[str] = []
+        self.rejected_messages = 0
+
+    # ---- preparation -------------------------------------------------------------------
+    def _plan_cameras(self) -> list[CameraPlan]:
+        cams = list(self.config.cameras)
+        if self.opts.source is not None:
+            cams = [cams[0].model_copy(update={"source": self.opts.source})]
+        plans = []
+        for cam in cams:
+            source = cam.source or default_source()
+            pr = probe(source)
+            profile = cam.profile or pr.profile()
+            if cam.profile is None:
+                self.archive.append("event", {"event": "profile_enrolled", "camera_id": cam.id,
+                                              "profile": profile.model_dump(),
+                                              "basis": "stream header (trust on first use)"})
+            plans.append(CameraPlan(config=cam, source=source, profile=profile))
+            self.stats[cam.id] = _CamStats(source=source)
+        return plans
+
+    def _prepare_model(self) -> tuple[dict[str, Any], bytes | None]:
+        if self.opts.model is None:
+            self.detector_name = "hog-fallback"
+            self.model_id = "builtin:opencv-hog"
+            self.installed_model: Path | None = None
+            self.archive.append("model", {"detector": "hog-fallback", "model_id": self.model_id,
+                                          "note": "built-in fallback: no model given"})
+            return {"detector": "hog", "model_sha256": None}, None
+        data = _load_model(self.opts.model)
+        sha = hashlib.sha256(data).hexdigest()
+        from kontur.worker.detectors import YoloxOnnxDetector
+
+        self._cpu_detector = YoloxOnnxDetector(data, intra_op_threads=self.config.worker.intra_op_threads,
+                                               score_threshold=self.config.worker.score_threshold)
+        installed = self.data_dir / "models" / f"{sha}.onnx"
+        installed.parent.mkdir(parents=True, exist_ok=True)
+        if not installed.exists():
+            shutil.copyfile(self.opts.model, installed)
+            installed.chmod(0o444)
+        self.installed_model, self.detector_name, self.model_id = installed, "yolox-onnx", "sha256:" + sha
+        self.archive.append("model", {"detector": "yolox-onnx", "model_id": self.model_id,
+                                      "source_path": str(self.opts.model), "installed": str(installed)})
+        return {"detector": "yolox", "model_sha256": sha}, data
+
+    def _make_infer(self, model_bytes: bytes | None) -> Callable[[str], Callable[[np.ndarray], Any]]:
+        from kontur.worker.detectors import HogPersonDetector, YoloxOnnxDetector
+        from kontur.worker.process import PROVIDERS
+
+        def make(platform: str) -> Callable[[np.ndarray], Any]:
+            if model_bytes is None:
+                return HogPersonDetector(score_threshold=self.config.worker.score_threshold).infer
+            if platform == "cpu":
+                return self._cpu_detector.infer
+            return YoloxOnnxDetector(model_bytes, providers=PROVIDERS[platform]).infer
+
+        return make
+
+    def _place(self, plans: list[CameraPlan], model_bytes: bytes | None) -> str:
+        pc = self.config.placement
+        frames = bench_frames(plans[0].source, pc.bench_frames)
+        key = "sha256:" + hashlib.sha256(model_bytes).hexdigest() if model_bytes else self.model_id
+        measured = measure_platforms(available_platforms(), self._make_infer(model_bytes), frames,
+                                     key, MeasurementCache(cache_path()))
+        catalogue = load_catalogue(Path(pc.catalogue) if pc.catalogue else None)
+        for plan in plans:
+            pl = choose(f"detect-track:{plan.config.id}", "detect-track", measured, catalogue,
+                        pc.sla, pc.tie_margin)
+            self.placements.append(pl)
+            self.archive.append("placement", pl.to_summary())
+        return self.placements[0].platform
+
+    # ---- supervision -------------------------------------------------------------------
+    def _progress(self, **kw: Any) -> None:
+        if self.opts.progress is not None:
+            self.opts.progress(kw)
+
+    def _on_message(self, msg: Message) -> None:
+        if isinstance(msg, GopClosed):
+            st = self.stats[msg.verdict.camera_id]
+            st.gops[msg.verdict.verdict.value] += 1
+            self.archive.append("segment", {"sha256": msg.segment_sha256, "size": msg.segment_size,
+                                            **msg.model_dump(mode="json", exclude={"segment_sha256", "segment_size"})})
+        elif isinstance(msg, SourceEnded):
+            st = self.stats[msg.camera_id]
+            st.ended, st.frames, st.error = True, msg.frames, msg.error
+            self.archive.append("event", {"event": "source_ended", **msg.model_dump(mode="json")})
+        elif isinstance(msg, DetectionBatch):
+            st = self.stats[msg.camera_id]
+            st.detections += msg.detections
+            st.tracks.update(msg.track_ids)
+            self.archive.append("detections", msg.model_dump(mode="json"))
+        elif isinstance(msg, Finding):
+            st = self.stats[msg.camera_id]
+            if msg.agree:
+                st.agree += 1
+            else:
+                st.disagree += 1
+                self.archive.append("event", {"event": "verifier_disagree", **msg.model_dump(mode="json")})
+        elif isinstance(msg, Decision):
+            self.stats[msg.camera_id].decisions[msg.outcome.value] += 1
+            self.archive.append("decision", msg.model_dump(mode="json"))
+        elif isinstance(msg, WorkerReady):
+            self.worker_ready_at = self.worker_ready_at or time.monotonic()
+            self.archive.append("event", {"event": "worker_ready", **msg.model_dump(mode="json")})
+
+    def _drain(self, wiring: Wiring, timeout: float) -> int:
+        n = 0
+        for inbox in wait_readable(list(wiring.inboxes.values()), timeout):
+            for msg in inbox.drain():
+                self._on_message(msg)
+                n += 1
+        return n
+
+    def _apply(self, transitions: list[Transition], wiring: Wiring) -> None:
+        for t in transitions:
+            self.archive.append("state", {"at": t.at, "from": t.from_state.value, "to": t.to_state.value,
+                                          "trigger": t.trigger, "detail": t.detail})
+            wiring.to_gate.send(t.to_message())
+            self._progress(state=t.to_state.value, trigger=t.trigger)
+        if transitions:
+            stride = self.machine.actions().analysis_stride_non_priority
+            for plan in self.plans:
+                if not plan.config.priority:
+                    wiring.to_ingest[plan.config.id].send(
+                        ControlMessage(command="analysis_stride", camera_id=plan.config.id, value=stride))
+
+    def _inject(self) -> None:
+        fault = self.opts.inject_fault
+        self.faults_fired.append(fault or "")
+        if fault == "model-tamper":
+            if self.installed_model is None:
+                self.notes.append("model-tamper: no model file (HOG fallback); nothing to tamper")
+                return
+            self.installed_model.chmod(0o644)
+            with open(self.installed_model, "r+b") as f:
+                f.seek(os.path.getsize(self.installed_model) // 2)
+                b = f.read(1)
+                f.seek(-1, os.SEEK_CUR)
+                f.write(bytes([b[0] ^ 0xFF]))
+        elif fault == "clock-jump":
+            self.clock.jump_wall(3600.0)
+        elif fault == "worker-crash":
+            os.kill(self.supervisor.running["worker"].proc.pid, 9)
+
+    def _health(self, wiring: Wiring) -> None:
+        for name, rc in self.supervisor.exited():
+            if name == "worker":
+                trig, detail = self.watchdog.report_exit("worker", rc)
+                self._apply(self.machine.raise_trigger(trig, detail), wiring)
+                self.archive.append("event", {"event": "worker_restarted", "exit": rc, "platform": "cpu"})
+                self.supervisor.restart("worker", platform="cpu")
+                self.watchdog.beat("worker")
+            elif name == "verifier":
+                self.archive.append("event", {"event": "verifier_restarted", "exit": rc})
+                self.supervisor.restart("verifier")
+        for ring in wiring.rings.values():
+            hb = ring.reader_heartbeat(WORKER_READER)
+            if hb != self._last_hb.get(ring.name):
+                self._last_hb[ring.name] = hb
+                self.watchdog.beat("worker")
+        for trig, detail in self.watchdog.poll():
+            if trig == "worker_hang":
+                self._apply(self.machine.raise_trigger(trig, detail), wiring)
+                self.supervisor.restart("worker", platform="cpu")
+                self.watchdog.beat("worker")
+        self._apply(step(self.machine, self.monitors), wiring)
+
+    def _supervise(self, wiring: Wiring) -> None:
+        deadline = time.monotonic() + self.opts.seconds if self.opts.seconds else None
+        self.worker_ready_at: float | None = None
+        last_progress = 0.0
+        while not all(s.ended for s in self.stats.values()):
+            self._drain(wiring, 0.05)
+            self._health(wiring)
+            now = time.monotonic()
+            if (self.opts.inject_fault and not self.faults_fired and self.worker_ready_at
+                    and now - self.worker_ready_at >= FAULT_DELAY_S):
+                self._inject()
+            if deadline is not None and now >= deadline:
+                for name in self.supervisor.order:
+                    if name.startswith("ingest:"):
+                        self.supervisor.signal_stop(name)
+                deadline = None
+            if now - last_progress > 0.2:
+                last_progress = now
+                self._progress(frames=sum(r.seq + 1 for r in wiring.rings.values()),
+                               state=self.machine.state.value)
+
+    def _wait_drained(self, wiring: Wiring, timeout: float) -> None:
+        """Let the worker and verifier finish the frames already published."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            lag = [r.seq - r.reader_consumed(WORKER_READER) for r in wiring.rings.values()]
+            self._drain(wiring, 0.05)
+            self._health(wiring)
+            if all(x <= 0 for x in lag) or self.supervisor.running["worker"].proc.poll() is not None:
+                break
+
+    def _shutdown(self, wiring: Wiring) -> None:
+        self._wait_drained(wiring, 60.0)
+        self.watchdog.forget("worker")
+        for name in reversed(self.supervisor.order):
+            self.supervisor.stop(name, grace_s=10.0)
+            # what a block sent before it stopped is archived before the next one stops
+            while self._drain(wiring, 0.1):
+                pass
+        self._drain(wiring, 0.1)
+
+    # ---- the run -----------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run the perimeter; returns the summary. Raises KonturError on bad input."""
+        self.archive = Archive.open(self.data_dir, self.clock)
+        try:
+            return self._run()
+        finally:
+            self.archive.close()
+
+    def _run(self) -> dict[str, Any]:
+        cfg_json = self.config.model_dump(mode="json")
+        self.archive.append("config", {"sha256": hashlib.sha256(repr(cfg_json).encode()).hexdigest(),
+                                       "config": cfg_json})
+        self.plans = self._plan_cameras()
+        worker, model_bytes = self._prepare_model()
+        platform = self._place(self.plans, model_bytes)
+        worker.update(platform=platform,
+                      config_id="sha256:" + hashlib.sha256(repr(cfg_json).encode()).hexdigest()[:16])
+        dc = self.config.degradation
+        self.machine = DegradationMachine(dc, self.clock)
+        self.watchdog = Watchdog(self.clock, dc.watchdog_timeout_s)
+        self.monitors: list[Any] = [ClockJumpMonitor(self.clock, dc.clock_jump_threshold_s), self.watchdog]
+        if self.installed_model is not None:
+            sha = worker["model_sha256"]
+            self.monitors.append(ModelIntegrityMonitor(self.installed_model, sha, self.clock,
+                                                       dc.model_check_interval_s))
+        self._last_hb: dict[str, int] = {}
+        wiring = build_wiring(self.plans, self.config, self.data_dir, worker, model_bytes,
+                              self.opts.realtime)
+        self.supervisor = Supervisor(self.data_dir / "run")
+        started = time.monotonic()
+        try:
+            self.supervisor.start(wiring.blocks)
+            self.watchdog.expect("worker")
+            self._supervise(wiring)
+            self._shutdown(wiring)
+        finally:
+            self.supervisor.stop_all(grace_s=2.0)
+            wiring.close()
+        self.elapsed = time.monotonic() - started
+        self.archive.flush()
+        return self._summary()
+
+    def _summary(self) -> dict[str, Any]:
+        cams = []
+        for cam_id, st in self.stats.items():
+            cams.append({
+                "id": cam_id, "source": st.source, "frames": st.frames, "gops": dict(st.gops),
+                "detections": st.detections, "tracks": len(st.tracks),
+                "verifier": {"agree": st.agree, "disagree": st.disagree},
+                "decisions": {k: st.decisions.get(k, 0) for k in ("ALLOW", "RESTRICT", "OPERATOR", "DENY")},
+                "error": st.error,
+            })
+        frames = sum(c["frames"] for c in cams)
+        return {
+            "cameras": cams,
+            "placement": [p.to_summary() for p in self.placements],
+            "degradation": {
+                "state": self.machine.state.value,
+                "transitions": [{"at": t.at, "from": t.from_state.value, "to": t.to_state.value,
+                                 "trigger": t.trigger, "detail": t.detail} for t in self.machine.transitions],
+            },
+            "archive": {"path": str(self.data_dir), "records": self.archive.records, "head": self.archive.head},
+            "processes": [{"name": "supervisor", "pid": os.getpid(), "pids": [os.getpid()],
+                           "platform": "cpu", "restarts": 0}, *self.supervisor.table()],
+            "detector": {"name": self.detector_name, "model_id": self.model_id,
+                         "fallback": self.detector_name == "hog-fallback"},
+            "fault": self.opts.inject_fault,
+            "elapsed_s": round(self.elapsed, 3),
+            "fps": round(frames / self.elapsed, 2) if self.elapsed > 0 else 0.0,
+            "notes": self.notes,
+        }

@@ -1,0 +1,151 @@
+"""Starts kontur's process tree from a declarative table and stops it in reverse order.
+
+Every block runs as ``python -m kontur.<block>.process SPEC.json`` in a fresh interpreter
+(not a fork of the supervisor), so a block imports only what its own module imports: the
+verifier and the gate never map an inference runtime (``/proc/<pid>/maps`` shows it).
+A child's stderr goes to ``<run_dir>/logs/<name>.log``, never to the operator's console.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Block", "Running", "Supervisor"]
+
+
+@dataclass
+class Block:
+    """One row of the process table."""
+
+    name: str
+    module: str
+    spec: dict[str, Any]
+    pass_fds: tuple[int, ...]
+    platform: str = "cpu"
+    stdin_data: bytes | None = None
+    restartable: bool = False
+
+
+@dataclass
+class Running:
+    """A started block."""
+
+    block: Block
+    proc: subprocess.Popen[bytes]
+    started_at: float
+    restarts: int = 0
+    pids: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    """Owns the child processes of one run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (run_dir / "specs").mkdir(parents=True, exist_ok=True)
+        self.running: dict[str, Running] = {}
+        self.order: list[str] = []
+
+    def _spawn(self, block: Block) -> subprocess.Popen[bytes]:
+        spec_path = self.run_dir / "specs" / f"{block.name.replace(':', '_')}.json"
+        fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(block.spec, f)
+        log = open(self.run_dir / "logs" / f"{block.name.replace(':', '_')}.log", "ab")  # noqa: SIM115
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", block.module, str(spec_path)],
+            stdin=subprocess.PIPE if block.stdin_data is not None else subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            pass_fds=block.pass_fds,
+            env=env,
+            start_new_session=True,
+        )
+        log.close()
+        if block.stdin_data is not None:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(len(block.stdin_data).to_bytes(8, "big") + block.stdin_data)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        return proc
+
+    def start(self, blocks: list[Block]) -> None:
+        """Start the blocks in table order."""
+        for b in blocks:
+            proc = self._spawn(b)
+            self.running[b.name] = Running(b, proc, time.monotonic(), pids=[proc.pid])
+            self.order.append(b.name)
+
+    def restart(self, name: str, **spec_updates: Any) -> Running:
+        """Start a block again (after a crash or hang), optionally with a changed spec."""
+        r = self.running[name]
+        self._terminate(r.proc, grace_s=0.5)
+        r.block.spec.update(spec_updates)
+        if "platform" in spec_updates:
+            r.block.platform = spec_updates["platform"]
+        r.proc = self._spawn(r.block)
+        r.started_at = time.monotonic()
+        r.restarts += 1
+        r.pids.append(r.proc.pid)
+        return r
+
+    def exited(self) -> list[tuple[str, int]]:
+        """Blocks whose process has exited since start, with their exit codes."""
+        return [
+            (name, rc)
+            for name, r in self.running.items()
+            if (rc := r.proc.poll()) is not None
+        ]
+
+    @staticmethod
+    def _terminate(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+        if proc.poll() is not None:
+            return
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+    def signal_stop(self, name: str) -> None:
+        """Ask one block to stop (SIGTERM) without waiting for it."""
+        proc = self.running[name].proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+    def stop(self, name: str, grace_s: float = 5.0) -> None:
+        """Stop one block (SIGTERM, then SIGKILL after ``grace_s``)."""
+        self._terminate(self.running[name].proc, grace_s)
+
+    def stop_all(self, grace_s: float = 5.0) -> None:
+        """Stop every block, in the reverse of the start order."""
+        for name in reversed(self.order):
+            self.stop(name, grace_s)
+
+    def table(self) -> list[dict[str, Any]]:
+        """``processes`` for the summary: name, pid (the first), platform."""
+        return [
+            {
+                "name": n,
+                "pid": self.running[n].pids[0],
+                "pids": list(self.running[n].pids),
+                "platform": self.running[n].block.platform,
+                "restarts": self.running[n].restarts,
+            }
+            for n in self.order
+        ]

@@ -1,0 +1,153 @@
+"""The process table of one run: pipes, rings and specs for every block.
+
+Start order (consumers first): gate, verifier, worker, then one ingest per camera. The
+supervisor stops them in the reverse order. Who talks to whom (DESIGN.md §2)::
+
+    ingest:<cam> ─ring(shm)→ worker (reader 0), verifier (reader 1); wake pipes
+    ingest:<cam> → supervisor (GopClosed, SourceEnded), → gate (GopClosed)
+    worker → verifier (TrackFrame), → supervisor (DetectionBatch, WorkerReady)
+    verifier → gate (Evidence), → supervisor (Finding)
+    supervisor → gate (StateChanged), → ingest:<cam> (ControlMessage)
+    gate → supervisor (Decision)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kontur.config import CameraConfig, Config, Profile
+from kontur.runtime.supervisor import Block
+from kontur.wire.channel import Inbox, Outbox
+from kontur.wire.framering import FrameRing
+
+__all__ = ["CameraPlan", "Wiring", "build_wiring"]
+
+RING_SLOTS = 16
+WORKER_READER, VERIFIER_READER = 0, 1
+
+
+@dataclass
+class CameraPlan:
+    """One camera as it will run: its config, source and the profile it is held to."""
+
+    config: CameraConfig
+    source: str
+    profile: Profile
+
+
+@dataclass
+class Wiring:
+    """Everything the supervisor keeps for the run: its inboxes, outboxes, rings, table."""
+
+    blocks: list[Block]
+    inboxes: dict[str, Inbox]
+    to_gate: Outbox
+    to_ingest: dict[str, Outbox]
+    rings: dict[str, FrameRing]
+    fds: list[int] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Unlink the rings and close every descriptor the supervisor still holds."""
+        for ring in self.rings.values():
+            ring.close(unlink=True)
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class _Pipes:
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+
+    def pipe(self) -> tuple[int, int]:
+        r, w = os.pipe()
+        os.set_inheritable(r, True)
+        os.set_inheritable(w, True)
+        self.fds += [r, w]
+        return r, w
+
+
+def build_wiring(
+    cameras: list[CameraPlan],
+    config: Config,
+    data_dir: Path,
+    worker: dict[str, Any],
+    model_bytes: bytes | None,
+    realtime: bool,
+) -> Wiring:
+    """Create rings and pipes and the declarative process table."""
+    run_id = secrets.token_hex(4)
+    p = _Pipes()
+    rings = {
+        c.config.id: FrameRing(
+            f"kontur-{run_id}-{c.config.id}", RING_SLOTS, c.profile.height, c.profile.width, 2
+        )
+        for c in cameras
+    }
+    ring_specs = [
+        {"camera_id": c.config.id, "ring": rings[c.config.id].name, "fps": c.profile.fps,
+         "width": c.profile.width, "height": c.profile.height}
+        for c in cameras
+    ]
+    inboxes: dict[str, Inbox] = {}
+    worker_wake_r, worker_wake_w = p.pipe()
+    verifier_wake_r, verifier_wake_w = p.pipe()
+    w2v_r, w2v_w = p.pipe()
+    w2s_r, w2s_w = p.pipe()
+    v2g_r, v2g_w = p.pipe()
+    v2s_r, v2s_w = p.pipe()
+    s2g_r, s2g_w = p.pipe()
+    g2s_r, g2s_w = p.pipe()
+    inboxes["worker"] = Inbox(w2s_r, "worker")
+    inboxes["verifier"] = Inbox(v2s_r, "verifier")
+    inboxes["gate"] = Inbox(g2s_r, "gate")
+    gate_inputs: dict[str, int] = {"verifier": v2g_r, "supervisor": s2g_r}
+    ingest_blocks: list[Block] = []
+    to_ingest: dict[str, Outbox] = {}
+    for c in cameras:
+        i2s_r, i2s_w = p.pipe()
+        i2g_r, i2g_w = p.pipe()
+        ctl_r, ctl_w = p.pipe()
+        inboxes[f"ingest:{c.config.id}"] = Inbox(i2s_r, f"ingest:{c.config.id}")
+        gate_inputs[f"ingest:{c.config.id}"] = i2g_r
+        to_ingest[c.config.id] = Outbox(ctl_w)
+        spec = {
+            "camera_id": c.config.id, "source": c.source, "profile": c.profile.model_dump(),
+            "ring": rings[c.config.id].name, "slots": RING_SLOTS, "readers": 2,
+            "wake_fds": [worker_wake_w, verifier_wake_w], "supervisor_fd": i2s_w,
+            "gate_fd": i2g_w, "control_fd": ctl_r, "data_dir": str(data_dir),
+            "realtime": realtime,
+        }
+        fds = (worker_wake_w, verifier_wake_w, i2s_w, i2g_w, ctl_r)
+        ingest_blocks.append(Block(f"ingest:{c.config.id}", "kontur.ingest.process", spec, fds))
+    gate = Block(
+        "gate", "kontur.gate.process",
+        {"config": config.model_dump(mode="json"), "cameras": ring_specs, "data_dir": str(data_dir),
+         "inbox_fds": gate_inputs, "supervisor_fd": g2s_w},
+        (*gate_inputs.values(), g2s_w),
+    )
+    verifier = Block(
+        "verifier", "kontur.verifier.process",
+        {"verifier": config.verifier.model_dump(), "cameras": ring_specs,
+         "reader_index": VERIFIER_READER, "wake_fd": verifier_wake_r, "worker_fd": w2v_r,
+         "gate_fd": v2g_w, "supervisor_fd": v2s_w},
+        (verifier_wake_r, w2v_r, v2g_w, v2s_w), restartable=True,
+    )
+    worker_spec = dict(
+        worker, cameras=ring_specs, reader_index=WORKER_READER, wake_fd=worker_wake_r,
+        verifier_fd=w2v_w, supervisor_fd=w2s_w, worker=config.worker.model_dump(),
+    )
+    worker_block = Block(
+        "worker", "kontur.worker.process", worker_spec, (worker_wake_r, w2v_w, w2s_w),
+        platform=worker["platform"], stdin_data=model_bytes, restartable=True,
+    )
+    return Wiring(
+        blocks=[gate, verifier, worker_block, *ingest_blocks],
+        inboxes=inboxes, to_gate=Outbox(s2g_w), to_ingest=to_ingest, rings=rings, fds=p.fds,
+    )

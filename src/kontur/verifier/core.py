@@ -1,0 +1,260 @@
+"""The independent CPU verifier's pure core: a state machine fed frames and track results.
+
+DESIGN.md §1 block 4 and the paper ("CPU-верификатор ... работает отдельным процессом и не
+использует GPU/NPU-драйвер"): this core imports numpy, pydantic, the standard library and
+kontur's own wire/config types, nothing else. It never reads a clock, a queue or shared
+memory; its shell (``kontur.verifier.process``) does that and feeds it.
+
+Order of steps, per camera:
+
+1. ``observe_frame(camera_id, frame_index, pts_s, thumbnail)`` for every frame ingest
+   publishes (``FrameReady``, analysed or not), in strictly increasing ``frame_index``. It
+   runs :class:`~kontur.verifier.SceneLiveness` on the thumbnail and keeps the result, with
+   the pts ingest stamped, for the last :data:`FRAME_RECORDS` frames. ``thumbnail=None``
+   (the slot was overwritten before the shell could read it) carries the last picture's
+   verdict forward and disagrees once no picture was seen for ``frozen_seconds``.
+2. ``check(tracks)`` for every ``TrackFrame`` the worker sends, in strictly increasing
+   ``frame_index``, after step 1 for that frame. It runs the track checks on every tracked
+   object against that track's bounded history, appends the new boxes, forgets tracks unseen
+   for :data:`FORGET_AFTER_FRAMES` frames, and returns a :class:`~kontur.wire.Finding`.
+
+A frame index that does not increase, in either step, is a caller's bug: ``RuntimeError``.
+Input no check can use (a thumbnail that is not 2-D uint8, a NaN pts) is a
+:class:`~kontur.verifier.VerifierError`. Anything wrong with the *worker's* output, which is
+untrusted, is a disagreeing finding, never an exception: a worker must not be able to crash
+its own verifier. That includes tracks for a camera or a frame the verifier never observed:
+it vouches only for pictures it saw itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from kontur.config import VerifierConfig
+from kontur.verifier.checks import SceneLiveness, TrackCheck, WellFormedBox, default_track_checks
+from kontur.verifier.errors import FrameStampError
+from kontur.verifier.history import ObservedBox, TrackHistory
+from kontur.verifier.thumbnail import validate_thumbnail
+from kontur.wire.messages import Finding, TrackedObject, TrackFrame
+
+__all__ = ["FORGET_AFTER_FRAMES", "FRAME_RECORDS", "MAX_TRACKS", "Verifier", "VerifierStats"]
+
+#: A track not updated for this many frames is forgotten (its id may come back as new).
+FORGET_AFTER_FRAMES = 300
+#: Hard cap on tracks held per camera; the least recently seen go first beyond it.
+MAX_TRACKS = 4096
+#: Observed frames remembered per camera, so ``check`` can find the frame it is about.
+FRAME_RECORDS = 300
+#: Ingest's pts and the worker's stamp for the same frame may differ by no more than this.
+PTS_TOLERANCE_S = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierStats:
+    """How much state the verifier holds now; bounded whatever the worker sends."""
+
+    cameras: int
+    tracks: int
+    observations: int
+    frame_records: int
+    digests: int
+
+
+@dataclass(frozen=True, slots=True)
+class _FrameRecord:
+    pts_s: float
+    scene: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Camera:
+    liveness: SceneLiveness
+    first_pts: float
+    picture_pts: float | None = None
+    picture_scene: tuple[str, ...] = ()
+    last_observed: int | None = None
+    last_checked: int | None = None
+    records: dict[int, _FrameRecord] = field(default_factory=dict)
+    order: deque[int] = field(default_factory=deque)
+    tracks: OrderedDict[int, TrackHistory] = field(default_factory=OrderedDict)
+
+
+class Verifier:
+    """Checks the worker's tracks and the scene's liveness, camera by camera.
+
+    See the module docstring for the order in which the two steps must be fed.
+    """
+
+    def __init__(self, config: VerifierConfig) -> None:
+        self._config = config
+        self._box = WellFormedBox()
+        self._checks: tuple[TrackCheck, ...] = default_track_checks(config)
+        self._cameras: dict[str, _Camera] = {}
+
+    def stats(self) -> VerifierStats:
+        """The amount of state held, for health monitoring and memory-bound tests."""
+        cams = self._cameras.values()
+        return VerifierStats(
+            cameras=len(self._cameras),
+            tracks=sum(len(c.tracks) for c in cams),
+            observations=sum(len(h) for c in cams for h in c.tracks.values()),
+            frame_records=sum(len(c.records) for c in cams),
+            digests=sum(c.liveness.digests_held for c in cams),
+        )
+
+    def observe_frame(
+        self,
+        camera_id: str,
+        frame_index: int,
+        pts_s: float,
+        thumbnail: npt.NDArray[np.uint8] | None,
+    ) -> None:
+        """Step 1: look at frame ``frame_index``'s picture (a 2-D uint8 grey thumbnail)."""
+        if frame_index < 0 or not math.isfinite(pts_s):
+            raise FrameStampError(
+                f"expected a frame index >= 0 and a finite pts, got {frame_index} and {pts_s}"
+            )
+        thumb = None if thumbnail is None else validate_thumbnail(thumbnail)
+        cam = self._cameras.get(camera_id)
+        if cam is None:
+            liveness = SceneLiveness(self._config.frozen_seconds, self._config.frozen_mad_threshold)
+            cam = self._cameras[camera_id] = _Camera(liveness=liveness, first_pts=pts_s)
+        if cam.last_observed is not None and frame_index <= cam.last_observed:
+            raise RuntimeError(
+                f"camera {camera_id!r}: expected a frame after {cam.last_observed}, "
+                f"got frame {frame_index}"
+            )
+        cam.last_observed = frame_index
+        if thumb is not None:
+            reason = cam.liveness.observe(frame_index, pts_s, thumb)
+            cam.picture_pts, cam.picture_scene = pts_s, () if reason is None else (reason,)
+        self._record(cam, frame_index, _FrameRecord(pts_s, self._scene_now(cam, pts_s)))
+
+    def _scene_now(self, cam: _Camera, pts_s: float) -> tuple[str, ...]:
+        since = cam.first_pts if cam.picture_pts is None else cam.picture_pts
+        blind = pts_s - since
+        if blind <= self._config.frozen_seconds:
+            return cam.picture_scene
+        return (*cam.picture_scene, f"no picture seen for {blind:.1f} s; scene liveness unchecked")
+
+    @staticmethod
+    def _record(cam: _Camera, frame_index: int, record: _FrameRecord) -> None:
+        cam.records[frame_index] = record
+        cam.order.append(frame_index)
+        while len(cam.order) > FRAME_RECORDS:
+            del cam.records[cam.order.popleft()]
+
+    def check(self, tracks: TrackFrame) -> Finding:
+        """Step 2: the verifier's finding on the worker's tracks for one frame."""
+        cam = self._cameras.get(tracks.camera_id)
+        if cam is None:
+            return Finding(
+                camera_id=tracks.camera_id,
+                frame_index=tracks.frame_index,
+                agree=False,
+                reasons=(
+                    f"camera {tracks.camera_id!r}: expected an observed camera, found none; "
+                    "the verifier vouches only for pictures it saw",
+                ),
+            )
+        if cam.last_checked is not None and tracks.frame_index <= cam.last_checked:
+            raise RuntimeError(
+                f"camera {tracks.camera_id!r}: expected tracks for a frame after "
+                f"{cam.last_checked}, got frame {tracks.frame_index}"
+            )
+        cam.last_checked = tracks.frame_index
+        scene, pts_s = self._scene_for(cam, tracks)
+        per_track, names = self._check_tracks(cam, tracks.frame_index, pts_s, tracks.objects)
+        self._forget(cam, tracks.frame_index)
+        reasons = list(scene)
+        if per_track:
+            listed = "; ".join(f"track {tid} ({', '.join(names[tid])})" for tid in per_track)
+            reasons.append(
+                f"{len(per_track)} of {len(tracks.objects)} tracked object(s) disagree: {listed}"
+            )
+        return Finding(
+            camera_id=tracks.camera_id,
+            frame_index=tracks.frame_index,
+            agree=not reasons,
+            reasons=tuple(reasons),
+            track_reasons={tid: tuple(r) for tid, r in per_track.items()},
+        )
+
+    @staticmethod
+    def _scene_for(cam: _Camera, tracks: TrackFrame) -> tuple[tuple[str, ...], float]:
+        """The scene reasons recorded for the frame and the pts to use for its tracks."""
+        record = cam.records.get(tracks.frame_index)
+        k = tracks.frame_index
+        if record is None:
+            held = f"{cam.order[0]}..{cam.order[-1]}" if cam.order else "none"
+            return (
+                (
+                    f"frame {k}: expected a frame the verifier observed (held {held}), found "
+                    "none; scene liveness unchecked",
+                ),
+                tracks.pts_s,
+            )
+        if math.isclose(record.pts_s, tracks.pts_s, rel_tol=0.0, abs_tol=PTS_TOLERANCE_S):
+            return record.scene, record.pts_s
+        stamp = (
+            f"frame {k}: tracks stamped pts {tracks.pts_s:.6f} s, expected {record.pts_s:.6f} s "
+            "as ingest saw it"
+        )
+        return (*record.scene, stamp), record.pts_s
+
+    def _check_tracks(
+        self,
+        cam: _Camera,
+        frame_index: int,
+        pts_s: float,
+        objects: tuple[TrackedObject, ...],
+    ) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+        """Run every track check; returns reasons and check names keyed by track id."""
+        reasons: dict[int, list[str]] = {}
+        names: dict[int, list[str]] = {}
+        seen: set[int] = set()
+        for obj in objects:
+            tid = obj.track_id
+            if tid in seen:
+                reasons.setdefault(tid, []).append(
+                    f"track {tid}: reported more than once in frame {frame_index}, expected once"
+                )
+                names.setdefault(tid, []).append("duplicate")
+                continue
+            seen.add(tid)
+            box = ObservedBox.from_object(obj, frame_index, pts_s)
+            for name, reason in self._check_one(cam, tid, box):
+                reasons.setdefault(tid, []).append(reason)
+                names.setdefault(tid, []).append(name)
+        return reasons, names
+
+    def _check_one(self, cam: _Camera, tid: int, box: ObservedBox) -> list[tuple[str, str]]:
+        """(check name, reason) for each check ``box`` fails; records it when well formed."""
+        history = cam.tracks.get(tid)
+        if history is None:
+            history = TrackHistory()
+        malformed = self._box.check(tid, history, box)
+        if malformed is not None:
+            return [(self._box.name, malformed)]
+        found = [(c.name, r) for c in self._checks if (r := c.check(tid, history, box))]
+        history.append(box)
+        cam.tracks[tid] = history
+        cam.tracks.move_to_end(tid)
+        return found
+
+    @staticmethod
+    def _forget(cam: _Camera, frame_index: int) -> None:
+        """Drop tracks unseen for too long, and the least recently seen beyond the cap."""
+        tracks = cam.tracks
+        while tracks:
+            tid, history = next(iter(tracks.items()))
+            last = history.last
+            stale = last is None or frame_index - last.frame_index > FORGET_AFTER_FRAMES
+            if not stale and len(tracks) <= MAX_TRACKS:
+                break
+            del tracks[tid]

@@ -1,0 +1,114 @@
+"""What the verifier remembers about one track: a bounded history of observed boxes.
+
+The track checks (:mod:`kontur.verifier.checks`) compare a track's newest box with what came
+before it. They read a :class:`TrackHistory` and never change it; only
+:class:`~kontur.verifier.Verifier` appends to it, after the checks ran (DESIGN.md §1,
+block 4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kontur.wire.messages import TrackedObject
+
+__all__ = ["HISTORY_LENGTH", "ObservedBox", "TrackHistory"]
+
+#: Observations kept per track; older ones fall off (memory stays bounded on long tracks).
+HISTORY_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedBox:
+    """One track's box in one frame, as the worker reported it, with the frame's pts."""
+
+    frame_index: int
+    pts_s: float
+    xyxy: tuple[float, float, float, float]
+    class_id: int
+    confidence: float
+
+    @classmethod
+    def from_object(cls, obj: TrackedObject, frame_index: int, pts_s: float) -> ObservedBox:
+        """The box of ``obj`` as seen in frame ``frame_index`` at ``pts_s`` seconds."""
+        return cls(frame_index, pts_s, obj.xyxy, obj.class_id, obj.confidence)
+
+    @property
+    def width(self) -> float:
+        """x2 − x1 in pixels (negative for an inverted box)."""
+        return self.xyxy[2] - self.xyxy[0]
+
+    @property
+    def height(self) -> float:
+        """y2 − y1 in pixels (negative for an inverted box)."""
+        return self.xyxy[3] - self.xyxy[1]
+
+    @property
+    def area(self) -> float:
+        """width × height in square pixels."""
+        return self.width * self.height
+
+    @property
+    def diagonal(self) -> float:
+        """Length of the box's diagonal in pixels."""
+        return math.hypot(self.width, self.height)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """The box's centre (x, y) in pixels."""
+        x1, y1, x2, y2 = self.xyxy
+        return (x1 + x2) / 2.0, (y1 + y2) / 2.0
+
+    def is_well_formed(self) -> bool:
+        """True when every coordinate is finite and width, height and area are positive.
+
+        The area test also refuses boxes so thin that width × height underflows to 0, which
+        would otherwise divide by zero in the size check.
+        """
+        if not all(math.isfinite(v) for v in self.xyxy):
+            return False
+        return self.width > 0 and self.height > 0 and 0 < self.area < math.inf
+
+    def distance_to(self, other: ObservedBox) -> float:
+        """Distance in pixels between this box's centre and ``other``'s."""
+        (ax, ay), (bx, by) = self.centre, other.centre
+        return math.hypot(ax - bx, ay - by)
+
+
+class TrackHistory:
+    """The last :data:`HISTORY_LENGTH` well-formed observations of one track, oldest first."""
+
+    def __init__(self, maxlen: int = HISTORY_LENGTH) -> None:
+        if maxlen < 1:
+            raise ValueError(f"expected a history length of at least 1, got {maxlen}")
+        self._boxes: deque[ObservedBox] = deque(maxlen=maxlen)
+
+    def __len__(self) -> int:
+        return len(self._boxes)
+
+    def __iter__(self) -> Iterator[ObservedBox]:
+        return iter(self._boxes)
+
+    @property
+    def last(self) -> ObservedBox | None:
+        """The most recent observation, or None for a track not seen before."""
+        return self._boxes[-1] if self._boxes else None
+
+    def append(self, box: ObservedBox) -> None:
+        """Record ``box``; its frame must come after the last one (else a caller's bug)."""
+        last = self.last
+        if last is not None and box.frame_index <= last.frame_index:
+            raise RuntimeError(
+                f"expected an observation after frame {last.frame_index}, got frame "
+                f"{box.frame_index}"
+            )
+        self._boxes.append(box)
+
+    def majority_class(self) -> tuple[int, int] | None:
+        """(class_id, count) of the most frequent class held, first seen wins a tie; or None."""
+        if not self._boxes:
+            return None
+        return Counter(b.class_id for b in self._boxes).most_common(1)[0]

@@ -1,0 +1,105 @@
+"""The independent CPU verifier process.
+
+It imports numpy, pydantic and kontur's pure verifier core only: never an inference
+runtime or a GPU stack (a test reads ``/proc/<pid>/maps`` to prove it). Order of steps:
+read every new frame from the ingest rings (read-only) and feed its thumbnail to the scene
+liveness check; then check each :class:`TrackFrame` from the worker and send the
+:class:`Evidence` (tracks + finding) to the gate and the :class:`Finding` to the supervisor.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from kontur.config import VerifierConfig
+from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
+from kontur.verifier.core import Verifier
+from kontur.wire import Evidence, FrameReady, TrackFrame
+from kontur.wire.channel import Inbox, Outbox, wait_readable
+from kontur.wire.framering import RingReader
+
+__all__ = ["THUMB_SIZE", "main", "thumbnail"]
+
+#: Thumbnail (width, height) the liveness check compares.
+THUMB_SIZE = (64, 48)
+
+
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """A small grayscale copy by block averaging (numpy only, no OpenCV)."""
+    tw, th = THUMB_SIZE
+    h, w = frame.shape[:2]
+    ys = (np.arange(th + 1) * h) // th
+    xs = (np.arange(tw + 1) * w) // tw
+    gray = frame.mean(axis=2, dtype=np.float32)
+    # sample the centre of each block: cheap and enough for liveness
+    cy = ((ys[:-1] + ys[1:]) // 2).clip(0, h - 1)
+    cx = ((xs[:-1] + xs[1:]) // 2).clip(0, w - 1)
+    return gray[np.ix_(cy, cx)].astype(np.uint8)
+
+
+class VerifierLoop:
+    """Reads frames and tracks, emits findings."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.core = Verifier(VerifierConfig.model_validate(spec["verifier"]))
+        self.readers = {c["camera_id"]: RingReader(c["ring"], spec["reader_index"]) for c in spec["cameras"]}
+        self.wake_fd: int = spec["wake_fd"]
+        os.set_blocking(self.wake_fd, False)
+        os.set_blocking(spec["worker_fd"], False)
+        self.from_worker = Inbox(spec["worker_fd"], "worker")
+        self.to_gate = Outbox(spec["gate_fd"])
+        self.to_supervisor = Outbox(spec["supervisor_fd"])
+        self.last_frame: dict[str, int] = {}
+        self.bad_meta = 0
+
+    def _read_frames(self) -> None:
+        try:
+            os.read(self.wake_fd, 4096)
+        except BlockingIOError:
+            pass
+        for cam_id, reader in self.readers.items():
+            while (slot := reader.read_next()) is not None:
+                try:
+                    meta = FrameReady.model_validate_json(slot.meta)
+                except ValidationError:
+                    self.bad_meta += 1
+                    continue
+                self.core.observe_frame(cam_id, meta.frame_index, meta.pts_s, thumbnail(slot.frame))
+                self.last_frame[cam_id] = meta.frame_index
+
+    def _check(self, tracks: TrackFrame) -> None:
+        finding = self.core.check(tracks)
+        self.to_gate.send(Evidence(tracks=tracks, finding=finding))
+        self.to_supervisor.send(finding)
+
+    def run(self) -> None:
+        """Verify until asked to stop."""
+        import select
+
+        while not stop_requested():
+            select.select([self.wake_fd, self.from_worker.fd], [], [], 0.2)
+            self._read_frames()
+            for msg in self.from_worker.drain():
+                if isinstance(msg, TrackFrame) and msg.camera_id in self.readers:
+                    self._read_frames()
+                    self._check(msg)
+        # final drain: what the worker already sent is still checked
+        for r in wait_readable([self.from_worker], 0.0):
+            for msg in r.drain():
+                if isinstance(msg, TrackFrame) and msg.camera_id in self.readers:
+                    self._check(msg)
+
+
+def main() -> int:
+    """Entry point: ``python -m kontur.verifier.process SPEC.json``."""
+    install_stop_handler()
+    VerifierLoop(read_spec()).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

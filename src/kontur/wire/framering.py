@@ -1,0 +1,238 @@
+"""Zero-copy frame transport: a shared-memory ring written by ingest, read by other blocks.
+
+Layout of the ring file ``/dev/shm/<name>`` (all integers little-endian int64)::
+
+    header  [magic, slots, height, width, last_published_seq, 0, 0, 0]
+    slot k  [seq, meta_len, meta (META_BYTES of JSON)] [frame: height*width*3 uint8, BGR]
+
+Each reader has its own small *ack* file ``/dev/shm/<name>.ack<reader>``::
+
+    [consumed_seq, heartbeat_monotonic_ns]
+
+Trust: only ingest (trusted, CPU) maps the ring read-write. Readers map it **read-only**
+(``mmap.ACCESS_READ``), so a compromised analytics worker cannot alter the frames the
+independent verifier sees. A reader can write only its own ack file.
+
+Protocol (a seqlock): the writer fills a slot's frame and meta, then writes the slot's
+``seq``, then ``last_published_seq``. A reader copies the frame and re-reads ``seq``; if it
+changed the frame was overwritten while copying and is reported as dropped.
+
+Back-pressure: before overwriting a slot the writer waits for every *live* reader (ack
+heartbeat younger than ``reader_timeout_s``) to have consumed it, at most ``max_wait_s``;
+a dead or hung reader never stalls ingest, so recording continues (DESIGN.md §1).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["META_BYTES", "FrameRing", "RingReader", "RingSlot", "shm_path"]
+
+MAGIC = 0x4B4F4E5455520001  # "KONTUR" ring v1
+META_BYTES = 1024
+_HDR = 8 * 8
+_SLOT_HDR = 16 + META_BYTES
+_SHM_DIR = Path("/dev/shm")
+
+
+def shm_path(name: str) -> Path:
+    """Where a ring (or ack) file of this name lives."""
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError(f"expected a ring name of letters, digits, '-', '_' or '.', got {name!r}")
+    return _SHM_DIR / name
+
+
+def _map(path: Path, size: int, *, create: bool, writable: bool) -> mmap.mmap:
+    flags = os.O_RDWR if writable else os.O_RDONLY
+    if create:
+        flags |= os.O_CREAT | os.O_EXCL
+    fd = os.open(path, flags, 0o600)
+    try:
+        if create:
+            os.ftruncate(fd, size)
+        access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
+        return mmap.mmap(fd, size, access=access)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class RingSlot:
+    """One frame read from the ring: a private copy of its pixels and its meta JSON."""
+
+    seq: int
+    meta: bytes
+    frame: np.ndarray
+
+
+class FrameRing:
+    """The writer side (ingest). Creates the ring and one ack file per reader."""
+
+    def __init__(
+        self, name: str, slots: int, height: int, width: int, readers: int, *, create: bool = True
+    ) -> None:
+        """Create the ring files (``create``), or attach as the writer to ones that exist."""
+        self.name, self.slots, self.height, self.width = name, slots, height, width
+        self.frame_bytes = height * width * 3
+        self.slot_bytes = _SLOT_HDR + self.frame_bytes
+        self.size = _HDR + slots * self.slot_bytes
+        self._mm = _map(shm_path(name), self.size, create=create, writable=True)
+        self._hdr = np.frombuffer(self._mm, dtype="<i8", count=8)
+        if create:
+            self._hdr[:] = [MAGIC, slots, height, width, -1, 0, 0, 0]
+        elif list(self._hdr[:4]) != [MAGIC, slots, height, width]:
+            raise ValueError(f"expected ring {name} of {slots}x{height}x{width}, got another")
+        self._acks = []
+        for r in range(readers):
+            mm = _map(shm_path(f"{name}.ack{r}"), 16, create=create, writable=True)
+            arr = np.frombuffer(mm, dtype="<i8", count=2)
+            if create:
+                arr[:] = [-1, 0]
+            self._acks.append((mm, arr))
+        self.seq = int(self._hdr[4])
+
+    def _slot_view(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        off = _HDR + k * self.slot_bytes
+        hdr = np.frombuffer(self._mm, dtype="<i8", count=2, offset=off)
+        frame = np.frombuffer(
+            self._mm, dtype=np.uint8, count=self.frame_bytes, offset=off + _SLOT_HDR
+        ).reshape(self.height, self.width, 3)
+        return hdr, frame
+
+    def _wait_for_readers(self, seq: int, max_wait_s: float, reader_timeout_s: float) -> int:
+        """Wait until live readers consumed ``seq - slots``; return how many lagged behind."""
+        need = seq - self.slots
+        deadline = time.monotonic() + max_wait_s
+        delay = 0.0002
+        while True:
+            now_ns = time.monotonic_ns()
+            lagging = sum(
+                1
+                for _, a in self._acks
+                if a[0] < need and now_ns - int(a[1]) < reader_timeout_s * 1e9
+            )
+            if lagging == 0 or time.monotonic() >= deadline:
+                return lagging
+            time.sleep(delay)
+            delay = min(delay * 2, 0.005)
+
+    def write(
+        self,
+        frame: np.ndarray,
+        meta: bytes,
+        *,
+        max_wait_s: float = 5.0,
+        reader_timeout_s: float = 2.0,
+    ) -> tuple[int, int]:
+        """Publish ``frame`` (height×width×3 uint8); returns ``(seq, slot)``."""
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(
+                f"expected a {self.height}x{self.width}x3 uint8 frame, "
+                f"got {'x'.join(map(str, frame.shape))} {frame.dtype}"
+            )
+        if len(meta) > META_BYTES:
+            raise ValueError(f"expected meta of at most {META_BYTES} bytes, got {len(meta)}")
+        seq = self.seq + 1
+        self._wait_for_readers(seq, max_wait_s, reader_timeout_s)
+        k = seq % self.slots
+        hdr, view = self._slot_view(k)
+        hdr[0] = -1  # mark the slot as being written
+        view[...] = frame
+        off = _HDR + k * self.slot_bytes + 16
+        self._mm[off : off + len(meta)] = meta
+        hdr[1] = len(meta)
+        hdr[0] = seq
+        self._hdr[4] = seq
+        self.seq = seq
+        return seq, k
+
+    def reader_consumed(self, reader: int) -> int:
+        """The last sequence number ``reader`` acknowledged (-1 before its first)."""
+        return int(self._acks[reader][1][0])
+
+    def reader_heartbeat(self, reader: int) -> int:
+        """The monotonic time (ns) of ``reader``'s last heartbeat (0 before its first)."""
+        return int(self._acks[reader][1][1])
+
+    def close(self, unlink: bool = True) -> None:
+        """Unmap, and remove the files unless another owner will."""
+        del self._hdr
+        self._mm.close()
+        mms = [mm for mm, _ in self._acks]
+        self._acks = []
+        for mm in mms:
+            mm.close()
+        if unlink:
+            for p in [shm_path(self.name), *shm_path(self.name).parent.glob(self.name + ".ack*")]:
+                p.unlink(missing_ok=True)
+
+
+class RingReader:
+    """A reader (worker, verifier). Maps the ring read-only and its own ack read-write."""
+
+    def __init__(self, name: str, reader: int) -> None:
+        path = shm_path(name)
+        with open(path, "rb") as f:
+            head = np.frombuffer(f.read(_HDR), dtype="<i8")
+        if int(head[0]) != MAGIC:
+            raise ValueError(f"expected ring magic {MAGIC:#x} in {path}, got {int(head[0]):#x}")
+        self.slots, self.height, self.width = int(head[1]), int(head[2]), int(head[3])
+        self.frame_bytes = self.height * self.width * 3
+        self.slot_bytes = _SLOT_HDR + self.frame_bytes
+        size = _HDR + self.slots * self.slot_bytes
+        self._mm = _map(path, size, create=False, writable=False)
+        self._hdr = np.frombuffer(self._mm, dtype="<i8", count=8)
+        self._ack_mm = _map(shm_path(f"{name}.ack{reader}"), 16, create=False, writable=True)
+        self._ack = np.frombuffer(self._ack_mm, dtype="<i8", count=2)
+        # A (re)started reader starts at the newest frame: what it missed is reported as dropped.
+        self.next_seq = int(self._hdr[4]) + 1 if int(self._hdr[4]) >= 0 else 0
+        self.dropped = 0
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """Tell the writer this reader is alive (call at least every second)."""
+        self._ack[1] = time.monotonic_ns()
+
+    @property
+    def published(self) -> int:
+        """The newest sequence number the writer published (-1 before the first frame)."""
+        return int(self._hdr[4])
+
+    def read_next(self) -> RingSlot | None:
+        """Copy out the next frame in sequence, or None when there is nothing new yet."""
+        while self.next_seq <= self.published:
+            seq = self.next_seq
+            off = _HDR + (seq % self.slots) * self.slot_bytes
+            hdr = np.frombuffer(self._mm, dtype="<i8", count=2, offset=off)
+            if int(hdr[0]) != seq:
+                # overwritten (we were too slow) or mid-write: skip forward
+                oldest = max(self.published - self.slots + 1, seq + 1)
+                self.dropped += oldest - seq
+                self.next_seq = oldest
+                continue
+            meta = bytes(self._mm[off + 16 : off + 16 + int(hdr[1])])
+            frame = np.frombuffer(
+                self._mm, dtype=np.uint8, count=self.frame_bytes, offset=off + _SLOT_HDR
+            ).reshape(self.height, self.width, 3).copy()
+            if int(hdr[0]) != seq:
+                self.dropped += 1
+                self.next_seq = seq + 1
+                continue
+            self.next_seq = seq + 1
+            self._ack[0] = seq
+            self.heartbeat()
+            return RingSlot(seq=seq, meta=meta, frame=frame)
+        self.heartbeat()
+        return None
+
+    def close(self) -> None:
+        """Unmap (the files belong to the writer)."""
+        del self._hdr, self._ack
+        self._mm.close()
+        self._ack_mm.close()

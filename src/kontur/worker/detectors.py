@@ -1,0 +1,198 @@
+"""Detectors: ``infer(frame) -> supervision.Detections``.
+
+- :class:`YoloxOnnxDetector`: YOLOX on ONNX Runtime, built from the model *bytes* that were
+  verified (``InferenceSession(bytes)``), never by re-reading a path (DESIGN.md §3).
+  Input BGR 0..255 letterboxed (pad 114), no normalisation; raw grid output decoded with
+  strides 8/16/32 (``../shared/data/MANIFEST.md``).
+- :class:`HogPersonDetector`: OpenCV's HOG people detector; needs no downloaded weights and
+  is the clearly labelled fallback when no model is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import numpy as np
+import supervision as sv
+
+from kontur.worker.errors import ModelFormatError
+
+__all__ = ["COCO_CLASSES", "Detector", "HogPersonDetector", "YoloxOnnxDetector", "nms"]
+
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
+    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)
+
+
+class Detector(Protocol):
+    """A detector stage."""
+
+    name: str
+    model_id: str
+    class_names: tuple[str, ...]
+
+    def infer(self, frame: np.ndarray) -> sv.Detections:
+        """Detect objects in one BGR uint8 frame."""
+        ...
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression; returns the kept indices, best first."""
+    order = scores.argsort()[::-1]
+    areas = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        xx1 = np.maximum(xyxy[i, 0], xyxy[rest, 0])
+        yy1 = np.maximum(xyxy[i, 1], xyxy[rest, 1])
+        xx2 = np.minimum(xyxy[i, 2], xyxy[rest, 2])
+        yy2 = np.minimum(xyxy[i, 3], xyxy[rest, 3])
+        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+        iou = inter / (areas[i] + areas[rest] - inter + 1e-9)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _letterbox(frame: np.ndarray, size: int, pad: int = 114) -> tuple[np.ndarray, float]:
+    import cv2
+
+    h, w = frame.shape[:2]
+    r = min(size / h, size / w)
+    nh, nw = round(h * r), round(w * r)
+    out = np.full((size, size, 3), pad, dtype=np.uint8)
+    out[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return out, r
+
+
+class YoloxOnnxDetector:
+    """YOLOX (raw grid output) on ONNX Runtime, CPU execution provider by default."""
+
+    name = "yolox-onnx"
+    class_names = COCO_CLASSES
+
+    def __init__(
+        self,
+        model_bytes: bytes,
+        *,
+        score_threshold: float = 0.3,
+        nms_threshold: float = 0.45,
+        intra_op_threads: int = 1,
+        providers: tuple[str, ...] = ("CPUExecutionProvider",),
+    ) -> None:
+        import onnxruntime as ort
+
+        self.model_id = "sha256:" + hashlib.sha256(model_bytes).hexdigest()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(model_bytes, opts, providers=list(providers))
+        except Exception as exc:  # ORT raises its own exception zoo for bad bytes
+            raise ModelFormatError(
+                f"model {self.model_id[:19]}…: expected an ONNX model, got bytes ONNX Runtime "
+                f"refuses ({type(exc).__name__})"
+            ) from None
+        inp = self.session.get_inputs()[0]
+        shape = inp.shape
+        if len(shape) != 4 or not isinstance(shape[2], int) or shape[2] != shape[3]:
+            raise ModelFormatError(
+                f"model {self.model_id[:19]}…: expected a square NCHW input, got {shape}"
+            )
+        self.input_name, self.size = inp.name, int(shape[2])
+        out = self.session.get_outputs()[0].shape
+        if len(out) != 3 or out[2] != 5 + len(COCO_CLASSES):
+            raise ModelFormatError(
+                f"model {self.model_id[:19]}…: expected YOLOX output [1,N,85], got {out}"
+            )
+        self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
+        self._grid, self._strides = self._make_grid(self.size)
+
+    @staticmethod
+    def _make_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+        grids, strides = [], []
+        for s in (8, 16, 32):
+            n = size // s
+            yv, xv = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+            grids.append(np.stack((xv, yv), 2).reshape(-1, 2))
+            strides.append(np.full((n * n, 1), s))
+        return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+    def infer(self, frame: np.ndarray) -> sv.Detections:
+        """Letterbox, run, decode the grid, threshold and NMS (class-aware)."""
+        img, ratio = _letterbox(frame, self.size)
+        blob = img.transpose(2, 0, 1)[None].astype(np.float32)
+        raw = self.session.run(None, {self.input_name: blob})[0][0]
+        xy = (raw[:, :2] + self._grid) * self._strides
+        wh = np.exp(raw[:, 2:4]) * self._strides
+        cls_scores = raw[:, 5:] * raw[:, 4:5]
+        class_id = cls_scores.argmax(1)
+        score = cls_scores[np.arange(len(cls_scores)), class_id]
+        m = score >= self.score_threshold
+        if not m.any():
+            return sv.Detections.empty()
+        xy, wh, score, class_id = xy[m], wh[m], score[m], class_id[m]
+        xyxy = np.concatenate([xy - wh / 2, xy + wh / 2], 1) / ratio
+        h, w = frame.shape[:2]
+        xyxy = np.clip(xyxy, 0, [w, h, w, h])
+        offset = class_id[:, None].astype(np.float32) * 4096.0  # class-aware NMS
+        keep = nms(xyxy + offset, score, self.nms_threshold)
+        return sv.Detections(
+            xyxy=xyxy[keep].astype(np.float32),
+            confidence=score[keep].astype(np.float32),
+            class_id=class_id[keep].astype(int),
+        )
+
+
+class HogPersonDetector:
+    """OpenCV HOG + linear SVM people detector: the weight-free fallback.
+
+    Frames are upscaled so their height is about 480 px (the 64x128 window misses smaller
+    people). The SVM margin ``w`` becomes a confidence with ``1 - exp(-w)``.
+    """
+
+    name = "hog-fallback"
+    class_names = ("person",)
+
+    def __init__(self, *, score_threshold: float = 0.3, nms_threshold: float = 0.45) -> None:
+        import cv2
+
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.model_id = "builtin:opencv-hog-people-" + cv2.__version__
+        self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
+
+    def infer(self, frame: np.ndarray) -> sv.Detections:
+        """Detect people."""
+        import cv2
+
+        h = frame.shape[0]
+        up = min(2.0, max(1.0, 480.0 / h))
+        img = cv2.resize(frame, None, fx=up, fy=up) if up > 1.0 else frame
+        rects, weights = self._hog.detectMultiScale(
+            img, winStride=(8, 8), padding=(8, 8), scale=1.05
+        )
+        if len(rects) == 0:
+            return sv.Detections.empty()
+        rects = np.asarray(rects, dtype=np.float32) / up
+        xyxy = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], 1)
+        conf = (1.0 - np.exp(-np.asarray(weights, dtype=np.float32).ravel())).clip(0, 1)
+        m = conf >= self.score_threshold
+        xyxy, conf = xyxy[m], conf[m]
+        if not len(conf):
+            return sv.Detections.empty()
+        keep = nms(xyxy, conf, self.nms_threshold)
+        return sv.Detections(
+            xyxy=xyxy[keep], confidence=conf[keep], class_id=np.zeros(len(keep), dtype=int)
+        )
