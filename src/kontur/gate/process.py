@@ -8,6 +8,7 @@ requests whose GOP verdicts never arrived are decided (never silently dropped).
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 from pathlib import Path
@@ -16,12 +17,15 @@ from typing import Any
 from kontur.clock import SystemClock
 from kontur.config import Config
 from kontur.gate.core import Gate
+from kontur.gate.errors import GateError
 from kontur.gate.sinks import build_sinks
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.wire import Decision, Evidence, GopClosed, StateChanged
 from kontur.wire.channel import Inbox, Outbox
 
 __all__ = ["main"]
+
+log = logging.getLogger("kontur.gate")
 
 
 class GateLoop:
@@ -38,6 +42,7 @@ class GateLoop:
             os.set_blocking(fd, False)
             self.inboxes.append(Inbox(fd, name))
         self.to_supervisor = Outbox(spec["supervisor_fd"])
+        self.refused = 0
 
     def _emit(self, decisions: list[Decision]) -> None:
         for d in decisions:
@@ -49,12 +54,17 @@ class GateLoop:
         ready, _, _ = select.select([i for i in self.inboxes if not i.eof], [], [], timeout)
         for inbox in ready:
             for msg in inbox.drain():
-                if isinstance(msg, GopClosed):
-                    self._emit(self.core.on_gop(msg))
-                elif isinstance(msg, Evidence):
-                    self._emit(self.core.on_evidence(msg))
-                elif isinstance(msg, StateChanged):
-                    self._emit(self.core.on_state(msg))
+                try:
+                    if isinstance(msg, GopClosed):
+                        self._emit(self.core.on_gop(msg))
+                    elif isinstance(msg, Evidence):
+                        self._emit(self.core.on_evidence(msg))
+                    elif isinstance(msg, StateChanged):
+                        self._emit(self.core.on_state(msg))
+                except GateError as exc:
+                    # bad evidence is refused, never acted on; the gate keeps deciding
+                    log.warning("gate refused %s from %s: %s", msg.type, inbox.name, exc)
+                    self.refused += 1
 
     def run(self) -> None:
         """Decide until asked to stop, then flush."""
@@ -62,6 +72,8 @@ class GateLoop:
             self._drain(0.2)
         self._drain(0.0)
         self._emit(self.core.flush())
+        for sink in self.sinks:
+            sink.close()
 
 
 def main() -> int:

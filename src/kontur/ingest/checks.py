@@ -96,7 +96,10 @@ class GopChecker:
         g.frames += 1
         if not decoded:
             g.findings.append(
-                (Verdict.NOT_AUTHENTIC, f"frame at {pts_s:.3f} s does not decode (damaged bitstream)")
+                (
+                    Verdict.NOT_AUTHENTIC,
+                    f"frame at {pts_s:.3f} s does not decode (damaged bitstream)",
+                )
             )
         prev = g.last_pts if g.last_pts is not None else self._prev_pts
         period = 1.0 / self.profile.fps

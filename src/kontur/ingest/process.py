@@ -11,6 +11,7 @@ readers, so a crashed worker cannot stop the raw stream from being archived.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -42,8 +43,12 @@ class IngestLoop:
         self.checker = GopChecker(self.camera_id, self.profile)
         self.store = SegmentStore(Path(spec["data_dir"]))
         self.ring = FrameRing(
-            spec["ring"], spec["slots"], self.profile.height, self.profile.width,
-            spec["readers"], create=False,
+            spec["ring"],
+            spec["slots"],
+            self.profile.height,
+            self.profile.width,
+            spec["readers"],
+            create=False,
         )
         self.wake_fds: list[int] = list(spec["wake_fds"])
         for fd in self.wake_fds:
@@ -80,17 +85,26 @@ class IngestLoop:
                 time.sleep(delay)
         seq = self.ring.seq + 1
         analyse = self.stride > 0 and self.frames % self.stride == 0
-        meta = FrameReady(
-            camera_id=self.camera_id, seq=seq, frame_index=self.frames, pts_s=pts_s,
-            gop_index=gop_index, slot=seq % self.ring.slots,
-            width=self.profile.width, height=self.profile.height, analyse=analyse,
-        ).model_dump_json().encode()
+        meta = (
+            FrameReady(
+                camera_id=self.camera_id,
+                seq=seq,
+                frame_index=self.frames,
+                pts_s=pts_s,
+                gop_index=gop_index,
+                slot=seq % self.ring.slots,
+                width=self.profile.width,
+                height=self.profile.height,
+                analyse=analyse,
+            )
+            .model_dump_json()
+            .encode()
+        )
         self.ring.write(self._fit(image), meta, max_wait_s=self.max_wait_s)
         for fd in self.wake_fds:
-            try:
+            # the ring is the truth; a full or closed wake pipe loses nothing
+            with contextlib.suppress(BlockingIOError, BrokenPipeError):
                 os.write(fd, b"\x01")
-            except (BlockingIOError, BrokenPipeError):
-                pass  # the ring is the truth; a full or closed wake pipe loses nothing
 
     def _handle_gop(self, gop: RawGop) -> None:
         index = self.checker.begin(gop.info)
@@ -106,9 +120,13 @@ class IngestLoop:
         ref = self.store.put(pack_segment(header, gop.packets))
         pts = [f.pts_s for f in gop.frames] or [0.0]
         msg = GopClosed(
-            verdict=verdict, first_frame=first, last_frame=max(first, self.frames - 1),
-            start_pts_s=min(pts), end_pts_s=max(pts),
-            segment_sha256=ref.sha256, segment_size=ref.size,
+            verdict=verdict,
+            first_frame=first,
+            last_frame=max(first, self.frames - 1),
+            start_pts_s=min(pts),
+            end_pts_s=max(pts),
+            segment_sha256=ref.sha256,
+            segment_size=ref.size,
         )
         self.to_supervisor.send(msg)
         self.to_gate.send(msg)

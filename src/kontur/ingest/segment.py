@@ -56,6 +56,8 @@ def unpack_segment(data: bytes) -> tuple[dict[str, object], list[SegmentPacket]]
         pos += _PKT.size
         if pos + n > len(data):
             raise ValueError(f"expected {n} packet bytes at byte {pos}, got {len(data) - pos}")
-        packets.append(SegmentPacket(data[pos : pos + n], None if pts < 0 else pts, bool(flags & 1)))
+        packets.append(
+            SegmentPacket(data[pos : pos + n], None if pts < 0 else pts, bool(flags & 1))
+        )
         pos += n
     return header, packets

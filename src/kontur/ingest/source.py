@@ -180,7 +180,9 @@ def _pts(value: float | None, counter: list[float], fps: float) -> float:
     return float(value)
 
 
-def _decode(stream: Any, packet: Any, tb: float, counter: list[float], fps: float) -> list[DecodedFrame]:
+def _decode(
+    stream: Any, packet: Any, tb: float, counter: list[float], fps: float
+) -> list[DecodedFrame]:
     out: list[DecodedFrame] = []
     try:
         frames = stream.decode(packet)
@@ -188,7 +190,9 @@ def _decode(stream: Any, packet: Any, tb: float, counter: list[float], fps: floa
         raw = packet.pts * tb if packet is not None and packet.pts is not None else None
         return [DecodedFrame(pts_s=_pts(raw, counter, fps), image=None)]
     for fr in frames:
-        out.append(DecodedFrame(pts_s=_pts(fr.time, counter, fps), image=fr.to_ndarray(format="bgr24")))
+        out.append(
+            DecodedFrame(pts_s=_pts(fr.time, counter, fps), image=fr.to_ndarray(format="bgr24"))
+        )
     return out
 
 

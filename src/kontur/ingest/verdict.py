@@ -10,14 +10,14 @@ stay in ``reasons`` (see :data:`SEVERITY`).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 __all__ = ["SEVERITY", "GopVerdict", "Verdict", "most_severe"]
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """What ingest concluded about one GOP."""
 
     AUTHENTIC = "AUTHENTIC"

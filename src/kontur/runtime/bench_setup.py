@@ -8,6 +8,7 @@ Accuracy without ground truth is *agreement with the CPU reference* on the same 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -18,7 +19,17 @@ import av
 import numpy as np
 
 from kontur import __version__
-from kontur.placement.measure import Measurement, MeasurementCache, bench, cache_key, reference_agreement
+from kontur.placement.errors import BenchError
+from kontur.placement.measure import (
+    Measurement,
+    MeasurementCache,
+    bench,
+    cache_key,
+    reference_agreement,
+)
+from kontur.worker.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["bench_frames", "box_f1", "cache_path", "measure_platforms"]
 
@@ -48,7 +59,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+    iou: np.ndarray = inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+    return iou
 
 
 def box_f1(out: Any, ref: Any) -> float:
@@ -85,12 +97,19 @@ def measure_platforms(
         if cached is not None:
             out[platform] = cached
             continue
-        infer = cpu_infer if platform == "cpu" else make_infer(platform)
         acc = reference_agreement(
-            reference, box_f1,
+            reference,
+            box_f1,
             "reference platform" if platform == "cpu" else "agreement with cpu reference",
         )
-        m = bench(platform, infer, frames, acc)
+        try:
+            infer = cpu_infer if platform == "cpu" else make_infer(platform)
+            m = bench(platform, infer, frames, acc)
+        except (BenchError, ModelError) as exc:
+            if platform == "cpu":
+                raise
+            log.warning("bench on %s failed, treating it as not present: %s", platform, exc)
+            continue
         out[platform] = m
         if cache is not None:
             cache.put(key, m)

@@ -30,14 +30,25 @@ def explain_placement(config: Config, source: str | None, model: Path | None) ->
     def make(platform: str):  # type: ignore[no-untyped-def]
         if data is None:
             return HogPersonDetector(score_threshold=w.score_threshold).infer
-        return YoloxOnnxDetector(data, intra_op_threads=w.intra_op_threads,
-                                 score_threshold=w.score_threshold,
-                                 providers=PROVIDERS[platform]).infer
+        return YoloxOnnxDetector(
+            data,
+            intra_op_threads=w.intra_op_threads,
+            score_threshold=w.score_threshold,
+            providers=PROVIDERS[platform],
+        ).infer
 
     key = "sha256:" + hashlib.sha256(data).hexdigest() if data else "builtin:opencv-hog"
     frames = bench_frames(src, config.placement.bench_frames)
-    measured = measure_platforms(available_platforms(), make, frames, key, MeasurementCache(cache_path()))
+    measured = measure_platforms(
+        available_platforms(), make, frames, key, MeasurementCache(cache_path())
+    )
     pc = config.placement
     catalogue = load_catalogue(Path(pc.catalogue) if pc.catalogue else None)
-    return choose(f"detect-track:{config.cameras[0].id}", "detect-track", measured, catalogue,
-                  pc.sla, pc.tie_margin)
+    return choose(
+        f"detect-track:{config.cameras[0].id}",
+        "detect-track",
+        measured,
+        catalogue,
+        pc.sla,
+        pc.tie_margin,
+    )

@@ -24,9 +24,14 @@ import numpy as np
 from kontur.archive import Archive
 from kontur.clock import Clock, OffsetClock, SystemClock
 from kontur.config import Config
-from kontur.degrade import ClockJumpMonitor, DegradationMachine, ModelIntegrityMonitor, State, Watchdog, step
+from kontur.degrade import (
+    ClockJumpMonitor,
+    DegradationMachine,
+    ModelIntegrityMonitor,
+    Watchdog,
+    step,
+)
 from kontur.degrade.machine import Transition
-from kontur.errors import KonturError
 from kontur.ingest.source import default_source, probe
 from kontur.placement import choose, load_catalogue
 from kontur.placement.available import available_platforms
@@ -36,7 +41,14 @@ from kontur.runtime.bench_setup import bench_frames, cache_path, measure_platfor
 from kontur.runtime.supervisor import Supervisor
 from kontur.runtime.wiring import WORKER_READER, CameraPlan, Wiring, build_wiring
 from kontur.wire import (
-    ControlMessage, Decision, DetectionBatch, Finding, GopClosed, Message, SourceEnded, WorkerReady,
+    ControlMessage,
+    Decision,
+    DetectionBatch,
+    Finding,
+    GopClosed,
+    Message,
+    SourceEnded,
+    WorkerReady,
 )
 from kontur.wire.channel import wait_readable
 from kontur.worker.errors import ModelUnreadable
@@ -80,9 +92,13 @@ def _load_model(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ModelUnreadable(f"model {path}: expected a readable ONNX file, found nothing") from None
+        raise ModelUnreadable(
+            f"model {path}: expected a readable ONNX file, found nothing"
+        ) from None
     except OSError as exc:
-        raise ModelUnreadable(f"model {path}: expected a readable ONNX file, got {exc.strerror}") from None
+        raise ModelUnreadable(
+            f"model {path}: expected a readable ONNX file, got {exc.strerror}"
+        ) from None
     if not data:
         raise ModelUnreadable(f"model {path}: expected a readable ONNX file, got 0 bytes")
     return data
@@ -101,6 +117,7 @@ class Perimeter:
         self.faults_fired: list[str] = []
         self.notes: list[str] = []
         self.rejected_messages = 0
+        self.worker_ready_at: float | None = None
 
     # ---- preparation -------------------------------------------------------------------
     def _plan_cameras(self) -> list[CameraPlan]:
@@ -113,9 +130,15 @@ class Perimeter:
             pr = probe(source)
             profile = cam.profile or pr.profile()
             if cam.profile is None:
-                self.archive.append("event", {"event": "profile_enrolled", "camera_id": cam.id,
-                                              "profile": profile.model_dump(),
-                                              "basis": "stream header (trust on first use)"})
+                self.archive.append(
+                    "event",
+                    {
+                        "event": "profile_enrolled",
+                        "camera_id": cam.id,
+                        "profile": profile.model_dump(),
+                        "basis": "stream header (trust on first use)",
+                    },
+                )
             plans.append(CameraPlan(config=cam, source=source, profile=profile))
             self.stats[cam.id] = _CamStats(source=source)
         return plans
@@ -125,26 +148,48 @@ class Perimeter:
             self.detector_name = "hog-fallback"
             self.model_id = "builtin:opencv-hog"
             self.installed_model: Path | None = None
-            self.archive.append("model", {"detector": "hog-fallback", "model_id": self.model_id,
-                                          "note": "built-in fallback: no model given"})
+            self.archive.append(
+                "model",
+                {
+                    "detector": "hog-fallback",
+                    "model_id": self.model_id,
+                    "note": "built-in fallback: no model given",
+                },
+            )
             return {"detector": "hog", "model_sha256": None}, None
         data = _load_model(self.opts.model)
         sha = hashlib.sha256(data).hexdigest()
         from kontur.worker.detectors import YoloxOnnxDetector
 
-        self._cpu_detector = YoloxOnnxDetector(data, intra_op_threads=self.config.worker.intra_op_threads,
-                                               score_threshold=self.config.worker.score_threshold)
+        self._cpu_detector = YoloxOnnxDetector(
+            data,
+            intra_op_threads=self.config.worker.intra_op_threads,
+            score_threshold=self.config.worker.score_threshold,
+        )
         installed = self.data_dir / "models" / f"{sha}.onnx"
         installed.parent.mkdir(parents=True, exist_ok=True)
         if not installed.exists():
             shutil.copyfile(self.opts.model, installed)
             installed.chmod(0o444)
-        self.installed_model, self.detector_name, self.model_id = installed, "yolox-onnx", "sha256:" + sha
-        self.archive.append("model", {"detector": "yolox-onnx", "model_id": self.model_id,
-                                      "source_path": str(self.opts.model), "installed": str(installed)})
+        self.installed_model, self.detector_name, self.model_id = (
+            installed,
+            "yolox-onnx",
+            "sha256:" + sha,
+        )
+        self.archive.append(
+            "model",
+            {
+                "detector": "yolox-onnx",
+                "model_id": self.model_id,
+                "source_path": str(self.opts.model),
+                "installed": str(installed),
+            },
+        )
         return {"detector": "yolox", "model_sha256": sha}, data
 
-    def _make_infer(self, model_bytes: bytes | None) -> Callable[[str], Callable[[np.ndarray], Any]]:
+    def _make_infer(
+        self, model_bytes: bytes | None
+    ) -> Callable[[str], Callable[[np.ndarray], Any]]:
         from kontur.worker.detectors import HogPersonDetector, YoloxOnnxDetector
         from kontur.worker.process import PROVIDERS
 
@@ -161,12 +206,23 @@ class Perimeter:
         pc = self.config.placement
         frames = bench_frames(plans[0].source, pc.bench_frames)
         key = "sha256:" + hashlib.sha256(model_bytes).hexdigest() if model_bytes else self.model_id
-        measured = measure_platforms(available_platforms(), self._make_infer(model_bytes), frames,
-                                     key, MeasurementCache(cache_path()))
+        measured = measure_platforms(
+            available_platforms(),
+            self._make_infer(model_bytes),
+            frames,
+            key,
+            MeasurementCache(cache_path()),
+        )
         catalogue = load_catalogue(Path(pc.catalogue) if pc.catalogue else None)
         for plan in plans:
-            pl = choose(f"detect-track:{plan.config.id}", "detect-track", measured, catalogue,
-                        pc.sla, pc.tie_margin)
+            pl = choose(
+                f"detect-track:{plan.config.id}",
+                "detect-track",
+                measured,
+                catalogue,
+                pc.sla,
+                pc.tie_margin,
+            )
             self.placements.append(pl)
             self.archive.append("placement", pl.to_summary())
         return self.placements[0].platform
@@ -180,8 +236,14 @@ class Perimeter:
         if isinstance(msg, GopClosed):
             st = self.stats[msg.verdict.camera_id]
             st.gops[msg.verdict.verdict.value] += 1
-            self.archive.append("segment", {"sha256": msg.segment_sha256, "size": msg.segment_size,
-                                            **msg.model_dump(mode="json", exclude={"segment_sha256", "segment_size"})})
+            self.archive.append(
+                "segment",
+                {
+                    "sha256": msg.segment_sha256,
+                    "size": msg.segment_size,
+                    **msg.model_dump(mode="json", exclude={"segment_sha256", "segment_size"}),
+                },
+            )
         elif isinstance(msg, SourceEnded):
             st = self.stats[msg.camera_id]
             st.ended, st.frames, st.error = True, msg.frames, msg.error
@@ -197,12 +259,15 @@ class Perimeter:
                 st.agree += 1
             else:
                 st.disagree += 1
-                self.archive.append("event", {"event": "verifier_disagree", **msg.model_dump(mode="json")})
+                self.archive.append(
+                    "event", {"event": "verifier_disagree", **msg.model_dump(mode="json")}
+                )
         elif isinstance(msg, Decision):
             self.stats[msg.camera_id].decisions[msg.outcome.value] += 1
             self.archive.append("decision", msg.model_dump(mode="json"))
         elif isinstance(msg, WorkerReady):
-            self.worker_ready_at = self.worker_ready_at or time.monotonic()
+            if self.worker_ready_at is None:
+                self.worker_ready_at = time.monotonic()
             self.archive.append("event", {"event": "worker_ready", **msg.model_dump(mode="json")})
 
     def _drain(self, wiring: Wiring, timeout: float) -> int:
@@ -215,8 +280,16 @@ class Perimeter:
 
     def _apply(self, transitions: list[Transition], wiring: Wiring) -> None:
         for t in transitions:
-            self.archive.append("state", {"at": t.at, "from": t.from_state.value, "to": t.to_state.value,
-                                          "trigger": t.trigger, "detail": t.detail})
+            self.archive.append(
+                "state",
+                {
+                    "at": t.at,
+                    "from": t.from_state.value,
+                    "to": t.to_state.value,
+                    "trigger": t.trigger,
+                    "detail": t.detail,
+                },
+            )
             wiring.to_gate.send(t.to_message())
             self._progress(state=t.to_state.value, trigger=t.trigger)
         if transitions:
@@ -224,7 +297,10 @@ class Perimeter:
             for plan in self.plans:
                 if not plan.config.priority:
                     wiring.to_ingest[plan.config.id].send(
-                        ControlMessage(command="analysis_stride", camera_id=plan.config.id, value=stride))
+                        ControlMessage(
+                            command="analysis_stride", camera_id=plan.config.id, value=stride
+                        )
+                    )
 
     def _inject(self) -> None:
         fault = self.opts.inject_fault
@@ -249,7 +325,9 @@ class Perimeter:
             if name == "worker":
                 trig, detail = self.watchdog.report_exit("worker", rc)
                 self._apply(self.machine.raise_trigger(trig, detail), wiring)
-                self.archive.append("event", {"event": "worker_restarted", "exit": rc, "platform": "cpu"})
+                self.archive.append(
+                    "event", {"event": "worker_restarted", "exit": rc, "platform": "cpu"}
+                )
                 self.supervisor.restart("worker", platform="cpu")
                 self.watchdog.beat("worker")
             elif name == "verifier":
@@ -269,14 +347,17 @@ class Perimeter:
 
     def _supervise(self, wiring: Wiring) -> None:
         deadline = time.monotonic() + self.opts.seconds if self.opts.seconds else None
-        self.worker_ready_at: float | None = None
         last_progress = 0.0
         while not all(s.ended for s in self.stats.values()):
             self._drain(wiring, 0.05)
             self._health(wiring)
             now = time.monotonic()
-            if (self.opts.inject_fault and not self.faults_fired and self.worker_ready_at
-                    and now - self.worker_ready_at >= FAULT_DELAY_S):
+            if (
+                self.opts.inject_fault
+                and not self.faults_fired
+                and self.worker_ready_at
+                and now - self.worker_ready_at >= FAULT_DELAY_S
+            ):
                 self._inject()
             if deadline is not None and now >= deadline:
                 for name in self.supervisor.order:
@@ -285,8 +366,12 @@ class Perimeter:
                 deadline = None
             if now - last_progress > 0.2:
                 last_progress = now
-                self._progress(frames=sum(r.seq + 1 for r in wiring.rings.values()),
-                               state=self.machine.state.value)
+                self.supervisor.sample_memory()
+                self.archive.flush()
+                self._progress(
+                    frames=sum(r.seq + 1 for r in wiring.rings.values()),
+                    state=self.machine.state.value,
+                )
 
     def _wait_drained(self, wiring: Wiring, timeout: float) -> None:
         """Let the worker and verifier finish the frames already published."""
@@ -295,7 +380,10 @@ class Perimeter:
             lag = [r.seq - r.reader_consumed(WORKER_READER) for r in wiring.rings.values()]
             self._drain(wiring, 0.05)
             self._health(wiring)
-            if all(x <= 0 for x in lag) or self.supervisor.running["worker"].proc.poll() is not None:
+            if (
+                all(x <= 0 for x in lag)
+                or self.supervisor.running["worker"].proc.poll() is not None
+            ):
                 break
 
     def _shutdown(self, wiring: Wiring) -> None:
@@ -319,24 +407,35 @@ class Perimeter:
 
     def _run(self) -> dict[str, Any]:
         cfg_json = self.config.model_dump(mode="json")
-        self.archive.append("config", {"sha256": hashlib.sha256(repr(cfg_json).encode()).hexdigest(),
-                                       "config": cfg_json})
+        self.archive.append(
+            "config",
+            {"sha256": hashlib.sha256(repr(cfg_json).encode()).hexdigest(), "config": cfg_json},
+        )
         self.plans = self._plan_cameras()
         worker, model_bytes = self._prepare_model()
         platform = self._place(self.plans, model_bytes)
-        worker.update(platform=platform,
-                      config_id="sha256:" + hashlib.sha256(repr(cfg_json).encode()).hexdigest()[:16])
+        worker.update(
+            platform=platform,
+            config_id="sha256:" + hashlib.sha256(repr(cfg_json).encode()).hexdigest()[:16],
+        )
         dc = self.config.degradation
         self.machine = DegradationMachine(dc, self.clock)
         self.watchdog = Watchdog(self.clock, dc.watchdog_timeout_s)
-        self.monitors: list[Any] = [ClockJumpMonitor(self.clock, dc.clock_jump_threshold_s), self.watchdog]
+        self.monitors: list[Any] = [
+            ClockJumpMonitor(self.clock, dc.clock_jump_threshold_s),
+            self.watchdog,
+        ]
         if self.installed_model is not None:
             sha = worker["model_sha256"]
-            self.monitors.append(ModelIntegrityMonitor(self.installed_model, sha, self.clock,
-                                                       dc.model_check_interval_s))
+            self.monitors.append(
+                ModelIntegrityMonitor(
+                    self.installed_model, sha, self.clock, dc.model_check_interval_s
+                )
+            )
         self._last_hb: dict[str, int] = {}
-        wiring = build_wiring(self.plans, self.config, self.data_dir, worker, model_bytes,
-                              self.opts.realtime)
+        wiring = build_wiring(
+            self.plans, self.config, self.data_dir, worker, model_bytes, self.opts.realtime
+        )
         self.supervisor = Supervisor(self.data_dir / "run")
         started = time.monotonic()
         try:
@@ -352,29 +451,61 @@ class Perimeter:
         return self._summary()
 
     def _summary(self) -> dict[str, Any]:
-        cams = []
+        cams: list[dict[str, Any]] = []
         for cam_id, st in self.stats.items():
-            cams.append({
-                "id": cam_id, "source": st.source, "frames": st.frames, "gops": dict(st.gops),
-                "detections": st.detections, "tracks": len(st.tracks),
-                "verifier": {"agree": st.agree, "disagree": st.disagree},
-                "decisions": {k: st.decisions.get(k, 0) for k in ("ALLOW", "RESTRICT", "OPERATOR", "DENY")},
-                "error": st.error,
-            })
+            cams.append(
+                {
+                    "id": cam_id,
+                    "source": st.source,
+                    "frames": st.frames,
+                    "gops": dict(st.gops),
+                    "detections": st.detections,
+                    "tracks": len(st.tracks),
+                    "verifier": {"agree": st.agree, "disagree": st.disagree},
+                    "decisions": {
+                        k: st.decisions.get(k, 0) for k in ("ALLOW", "RESTRICT", "OPERATOR", "DENY")
+                    },
+                    "error": st.error,
+                }
+            )
         frames = sum(c["frames"] for c in cams)
         return {
             "cameras": cams,
             "placement": [p.to_summary() for p in self.placements],
             "degradation": {
                 "state": self.machine.state.value,
-                "transitions": [{"at": t.at, "from": t.from_state.value, "to": t.to_state.value,
-                                 "trigger": t.trigger, "detail": t.detail} for t in self.machine.transitions],
+                "transitions": [
+                    {
+                        "at": t.at,
+                        "from": t.from_state.value,
+                        "to": t.to_state.value,
+                        "trigger": t.trigger,
+                        "detail": t.detail,
+                    }
+                    for t in self.machine.transitions
+                ],
             },
-            "archive": {"path": str(self.data_dir), "records": self.archive.records, "head": self.archive.head},
-            "processes": [{"name": "supervisor", "pid": os.getpid(), "pids": [os.getpid()],
-                           "platform": "cpu", "restarts": 0}, *self.supervisor.table()],
-            "detector": {"name": self.detector_name, "model_id": self.model_id,
-                         "fallback": self.detector_name == "hog-fallback"},
+            "archive": {
+                "path": str(self.data_dir),
+                "records": self.archive.records,
+                "head": self.archive.head,
+            },
+            "processes": [
+                {
+                    "name": "supervisor",
+                    "pid": os.getpid(),
+                    "pids": [os.getpid()],
+                    "platform": "cpu",
+                    "restarts": 0,
+                    "peak_rss_mb": round(Supervisor._vmhwm_kb(os.getpid()) / 1024, 1),
+                },
+                *self.supervisor.table(),
+            ],
+            "detector": {
+                "name": self.detector_name,
+                "model_id": self.model_id,
+                "fallback": self.detector_name == "hog-fallback",
+            },
             "fault": self.opts.inject_fault,
             "elapsed_s": round(self.elapsed, 3),
             "fps": round(frames / self.elapsed, 2) if self.elapsed > 0 else 0.0,

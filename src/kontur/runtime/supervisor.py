@@ -43,6 +43,8 @@ class Running:
     started_at: float
     restarts: int = 0
     pids: list[int] = field(default_factory=list)
+    peak_rss_kb: int = 0
+    """Highest VmHWM seen across this block's processes (read just before each stop)."""
 
 
 class Supervisor:
@@ -91,6 +93,7 @@ class Supervisor:
     def restart(self, name: str, **spec_updates: Any) -> Running:
         """Start a block again (after a crash or hang), optionally with a changed spec."""
         r = self.running[name]
+        self.sample_memory()
         self._terminate(r.proc, grace_s=0.5)
         r.block.spec.update(spec_updates)
         if "platform" in spec_updates:
@@ -103,11 +106,23 @@ class Supervisor:
 
     def exited(self) -> list[tuple[str, int]]:
         """Blocks whose process has exited since start, with their exit codes."""
-        return [
-            (name, rc)
-            for name, r in self.running.items()
-            if (rc := r.proc.poll()) is not None
-        ]
+        return [(name, rc) for name, r in self.running.items() if (rc := r.proc.poll()) is not None]
+
+    @staticmethod
+    def _vmhwm_kb(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def sample_memory(self) -> None:
+        """Record each live block's peak resident memory so far."""
+        for r in self.running.values():
+            if r.proc.poll() is None:
+                r.peak_rss_kb = max(r.peak_rss_kb, self._vmhwm_kb(r.proc.pid))
 
     @staticmethod
     def _terminate(proc: subprocess.Popen[bytes], grace_s: float) -> None:
@@ -130,6 +145,7 @@ class Supervisor:
 
     def stop(self, name: str, grace_s: float = 5.0) -> None:
         """Stop one block (SIGTERM, then SIGKILL after ``grace_s``)."""
+        self.sample_memory()
         self._terminate(self.running[name].proc, grace_s)
 
     def stop_all(self, grace_s: float = 5.0) -> None:
@@ -146,6 +162,7 @@ class Supervisor:
                 "pids": list(self.running[n].pids),
                 "platform": self.running[n].block.platform,
                 "restarts": self.running[n].restarts,
+                "peak_rss_mb": round(self.running[n].peak_rss_kb / 1024, 1),
             }
             for n in self.order
         ]

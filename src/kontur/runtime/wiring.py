@@ -13,6 +13,7 @@ supervisor stops them in the reverse order. Who talks to whom (DESIGN.md §2)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -55,10 +56,8 @@ class Wiring:
         for ring in self.rings.values():
             ring.close(unlink=True)
         for fd in self.fds:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 class _Pipes:
@@ -91,8 +90,13 @@ def build_wiring(
         for c in cameras
     }
     ring_specs = [
-        {"camera_id": c.config.id, "ring": rings[c.config.id].name, "fps": c.profile.fps,
-         "width": c.profile.width, "height": c.profile.height}
+        {
+            "camera_id": c.config.id,
+            "ring": rings[c.config.id].name,
+            "fps": c.profile.fps,
+            "width": c.profile.width,
+            "height": c.profile.height,
+        }
         for c in cameras
     ]
     inboxes: dict[str, Inbox] = {}
@@ -118,36 +122,71 @@ def build_wiring(
         gate_inputs[f"ingest:{c.config.id}"] = i2g_r
         to_ingest[c.config.id] = Outbox(ctl_w)
         spec = {
-            "camera_id": c.config.id, "source": c.source, "profile": c.profile.model_dump(),
-            "ring": rings[c.config.id].name, "slots": RING_SLOTS, "readers": 2,
-            "wake_fds": [worker_wake_w, verifier_wake_w], "supervisor_fd": i2s_w,
-            "gate_fd": i2g_w, "control_fd": ctl_r, "data_dir": str(data_dir),
+            "camera_id": c.config.id,
+            "source": c.source,
+            "profile": c.profile.model_dump(),
+            "ring": rings[c.config.id].name,
+            "slots": RING_SLOTS,
+            "readers": 2,
+            "wake_fds": [worker_wake_w, verifier_wake_w],
+            "supervisor_fd": i2s_w,
+            "gate_fd": i2g_w,
+            "control_fd": ctl_r,
+            "data_dir": str(data_dir),
             "realtime": realtime,
         }
         fds = (worker_wake_w, verifier_wake_w, i2s_w, i2g_w, ctl_r)
         ingest_blocks.append(Block(f"ingest:{c.config.id}", "kontur.ingest.process", spec, fds))
     gate = Block(
-        "gate", "kontur.gate.process",
-        {"config": config.model_dump(mode="json"), "cameras": ring_specs, "data_dir": str(data_dir),
-         "inbox_fds": gate_inputs, "supervisor_fd": g2s_w},
+        "gate",
+        "kontur.gate.process",
+        {
+            "config": config.model_dump(mode="json"),
+            "cameras": ring_specs,
+            "data_dir": str(data_dir),
+            "inbox_fds": gate_inputs,
+            "supervisor_fd": g2s_w,
+        },
         (*gate_inputs.values(), g2s_w),
     )
     verifier = Block(
-        "verifier", "kontur.verifier.process",
-        {"verifier": config.verifier.model_dump(), "cameras": ring_specs,
-         "reader_index": VERIFIER_READER, "wake_fd": verifier_wake_r, "worker_fd": w2v_r,
-         "gate_fd": v2g_w, "supervisor_fd": v2s_w},
-        (verifier_wake_r, w2v_r, v2g_w, v2s_w), restartable=True,
+        "verifier",
+        "kontur.verifier.process",
+        {
+            "verifier": config.verifier.model_dump(),
+            "cameras": ring_specs,
+            "reader_index": VERIFIER_READER,
+            "wake_fd": verifier_wake_r,
+            "worker_fd": w2v_r,
+            "gate_fd": v2g_w,
+            "supervisor_fd": v2s_w,
+        },
+        (verifier_wake_r, w2v_r, v2g_w, v2s_w),
+        restartable=True,
     )
     worker_spec = dict(
-        worker, cameras=ring_specs, reader_index=WORKER_READER, wake_fd=worker_wake_r,
-        verifier_fd=w2v_w, supervisor_fd=w2s_w, worker=config.worker.model_dump(),
+        worker,
+        cameras=ring_specs,
+        reader_index=WORKER_READER,
+        wake_fd=worker_wake_r,
+        verifier_fd=w2v_w,
+        supervisor_fd=w2s_w,
+        worker=config.worker.model_dump(),
     )
     worker_block = Block(
-        "worker", "kontur.worker.process", worker_spec, (worker_wake_r, w2v_w, w2s_w),
-        platform=worker["platform"], stdin_data=model_bytes, restartable=True,
+        "worker",
+        "kontur.worker.process",
+        worker_spec,
+        (worker_wake_r, w2v_w, w2s_w),
+        platform=worker["platform"],
+        stdin_data=model_bytes,
+        restartable=True,
     )
     return Wiring(
         blocks=[gate, verifier, worker_block, *ingest_blocks],
-        inboxes=inboxes, to_gate=Outbox(s2g_w), to_ingest=to_ingest, rings=rings, fds=p.fds,
+        inboxes=inboxes,
+        to_gate=Outbox(s2g_w),
+        to_ingest=to_ingest,
+        rings=rings,
+        fds=p.fds,
     )

@@ -9,6 +9,7 @@ liveness check; then check each :class:`TrackFrame` from the worker and send the
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from kontur.config import VerifierConfig
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.verifier.core import Verifier
+from kontur.verifier.thumbnail import make_thumbnail
 from kontur.wire import Evidence, FrameReady, TrackFrame
 from kontur.wire.channel import Inbox, Outbox, wait_readable
 from kontur.wire.framering import RingReader
@@ -29,16 +31,8 @@ THUMB_SIZE = (64, 48)
 
 
 def thumbnail(frame: np.ndarray) -> np.ndarray:
-    """A small grayscale copy by block averaging (numpy only, no OpenCV)."""
-    tw, th = THUMB_SIZE
-    h, w = frame.shape[:2]
-    ys = (np.arange(th + 1) * h) // th
-    xs = (np.arange(tw + 1) * w) // tw
-    gray = frame.mean(axis=2, dtype=np.float32)
-    # sample the centre of each block: cheap and enough for liveness
-    cy = ((ys[:-1] + ys[1:]) // 2).clip(0, h - 1)
-    cx = ((xs[:-1] + xs[1:]) // 2).clip(0, w - 1)
-    return gray[np.ix_(cy, cx)].astype(np.uint8)
+    """A small grayscale copy (numpy only, no OpenCV): what scene liveness compares."""
+    return make_thumbnail(frame, shape=(THUMB_SIZE[1], THUMB_SIZE[0]))
 
 
 class VerifierLoop:
@@ -46,7 +40,9 @@ class VerifierLoop:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.core = Verifier(VerifierConfig.model_validate(spec["verifier"]))
-        self.readers = {c["camera_id"]: RingReader(c["ring"], spec["reader_index"]) for c in spec["cameras"]}
+        self.readers = {
+            c["camera_id"]: RingReader(c["ring"], spec["reader_index"]) for c in spec["cameras"]
+        }
         self.wake_fd: int = spec["wake_fd"]
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(spec["worker_fd"], False)
@@ -57,10 +53,8 @@ class VerifierLoop:
         self.bad_meta = 0
 
     def _read_frames(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.read(self.wake_fd, 4096)
-        except BlockingIOError:
-            pass
         for cam_id, reader in self.readers.items():
             while (slot := reader.read_next()) is not None:
                 try:
@@ -91,6 +85,7 @@ class VerifierLoop:
         for r in wait_readable([self.from_worker], 0.0):
             for msg in r.drain():
                 if isinstance(msg, TrackFrame) and msg.camera_id in self.readers:
+                    self._read_frames()
                     self._check(msg)
 
 

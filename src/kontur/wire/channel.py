@@ -8,6 +8,7 @@ resynchronises at the next newline.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -42,10 +43,8 @@ class Outbox:
 
     def close(self) -> None:
         """Close the write end."""
-        try:
+        with contextlib.suppress(OSError):
             os.close(self.fd)
-        except OSError:
-            pass
 
 
 class Inbox:

@@ -217,9 +217,13 @@ class RingReader:
                 self.next_seq = oldest
                 continue
             meta = bytes(self._mm[off + 16 : off + 16 + int(hdr[1])])
-            frame = np.frombuffer(
-                self._mm, dtype=np.uint8, count=self.frame_bytes, offset=off + _SLOT_HDR
-            ).reshape(self.height, self.width, 3).copy()
+            frame = (
+                np.frombuffer(
+                    self._mm, dtype=np.uint8, count=self.frame_bytes, offset=off + _SLOT_HDR
+                )
+                .reshape(self.height, self.width, 3)
+                .copy()
+            )
             if int(hdr[0]) != seq:
                 self.dropped += 1
                 self.next_seq = seq + 1

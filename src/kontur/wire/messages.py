@@ -12,7 +12,7 @@ Flow (DESIGN.md §2)::
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -161,7 +161,7 @@ class Evidence(_Msg):
     finding: Finding
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """The gate's four answers (DESIGN.md §1, block 5)."""
 
     ALLOW = "ALLOW"

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from kontur.errors import KonturError
 
-__all__ = ["ModelError", "ModelFormatError", "ModelIntegrityError", "ModelUnreadable", "WorkerError"]
+__all__ = [
+    "ModelError",
+    "ModelFormatError",
+    "ModelIntegrityError",
+    "ModelUnreadable",
+    "WorkerError",
+]
 
 
 class WorkerError(KonturError):

@@ -12,6 +12,7 @@ results reach an action only through the verifier and the gate.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import select
@@ -53,7 +54,9 @@ def build_detector(spec: dict[str, Any], model_bytes: bytes | None) -> Detector:
     """The detector the spec asks for, built from verified bytes."""
     w = spec["worker"]
     if spec["detector"] == "hog":
-        return HogPersonDetector(score_threshold=w["score_threshold"], nms_threshold=w["nms_threshold"])
+        return HogPersonDetector(
+            score_threshold=w["score_threshold"], nms_threshold=w["nms_threshold"]
+        )
     assert model_bytes is not None
     return YoloxOnnxDetector(
         model_bytes,
@@ -98,9 +101,14 @@ class WorkerLoop:
             return
         self.to_supervisor.send(
             DetectionBatch(
-                camera_id=cam_id, gop_index=cam.gop, model_id=self.detector.model_id,
-                config_id=self.config_id, platform=self.platform, frames=cam.frames,
-                detections=cam.detections, track_ids=tuple(sorted(cam.track_ids)),
+                camera_id=cam_id,
+                gop_index=cam.gop,
+                model_id=self.detector.model_id,
+                config_id=self.config_id,
+                platform=self.platform,
+                frames=cam.frames,
+                detections=cam.detections,
+                track_ids=tuple(sorted(cam.track_ids)),
             )
         )
         cam.frames, cam.detections, cam.track_ids = 0, 0, set()
@@ -122,9 +130,15 @@ class WorkerLoop:
         cam.track_ids.update(o.track_id for o in objects)
         self.to_verifier.send(
             TrackFrame(
-                camera_id=cam_id, frame_index=meta.frame_index, gop_index=meta.gop_index,
-                pts_s=meta.pts_s, model_id=self.detector.model_id, config_id=self.config_id,
-                platform=self.platform, objects=objects, detections=len(dets),
+                camera_id=cam_id,
+                frame_index=meta.frame_index,
+                gop_index=meta.gop_index,
+                pts_s=meta.pts_s,
+                model_id=self.detector.model_id,
+                config_id=self.config_id,
+                platform=self.platform,
+                objects=objects,
+                detections=len(dets),
             )
         )
 
@@ -132,10 +146,8 @@ class WorkerLoop:
         """Process frames until asked to stop."""
         while not stop_requested():
             select.select([self.wake_fd], [], [], 0.2)
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(self.wake_fd, 4096)
-            except BlockingIOError:
-                pass
             for cam_id, cam in self.cameras.items():
                 while (slot := cam.reader.read_next()) is not None:
                     self._process(cam_id, cam, slot)

@@ -24,7 +24,7 @@ class CameraTracker:
     def update(self, detections: sv.Detections) -> tuple[TrackedObject, ...]:
         """Advance the tracker by one frame; returns the confirmed tracks."""
         out = self._tracker.update(detections)
-        if out.tracker_id is None or len(out) == 0:
+        if out.tracker_id is None or out.confidence is None or out.class_id is None:
             return ()
         objs = []
         for box, conf, cls, tid in zip(
