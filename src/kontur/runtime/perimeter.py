@@ -51,7 +51,7 @@ from kontur.wire import (
     WorkerReady,
 )
 from kontur.wire.channel import wait_readable
-from kontur.worker.errors import ModelUnreadable
+from kontur.worker.errors import ModelError, ModelUnreadable
 
 __all__ = ["FAULTS", "Perimeter", "RunOptions"]
 
@@ -161,11 +161,14 @@ class Perimeter:
         sha = hashlib.sha256(data).hexdigest()
         from kontur.worker.detectors import YoloxOnnxDetector
 
-        self._cpu_detector = YoloxOnnxDetector(
-            data,
-            intra_op_threads=self.config.worker.intra_op_threads,
-            score_threshold=self.config.worker.score_threshold,
-        )
+        try:
+            self._cpu_detector = YoloxOnnxDetector(
+                data,
+                intra_op_threads=self.config.worker.intra_op_threads,
+                score_threshold=self.config.worker.score_threshold,
+            )
+        except ModelError as exc:
+            raise type(exc)(f"model {self.opts.model}: {exc}") from None
         installed = self.data_dir / "models" / f"{sha}.onnx"
         installed.parent.mkdir(parents=True, exist_ok=True)
         if not installed.exists():

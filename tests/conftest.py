@@ -1,0 +1,36 @@
+"""Shared fixtures: where the real test data lives, and how to run the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+KONTUR = Path(sys.executable).with_name("kontur")
+
+
+def shared(*parts: str) -> Path:
+    """A file in ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (../shared/data is absent in this checkout)")
+    return path
+
+
+def run_kontur(*args: str, timeout: float = 300, **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``kontur`` command."""
+    env = dict(
+        os.environ,
+        COLUMNS="200",
+        XDG_CACHE_HOME=str(kw.pop("cache", "")) or os.environ.get("XDG_CACHE_HOME", ""),
+    )
+    if not env["XDG_CACHE_HOME"]:
+        env.pop("XDG_CACHE_HOME")
+    return subprocess.run(
+        [str(KONTUR), *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )

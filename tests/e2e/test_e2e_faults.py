@@ -1,0 +1,51 @@
+"""``--inject-fault``: each fault moves the degradation machine, recording never stops."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.conftest import run_kontur, shared
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize(
+    ("fault", "trigger", "to_state"),
+    [
+        ("worker-crash", "worker_crash", "DEGRADED"),
+        ("model-tamper", "model_integrity", "SAFE"),
+        ("clock-jump", "clock_jump", "DEGRADED"),
+    ],
+)
+def test_fault_moves_degradation(tmp_path: Path, fault: str, trigger: str, to_state: str) -> None:
+    video = shared("video", "pets09_s2l1_480x360.avi")
+    model = shared("models", "yolox_nano.onnx")
+    out = tmp_path / "s.json"
+    r = run_kontur(
+        "demo",
+        "--source",
+        str(video),
+        "--model",
+        str(model),
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--inject-fault",
+        fault,
+        "--json",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    s = json.loads(out.read_text())
+    first = s["degradation"]["transitions"][0]
+    assert (first["from"], first["to"], first["trigger"]) == ("NORMAL", to_state, trigger)
+    cam = s["cameras"][0]
+    # the raw stream is recorded whatever happens
+    assert cam["frames"] == 795 and sum(cam["gops"].values()) == 4
+    assert cam["decisions"]["ALLOW"] == 0
+    if fault == "worker-crash":
+        worker = next(p for p in s["processes"] if p["name"] == "worker")
+        assert worker["restarts"] == 1 and len(worker["pids"]) == 2
+        assert worker["platform"] == "cpu"
+    assert run_kontur("archive", "verify", str(tmp_path / "d")).returncode == 0

@@ -1,0 +1,62 @@
+"""The verifier and the gate never map an inference runtime; proven from /proc/<pid>/maps."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from tests.conftest import KONTUR, shared
+
+pytestmark = pytest.mark.e2e
+
+FORBIDDEN = ("onnxruntime", "libcuda", "libcudart", "libnvinfer", "openvino", "cv2", "torch")
+
+
+def _maps(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_verifier_and_gate_load_no_inference_runtime(tmp_path: Path) -> None:
+    video = shared("video", "pets09_s2l1_480x360.avi")
+    model = shared("models", "yolox_nano.onnx")
+    proc = subprocess.Popen(
+        [
+            str(KONTUR),
+            "demo",
+            "--source",
+            str(video),
+            "--model",
+            str(model),
+            "--realtime",
+            "--seconds",
+            "20",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        found: dict[str, int] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(found) < 3:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                cmd = " ".join(child.cmdline())
+                for block in ("verifier", "gate", "worker"):
+                    if f"kontur.{block}.process" in cmd:
+                        found[block] = child.pid
+            time.sleep(0.2)
+        assert set(found) == {"verifier", "gate", "worker"}
+        time.sleep(3.0)  # let every block finish importing and start working
+        worker_maps = _maps(found["worker"])
+        assert "onnxruntime" in worker_maps, "positive control: the worker does map ONNX Runtime"
+        for block in ("verifier", "gate"):
+            maps = _maps(found[block])
+            loaded = [lib for lib in FORBIDDEN if lib in maps]
+            assert loaded == [], f"{block} maps {loaded}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
