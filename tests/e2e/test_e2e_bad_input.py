@@ -1,4 +1,4 @@
-"""Bad input: one line naming what was expected and what was found, a non-zero exit, no traceback."""
+"""Bad input: one line saying what was expected and found, a non-zero exit, no traceback."""
 
 from __future__ import annotations
 
