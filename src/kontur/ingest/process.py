@@ -155,7 +155,8 @@ def main() -> int:
     try:
         loop.run()
     finally:
-        loop.ring.close(unlink=False)
+        # the supervisor owns the ring files; if it died (kill -9), nobody else will remove them
+        loop.ring.close(unlink=os.getppid() == 1)
     return 0
 
 

@@ -32,6 +32,7 @@ from kontur.degrade import (
     step,
 )
 from kontur.degrade.machine import Transition
+from kontur.errors import KonturError
 from kontur.ingest.source import default_source, probe
 from kontur.placement import choose, load_catalogue
 from kontur.placement.available import available_platforms
@@ -53,7 +54,12 @@ from kontur.wire import (
 from kontur.wire.channel import wait_readable
 from kontur.worker.errors import ModelError, ModelUnreadable
 
-__all__ = ["FAULTS", "Perimeter", "RunOptions"]
+__all__ = ["FAULTS", "BlockFailed", "Perimeter", "RunOptions"]
+
+
+class BlockFailed(KonturError):
+    """A block of the perimeter could not start (its log is in DATA_DIR/run/logs)."""
+
 
 FAULTS = ("model-tamper", "clock-jump", "worker-crash")
 #: Seconds after the worker is first ready at which an injected fault fires.
@@ -376,6 +382,21 @@ class Perimeter:
                     state=self.machine.state.value,
                 )
 
+    def _wait_readers_attached(self, wiring: Wiring, timeout: float) -> None:
+        """Ingest starts only once the worker and the verifier read every ring.
+
+        Otherwise a fast file source could be over before a cold worker has imported its
+        runtime, and nothing would be analysed (recording itself never waits for this).
+        """
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self._drain(wiring, 0.05)
+            if all(r.reader_heartbeat(i) > 0 for r in wiring.rings.values() for i in range(2)):
+                return
+            for name, rc in self.supervisor.exited():
+                raise BlockFailed(f"{name}: expected it to start, it exited with code {rc}")
+        raise BlockFailed(f"worker/verifier: expected them to attach within {timeout:.0f} s")
+
     def _wait_drained(self, wiring: Wiring, timeout: float) -> None:
         """Let the worker and verifier finish the frames already published."""
         end = time.monotonic() + timeout
@@ -442,7 +463,10 @@ class Perimeter:
         self.supervisor = Supervisor(self.data_dir / "run")
         started = time.monotonic()
         try:
-            self.supervisor.start(wiring.blocks)
+            consumers = [b for b in wiring.blocks if not b.name.startswith("ingest:")]
+            self.supervisor.start(consumers)
+            self._wait_readers_attached(wiring, timeout=120.0)
+            self.supervisor.start([b for b in wiring.blocks if b.name.startswith("ingest:")])
             self.watchdog.expect("worker")
             self._supervise(wiring)
             self._shutdown(wiring)

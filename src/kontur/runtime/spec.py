@@ -28,14 +28,32 @@ def read_spec(argv: list[str] | None = None) -> dict[str, Any]:
     return spec
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the supervisor dies (even by ``kill -9``)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the supervisor's stop_all is the only way down
+    if os.getppid() == 1:  # the supervisor died before prctl took effect
+        _STOP[0] = True
+
+
 def install_stop_handler() -> None:
-    """SIGTERM/SIGINT set a flag the block's loop checks; the block then stops cleanly."""
+    """SIGTERM/SIGINT set a flag the block's loop checks; the block then stops cleanly.
+
+    A block also stops when its supervisor dies, so no orphan keeps running.
+    """
 
     def _handler(signum: int, frame: object) -> None:
         _STOP[0] = True
 
     signal.signal(signal.SIGTERM, _handler)
     signal.signal(signal.SIGINT, _handler)
+    _die_with_parent()
 
 
 def stop_requested() -> bool:
