@@ -31,6 +31,7 @@ authoritatively; here it is a warning, never a failure).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -115,7 +116,18 @@ def baseline_child(video: str, model: str, threads: int) -> dict[str, Any]:
     }
 
 
-def run_baseline(video: Path, model: Path, threads: int) -> dict[str, Any]:
+def child_env(src: Path | None, **extra: str) -> dict[str, str]:
+    """The environment for measured children: ``--src`` (a kontur source tree) goes first
+    on ``PYTHONPATH`` so that baseline and perimeter import the same, frozen code."""
+    env = dict(os.environ, **extra)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(src)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
+    return env
+
+
+def run_baseline(video: Path, model: Path, threads: int, src: Path | None) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -127,11 +139,11 @@ def run_baseline(video: Path, model: Path, threads: int) -> dict[str, Any]:
         str(model),
     ]
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=child_env(src))
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"baseline ({threads} thread(s)) failed:\n{proc.stderr[-2000:]}")
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     res["process_wall_s"] = round(wall, 3)
     res["loadavg_1m_after"] = _load1()
     res["e2e_fps"] = round(res["frames"] / wall, 2)
@@ -166,12 +178,12 @@ def _forbidden_maps(pid: int) -> set[str]:
     return {lib for lib in FORBIDDEN_LIBS if lib in text}
 
 
-def run_perimeter(video: Path, model: Path) -> dict[str, Any]:
+def run_perimeter(video: Path, model: Path, src: Path | None) -> dict[str, Any]:
     kontur = Path(sys.executable).with_name("kontur")
     tmp = Path(tempfile.mkdtemp(prefix="kontur-bench-"))
     try:
         out = tmp / "summary.json"
-        env = dict(os.environ, XDG_CACHE_HOME=str(tmp / "cache"))
+        env = child_env(src, XDG_CACHE_HOME=str(tmp / "cache"))
         cmd = [
             str(kontur),
             "demo",
@@ -247,7 +259,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         load = []
     return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
         "cpu_model": cpu,
         "python": platform.python_version(),
@@ -256,6 +268,14 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "loadavg_start": load,
     }
+
+
+def _git_info() -> dict[str, Any]:
+    def git(*a: str) -> str:
+        r = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    return {"head": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "src"))}
 
 
 def _load1() -> float | None:
@@ -278,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", dest="json_out", type=Path, default=None)
+    ap.add_argument(
+        "--src",
+        type=Path,
+        default=None,
+        help="kontur source dir to measure instead of the installed one (put first on "
+        "PYTHONPATH of every measured process), e.g. a `git archive HEAD src` snapshot",
+    )
     ap.add_argument("--_baseline-child", dest="child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -301,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     from kontur.config import load_config
 
     worker_threads = load_config().worker.intra_op_threads
+    info_git = _git_info()
     console = Console(stderr=True)
     info = machine_info()
     console.print(
@@ -323,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(1, args.repeats + 1):
             for t in thread_set:
                 progress.update(task, description=f"repeat {r}: baseline {t} thread(s)")
-                res = run_baseline(args.video, args.model, t)
+                res = run_baseline(args.video, args.model, t, args.src)
                 base[t].append(res)
                 progress.console.print(
                     f"  repeat {r} baseline {t}T: {res['fps']:.1f} fps loop, "
@@ -332,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 progress.advance(task)
             progress.update(task, description=f"repeat {r}: perimeter (kontur demo)")
-            res = run_perimeter(args.video, args.model)
+            res = run_perimeter(args.video, args.model, args.src)
             peri.append(res)
             progress.console.print(
                 f"  repeat {r} perimeter: {res['fps']:.1f} fps summary, "
@@ -434,13 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         "fps: baseline = frames / loop wall (model loaded); perimeter = summary fps "
         "(frames / elapsed of the supervised run). end-to-end fps = frames / wall of the whole "
-        "process or command, startup (and, for kontur, the placement bench) included. CPU ms/frame = user+sys CPU of the whole process (tree), startup included."
+        "process or command, startup (and, for kontur, the placement bench) included. "
+        "CPU ms/frame = user+sys CPU of the whole process (tree), startup included."
     )
 
-    try:
+    with contextlib.suppress(OSError):
         info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
-    except OSError:
-        pass
     if args.json_out is not None:
         doc = {
             "machine": info,
@@ -448,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             "model": str(args.model),
             "repeats": args.repeats,
             "worker_intra_op_threads": worker_threads,
+            "git": info_git,
+            "src": str(args.src) if args.src else "installed (editable)",
             "baseline": {str(t): v for t, v in b.items()},
             "perimeter": p,
             "ratios": ratios,

@@ -8,6 +8,7 @@ modules are imported inside the commands so that ``kontur --help`` stays fast.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -91,6 +92,10 @@ def demo(
     from kontur.runtime.perimeter import FAULTS, Perimeter, RunOptions
     from kontur.runtime.report import print_summary, progress_display
 
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through the run: blocks stopped, archive closed
+
+    signal.signal(signal.SIGTERM, _terminate)
     if inject_fault is not None and inject_fault not in FAULTS:
         fail(f"--inject-fault: expected one of {', '.join(FAULTS)}, got {inject_fault!r}")
     try:

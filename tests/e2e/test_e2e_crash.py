@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from tests.conftest import KONTUR, run_kontur, shared
 
 pytestmark = pytest.mark.e2e

@@ -34,7 +34,7 @@ def test_pack_is_deterministic_whatever_the_header_key_order() -> None:
 
 def test_segment_with_bad_magic_is_refused() -> None:
     data = b"KSEG2\n" + pack_segment(HEADER, PACKETS)[len(MAGIC) :]
-    with pytest.raises(ValueError, match="expected segment magic .*got b'KSEG2\\\\n'"):
+    with pytest.raises(ValueError, match=r"expected segment magic .*got b'KSEG2\\n'"):
         unpack_segment(data)
 
 
@@ -45,7 +45,7 @@ def test_segment_without_header_line_is_refused() -> None:
 
 def test_segment_cut_inside_a_packet_header_is_refused() -> None:
     data = pack_segment(HEADER, PACKETS[:1])
-    with pytest.raises(ValueError, match="expected a packet header at byte .*got 5 bytes"):
+    with pytest.raises(ValueError, match=r"expected a packet header at byte \d+, got 5 bytes"):
         unpack_segment(data + b"\x00" * 5)
 
 

@@ -6,6 +6,8 @@ is made here with PyAV: each file is named after the problem it models.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import subprocess
 import sys
 from collections.abc import Callable
@@ -98,7 +100,7 @@ def test_avi_presentation_times_are_synthesised_from_index_and_fps(
 ) -> None:
     _, _, gops = pets
     pts = [f.pts_s for g in gops for f in g.frames]
-    assert all(b > a for a, b in zip(pts, pts[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(pts))
     assert pts == pytest.approx([i / 10.0 for i in range(795)], abs=1e-6)
 
 
@@ -254,14 +256,9 @@ def test_resolution_switch_decodes_both_sizes(resolution_switch: Path) -> None:
     shapes = [f.image.shape[:2] for f in frames if f.image is not None]
     assert shapes == [(48, 64)] * 10 + [(64, 96)] * 10
     pts = [f.pts_s for f in frames]
-    assert all(b > a for a, b in zip(pts, pts[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(pts))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: read_gops stamps every GOP with the StreamInfo read once from the container "
-    "header, so a mid-stream resolution change never reaches GopChecker (no PROFILE_CHANGED)",
-)
 def test_resolution_switch_is_profile_changed(resolution_switch: Path) -> None:
     result = probe(str(resolution_switch))
     checker = GopChecker("cam-1", result.profile())
@@ -275,3 +272,34 @@ def test_resolution_switch_is_profile_changed(resolution_switch: Path) -> None:
     assert changed, [v.reasons for v in verdicts]
     assert "expected resolution 64x48, got 96x64" in changed[0].reasons
 
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="KNOWN GAP (left for the ingest issue): for AVI, read_gops synthesises pts from "
+    "the decoder's output count and treats "
+    "the muxer's empty placeholder chunks as flush packets, so deleted frames leave no gap "
+    "and GopChecker never reports them missing",
+)
+def test_frames_deleted_from_avi_are_missing(
+    tmp_path: Path, shared_file: Callable[[str], Path]
+) -> None:
+    path = tmp_path / "frames_deleted.avi"
+    with av.open(str(shared_file(PETS))) as src, av.open(str(path), "w") as dst:
+        stream = src.streams.video[0]
+        out = dst.add_stream_from_template(stream)
+        for index, packet in enumerate(src.demux(stream)):
+            if index == 60:
+                break
+            if packet.size and not 30 <= index < 35:  # five P-frames cut out of GOP 0
+                packet.stream = out
+                dst.mux(packet)
+    result = probe(str(path))
+    checker = GopChecker("cam-1", result.profile())
+    reasons: list[str] = []
+    with contextlib.suppress(SourceTruncated):
+        for gop in read_gops(str(path), result):
+            checker.begin(gop.info)
+            for f in gop.frames:
+                checker.frame(f.pts_s, f.image is not None)
+            reasons += checker.close().reasons
+    assert any("about 5 frame(s) missing" in r for r in reasons), reasons

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -126,14 +127,14 @@ def test_every_message_type_is_covered() -> None:
 
 def test_extra_field_smuggled_in_is_refused() -> None:
     data = json.dumps({**_frame_dict(), "exec": "rm -rf /"}).encode()
-    with pytest.raises(WireError, match="malformed message at frame.exec: Extra inputs"):
+    with pytest.raises(WireError, match=re.escape("malformed message at frame.exec: Extra inputs")):
         decode(data)
 
 
 def test_nested_extra_field_is_refused() -> None:
     d = json.loads(encode(TRACKS))
     d["objects"][0]["hidden"] = 1
-    with pytest.raises(WireError, match="malformed message at tracks.objects.0.hidden"):
+    with pytest.raises(WireError, match=re.escape("malformed message at tracks.objects.0.hidden")):
         decode(json.dumps(d).encode())
 
 
@@ -153,11 +154,6 @@ def test_wrong_types_and_ranges_are_refused(field: str, value: object, fragment:
         decode(json.dumps({**_frame_dict(), field: value}).encode())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: wire/__init__ promises strict models, but _Msg is lax: '5' is taken as an int "
-    "and 'true' as a bool",
-)
 @pytest.mark.parametrize(("field", "value"), [("seq", "41"), ("analyse", "true"), ("seq", 41.0)])
 def test_coercible_wrong_types_are_refused(field: str, value: object) -> None:
     with pytest.raises(WireError, match=f"malformed message at frame.{field}"):
@@ -168,7 +164,7 @@ def test_coercible_wrong_types_are_refused(field: str, value: object) -> None:
 def test_non_finite_numbers_are_refused(literal: bytes) -> None:
     data = encode(FRAME).replace(b'"pts_s":4.0', b'"pts_s":' + literal)
     assert literal in data
-    with pytest.raises(WireError, match="frame.pts_s: Input should be a finite number"):
+    with pytest.raises(WireError, match=re.escape("frame.pts_s: Input should be a finite number")):
         decode(data)
 
 
@@ -205,12 +201,14 @@ def test_not_json_is_refused() -> None:
 def test_unknown_verdict_in_gop_closed_is_refused() -> None:
     d = json.loads(encode(ALL[1]))
     d["verdict"]["verdict"] = "TRUST_ME"
-    with pytest.raises(WireError, match="malformed message at gop.verdict.verdict"):
+    with pytest.raises(WireError, match=re.escape("malformed message at gop.verdict.verdict")):
         decode(json.dumps(d).encode())
 
 
 def test_confidence_out_of_range_is_refused() -> None:
     d = json.loads(encode(TRACKS))
     d["objects"][0]["confidence"] = 1.5
-    with pytest.raises(WireError, match="tracks.objects.0.confidence: Input should be less"):
+    with pytest.raises(
+        WireError, match=re.escape("tracks.objects.0.confidence: Input should be less")
+    ):
         decode(json.dumps(d).encode())

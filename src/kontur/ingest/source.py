@@ -10,6 +10,7 @@ decoder was fed when it produced them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import math
 from collections.abc import Iterator
@@ -196,6 +197,20 @@ def _decode(
     return out
 
 
+def _with_decoded_size(gop: RawGop) -> RawGop:
+    """The GOP's stream info with the size its frames really decode to.
+
+    The container header describes the start of the stream only; a camera that switches
+    resolution mid-stream shows it in the decoded frames (PROFILE_CHANGED downstream).
+    """
+    first = next((f.image for f in gop.frames if f.image is not None), None)
+    if first is not None:
+        h, w = first.shape[:2]
+        if (w, h) != (gop.info.width, gop.info.height):
+            gop.info = dataclasses.replace(gop.info, width=int(w), height=int(h))
+    return gop
+
+
 def read_gops(source: str, probe_result: SourceProbe) -> Iterator[RawGop]:
     """Yield the source's GOPs in order; raises :class:`SourceTruncated` at a short end."""
     container = _open(source)
@@ -216,7 +231,7 @@ def read_gops(source: str, probe_result: SourceProbe) -> Iterator[RawGop]:
                         gop.frames += frames
                     continue
                 if packet.is_keyframe and gop is not None and gop.packets:
-                    yield gop
+                    yield _with_decoded_size(gop)
                     gop = None
                 if gop is None:
                     gop = RawGop(info=info, header=header)
@@ -226,13 +241,13 @@ def read_gops(source: str, probe_result: SourceProbe) -> Iterator[RawGop]:
                 gop.frames += _decode(stream, packet, tb, counter, info.fps)
         except av.error.FFmpegError as exc:
             if gop is not None:
-                yield gop
+                yield _with_decoded_size(gop)
             raise SourceTruncated(
                 f"source {source}: expected the stream to continue after frame {int(counter[0])}, "
                 f"got a demux error ({exc.strerror or type(exc).__name__})"
             ) from None
         if gop is not None:
-            yield gop
+            yield _with_decoded_size(gop)
         declared = probe_result.frames_declared
         if declared and counter[0] < declared - 1:
             raise SourceTruncated(

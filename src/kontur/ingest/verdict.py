@@ -75,7 +75,7 @@ def most_severe(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict:
 class GopVerdict(BaseModel):
     """The recorded result for one GOP: the verdict and the reasons an operator reads."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     camera_id: str
     gop_index: int

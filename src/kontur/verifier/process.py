@@ -51,10 +51,12 @@ class VerifierLoop:
         self.to_supervisor = Outbox(spec["supervisor_fd"])
         self.last_frame: dict[str, int] = {}
         self.bad_meta = 0
+        self.orphaned = False
 
     def _read_frames(self) -> None:
         with contextlib.suppress(BlockingIOError):
-            os.read(self.wake_fd, 4096)
+            if os.read(self.wake_fd, 4096) == b"":
+                self.orphaned = True  # every writer is gone (the supervisor died)
         for cam_id, reader in self.readers.items():
             while (slot := reader.read_next()) is not None:
                 try:
@@ -74,7 +76,7 @@ class VerifierLoop:
         """Verify until asked to stop."""
         import select
 
-        while not stop_requested():
+        while not stop_requested() and not self.orphaned:
             select.select([self.wake_fd, self.from_worker.fd], [], [], 0.2)
             self._read_frames()
             for msg in self.from_worker.drain():

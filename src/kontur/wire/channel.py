@@ -82,7 +82,10 @@ class Inbox:
         while True:
             nl = self._buf.find(b"\n")
             if nl < 0:
-                if len(self._buf) > MAX_MESSAGE_BYTES:
+                if self.eof and self._buf:
+                    self._reject(f"expected a complete line before EOF, got {len(self._buf)} bytes")
+                    self._buf.clear()
+                elif len(self._buf) > MAX_MESSAGE_BYTES:
                     self._reject(f"expected a line of at most {MAX_MESSAGE_BYTES} bytes")
                     self._buf.clear()
                 return

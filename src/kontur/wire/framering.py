@@ -82,12 +82,18 @@ class FrameRing:
         self.frame_bytes = height * width * 3
         self.slot_bytes = _SLOT_HDR + self.frame_bytes
         self.size = _HDR + slots * self.slot_bytes
+        if not create:
+            with open(shm_path(name), "rb") as f:
+                head = [int(x) for x in np.frombuffer(f.read(_HDR), dtype="<i8")[:4]]
+            if head != [MAGIC, slots, height, width]:
+                raise ValueError(
+                    f"expected ring {name} of {slots}x{height}x{width}, "
+                    f"got {head[1]}x{head[2]}x{head[3]}"
+                )
         self._mm = _map(shm_path(name), self.size, create=create, writable=True)
         self._hdr = np.frombuffer(self._mm, dtype="<i8", count=8)
         if create:
             self._hdr[:] = [MAGIC, slots, height, width, -1, 0, 0, 0]
-        elif list(self._hdr[:4]) != [MAGIC, slots, height, width]:
-            raise ValueError(f"expected ring {name} of {slots}x{height}x{width}, got another")
         self._acks = []
         for r in range(readers):
             mm = _map(shm_path(f"{name}.ack{r}"), 16, create=create, writable=True)
@@ -190,9 +196,13 @@ class RingReader:
         self._hdr = np.frombuffer(self._mm, dtype="<i8", count=8)
         self._ack_mm = _map(shm_path(f"{name}.ack{reader}"), 16, create=False, writable=True)
         self._ack = np.frombuffer(self._ack_mm, dtype="<i8", count=2)
-        # A (re)started reader starts at the newest frame: what it missed is reported as dropped.
-        self.next_seq = int(self._hdr[4]) + 1 if int(self._hdr[4]) >= 0 else 0
-        self.dropped = 0
+        # A (re)started reader starts at the newest frame; what it missed since its last ack
+        # is reported as dropped, and its ack moves forward so the writer does not wait for it.
+        published = int(self._hdr[4])
+        old_ack = int(self._ack[0])
+        self.next_seq = max(published, 0)
+        self.dropped = max(0, published - old_ack - 1) if old_ack >= 0 else 0
+        self._ack[0] = self.next_seq - 1
         self.heartbeat()
 
     def heartbeat(self) -> None:

@@ -50,7 +50,7 @@ class WireError(KonturError):
 
 
 class _Msg(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class FrameReady(_Msg):

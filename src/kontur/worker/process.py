@@ -147,7 +147,8 @@ class WorkerLoop:
         while not stop_requested():
             select.select([self.wake_fd], [], [], 0.2)
             with contextlib.suppress(BlockingIOError):
-                os.read(self.wake_fd, 4096)
+                if os.read(self.wake_fd, 4096) == b"":
+                    break  # every writer is gone (the supervisor died): stop, never spin
             for cam_id, cam in self.cameras.items():
                 while (slot := cam.reader.read_next()) is not None:
                     self._process(cam_id, cam, slot)

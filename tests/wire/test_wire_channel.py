@@ -1,0 +1,173 @@
+"""Newline-delimited messages over real OS pipes: Outbox → Inbox, garbage, EOF, dead readers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from kontur.wire import ControlMessage, FrameReady, Message, SourceEnded, encode
+from kontur.wire.channel import Inbox, Outbox, wait_readable
+from kontur.wire.messages import MAX_MESSAGE_BYTES
+
+
+def _frame(i: int) -> FrameReady:
+    return FrameReady(
+        camera_id="cam-1", seq=i, frame_index=i, pts_s=i / 10, gop_index=i // 10, slot=i % 4,
+        width=480, height=360,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    """A real pipe; the read end is non-blocking, as the processes set it."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    yield r, w
+    for fd in (r, w):
+        with contextlib.suppress(OSError):  # the test may have closed it already
+            os.close(fd)
+
+
+def _collect(inbox: Inbox, until: int, timeout: float = 10.0) -> list[Message]:
+    """Drain until ``until`` messages arrived or EOF; fails rather than hangs."""
+    got: list[Message] = []
+    while len(got) < until and not inbox.eof:
+        assert wait_readable([inbox], timeout), f"nothing readable after {len(got)} messages"
+        got.extend(inbox.drain())
+    return got
+
+
+def test_many_messages_arrive_in_order(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    sent = [_frame(i) for i in range(3000)]  # ~500 KiB: far more than a pipe buffer holds
+    outbox, inbox = Outbox(w), Inbox(r, "frames")
+    writer = threading.Thread(target=lambda: [outbox.send(m) for m in sent])
+    writer.start()
+    got = _collect(inbox, len(sent))
+    writer.join(10)
+    assert got == sent
+    assert inbox.rejected == 0 and inbox.last_error is None
+
+
+def test_garbage_line_is_rejected_and_the_reader_resyncs(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    os.write(w, encode(_frame(1)) + b"\n")
+    os.write(w, b"\x80\x04\x95 not a message at all\n")
+    os.write(w, encode(_frame(2)) + b"\n")
+    inbox = Inbox(r, "worker")
+    assert _collect(inbox, 2) == [_frame(1), _frame(2)]
+    assert inbox.rejected == 1
+    assert inbox.last_error is not None
+    assert inbox.last_error.startswith("worker: malformed message at <root>: Invalid JSON")
+
+
+def test_writer_killed_mid_message_spoils_only_that_line(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    half = encode(_frame(1))[:40]
+    os.write(w, half + b"\n" + encode(_frame(2)) + b"\n")
+    inbox = Inbox(r, "worker")
+    assert _collect(inbox, 1) == [_frame(2)]
+    assert inbox.rejected == 1
+    assert "malformed message" in (inbox.last_error or "")
+
+
+def test_valid_json_of_the_wrong_shape_is_rejected(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    os.write(w, b'{"type":"control","command":"format_disk"}\n' + encode(_frame(3)) + b"\n")
+    inbox = Inbox(r, "control")
+    assert _collect(inbox, 1) == [_frame(3)]
+    assert inbox.rejected == 1
+    assert "control: malformed message at control.command" in (inbox.last_error or "")
+
+
+def test_empty_lines_are_skipped_without_rejection(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    os.write(w, b"\n\n" + encode(ControlMessage(command="stop")) + b"\n\n")
+    inbox = Inbox(r)
+    assert _collect(inbox, 1) == [ControlMessage(command="stop")]
+    assert inbox.rejected == 0
+
+
+def test_message_split_across_writes_is_reassembled(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    data = encode(_frame(5)) + b"\n"
+    inbox = Inbox(r)
+    os.write(w, data[:17])
+    assert list(inbox.drain()) == []
+    os.write(w, data[17:])
+    assert list(inbox.drain()) == [_frame(5)]
+
+
+def test_oversize_line_without_newline_is_rejected_then_resynced(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    inbox = Inbox(r, "worker")
+    payload = b"a" * (MAX_MESSAGE_BYTES + 1024) + b"\n" + encode(_frame(9)) + b"\n"
+
+    def write() -> None:
+        with os.fdopen(os.dup(w), "wb") as f:
+            f.write(payload)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    got: list[Message] = []
+    first_error = None
+    while not got:
+        assert wait_readable([inbox], 10.0)
+        got.extend(inbox.drain())
+        if first_error is None and inbox.rejected:
+            first_error = inbox.last_error
+    writer.join(10)
+    # refused either while still without newline ("a line") or as a whole line ("a message")
+    assert first_error is not None and first_error.startswith("worker: expected a ")
+    assert f"of at most {MAX_MESSAGE_BYTES} bytes" in first_error
+    assert got == [_frame(9)]
+
+
+def test_eof_is_reported(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    os.write(w, encode(SourceEnded(camera_id="cam-1", frames=3, gops=1)) + b"\n")
+    os.close(w)
+    inbox = Inbox(r)
+    assert _collect(inbox, 5) == [SourceEnded(camera_id="cam-1", frames=3, gops=1)]
+    assert inbox.eof
+    assert wait_readable([inbox], 0.0) == []
+
+
+def test_writer_killed_mid_message_at_eof_is_counted(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    os.write(w, encode(_frame(1)) + b"\n" + encode(_frame(2))[:30])
+    os.close(w)  # kill -9 of the writer closes its end
+    inbox = Inbox(r, "worker")
+    assert _collect(inbox, 5) == [_frame(1)]
+    assert inbox.eof
+    assert inbox.rejected == 1
+    assert "worker:" in (inbox.last_error or "")
+
+
+def test_send_after_the_reader_closed_returns_false(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    outbox = Outbox(w)
+    assert outbox.send(_frame(1)) is True
+    os.close(r)
+    assert outbox.send(_frame(2)) is False  # BrokenPipeError, swallowed (SIGPIPE is ignored)
+    assert outbox.broken
+    assert outbox.send(_frame(3)) is False
+
+
+def test_outbox_close_closes_the_write_end(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    outbox = Outbox(w)
+    outbox.close()
+    outbox.close()  # closing twice is harmless
+    inbox = Inbox(r)
+    assert _collect(inbox, 1) == []
+    assert inbox.eof
+
+
+def test_wait_readable_times_out_on_a_quiet_pipe(pipe: tuple[int, int]) -> None:
+    r, _ = pipe
+    assert wait_readable([Inbox(r)], 0.01) == []
