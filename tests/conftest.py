@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,13 @@ def run_kontur(*args: str, timeout: float = 300, **kw: object) -> subprocess.Com
     return subprocess.run(
         [str(KONTUR), *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
+
+
+@pytest.fixture(scope="session")
+def shared_file() -> Callable[[str], Path]:
+    """``shared`` as a fixture: a file of ../shared/data by relative path, or a skip."""
+
+    def get(rel: str) -> Path:
+        return shared(*rel.split("/"))
+
+    return get
