@@ -1,23 +1,79 @@
-"""Signed model releases: the model, its preprocessing, thresholds and config as one unit."""
+"""Signed model releases: the model, its preprocessing, thresholds and config as one unit.
 
+Build a release with :func:`build_release`, check one with :func:`verify_release` (which
+hands back the verified bytes to load from), install it with :class:`ReleaseStore`. The
+command line is :data:`kontur.release.cli.model_app` (``kontur model …``). See ADR 0009.
+"""
+
+from kontur.release.errors import (
+    KeyMaterialError,
+    ManifestError,
+    OutputNotEmpty,
+    PlatformNotAllowed,
+    ReleaseError,
+    ReleaseExpired,
+    ReleaseNotFound,
+    RollbackRefused,
+    SignatureInvalid,
+    StoreCorrupt,
+    UntrustedSigner,
+    VersionConflict,
+)
+from kontur.release.keys import KeyPair, issue_signing_cert, keygen, make_ca
 from kontur.release.manifest import (
     MANIFEST_NAME,
-    ManifestError,
     Preprocessing,
     ReleaseFiles,
     ReleaseManifest,
     SignedManifest,
     Thresholds,
     preset,
+    preset_thresholds,
 )
+from kontur.release.signing import (
+    SIGNATURE_NAME,
+    BuiltRelease,
+    Trust,
+    VerifiedRelease,
+    build_release,
+    release_digest,
+    verify_release,
+)
+from kontur.release.store import InstalledRelease, ReleaseStore, default_store_root
 
 __all__ = [
     "MANIFEST_NAME",
+    "SIGNATURE_NAME",
+    "BuiltRelease",
+    "InstalledRelease",
+    "KeyMaterialError",
+    "KeyPair",
     "ManifestError",
+    "OutputNotEmpty",
+    "PlatformNotAllowed",
     "Preprocessing",
+    "ReleaseError",
+    "ReleaseExpired",
     "ReleaseFiles",
     "ReleaseManifest",
+    "ReleaseNotFound",
+    "ReleaseStore",
+    "RollbackRefused",
+    "SignatureInvalid",
     "SignedManifest",
+    "StoreCorrupt",
     "Thresholds",
+    "Trust",
+    "UntrustedSigner",
+    "VerifiedRelease",
+    "VersionConflict",
+    "build_release",
+    "default_store_root",
+    "issue_signing_cert",
+    "keygen",
+    "make_ca",
     "preset",
+    "preset_thresholds",
+    "release_digest",
+    "verify_release",
 ]

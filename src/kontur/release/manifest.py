@@ -12,6 +12,7 @@ invariant, and keep the exact bytes beside it (:class:`SignedManifest`).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kontur.worker.detectors import COCO_CLASSES
+from kontur.release.errors import ManifestError
 
 __all__ = [
     "FORMATS",
@@ -37,6 +38,7 @@ __all__ = [
     "SignedManifest",
     "Thresholds",
     "preset",
+    "preset_thresholds",
 ]
 
 SCHEMA = "kontur.release/1"
@@ -51,10 +53,6 @@ PLATFORMS: tuple[str, ...] = ("cpu", "gpu", "npu")
 
 _NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class ManifestError(ValueError):
-    """``release.json`` is not a valid manifest; the message says what and where."""
 
 
 class _Frozen(BaseModel):
@@ -178,30 +176,45 @@ class SignedManifest:
     raw: bytes
 
 
-_PRESETS: dict[str, dict[str, object]] = {
-    "yolox": {
-        "preprocessing": Preprocessing(
-            input_width=416, input_height=416, colour="bgr", scale=1.0, letterbox=True
-        ),
-        "class_names": COCO_CLASSES,
-        "thresholds": Thresholds(score=0.3, nms_iou=0.45),
-    },
-    "yolov8": {
-        "preprocessing": Preprocessing(
-            input_width=640, input_height=640, colour="rgb", scale=1 / 255, letterbox=True
-        ),
-        "class_names": COCO_CLASSES,
-        "thresholds": Thresholds(score=0.25, nms_iou=0.45),
-    },
-    "ssd": {
-        "preprocessing": Preprocessing(
-            input_width=672, input_height=384, colour="bgr", scale=1.0, letterbox=False
-        ),
-        # Label 1 of the Open Model Zoo pedestrian SSD; label 0 is the background.
-        "class_names": ("background", "person"),
-        "thresholds": Thresholds(score=0.5, nms_iou=0.45),
-    },
-}
+@functools.cache
+def _presets() -> dict[str, dict[str, object]]:
+    # Imported here: kontur.worker.detectors pulls in numpy and supervision, which the
+    # command line must not pay for on every start.
+    from kontur.worker.detectors import COCO_CLASSES
+
+    return {
+        "yolox": {
+            "preprocessing": Preprocessing(
+                input_width=416, input_height=416, colour="bgr", scale=1.0, letterbox=True
+            ),
+            "class_names": COCO_CLASSES,
+            "thresholds": Thresholds(score=0.3, nms_iou=0.45),
+        },
+        "yolov8": {
+            "preprocessing": Preprocessing(
+                input_width=640, input_height=640, colour="rgb", scale=1 / 255, letterbox=True
+            ),
+            "class_names": COCO_CLASSES,
+            "thresholds": Thresholds(score=0.25, nms_iou=0.45),
+        },
+        "ssd": {
+            "preprocessing": Preprocessing(
+                input_width=672, input_height=384, colour="bgr", scale=1.0, letterbox=False
+            ),
+            # Label 1 of the Open Model Zoo pedestrian SSD; label 0 is the background.
+            "class_names": ("background", "person"),
+            "thresholds": Thresholds(score=0.5, nms_iou=0.45),
+        },
+    }
+
+
+def preset_thresholds(output_format: str) -> Thresholds:
+    """The known-good thresholds for ``output_format``."""
+    if output_format not in _presets():
+        raise ManifestError(f"output format: expected one of {FORMATS}, got {output_format!r}")
+    t = _presets()[output_format]["thresholds"]
+    assert isinstance(t, Thresholds)
+    return t
 
 
 def preset(
@@ -217,9 +230,9 @@ def preset(
     platforms: tuple[str, ...] = PLATFORMS,
 ) -> ReleaseManifest:
     """A manifest with the known-good preprocessing for ``output_format``."""
-    if output_format not in _PRESETS:
+    if output_format not in _presets():
         raise ManifestError(f"output format: expected one of {FORMATS}, got {output_format!r}")
-    p = _PRESETS[output_format]
+    p = _presets()[output_format]
     now = created or datetime.now(UTC)
     fields = {
         "schema": SCHEMA,

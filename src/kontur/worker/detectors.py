@@ -4,6 +4,8 @@
   verified (``InferenceSession(bytes)``), never by re-reading a path (DESIGN.md §3).
   Input BGR 0..255 letterboxed (pad 114), no normalisation; raw grid output decoded with
   strides 8/16/32 (``../shared/data/MANIFEST.md``).
+  The letterbox and decoder are the release runners' (:mod:`kontur.worker.runners`), which
+  build detectors for signed releases of any supported format.
 - :class:`HogPersonDetector`: OpenCV's HOG people detector; needs no downloaded weights and
   is the clearly labelled fallback when no model is given.
 """
@@ -17,6 +19,8 @@ import numpy as np
 import supervision as sv
 
 from kontur.worker.errors import ModelFormatError
+from kontur.worker.runners.decoders import decode_yolox, nms
+from kontur.worker.runners.preprocess import letterbox, to_tensor
 
 __all__ = ["COCO_CLASSES", "Detector", "HogPersonDetector", "YoloxOnnxDetector", "nms"]
 
@@ -116,36 +120,6 @@ class Detector(Protocol):
         ...
 
 
-def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression; returns the kept indices, best first."""
-    order = scores.argsort()[::-1]
-    areas = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        xx1 = np.maximum(xyxy[i, 0], xyxy[rest, 0])
-        yy1 = np.maximum(xyxy[i, 1], xyxy[rest, 1])
-        xx2 = np.minimum(xyxy[i, 2], xyxy[rest, 2])
-        yy2 = np.minimum(xyxy[i, 3], xyxy[rest, 3])
-        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
-        iou = inter / (areas[i] + areas[rest] - inter + 1e-9)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
-
-
-def _letterbox(frame: np.ndarray, size: int, pad: int = 114) -> tuple[np.ndarray, float]:
-    import cv2
-
-    h, w = frame.shape[:2]
-    r = min(size / h, size / w)
-    nh, nw = round(h * r), round(w * r)
-    out = np.full((size, size, 3), pad, dtype=np.uint8)
-    out[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return out, r
-
-
 class YoloxOnnxDetector:
     """YOLOX (raw grid output) on ONNX Runtime, CPU execution provider by default."""
 
@@ -187,42 +161,19 @@ class YoloxOnnxDetector:
                 f"model {self.model_id[:19]}…: expected YOLOX output [1,N,85], got {out}"
             )
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
-        self._grid, self._strides = self._make_grid(self.size)
-
-    @staticmethod
-    def _make_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-        grids, strides = [], []
-        for s in (8, 16, 32):
-            n = size // s
-            yv, xv = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-            grids.append(np.stack((xv, yv), 2).reshape(-1, 2))
-            strides.append(np.full((n * n, 1), s))
-        return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
 
     def infer(self, frame: np.ndarray) -> sv.Detections:
         """Letterbox, run, decode the grid, threshold and NMS (class-aware)."""
-        img, ratio = _letterbox(frame, self.size)
-        blob = img.transpose(2, 0, 1)[None].astype(np.float32)
-        raw = self.session.run(None, {self.input_name: blob})[0][0]
-        xy = (raw[:, :2] + self._grid) * self._strides
-        wh = np.exp(raw[:, 2:4]) * self._strides
-        cls_scores = raw[:, 5:] * raw[:, 4:5]
-        class_id = cls_scores.argmax(1)
-        score = cls_scores[np.arange(len(cls_scores)), class_id]
-        m = score >= self.score_threshold
-        if not m.any():
-            return sv.Detections.empty()
-        xy, wh, score, class_id = xy[m], wh[m], score[m], class_id[m]
-        xyxy = np.concatenate([xy - wh / 2, xy + wh / 2], 1) / ratio
-        h, w = frame.shape[:2]
-        xyxy = np.clip(xyxy, 0, [w, h, w, h])
-        offset = class_id[:, None].astype(np.float32) * 4096.0  # class-aware NMS
-        keep = nms(xyxy + offset, score, self.nms_threshold)
-        return sv.Detections(
-            xyxy=xyxy[keep].astype(np.float32),
-            confidence=score[keep].astype(np.float32),
-            class_id=class_id[keep].astype(int),
+        image, transform = letterbox(frame, (self.size, self.size))
+        raw = self.session.run(None, {self.input_name: to_tensor(image)})[0]
+        dets = decode_yolox(
+            raw,
+            (self.size, self.size),
+            self.score_threshold,
+            self.nms_threshold,
+            num_classes=len(COCO_CLASSES),
         )
+        return transform.to_frame(dets)
 
 
 class HogPersonDetector:

@@ -1,0 +1,230 @@
+"""``kontur model …``: make keys, build, verify and install signed model releases.
+
+Mounted by :mod:`kontur.cli` as ``app.add_typer(model_app, name="model")``. Every failure
+prints one line ``kontur: error: …`` on stderr and exits non-zero, never a traceback:
+1 when a release is invalid (bad signature, untrusted signer, rollback, expired, wrong
+platform), 2 for a usage problem (a missing key file, no release there, bad options).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from kontur.errors import KonturError
+
+if TYPE_CHECKING:
+    from kontur.release.manifest import Thresholds
+    from kontur.release.signing import Trust, VerifiedRelease
+
+__all__ = ["model_app"]
+
+model_app = typer.Typer(
+    help="Signed model releases (OpenSSF model signing, ECDSA P-256).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"kontur: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _split(value: str, option: str) -> tuple[str, ...]:
+    items = tuple(s.strip() for s in value.split(",") if s.strip())
+    if not items:
+        _fail(f"{option}: expected a comma-separated list, got {value!r}")
+    return items
+
+
+def _trust(pub: Path | None, ca: list[Path] | None) -> Trust:
+    from kontur.release.signing import Trust
+
+    if (pub is None) == (not ca):
+        _fail("expected exactly one of --pub or --ca, got " + ("both" if pub else "neither"))
+    return Trust.key(pub) if pub is not None else Trust.ca(*(ca or []))
+
+
+@model_app.command()
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the new key files.")],
+    ca: Annotated[
+        bool, typer.Option("--ca", help="Also make a private CA and a signing certificate.")
+    ] = False,
+) -> None:
+    """Make an ECDSA P-256 signing key (and, with --ca, a private CA and a certificate)."""
+    from kontur.release import keys
+
+    try:
+        if ca:
+            authority = keys.make_ca(out)
+            pair = keys.issue_signing_cert(authority, out)
+        else:
+            pair = keys.keygen(out)
+    except KonturError as exc:
+        _fail(str(exc))
+    for label, path in (
+        ("private key", pair.private_key),
+        ("public key", pair.public_key),
+        ("certificate", pair.cert),
+        ("CA certificate", pair.ca_cert),
+    ):
+        if path is not None:
+            typer.echo(f"{label}: {path}")
+
+
+@model_app.command()
+def release(
+    models: Annotated[list[Path], typer.Argument(help="MODEL.onnx, or MODEL.xml MODEL.bin.")],
+    output_format: Annotated[str, typer.Option("--format", help="yolox | yolov8 | ssd")],
+    name: Annotated[str, typer.Option(help="Release name, e.g. yolox-nano.")],
+    version: Annotated[int, typer.Option(help="Monotonic version (>= 1).")],
+    key: Annotated[Path, typer.Option(help="Private key (PEM, P-256).")],
+    out: Annotated[Path, typer.Option(help="New release directory.")],
+    cert: Annotated[
+        Path | None, typer.Option(help="Signing certificate (certificate mode).")
+    ] = None,
+    chain: Annotated[
+        list[Path] | None, typer.Option(help="Intermediate certificate(s), repeatable.")
+    ] = None,
+    score: Annotated[float | None, typer.Option(help="Score threshold.")] = None,
+    nms: Annotated[float | None, typer.Option(help="NMS IoU threshold.")] = None,
+    critical: Annotated[str, typer.Option(help="Classes that may feed critical decisions.")] = (
+        "person"
+    ),
+    platforms: Annotated[str, typer.Option(help="Platforms the release may run on.")] = (
+        "cpu,gpu,npu"
+    ),
+    valid_days: Annotated[float, typer.Option(min=0.001, help="Days until expiry.")] = 365,
+) -> None:
+    """Copy the model into a new release directory, write release.json and sign it."""
+    from kontur.clock import SystemClock
+    from kontur.release.signing import build_release
+
+    try:
+        thresholds = _thresholds(output_format, score, nms)
+        built = build_release(
+            models,
+            output_format,
+            out,
+            name=name,
+            version=version,
+            key=key,
+            cert=cert,
+            cert_chain=chain or (),
+            thresholds=thresholds,
+            critical_classes=_split(critical, "--critical"),
+            platforms=_split(platforms, "--platforms"),
+            valid_for=timedelta(days=valid_days),
+            clock=SystemClock(),
+        )
+    except KonturError as exc:
+        _fail(str(exc))  # every failure here is a problem with the inputs: exit 2
+    m = built.manifest.manifest
+    typer.echo(f"release {m.name}@{m.version} {built.digest} -> {built.directory}")
+
+
+def _thresholds(output_format: str, score: float | None, nms: float | None) -> Thresholds | None:
+    from pydantic import ValidationError
+
+    from kontur.release.manifest import Thresholds, preset_thresholds
+
+    if score is None and nms is None:
+        return None
+    base = preset_thresholds(output_format)
+    try:
+        return Thresholds(
+            score=base.score if score is None else score,
+            nms_iou=base.nms_iou if nms is None else nms,
+        )
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        _fail(f"--score/--nms: expected {e['loc'][0]} in (0, 1), got {e['input']}")
+
+
+def _report(release: VerifiedRelease) -> dict[str, Any]:
+    m = release.manifest.manifest
+    return {
+        "valid": True,
+        "name": m.name,
+        "version": m.version,
+        "signer": release.signer,
+        "digest": release.digest,
+        "files": release.file_digests,
+        "error": None,
+    }
+
+
+def _invalid(error: str) -> dict[str, Any]:
+    keys = ("name", "version", "signer", "digest")
+    return {"valid": False, **dict.fromkeys(keys), "files": {}, "error": error}
+
+
+@model_app.command()
+def verify(
+    directory: Annotated[Path, typer.Argument(help="Release directory.")],
+    pub: Annotated[Path | None, typer.Option(help="Public key (key mode).")] = None,
+    ca: Annotated[
+        list[Path] | None, typer.Option(help="CA certificate(s) to trust (certificate mode).")
+    ] = None,
+    platform: Annotated[str | None, typer.Option(help="Require this platform.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Verify a release; exit 0 only when it is valid (1 when invalid, 2 on usage errors)."""
+    from kontur.clock import SystemClock
+    from kontur.release.signing import verify_release
+
+    trust = _trust(pub, ca)
+    try:
+        release = verify_release(
+            directory,
+            public_key=trust.public_key,
+            ca_certs=trust.ca_certs,
+            platform=platform,
+            clock=SystemClock(),
+        )
+    except KonturError as exc:
+        if json_out:
+            sys.stdout.write(json.dumps(_invalid(str(exc)), indent=2) + "\n")
+        _fail(str(exc), exc.exit_code)
+    except OSError as exc:
+        _fail(f"release {directory}: expected a readable directory, got {exc.strerror or exc}")
+    if json_out:
+        sys.stdout.write(json.dumps(_report(release), indent=2) + "\n")
+    else:
+        typer.echo(f"valid: {release.model_id} {release.digest} signed by {release.signer}")
+
+
+@model_app.command()
+def install(
+    directory: Annotated[Path, typer.Argument(help="Release directory.")],
+    pub: Annotated[Path | None, typer.Option(help="Public key (key mode).")] = None,
+    ca: Annotated[
+        list[Path] | None, typer.Option(help="CA certificate(s) to trust (certificate mode).")
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Release store (default: $KONTUR_DATA_DIR/releases or XDG data)."),
+    ] = None,
+    platform: Annotated[str | None, typer.Option(help="Require this platform.")] = None,
+) -> None:
+    """Verify a release and install it write-once; refuses rollback and expired releases."""
+    from kontur.clock import SystemClock
+    from kontur.release.store import ReleaseStore, default_store_root
+
+    trust = _trust(pub, ca)
+    root = store or default_store_root()
+    try:
+        release = ReleaseStore(root).install(directory, trust, SystemClock(), platform=platform)
+    except KonturError as exc:
+        _fail(str(exc), exc.exit_code)
+    except OSError as exc:
+        _fail(f"store {root}: expected a writable directory, got {exc.strerror or exc}")
+    typer.echo(f"installed: {release.model_id} {release.digest} in {root}")
