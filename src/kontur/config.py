@@ -22,6 +22,7 @@ __all__ = [
     "Config",
     "DegradationConfig",
     "DwellCondition",
+    "MotionConfig",
     "PlacementConfig",
     "PolicyConfig",
     "Profile",
@@ -54,6 +55,8 @@ class CameraConfig(_Cfg):
     priority: bool = True
     signing_required: bool = False
     profile: Profile | None = None
+    motion_gating: bool = False
+    """Run the detector only around motion (``worker.motion``); off: every full frame."""
 
 
 class ZoneConfig(_Cfg):
@@ -123,10 +126,34 @@ class PlacementConfig(_Cfg):
     """Path to a threat catalogue YAML; the built-in one (paper Tables 1 and 3) when null."""
 
 
+class MotionConfig(_Cfg):
+    """Motion gating (:mod:`kontur.worker.motion`) for cameras with ``motion_gating: true``."""
+
+    frame_height: int = Field(default=120, ge=16, le=2160)
+    """Rows of the downscaled grey frame that motion is computed on."""
+    threshold: int = Field(default=25, ge=1, le=255)
+    """Grey-level difference from the background that counts as motion."""
+    min_area: float = Field(default=8.0, ge=0)
+    """Smallest motion contour kept, in downscaled pixels."""
+    frame_alpha: float = Field(default=0.02, gt=0, le=1)
+    """Weight of each new frame in the running-average background."""
+    full_frame_every: int = Field(default=10, ge=1)
+    """Detect on the full frame at least this often (re-finds people standing still)."""
+    full_frame_area: float = Field(default=0.7, gt=0, le=1)
+    """Motion or crops covering more than this fraction of the frame: detect on all of it."""
+    margin: float = Field(default=0.25, ge=0)
+    """Each motion box grows by this fraction of its longer side on every side."""
+    min_crop: int = Field(default=128, ge=16)
+    """Smallest crop side in pixels, so the model sees context."""
+    max_regions: int = Field(default=1, ge=1)
+    """More crops than this become their union (1: at most one detector call per frame)."""
+
+
 class WorkerConfig(_Cfg):
     intra_op_threads: int = Field(default=1, ge=1, le=64)
     score_threshold: float = Field(default=0.3, gt=0, lt=1)
     nms_threshold: float = Field(default=0.45, gt=0, lt=1)
+    motion: MotionConfig = MotionConfig()
 
 
 class Config(_Cfg):
