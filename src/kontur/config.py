@@ -26,6 +26,7 @@ __all__ = [
     "PlacementConfig",
     "PolicyConfig",
     "Profile",
+    "SandboxConfig",
     "SinksConfig",
     "SlaConfig",
     "VerifierConfig",
@@ -149,11 +150,24 @@ class MotionConfig(_Cfg):
     """More crops than this become their union (1: at most one detector call per frame)."""
 
 
+class SandboxConfig(_Cfg):
+    """Limits of the worker's sandbox (:mod:`kontur.worker.sandbox`, ADR 0010)."""
+
+    memory_mb: int | None = Field(default=4096, ge=256)
+    """Address-space limit (RLIMIT_AS); null: none (GPU runtimes reserve tens of GiB)."""
+    cpu_seconds: int | None = Field(default=86400, ge=1)
+    """CPU-time limit (RLIMIT_CPU) over the worker's life; it is restarted when it hits it."""
+    require_full_isolation: bool = False
+    """Refuse to run the worker when the kernel lacks a mechanism (else: run, and report
+    the isolation as degraded in the summary and the archive)."""
+
+
 class WorkerConfig(_Cfg):
     intra_op_threads: int = Field(default=1, ge=1, le=64)
     score_threshold: float = Field(default=0.3, gt=0, lt=1)
     nms_threshold: float = Field(default=0.45, gt=0, lt=1)
     motion: MotionConfig = MotionConfig()
+    sandbox: SandboxConfig = SandboxConfig()
 
 
 class Config(_Cfg):

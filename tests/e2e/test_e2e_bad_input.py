@@ -67,7 +67,7 @@ def test_unreadable_model(tmp_path: Path) -> None:
     r = run_kontur(
         "demo", "--model", str(tmp_path / "none.onnx"), "--data-dir", str(tmp_path / "d")
     )
-    _one_line_error(r, "expected a readable ONNX file, found nothing")
+    _one_line_error(r, "expected a readable model file, found nothing")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model" * 100)
     r = run_kontur("demo", "--model", str(junk), "--data-dir", str(tmp_path / "d2"))

@@ -1,8 +1,7 @@
-"""The worker's model hand-over: bytes on stdin checked against the verified digest."""
+"""The worker's release hand-over: the verified bytes on stdin, every part re-checked."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import sys
 from collections.abc import Callable
@@ -12,11 +11,20 @@ from typing import Any
 
 import pytest
 
-from kontur.worker.detectors import HogPersonDetector, YoloxOnnxDetector
+from kontur.release.manifest import ReleaseFiles, preset
+from kontur.worker.bundle import pack
+from kontur.worker.detectors import HogPersonDetector
 from kontur.worker.errors import ModelError, ModelIntegrityError
-from kontur.worker.process import _read_model_bytes, build_detector
+from kontur.worker.process import _read_release, build_detector
+from kontur.worker.runners import ReleaseDetector
 
 MODEL = b"\x08\x07model bytes as the supervisor verified them" * 10
+MANIFEST = preset(
+    "yolox",
+    name="yolox-nano",
+    version=4,
+    files=ReleaseFiles(runtime="onnx", model="yolox_nano.onnx"),
+).to_json()
 
 
 def _stdin(monkeypatch: pytest.MonkeyPatch, payload: bytes) -> None:
@@ -28,37 +36,44 @@ def _framed(data: bytes, size: int | None = None) -> bytes:
     return (len(data) if size is None else size).to_bytes(8, "big") + data
 
 
-def _spec(detector: str) -> dict[str, Any]:
+def _spec(detector: str, model: bytes = MODEL) -> tuple[dict[str, Any], bytes]:
     worker = {"score_threshold": 0.4, "nms_threshold": 0.5, "intra_op_threads": 1}
-    return {"detector": detector, "platform": "cpu", "worker": worker}
+    blob, index = pack(MANIFEST, {"yolox_nano.onnx": model})
+    spec = {
+        "detector": detector,
+        "platform": "cpu",
+        "worker": worker,
+        "model_id": "yolox-nano@4",
+        "bundle": [p.to_json() for p in index],
+    }
+    return spec, blob
 
 
-def test_matching_digest_returns_the_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    _stdin(monkeypatch, _framed(MODEL))
-    assert _read_model_bytes(hashlib.sha256(MODEL).hexdigest()) == MODEL
+def test_matching_digests_return_the_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, blob = _spec("release")
+    _stdin(monkeypatch, _framed(blob))
+    assert _read_release(spec) == (MANIFEST, {"yolox_nano.onnx": MODEL})
 
 
 def test_model_swapped_after_verification_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    swapped = MODEL.replace(b"verified", b"tampered")
-    expected = hashlib.sha256(MODEL).hexdigest()
-    _stdin(monkeypatch, _framed(swapped))
-    with pytest.raises(ModelIntegrityError, match=f"expected sha256 {expected}, got "):
-        _read_model_bytes(expected)
+    spec, blob = _spec("release")
+    _stdin(monkeypatch, _framed(blob.replace(b"verified", b"tampered")))
+    with pytest.raises(ModelIntegrityError, match=r"part yolox_nano\.onnx: expected sha256 "):
+        _read_release(spec)
 
 
-def test_model_cut_short_on_stdin_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    expected = hashlib.sha256(MODEL).hexdigest()
-    _stdin(monkeypatch, _framed(MODEL[:100], size=len(MODEL)))
-    got = hashlib.sha256(MODEL[:100]).hexdigest()
-    with pytest.raises(ModelIntegrityError, match=f"expected sha256 {expected}, got {got}"):
-        _read_model_bytes(expected)
+def test_release_cut_short_on_stdin_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, blob = _spec("release")
+    _stdin(monkeypatch, _framed(blob[:100], size=len(blob)))
+    with pytest.raises(ModelIntegrityError, match=rf"expected {len(blob)} bytes, got 100"):
+        _read_release(spec)
 
 
-def test_model_with_trailing_bytes_reads_only_the_declared_size(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    _stdin(monkeypatch, _framed(MODEL) + b"appended payload")
-    assert _read_model_bytes(hashlib.sha256(MODEL).hexdigest()) == MODEL
+def test_declared_size_other_than_the_index_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, blob = _spec("release")
+    _stdin(monkeypatch, _framed(blob + b"appended payload"))
+    with pytest.raises(ModelIntegrityError, match=rf"expected {len(blob)} bytes, got "):
+        _read_release(spec)
 
 
 def test_integrity_error_is_a_model_error() -> None:
@@ -66,18 +81,19 @@ def test_integrity_error_is_a_model_error() -> None:
 
 
 def test_build_hog_needs_no_model() -> None:
-    det = build_detector(_spec("hog"), None)
+    det = build_detector(_spec("hog")[0], None)
     assert isinstance(det, HogPersonDetector)
     assert (det.score_threshold, det.nms_threshold) == (0.4, 0.5)
 
 
-def test_build_yolox_from_the_verified_bytes(
+def test_build_release_detector_from_the_verified_bytes(
     monkeypatch: pytest.MonkeyPatch, shared_file: Callable[[str], Path]
 ) -> None:
     model = shared_file("models/yolox_nano.onnx").read_bytes()
-    digest = hashlib.sha256(model).hexdigest()
-    _stdin(monkeypatch, _framed(model))
-    det = build_detector(_spec("yolox"), _read_model_bytes(digest))
-    assert isinstance(det, YoloxOnnxDetector)
-    assert det.model_id == "sha256:" + digest
-    assert (det.score_threshold, det.nms_threshold) == (0.4, 0.5)
+    spec, blob = _spec("release", model)
+    _stdin(monkeypatch, _framed(blob))
+    det = build_detector(spec, _read_release(spec))
+    assert isinstance(det, ReleaseDetector)
+    assert det.model_id == "yolox-nano@4"
+    # the release's signed thresholds win over the worker config's (HOG-only) ones
+    assert (det.score_threshold, det.nms_threshold) == (0.3, 0.45)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
+import tempfile
 from pathlib import Path
 
+from kontur.clock import SystemClock
 from kontur.config import Config
 from kontur.ingest.source import default_source, probe
 from kontur.placement import choose, load_catalogue
@@ -12,32 +13,37 @@ from kontur.placement.available import available_platforms
 from kontur.placement.measure import MeasurementCache
 from kontur.placement.risk import Placement
 from kontur.runtime.bench_setup import bench_frames, cache_path, measure_platforms
-from kontur.runtime.perimeter import _load_model
+from kontur.runtime.models import prepare_release
 
 __all__ = ["explain_placement"]
 
 
 def explain_placement(config: Config, source: str | None, model: Path | None) -> Placement:
     """Bench (or reuse the cached bench) and place one detect-track task."""
-    from kontur.worker.detectors import HogPersonDetector, YoloxOnnxDetector
-    from kontur.worker.process import PROVIDERS
+    from kontur.worker.detectors import HogPersonDetector
+    from kontur.worker.runners import build_detector
 
     src = source or config.cameras[0].source or default_source()
     probe(src)
-    data = _load_model(model) if model else None
     w = config.worker
+    key = "builtin:opencv-hog"
+    prepared = None
+    if model is not None:
+        with tempfile.TemporaryDirectory(prefix="kontur-explain-") as tmp:
+            prepared = prepare_release(data_dir=Path(tmp), clock=SystemClock(), model=model)
+        key = prepared.release.digest
 
     def make(platform: str):  # type: ignore[no-untyped-def]
-        if data is None:
+        if prepared is None:
             return HogPersonDetector(score_threshold=w.score_threshold).infer
-        return YoloxOnnxDetector(
-            data,
+        return build_detector(
+            prepared.release.manifest.manifest,
+            prepared.release.files,
+            model_id=prepared.model_id,
+            platform=platform,
             intra_op_threads=w.intra_op_threads,
-            score_threshold=w.score_threshold,
-            providers=PROVIDERS[platform],
         ).infer
 
-    key = "sha256:" + hashlib.sha256(data).hexdigest() if data else "builtin:opencv-hog"
     frames = bench_frames(src, config.placement.bench_frames)
     measured = measure_platforms(
         available_platforms(), make, frames, key, MeasurementCache(cache_path())

@@ -38,7 +38,10 @@ from kontur.placement import choose, load_catalogue
 from kontur.placement.available import available_platforms
 from kontur.placement.measure import MeasurementCache
 from kontur.placement.risk import Placement
+from kontur.release.errors import PlatformNotAllowed
+from kontur.release.signing import Trust
 from kontur.runtime.bench_setup import bench_frames, cache_path, measure_platforms
+from kontur.runtime.models import PreparedRelease, prepare_release
 from kontur.runtime.supervisor import Supervisor
 from kontur.runtime.wiring import WORKER_READER, CameraPlan, Wiring, build_wiring
 from kontur.wire import (
@@ -52,7 +55,7 @@ from kontur.wire import (
     WorkerReady,
 )
 from kontur.wire.channel import wait_readable
-from kontur.worker.errors import ModelError, ModelUnreadable
+from kontur.worker.errors import ModelError
 
 __all__ = ["FAULTS", "BlockFailed", "Perimeter", "RunOptions"]
 
@@ -74,6 +77,9 @@ class RunOptions:
     data_dir: Path
     source: str | None = None
     model: Path | None = None
+    model_format: str | None = None
+    release: Path | None = None
+    trust: Trust | None = None
     seconds: float | None = None
     inject_fault: str | None = None
     realtime: bool = False
@@ -94,22 +100,6 @@ class _CamStats:
     error: str | None = None
 
 
-def _load_model(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelUnreadable(
-            f"model {path}: expected a readable ONNX file, found nothing"
-        ) from None
-    except OSError as exc:
-        raise ModelUnreadable(
-            f"model {path}: expected a readable ONNX file, got {exc.strerror}"
-        ) from None
-    if not data:
-        raise ModelUnreadable(f"model {path}: expected a readable ONNX file, got 0 bytes")
-    return data
-
-
 class Perimeter:
     """Runs the perimeter once and returns the summary (README: "JSON summary")."""
 
@@ -124,6 +114,7 @@ class Perimeter:
         self.notes: list[str] = []
         self.rejected_messages = 0
         self.worker_ready_at: float | None = None
+        self.isolation: dict[str, Any] | None = None
 
     # ---- preparation -------------------------------------------------------------------
     def _plan_cameras(self) -> list[CameraPlan]:
@@ -150,10 +141,10 @@ class Perimeter:
         return plans
 
     def _prepare_model(self) -> tuple[dict[str, Any], bytes | None]:
-        if self.opts.model is None:
+        if self.opts.model is None and self.opts.release is None:
             self.detector_name = "hog-fallback"
             self.model_id = "builtin:opencv-hog"
-            self.installed_model: Path | None = None
+            self.prepared: PreparedRelease | None = None
             self.archive.append(
                 "model",
                 {
@@ -162,62 +153,77 @@ class Perimeter:
                     "note": "built-in fallback: no model given",
                 },
             )
-            return {"detector": "hog", "model_sha256": None}, None
-        data = _load_model(self.opts.model)
-        sha = hashlib.sha256(data).hexdigest()
-        from kontur.worker.detectors import YoloxOnnxDetector
-
-        try:
-            self._cpu_detector = YoloxOnnxDetector(
-                data,
-                intra_op_threads=self.config.worker.intra_op_threads,
-                score_threshold=self.config.worker.score_threshold,
+            return {"detector": "hog"}, None
+        prepared = prepare_release(
+            data_dir=self.data_dir,
+            clock=self.clock,
+            release_dir=self.opts.release,
+            trust=self.opts.trust,
+            model=self.opts.model,
+            model_format=self.opts.model_format,
+        )
+        self.prepared = prepared
+        m = prepared.release.manifest.manifest
+        self.detector_name = f"{m.output_format}-{m.files.runtime}"
+        self.model_id = prepared.model_id
+        if prepared.throwaway:
+            self.notes.append(
+                f"--model {self.opts.model}: signed a throwaway release {prepared.model_id} "
+                "with a fresh demo key (not for production: sign real releases with "
+                "`kontur model release`)"
             )
+        self.archive.append("model", {"detector": self.detector_name, **prepared.to_summary()})
+        spec, blob = prepared.worker_spec()
+        try:
+            self._cpu_detector = self._build(prepared, "cpu") if "cpu" in m.platforms else None
         except ModelError as exc:
-            raise type(exc)(f"model {self.opts.model}: {exc}") from None
-        installed = self.data_dir / "models" / f"{sha}.onnx"
-        installed.parent.mkdir(parents=True, exist_ok=True)
-        if not installed.exists():
-            shutil.copyfile(self.opts.model, installed)
-            installed.chmod(0o444)
-        self.installed_model, self.detector_name, self.model_id = (
-            installed,
-            "yolox-onnx",
-            "sha256:" + sha,
-        )
-        self.archive.append(
-            "model",
-            {
-                "detector": "yolox-onnx",
-                "model_id": self.model_id,
-                "source_path": str(self.opts.model),
-                "installed": str(installed),
-            },
-        )
-        return {"detector": "yolox", "model_sha256": sha}, data
+            raise type(exc)(f"release {prepared.model_id}: {exc}") from None
+        return spec, blob
 
-    def _make_infer(
-        self, model_bytes: bytes | None
-    ) -> Callable[[str], Callable[[np.ndarray], Any]]:
-        from kontur.worker.detectors import HogPersonDetector, YoloxOnnxDetector
-        from kontur.worker.process import PROVIDERS
+    def _build(self, prepared: PreparedRelease, platform: str) -> Any:
+        from kontur.worker.runners import build_detector
+
+        return build_detector(
+            prepared.release.manifest.manifest,
+            prepared.release.files,
+            model_id=prepared.model_id,
+            platform=platform,
+            intra_op_threads=self.config.worker.intra_op_threads,
+        )
+
+    def _make_infer(self) -> Callable[[str], Callable[[np.ndarray], Any]]:
+        from kontur.worker.detectors import HogPersonDetector
 
         def make(platform: str) -> Callable[[np.ndarray], Any]:
-            if model_bytes is None:
+            if self.prepared is None:
                 return HogPersonDetector(score_threshold=self.config.worker.score_threshold).infer
-            if platform == "cpu":
-                return self._cpu_detector.infer
-            return YoloxOnnxDetector(model_bytes, providers=PROVIDERS[platform]).infer
+            if platform == "cpu" and self._cpu_detector is not None:
+                return self._cpu_detector.infer  # type: ignore[no-any-return]
+            return self._build(self.prepared, platform).infer  # type: ignore[no-any-return]
 
         return make
+
+    def _platforms(self) -> dict[str, str]:
+        """The platforms this machine has that the release allows."""
+        have = available_platforms()
+        if self.prepared is None:
+            return have
+        allowed = self.prepared.release.manifest.manifest.platforms
+        usable: dict[str, str] = {p: how for p, how in have.items() if p in allowed}
+        if not usable:
+            raise PlatformNotAllowed(
+                f"release {self.prepared.model_id}: expected one of the platforms "
+                f"{sorted(have)} this machine has, got a release for {list(allowed)}"
+            )
+        return usable
 
     def _place(self, plans: list[CameraPlan], model_bytes: bytes | None) -> str:
         pc = self.config.placement
         frames = bench_frames(plans[0].source, pc.bench_frames)
-        key = "sha256:" + hashlib.sha256(model_bytes).hexdigest() if model_bytes else self.model_id
+        key = self.prepared.release.digest if self.prepared is not None else self.model_id
         measured = measure_platforms(
-            available_platforms(),
-            self._make_infer(model_bytes),
+            self._platforms(),
+            self._make_infer(),
             frames,
             key,
             MeasurementCache(cache_path()),
@@ -277,7 +283,18 @@ class Perimeter:
         elif isinstance(msg, WorkerReady):
             if self.worker_ready_at is None:
                 self.worker_ready_at = time.monotonic()
+            self._note_isolation(msg.isolation)
             self.archive.append("event", {"event": "worker_ready", **msg.model_dump(mode="json")})
+
+    def _note_isolation(self, isolation: dict[str, Any] | None) -> None:
+        """Keep the worker's isolation report; say loudly when it is not full."""
+        self.isolation = isolation
+        if isolation is None or isolation.get("level") == "full":
+            return
+        missing = "; ".join(str(m) for m in isolation.get("missing", [])) or "unknown"
+        note = f"worker isolation DEGRADED: {missing}"
+        if note not in self.notes:
+            self.notes.append(note)
 
     def _drain(self, wiring: Wiring, timeout: float) -> int:
         n = 0
@@ -315,12 +332,14 @@ class Perimeter:
         fault = self.opts.inject_fault
         self.faults_fired.append(fault or "")
         if fault == "model-tamper":
-            if self.installed_model is None:
+            if self.prepared is None:
                 self.notes.append("model-tamper: no model file (HOG fallback); nothing to tamper")
                 return
-            self.installed_model.chmod(0o644)
-            with open(self.installed_model, "r+b") as f:
-                f.seek(os.path.getsize(self.installed_model) // 2)
+            files = self.prepared.release.manifest.manifest.files
+            target = self.prepared.installed_dir / files.model
+            target.chmod(0o644)
+            with open(target, "r+b") as f:
+                f.seek(os.path.getsize(target) // 2)
                 b = f.read(1)
                 f.seek(-1, os.SEEK_CUR)
                 f.write(bytes([b[0] ^ 0xFF]))
@@ -329,15 +348,22 @@ class Perimeter:
         elif fault == "worker-crash":
             os.kill(self.supervisor.running["worker"].proc.pid, 9)
 
+    def _fallback(self) -> str:
+        """Where a crashed worker restarts: the CPU, unless the release forbids it."""
+        if self.prepared is None or "cpu" in self.prepared.release.manifest.manifest.platforms:
+            return "cpu"
+        return self.placements[0].platform
+
     def _health(self, wiring: Wiring) -> None:
         for name, rc in self.supervisor.exited():
             if name == "worker":
                 trig, detail = self.watchdog.report_exit("worker", rc)
                 self._apply(self.machine.raise_trigger(trig, detail), wiring)
                 self.archive.append(
-                    "event", {"event": "worker_restarted", "exit": rc, "platform": "cpu"}
+                    "event",
+                    {"event": "worker_restarted", "exit": rc, "platform": self._fallback()},
                 )
-                self.supervisor.restart("worker", platform="cpu")
+                self.supervisor.restart("worker", platform=self._fallback())
                 self.watchdog.beat("worker")
             elif name == "verifier":
                 self.archive.append("event", {"event": "verifier_restarted", "exit": rc})
@@ -350,7 +376,7 @@ class Perimeter:
         for trig, detail in self.watchdog.poll():
             if trig == "worker_hang":
                 self._apply(self.machine.raise_trigger(trig, detail), wiring)
-                self.supervisor.restart("worker", platform="cpu")
+                self.supervisor.restart("worker", platform=self._fallback())
                 self.watchdog.beat("worker")
         self._apply(step(self.machine, self.monitors), wiring)
 
@@ -449,13 +475,16 @@ class Perimeter:
             ClockJumpMonitor(self.clock, dc.clock_jump_threshold_s),
             self.watchdog,
         ]
-        if self.installed_model is not None:
-            sha = worker["model_sha256"]
-            self.monitors.append(
-                ModelIntegrityMonitor(
-                    self.installed_model, sha, self.clock, dc.model_check_interval_s
+        if self.prepared is not None:
+            for fname, sha in sorted(self.prepared.installed_files.items()):
+                self.monitors.append(
+                    ModelIntegrityMonitor(
+                        self.prepared.installed_dir / fname,
+                        sha,
+                        self.clock,
+                        dc.model_check_interval_s,
+                    )
                 )
-            )
         self._last_hb: dict[str, int] = {}
         wiring = build_wiring(
             self.plans, self.config, self.data_dir, worker, model_bytes, self.opts.realtime
@@ -473,6 +502,8 @@ class Perimeter:
         finally:
             self.supervisor.stop_all(grace_s=2.0)
             wiring.close()
+            # scratch dirs belong to the worker's unprivileged uid; nothing in them is kept
+            shutil.rmtree(self.data_dir / "run" / "scratch", ignore_errors=True)
         self.elapsed = time.monotonic() - started
         self.archive.flush()
         return self._summary()
@@ -529,9 +560,11 @@ class Perimeter:
                 *self.supervisor.table(),
             ],
             "detector": {
+                "release": self.prepared.to_summary() if self.prepared is not None else None,
                 "name": self.detector_name,
                 "model_id": self.model_id,
                 "fallback": self.detector_name == "hog-fallback",
+                "isolation": self.isolation,
             },
             "fault": self.opts.inject_fault,
             "elapsed_s": round(self.elapsed, 3),

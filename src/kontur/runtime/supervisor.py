@@ -32,6 +32,13 @@ class Block:
     platform: str = "cpu"
     stdin_data: bytes | None = None
     restartable: bool = False
+    #: Start with only the variables a Python process needs, not the supervisor's whole
+    #: environment (which may hold secrets, e.g. a webhook key): for the untrusted worker.
+    minimal_env: bool = False
+
+
+#: What an untrusted block inherits from the supervisor's environment.
+MINIMAL_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH", "TZ")
 
 
 @dataclass
@@ -63,7 +70,12 @@ class Supervisor:
         with os.fdopen(fd, "w") as f:
             json.dump(block.spec, f)
         log = open(self.run_dir / "logs" / f"{block.name.replace(':', '_')}.log", "ab")  # noqa: SIM115
-        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        base = (
+            {k: os.environ[k] for k in MINIMAL_ENV_KEYS if k in os.environ}
+            if block.minimal_env
+            else dict(os.environ)
+        )
+        env = dict(base, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
         proc = subprocess.Popen(
             [sys.executable, "-m", block.module, str(spec_path)],
             stdin=subprocess.PIPE if block.stdin_data is not None else subprocess.DEVNULL,

@@ -72,6 +72,17 @@ class _Pipes:
         return r, w
 
 
+def _sandbox_spec(config: Config, data_dir: Path) -> dict[str, Any]:
+    """The worker's sandbox policy (:class:`kontur.worker.sandbox.SandboxPolicy` JSON)."""
+    sb = config.worker.sandbox
+    return {
+        "deny": [str(data_dir)],
+        "memory_mb": sb.memory_mb,
+        "cpu_seconds": sb.cpu_seconds,
+        "required": "all" if sb.require_full_isolation else [],
+    }
+
+
 def build_wiring(
     cameras: list[CameraPlan],
     config: Config,
@@ -96,6 +107,7 @@ def build_wiring(
             "fps": c.profile.fps,
             "width": c.profile.width,
             "height": c.profile.height,
+            "motion_gating": c.config.motion_gating,
         }
         for c in cameras
     ]
@@ -172,6 +184,7 @@ def build_wiring(
         verifier_fd=w2v_w,
         supervisor_fd=w2s_w,
         worker=config.worker.model_dump(),
+        sandbox=_sandbox_spec(config, data_dir),
     )
     worker_block = Block(
         "worker",
@@ -181,6 +194,7 @@ def build_wiring(
         platform=worker["platform"],
         stdin_data=model_bytes,
         restartable=True,
+        minimal_env=True,
     )
     return Wiring(
         blocks=[gate, verifier, worker_block, *ingest_blocks],

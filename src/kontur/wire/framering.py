@@ -179,22 +179,52 @@ class FrameRing:
                 p.unlink(missing_ok=True)
 
 
+def _ring_head(fd: int, path: Path) -> list[int]:
+    """The ring header's first four fields; ValueError when the file is not a ring."""
+    raw = os.pread(fd, 32, 0).ljust(32, b"\0")
+    head = [int(x) for x in np.frombuffer(raw, dtype="<i8")]
+    if head[0] != MAGIC:
+        raise ValueError(f"expected ring magic {MAGIC:#x} in {path}, got {head[0]:#x}")
+    return head
+
+
 class RingReader:
     """A reader (worker, verifier). Maps the ring read-only and its own ack read-write."""
 
     def __init__(self, name: str, reader: int) -> None:
-        path = shm_path(name)
-        with open(path, "rb") as f:
-            head = np.frombuffer(f.read(_HDR), dtype="<i8")
-        if int(head[0]) != MAGIC:
-            raise ValueError(f"expected ring magic {MAGIC:#x} in {path}, got {int(head[0]):#x}")
-        self.slots, self.height, self.width = int(head[1]), int(head[2]), int(head[3])
-        self.frame_bytes = self.height * self.width * 3
-        self.slot_bytes = _SLOT_HDR + self.frame_bytes
-        size = _HDR + self.slots * self.slot_bytes
-        self._mm = _map(path, size, create=False, writable=False)
+        ring_fd = os.open(shm_path(name), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _ring_head(ring_fd, shm_path(name))
+            ack_fd = os.open(shm_path(f"{name}.ack{reader}"), os.O_RDWR | os.O_CLOEXEC)
+        except BaseException:
+            os.close(ring_fd)
+            raise
+        self._attach(name, ring_fd, ack_fd)
+
+    @classmethod
+    def from_fds(cls, name: str, ring_fd: int, ack_fd: int) -> RingReader:
+        """Attach through descriptors opened earlier: ring ``name`` read-only, the ack read-write.
+
+        For a reader that opens its files before a sandbox forbids opening them (the
+        worker). Takes ownership of both descriptors: they are closed once mapped.
+        """
+        self = cls.__new__(cls)
+        self._attach(name, ring_fd, ack_fd)
+        return self
+
+    def _attach(self, name: str, ring_fd: int, ack_fd: int) -> None:
+        try:
+            head = _ring_head(ring_fd, shm_path(name))
+            self.slots, self.height, self.width = head[1], head[2], head[3]
+            self.frame_bytes = self.height * self.width * 3
+            self.slot_bytes = _SLOT_HDR + self.frame_bytes
+            size = _HDR + self.slots * self.slot_bytes
+            self._mm = mmap.mmap(ring_fd, size, access=mmap.ACCESS_READ)
+            self._ack_mm = mmap.mmap(ack_fd, 16, access=mmap.ACCESS_WRITE)
+        finally:
+            os.close(ring_fd)
+            os.close(ack_fd)
         self._hdr = np.frombuffer(self._mm, dtype="<i8", count=8)
-        self._ack_mm = _map(shm_path(f"{name}.ack{reader}"), 16, create=False, writable=True)
         self._ack = np.frombuffer(self._ack_mm, dtype="<i8", count=2)
         # A (re)started reader starts at the newest frame; what it missed since its last ack
         # is reported as dropped, and its ack moves forward so the writer does not wait for it.

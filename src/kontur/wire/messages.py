@@ -139,6 +139,8 @@ class WorkerReady(_Msg):
     model_id: str
     platform: str
     detector: str
+    isolation: dict[str, object] | None = None
+    """The worker's sandbox report (``kontur.worker.sandbox.IsolationReport`` as JSON)."""
 
 
 class Finding(_Msg):

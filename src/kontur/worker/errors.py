@@ -3,10 +3,15 @@
 ::
 
     WorkerError (KonturError)
-    └── ModelError                 a model that cannot be used
-        ├── ModelUnreadable        missing or unreadable file
-        ├── ModelIntegrityError    bytes differ from the verified digest
-        └── ModelFormatError       not a model of the declared format
+    ├── ModelError                 a model that cannot be used
+    │   ├── ModelUnreadable        missing or unreadable file
+    │   ├── ModelIntegrityError    bytes differ from the verified digest
+    │   ├── ModelFormatError       not a model of the declared format
+    │   ├── PlatformNotAllowed     (runners.errors) the release does not list the platform
+    │   └── PlatformUnavailable    (runners.errors) no backend here for that platform
+    └── SandboxError               (sandbox.errors) the sandbox could not be entered
+        ├── SandboxPolicyError     malformed policy, or one exposing a denied path
+        └── MechanismUnavailable   a required mechanism is missing
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """The analytics worker process: detector + ByteTrack over frames from the ingest rings.
 
 Order of steps at start: read the model bytes from stdin, check their SHA-256 against the
-digest the supervisor verified, build the detector *from those bytes*, announce
-:class:`WorkerReady`. Then, per frame: read it from the ring (read-only mapping), detect,
+digest the supervisor verified, open each camera's ring (read-only) and ack file, enter the
+sandbox (:mod:`kontur.worker.sandbox`: no network, no file but its scratch dir, seccomp,
+limits, uid 65534) — before numpy or an inference runtime is imported, so no other thread
+exists yet — then build the detector *from those bytes*, announce :class:`WorkerReady` with
+the isolation report. Then, per frame: read it from the ring (read-only mapping), detect,
 track, send :class:`TrackFrame` to the verifier; per GOP, send a :class:`DetectionBatch`
 to the supervisor for the archive.
 
@@ -13,57 +16,118 @@ results reach an action only through the verifier and the gate.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import dataclasses
 import os
 import select
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.wire import DetectionBatch, FrameReady, TrackFrame, WorkerReady
 from kontur.wire.channel import Outbox
-from kontur.wire.framering import RingReader, RingSlot
-from kontur.worker.detectors import Detector, HogPersonDetector, YoloxOnnxDetector
+from kontur.worker.bundle import MAX_BUNDLE_BYTES, BundlePart, unpack
 from kontur.worker.errors import ModelIntegrityError
-from kontur.worker.tracking import CameraTracker
+from kontur.worker.sandbox import SandboxPolicy, enter
 
-__all__ = ["PROVIDERS", "build_detector", "main"]
+if TYPE_CHECKING:  # numpy-importing modules load only after the sandbox is entered
+    from kontur.wire.framering import RingReader, RingSlot
+    from kontur.worker.detectors import Detector
+    from kontur.worker.tracking import CameraTracker
 
-#: Execution providers per platform (the dispatcher picks the platform).
-PROVIDERS = {
-    "cpu": ("CPUExecutionProvider",),
-    "gpu": ("CUDAExecutionProvider", "CPUExecutionProvider"),
-    "npu": ("OpenVINOExecutionProvider", "CPUExecutionProvider"),
-}
+__all__ = ["SANDBOX_PRELOAD", "build_detector", "main", "sandbox_policy"]
 
 
-def _read_model_bytes(expected_sha256: str) -> bytes:
+def _read_release(spec: dict[str, Any]) -> tuple[bytes, dict[str, bytes]]:
+    """The verified release from stdin: ``(release.json bytes, {file: bytes})``, each part
+    re-checked against the digest in the spec (:mod:`kontur.worker.bundle`)."""
+    index = tuple(BundlePart.from_json(p) for p in spec["bundle"])
     stdin = sys.stdin.buffer
     size = int.from_bytes(stdin.read(8), "big")
-    data = stdin.read(size)
-    got = hashlib.sha256(data).hexdigest()
-    if got != expected_sha256:
-        raise ModelIntegrityError(f"model bytes: expected sha256 {expected_sha256}, got {got}")
-    return data
+    expected = sum(p.size for p in index)
+    if size != expected or size > MAX_BUNDLE_BYTES:
+        raise ModelIntegrityError(f"release bundle: expected {expected} bytes, got {size}")
+    return unpack(stdin.read(size), index)
 
 
-def build_detector(spec: dict[str, Any], model_bytes: bytes | None) -> Detector:
-    """The detector the spec asks for, built from verified bytes."""
+#: Imported inside the sandbox but before the drop to uid 65534, which may not be able to
+#: read the interpreter's tree (see :mod:`kontur.worker.sandbox`, step 7).
+SANDBOX_PRELOAD = (
+    "kontur.wire.framering",
+    "kontur.worker.detectors",
+    "kontur.worker.tracking",
+    "kontur.worker.motion",
+    "kontur.worker.runners",
+    "kontur.release.manifest",
+    "kontur.config",
+    "cv2",
+    "onnxruntime",
+)
+#: Where the ring files live (as :func:`kontur.wire.framering.shm_path`, which imports numpy).
+_SHM_DIR = Path("/dev/shm")
+
+
+def _open_ring_fds(spec: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Per camera, its ring opened read-only and this reader's ack file read-write.
+
+    Opened before the sandbox, which then grants no access to /dev/shm at all.
+    """
+    fds = {}
+    for c in spec["cameras"]:
+        name = c["ring"]
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"expected a ring name without '/' or leading '.', got {name!r}")
+        ring_fd = os.open(_SHM_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
+        ack = _SHM_DIR / f"{name}.ack{spec['reader_index']}"
+        fds[c["camera_id"]] = (ring_fd, os.open(ack, os.O_RDWR | os.O_CLOEXEC))
+    return fds
+
+
+def sandbox_policy(spec: dict[str, Any], spec_path: Path) -> SandboxPolicy:
+    """The sandbox the spec's ``sandbox`` dict asks for (defaults: the full sandbox).
+
+    The default scratch dir is ``<run dir>/scratch/worker-<pid>``, the run dir being the
+    one that holds ``specs/`` (where the supervisor wrote the spec). The run dir's parent,
+    the data dir with the archive, is always denied: a policy exposing it is refused.
+    """
+    run_dir = spec_path.resolve().parent.parent
+    policy = SandboxPolicy.from_json(
+        spec.get("sandbox") or {}, default_scratch=run_dir / "scratch" / f"worker-{os.getpid()}"
+    )
+    runtime = ("openvino",) if spec.get("platform") == "npu" else ()
+    return dataclasses.replace(
+        policy,
+        preload=(*SANDBOX_PRELOAD, *runtime, *policy.preload),
+        denied_paths=(*policy.denied_paths, run_dir.parent),
+    )
+
+
+def build_detector(
+    spec: dict[str, Any], release: tuple[bytes, dict[str, bytes]] | None
+) -> Detector:
+    """The detector the spec asks for, built from the verified bytes (inside the sandbox:
+    parsing ``release.json`` and building the model session are untrusted work)."""
+    from kontur.worker.detectors import HogPersonDetector
+
     w = spec["worker"]
     if spec["detector"] == "hog":
         return HogPersonDetector(
             score_threshold=w["score_threshold"], nms_threshold=w["nms_threshold"]
         )
-    assert model_bytes is not None
-    return YoloxOnnxDetector(
-        model_bytes,
-        score_threshold=w["score_threshold"],
-        nms_threshold=w["nms_threshold"],
+    from kontur.release.manifest import ReleaseManifest
+    from kontur.worker.runners import build_detector as build_release_detector
+
+    assert release is not None
+    manifest_raw, files = release
+    return build_release_detector(
+        ReleaseManifest.from_json(manifest_raw),
+        files,
+        model_id=spec["model_id"],
+        platform=spec["platform"],
         intra_op_threads=w["intra_op_threads"],
-        providers=PROVIDERS[spec["platform"]],
     )
 
 
@@ -71,6 +135,8 @@ def build_detector(spec: dict[str, Any], model_bytes: bytes | None) -> Detector:
 class _Camera:
     reader: RingReader
     tracker: CameraTracker
+    #: The shared detector, or a per-camera :class:`MotionGate` in front of it.
+    detector: Detector
     gop: int | None = None
     frames: int = 0
     detections: int = 0
@@ -80,7 +146,21 @@ class _Camera:
 class WorkerLoop:
     """Runs the detector over every camera's ring."""
 
-    def __init__(self, spec: dict[str, Any], detector: Detector) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        detector: Detector,
+        ring_fds: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """``ring_fds``: descriptors from :func:`_open_ring_fds` (else rings open by name)."""
+        from kontur.wire.framering import RingReader
+        from kontur.worker.tracking import CameraTracker
+
+        def reader(c: dict[str, Any]) -> RingReader:
+            if ring_fds is None:
+                return RingReader(c["ring"], spec["reader_index"])
+            return RingReader.from_fds(c["ring"], *ring_fds[c["camera_id"]])
+
         self.spec, self.detector = spec, detector
         self.platform: str = spec["platform"]
         self.config_id: str = spec["config_id"]
@@ -90,11 +170,20 @@ class WorkerLoop:
         self.to_supervisor = Outbox(spec["supervisor_fd"])
         self.cameras = {
             c["camera_id"]: _Camera(
-                RingReader(c["ring"], spec["reader_index"]),
+                reader(c),
                 CameraTracker(c["fps"], detector.class_names),
+                self._camera_detector(c),
             )
             for c in spec["cameras"]
         }
+
+    def _camera_detector(self, c: dict[str, Any]) -> Detector:
+        if not c.get("motion_gating"):
+            return self.detector
+        from kontur.config import MotionConfig
+        from kontur.worker.motion import MotionGate
+
+        return MotionGate(self.detector, MotionConfig(**self.spec["worker"]["motion"]))
 
     def _flush_batch(self, cam_id: str, cam: _Camera) -> None:
         if cam.gop is None:
@@ -123,7 +212,7 @@ class WorkerLoop:
         cam.gop = meta.gop_index
         if not meta.analyse:
             return
-        dets = self.detector.infer(slot.frame)
+        dets = cam.detector.infer(slot.frame)
         objects = cam.tracker.update(dets)
         cam.frames += 1
         cam.detections += len(dets)
@@ -162,11 +251,18 @@ def main() -> int:
     """Entry point: ``python -m kontur.worker.process SPEC.json`` (model bytes on stdin)."""
     install_stop_handler()
     spec = read_spec()
-    model = _read_model_bytes(spec["model_sha256"]) if spec["detector"] != "hog" else None
-    detector = build_detector(spec, model)
-    loop = WorkerLoop(spec, detector)
+    release = _read_release(spec) if spec["detector"] != "hog" else None
+    ring_fds = _open_ring_fds(spec)
+    isolation = enter(sandbox_policy(spec, Path(sys.argv[1])))
+    detector = build_detector(spec, release)
+    loop = WorkerLoop(spec, detector, ring_fds)
     loop.to_supervisor.send(
-        WorkerReady(model_id=detector.model_id, platform=loop.platform, detector=detector.name)
+        WorkerReady(
+            model_id=detector.model_id,
+            platform=loop.platform,
+            detector=detector.name,
+            isolation=isolation.to_json(),
+        )
     )
     loop.run()
     return 0

@@ -1,0 +1,162 @@
+"""Which model the perimeter runs: always a signed release, verified before use.
+
+Steps at start (:func:`prepare_release`):
+
+1. A release directory with a trust anchor (``--release DIR --pub P | --ca CA``) is
+   verified and installed into the run's release store (``DATA_DIR/releases``), which
+   refuses a rollback, an expired release and one signed for no platform we may use.
+2. A bare model file (``--model X.onnx`` or ``X.xml``) is wrapped in a *throwaway* release:
+   a fresh demo key is generated under ``DATA_DIR/run``, the release is signed with it,
+   then verified and installed exactly like a real one. The summary and the archive say so.
+3. The verified bytes (never the files again) go to the worker on stdin
+   (:mod:`kontur.worker.bundle`); the installed files are re-hashed in the background by
+   the model-integrity monitor.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kontur.clock import Clock
+from kontur.release.errors import KeyMaterialError
+from kontur.release.keys import keygen
+from kontur.release.signing import Trust, VerifiedRelease, build_release
+from kontur.release.store import ReleaseStore
+from kontur.worker.bundle import pack
+from kontur.worker.errors import ModelFormatError, ModelUnreadable
+
+__all__ = ["PreparedRelease", "guess_format", "prepare_release"]
+
+
+@dataclass(frozen=True)
+class PreparedRelease:
+    release: VerifiedRelease
+    #: Where the installed, write-once copy lives (watched by the integrity monitor).
+    installed_dir: Path
+    #: SHA-256 of every installed file, as recorded at install.
+    installed_files: dict[str, str]
+    throwaway: bool
+    signer: str
+
+    @property
+    def model_id(self) -> str:
+        return self.release.model_id
+
+    def worker_spec(self) -> tuple[dict[str, Any], bytes]:
+        """The worker's spec entries and the stdin blob of verified bytes."""
+        blob, index = pack(self.release.manifest.raw, self.release.files)
+        spec = {
+            "detector": "release",
+            "model_id": self.model_id,
+            "bundle": [p.to_json() for p in index],
+        }
+        return spec, blob
+
+    def to_summary(self) -> dict[str, Any]:
+        m = self.release.manifest.manifest
+        return {
+            "name": m.name,
+            "version": m.version,
+            "digest": self.release.digest,
+            "signer": self.signer,
+            "format": m.output_format,
+            "runtime": m.files.runtime,
+            "platforms": list(m.platforms),
+            "critical_classes": list(m.critical_classes),
+            "expires": m.expires.isoformat(),
+            "installed": str(self.installed_dir),
+            "throwaway": self.throwaway,
+        }
+
+
+def guess_format(model: Path) -> str:
+    """``yolox``, ``yolov8`` or ``ssd`` from the model's own output shape."""
+    if model.suffix.lower() == ".xml":
+        return "ssd"
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFormatError(f"model {model}: expected an ONNX model, got {first}") from None
+    shape = tuple(sess.get_outputs()[0].shape)
+    if len(shape) == 3 and shape[2] == 85:
+        return "yolox"
+    if len(shape) == 3 and shape[1] == 84:
+        return "yolov8"
+    raise ModelFormatError(
+        f"model {model}: expected a YOLOX [1,N,85] or YOLOv8 [1,84,N] output, got {list(shape)}"
+    )
+
+
+def _model_files(model: Path) -> list[Path]:
+    if not model.is_file():
+        raise ModelUnreadable(f"model {model}: expected a readable model file, found nothing")
+    if model.suffix.lower() == ".xml":
+        weights = model.with_suffix(".bin")
+        if not weights.is_file():
+            raise ModelUnreadable(f"model {model}: expected its weights {weights}, found nothing")
+        return [model, weights]
+    return [model]
+
+
+def _throwaway(model: Path, fmt: str | None, run_dir: Path, clock: Clock) -> tuple[Path, Trust]:
+    files = _model_files(model)
+    output_format = fmt or guess_format(model)
+    key_dir = run_dir / "demo-release-key"
+    if key_dir.exists():
+        import shutil
+
+        shutil.rmtree(key_dir)
+    key_dir.mkdir(parents=True, mode=0o700)
+    pair = keygen(key_dir)
+    stem = re.sub(r"[^a-z0-9._-]+", "-", model.stem.lower()).strip("-.") or "model"
+    out = run_dir / "demo-release"
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    build_release(
+        files,
+        output_format,
+        out,
+        name=f"demo-{stem}"[:64],
+        version=1,
+        key=pair.private_key,
+        clock=clock,
+    )
+    return out, Trust.key(pair.public_key)
+
+
+def prepare_release(
+    *,
+    data_dir: Path,
+    clock: Clock,
+    release_dir: Path | None = None,
+    trust: Trust | None = None,
+    model: Path | None = None,
+    model_format: str | None = None,
+) -> PreparedRelease:
+    """Verify and install the release to run (module docstring, steps 1-2)."""
+    throwaway = release_dir is None
+    if release_dir is None:
+        if model is None:
+            raise ModelUnreadable("model: expected --release DIR or --model FILE, got neither")
+        release_dir, trust = _throwaway(model, model_format, data_dir / "run", clock)
+    if trust is None:
+        raise KeyMaterialError(f"release {release_dir}: expected --pub or --ca, got neither")
+    store = ReleaseStore(data_dir / "releases")
+    release = store.install(release_dir, trust, clock)
+    m = release.manifest.manifest
+    record = store.record(m.name, m.version)
+    return PreparedRelease(
+        release=release,
+        installed_dir=store.root / m.name / str(m.version),
+        installed_files=dict(record.files),
+        throwaway=throwaway,
+        signer=release.signer,
+    )
