@@ -220,7 +220,7 @@ def main() -> int:
     ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--frames", type=int, default=400)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     for p in (args.video, args.model):
