@@ -94,3 +94,25 @@ def test_demo_wrong_key_is_refused(signed: dict[str, Path]) -> None:
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert len([ln for ln in r.stderr.splitlines() if ln.startswith("kontur: error:")]) == 1
+
+
+def test_policy_on_a_class_the_release_does_not_sign_for_critical_use_is_refused(
+    signed: dict[str, Path],
+) -> None:
+    cfg = signed["tmp"] / "car-alarm.yaml"
+    cfg.write_text(
+        "site: s\ncameras: [{id: c}]\n"
+        "actions: {alarm: {critical: true, restricted_alternative: notify}, "
+        "notify: {critical: false}}\n"
+        "zones: [{id: all, camera: '*', polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]}]\n"
+        "policies: [{rule: car-dwell, when: {type: dwell, zone: all, classes: [car], "
+        "min_seconds: 1}, action: alarm}]\n"
+        "placement: {sla: {latency_ms_max: 250, throughput_fps_min: 5, accuracy_min: 0.8}}\n"
+    )
+    r, _ = _demo(signed, signed["all"], "car", "--config", str(cfg))
+    assert r.returncode == 2, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kontur: error:")]
+    assert len(errors) == 1, r.stderr
+    assert (
+        "policy car-dwell" in errors[0] and "critical classes ['person'], got ['car']" in errors[0]
+    )

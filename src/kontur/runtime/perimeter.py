@@ -32,7 +32,7 @@ from kontur.degrade import (
     step,
 )
 from kontur.degrade.machine import Transition
-from kontur.errors import KonturError
+from kontur.errors import ConfigError, KonturError
 from kontur.ingest.source import default_source, probe
 from kontur.placement import choose, load_catalogue
 from kontur.placement.available import available_platforms
@@ -164,6 +164,7 @@ class Perimeter:
         )
         self.prepared = prepared
         m = prepared.release.manifest.manifest
+        self._check_critical_classes(prepared)
         self.detector_name = f"{m.output_format}-{m.files.runtime}"
         self.model_id = prepared.model_id
         if prepared.throwaway:
@@ -179,6 +180,21 @@ class Perimeter:
         except ModelError as exc:
             raise type(exc)(f"release {prepared.model_id}: {exc}") from None
         return spec, blob
+
+    def _check_critical_classes(self, prepared: PreparedRelease) -> None:
+        """A critical action may only be driven by classes the release signs as fit for it."""
+        allowed = prepared.release.manifest.manifest.critical_classes
+        for pol in self.config.policies:
+            action = self.config.actions.get(pol.action)
+            if action is None or not action.critical:
+                continue
+            bad = sorted(set(pol.when.classes) - set(allowed))
+            if bad:
+                raise ConfigError(
+                    f"policy {pol.rule}: classes driving critical action {pol.action} must be "
+                    f"among release {prepared.model_id}'s critical classes {list(allowed)}, "
+                    f"got {bad}"
+                )
 
     def _build(self, prepared: PreparedRelease, platform: str) -> Any:
         from kontur.worker.runners import build_detector
