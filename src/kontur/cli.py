@@ -12,12 +12,12 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from kontur import __version__
+from kontur._cli import err, fail, out, write_json
 from kontur.errors import KonturError
 
 __all__ = ["app", "main"]
@@ -44,25 +44,6 @@ def _mount_subcommands() -> None:
 
 
 _mount_subcommands()
-
-out = Console()
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one error line and exit."""
-    err.print(f"kontur: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    if str(path) == "-":
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        return
-    try:
-        path.write_text(json.dumps(data, indent=2) + "\n")
-    except OSError as exc:
-        fail(f"--json {path}: expected a writable path, got {exc.strerror}")
 
 
 @app.command()
@@ -135,11 +116,11 @@ def demo(
     if release is not None and (pub is None) == (ca is None):
         fail("--release: expected exactly one of --pub KEY or --ca CERT")
     try:
-        from kontur.release.signing import Trust
+        from kontur.release.cli import trust_from_options
 
         trust = None
         if release is not None:
-            trust = Trust.key(pub) if pub is not None else Trust.ca(ca)  # type: ignore[arg-type]
+            trust = trust_from_options(pub, [ca] if ca is not None else None)
         cfg = load_config(config)
         ddir = data_dir or Path(tempfile.mkdtemp(prefix="kontur-demo-"))
         quiet = json_out is not None and str(json_out) == "-"
@@ -165,7 +146,7 @@ def demo(
         fail(str(exc), exc.exit_code)
     print_summary(summary, console)
     if json_out is not None:
-        _write_json(json_out, summary)
+        write_json(json_out, summary)
     errors = [c["error"] for c in summary["cameras"] if c.get("error")]
     if errors:
         fail(errors[0], 1)

@@ -13,16 +13,15 @@ the worker verifies it, or, for quick unsigned runs, from a bare ONNX file
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from kontur._cli import err, fail, out, write_json
 from kontur.errors import KonturError
 
 if TYPE_CHECKING:
@@ -42,18 +41,10 @@ eval_app = typer.Typer(
 #: Output formats ``--unsafe-onnx`` can run (the SSD release is OpenVINO IR, not ONNX).
 _UNSIGNED_FORMATS = ("yolox", "yolov8")
 
-_out = Console()
-_err = Console(stderr=True)
-
 
 @eval_app.callback()
 def _group() -> None:
     """Measure analytics quality on ground truth."""
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    _err.print(f"kontur: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _release_detector(directory: Path, pub: Path | None, ca: list[Path], threads: int) -> Detector:
@@ -63,7 +54,7 @@ def _release_detector(directory: Path, pub: Path | None, ca: list[Path], threads
     from kontur.worker.runners import build_detector
 
     if (pub is None) == (not ca):
-        _fail(
+        fail(
             "--model: expected exactly one of --pub or --ca, got " + ("both" if pub else "neither")
         )
     release = verify_release(
@@ -72,7 +63,7 @@ def _release_detector(directory: Path, pub: Path | None, ca: list[Path], threads
     return build_detector(
         release.manifest.manifest,
         release.files,
-        model_id=release.digest,
+        model_id=release.model_id,
         platform="cpu",
         intra_op_threads=threads,
     )
@@ -92,7 +83,7 @@ def _unsigned_detector(path: Path, output_format: str, threads: int) -> Detector
         raise EvalInputError(
             f"--unsafe-onnx {path}: expected a readable ONNX file, got {exc.strerror}"
         ) from None
-    _err.print(
+    err.print(
         f"kontur: warning: evaluating UNSIGNED model {path} (--unsafe-onnx); "
         "its bytes are not verified",
         markup=False,
@@ -164,28 +155,17 @@ def _summary(results: dict[str, MotResult], comparison: dict[str, float] | None)
     return line
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    text = json.dumps(data, indent=2) + "\n"
-    if str(path) == "-":
-        sys.stdout.write(text)
-        return
-    try:
-        path.write_text(text)
-    except OSError as exc:
-        _fail(f"--json {path}: expected a writable path, got {exc.strerror}")
-
-
 def _detector(
     model: Path | None, pub: Path | None, ca: list[Path], onnx: Path | None, fmt: str, threads: int
 ) -> Detector:
     if (model is None) == (onnx is None):
         got = "both" if model is not None else "neither"
-        _fail(f"expected exactly one of --model RELEASE_DIR or --unsafe-onnx FILE, got {got}")
+        fail(f"expected exactly one of --model RELEASE_DIR or --unsafe-onnx FILE, got {got}")
     if model is not None:
         return _release_detector(model, pub, ca, threads)
     assert onnx is not None
     if fmt not in _UNSIGNED_FORMATS:
-        _fail(f"--format: expected one of {', '.join(_UNSIGNED_FORMATS)}, got {fmt!r}")
+        fail(f"--format: expected one of {', '.join(_UNSIGNED_FORMATS)}, got {fmt!r}")
     return _unsigned_detector(onnx, fmt, threads)
 
 
@@ -206,7 +186,7 @@ def _run(
 
     columns = (*Progress.get_default_columns()[:2], BarColumn(), MofNCompleteColumn())
     with Progress(
-        *columns, TimeRemainingColumn(), console=_err, transient=True, disable=not _err.is_terminal
+        *columns, TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal
     ) as progress:
         task = progress.add_task(f"{video.name}: {' + '.join(variants)}", total=frames)
         return run_mot(
@@ -282,7 +262,7 @@ def mot(
             hota=hota,
         )  # fmt: skip
     except KonturError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     comparison = _comparison(*results.values()) if compare_motion else None
     doc = {
         "video": str(video),
@@ -302,8 +282,8 @@ def _report(
 ) -> None:
     """The table and summary on stdout (unless JSON goes there), then the JSON."""
     if json_out is None or str(json_out) != "-":
-        console = _out if _out.is_terminal else Console(width=120)  # piped: don't squeeze
+        console = out if out.is_terminal else Console(width=120)  # piped: don't squeeze
         console.print(_table(results))
         console.print(_summary(results, comparison), markup=False, highlight=False)
     if json_out is not None:
-        _write_json(json_out, doc)
+        write_json(json_out, doc)

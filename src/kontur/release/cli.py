@@ -12,10 +12,11 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kontur._cli import fail
 from kontur.errors import KonturError
 
 if TYPE_CHECKING:
@@ -32,23 +33,19 @@ model_app = typer.Typer(
 )
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"kontur: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _split(value: str, option: str) -> tuple[str, ...]:
     items = tuple(s.strip() for s in value.split(",") if s.strip())
     if not items:
-        _fail(f"{option}: expected a comma-separated list, got {value!r}")
+        fail(f"{option}: expected a comma-separated list, got {value!r}")
     return items
 
 
-def _trust(pub: Path | None, ca: list[Path] | None) -> Trust:
+def trust_from_options(pub: Path | None, ca: list[Path] | None) -> Trust:
+    """The trust anchor ``--pub KEY`` or ``--ca CERT…`` name; exactly one is required."""
     from kontur.release.signing import Trust
 
     if (pub is None) == (not ca):
-        _fail("expected exactly one of --pub or --ca, got " + ("both" if pub else "neither"))
+        fail("expected exactly one of --pub or --ca, got " + ("both" if pub else "neither"))
     return Trust.key(pub) if pub is not None else Trust.ca(*(ca or []))
 
 
@@ -69,7 +66,7 @@ def keygen(
         else:
             pair = keys.keygen(out)
     except KonturError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for label, path in (
         ("private key", pair.private_key),
         ("public key", pair.public_key),
@@ -126,7 +123,7 @@ def release(
             clock=SystemClock(),
         )
     except KonturError as exc:
-        _fail(str(exc))  # every failure here is a problem with the inputs: exit 2
+        fail(str(exc))  # every failure here is a problem with the inputs: exit 2
     m = built.manifest.manifest
     typer.echo(f"release {m.name}@{m.version} {built.digest} -> {built.directory}")
 
@@ -146,7 +143,7 @@ def _thresholds(output_format: str, score: float | None, nms: float | None) -> T
         )
     except ValidationError as exc:
         e = exc.errors()[0]
-        _fail(f"--score/--nms: expected {e['loc'][0]} in (0, 1), got {e['input']}")
+        fail(f"--score/--nms: expected {e['loc'][0]} in (0, 1), got {e['input']}")
 
 
 def _report(release: VerifiedRelease) -> dict[str, Any]:
@@ -181,7 +178,7 @@ def verify(
     from kontur.clock import SystemClock
     from kontur.release.signing import verify_release
 
-    trust = _trust(pub, ca)
+    trust = trust_from_options(pub, ca)
     try:
         release = verify_release(
             directory,
@@ -193,9 +190,9 @@ def verify(
     except KonturError as exc:
         if json_out:
             sys.stdout.write(json.dumps(_invalid(str(exc)), indent=2) + "\n")
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     except OSError as exc:
-        _fail(f"release {directory}: expected a readable directory, got {exc.strerror or exc}")
+        fail(f"release {directory}: expected a readable directory, got {exc.strerror or exc}")
     if json_out:
         sys.stdout.write(json.dumps(_report(release), indent=2) + "\n")
     else:
@@ -219,12 +216,12 @@ def install(
     from kontur.clock import SystemClock
     from kontur.release.store import ReleaseStore, default_store_root
 
-    trust = _trust(pub, ca)
+    trust = trust_from_options(pub, ca)
     root = store or default_store_root()
     try:
         release = ReleaseStore(root).install(directory, trust, SystemClock(), platform=platform)
     except KonturError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     except OSError as exc:
-        _fail(f"store {root}: expected a writable directory, got {exc.strerror or exc}")
+        fail(f"store {root}: expected a writable directory, got {exc.strerror or exc}")
     typer.echo(f"installed: {release.model_id} {release.digest} in {root}")

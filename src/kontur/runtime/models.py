@@ -16,6 +16,7 @@ Steps at start (:func:`prepare_release`):
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,16 +110,12 @@ def _throwaway(model: Path, fmt: str | None, run_dir: Path, clock: Clock) -> tup
     output_format = fmt or guess_format(model)
     key_dir = run_dir / "demo-release-key"
     if key_dir.exists():
-        import shutil
-
         shutil.rmtree(key_dir)
     key_dir.mkdir(parents=True, mode=0o700)
     pair = keygen(key_dir)
     stem = re.sub(r"[^a-z0-9._-]+", "-", model.stem.lower()).strip("-.") or "model"
     out = run_dir / "demo-release"
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     build_release(
         files,
