@@ -1,0 +1,435 @@
+"""NAL units of H.264 and H.265: framing, emulation prevention, header classification.
+
+Pure functions over bytes. Two framings are understood:
+
+* length-prefixed (AVCC/HVCC, as in MP4/MKV samples): each NAL unit is preceded by a
+  big-endian length of ``length_size`` bytes (1, 2 or 4; from the extradata, default 4);
+* Annex-B byte streams: NAL units separated by ``00 00 01`` / ``00 00 00 01`` start codes.
+
+Emulation prevention is removed and inserted exactly as the ONVIF reference does it
+(``read_byte``/``write_byte`` in ``oms_tlv.c``): a ``0x03`` following two zero bytes is
+dropped on reading; on writing, ``0x03`` is inserted before any byte ``<= 0x03`` that follows
+two zero bytes (the inserted byte then starts a new zero count). Both are done with
+``bytes.replace``/``re`` rather than per-byte loops.
+
+Classification follows ``parse_h264_nalu_header``/``parse_h265_nalu_header`` of the
+reference: slices (IDR/IRAP = ``I``, other = ``P``), parameter sets, SEI, AUD, other.
+H.264 types 1 and 5 and H.265 types 0-1 and 16-21 are slices; H.265 TSA/STSA/RADL/RASL
+(2-9) are "other", as in the reference.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+
+from kontur.ingest.oms.errors import NalParseError, OmsLimitExceeded
+from kontur.ingest.oms.limits import MAX_NAL_BYTES, MAX_NALS_PER_ACCESS_UNIT
+
+__all__ = [
+    "Codec",
+    "NalInfo",
+    "NalKind",
+    "add_emulation_prevention",
+    "is_annexb",
+    "parse_extradata",
+    "parse_nal_header",
+    "remove_emulation_prevention",
+    "split_annexb",
+    "split_length_prefixed",
+    "split_packet",
+    "strip_trailing_zeros",
+]
+
+
+class Codec(enum.Enum):
+    """Video codec of a signed stream."""
+
+    H264 = "h264"
+    H265 = "h265"
+
+    @property
+    def header_size(self) -> int:
+        """Bytes of the NAL unit header (1 for H.264, 2 for H.265)."""
+        return 1 if self is Codec.H264 else 2
+
+
+class NalKind(enum.Enum):
+    """Classification of a NAL unit, as the reference validator sees it."""
+
+    SLICE_IRAP = "I"  # IDR (H.264 type 5) / IRAP (H.265 16-21)
+    SLICE = "P"  # non-IDR slice (P or B)
+    PARAMETER_SET = "v"  # SPS / PPS / VPS / SPS extension / subset SPS
+    SEI = "z"
+    AUD = "_"
+    OTHER = "o"
+    UNDEFINED = "U"
+
+
+_H264_KIND = {
+    1: NalKind.SLICE,
+    2: NalKind.OTHER,
+    3: NalKind.OTHER,
+    4: NalKind.OTHER,
+    5: NalKind.SLICE_IRAP,
+    6: NalKind.SEI,
+    7: NalKind.PARAMETER_SET,
+    8: NalKind.PARAMETER_SET,
+    13: NalKind.PARAMETER_SET,
+    15: NalKind.PARAMETER_SET,
+    9: NalKind.AUD,
+    10: NalKind.OTHER,
+    11: NalKind.OTHER,
+    12: NalKind.OTHER,
+}
+
+_H265_KIND = {
+    **{t: NalKind.SLICE for t in (0, 1)},
+    **{t: NalKind.OTHER for t in range(2, 10)},
+    **{t: NalKind.SLICE_IRAP for t in range(16, 22)},
+    32: NalKind.PARAMETER_SET,
+    33: NalKind.PARAMETER_SET,
+    34: NalKind.PARAMETER_SET,
+    35: NalKind.AUD,
+    36: NalKind.OTHER,
+    37: NalKind.OTHER,
+    38: NalKind.OTHER,
+    39: NalKind.SEI,
+    40: NalKind.SEI,
+}
+
+
+@dataclass(frozen=True)
+class NalInfo:
+    """What the NAL unit header says.
+
+    ``is_primary_slice`` is the first bit after the header (``first_mb_in_slice == 0`` /
+    ``first_slice_segment_in_pic_flag``), meaningful for slices only. ``header_valid`` is
+    the reference's header check (forbidden bit, nal_ref_idc / temporal id rules).
+    """
+
+    codec: Codec
+    nal_type: int
+    kind: NalKind
+    is_primary_slice: bool
+    header_valid: bool
+    #: A picture slice (I or P/B), the NAL units the reference hashes.
+    is_slice: bool = field(init=False)
+    #: The primary slice of an IDR/IRAP picture: the reference's GOP start.
+    starts_gop: bool = field(init=False)
+    #: SPS, PPS or VPS (kontur covers these; the reference does not).
+    is_parameter_set: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Derive the flags once (instances are cached per header, see parse_nal_header)."""
+        irap = self.kind is NalKind.SLICE_IRAP
+        object.__setattr__(self, "is_slice", irap or self.kind is NalKind.SLICE)
+        object.__setattr__(self, "starts_gop", irap and self.is_primary_slice)
+        object.__setattr__(self, "is_parameter_set", self.kind is NalKind.PARAMETER_SET)
+
+    @property
+    def label(self) -> str:
+        """A short human name ("I slice", "P slice", "SPS", ...), for reasons."""
+        if self.kind is NalKind.PARAMETER_SET:
+            names = (
+                {7: "SPS", 8: "PPS", 13: "SPS extension", 15: "subset SPS"}
+                if self.codec is Codec.H264
+                else {32: "VPS", 33: "SPS", 34: "PPS"}
+            )
+            return names.get(self.nal_type, "parameter set")
+        return {
+            NalKind.SLICE_IRAP: "I slice",
+            NalKind.SLICE: "P slice",
+            NalKind.SEI: "SEI",
+            NalKind.AUD: "AUD",
+            NalKind.OTHER: "other NAL",
+            NalKind.UNDEFINED: "undefined NAL",
+        }[self.kind]
+
+
+def parse_nal_header(nal: bytes | memoryview, codec: Codec) -> NalInfo:
+    """Classify ``nal`` (no start code / length prefix) like the reference does.
+
+    Raises :class:`NalParseError` when the unit is shorter than its header.
+    """
+    need = codec.header_size
+    if len(nal) < need:
+        raise NalParseError(f"expected a NAL unit of at least {need} bytes, got {len(nal)}")
+    primary = len(nal) > need and bool(nal[need] & 0x80)
+    key = (codec, nal[0], nal[1] if need == 2 else 0, primary)
+    info = _HEADER_CACHE.get(key)
+    if info is None:  # at most 2 x 65536 distinct headers per codec: bounded
+        info = _HEADER_CACHE[key] = _parse_header(nal, codec, primary)
+    return info
+
+
+_HEADER_CACHE: dict[tuple[Codec, int, int, bool], NalInfo] = {}
+
+
+def _parse_header(nal: bytes | memoryview, codec: Codec, primary: bool) -> NalInfo:
+    first = nal[0]
+    forbidden = bool(first & 0x80)
+    if codec is Codec.H264:
+        nal_type = first & 0x1F
+        ref_idc = first & 0x60
+        kind = _H264_KIND.get(nal_type, NalKind.UNDEFINED)
+        valid = _h264_header_valid(nal_type, ref_idc)
+    else:
+        nal_type = (first & 0x7E) >> 1
+        layer = ((first & 0x01) << 5) | ((nal[1] & 0xF8) >> 3)
+        tid_plus1 = nal[1] & 0x07
+        kind = _H265_KIND.get(nal_type, NalKind.UNDEFINED)
+        valid = tid_plus1 != 0 and _h265_header_valid(nal_type, layer, tid_plus1 - 1)
+    return NalInfo(codec, nal_type, kind, primary, valid and not forbidden)
+
+
+def _h264_header_valid(nal_type: int, ref_idc: int) -> bool:
+    if nal_type in (1, 2, 3, 4, 9):
+        return True
+    if nal_type in (5, 7, 8, 13, 15):
+        return ref_idc > 0
+    if nal_type in (6, 10, 11, 12):
+        return ref_idc == 0
+    return False
+
+
+def _h265_header_valid(nal_type: int, layer: int, tid: int) -> bool:
+    if nal_type in (0, 1, 34, 35, 38, 39, 40):
+        return True
+    if nal_type in (2, 3) or 6 <= nal_type <= 9:
+        return tid != 0
+    if nal_type in (4, 5):
+        return tid != 0 if layer == 0 else True
+    if 16 <= nal_type <= 21 or nal_type in (32, 33):
+        return tid == 0
+    if nal_type in (36, 37):
+        return tid == 0 and layer == 0
+    return False
+
+
+_EPB_INSERT = re.compile(rb"\x00\x00(?=[\x00-\x03])")
+
+
+def remove_emulation_prevention(data: bytes | memoryview) -> bytes:
+    """Drop every ``0x03`` that follows two zero bytes (``00 00 03`` -> ``00 00``)."""
+    return bytes(data).replace(b"\x00\x00\x03", b"\x00\x00")
+
+
+def add_emulation_prevention(data: bytes | memoryview) -> bytes:
+    """Insert ``0x03`` before any byte ``<= 3`` that follows two zero bytes."""
+    return _EPB_INSERT.sub(b"\x00\x00\x03", bytes(data))
+
+
+def strip_trailing_zeros(nal: bytes | memoryview) -> memoryview:
+    """``nal`` without trailing ``0x00`` bytes (the reference hashes up to the stop bit)."""
+    view = memoryview(nal)
+    if not view or view[-1]:
+        return view
+    window = min(64, len(view))
+    tail = bytes(view[-window:]).rstrip(b"\x00")
+    if tail:
+        return view[: len(view) - window + len(tail)]
+    return memoryview(bytes(view).rstrip(b"\x00"))
+
+
+def split_length_prefixed(data: bytes | memoryview, length_size: int = 4) -> list[bytes]:
+    """Split an AVCC/HVCC sample into NAL units.
+
+    Raises :class:`NalParseError` on a length running past the end, an empty unit or a
+    bad ``length_size``; :class:`OmsLimitExceeded` past the per-unit/per-AU bounds.
+    """
+    if length_size not in (1, 2, 4):
+        raise NalParseError(f"expected a NAL length size of 1, 2 or 4, got {length_size}")
+    view = memoryview(data)
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(view):
+        if pos + length_size > len(view):
+            raise NalParseError(
+                f"truncated NAL length prefix at offset {pos}: "
+                f"expected {length_size} bytes, got {len(view) - pos}"
+            )
+        size = int.from_bytes(view[pos : pos + length_size], "big")
+        pos += length_size
+        if size == 0:
+            raise NalParseError(f"expected a non-empty NAL unit at offset {pos}, got length 0")
+        if size > MAX_NAL_BYTES:
+            raise OmsLimitExceeded(f"NAL unit of {size} bytes exceeds {MAX_NAL_BYTES}")
+        if pos + size > len(view):
+            raise NalParseError(
+                f"NAL unit at offset {pos} claims {size} bytes, only {len(view) - pos} left"
+            )
+        out.append(bytes(view[pos : pos + size]))
+        pos += size
+        if len(out) > MAX_NALS_PER_ACCESS_UNIT:
+            raise OmsLimitExceeded(
+                f"more than {MAX_NALS_PER_ACCESS_UNIT} NAL units in one access unit"
+            )
+    return out
+
+
+_START_CODE = re.compile(rb"\x00\x00\x01")
+
+
+def split_annexb(data: bytes | memoryview, codec: Codec | None = None) -> list[bytes]:
+    """Split an Annex-B byte stream at its start codes.
+
+    Leading bytes before the first start code must be zeros; trailing zeros of each unit
+    (the extra zero of a 4-byte start code, trailing_zero_8bits) are removed. Raises
+    :class:`NalParseError` when no start code begins the buffer.
+
+    With ``codec`` given, an SEI NAL unit is kept whole up to the end of its first message's
+    declared payload even where the payload holds a start-code pattern: the reference signer
+    writes OMS SEIs *without* emulation prevention, and RTSP (rtph264pay) and raw files carry
+    them so (a GOP counter of 1 alone makes ``00 00 01``). A start-code search would cut such
+    an SEI in two.
+    """
+    buf = bytes(data)
+    starts = [m.end() for m in _START_CODE.finditer(buf)]
+    if not starts or buf[: starts[0] - 3].strip(b"\x00"):
+        raise NalParseError("expected an Annex-B start code (00 00 01) at the start")
+    out: list[bytes] = []
+    i = 0
+    while i < len(starts):
+        begin = starts[i]
+        i += 1
+        end = starts[i] - 3 if i < len(starts) else len(buf)
+        keep = 0
+        need = _sei_raw_end(buf, begin, codec) if codec is not None else None
+        if need is not None:
+            keep = need - begin
+            while end < need and i < len(starts):  # the payload ran over a fake start code
+                i += 1
+                end = starts[i] - 3 if i < len(starts) else len(buf)
+            if end < need:
+                end = len(buf)
+        nal = buf[begin:end]
+        stripped = nal.rstrip(b"\x00")
+        nal = stripped if len(stripped) >= keep else nal[:keep]
+        if nal:
+            if len(nal) > MAX_NAL_BYTES:
+                raise OmsLimitExceeded(f"NAL unit of {len(nal)} bytes exceeds {MAX_NAL_BYTES}")
+            out.append(nal)
+        if len(out) > MAX_NALS_PER_ACCESS_UNIT:
+            raise OmsLimitExceeded(
+                f"more than {MAX_NALS_PER_ACCESS_UNIT} NAL units in one access unit"
+            )
+    return out
+
+
+def _sei_raw_end(buf: bytes, begin: int, codec: Codec) -> int | None:
+    """End offset (exclusive, stop bit included) of the SEI NAL at ``begin`` read raw, or None.
+
+    None when the unit at ``begin`` is no SEI or its message header does not fit the buffer.
+    """
+    if begin >= len(buf):
+        return None
+    if codec is Codec.H264:
+        is_sei, pos = buf[begin] & 0x1F == 6, begin + 1
+    else:
+        is_sei, pos = (buf[begin] >> 1) & 0x3F in (39, 40), begin + 2
+    if not is_sei:
+        return None
+    for _ in range(2):  # payloadType, then payloadSize, each 0xFF-extended
+        value = 0
+        while pos < len(buf) and buf[pos] == 0xFF:
+            value += 255
+            pos += 1
+        if pos >= len(buf):
+            return None
+        value += buf[pos]
+        pos += 1
+    end = pos + value + 1  # the payload, then rbsp_stop_one_bit's byte
+    return end if end <= len(buf) else None
+
+
+def is_annexb(packet: bytes | memoryview, length_size: int = 4) -> bool:
+    """Whether ``packet`` is Annex-B framed rather than length-prefixed.
+
+    A length prefix can itself look like a start code (a 4-byte length of 256..511 starts
+    ``00 00 01``), so a packet that splits cleanly as length-prefixed NAL units with valid
+    forbidden bits is taken as length-prefixed; otherwise a leading start code means Annex-B.
+    """
+    head = bytes(packet[:4])
+    if head[:3] != b"\x00\x00\x01" and head != b"\x00\x00\x00\x01":
+        return False
+    try:
+        nals = split_length_prefixed(packet, length_size)
+    except (NalParseError, OmsLimitExceeded):
+        return True
+    return any(nal[0] & 0x80 for nal in nals)
+
+
+def split_packet(
+    packet: bytes | memoryview, length_size: int = 4, codec: Codec | None = None
+) -> list[bytes]:
+    """Split a demuxed packet in whichever framing it uses (see :func:`is_annexb`).
+
+    Pass ``codec`` so that unescaped OMS SEIs in Annex-B packets stay whole
+    (:func:`split_annexb`).
+    """
+    if is_annexb(packet, length_size):
+        return split_annexb(packet, codec)
+    return split_length_prefixed(packet, length_size)
+
+
+def parse_extradata(extradata: bytes | None, codec: Codec) -> tuple[int, list[bytes]]:
+    """Length size and parameter-set NAL units of avcC / hvcC (or Annex-B) extradata.
+
+    Returns ``(4, [])`` for empty extradata. Raises :class:`NalParseError` when malformed.
+    """
+    if not extradata:
+        return 4, []
+    data = bytes(extradata)
+    if data[:3] == b"\x00\x00\x01" or data[:4] == b"\x00\x00\x00\x01":
+        return 4, split_annexb(data)
+    try:
+        if codec is Codec.H264:
+            return _parse_avcc(data)
+        return _parse_hvcc(data)
+    except IndexError:
+        raise NalParseError(
+            f"truncated {'avcC' if codec is Codec.H264 else 'hvcC'} extradata ({len(data)} bytes)"
+        ) from None
+
+
+def _take(data: bytes, pos: int) -> tuple[bytes, int]:
+    size = int.from_bytes(data[pos : pos + 2], "big")
+    if pos + 2 + size > len(data) or pos + 2 > len(data):
+        raise NalParseError(f"parameter set at offset {pos} runs past the extradata end")
+    return data[pos + 2 : pos + 2 + size], pos + 2 + size
+
+
+def _parse_avcc(data: bytes) -> tuple[int, list[bytes]]:
+    if data[0] != 1:
+        raise NalParseError(f"expected avcC configurationVersion 1, got {data[0]}")
+    length_size = (data[4] & 0x03) + 1
+    nals: list[bytes] = []
+    pos = 6
+    for _ in range(data[5] & 0x1F):
+        nal, pos = _take(data, pos)
+        nals.append(nal)
+    count = data[pos]
+    pos += 1
+    for _ in range(count):
+        nal, pos = _take(data, pos)
+        nals.append(nal)
+    return length_size, nals
+
+
+def _parse_hvcc(data: bytes) -> tuple[int, list[bytes]]:
+    if data[0] != 1:
+        raise NalParseError(f"expected hvcC configurationVersion 1, got {data[0]}")
+    length_size = (data[21] & 0x03) + 1
+    nals: list[bytes] = []
+    pos = 23
+    for _ in range(data[22]):
+        count = int.from_bytes(data[pos + 1 : pos + 3], "big")
+        if pos + 3 > len(data):
+            raise IndexError
+        pos += 3
+        for _ in range(count):
+            nal, pos = _take(data, pos)
+            nals.append(nal)
+    return length_size, nals

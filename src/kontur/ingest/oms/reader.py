@@ -1,0 +1,107 @@
+"""I/O shell: demux a file into access units and run the pure validator over them.
+
+MP4/MKV samples are length-prefixed (AVCC/HVCC, length size from the extradata); raw
+``.h264``/``.h265``/``.264``/``.265``/``.hevc`` files are Annex-B byte streams, demuxed by
+PyAV's ``h264``/``hevc`` parsers into access units. The framing of every packet is checked
+(:func:`~kontur.ingest.oms.nal.is_annexb`), so an MP4 with Annex-B samples also works.
+Packets are read as delivered (no conversion to Annex-B: the reference writes SEIs without
+emulation prevention, README quirk 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import av
+from cryptography import x509
+
+from kontur.ingest.oms.errors import NalParseError, OmsLimitExceeded, OmsReadError
+from kontur.ingest.oms.limits import MAX_ACCESS_UNIT_BYTES
+from kontur.ingest.oms.nal import Codec, parse_extradata, split_packet
+from kontur.ingest.oms.validator import AccessUnit, OmsValidator, SignedGopResult
+
+__all__ = ["read_access_units", "validate_file"]
+
+_RAW_FORMATS = {".h264": "h264", ".264": "h264", ".h265": "hevc", ".265": "hevc", ".hevc": "hevc"}
+_CODECS = {"h264": Codec.H264, "hevc": Codec.H265, "h265": Codec.H265}
+
+
+def read_access_units(path: str | Path) -> tuple[Codec, list[bytes], Iterator[AccessUnit]]:
+    """Codec, container parameter sets and the access units (decode order) of ``path``.
+
+    Raises :class:`OmsReadError` when the file cannot be opened, has no H.264/H.265 video
+    or its extradata does not parse.
+    """
+    path = Path(path)
+    fmt = _RAW_FORMATS.get(path.suffix.lower())
+    try:
+        container = av.open(str(path), format=fmt)
+    except (OSError, av.FFmpegError) as exc:
+        raise OmsReadError(f"cannot open {path}: {exc}") from None
+    if not container.streams.video:
+        container.close()
+        raise OmsReadError(f"{path}: expected a video stream, found none")
+    stream = container.streams.video[0]
+    name = stream.codec_context.name
+    if name not in _CODECS:
+        container.close()
+        raise OmsReadError(f"{path}: expected H.264 or H.265 video, got {name}")
+    codec = _CODECS[name]
+    try:
+        length_size, ps = parse_extradata(stream.codec_context.extradata, codec)
+    except NalParseError as exc:
+        container.close()
+        raise OmsReadError(f"{path}: {exc}") from None
+    return codec, ps, _packets(container, stream, length_size, path, codec)
+
+
+def _packets(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    length_size: int,
+    path: Path,
+    codec: Codec,
+) -> Iterator[AccessUnit]:
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.size > MAX_ACCESS_UNIT_BYTES:
+                raise OmsLimitExceeded(
+                    f"{path}: packet of {packet.size} bytes exceeds {MAX_ACCESS_UNIT_BYTES}"
+                )
+            data = bytes(packet)
+            try:
+                nals = split_packet(data, length_size, codec)
+            except NalParseError as exc:
+                raise OmsReadError(f"{path}: packet at pts {packet.pts}: {exc}") from None
+            yield AccessUnit(tuple(nals), packet.pts, bool(packet.is_keyframe))
+    except av.FFmpegError as exc:
+        raise OmsReadError(f"{path}: demux failed: {exc}") from None
+    finally:
+        container.close()
+
+
+def validate_file(
+    path: str | Path,
+    trust_anchors: Sequence[x509.Certificate],
+    reference_time: datetime,
+    *,
+    require_parameter_set_claim: bool = False,
+) -> list[SignedGopResult]:
+    """Validate every GOP of ``path``; results ordered by GOP index."""
+    codec, ps, units = read_access_units(path)
+    validator = OmsValidator(
+        codec,
+        trust_anchors,
+        reference_time=reference_time,
+        require_parameter_set_claim=require_parameter_set_claim,
+    )
+    validator.set_parameter_sets(ps)
+    results: list[SignedGopResult] = []
+    for au in units:
+        results += validator.push(au)
+    results += validator.finish(reference_time)
+    return sorted(results, key=lambda r: r.index)

@@ -1,0 +1,770 @@
+"""A pure ONVIF Media Signing validator: access units in, per-GOP results out.
+
+Order of calls (anything else raises RuntimeError)::
+
+    v = OmsValidator(codec, trust_anchors, reference_time=...)   # 1. construct
+    v.set_parameter_sets(nals)        # 2. optional, before the first push: avcC/hvcC sets
+    for au in access_units:           # 3. decode order
+        results += v.push(au)
+    results += v.finish(reference_time)   # 4. once; then the validator is closed
+
+The validator never reads the clock, the disk or the network.
+
+GOPs. A GOP starts at a primary IDR/IRAP slice. Hashable NAL units (slices and unsigned
+OMS SEIs) are hashed on arrival (:class:`~kontur.ingest.oms.hashing.GopHasher`); only
+their hashes are kept. An OMS SEI signs the latest *closed* GOP that has no SEI yet, or,
+if there is none, the GOP still open (the reference's end-of-stream SEI, or a signer that
+puts the SEI before the next key frame). Older closed GOPs left without SEI are NOT_AUTHENTIC.
+
+Checks for the GOP an SEI signs (reasons name what was expected and what was found):
+signature over the SEI document with the leaf key of the carried chain; GOP counter
+continuity; hash list vs. the received hashes (a received hash not in the list is
+NOT_AUTHENTIC, list entries not received are MISSING -- never AUTHENTIC); without hash list
+(low-bitrate mode) the GOP hash and NAL count; the linked hash against the previous GOP's
+anchor; kontur's parameter-set claim (see :mod:`kontur.ingest.oms.hashing`); provenance at
+capture time (see :mod:`kontur.ingest.oms.provenance`). With signing frequency > 1 an unsigned
+SEI covers a GOP and is itself covered by the hash list of the next signed SEI.
+
+Parameter sets: the reference does not hash SPS/PPS/VPS. kontur's signer signs a digest of
+the parameter sets in effect for each GOP in the ARBITRARY_DATA TLV; a claim that does not
+match is NOT_AUTHENTIC. Streams without the claim (reference signer) keep their result with
+``parameter_sets_covered=False`` and a reason, unless ``require_parameter_set_claim``.
+
+Where kontur is stricter than the reference: dropped NAL units are MISSING; the last GOP
+without its signed end-of-stream SEI is PENDING (truncation reported); certificates are
+checked at capture time; ``reference_result`` says what the reference would report.
+
+Reference quirk tolerated: the end-of-stream SEI of the reference signer repeats the
+previous SEI's GOP hash and NAL count (README quirk 2); with a hash list, that stale pair is
+accepted (noted in the reasons) because the signed hash list itself is checked.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+from kontur.ingest.oms.errors import NalParseError, OmsError, OmsLimitExceeded
+from kontur.ingest.oms.hashing import (
+    GopHasher,
+    claims_end_of_stream,
+    decode_parameter_set_claim,
+    gop_hash,
+    hash_bytes,
+    parameter_set_digest,
+)
+from kontur.ingest.oms.limits import (
+    MAX_NALS_PER_ACCESS_UNIT,
+    MAX_NALS_PER_GOP,
+    MAX_PARAMETER_SETS,
+    MAX_PENDING_GOPS,
+)
+from kontur.ingest.oms.nal import Codec, NalInfo, NalKind, parse_nal_header, strip_trailing_zeros
+from kontur.ingest.oms.provenance import (
+    Provenance,
+    ProvenanceCheck,
+    check_chain,
+    derive_capture_time,
+    load_pem_chain,
+)
+from kontur.ingest.oms.sei import GeneralTlv, OmsSei, is_oms_sei
+
+__all__ = [
+    "AccessUnit",
+    "OmsResult",
+    "OmsValidator",
+    "SignedGopResult",
+]
+
+_PS_MISMATCH = "parameter sets (SPS/PPS/VPS) in effect do not match the signed claim"
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+class OmsResult(enum.Enum):
+    """Verdict for one GOP."""
+
+    AUTHENTIC = "authentic"
+    MISSING = "missing"
+    NOT_AUTHENTIC = "not_authentic"
+    UNSIGNED = "unsigned"
+    PENDING = "pending"
+
+
+_SEVERITY = {
+    OmsResult.AUTHENTIC: 0,
+    OmsResult.PENDING: 1,
+    OmsResult.MISSING: 2,
+    OmsResult.UNSIGNED: 3,
+    OmsResult.NOT_AUTHENTIC: 4,
+}
+_REFERENCE_NAME = {
+    OmsResult.AUTHENTIC: "valid",
+    OmsResult.MISSING: "valid_with_missing",
+    OmsResult.NOT_AUTHENTIC: "invalid",
+    OmsResult.UNSIGNED: "unsigned",
+    OmsResult.PENDING: "pending",
+}
+
+
+@dataclass(frozen=True)
+class AccessUnit:
+    """One access unit in decode order: NAL units without start codes/length prefixes."""
+
+    nals: tuple[bytes, ...]
+    pts: int | None = None
+    keyframe: bool = False
+
+
+@dataclass(frozen=True)
+class SignedGopResult:
+    """The decision for one GOP.
+
+    ``index``: 0-based GOP in received order. ``result`` + ``reasons``: the verdict and why.
+    ``gop_counter``/``sei_num_nalus``: from the SEI that signed it (None if none did).
+    ``gop_hash``: ``H(signed hash list)`` (the SEI's GOP hash in low-bitrate mode), for
+    replay detection. ``capture_start``/``capture_end``: UTC capture times derived from the
+    SEI (see :func:`~kontur.ingest.oms.provenance.derive_capture_time`). ``signer_key_der``:
+    SubjectPublicKeyInfo of the signing key; ``certificate_chain``: DER, leaf first, as
+    carried. ``provenance``: chain check at capture time. ``frames``: access units with a
+    slice; ``nalus_expected`` (signed list length / NAL count) vs. ``nalus_received``
+    (hashable NAL units). ``validation_string``/``nalu_string``: the reference's alphabet
+    over this GOP's NAL units in kontur's view (no GStreamer AUDs). ``end_of_stream``: the
+    GOP was signed by the final SEI and nothing followed (or the SEI carries kontur's signed
+    end-of-stream marker). ``reference_result``: what the reference would report (valid /
+    valid_with_missing / invalid / unsigned / pending). ``parameter_sets_covered``: a kontur
+    parameter-set claim was verified. ``sei_ordinal``: 0-based ordinal of the signed SEI
+    that decided this GOP (GOPs of one reference report share it).
+    """
+
+    index: int
+    result: OmsResult
+    reasons: tuple[str, ...]
+    gop_counter: int | None
+    gop_hash: bytes | None
+    capture_start: datetime | None
+    capture_end: datetime | None
+    signer_key_der: bytes | None
+    certificate_chain: tuple[bytes, ...]
+    provenance: ProvenanceCheck
+    frames: int
+    nalus_expected: int | None
+    nalus_received: int
+    validation_string: str
+    nalu_string: str
+    end_of_stream: bool
+    reference_result: str
+    parameter_sets_covered: bool
+    sei_ordinal: int | None
+    sei_num_nalus: int | None = None
+
+
+@dataclass
+class _Gop:
+    index: int
+    partial: bool
+    anchor: bytes | None = None
+    entries: list[bytes] = field(default_factory=list)
+    marks: list[tuple[str, int | None]] = field(default_factory=list)  # (nalu char, entry)
+    frames: int = 0
+    ps: set[bytes] = field(default_factory=set)
+    closed: bool = False
+    overflow: bool = False
+    errors: list[str] = field(default_factory=list)
+    bad_marks: set[int] = field(default_factory=set)
+    unsigned_sei: OmsSei | None = None  # signing frequency > 1: waiting for a signed SEI
+    content: tuple[OmsResult, list[str], list[str], int | None, OmsResult] | None = None
+    sei_ordinal: int | None = None
+
+
+@dataclass
+class _Signer:
+    """Key material in effect: from the last certificates TLV."""
+
+    pem: bytes
+    chain: list[x509.Certificate]
+    der_chain: tuple[bytes, ...]
+    key_der: bytes
+    name: str  # leaf subject (RFC 4514)
+    key: object  # the leaf's public key
+
+
+class OmsValidator:
+    """Validate a signed H.264/H.265 stream GOP by GOP (see the module docstring)."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        trust_anchors: Sequence[x509.Certificate] = (),
+        *,
+        reference_time: datetime | None = None,
+        require_parameter_set_claim: bool = False,
+    ) -> None:
+        """A validator for ``codec`` trusting ``trust_anchors`` (may be empty)."""
+        self.codec = codec
+        self.anchors = list(trust_anchors)
+        self.reference_time = reference_time
+        self.require_claim = require_parameter_set_claim
+        self._hasher = GopHasher()
+        self._container_ps: set[bytes] = set()
+        self._gops: list[_Gop] = []  # undecided, oldest first
+        self._count = 0
+        self._prev_anchor: bytes | None = None  # anchor of the GOP before the oldest open
+        self._anchors: dict[int, bytes | None] = {}
+        self._signer: _Signer | None = None
+        self._last_counter: int | None = None
+        self._last_general: tuple[bytes, int] | None = None
+        self._seen_sei = False
+        self._ordinal = 0
+        self._held: SignedGopResult | None = None  # decided open GOP (maybe end of stream)
+        self._started = False
+        self._finished = False
+
+    # -- public steps -------------------------------------------------------------------
+
+    def set_parameter_sets(self, nals: Iterable[bytes]) -> None:
+        """Parameter sets from the container (avcC/hvcC); only before the first push."""
+        if self._started or self._finished:
+            raise RuntimeError("set_parameter_sets must be called before the first push")
+        for nal in nals:
+            self._container_ps.add(bytes(strip_trailing_zeros(nal)))
+            if len(self._container_ps) > MAX_PARAMETER_SETS:
+                raise OmsLimitExceeded(f"more than {MAX_PARAMETER_SETS} container parameter sets")
+
+    def push(self, au: AccessUnit) -> list[SignedGopResult]:
+        """Feed one access unit (decode order); returns the GOP results it decided."""
+        if self._finished:
+            raise RuntimeError("push after finish")
+        self._started = True
+        out: list[SignedGopResult] = []
+        if len(au.nals) > MAX_NALS_PER_ACCESS_UNIT:
+            gop = self._current() or self._open_gop(partial=True)
+            gop.errors.append(
+                f"access unit of {len(au.nals)} NAL units exceeds {MAX_NALS_PER_ACCESS_UNIT}"
+            )
+            return out
+        counted = False
+        for nal in au.nals:
+            if not nal:
+                continue
+            try:
+                info = parse_nal_header(nal, self.codec)
+            except NalParseError as exc:
+                gop = self._current() or self._open_gop(partial=True)
+                gop.errors.append(f"malformed NAL unit: {exc}")
+                continue
+            if info.is_slice:
+                out += self._slice(nal, info)
+                gop = self._gops[-1]
+                if not counted:
+                    gop.frames += 1
+                    counted = True
+            elif info.kind is NalKind.SEI and is_oms_sei(nal, self.codec):
+                out += self._oms_sei(nal)
+            else:
+                self._other(nal, info.kind)
+        return sorted(out, key=lambda r: r.index)
+
+    def finish(self, reference_time: datetime | None = None) -> list[SignedGopResult]:
+        """End of input: decide what is left (PENDING / UNSIGNED); closes the validator."""
+        if self._finished:
+            raise RuntimeError("finish called twice")
+        self._finished = True
+        if reference_time is not None:
+            self.reference_time = reference_time
+        out: list[SignedGopResult] = []
+        if self._held is not None:
+            out.append(_replace_eos(self._held, True))
+            self._held = None
+        # the SEI of the newest closed GOP may sit in the (truncated) next GOP: pending;
+        # an older closed GOP should have had its SEI long ago
+        closed = [g for g in self._gops if g.closed and g.unsigned_sei is None]
+        overdue = closed[:-1]
+        for gop in self._gops:
+            if not self._seen_sei:
+                why = "no OMS SEI in the stream"
+                out.append(self._emit(gop, OmsResult.UNSIGNED, [why], "unsigned"))
+            elif gop in overdue:
+                why = "no SEI signed this GOP before the stream ended"
+                out.append(self._emit(gop, OmsResult.NOT_AUTHENTIC, [why], "invalid"))
+            else:
+                why = (
+                    "stream ended before the SEI signing this GOP arrived "
+                    "(truncated, or the signed end-of-stream SEI is missing)"
+                )
+                out.append(self._emit(gop, OmsResult.PENDING, [why], "pending"))
+        self._gops = []
+        return sorted(out, key=lambda r: r.index)
+
+    # -- NAL handling -------------------------------------------------------------------
+
+    def _current(self) -> _Gop | None:
+        return self._gops[-1] if self._gops and not self._gops[-1].closed else None
+
+    def _open_gop(self, partial: bool) -> _Gop:
+        gop = _Gop(self._count, partial)
+        self._anchors.pop(self._count - MAX_PENDING_GOPS - 4, None)
+        self._count += 1
+        self._gops.append(gop)
+        return gop
+
+    def _slice(self, nal: bytes, info: NalInfo) -> list[SignedGopResult]:
+        out: list[SignedGopResult] = []
+        if self._held is not None:
+            out.append(_replace_eos(self._held, False))
+            self._held = None
+            if not info.starts_gop:  # slices after the SEI that signed this GOP
+                self._open_gop(partial=True)
+        current = self._current()
+        if info.starts_gop:
+            if current is not None:
+                current.closed = True
+                out += self._evict()
+            self._hasher.start_gop()
+            current = self._open_gop(partial=False)
+        elif current is None:
+            current = self._open_gop(partial=True)
+        entry = self._hasher.entry(nal, info)
+        if info.starts_gop and current.anchor is None:
+            current.anchor = self._hasher.anchor
+            self._anchors[current.index] = current.anchor
+        self._add_entry(
+            current, entry, info.kind.value if info.is_primary_slice else info.kind.value.lower()
+        )
+        return out
+
+    def _add_entry(self, gop: _Gop, entry: bytes, char: str) -> None:
+        if len(gop.entries) >= MAX_NALS_PER_GOP:
+            gop.overflow = True
+            return
+        gop.marks.append((char, len(gop.entries)))
+        gop.entries.append(entry)
+
+    def _other(self, nal: bytes, kind: NalKind) -> None:
+        gop = self._current()
+        if gop is None:
+            return
+        if kind is NalKind.PARAMETER_SET:
+            if len(gop.ps) < MAX_PARAMETER_SETS:
+                gop.ps.add(bytes(strip_trailing_zeros(nal)))
+            else:
+                gop.overflow = True
+        if len(gop.marks) < MAX_NALS_PER_GOP:
+            gop.marks.append((kind.value, None))
+
+    def _evict(self) -> list[SignedGopResult]:
+        out: list[SignedGopResult] = []
+        closed = [g for g in self._gops if g.closed]
+        while len(closed) > MAX_PENDING_GOPS:
+            gop = closed.pop(0)
+            self._gops.remove(gop)
+            if self._seen_sei:
+                why = f"no SEI signed this GOP within {MAX_PENDING_GOPS} GOPs"
+                out.append(self._emit(gop, OmsResult.NOT_AUTHENTIC, [why], "invalid"))
+            else:
+                out.append(
+                    self._emit(gop, OmsResult.UNSIGNED, ["no OMS SEI in the stream"], "unsigned")
+                )
+        return out
+
+    # -- SEI handling -------------------------------------------------------------------
+
+    def _target(self) -> tuple[_Gop | None, list[_Gop]]:
+        """The GOP an arriving SEI signs, and the older closed GOPs it leaves unsigned."""
+        closed = [g for g in self._gops if g.closed and g.unsigned_sei is None]
+        if closed:
+            return closed[-1], closed[:-1]
+        return self._current(), []
+
+    def _oms_sei(self, nal: bytes) -> list[SignedGopResult]:
+        self._seen_sei = True
+        target, skipped = self._target()
+        try:
+            sei = OmsSei.from_nal(nal, self.codec)
+        except OmsError as exc:
+            if target is not None:
+                target.errors.append(f"malformed OMS SEI: {exc}")
+            return []
+        current = self._current()
+        if not sei.is_signed and not sei.certificate_sei and current is not None:
+            entry = hash_bytes(strip_trailing_zeros(nal), sei.hash_name)
+            self._add_entry(current, entry, "s")
+        elif current is not None and len(current.marks) < MAX_NALS_PER_GOP:
+            current.marks.append(("C" if sei.certificate_sei else "S", None))
+        general = sei.general
+        if (
+            current is not None
+            and general is not None
+            and self._last_counter is not None
+            and general.gop_counter <= self._last_counter
+        ):
+            current.bad_marks.add(len(current.marks) - 1)  # an old (replayed) SEI: 'N'
+        if sei.certificates is not None:
+            self._set_signer(sei, target)
+        if sei.certificate_sei:
+            return []
+        return self._sign_target(sei, target, skipped)
+
+    def _set_signer(self, sei: OmsSei, target: _Gop | None) -> None:
+        certs = sei.certificates
+        assert certs is not None
+        if self._signer is not None and self._signer.pem == certs.chain_pem:
+            return
+        try:
+            chain = load_pem_chain(certs.chain_pem)
+            der = tuple(c.public_bytes(serialization.Encoding.DER) for c in chain)
+            public = chain[0].public_key()
+            key = public.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            name = chain[0].subject.rfc4514_string()
+            for cert in chain:  # parse lazily-decoded fields now, not mid-validation
+                _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
+                _ = list(cert.extensions)
+        except (
+            ValueError,
+            TypeError,
+            UnsupportedAlgorithm,
+            x509.DuplicateExtension,
+            OmsError,
+        ) as exc:
+            if target is not None:
+                target.errors.append(f"certificate chain does not parse: {exc}")
+            self._signer = None
+            return
+        self._signer = _Signer(certs.chain_pem, chain, der, key, name, public)
+
+    def _sign_target(
+        self, sei: OmsSei, target: _Gop | None, skipped: list[_Gop]
+    ) -> list[SignedGopResult]:
+        out: list[SignedGopResult] = []
+        general = sei.general
+        assert general is not None
+        for gop in skipped:
+            self._gops.remove(gop)
+            why = (
+                f"no SEI signed this GOP (the next SEI, GOP counter {general.gop_counter}, "
+                "signs a later GOP)"
+            )
+            out.append(self._emit(gop, OmsResult.NOT_AUTHENTIC, [why], "invalid", self._ordinal))
+        expected = None if self._last_counter is None else self._last_counter + 1 + len(skipped)
+        self._last_counter = general.gop_counter
+        if target is None:
+            return out
+        target.content = self._check_content(sei, target, expected)
+        if not sei.is_signed:
+            target.unsigned_sei = sei
+            self._last_general = (general.gop_hash, general.num_nalus)
+            return out
+        self._last_general = (general.gop_hash, general.num_nalus)
+        out += self._decide_signed(sei, target)
+        return out
+
+    def _check_content(
+        self, sei: OmsSei, gop: _Gop, expected: int | None
+    ) -> tuple[OmsResult, list[str], list[str], int | None, OmsResult]:
+        """(result, reasons, per-entry status, nalus expected, the reference's result)."""
+        general = sei.general
+        assert general is not None
+        reasons: list[str] = list(gop.errors)
+        result = OmsResult.NOT_AUTHENTIC if gop.errors else OmsResult.AUTHENTIC
+        if expected is not None and general.gop_counter != expected:
+            reasons.append(f"expected GOP counter {expected}, got {general.gop_counter}")
+            result = OmsResult.NOT_AUTHENTIC
+        if gop.overflow:
+            reasons.append(f"GOP exceeds {MAX_NALS_PER_GOP} NAL units or parameter-set bound")
+            result = OmsResult.NOT_AUTHENTIC
+        hl = sei.hash_list
+        if hl is not None:
+            res, why, status = self._match_list(gop, hl.hashes, general)
+            expected_n: int | None = len(hl.hashes)
+        else:
+            res, why, status = self._match_gop_hash(gop, general, sei.hash_name)
+            expected_n = general.num_nalus
+        reasons += why
+        result = _worst(result, res)
+        link = self._check_link(gop, general.linked_hash)
+        if link:
+            reasons.append(link)
+            result = OmsResult.NOT_AUTHENTIC
+            if status:
+                status[0] = "N"  # the anchor does not chain to the previous GOP
+        reference = result  # the reference does not look at parameter sets
+        claim = self._check_claim(sei, gop)
+        if claim[0]:
+            reasons.append(claim[0])
+            result = _worst(result, claim[1])
+        return result, reasons, status, expected_n, reference
+
+    def _match_list(
+        self, gop: _Gop, signed: tuple[bytes, ...], general: GeneralTlv
+    ) -> tuple[OmsResult, list[str], list[str]]:
+        reasons: list[str] = []
+        status = ["."] * len(gop.entries)
+        if list(signed) == gop.entries:
+            result = OmsResult.AUTHENTIC
+        else:
+            result, why = _align(gop, signed, status)
+            reasons += why
+        size = len(signed[0]) if signed else 32
+        if general.gop_hash != gop_hash(signed, size=size) or general.num_nalus != len(signed):
+            if self._last_general == (general.gop_hash, general.num_nalus):
+                reasons.append(
+                    "GOP hash and NAL count repeat the previous SEI's (reference end-of-stream "
+                    "SEI quirk 2); the signed hash list was checked instead"
+                )
+            else:
+                reasons.append("GOP hash or NAL count in the SEI does not match its hash list")
+                result = OmsResult.NOT_AUTHENTIC
+        return result, reasons, status
+
+    def _match_gop_hash(
+        self, gop: _Gop, general: GeneralTlv, hash_name: str
+    ) -> tuple[OmsResult, list[str], list[str]]:
+        computed = gop_hash(gop.entries, hash_name, len(general.gop_hash))
+        if computed == general.gop_hash and general.num_nalus == len(gop.entries):
+            return OmsResult.AUTHENTIC, [], ["."] * len(gop.entries)
+        why = (
+            f"GOP hash does not match the {len(gop.entries)} NAL units received "
+            f"(SEI expects {general.num_nalus}; low-bitrate mode, no hash list)"
+        )
+        return OmsResult.NOT_AUTHENTIC, [why], ["N"] * len(gop.entries)
+
+    def _check_link(self, gop: _Gop, linked: bytes) -> str | None:
+        prev = self._anchors.get(gop.index - 1, None) if gop.index > 0 else None
+        if gop.index == 0 or (gop.index - 1) not in self._anchors or prev is None:
+            return None  # first GOP received: the previous anchor is unknown
+        if linked != prev:
+            return (
+                "linked hash does not match the anchor of the previous GOP "
+                "(a GOP is missing, reordered or replayed before this one)"
+            )
+        return None
+
+    def _check_claim(self, sei: OmsSei, gop: _Gop) -> tuple[str | None, OmsResult]:
+        data = sei.arbitrary_data
+        digest = decode_parameter_set_claim(data.data) if data is not None else None
+        if digest is None:
+            if self.require_claim:
+                return "parameter sets are not covered by a kontur claim", OmsResult.NOT_AUTHENTIC
+            return None, OmsResult.AUTHENTIC
+        if parameter_set_digest(self._container_ps | gop.ps) != digest:
+            return _PS_MISMATCH, OmsResult.NOT_AUTHENTIC
+        return None, OmsResult.AUTHENTIC
+
+    def _decide_signed(self, sei: OmsSei, target: _Gop) -> list[SignedGopResult]:
+        self._ordinal += 1
+        ordinal = self._ordinal - 1
+        sig_problem = self._verify_signature(sei)
+        chained = [g for g in self._gops if g.unsigned_sei is not None and g is not target]
+        out: list[SignedGopResult] = []
+        verified = {
+            e
+            for e, s in zip(
+                target.entries, (target.content or (None, [], [], None, None))[2], strict=False
+            )
+            if s == "."
+        }
+        for gop in chained:
+            self._gops.remove(gop)
+            extra = [] if sig_problem is None else [sig_problem]
+            unsigned = gop.unsigned_sei
+            assert unsigned is not None
+            if hash_bytes(strip_trailing_zeros(unsigned.nal), unsigned.hash_name) not in verified:
+                extra.append(
+                    "the unsigned SEI covering this GOP is not covered by a verified signature"
+                )
+            out.append(self._decide(gop, unsigned, extra, ordinal))
+        self._gops.remove(target)
+        result = self._decide(target, sei, [] if sig_problem is None else [sig_problem], ordinal)
+        data = sei.arbitrary_data
+        if data is not None and claims_end_of_stream(data.data):
+            result = replace(result, end_of_stream=True)
+            result = replace(result, reasons=(*result.reasons, "signed end-of-stream marker"))
+        if not target.closed and not result.end_of_stream:
+            self._held = result
+        else:
+            out.append(result)
+        return out
+
+    def _verify_signature(self, sei: OmsSei) -> str | None:
+        sig = sei.signature
+        assert sig is not None
+        if self._signer is None:
+            return "no signing certificate received: the signature cannot be verified"
+        key = self._signer.key
+        name = self._signer.name
+        algo = _HASHES[sei.hash_name]()
+        digest = hash_bytes(sei.signed_bytes, sei.hash_name)
+        try:
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(sig.signature, digest, ec.ECDSA(utils.Prehashed(algo)))
+            elif isinstance(key, rsa.RSAPublicKey):
+                pss = padding.PSS(padding.MGF1(_HASHES[sei.hash_name]()), padding.PSS.AUTO)
+                key.verify(sig.signature, digest, pss, utils.Prehashed(algo))
+            else:
+                return f"unsupported key type of certificate {name}"
+        except InvalidSignature:
+            return f"signature does not verify with the key of certificate {name}"
+        return None
+
+    def _decide(self, gop: _Gop, sei: OmsSei, extra: list[str], ordinal: int) -> SignedGopResult:
+        no_check = OmsResult.NOT_AUTHENTIC
+        content = gop.content or (no_check, ["no content check"], [], None, no_check)
+        result, reasons, status, expected_n, reference = content
+        reasons = list(reasons) + extra
+        if extra:
+            result = reference = OmsResult.NOT_AUTHENTIC
+        ref = _REFERENCE_NAME[reference]
+        general = sei.general
+        assert general is not None
+        start, note = derive_capture_time(general.start_time, self.reference_time)
+        end, _ = derive_capture_time(general.end_time, self.reference_time)
+        if note:
+            reasons.append(note)
+        prov = self._provenance(start)
+        data = sei.arbitrary_data
+        claimed = data is not None and decode_parameter_set_claim(data.data) is not None
+        covered = claimed and not any(r.startswith(_PS_MISMATCH) for r in reasons)
+        if not covered:
+            reasons.append("parameter sets are not covered by the signature (no kontur claim)")
+        hl = sei.hash_list
+        ident = gop_hash(hl.hashes, size=len(general.gop_hash)) if hl else general.gop_hash
+        vstr, nstr = _strings(gop, status)
+        signer = self._signer
+        return SignedGopResult(
+            index=gop.index,
+            result=result,
+            reasons=tuple(reasons),
+            gop_counter=general.gop_counter,
+            gop_hash=ident,
+            capture_start=start,
+            capture_end=end,
+            signer_key_der=signer.key_der if signer else None,
+            certificate_chain=signer.der_chain if signer else (),
+            provenance=prov,
+            frames=gop.frames,
+            nalus_expected=expected_n,
+            nalus_received=len(gop.entries),
+            validation_string=vstr,
+            nalu_string=nstr,
+            end_of_stream=False,
+            reference_result=ref,
+            parameter_sets_covered=covered,
+            sei_ordinal=ordinal,
+            sei_num_nalus=general.num_nalus,
+        )
+
+    def _provenance(self, capture: datetime | None) -> ProvenanceCheck:
+        if self._signer is None:
+            return ProvenanceCheck(Provenance.UNKNOWN, "no certificate chain received")
+        moment = capture or self.reference_time
+        if moment is None:
+            return ProvenanceCheck(Provenance.NOT_OK, "no capture time and no reference time")
+        try:
+            return check_chain(self._signer.chain, self.anchors, moment)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            return ProvenanceCheck(Provenance.NOT_OK, f"certificate chain cannot be checked: {exc}")
+
+    def _emit(
+        self, gop: _Gop, result: OmsResult, reasons: list[str], ref: str, ordinal: int | None = None
+    ) -> SignedGopResult:
+        char = {OmsResult.PENDING: "P", OmsResult.NOT_AUTHENTIC: "N"}.get(result, "U")
+        vstr, nstr = _strings(gop, [char] * len(gop.entries))
+        return SignedGopResult(
+            index=gop.index,
+            result=result,
+            reasons=tuple(gop.errors) + tuple(reasons),
+            gop_counter=None,
+            gop_hash=None,
+            capture_start=None,
+            capture_end=None,
+            signer_key_der=None,
+            certificate_chain=(),
+            provenance=ProvenanceCheck(Provenance.UNKNOWN, "not signed"),
+            frames=gop.frames,
+            nalus_expected=None,
+            nalus_received=len(gop.entries),
+            validation_string=vstr,
+            nalu_string=nstr,
+            end_of_stream=False,
+            reference_result=ref,
+            parameter_sets_covered=False,
+            sei_ordinal=ordinal,
+        )
+
+
+def _worst(a: OmsResult, b: OmsResult) -> OmsResult:
+    return a if _SEVERITY[a] >= _SEVERITY[b] else b
+
+
+def _align(gop: _Gop, signed: tuple[bytes, ...], status: list[str]) -> tuple[OmsResult, list[str]]:
+    """Received hashes vs. the signed list: foreign ones are N, list entries never received M.
+
+    Same length: compared position by position (a modified NAL is N, not missing). Otherwise
+    received hashes are matched in order against the list.
+    """
+    reasons: list[str] = []
+    chars = {i: c for c, i in gop.marks if i is not None}
+    bad = 0
+    matched = 0
+    pos = 0
+    for i, entry in enumerate(gop.entries):
+        if len(gop.entries) == len(signed):
+            found = i if signed[i] == entry else -1
+        else:
+            found = signed.index(entry, pos) if entry in signed[pos:] else -1
+        if found < 0:
+            status[i] = "N"
+            bad += 1
+            if bad <= 10:
+                reasons.append(
+                    f"hash of NAL {i} ({_label(chars.get(i, '?'))}) does not match the signed "
+                    "hash list"
+                )
+            continue
+        matched += 1
+        pos = found + 1
+    if bad > 10:
+        reasons.append(f"... {bad} NAL units in all do not match the signed hash list")
+    missing = max(0, len(signed) - matched - bad)
+    if missing:
+        reasons.append(f"{missing} of {len(signed)} signed NAL units were not received")
+    if bad:
+        return OmsResult.NOT_AUTHENTIC, reasons
+    return (OmsResult.MISSING if missing else OmsResult.AUTHENTIC), reasons
+
+
+_LABELS = {"I": "I slice", "i": "I slice", "P": "P slice", "p": "P slice", "s": "unsigned SEI"}
+
+
+def _label(char: str) -> str:
+    return _LABELS.get(char, "NAL")
+
+
+def _strings(gop: _Gop, status: list[str]) -> tuple[str, str]:
+    vchars: list[str] = []
+    nchars: list[str] = []
+    for pos, (char, idx) in enumerate(gop.marks):
+        nchars.append(char)
+        if pos in gop.bad_marks:
+            vchars.append("N")
+        elif idx is None:
+            vchars.append("." if char in "SC" else "_")
+        else:
+            vchars.append(status[idx] if idx < len(status) else "U")
+    return "".join(vchars), "".join(nchars)
+
+
+def _replace_eos(result: SignedGopResult, eos: bool) -> SignedGopResult:
+    return replace(result, end_of_stream=eos)
