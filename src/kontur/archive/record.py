@@ -44,6 +44,7 @@ KINDS = frozenset(
         "model",
         "placement",
         "event",
+        "camera",
     }
 )
 

@@ -1,0 +1,259 @@
+"""``kontur camera …``: the site CA and the camera inventory (ADR 0013).
+
+Mounted by :mod:`kontur.cli` as ``app.add_typer(camera_app, name="camera")``. Every failure
+prints one line ``kontur: error: …`` on stderr and exits non-zero, never a traceback: 2 for a
+usage problem (bad id, profile, PEM file, options), 1 when the inventory refuses (duplicate
+enrolment, unknown camera, second revocation, a chain that does not verify to the site CA).
+
+Each change is committed to ``inventory.sqlite`` first (the running ingest sees it on its next
+GOP), then appended to the archive as a ``camera`` record. When a running perimeter holds the
+archive, the change stays in the inventory's outbox and the perimeter archives it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kontur._cli import err, fail, out, write_json
+from kontur.errors import KonturError
+
+__all__ = ["camera_app"]
+
+camera_app = typer.Typer(
+    help="Camera inventory and site CA (signed video enrolment).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_T = TypeVar("_T")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data dir (default: $KONTUR_DATA_DIR, else ~/.local/share/kontur).",
+    ),
+]
+
+
+def _guarded(action: Callable[[], _T]) -> _T:
+    """Run ``action``; a kontur or SQLite error becomes one error line."""
+    try:
+        return action()
+    except KonturError as exc:
+        fail(str(exc), exc.exit_code)
+    except sqlite3.Error as exc:
+        fail(f"expected a usable inventory database, got {' '.join(str(exc).split())}", 1)
+    except OSError as exc:
+        fail(f"{exc.filename or 'file'}: {exc.strerror or exc}", 2)
+
+
+def _data_dir(data_dir: Path | None) -> Path:
+    from kontur.ingest.inventory import default_data_dir
+
+    return data_dir if data_dir is not None else default_data_dir()
+
+
+def _archive_changes(data_dir: Path) -> None:
+    """Append the inventory's pending events to the archive, unless a perimeter holds it."""
+    from kontur.archive import Archive, ArchiveError, ArchiveLocked
+    from kontur.ingest.inventory import Inventory
+
+    try:
+        with Inventory.open(data_dir) as inv, Archive.open(data_dir) as archive:
+            inv.drain_to_archive(archive)
+    except ArchiveLocked:
+        err.print(
+            "note: the archive is held by a running perimeter; it archives this change itself",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    except ArchiveError as exc:
+        fail(f"the change is in effect, but the archive did not record it: {exc}", 1)
+
+
+@camera_app.command("init-ca")
+def init_ca(
+    data_dir: DataDir = None,
+    name: Annotated[str, typer.Option(help="Common name of the site CA.")] = "kontur site CA",
+) -> None:
+    """Create the site CA (ECDSA P-256, self-signed; key file mode 0600)."""
+    from kontur.ingest.freshness import fingerprint
+    from kontur.ingest.inventory import CA_CERT_NAME, Inventory
+
+    ddir = _data_dir(data_dir)
+
+    def run() -> str:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        with Inventory.open(ddir) as inv:
+            cert = inv.init_ca(name=name)
+        return fingerprint(cert.public_bytes(Encoding.DER))
+
+    fp = _guarded(run)
+    _guarded(lambda: _archive_changes(ddir))
+    out.print(
+        f"site CA {ddir / CA_CERT_NAME} sha256:{fp}", markup=False, highlight=False, soft_wrap=True
+    )
+
+
+@camera_app.command()
+def enroll(
+    camera_id: Annotated[str, typer.Argument(metavar="ID", help="Camera id [A-Za-z0-9_.-].")],
+    cert: Annotated[
+        Path | None, typer.Option("--cert", help="PEM chain, leaf first, to the site CA.")
+    ] = None,
+    issue: Annotated[
+        bool, typer.Option("--issue", help="Issue a new camera key and leaf (needs --out).")
+    ] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where --issue writes ID.key and ID.pem.")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Enrolled profile: codec,WxH,fps.")
+    ] = None,
+    signing_required: Annotated[
+        bool, typer.Option("--signing-required", help="Unsigned GOPs are UNSIGNED (deny).")
+    ] = False,
+    critical: Annotated[bool, typer.Option("--critical", help="Mark the camera critical.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Enrol a camera whose certificate chain verifies to the site CA."""
+    from kontur.ingest.inventory import Inventory, check_camera_id, parse_profile
+
+    if cert is not None and issue:
+        fail("expected --cert CHAIN.pem or --issue, got both")
+    if cert is None and not issue:
+        fail("expected --cert CHAIN.pem or --issue --out DIR, got neither")
+    if issue and out_dir is None:
+        fail("--issue: expected --out DIR for the new key and certificate, got none")
+    if not issue and out_dir is not None:
+        fail("--out: expected only with --issue, got it with --cert")
+    _guarded(lambda: check_camera_id(camera_id))
+    prof = _guarded(lambda: parse_profile(profile)) if profile is not None else None
+    ddir = _data_dir(data_dir)
+
+    def run() -> tuple[Any, Path | None]:
+        with Inventory.open(ddir) as inv:
+            key_path = None
+            chain_path = cert
+            if issue:
+                assert out_dir is not None
+                issued = inv.issue(camera_id, out_dir)
+                key_path, chain_path = issued.key_path, issued.chain_path
+            assert chain_path is not None
+            pem = _read_file(chain_path, "--cert")
+            cam = inv.enroll(
+                camera_id, pem, profile=prof, signing_required=signing_required, critical=critical
+            )
+        return cam, key_path
+
+    cam, key_path = _guarded(run)
+    _guarded(lambda: _archive_changes(ddir))
+    if key_path is not None:
+        out.print(f"issued {key_path} (mode 0600)", markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"enrolled {cam.camera_id} {cam.subject} key sha256:{cam.key_fingerprint}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@camera_app.command("list")
+def list_cameras(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List enrolled cameras (revoked ones included)."""
+    from kontur.ingest.inventory import Inventory
+
+    ddir = _data_dir(data_dir)
+
+    def run() -> list[dict[str, Any]]:
+        with Inventory.open(ddir) as inv:
+            return [_row(c) for c in inv.cameras()]
+
+    rows = _guarded(run)
+    if json_out:
+        write_json(Path("-"), {"data_dir": str(ddir), "cameras": rows})
+        return
+    if not rows:
+        out.print("no cameras enrolled", markup=False, highlight=False, soft_wrap=True)
+    for r in rows:
+        state = (
+            f"revoked {r['revoked_at']} ({r['revoked_reason']})" if r["revoked_at"] else "active"
+        )
+        flags = ",".join(f for f in ("signing_required", "critical") if r[f]) or "-"
+        out.print(
+            f"{r['id']}  {r['subject']}  sha256:{r['key_sha256'][:16]}  "
+            f"{r['profile'] or '-'}  {flags}  {state}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@camera_app.command()
+def revoke(
+    camera_id: Annotated[str, typer.Argument(metavar="ID", help="Camera id.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a camera, irreversibly: its next GOP is REVOKED."""
+    from kontur.ingest.inventory import Inventory, check_camera_id
+
+    if reason is None:
+        fail("--reason: expected the reason for the revocation, got none")
+    _guarded(lambda: check_camera_id(camera_id))
+    ddir = _data_dir(data_dir)
+
+    def run() -> Any:
+        with Inventory.open(ddir) as inv:
+            return inv.revoke(camera_id, reason)
+
+    cam = _guarded(run)
+    _guarded(lambda: _archive_changes(ddir))
+    out.print(
+        f"revoked {cam.camera_id} at {cam.revoked_at.isoformat()}: {cam.revoked_reason}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _row(cam: Any) -> dict[str, Any]:
+    return {
+        "id": cam.camera_id,
+        "subject": cam.subject,
+        "key_sha256": cam.key_fingerprint,
+        "profile": str(cam.profile) if cam.profile else None,
+        "signing_required": cam.signing_required,
+        "critical": cam.critical,
+        "enrolled_at": cam.enrolled_at.isoformat(),
+        "revoked_at": cam.revoked_at.isoformat() if cam.revoked_at else None,
+        "revoked_reason": cam.revoked_reason,
+    }
+
+
+def _read_file(path: Path, option: str) -> bytes:
+    from kontur.ingest.inventory import InventoryInputError
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InventoryInputError(
+            f"{option} {path}: expected a readable file, got {exc.strerror}"
+        ) from None
+    if len(data) > 1_000_000:
+        raise InventoryInputError(
+            f"{option} {path}: expected at most 1 MB of PEM, got {len(data)} bytes"
+        )
+    return data
