@@ -5,6 +5,16 @@ not a crashed process tree); :func:`read_gops` yields one :class:`RawGop` per GO
 demuxed packets byte for byte, and the decoded frames with their presentation times.
 A GOP starts at a keyframe packet. Frames are attributed to the GOP whose packet the
 decoder was fed when it produced them.
+
+Sources: container files (MP4, MKV, AVI, MPEG-TS...); raw Annex-B elementary streams
+(``.h264``/``.264``, ``.h265``/``.265``/``.hevc``), which carry no timestamps, so frames are
+stamped at the SPS VUI frame rate, else a declared one, else 25 fps (the header's
+``fps_from`` and the first GOP's notes say which); and ``rtsp://`` URLs (see
+:mod:`kontur.ingest.rtsp`: TCP, timeouts, reconnect with backoff, credentials redacted).
+
+Every GOP header records the codec ``extradata`` (avcC/hvcC for MP4, Annex-B parameter
+sets for raw files and RTSP) and the packets' ``framing``: ``"avcc"`` (4-byte length
+prefixes) or ``"annexb"`` (start codes), or ``None`` for codecs without NAL units.
 """
 
 from __future__ import annotations
@@ -13,8 +23,10 @@ import contextlib
 import dataclasses
 import importlib.util
 import math
-from collections.abc import Iterator
+import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +42,22 @@ from kontur.ingest.errors import (
     SourceTruncated,
     UnsupportedCodec,
 )
+from kontur.ingest.rtsp import (
+    RtspPolicy,
+    describe_loss,
+    is_rtsp,
+    open_rtsp,
+    reconnect,
+    redact,
+)
 from kontur.ingest.segment import SegmentPacket
 
 __all__ = [
+    "DEFAULT_RAW_FPS",
+    "RAW_FORMATS",
     "SUPPORTED_CODECS",
     "DecodedFrame",
+    "GopDecoder",
     "RawGop",
     "SourceProbe",
     "default_source",
@@ -45,15 +68,30 @@ __all__ = [
 #: Codecs ingest accepts. Others are refused up front rather than half-handled.
 SUPPORTED_CODECS = ("h264", "hevc", "mpeg4", "mjpeg", "vp8", "vp9")
 
+#: Raw Annex-B elementary stream suffixes and the FFmpeg demuxer that reads them.
+RAW_FORMATS = {".h264": "h264", ".264": "h264", ".h265": "hevc", ".265": "hevc", ".hevc": "hevc"}
+
+#: Frame rate of a raw stream with no SPS VUI timing and no declared rate.
+DEFAULT_RAW_FPS = 25.0
+
+#: Containers whose packets carry decode-order stamps only (or none): the decoder's output
+#: order is the presentation order, so output index / fps is the presentation time.
+NO_PTS_FORMATS = ("avi", "h264", "hevc")
+
 
 @dataclass(frozen=True)
 class SourceProbe:
     """What a source is, read from its container before ingest starts."""
 
     source: str
+    """The source as given (URL credentials redacted)."""
     info: StreamInfo
     frames_declared: int
     """Frame count from the container header (0 when the container does not say)."""
+    fps_from: str = "container"
+    """Where ``info.fps`` came from: container, sps-vui, declared or default."""
+    notes: tuple[str, ...] = ()
+    """Facts a verdict should carry (e.g. a frame rate that was assumed)."""
 
     def profile(self) -> Profile:
         """The profile this source would enrol with."""
@@ -75,12 +113,17 @@ class DecodedFrame:
 
 @dataclass
 class RawGop:
-    """The packets of one GOP and the frames decoded from them."""
+    """The packets of one GOP and the frames decoded from them.
+
+    ``notes`` are facts about this GOP's place in the stream that a verdict should carry:
+    an assumed frame rate (first GOP of a raw stream), or a reconnect before it (a gap).
+    """
 
     info: StreamInfo
     header: dict[str, object]
     packets: list[SegmentPacket] = field(default_factory=list)
     frames: list[DecodedFrame] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def default_source() -> str:
@@ -101,23 +144,46 @@ def _is_url(source: str) -> bool:
     return "://" in source
 
 
-def _open(source: str) -> Any:
+def _raw_format(source: str) -> str | None:
+    if _is_url(source):
+        return None
+    return RAW_FORMATS.get(Path(source).suffix.lower())
+
+
+def _open(source: str, policy: RtspPolicy | None = None) -> Any:
+    if is_rtsp(source):
+        return open_rtsp(source, policy or RtspPolicy())
     if not _is_url(source) and not Path(source).is_file():
         raise SourceNotFound(f"source {source}: expected a readable video file, found nothing")
     try:
-        return av.open(source, options={"rtsp_transport": "tcp"} if _is_url(source) else None)
+        return av.open(source, format=_raw_format(source))
     except av.error.FFmpegError as exc:
         raise SourceCorrupt(
-            f"source {source}: expected a video container, got data that does not open "
+            f"source {redact(source)}: expected a video container, got data that does not open "
             f"({exc.strerror or type(exc).__name__})"
         ) from None
 
 
-def _stream_info(source: str, stream: Any) -> StreamInfo:
+def _fps(source: str, stream: Any, declared: float | None) -> tuple[float, str]:
+    """The frame rate and where it came from (a raw stream's container rate is made up)."""
+    if _raw_format(source):
+        vui = stream.codec_context.framerate
+        if vui and float(vui) > 0:
+            return float(vui), "sps-vui"
+        if declared:
+            return float(declared), "declared"
+        return DEFAULT_RAW_FPS, "default"
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    fps = float(rate) if rate else 0.0
+    if not rate and declared:
+        return float(declared), "declared"
+    return (float(rate) if rate else 0.0), "container"
+
+
+def _stream_info(source: str, stream: Any, fps: float) -> StreamInfo:
     if fps <= 0:
-        raise SourceCorrupt(f"source {source}: expected a frame rate, got none in the container")
+        raise SourceCorrupt(
+            f"source {redact(source)}: expected a frame rate, got none in the container"
+        )
     return StreamInfo(
         codec=stream.codec_context.name,
         width=int(stream.codec_context.width),
@@ -126,75 +192,108 @@ def _stream_info(source: str, stream: Any) -> StreamInfo:
     )
 
 
-def probe(source: str) -> SourceProbe:
-    """Open ``source``, check it has a supported video stream that decodes, and describe it."""
-    container = _open(source)
+def _fps_note(source: str, codec: str, fps: float, fps_from: str) -> tuple[str, ...]:
+    if fps_from == "sps-vui":
+        why = "from the SPS VUI timing"
+    elif fps_from == "declared":
+        why = "as declared (no SPS VUI timing)"
+    elif fps_from == "default":
+        why = "by default (no SPS VUI timing, none declared)"
+    else:
+        return ()
+    return (f"raw {codec} stream carries no timestamps; frames stamped at {fps:g} fps {why}",)
+
+
+def probe(
+    source: str, *, fps: float | None = None, policy: RtspPolicy | None = None
+) -> SourceProbe:
+    """Open ``source``, check it has a supported video stream that decodes, and describe it.
+
+    ``fps`` is the declared frame rate for a raw stream without SPS VUI timing (and for a
+    container that states none); ``policy`` the RTSP timeouts (probing never reconnects).
+    """
+    shown = redact(source)
+    container = _open(source, policy)
     try:
         if not container.streams.video:
-            raise NoVideoStream(f"source {source}: expected a video stream, found none")
+            raise NoVideoStream(f"source {shown}: expected a video stream, found none")
         stream = container.streams.video[0]
         codec = stream.codec_context.name
         if codec not in SUPPORTED_CODECS:
             raise UnsupportedCodec(
-                f"source {source}: expected a codec among {', '.join(SUPPORTED_CODECS)}, "
-                f"got {codec}"
+                f"source {shown}: expected a codec among {', '.join(SUPPORTED_CODECS)}, got {codec}"
             )
-        info = _stream_info(source, stream)
+        rate, fps_from = _fps(source, stream, fps)
+        info = _stream_info(source, stream, rate)
         try:
             first = next(container.decode(stream), None)
         except av.error.FFmpegError as exc:
             raise SourceCorrupt(
-                f"source {source}: expected decodable {codec} video, got a decode error "
+                f"source {shown}: expected decodable {codec} video, got a decode error "
                 f"({exc.strerror or type(exc).__name__})"
             ) from None
         if first is None:
-            raise SourceCorrupt(f"source {source}: expected at least one frame, got none")
-        return SourceProbe(source=source, info=info, frames_declared=int(stream.frames or 0))
+            raise SourceCorrupt(f"source {shown}: expected at least one frame, got none")
+        return SourceProbe(
+            source=shown,
+            info=info,
+            frames_declared=int(stream.frames or 0),
+            fps_from=fps_from,
+            notes=_fps_note(source, codec, info.fps, fps_from),
+        )
     finally:
         container.close()
 
 
-def _header(source: str, stream: Any, info: StreamInfo) -> dict[str, object]:
+def _framing(codec: str, extradata: bytes, first: bytes) -> str | None:
+    """``avcc`` (length-prefixed NAL units), ``annexb`` (start codes), or None (no NALs)."""
+    if codec not in ("h264", "hevc"):
+        return None
+    if extradata[:1] == b"\x01":  # avcC / hvcC configurationVersion
+        return "avcc"
+    if first.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+        return "annexb"
+    return "avcc" if extradata else "annexb"
+
+
+def _header(source: str, stream: Any, info: StreamInfo, fps_from: str) -> dict[str, object]:
     extradata = stream.codec_context.extradata or b""
     return {
-        "source": source,
+        "source": redact(source),
         "codec": info.codec,
         "width": info.width,
         "height": info.height,
         "fps": info.fps,
+        "fps_from": fps_from,
         "time_base": str(stream.time_base),
         "extradata": bytes(extradata).hex(),
     }
 
 
-#: Containers whose packets carry decode-order stamps only: the decoder's output order is
-#: the presentation order, so output index / fps is the presentation time (constant rate).
-NO_PTS_FORMATS = ("avi",)
+def _carries_picture(codec: str, data: bytes, header: dict[str, object]) -> bool:
+    """False only for an H.264/H.265 packet that provably holds no slice (SEI-only units).
 
+    Such a packet is not fed to the decoder: it has no picture to give, and a decoder error
+    on it must not read as a damaged frame.
+    """
+    from kontur.ingest.oms.errors import OmsError
+    from kontur.ingest.oms.nal import Codec, parse_nal_header, split_packet
 
-def _pts(value: float | None, counter: list[float], fps: float) -> float:
-    """A finite presentation time: the container's, or the previous one plus a period."""
-    if value is None or not math.isfinite(value) or counter[2]:
-        value = counter[1] + 1.0 / fps if counter[0] else 0.0
-    counter[0] += 1
-    counter[1] = float(value)
-    return float(value)
-
-
-def _decode(
-    stream: Any, packet: Any, tb: float, counter: list[float], fps: float
-) -> list[DecodedFrame]:
-    out: list[DecodedFrame] = []
+    nal_codec = {"h264": Codec.H264, "hevc": Codec.H265}.get(codec)
+    if nal_codec is None:
+        return True
+    size = 4
+    if header.get("framing") == "avcc":
+        extradata = bytes.fromhex(str(header.get("extradata") or ""))
+        size = (extradata[4] & 0x3) + 1 if nal_codec is Codec.H264 and len(extradata) > 4 else 4
+        if nal_codec is Codec.H265 and len(extradata) > 21:
+            size = (extradata[21] & 0x3) + 1
     try:
-        frames = stream.decode(packet)
-    except av.error.FFmpegError:
-        raw = packet.pts * tb if packet is not None and packet.pts is not None else None
-        return [DecodedFrame(pts_s=_pts(raw, counter, fps), image=None)]
-    for fr in frames:
-        out.append(
-            DecodedFrame(pts_s=_pts(fr.time, counter, fps), image=fr.to_ndarray(format="bgr24"))
+        return any(
+            parse_nal_header(n, nal_codec).is_slice for n in split_packet(data, size, nal_codec)
         )
-    return out
+    except OmsError:
+        return True
 
 
 def _with_decoded_size(gop: RawGop) -> RawGop:
@@ -211,46 +310,256 @@ def _with_decoded_size(gop: RawGop) -> RawGop:
     return gop
 
 
-def read_gops(source: str, probe_result: SourceProbe) -> Iterator[RawGop]:
-    """Yield the source's GOPs in order; raises :class:`SourceTruncated` at a short end."""
+class _Cutter:
+    """Cuts one stream's packets into GOPs and stamps the decoded frames.
+
+    Keeps its state across RTSP sessions: presentation times continue over a reconnect
+    (shifted by the wall-clock gap), and a reconnect always closes the current GOP.
+    """
+
+    def __init__(self, fps: float, synthesise: bool, decode: bool = True) -> None:
+        self.fps = fps
+        self.synthesise = synthesise
+        self.decoding = decode
+        self.no_picture = 0
+        self.frames = 0
+        self.last_pts = 0.0
+        self.shift = 0.0
+        self.rebase_to: float | None = None
+        self.anchor_next = False
+        self.gop: RawGop | None = None
+        self.notes: list[str] = []
+
+    def pts(self, value: float | None) -> float:
+        """A finite presentation time: the container's, or the previous one plus a period.
+
+        After a reconnect the new session's clock is re-anchored: its first frame lands at
+        the gap after the last frame, and its later frames keep their own spacing.
+        """
+        step = 1.0 / self.fps
+        if value is None or not math.isfinite(value) or self.synthesise:
+            out = self.last_pts + step if self.frames else 0.0
+            if self.rebase_to is not None:
+                out, self.rebase_to, self.anchor_next = self.rebase_to, None, True
+        else:
+            if self.rebase_to is not None:
+                self.shift, self.rebase_to = self.rebase_to - value, None
+            elif self.anchor_next:
+                self.shift = self.last_pts + step - value
+            self.anchor_next = False
+            out = value + self.shift
+        self.frames += 1
+        self.last_pts = float(out)
+        return float(out)
+
+    def decode(self, stream: Any, packet: Any) -> list[DecodedFrame]:
+        """Feed the decoder one packet (None: flush); a decode error is one failed frame.
+
+        With decoding off (strict mode: verify before decode) nothing reaches the decoder
+        here; :class:`GopDecoder` decodes the packets once their GOP has verified.
+        """
+        if not self.decoding:
+            return []
+        try:
+            frames = stream.decode(packet)
+        except (av.error.FFmpegError, EOFError):
+            if packet is None:
+                return []
+            tb = float(stream.time_base) if stream.time_base else 0.0
+            raw = packet.pts * tb if packet.pts is not None else None
+            return [DecodedFrame(pts_s=self.pts(raw), image=None)]
+        return [
+            DecodedFrame(pts_s=self.pts(fr.time), image=fr.to_ndarray(format="bgr24"))
+            for fr in frames
+        ]
+
+    def drain(self, stream: Any) -> list[DecodedFrame]:
+        """Every frame the decoder still holds, then a reset so it decodes on (closed GOPs)."""
+        if not self.decoding:
+            return []
+        frames = self.decode(stream, None)
+        stream.codec_context.flush_buffers()
+        return frames
+
+    def feed(
+        self, stream: Any, packet: Any, info: StreamInfo, header: dict[str, object]
+    ) -> Iterator[RawGop]:
+        """Add one demuxed packet; yields the previous GOP when this one starts a new GOP."""
+        if packet.size == 0:  # flush packet
+            frames = self.decode(stream, None)
+            if self.gop is not None:
+                self.gop.frames += frames
+            return
+        if packet.is_keyframe and self.gop is not None and self.gop.packets:
+            # drain the decoder first: a frame-threaded decoder holds the GOP's last frames
+            # back, and they must not be published under the next GOP's index and verdict
+            self.gop.frames += self.drain(stream)
+            yield _with_decoded_size(self.gop)
+            self.gop = None
+        if self.gop is None:
+            self.gop = RawGop(info=info, header=header, notes=self.notes)
+            self.notes = []
+        data = bytes(packet)
+        if "framing" not in header:
+            extradata = bytes(stream.codec_context.extradata or b"")
+            header["framing"] = _framing(info.codec, extradata, data)
+        self.gop.packets.append(SegmentPacket(data, packet.pts, bool(packet.is_keyframe)))
+        if _carries_picture(info.codec, data, header):
+            self.gop.frames += self.decode(stream, packet)
+        else:
+            self.no_picture += 1  # e.g. a signed end of stream: an SEI-only access unit
+
+    def close(self, stream: Any | None = None) -> Iterator[RawGop]:
+        """End of a session: flush the decoder (when asked) and yield the open GOP."""
+        if stream is not None:
+            frames = self.decode(stream, None)
+            if self.gop is not None:
+                self.gop.frames += frames
+        if self.gop is not None:
+            gop, self.gop = self.gop, None
+            yield _with_decoded_size(gop)
+
+    def gap(self, gap_s: float, note: str) -> None:
+        """A reconnect: the next frame lands ``gap_s`` after the last one; note it."""
+        self.rebase_to = self.last_pts + gap_s
+        self.notes.append(note)
+
+
+def _session(
+    source: str, container: Any, fps_hint: float, fps_from: str
+) -> tuple[Any, StreamInfo, dict[str, object]]:
+    if not container.streams.video:
+        raise NoVideoStream(f"source {redact(source)}: expected a video stream, found none")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    if fps_from == "container":
+        rate, _ = _fps(source, stream, None)
+        fps_hint = rate or fps_hint
+    info = _stream_info(source, stream, fps_hint)
+    return stream, info, _header(source, stream, info, fps_from)
+
+
+def read_gops(
+    source: str,
+    probe_result: SourceProbe,
+    *,
+    policy: RtspPolicy | None = None,
+    decode: bool = True,
+) -> Generator[RawGop, None, None]:
+    """Yield the source's GOPs in order; raises :class:`SourceTruncated` at a short end.
+
+    ``decode=False`` demuxes only (the GOPs carry packets, no frames): strict mode decodes a
+    GOP's verified bytes later with :class:`GopDecoder`.
+
+    An ``rtsp://`` source reconnects per ``policy`` instead of ending: each reconnect closes
+    the current GOP and puts a note on the next one (a gap, never silently joined); when
+    the stream does not come back it raises :class:`kontur.ingest.rtsp.SourceUnreachable`.
+    """
+    if is_rtsp(source):
+        yield from _read_rtsp(source, probe_result, policy or RtspPolicy(), decode)
+        return
     container = _open(source)
     with contextlib.closing(container):
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        info = _stream_info(source, stream)
-        tb = float(stream.time_base) if stream.time_base else 0.0
-        header = _header(source, stream, info)
+        stream, info, header = _session(
+            source,
+            container,
+            probe_result.info.fps if probe_result.info else 0.0,
+            probe_result.fps_from,
+        )
         no_pts = any(f in container.format.name.split(",") for f in NO_PTS_FORMATS)
-        counter: list[float] = [0, 0.0, float(no_pts)]  # frames seen, last pts, synthesise
-        gop: RawGop | None = None
+        cut = _Cutter(info.fps, synthesise=no_pts, decode=decode)
+        cut.notes = list(probe_result.notes)
         try:
             for packet in container.demux(stream):
-                if packet.size == 0:  # flush packet
-                    frames = _decode(stream, None, tb, counter, info.fps)
-                    if gop is not None:
-                        gop.frames += frames
-                    continue
-                if packet.is_keyframe and gop is not None and gop.packets:
-                    yield _with_decoded_size(gop)
-                    gop = None
-                if gop is None:
-                    gop = RawGop(info=info, header=header)
-                gop.packets.append(
-                    SegmentPacket(bytes(packet), packet.pts, bool(packet.is_keyframe))
-                )
-                gop.frames += _decode(stream, packet, tb, counter, info.fps)
+                yield from cut.feed(stream, packet, info, header)
         except av.error.FFmpegError as exc:
-            if gop is not None:
-                yield _with_decoded_size(gop)
+            yield from cut.close()
             raise SourceTruncated(
-                f"source {source}: expected the stream to continue after frame {int(counter[0])}, "
-                f"got a demux error ({exc.strerror or type(exc).__name__})"
+                f"source {redact(source)}: expected the stream to continue after frame "
+                f"{cut.frames}, got a demux error ({exc.strerror or type(exc).__name__})"
             ) from None
-        if gop is not None:
-            yield _with_decoded_size(gop)
+        yield from cut.close()
         declared = probe_result.frames_declared
-        if declared and counter[0] < declared - 1:
+        if decode and declared and cut.frames < declared - cut.no_picture - 1:
             raise SourceTruncated(
-                f"source {source}: expected {declared} frames per the container header, "
-                f"got {int(counter[0])} (truncated)"
+                f"source {redact(source)}: expected {declared} frames per the container "
+                f"header, got {cut.frames} (truncated)"
             )
+
+
+def _read_rtsp(
+    source: str, probe_result: SourceProbe, policy: RtspPolicy, decode: bool = True
+) -> Iterator[RawGop]:
+    """RTSP sessions back to back: a session ends (EOF or error), we reconnect, note the gap."""
+    cut = _Cutter(probe_result.info.fps, synthesise=False, decode=decode)
+    cut.notes = list(probe_result.notes)
+    container = _open(source, policy)
+    while True:
+        with contextlib.closing(container):
+            stream, info, header = _session(source, container, probe_result.info.fps, "container")
+            cut.fps = info.fps
+            ended, last_rx = "the stream ended", time.monotonic()
+            try:
+                for packet in container.demux(stream):
+                    last_rx = time.monotonic()
+                    yield from cut.feed(stream, packet, info, header)
+            except av.error.FFmpegError as exc:
+                ended = describe_loss(exc, policy)
+            yield from cut.close(stream)
+        container, attempts = reconnect(source, policy, ended)
+        gap = time.monotonic() - last_rx  # wall time without data, up to the new session
+        lost = max(0, round(gap * cut.fps) - 1)
+        cut.gap(
+            gap,
+            f"source reconnected after {gap:.1f} s ({attempts} attempt(s), after: {ended}); "
+            f"about {lost} frames lost",
+        )
+
+
+class GopDecoder:
+    """Decodes GOPs from bytes that were verified first (strict mode, verify before decode).
+
+    A fresh decoder is built from the codec name and its extradata only, so nothing but the
+    bytes handed to :meth:`decode` ever reaches it. Each GOP is drained at its end (closed
+    GOPs, as signed cameras send them). Presentation times come from the packets' own
+    timestamps (``time_base``), or are synthesised at ``fps`` when the packets carry none.
+    """
+
+    def __init__(self, codec: str, extradata: bytes, time_base: str | None, fps: float) -> None:
+        self._ctx: Any = av.CodecContext.create(codec, "r")
+        if extradata:
+            self._ctx.extradata = extradata
+        self._tb = Fraction(time_base) if time_base else None
+        self._period = 1.0 / fps if fps > 0 else 0.0
+        self._next = 0.0
+
+    def _stamp(self, frame: Any) -> float:
+        t = float(frame.pts * self._tb) if frame.pts is not None and self._tb else self._next
+        self._next = t + self._period
+        return t
+
+    def _frames(self, packet: Any) -> list[DecodedFrame]:
+        try:
+            frames = self._ctx.decode(packet)
+        except (av.error.FFmpegError, EOFError):
+            return [] if packet is None else [DecodedFrame(pts_s=self._next, image=None)]
+        return [
+            DecodedFrame(pts_s=self._stamp(f), image=f.to_ndarray(format="bgr24")) for f in frames
+        ]
+
+    def decode(self, packets: list[SegmentPacket], pictures: list[bool]) -> list[DecodedFrame]:
+        """The frames of one GOP. ``pictures[i]`` says whether packet ``i`` carries a picture
+        (an SEI-only access unit, such as a signed end of stream, is not fed to the decoder)."""
+        out: list[DecodedFrame] = []
+        for pkt, picture in zip(packets, pictures, strict=True):
+            if not picture:
+                continue
+            p = av.Packet(pkt.data)
+            if pkt.pts is not None:
+                p.pts = pkt.pts
+                if self._tb:
+                    p.time_base = self._tb
+            out += self._frames(p)
+        out += self._frames(None)
+        self._ctx.flush_buffers()
+        return out
