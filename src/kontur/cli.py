@@ -37,10 +37,16 @@ app.add_typer(placement_app, name="placement")
 
 def _mount_subcommands() -> None:
     from kontur.eval.cli import eval_app
+    from kontur.ingest.camera_cli import camera_app
+    from kontur.ingest.sign_cli import sign
+    from kontur.ingest.verify_cli import verify
     from kontur.release.cli import model_app
 
     app.add_typer(model_app, name="model", help="Signed model releases.")
     app.add_typer(eval_app, name="eval", help="Measure analytics quality on ground truth.")
+    app.add_typer(camera_app, name="camera", help="Camera inventory and site CA.")
+    app.command("sign")(sign)
+    app.command("verify")(verify)
 
 
 _mount_subcommands()
@@ -94,6 +100,13 @@ def demo(
         Path | None, typer.Option(help="YAML config (default: embedded defaults).")
     ] = None,
     realtime: Annotated[bool, typer.Option(help="Pace file sources at their frame rate.")] = False,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            help="Sign an unsigned local H.264/H.265 clip on the fly with a simulated demo "
+            "camera (a throwaway key enrolled in the data dir), so decisions can be ALLOWed."
+        ),
+    ] = True,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the summary as JSON here ('-' for stdout).")
     ] = None,
@@ -139,6 +152,7 @@ def demo(
                     seconds=seconds,
                     inject_fault=inject_fault,
                     realtime=realtime,
+                    sign=sign,
                     progress=progress,
                 )
             ).run()

@@ -22,6 +22,8 @@ __all__ = [
     "Config",
     "DegradationConfig",
     "DwellCondition",
+    "FreshnessConfig",
+    "IngestConfig",
     "MotionConfig",
     "PlacementConfig",
     "PolicyConfig",
@@ -58,6 +60,10 @@ class CameraConfig(_Cfg):
     profile: Profile | None = None
     motion_gating: bool = False
     """Run the detector only around motion (``worker.motion``); off: every full frame."""
+    critical: bool = False
+    """Strict mode: verify before decode. No byte of a GOP reaches the decoder until the GOP's
+    Media Signing signature has verified (the paper's decoder-exploitation threat); costs about
+    one GOP of latency. Off: decode at once and attach the verdict when the GOP closes."""
 
 
 class ZoneConfig(_Cfg):
@@ -111,6 +117,21 @@ class DegradationConfig(_Cfg):
     watchdog_timeout_s: float = Field(default=6.0, gt=0)
     degraded_analysis_stride: int = Field(default=3, ge=1)
     model_check_interval_s: float = Field(default=0.5, gt=0)
+
+
+class FreshnessConfig(_Cfg):
+    """Replay and freshness bounds of signed GOPs (:mod:`kontur.ingest.freshness`, ADR 0013)."""
+
+    replay_window: int = Field(default=64, ge=1, le=65536)
+    """GOP counters per signing session remembered for replay detection (SRTP-style window)."""
+    max_skew_s: float = Field(default=2.0, ge=0, le=3600)
+    """How far a GOP's signed capture time may lie ahead of the receiver's trusted clock."""
+    max_delay_s: float = Field(default=30.0, gt=0, le=86400)
+    """How long after its signed capture time a GOP may arrive."""
+
+
+class IngestConfig(_Cfg):
+    freshness: FreshnessConfig = FreshnessConfig()
 
 
 class SlaConfig(_Cfg):
@@ -181,6 +202,7 @@ class Config(_Cfg):
     degradation: DegradationConfig = DegradationConfig()
     placement: PlacementConfig
     worker: WorkerConfig = WorkerConfig()
+    ingest: IngestConfig = IngestConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:

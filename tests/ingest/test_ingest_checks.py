@@ -145,3 +145,24 @@ def test_gop_verdict_is_frozen_and_refuses_extra_fields() -> None:
         GopVerdict(
             camera_id="c", gop_index=0, verdict=Verdict.UNSIGNED, reasons=("x",), trusted=True
         )
+
+
+def test_cause_verdicts_outrank_the_broken_content_they_explain() -> None:
+    # ADR 0012: a spliced GOP signed with a foreign key also breaks the chain; the headline must
+    # name the key change, a duplicated GOP the replay, stripped signatures the downgrade.
+    assert most_severe((Verdict.NOT_AUTHENTIC, Verdict.KEY_CHANGED)) is Verdict.KEY_CHANGED
+    assert most_severe((Verdict.NOT_AUTHENTIC, Verdict.REPLAYED)) is Verdict.REPLAYED
+    assert most_severe((Verdict.NOT_AUTHENTIC, Verdict.DOWNGRADE)) is Verdict.DOWNGRADE
+    assert most_severe((Verdict.KEY_CHANGED, Verdict.REVOKED)) is Verdict.REVOKED
+    assert most_severe((Verdict.PROFILE_CHANGED, Verdict.NOT_AUTHENTIC)) is Verdict.NOT_AUTHENTIC
+
+
+def test_resync_after_a_gop_not_decoded_reports_no_gap() -> None:
+    checker = GopChecker("cam-1", PROFILE)
+    _run(checker, GOOD, [(0.0, True), (0.1, True)])
+    checker.resync()  # strict mode kept the next GOP (0.2 .. 2.1 s) from the decoder
+    later = _run(checker, GOOD, [(2.2, True), (2.3, True)])
+    assert not any("missing" in r for r in later.reasons)
+    c2 = GopChecker("cam-1", PROFILE)  # without resync the same gap is reported
+    _run(c2, GOOD, [(0.0, True), (0.1, True)])
+    assert any("missing" in r for r in _run(c2, GOOD, [(2.2, True)]).reasons)

@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from kontur.config import Profile
 from kontur.ingest.verdict import GopVerdict, Verdict, most_severe
 
-__all__ = ["GopChecker", "StreamInfo"]
+__all__ = ["Finding", "GopChecker", "StreamInfo", "merge_findings"]
+
+#: One finding about a GOP: the verdict it calls for and the reason an operator reads.
+Finding = tuple[Verdict, str]
 
 #: A gap of more than this many frame periods between two frames means frames were lost.
 GAP_FACTOR = 1.5
@@ -45,7 +48,7 @@ class StreamInfo:
 class _Open:
     index: int
     info: StreamInfo
-    findings: list[tuple[Verdict, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     frames: int = 0
     last_pts: float | None = None
 
@@ -88,6 +91,14 @@ class GopChecker:
                 (Verdict.PROFILE_CHANGED, f"expected {p.fps:g} fps, got {info.fps:g} fps")
             )
 
+    def resync(self) -> None:
+        """Start a new timeline: the next GOP's first frame is not compared with the last one.
+
+        Strict mode calls it after a GOP it deliberately did not decode, whose frames are
+        absent by decision, not lost (that GOP's own verdict says why).
+        """
+        self._prev_pts = None
+
     def frame(self, pts_s: float, decoded: bool) -> None:
         """Account for one frame of the open GOP."""
         g = self._open
@@ -123,22 +134,37 @@ class GopChecker:
         g.last_pts = pts_s
 
     def close(self) -> GopVerdict:
-        """Close the open GOP and return its verdict."""
+        """Close the open GOP and return its verdict, for a source that carries no signature."""
+        index, findings = self.close_findings()
+        unsigned = (Verdict.UNSIGNED, "source carries no signature (no Media Signing SEI)")
+        return merge_findings(self.camera_id, index, [unsigned, *findings])
+
+    def close_findings(self) -> tuple[int, list[Finding]]:
+        """Close the open GOP; its index and this checker's findings (no signature verdict).
+
+        The signature findings arrive later (:mod:`kontur.ingest.trust`);
+        :func:`merge_findings` makes the verdict of both.
+        """
         g = self._open
         if g is None:
             raise RuntimeError("close() called with no open GOP")
         self._open = None
         if g.last_pts is not None:
             self._prev_pts = g.last_pts
-        findings = [(Verdict.UNSIGNED, "source carries no signature (no Media Signing SEI)")]
-        findings += g.findings
+        findings = list(g.findings)
         if g.frames == 0:
             findings.append((Verdict.MISSING, "expected at least one frame in the GOP, got none"))
-        verdict = most_severe([v for v, _ in findings])
-        ordered = sorted(findings, key=lambda f: f[0] is not verdict)
-        return GopVerdict(
-            camera_id=self.camera_id,
-            gop_index=g.index,
-            verdict=verdict,
-            reasons=tuple(r for _, r in ordered),
-        )
+        return g.index, findings
+
+
+def merge_findings(camera_id: str, gop_index: int, findings: list[Finding]) -> GopVerdict:
+    """The verdict of a GOP from all its findings: the most severe wins, its reasons first.
+
+    Duplicate reasons are kept once; an empty list is refused (nothing checked is no pass).
+    """
+    if not findings:
+        raise ValueError("expected at least one finding, got none")
+    verdict = most_severe([v for v, _ in findings])
+    ordered = sorted(findings, key=lambda f: f[0] is not verdict)
+    reasons = tuple(dict.fromkeys(r for _, r in ordered))
+    return GopVerdict(camera_id=camera_id, gop_index=gop_index, verdict=verdict, reasons=reasons)

@@ -3,12 +3,21 @@
 ::
 
     IngestError (KonturError)
-    └── SourceError                a source that cannot be used
-        ├── SourceNotFound         nothing at that path
-        ├── SourceCorrupt          data that does not demux or decode
-        ├── SourceTruncated        fewer frames than the container header promises
-        ├── NoVideoStream          a container without a video stream
-        └── UnsupportedCodec       a codec outside SUPPORTED_CODECS
+    ├── SourceError                a source that cannot be used
+    │   ├── SourceNotFound         nothing at that path
+    │   ├── SourceCorrupt          data that does not demux or decode
+    │   ├── SourceTruncated        fewer frames than the container header promises
+    │   ├── NoVideoStream          a container without a video stream
+    │   ├── UnsupportedCodec       a codec outside SUPPORTED_CODECS
+    │   └── SourceUnreachable      an RTSP stream that did not come back (ingest/rtsp.py)
+    ├── OmsError                   ONVIF Media Signing (ingest/oms/errors.py has its subtree)
+    ├── FreshnessError             freshness layer (ingest/freshness.py)
+    │   ├── FactsInvalid           facts the core cannot use
+    │   └── ChainUntrusted         a chain that does not verify to the site CA
+    └── InventoryError             camera inventory (ingest/inventory.py; exit 1)
+        ├── InventoryInputError    bad input to the inventory (exit 2)
+        ├── InventoryCorrupt, SiteCaMissing, SiteCaExists, CameraExists,
+        └── CameraUnknown, AlreadyRevoked, ChainRejected
 """
 
 from __future__ import annotations

@@ -1,10 +1,22 @@
-"""The ingest process for one camera: demux, check, archive, and publish frames.
+"""The ingest process for one camera: demux, sign-check, archive, decode and publish frames.
 
-Steps per GOP, in order: demux the GOP's packets (:func:`read_gops`); publish each decoded
-frame to the shared-memory ring and wake the readers; close the GOP with
-:class:`GopChecker` (its verdict); store its raw packets as a write-once segment (fsynced
-before anyone hears of it); send :class:`GopClosed` to the supervisor (archive) and the gate.
+Steps per GOP, in order:
 
+1. demux the GOP's packets (:func:`read_gops`; in strict mode without decoding them);
+2. a demo clip is signed on the fly by the simulated camera (:mod:`kontur.ingest.democam`);
+3. store the packets as a write-once segment (fsynced before anyone hears of it), so
+   recording never waits on verification or analytics;
+4. default mode: decode at once and publish each frame to the shared-memory ring;
+5. feed the packets to the camera's trust shell (:class:`CameraTrust`: ONVIF Media Signing,
+   then freshness, replay, key, revocation); it decides earlier GOPs, normally the previous
+   one, whose signature travels in this GOP's second access unit;
+6. for each decided GOP: strict mode decodes its *verified* bytes now and publishes them
+   (a GOP that did not verify never reaches the decoder); the verdict merges the trust
+   findings with :class:`GopChecker`'s (profile, decodability, timestamps, source notes);
+   :class:`GopClosed` goes to the supervisor (archive) and the gate.
+
+At the end of the source the simulated camera's signed end of stream (if any) goes through
+step 5, and the trust shell decides what is left (a stream cut mid-GOP stays PENDING).
 Recording never waits on analytics: the ring's back-pressure is bounded and ignores dead
 readers, so a crashed worker cannot stop the raw stream from being archived.
 """
@@ -14,23 +26,45 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kontur.archive import SegmentStore
+from kontur.archive import SegmentRef, SegmentStore
+from kontur.clock import SystemClock
 from kontur.config import Profile
 from kontur.errors import KonturError
-from kontur.ingest.checks import GopChecker
-from kontur.ingest.segment import pack_segment
-from kontur.ingest.source import RawGop, probe, read_gops
+from kontur.ingest.checks import Finding, GopChecker, StreamInfo, merge_findings
+from kontur.ingest.democam import DemoCamera
+from kontur.ingest.freshness import FreshnessPolicy
+from kontur.ingest.inventory import FreshnessGuard, FreshnessStore, Inventory
+from kontur.ingest.segment import SegmentPacket, pack_segment
+from kontur.ingest.source import DecodedFrame, GopDecoder, RawGop, probe, read_gops
+from kontur.ingest.trust import OMS_CODECS, CameraTrust, GopTrust
+from kontur.ingest.verdict import Verdict
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
-from kontur.wire import ControlMessage, FrameReady, GopClosed, SourceEnded
+from kontur.wire import ControlMessage, FrameReady, GopClosed, SegmentStored, SourceEnded
 from kontur.wire.channel import Inbox, Outbox
 from kontur.wire.framering import FrameRing
 
 __all__ = ["IngestLoop", "main"]
+
+
+@dataclass
+class _Held:
+    """A GOP archived and (in default mode) published, waiting for its signature verdict."""
+
+    info: StreamInfo
+    packets: list[SegmentPacket]
+    header: dict[str, object]
+    notes: list[str]
+    frames: list[DecodedFrame]
+    first_frame: int
+    last_frame: int
+    ref: SegmentRef
+    findings: list[Finding] = field(default_factory=list)
 
 
 class IngestLoop:
@@ -41,7 +75,8 @@ class IngestLoop:
         self.source: str = spec["source"]
         self.profile = Profile.model_validate(spec["profile"])
         self.checker = GopChecker(self.camera_id, self.profile)
-        self.store = SegmentStore(Path(spec["data_dir"]))
+        self.data_dir = Path(spec["data_dir"])
+        self.store = SegmentStore(self.data_dir)
         self.ring = FrameRing(
             spec["ring"],
             spec["slots"],
@@ -59,9 +94,29 @@ class IngestLoop:
         os.set_blocking(spec["control_fd"], False)
         self.max_wait_s: float = spec.get("max_wait_s", 5.0)
         self.realtime: bool = spec.get("realtime", False)
+        self.strict: bool = spec.get("critical", False)
+        self.clock = SystemClock()
+        fresh = spec.get("freshness") or {}
+        self.policy = FreshnessPolicy(
+            window=fresh.get("replay_window", 64),
+            max_skew_s=fresh.get("max_skew_s", 2.0),
+            max_delay_s=fresh.get("max_delay_s", 30.0),
+        )
+        self.demo_spec: dict[str, str] | None = spec.get("demo_camera")
+        self.inventory = Inventory.open(self.data_dir, self.clock)
+        enrolled = self.inventory.camera(self.camera_id)
+        # a camera the inventory marks critical is strict whatever the config says
+        self.strict = self.strict or (enrolled is not None and enrolled.critical)
+        self.freshness = FreshnessStore.open(self.data_dir)
+        self.trust: CameraTrust | None = None
+        self.demo: DemoCamera | None = None
+        self.decoder: GopDecoder | None = None
+        self.held: dict[int, _Held] = {}
         self.stride = 1
         self.frames = 0
         self.gops = 0
+        self.read = 0
+        self.last_pts: int | None = None
         self._t0: float | None = None
 
     def _poll_control(self) -> None:
@@ -106,42 +161,156 @@ class IngestLoop:
             with contextlib.suppress(BlockingIOError, BrokenPipeError):
                 os.write(fd, b"\x01")
 
-    def _handle_gop(self, gop: RawGop) -> None:
-        index = self.checker.begin(gop.info)
-        first = self.frames
-        for fr in gop.frames:
+    def _frames_in(self, index: int, info: StreamInfo, frames: list[DecodedFrame]) -> list[Finding]:
+        """Account for (and publish) a GOP's frames; the checker's findings."""
+        got = self.checker.begin(info)
+        if got != index:
+            raise RuntimeError(f"expected checker GOP {index}, got {got}")
+        for fr in frames:
             self.checker.frame(fr.pts_s, fr.image is not None)
             if fr.image is not None and not stop_requested():
                 self._publish(fr.image, fr.pts_s, index)
             self.frames += 1
             self._poll_control()
-        verdict = self.checker.close()
+        return self.checker.close_findings()[1]
+
+    def _start(self, gop: RawGop) -> None:
+        """First GOP: the trust shell, the demo camera and (strict) the verified decoder."""
+        codec = OMS_CODECS.get(gop.info.codec)
+        if self.demo_spec is not None and codec is not None:
+            self.demo = DemoCamera.load(
+                codec,
+                Path(self.demo_spec["key"]),
+                Path(self.demo_spec["chain"]),
+                gop.header,
+                self.clock,
+            )
+        guard = FreshnessGuard(self.inventory, self.freshness, self.policy, self.clock)
+        self.trust = CameraTrust(self.camera_id, gop.info.codec, gop.header, guard=guard)
+        if self.strict:
+            self.decoder = GopDecoder(
+                gop.info.codec,
+                bytes.fromhex(str(gop.header.get("extradata") or "")),
+                str(gop.header.get("time_base") or "") or None,
+                gop.info.fps,
+            )
+
+    def _handle_gop(self, gop: RawGop) -> None:
+        if self.trust is None:
+            self._start(gop)
+        assert self.trust is not None
+        index = self.read
+        self.read += 1
+        packets = self.demo.sign(gop.packets) if self.demo is not None else gop.packets
+        if packets:
+            self.last_pts = packets[-1].pts
         header = dict(gop.header, camera_id=self.camera_id, gop_index=index)
-        ref = self.store.put(pack_segment(header, gop.packets))
-        pts = [f.pts_s for f in gop.frames] or [0.0]
+        if self.demo is not None:
+            header["signed_by"] = "kontur demo camera (simulated, throwaway key)"
+        ref = self._store(header, packets, index)
+        first = self.frames
+        held = _Held(gop.info, packets, header, list(gop.notes), [], first, first, ref)
+        if not self.strict:
+            held.findings = self._frames_in(index, gop.info, gop.frames)
+            held.last_frame = max(first, self.frames - 1)
+            held.frames = gop.frames
+        self.held[index] = held
+        for decided in self.trust.push(index, packets, gop.info):
+            self._close(decided)
+
+    def _store(
+        self, header: dict[str, object], packets: list[SegmentPacket], index: int
+    ) -> SegmentRef:
+        """Write the segment (fsynced) and have the supervisor archive it at once."""
+        ref = self.store.put(pack_segment(header, packets))
+        self.to_supervisor.send(
+            SegmentStored(
+                camera_id=self.camera_id,
+                gop_index=index,
+                segment_sha256=ref.sha256,
+                segment_size=ref.size,
+                end_of_stream=bool(header.get("end_of_stream")),
+            )
+        )
+        return ref
+
+    def _close(self, t: GopTrust) -> None:
+        held = self.held.pop(t.gop_index, None)
+        if held is None:
+            return  # a GOP the validator counted that ingest did not cut (partial lead-in)
+        decoded = True
+        if self.strict:
+            decoded = self.decoder is not None and t.decodable
+            held.first_frame = self.frames
+            frames = (
+                self.decoder.decode(held.packets, self.trust.pictures(held.packets))
+                if decoded and self.decoder is not None and self.trust is not None
+                else []
+            )
+            held.findings = self._frames_in(t.gop_index, held.info, frames)
+            held.last_frame = max(held.first_frame, self.frames - 1)
+            held.frames = frames
+            if not decoded:
+                self.checker.resync()
+                # a note, not a finding: the trust findings already say why it failed
+                held.findings.append(
+                    (Verdict.AUTHENTIC, "strict mode: not decoded (verify before decode)")
+                )
+        notes = [
+            (Verdict.MISSING if "reconnected" in n else Verdict.AUTHENTIC, n) for n in held.notes
+        ]
+        verdict = merge_findings(self.camera_id, t.gop_index, [*t.findings, *held.findings, *notes])
+        pts = [f.pts_s for f in held.frames] or [0.0]
         msg = GopClosed(
             verdict=verdict,
-            first_frame=first,
-            last_frame=max(first, self.frames - 1),
+            first_frame=held.first_frame,
+            last_frame=held.last_frame,
             start_pts_s=min(pts),
             end_pts_s=max(pts),
-            segment_sha256=ref.sha256,
-            segment_size=ref.size,
+            segment_sha256=held.ref.sha256,
+            segment_size=held.ref.size,
+            signature=t.record(),
+            decoded=decoded,
         )
         self.to_supervisor.send(msg)
         self.to_gate.send(msg)
         self.gops += 1
 
+    def _finish(self) -> None:
+        """End of source: the signed end of stream, then whatever the trust shell holds."""
+        if self.trust is None:
+            return
+        if self.demo is not None:
+            eos = self.demo.finish(self.last_pts)
+            if eos is not None:
+                index = self.read - 1
+                header = {"camera_id": self.camera_id, "gop_index": index, "end_of_stream": True}
+                self._store(header, [eos], index)
+                info = self.held[index].info if index in self.held else None
+                if info is not None:
+                    self.held[index].packets.append(eos)
+                    for decided in self.trust.push(index, [eos], info):
+                        self._close(decided)
+        for decided in self.trust.finish():
+            self._close(decided)
+        for index in sorted(self.held):
+            self._close(GopTrust(index, ((Verdict.PENDING, "no signature verdict reached"),)))
+
     def run(self) -> str | None:
         """Ingest until the source ends or a stop is requested; returns an error or None."""
         error: str | None = None
         try:
-            for gop in read_gops(self.source, probe(self.source)):
+            gops = read_gops(self.source, probe(self.source), decode=not self.strict)
+            for gop in gops:
                 self._handle_gop(gop)
                 if stop_requested():
                     break
         except KonturError as exc:
             error = str(exc)
+        try:
+            self._finish()
+        except KonturError as exc:
+            error = error or str(exc)
         end = SourceEnded(camera_id=self.camera_id, frames=self.frames, gops=self.gops, error=error)
         self.to_supervisor.send(end)
         self.to_gate.send(end)

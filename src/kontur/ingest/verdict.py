@@ -50,12 +50,17 @@ class Verdict(StrEnum):
 
 
 #: Most severe first. A GOP with several findings carries the first that applies.
+#:
+#: The five DENY verdicts come first, ordered so that the headline names the *cause* an
+#: operator acts on (ADR 0012): a revoked camera or a foreign key explains why the chain breaks,
+#: a replayed or downgraded GOP explains why its content no longer verifies. Every finding stays
+#: in the reasons either way, and the gate denies all five alike.
 SEVERITY: tuple[Verdict, ...] = (
-    Verdict.NOT_AUTHENTIC,
     Verdict.REVOKED,
     Verdict.KEY_CHANGED,
     Verdict.REPLAYED,
     Verdict.DOWNGRADE,
+    Verdict.NOT_AUTHENTIC,
     Verdict.PROFILE_CHANGED,
     Verdict.STALE,
     Verdict.UNSIGNED,

@@ -33,6 +33,9 @@ from kontur.degrade import (
 )
 from kontur.degrade.machine import Transition
 from kontur.errors import ConfigError, KonturError
+from kontur.ingest.democam import demo_signable, provision_demo_camera
+from kontur.ingest.inventory import Inventory
+from kontur.ingest.rtsp import redact
 from kontur.ingest.source import default_source, probe
 from kontur.placement import choose, load_catalogue
 from kontur.placement.available import available_platforms
@@ -51,6 +54,7 @@ from kontur.wire import (
     Finding,
     GopClosed,
     Message,
+    SegmentStored,
     SourceEnded,
     WorkerReady,
 )
@@ -83,6 +87,8 @@ class RunOptions:
     seconds: float | None = None
     inject_fault: str | None = None
     realtime: bool = False
+    sign: bool = True
+    """Sign an unsigned local H.264/H.265 clip on the fly with a simulated demo camera."""
     progress: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -136,9 +142,26 @@ class Perimeter:
                         "basis": "stream header (trust on first use)",
                     },
                 )
-            plans.append(CameraPlan(config=cam, source=source, profile=profile))
-            self.stats[cam.id] = _CamStats(source=source)
+            plan = CameraPlan(config=cam, source=source, profile=profile)
+            if self.opts.sign and demo_signable(source, pr.info.codec):
+                files = provision_demo_camera(self.data_dir, cam.id, self.clock)
+                plan.demo_camera = {"key": str(files.key_path), "chain": str(files.chain_path)}
+                self._record_inventory()
+                self.notes.append(
+                    f"{cam.id}: the unsigned clip is signed on the fly by a simulated camera "
+                    f"with a throwaway demo key enrolled in {self.data_dir} (real cameras sign "
+                    "their own stream: enrol them with `kontur camera enroll`; --no-sign keeps "
+                    "the clip unsigned)"
+                )
+            plans.append(plan)
+            self.stats[cam.id] = _CamStats(source=redact(source))
+        self._record_inventory()
         return plans
+
+    def _record_inventory(self) -> None:
+        """Archive the inventory changes (enrolments, revocations) not archived yet."""
+        with Inventory.open(self.data_dir, self.clock) as inv:
+            inv.drain_to_archive(self.archive)
 
     def _prepare_model(self) -> tuple[dict[str, Any], bytes | None]:
         if self.opts.model is None and self.opts.release is None:
@@ -264,9 +287,7 @@ class Perimeter:
             self.opts.progress(kw)
 
     def _on_message(self, msg: Message) -> None:
-        if isinstance(msg, GopClosed):
-            st = self.stats[msg.verdict.camera_id]
-            st.gops[msg.verdict.verdict.value] += 1
+        if isinstance(msg, SegmentStored):
             self.archive.append(
                 "segment",
                 {
@@ -275,6 +296,10 @@ class Perimeter:
                     **msg.model_dump(mode="json", exclude={"segment_sha256", "segment_size"}),
                 },
             )
+        elif isinstance(msg, GopClosed):
+            st = self.stats[msg.verdict.camera_id]
+            st.gops[msg.verdict.verdict.value] += 1
+            self.archive.append("verdict", msg.model_dump(mode="json"))
         elif isinstance(msg, SourceEnded):
             st = self.stats[msg.camera_id]
             st.ended, st.frames, st.error = True, msg.frames, msg.error

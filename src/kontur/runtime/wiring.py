@@ -38,6 +38,8 @@ class CameraPlan:
     config: CameraConfig
     source: str
     profile: Profile
+    demo_camera: dict[str, str] | None = None
+    """``{key, chain}`` of the simulated camera that signs an unsigned demo clip on the fly."""
 
 
 @dataclass
@@ -146,6 +148,9 @@ def build_wiring(
             "control_fd": ctl_r,
             "data_dir": str(data_dir),
             "realtime": realtime,
+            "critical": c.config.critical,
+            "freshness": config.ingest.freshness.model_dump(),
+            "demo_camera": c.demo_camera,
         }
         fds = (worker_wake_w, verifier_wake_w, i2s_w, i2g_w, ctl_r)
         ingest_blocks.append(Block(f"ingest:{c.config.id}", "kontur.ingest.process", spec, fds))

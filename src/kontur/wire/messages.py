@@ -13,7 +13,7 @@ Flow (DESIGN.md §2)::
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -80,6 +80,25 @@ class GopClosed(_Msg):
     end_pts_s: float
     segment_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     segment_size: int = Field(ge=0)
+    signature: dict[str, Any] | None = None
+    """Media Signing facts of the GOP (counter, capture times, key, provenance), if signed."""
+    decoded: bool = True
+    """False when strict mode (verify before decode) kept the GOP away from the decoder."""
+
+
+class SegmentStored(_Msg):
+    """Ingest stored a GOP's raw packets as a write-once segment; its verdict follows later.
+
+    Sent as soon as the segment file is durable, so the archive references every stored GOP
+    even if the process dies before the GOP's signature arrives (one GOP later).
+    """
+
+    type: Literal["segment"] = "segment"
+    camera_id: str
+    gop_index: int = Field(ge=0)
+    segment_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    segment_size: int = Field(ge=0)
+    end_of_stream: bool = False
 
 
 class SourceEnded(_Msg):
@@ -212,6 +231,7 @@ class ControlMessage(_Msg):
 Message = Annotated[
     FrameReady
     | GopClosed
+    | SegmentStored
     | SourceEnded
     | TrackFrame
     | DetectionBatch

@@ -1,0 +1,139 @@
+"""End to end on signed footage: the demo camera, ``kontur sign`` + enrolment, strict mode.
+
+- ``kontur demo`` signs the PETS09 clip on the fly (a simulated camera with a throwaway key
+  enrolled in the data dir): every GOP is AUTHENTIC, critical actions can be ALLOWed, and every
+  verdict in the archive carries the signature facts.
+- A clip signed with ``kontur sign`` by a camera enrolled with ``kontur camera``, with one byte
+  of a P-frame flipped, runs in default mode (decoded at once, the GOP is NOT_AUTHENTIC and its
+  decisions are denied) and in strict mode (``critical: true``: the tampered GOP never reaches
+  the decoder, the others do).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import pytest
+import yaml
+from tests.conftest import run_kontur, shared
+
+pytestmark = pytest.mark.e2e
+
+TAMPERED_GOP = 1
+
+
+def _records(data_dir: Path, kind: str) -> list[dict]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{data_dir / 'archive.sqlite'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT payload FROM records WHERE kind = ? ORDER BY idx", (kind,))
+        return [json.loads(r[0]) for r in rows]
+
+
+def test_demo_signs_the_clip_and_allows_on_authentic_video(tmp_path: Path) -> None:
+    video = shared("video", "pets09_s2l1_480x360.avi")
+    model = shared("models", "yolox_nano.onnx")
+    data, out = tmp_path / "d", tmp_path / "s.json"
+    r = run_kontur(
+        "demo", "--source", str(video), "--model", str(model),
+        "--data-dir", str(data), "--json", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    s = json.loads(out.read_text())
+    cam = s["cameras"][0]
+    assert cam["frames"] == 795 and cam["gops"] == {"AUTHENTIC": 4}
+    assert cam["decisions"]["ALLOW"] > 0
+    assert any("signed on the fly by a simulated camera" in n for n in s["notes"])
+    decisions = [json.loads(x) for x in (data / "actions.jsonl").read_text().splitlines()]
+    for d in (d for d in decisions if d["outcome"] == "ALLOW"):
+        assert "system NORMAL" in d["reasons"]
+        assert any("AUTHENTIC" in why for why in d["reasons"])
+    verdicts = _records(data, "verdict")
+    assert [v["signature"]["gop_counter"] for v in verdicts] == [1, 2, 3, 4]
+    assert verdicts[-1]["signature"]["end_of_stream"] is True
+    assert all(v["signature"]["parameter_sets_covered"] for v in verdicts)
+    cameras = _records(data, "camera")
+    assert [c["action"] for c in cameras] == ["init_ca", "enrol"]
+    assert run_kontur("archive", "verify", str(data)).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def tampered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An enrolled camera's signed traffic clip with one P-frame byte flipped in GOP 1."""
+    video = shared("video", "car_traffic_640x360.mp4")  # MP4: real presentation times
+    tmp = tmp_path_factory.mktemp("signed")
+    data, keys = tmp / "d", tmp / "keys"
+    assert run_kontur("camera", "init-ca", "--data-dir", str(data)).returncode == 0
+    r = run_kontur(
+        "camera", "enroll", "cam1", "--issue", "--out", str(keys), "--data-dir", str(data)
+    )
+    assert r.returncode == 0, r.stderr
+    signed = tmp / "signed.mp4"
+    r = run_kontur(
+        "sign", str(video), "--key", str(keys / "cam1.key"), "--cert", str(keys / "cam1.pem"),
+        "--out", str(signed),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    bad = tmp / "tampered.mp4"
+    with av.open(str(signed)) as src, av.open(str(bad), "w") as dst:
+        stream = src.streams.video[0]
+        ostream = dst.add_stream_from_template(stream)
+        gop = -1
+        for i, p in enumerate(src.demux(stream)):
+            if not p.size:
+                continue
+            gop += bool(p.is_keyframe)
+            data_ = bytearray(bytes(p))
+            if gop == TAMPERED_GOP and not p.is_keyframe and i % 160 == 60:
+                data_[len(data_) // 2] ^= 0x01
+            q = av.Packet(bytes(data_))
+            q.pts, q.dts, q.duration, q.time_base = p.pts, p.dts, p.duration, p.time_base
+            q.is_keyframe, q.stream = p.is_keyframe, ostream
+            dst.mux(q)
+    return data, bad
+
+
+def _config(tmp: Path, critical: bool) -> Path:
+    from importlib import resources
+
+    cfg = yaml.safe_load(resources.files("kontur").joinpath("defaults/kontur.yaml").read_text())
+    cfg["cameras"][0]["critical"] = critical
+    # signed minutes before this run, replayed faster than real time: not a freshness test
+    cfg["ingest"] = {"freshness": {"max_skew_s": 3600.0, "max_delay_s": 3600.0}}
+    path = tmp / f"cfg-{critical}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("critical", [False, True], ids=["default", "strict"])
+def test_a_tampered_gop_is_denied_and_strict_mode_never_decodes_it(
+    tampered: tuple[Path, Path], tmp_path: Path, critical: bool
+) -> None:
+    src_data, video = tampered
+    data = tmp_path / "d"
+    data.mkdir()
+    for name in ("inventory.sqlite", "site-ca.pem", "site-ca.key"):
+        if (src_data / name).exists():
+            (data / name).write_bytes((src_data / name).read_bytes())
+    out = tmp_path / "s.json"
+    r = run_kontur(
+        "demo", "--source", str(video), "--model", str(shared("models", "yolox_nano.onnx")),
+        "--config", str(_config(tmp_path, critical)), "--data-dir", str(data),
+        "--json", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    cam = json.loads(out.read_text())["cameras"][0]
+    assert cam["gops"] == {"AUTHENTIC": 5, "NOT_AUTHENTIC": 1}
+    verdicts = _records(data, "verdict")
+    bad = verdicts[TAMPERED_GOP]
+    assert bad["verdict"]["verdict"] == "NOT_AUTHENTIC"
+    assert any("does not match the signed hash list" in r for r in bad["verdict"]["reasons"])
+    assert bad["decoded"] is (not critical)
+    assert all(v["decoded"] for i, v in enumerate(verdicts) if i != TAMPERED_GOP)
+    # strict mode: the 160 frames of the tampered GOP never reached the decoder
+    assert cam["frames"] == (917 - 160 if critical else 917)
+    decisions = [json.loads(x) for x in (data / "actions.jsonl").read_text().splitlines()]
+    assert not [d for d in decisions if d["outcome"] == "ALLOW" and TAMPERED_GOP in d["gops"]]
+    assert run_kontur("archive", "verify", str(data)).returncode == 0
