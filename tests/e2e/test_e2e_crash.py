@@ -15,6 +15,20 @@ from tests.conftest import KONTUR, run_kontur, shared
 pytestmark = pytest.mark.e2e
 
 
+def _committed_segments(data: Path) -> int:
+    import sqlite3
+
+    db = data / "archive.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            row = conn.execute("SELECT count(*) FROM records WHERE kind = 'segment'").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0])
+
+
 def test_kill_9_supervisor_leaves_a_verifiable_archive(tmp_path: Path) -> None:
     video = shared("video", "pets09_s2l1_480x360.avi")
     model = shared("models", "yolox_nano.onnx")
@@ -37,13 +51,13 @@ def test_kill_9_supervisor_leaves_a_verifiable_archive(tmp_path: Path) -> None:
     children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 90
-        # wait until the first GOP has been archived (PETS09 GOPs are ~25 s at real time)
+        # wait until the first GOP's segment is archived and committed (PETS09 GOPs are ~25 s
+        # at real time; the segment record is written as soon as the segment file is durable)
         while time.monotonic() < deadline:
             children = psutil.Process(proc.pid).children(recursive=True)
-            if (data / "segments").exists() and any((data / "segments").rglob("*")):
+            if _committed_segments(data) > 0:
                 break
             time.sleep(0.5)
-        time.sleep(1.0)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:

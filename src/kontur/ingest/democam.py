@@ -7,9 +7,10 @@ data directory's site CA and enrolled there (:func:`provision_demo_camera`). Eve
 record and the run's notes say so. The signed packets are what ingest validates, archives and
 decodes, exactly as if the camera had sent them.
 
-Capture times: the last access unit of a GOP is stamped with the trusted clock's time when
-ingest reads it, earlier ones by their presentation-time distance before that, so the GOP is
-as fresh as a live camera's would be however fast the file is read.
+Capture times: :meth:`DemoCamera.sign_packet` stamps each access unit with the trusted
+clock's time when ingest reads it (:meth:`DemoCamera.sign`, for a whole GOP, stamps its last
+access unit so and earlier ones by their presentation-time distance before that), so the
+stream is as fresh as a live camera's would be however fast the file is read.
 """
 
 from __future__ import annotations
@@ -141,6 +142,13 @@ class DemoCamera:
             au = self._signer.sign_access_unit(nals, now - dt.timedelta(seconds=age))
             out.append(SegmentPacket(self._frame(au), p.pts, p.keyframe))
         return out
+
+    def sign_packet(self, packet: SegmentPacket) -> SegmentPacket:
+        """One packet as the camera sends it: captured now (by the trusted clock), signed."""
+        now = dt.datetime.fromtimestamp(self._clock.wall(), dt.UTC)
+        nals = split_packet(packet.data, self._length_size, self._codec)
+        au = self._signer.sign_access_unit(nals, now)
+        return SegmentPacket(self._frame(au), packet.pts, packet.keyframe)
 
     def finish(self, pts: int | None) -> SegmentPacket | None:
         """The signed end of stream (an SEI-only access unit), or None if nothing was signed."""

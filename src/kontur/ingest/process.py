@@ -112,6 +112,7 @@ class IngestLoop:
         self.demo: DemoCamera | None = None
         self.decoder: GopDecoder | None = None
         self.held: dict[int, _Held] = {}
+        self.early: dict[int, GopTrust] = {}
         self.stride = 1
         self.frames = 0
         self.gops = 0
@@ -174,49 +175,72 @@ class IngestLoop:
             self._poll_control()
         return self.checker.close_findings()[1]
 
-    def _start(self, gop: RawGop) -> None:
-        """First GOP: the trust shell, the demo camera and (strict) the verified decoder."""
-        codec = OMS_CODECS.get(gop.info.codec)
+    def _start(self, header: dict[str, object], info: StreamInfo) -> None:
+        """First packet: the trust shell, the demo camera and (strict) the verified decoder."""
+        codec = OMS_CODECS.get(info.codec)
         if self.demo_spec is not None and codec is not None:
             self.demo = DemoCamera.load(
                 codec,
                 Path(self.demo_spec["key"]),
                 Path(self.demo_spec["chain"]),
-                gop.header,
+                header,
                 self.clock,
             )
         guard = FreshnessGuard(self.inventory, self.freshness, self.policy, self.clock)
-        self.trust = CameraTrust(self.camera_id, gop.info.codec, gop.header, guard=guard)
+        self.trust = CameraTrust(self.camera_id, info.codec, header, guard=guard)
         if self.strict:
             self.decoder = GopDecoder(
-                gop.info.codec,
-                bytes.fromhex(str(gop.header.get("extradata") or "")),
-                str(gop.header.get("time_base") or "") or None,
-                gop.info.fps,
+                info.codec,
+                bytes.fromhex(str(header.get("extradata") or "")),
+                str(header.get("time_base") or "") or None,
+                info.fps,
             )
 
-    def _handle_gop(self, gop: RawGop) -> None:
+    def _on_packet(
+        self, packet: SegmentPacket, header: dict[str, object], info: StreamInfo
+    ) -> SegmentPacket:
+        """Each packet as demuxed: the demo camera signs it, the trust shell checks it.
+
+        Called before the packet's GOP is yielded, so GOP ``self.read`` is the one it belongs
+        to, and a verdict on the previous GOP (its SEI rides in this GOP's second access unit)
+        is acted on two frames after that GOP ended.
+        """
         if self.trust is None:
-            self._start(gop)
+            self._start(header, info)
         assert self.trust is not None
+        if self.demo is not None:
+            packet = self.demo.sign_packet(packet)
+        self.last_pts = packet.pts if packet.pts is not None else self.last_pts
+        for decided in self.trust.push_packet(self.read, packet, info):
+            self._decided(decided)
+        return packet
+
+    def _decided(self, t: GopTrust) -> None:
+        """A verdict: close its GOP now, or when the GOP has been cut (it may still be open)."""
+        if t.gop_index in self.held:
+            self._close(t)
+        else:
+            self.early[t.gop_index] = t
+
+    def _handle_gop(self, gop: RawGop) -> None:
         index = self.read
         self.read += 1
-        packets = self.demo.sign(gop.packets) if self.demo is not None else gop.packets
-        if packets:
-            self.last_pts = packets[-1].pts
         header = dict(gop.header, camera_id=self.camera_id, gop_index=index)
         if self.demo is not None:
             header["signed_by"] = "kontur demo camera (simulated, throwaway key)"
-        ref = self._store(header, packets, index)
+        ref = self._store(header, gop.packets, index)
         first = self.frames
-        held = _Held(gop.info, packets, header, list(gop.notes), [], first, first, ref)
+        held = _Held(gop.info, list(gop.packets), header, list(gop.notes), [], first, first, ref)
         if not self.strict:
             held.findings = self._frames_in(index, gop.info, gop.frames)
             held.last_frame = max(first, self.frames - 1)
             held.frames = gop.frames
         self.held[index] = held
-        for decided in self.trust.push(index, packets, gop.info):
-            self._close(decided)
+        if self.trust is not None:
+            self.trust.set_info(index, gop.info)  # the decoded size, for the profile check
+        early = self.early.pop(index, None)
+        if early is not None:
+            self._close(early)
 
     def _store(
         self, header: dict[str, object], packets: list[SegmentPacket], index: int
@@ -290,9 +314,9 @@ class IngestLoop:
                 if info is not None:
                     self.held[index].packets.append(eos)
                     for decided in self.trust.push(index, [eos], info):
-                        self._close(decided)
+                        self._decided(decided)
         for decided in self.trust.finish():
-            self._close(decided)
+            self._decided(decided)
         for index in sorted(self.held):
             self._close(GopTrust(index, ((Verdict.PENDING, "no signature verdict reached"),)))
 
@@ -300,7 +324,12 @@ class IngestLoop:
         """Ingest until the source ends or a stop is requested; returns an error or None."""
         error: str | None = None
         try:
-            gops = read_gops(self.source, probe(self.source), decode=not self.strict)
+            gops = read_gops(
+                self.source,
+                probe(self.source),
+                decode=not self.strict,
+                on_packet=self._on_packet,
+            )
             for gop in gops:
                 self._handle_gop(gop)
                 if stop_requested():

@@ -24,7 +24,7 @@ import dataclasses
 import importlib.util
 import math
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -310,6 +310,11 @@ def _with_decoded_size(gop: RawGop) -> RawGop:
     return gop
 
 
+#: Called with each packet as it is demuxed, before it joins its GOP; returns the packet to
+#: keep (ingest signs demo clips here and feeds the trust shell packet by packet).
+OnPacket = Callable[[SegmentPacket, dict[str, object], StreamInfo], SegmentPacket]
+
+
 class _Cutter:
     """Cuts one stream's packets into GOPs and stamps the decoded frames.
 
@@ -322,6 +327,7 @@ class _Cutter:
         self.synthesise = synthesise
         self.decoding = decode
         self.no_picture = 0
+        self.on_packet: OnPacket | None = None
         self.frames = 0
         self.last_pts = 0.0
         self.shift = 0.0
@@ -403,7 +409,10 @@ class _Cutter:
         if "framing" not in header:
             extradata = bytes(stream.codec_context.extradata or b"")
             header["framing"] = _framing(info.codec, extradata, data)
-        self.gop.packets.append(SegmentPacket(data, packet.pts, bool(packet.is_keyframe)))
+        seg = SegmentPacket(data, packet.pts, bool(packet.is_keyframe))
+        if self.on_packet is not None:
+            seg = self.on_packet(seg, header, info)
+        self.gop.packets.append(seg)
         if _carries_picture(info.codec, data, header):
             self.gop.frames += self.decode(stream, packet)
         else:
@@ -445,18 +454,20 @@ def read_gops(
     *,
     policy: RtspPolicy | None = None,
     decode: bool = True,
+    on_packet: OnPacket | None = None,
 ) -> Generator[RawGop, None, None]:
     """Yield the source's GOPs in order; raises :class:`SourceTruncated` at a short end.
 
     ``decode=False`` demuxes only (the GOPs carry packets, no frames): strict mode decodes a
-    GOP's verified bytes later with :class:`GopDecoder`.
+    GOP's verified bytes later with :class:`GopDecoder`. ``on_packet`` sees (and may replace)
+    every packet as it is demuxed, before the GOP it belongs to is yielded.
 
     An ``rtsp://`` source reconnects per ``policy`` instead of ending: each reconnect closes
     the current GOP and puts a note on the next one (a gap, never silently joined); when
     the stream does not come back it raises :class:`kontur.ingest.rtsp.SourceUnreachable`.
     """
     if is_rtsp(source):
-        yield from _read_rtsp(source, probe_result, policy or RtspPolicy(), decode)
+        yield from _read_rtsp(source, probe_result, policy or RtspPolicy(), decode, on_packet)
         return
     container = _open(source)
     with contextlib.closing(container):
@@ -468,6 +479,7 @@ def read_gops(
         )
         no_pts = any(f in container.format.name.split(",") for f in NO_PTS_FORMATS)
         cut = _Cutter(info.fps, synthesise=no_pts, decode=decode)
+        cut.on_packet = on_packet
         cut.notes = list(probe_result.notes)
         try:
             for packet in container.demux(stream):
@@ -488,10 +500,15 @@ def read_gops(
 
 
 def _read_rtsp(
-    source: str, probe_result: SourceProbe, policy: RtspPolicy, decode: bool = True
+    source: str,
+    probe_result: SourceProbe,
+    policy: RtspPolicy,
+    decode: bool = True,
+    on_packet: OnPacket | None = None,
 ) -> Iterator[RawGop]:
     """RTSP sessions back to back: a session ends (EOF or error), we reconnect, note the gap."""
     cut = _Cutter(probe_result.info.fps, synthesise=False, decode=decode)
+    cut.on_packet = on_packet
     cut.notes = list(probe_result.notes)
     container = _open(source, policy)
     while True:

@@ -148,21 +148,37 @@ class CameraTrust:
         self, gop_index: int, packets: Sequence[SegmentPacket], info: StreamInfo
     ) -> list[GopTrust]:
         """Feed one GOP's packets; returns the GOPs decided by them (usually the previous)."""
-        if self._closed:
-            raise RuntimeError("push() after finish()")
+        out: list[GopTrust] = []
+        for p in packets:
+            out += self.push_packet(gop_index, p, info)
+        return out
+
+    def set_info(self, gop_index: int, info: StreamInfo) -> None:
+        """What GOP ``gop_index`` turned out to be (its decoded size), for the profile check."""
         self._info[gop_index] = info
+
+    def push_packet(
+        self, gop_index: int, packet: SegmentPacket, info: StreamInfo
+    ) -> list[GopTrust]:
+        """Feed one packet of GOP ``gop_index`` as it arrives; returns the GOPs it decided.
+
+        The SEI that signs GOP k sits in the second access unit of GOP k+1, so packet by
+        packet a verdict is known two frames after its GOP ends, not a whole GOP later.
+        """
+        if self._closed:
+            raise RuntimeError("push after finish()")
+        first = gop_index not in self._info
+        self._info.setdefault(gop_index, info)
         if self._validator is None:
             why = f"codec {info.codec} cannot carry ONVIF Media Signing (no signature)"
-            return [GopTrust(gop_index, ((Verdict.UNSIGNED, why),))]
-        results: list[SignedGopResult] = []
-        for p in packets:
-            try:
-                nals = tuple(split_packet(p.data, self._length_size, self._codec))
-            except OmsError as exc:
-                # unparseable framing: feed nothing; the GOP's signature will not verify
-                nals = ()
-                self._errors.setdefault(gop_index, []).append(f"packet does not split: {exc}")
-            results += self._validator.push(AccessUnit(nals, p.pts, p.keyframe))
+            return [GopTrust(gop_index, ((Verdict.UNSIGNED, why),))] if first else []
+        try:
+            nals = tuple(split_packet(packet.data, self._length_size, self._codec))
+        except OmsError as exc:
+            # unparseable framing: feed nothing; the GOP's signature will not verify
+            nals = ()
+            self._errors.setdefault(gop_index, []).append(f"packet does not split: {exc}")
+        results = self._validator.push(AccessUnit(nals, packet.pts, packet.keyframe))
         return [self._decide(r) for r in results]
 
     def pictures(self, packets: Sequence[SegmentPacket]) -> list[bool]:

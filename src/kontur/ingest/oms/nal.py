@@ -38,7 +38,9 @@ __all__ = [
     "remove_emulation_prevention",
     "split_annexb",
     "split_length_prefixed",
+    "split_length_prefixed_views",
     "split_packet",
+    "sps_picture_size",
     "strip_trailing_zeros",
 ]
 
@@ -120,13 +122,28 @@ class NalInfo:
     starts_gop: bool = field(init=False)
     #: SPS, PPS or VPS (kontur covers these; the reference does not).
     is_parameter_set: bool = field(init=False)
+    #: A sequence parameter set proper (H.264 type 7, H.265 type 33): it carries the size.
+    is_sps: bool = field(init=False)
+    #: An SEI NAL unit (OMS or other).
+    is_sei: bool = field(init=False)
+    #: The reference's character for this unit in a NAL-unit string (``I``/``i``, ``P``/``p``
+    #: for primary/secondary slices, ``v``, ``z``, ``_``, ``o``, ``U``).
+    mark: str = field(init=False)
 
     def __post_init__(self) -> None:
         """Derive the flags once (instances are cached per header, see parse_nal_header)."""
         irap = self.kind is NalKind.SLICE_IRAP
-        object.__setattr__(self, "is_slice", irap or self.kind is NalKind.SLICE)
+        is_slice = irap or self.kind is NalKind.SLICE
+        object.__setattr__(self, "is_slice", is_slice)
         object.__setattr__(self, "starts_gop", irap and self.is_primary_slice)
         object.__setattr__(self, "is_parameter_set", self.kind is NalKind.PARAMETER_SET)
+        sps_type = 7 if self.codec is Codec.H264 else 33
+        object.__setattr__(self, "is_sps", self.is_parameter_set and self.nal_type == sps_type)
+        object.__setattr__(self, "is_sei", self.kind is NalKind.SEI)
+        mark = self.kind.value
+        object.__setattr__(
+            self, "mark", mark.lower() if is_slice and not self.is_primary_slice else mark
+        )
 
     @property
     def label(self) -> str:
@@ -221,11 +238,14 @@ def add_emulation_prevention(data: bytes | memoryview) -> bytes:
     return _EPB_INSERT.sub(b"\x00\x00\x03", bytes(data))
 
 
-def strip_trailing_zeros(nal: bytes | memoryview) -> memoryview:
-    """``nal`` without trailing ``0x00`` bytes (the reference hashes up to the stop bit)."""
+def strip_trailing_zeros(nal: bytes | memoryview) -> bytes | memoryview:
+    """``nal`` without trailing ``0x00`` bytes (the reference hashes up to the stop bit).
+
+    ``nal`` itself when it does not end in zero (the common case: no copy, no view).
+    """
+    if not nal or nal[-1]:
+        return nal
     view = memoryview(nal)
-    if not view or view[-1]:
-        return view
     window = min(64, len(view))
     tail = bytes(view[-window:]).rstrip(b"\x00")
     if tail:
@@ -239,16 +259,27 @@ def split_length_prefixed(data: bytes | memoryview, length_size: int = 4) -> lis
     Raises :class:`NalParseError` on a length running past the end, an empty unit or a
     bad ``length_size``; :class:`OmsLimitExceeded` past the per-unit/per-AU bounds.
     """
+    return [bytes(v) for v in split_length_prefixed_views(data, length_size)]
+
+
+def split_length_prefixed_views(data: bytes | memoryview, length_size: int = 4) -> list[memoryview]:
+    """:func:`split_length_prefixed` without copies: read-only views into ``data``.
+
+    Same checks and errors; the views keep ``data`` alive.
+    """
     if length_size not in (1, 2, 4):
         raise NalParseError(f"expected a NAL length size of 1, 2 or 4, got {length_size}")
-    view = memoryview(data)
-    out: list[bytes] = []
+    view = memoryview(data).toreadonly()
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    out: list[memoryview] = []
+    end = len(view)
     pos = 0
-    while pos < len(view):
-        if pos + length_size > len(view):
+    while pos < end:
+        if pos + length_size > end:
             raise NalParseError(
                 f"truncated NAL length prefix at offset {pos}: "
-                f"expected {length_size} bytes, got {len(view) - pos}"
+                f"expected {length_size} bytes, got {end - pos}"
             )
         size = int.from_bytes(view[pos : pos + length_size], "big")
         pos += length_size
@@ -256,11 +287,11 @@ def split_length_prefixed(data: bytes | memoryview, length_size: int = 4) -> lis
             raise NalParseError(f"expected a non-empty NAL unit at offset {pos}, got length 0")
         if size > MAX_NAL_BYTES:
             raise OmsLimitExceeded(f"NAL unit of {size} bytes exceeds {MAX_NAL_BYTES}")
-        if pos + size > len(view):
+        if pos + size > end:
             raise NalParseError(
-                f"NAL unit at offset {pos} claims {size} bytes, only {len(view) - pos} left"
+                f"NAL unit at offset {pos} claims {size} bytes, only {end - pos} left"
             )
-        out.append(bytes(view[pos : pos + size]))
+        out.append(view[pos : pos + size])
         pos += size
         if len(out) > MAX_NALS_PER_ACCESS_UNIT:
             raise OmsLimitExceeded(
@@ -355,7 +386,7 @@ def is_annexb(packet: bytes | memoryview, length_size: int = 4) -> bool:
     if head[:3] != b"\x00\x00\x01" and head != b"\x00\x00\x00\x01":
         return False
     try:
-        nals = split_length_prefixed(packet, length_size)
+        nals = split_length_prefixed_views(packet, length_size)
     except (NalParseError, OmsLimitExceeded):
         return True
     return any(nal[0] & 0x80 for nal in nals)
@@ -433,3 +464,171 @@ def _parse_hvcc(data: bytes) -> tuple[int, list[bytes]]:
             nal, pos = _take(data, pos)
             nals.append(nal)
     return length_size, nals
+
+
+# -- picture size from a sequence parameter set ------------------------------------------
+
+#: Most RBSP bytes of an SPS looked at (the size fields come long before this).
+_SPS_MAX_BYTES = 4096
+#: Largest picture dimension accepted (pixels); anything larger is taken as malformed.
+_MAX_DIMENSION = 1 << 16
+#: H.264 profiles whose SPS carries chroma format, bit depths and scaling lists.
+_H264_HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
+
+
+class _Malformed(Exception):
+    """Internal: the SPS ran out of bits or holds an impossible value."""
+
+
+class _Bits:
+    """A bounded MSB-first bit reader over an RBSP (emulation prevention removed)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._value = int.from_bytes(data, "big")
+        self._size = len(data) * 8
+        self.pos = 0
+
+    def u(self, n: int) -> int:
+        """The next ``n`` bits as an unsigned integer."""
+        if self.pos + n > self._size:
+            raise _Malformed
+        self.pos += n
+        return (self._value >> (self._size - self.pos)) & ((1 << n) - 1)
+
+    def ue(self) -> int:
+        """An unsigned exp-Golomb value (at most 31 leading zero bits)."""
+        zeros = 0
+        while not self.u(1):
+            zeros += 1
+            if zeros > 31:
+                raise _Malformed
+        return (1 << zeros) - 1 + self.u(zeros)
+
+    def se(self) -> int:
+        """A signed exp-Golomb value."""
+        k = self.ue()
+        return (k + 1) // 2 if k & 1 else -(k // 2)
+
+
+def sps_picture_size(nal: bytes | memoryview, codec: Codec) -> tuple[int, int] | None:
+    """Display size ``(width, height)`` in pixels of an SPS NAL unit, without decoding.
+
+    H.264 (type 7): ``pic_width_in_mbs``/``pic_height_in_map_units`` (x2 for field coding
+    unless ``frame_mbs_only``) minus the frame cropping, after the high-profile chroma
+    format / bit depth / scaling-list fields and the POC fields. H.265 (type 33):
+    ``pic_width/height_in_luma_samples`` minus the conformance window, after
+    ``profile_tier_level`` with its sub-layers. Read as exp-Golomb over the RBSP
+    (emulation prevention removed). None (never an exception) for another NAL type or
+    anything truncated or implausible.
+    """
+    header = codec.header_size
+    if len(nal) <= header:
+        return None
+    if codec is Codec.H264:
+        if nal[0] & 0x9F != 7:  # forbidden bit clear, nal_unit_type 7
+            return None
+    elif nal[0] & 0xFE != 33 << 1:  # forbidden bit clear, nal_unit_type 33
+        return None
+    rbsp = remove_emulation_prevention(nal[header : header + _SPS_MAX_BYTES])
+    try:
+        bits = _Bits(rbsp)
+        size = _h264_sps_size(bits) if codec is Codec.H264 else _h265_sps_size(bits)
+    except _Malformed:
+        return None
+    width, height = size
+    if not (0 < width <= _MAX_DIMENSION and 0 < height <= _MAX_DIMENSION):
+        return None
+    return width, height
+
+
+def _h264_scaling_list(bits: _Bits, size: int) -> None:
+    last = nxt = 8
+    for _ in range(size):
+        if nxt:
+            delta = bits.se()
+            if not -128 <= delta <= 127:
+                raise _Malformed
+            nxt = (last + delta + 256) % 256
+        last = nxt or last
+
+
+def _h264_sps_size(bits: _Bits) -> tuple[int, int]:
+    profile = bits.u(8)
+    bits.u(16)  # constraint flags, level_idc
+    bits.ue()  # seq_parameter_set_id
+    chroma, separate = 1, 0
+    if profile in _H264_HIGH_PROFILES:
+        chroma = bits.ue()
+        if chroma > 3:
+            raise _Malformed
+        if chroma == 3:
+            separate = bits.u(1)
+        bits.ue()  # bit_depth_luma_minus8
+        bits.ue()  # bit_depth_chroma_minus8
+        bits.u(1)  # qpprime_y_zero_transform_bypass_flag
+        if bits.u(1):  # seq_scaling_matrix_present_flag
+            for i in range(8 if chroma != 3 else 12):
+                if bits.u(1):
+                    _h264_scaling_list(bits, 16 if i < 6 else 64)
+    bits.ue()  # log2_max_frame_num_minus4
+    poc_type = bits.ue()
+    if poc_type == 0:
+        bits.ue()  # log2_max_pic_order_cnt_lsb_minus4
+    elif poc_type == 1:
+        bits.u(1)  # delta_pic_order_always_zero_flag
+        bits.se()  # offset_for_non_ref_pic
+        bits.se()  # offset_for_top_to_bottom_field
+        cycle = bits.ue()
+        if cycle > 255:
+            raise _Malformed
+        for _ in range(cycle):
+            bits.se()
+    elif poc_type != 2:
+        raise _Malformed
+    bits.ue()  # max_num_ref_frames
+    bits.u(1)  # gaps_in_frame_num_value_allowed_flag
+    width_mbs = bits.ue() + 1
+    height_units = bits.ue() + 1
+    frame_mbs_only = bits.u(1)
+    if not frame_mbs_only:
+        bits.u(1)  # mb_adaptive_frame_field_flag
+    bits.u(1)  # direct_8x8_inference_flag
+    width = width_mbs * 16
+    height = (2 - frame_mbs_only) * height_units * 16
+    if bits.u(1):  # frame_cropping_flag
+        left, right, top, bottom = bits.ue(), bits.ue(), bits.ue(), bits.ue()
+        chroma_type = 0 if separate else chroma
+        unit_x = 1 if chroma_type in (0, 3) else 2
+        unit_y = (2 if chroma_type == 1 else 1) * (2 - frame_mbs_only)
+        width -= unit_x * (left + right)
+        height -= unit_y * (top + bottom)
+    return width, height
+
+
+def _h265_sps_size(bits: _Bits) -> tuple[int, int]:
+    bits.u(4)  # sps_video_parameter_set_id
+    sub_layers = bits.u(3)  # sps_max_sub_layers_minus1
+    if sub_layers > 6:
+        raise _Malformed
+    bits.u(1)  # sps_temporal_id_nesting_flag
+    bits.u(88)  # general profile space/tier/idc, compatibility and constraint flags
+    bits.u(8)  # general_level_idc
+    present = [(bits.u(1), bits.u(1)) for _ in range(sub_layers)]
+    if sub_layers:
+        bits.u(2 * (8 - sub_layers))  # reserved_zero_2bits
+    for profile_present, level_present in present:
+        bits.u(88 * profile_present + 8 * level_present)
+    bits.ue()  # sps_seq_parameter_set_id
+    chroma = bits.ue()
+    if chroma > 3:
+        raise _Malformed
+    separate = bits.u(1) if chroma == 3 else 0
+    width, height = bits.ue(), bits.ue()
+    if bits.u(1):  # conformance_window_flag
+        left, right, top, bottom = bits.ue(), bits.ue(), bits.ue(), bits.ue()
+        chroma_type = 0 if separate else chroma
+        sub_w = 2 if chroma_type in (1, 2) else 1
+        sub_h = 2 if chroma_type == 1 else 1
+        width -= sub_w * (left + right)
+        height -= sub_h * (top + bottom)
+    return width, height

@@ -37,6 +37,7 @@ from kontur.ingest.oms.limits import MAX_CERTIFICATES
 __all__ = [
     "CLOCK_SKEW",
     "PLAUSIBLE_SINCE",
+    "ChainChecker",
     "Provenance",
     "ProvenanceCheck",
     "check_chain",
@@ -136,20 +137,58 @@ def check_chain(
     capture_time: datetime,
 ) -> ProvenanceCheck:
     """Check ``chain`` (leaf first) against ``anchors`` at ``capture_time``."""
-    if not chain:
-        return ProvenanceCheck(Provenance.UNKNOWN, "no certificate chain received")
-    if not anchors:
-        return ProvenanceCheck(Provenance.NO_ANCHOR, "no trust anchor configured")
-    for cert in chain:
-        problem = _valid_at(cert, capture_time)
-        if problem:
-            return ProvenanceCheck(Provenance.NOT_OK, problem)
-    verdict, anchor = _chain_structure(tuple(chain), tuple(anchors))
-    if verdict.status is Provenance.OK and anchor is not None:
-        problem = _valid_at(anchor, capture_time)
-        if problem:
-            return ProvenanceCheck(Provenance.NOT_OK, problem)
-    return verdict
+    return ChainChecker(chain, anchors).check(capture_time)
+
+
+class ChainChecker:
+    """:func:`check_chain` for one chain and one set of anchors, checked at many moments.
+
+    The time-independent part (signatures, CA flags, which anchor) is done once at
+    construction; :meth:`check` then compares the capture time with the validity window
+    that every certificate involved shares, and only outside it names the certificate that
+    was not valid (same results and reasons as :func:`check_chain`).
+    """
+
+    def __init__(
+        self, chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]
+    ) -> None:
+        """Verify the structure of ``chain`` (leaf first) against ``anchors`` once."""
+        self._chain = tuple(chain)
+        self._fixed: ProvenanceCheck | None = None
+        self._anchor: x509.Certificate | None = None
+        self._verdict = ProvenanceCheck(Provenance.UNKNOWN, "no certificate chain received")
+        self._window: tuple[datetime, datetime] | None = None
+        if not chain:
+            self._fixed = self._verdict
+            return
+        if not anchors:
+            self._fixed = ProvenanceCheck(Provenance.NO_ANCHOR, "no trust anchor configured")
+            return
+        self._verdict, anchor = _chain_structure(self._chain, tuple(anchors))
+        if self._verdict.status is Provenance.OK:
+            self._anchor = anchor
+        involved = [*self._chain, *([] if self._anchor is None else [self._anchor])]
+        start = max(c.not_valid_before_utc for c in involved)
+        end = min(c.not_valid_after_utc for c in involved)
+        if start <= end:
+            self._window = (start, end)
+
+    def check(self, capture_time: datetime) -> ProvenanceCheck:
+        """The chain's provenance at ``capture_time``."""
+        if self._fixed is not None:
+            return self._fixed
+        window = self._window
+        if window is not None and window[0] <= capture_time <= window[1]:
+            return self._verdict
+        for cert in self._chain:
+            problem = _valid_at(cert, capture_time)
+            if problem:
+                return ProvenanceCheck(Provenance.NOT_OK, problem)
+        if self._anchor is not None:
+            problem = _valid_at(self._anchor, capture_time)
+            if problem:
+                return ProvenanceCheck(Provenance.NOT_OK, problem)
+        return self._verdict
 
 
 @lru_cache(maxsize=32)

@@ -29,6 +29,12 @@ Parameter sets: the reference does not hash SPS/PPS/VPS. kontur's signer signs a
 the parameter sets in effect for each GOP in the ARBITRARY_DATA TLV; a claim that does not
 match is NOT_AUTHENTIC. Streams without the claim (reference signer) keep their result with
 ``parameter_sets_covered=False`` and a reason, unless ``require_parameter_set_claim``.
+Which GOP an in-band parameter set belongs to follows the signer: the non-slice NAL units
+of an access unit are held until its first slice and go to the GOP of that slice, so the
+SPS/PPS/VPS ahead of an IDR/IRAP slice belong to the GOP it starts (and the decoder uses
+them for that GOP); an access unit without a slice gives them to the open GOP, or, before
+any GOP, to the first one. ``picture_size`` of a result is the size in the SPS in effect
+for the GOP (:func:`~kontur.ingest.oms.nal.sps_picture_size`).
 
 Where kontur is stricter than the reference: dropped NAL units are MISSING; the last GOP
 without its signed end-of-stream SEI is PENDING (truncation reported); certificates are
@@ -42,6 +48,7 @@ accepted (noted in the reasons) because the signed hash list itself is checked.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -66,11 +73,17 @@ from kontur.ingest.oms.limits import (
     MAX_PARAMETER_SETS,
     MAX_PENDING_GOPS,
 )
-from kontur.ingest.oms.nal import Codec, NalInfo, NalKind, parse_nal_header, strip_trailing_zeros
+from kontur.ingest.oms.nal import (
+    Codec,
+    NalInfo,
+    parse_nal_header,
+    sps_picture_size,
+    strip_trailing_zeros,
+)
 from kontur.ingest.oms.provenance import (
+    ChainChecker,
     Provenance,
     ProvenanceCheck,
-    check_chain,
     derive_capture_time,
     load_pem_chain,
 )
@@ -84,11 +97,33 @@ __all__ = [
 ]
 
 _PS_MISMATCH = "parameter sets (SPS/PPS/VPS) in effect do not match the signed claim"
+_NO_CLAIM = "parameter sets are not covered by the signature (no kontur claim)"
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+#: ECDSA over a prehashed digest, per hash name (stateless, built once).
+_ECDSA = {name: ec.ECDSA(utils.Prehashed(algo())) for name, algo in _HASHES.items()}
+_SHA256 = hashlib.sha256
+#: Marks of hashed NAL units (slices, unsigned OMS SEI) in a NAL-unit string.
+_ENTRY_MARKS = frozenset("IiPps")
+#: NAL-unit string -> validation string when every hashed unit verified ('.').
+_ALL_VERIFIED = str.maketrans(
+    {
+        "I": ".",
+        "i": ".",
+        "P": ".",
+        "p": ".",
+        "s": ".",
+        "S": ".",
+        "C": ".",
+        "v": "_",
+        "z": "_",
+        "o": "_",
+        "U": "_",
+    }
+)
 
 
 class OmsResult(enum.Enum):
@@ -144,7 +179,9 @@ class SignedGopResult:
     end-of-stream marker). ``reference_result``: what the reference would report (valid /
     valid_with_missing / invalid / unsigned / pending). ``parameter_sets_covered``: a kontur
     parameter-set claim was verified. ``sei_ordinal``: 0-based ordinal of the signed SEI
-    that decided this GOP (GOPs of one reference report share it).
+    that decided this GOP (GOPs of one reference report share it). ``picture_size``:
+    ``(width, height)`` from the SPS in effect for the GOP (the GOP's own in-band SPS, else
+    the last in-band SPS before it, else the container's), None when no SPS parses.
     """
 
     index: int
@@ -167,23 +204,26 @@ class SignedGopResult:
     parameter_sets_covered: bool
     sei_ordinal: int | None
     sei_num_nalus: int | None = None
+    picture_size: tuple[int, int] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Gop:
     index: int
     partial: bool
+    inherited_sps: bytes | None = None  # the last in-band SPS before this GOP
     anchor: bytes | None = None
     entries: list[bytes] = field(default_factory=list)
-    marks: list[tuple[str, int | None]] = field(default_factory=list)  # (nalu char, entry)
+    marks: list[str] = field(default_factory=list)  # NAL-unit chars; entries are _ENTRY_MARKS
     frames: int = 0
     ps: set[bytes] = field(default_factory=set)
+    sps: bytes | None = None  # the last in-band SPS of this GOP
     closed: bool = False
     overflow: bool = False
     errors: list[str] = field(default_factory=list)
     bad_marks: set[int] = field(default_factory=set)
     unsigned_sei: OmsSei | None = None  # signing frequency > 1: waiting for a signed SEI
-    content: tuple[OmsResult, list[str], list[str], int | None, OmsResult] | None = None
+    content: tuple[OmsResult, list[str], str, int | None, OmsResult] | None = None
     sei_ordinal: int | None = None
 
 
@@ -197,6 +237,7 @@ class _Signer:
     key_der: bytes
     name: str  # leaf subject (RFC 4514)
     key: object  # the leaf's public key
+    checker: ChainChecker  # provenance of the chain against the validator's anchors
 
 
 class OmsValidator:
@@ -217,16 +258,23 @@ class OmsValidator:
         self.require_claim = require_parameter_set_claim
         self._hasher = GopHasher()
         self._container_ps: set[bytes] = set()
+        self._container_sps: bytes | None = None
         self._gops: list[_Gop] = []  # undecided, oldest first
+        self._open: _Gop | None = None  # the open GOP (the last of _gops, not closed)
         self._count = 0
-        self._prev_anchor: bytes | None = None  # anchor of the GOP before the oldest open
         self._anchors: dict[int, bytes | None] = {}
         self._signer: _Signer | None = None
+        self._signers: dict[bytes, _Signer] = {}  # PEM chain -> parsed, bounded
         self._last_counter: int | None = None
         self._last_general: tuple[bytes, int] | None = None
         self._seen_sei = False
         self._ordinal = 0
         self._held: SignedGopResult | None = None  # decided open GOP (maybe end of stream)
+        self._waiting: list[tuple[bytes, NalInfo]] = []  # non-slice units before any GOP
+        self._last_sps: bytes | None = None
+        self._sizes: dict[bytes, tuple[int, int] | None] = {}
+        self._ps_digests: dict[frozenset[bytes], bytes] = {}
+        self._infos: dict[int, NalInfo] = {}
         self._started = False
         self._finished = False
 
@@ -237,9 +285,12 @@ class OmsValidator:
         if self._started or self._finished:
             raise RuntimeError("set_parameter_sets must be called before the first push")
         for nal in nals:
-            self._container_ps.add(bytes(strip_trailing_zeros(nal)))
+            ps = bytes(strip_trailing_zeros(nal))
+            self._container_ps.add(ps)
             if len(self._container_ps) > MAX_PARAMETER_SETS:
                 raise OmsLimitExceeded(f"more than {MAX_PARAMETER_SETS} container parameter sets")
+            if self._container_sps is None and len(ps) > 1 and self._info(ps).is_sps:
+                self._container_sps = ps
 
     def push(self, au: AccessUnit) -> list[SignedGopResult]:
         """Feed one access unit (decode order); returns the GOP results it decided."""
@@ -253,26 +304,64 @@ class OmsValidator:
                 f"access unit of {len(au.nals)} NAL units exceeds {MAX_NALS_PER_ACCESS_UNIT}"
             )
             return out
-        counted = False
+        infos = self._infos
+        h264 = self.codec is Codec.H264
+        sha = _SHA256
+        held: list[tuple[bytes, NalInfo]] | None = None  # non-slice units before the 1st slice
+        first = True
         for nal in au.nals:
-            if not nal:
+            size = len(nal)
+            if not size:
                 continue
-            try:
-                info = parse_nal_header(nal, self.codec)
-            except NalParseError as exc:
-                gop = self._current() or self._open_gop(partial=True)
-                gop.errors.append(f"malformed NAL unit: {exc}")
-                continue
-            if info.is_slice:
-                out += self._slice(nal, info)
-                gop = self._gops[-1]
-                if not counted:
-                    gop.frames += 1
-                    counted = True
-            elif info.kind is NalKind.SEI and is_oms_sei(nal, self.codec):
-                out += self._oms_sei(nal)
+            if h264:
+                key = nal[0] | 0x100 if size > 1 and nal[1] & 0x80 else nal[0]
+            elif size > 2:
+                key = nal[0] << 8 | nal[1] | (0x10000 if nal[2] & 0x80 else 0)
             else:
-                self._other(nal, info.kind)
+                key = -1  # too short for the cache: parsed (and refused) below
+            info = infos.get(key)
+            if info is None:
+                try:
+                    info = self._info(nal)
+                except NalParseError as exc:
+                    bad = self._current() or self._open_gop(partial=True)
+                    bad.errors.append(f"malformed NAL unit: {exc}")
+                    continue
+            if info.is_slice:
+                open_gop = self._open
+                if open_gop is None or info.starts_gop or self._held is not None:
+                    gop = self._gop_for(info, out)
+                else:
+                    gop = open_gop
+                if first:
+                    first = False
+                    gop.frames += 1
+                    if held or self._waiting:
+                        self._give(gop, held)
+                        held = None
+                if len(gop.entries) >= MAX_NALS_PER_GOP:
+                    gop.overflow = True
+                elif gop.anchor is None and info.starts_gop:
+                    self._add_anchor(gop, nal, info)
+                else:  # a hashed slice of the open GOP: H(anchor || H(nal))
+                    digest = sha(nal if nal[-1] else strip_trailing_zeros(nal)).digest()
+                    gop.entries.append(sha(self._hasher.anchor + digest).digest())
+                    gop.marks.append(info.mark)
+            elif info.is_sei and is_oms_sei(nal, self.codec):
+                out += self._oms_sei(nal)
+            elif first:
+                if held is None:
+                    held = []
+                held.append((nal, info))
+            else:
+                self._other(self._open, nal, info)
+        if held:  # an access unit without a slice: its units go to the open GOP
+            if self._open is not None:
+                self._give(self._open, held)
+            else:
+                self._wait(held)
+        if not out:
+            return out
         return sorted(out, key=lambda r: r.index)
 
     def finish(self, reference_time: datetime | None = None) -> list[SignedGopResult]:
@@ -304,70 +393,100 @@ class OmsValidator:
                 )
                 out.append(self._emit(gop, OmsResult.PENDING, [why], "pending"))
         self._gops = []
+        self._open = None
         return sorted(out, key=lambda r: r.index)
 
     # -- NAL handling -------------------------------------------------------------------
 
+    def _info(self, nal: bytes | memoryview) -> NalInfo:
+        """parse_nal_header, remembered under the key push computes (raises NalParseError)."""
+        info = parse_nal_header(nal, self.codec)
+        primary = 0x100 if self.codec is Codec.H264 else 0x10000
+        key = nal[0] if self.codec is Codec.H264 else nal[0] << 8 | nal[1]
+        if len(self._infos) < 4096:
+            self._infos[key | primary if info.is_primary_slice else key] = info
+        return info
+
     def _current(self) -> _Gop | None:
-        return self._gops[-1] if self._gops and not self._gops[-1].closed else None
+        return self._open
 
     def _open_gop(self, partial: bool) -> _Gop:
-        gop = _Gop(self._count, partial)
+        gop = _Gop(self._count, partial, self._last_sps)
         self._anchors.pop(self._count - MAX_PENDING_GOPS - 4, None)
         self._count += 1
         self._gops.append(gop)
+        self._open = gop
         return gop
 
-    def _slice(self, nal: bytes, info: NalInfo) -> list[SignedGopResult]:
-        out: list[SignedGopResult] = []
+    def _drop(self, gop: _Gop) -> None:
+        self._gops.remove(gop)
+        if gop is self._open:
+            self._open = None
+
+    def _gop_for(self, info: NalInfo, out: list[SignedGopResult]) -> _Gop:
+        """The GOP a slice belongs to, opening (and closing) GOPs as the slice demands."""
         if self._held is not None:
             out.append(_replace_eos(self._held, False))
             self._held = None
             if not info.starts_gop:  # slices after the SEI that signed this GOP
-                self._open_gop(partial=True)
-        current = self._current()
+                return self._open_gop(partial=True)
+        current = self._open
         if info.starts_gop:
             if current is not None:
                 current.closed = True
+                self._open = None
                 out += self._evict()
             self._hasher.start_gop()
-            current = self._open_gop(partial=False)
-        elif current is None:
-            current = self._open_gop(partial=True)
+            return self._open_gop(partial=False)
+        return current if current is not None else self._open_gop(partial=True)
+
+    def _add_anchor(self, gop: _Gop, nal: bytes, info: NalInfo) -> None:
         entry = self._hasher.entry(nal, info)
-        if info.starts_gop and current.anchor is None:
-            current.anchor = self._hasher.anchor
-            self._anchors[current.index] = current.anchor
-        self._add_entry(
-            current, entry, info.kind.value if info.is_primary_slice else info.kind.value.lower()
-        )
-        return out
+        gop.anchor = self._hasher.anchor
+        self._anchors[gop.index] = gop.anchor
+        gop.marks.append(info.mark)
+        gop.entries.append(entry)
 
     def _add_entry(self, gop: _Gop, entry: bytes, char: str) -> None:
         if len(gop.entries) >= MAX_NALS_PER_GOP:
             gop.overflow = True
             return
-        gop.marks.append((char, len(gop.entries)))
+        gop.marks.append(char)
         gop.entries.append(entry)
 
-    def _other(self, nal: bytes, kind: NalKind) -> None:
-        gop = self._current()
+    def _give(self, gop: _Gop, held: list[tuple[bytes, NalInfo]] | None) -> None:
+        """Units held before an access unit's first slice go to that slice's GOP."""
+        waiting, self._waiting = self._waiting, []
+        for nal, info in (*waiting, *(held or ())):
+            self._other(gop, nal, info)
+
+    def _wait(self, held: list[tuple[bytes, NalInfo]]) -> None:
+        """No GOP open: keep the units (bounded) for the first GOP to come."""
+        for item in held:
+            if len(self._waiting) >= MAX_NALS_PER_GOP:
+                break
+            self._waiting.append(item)
+
+    def _other(self, gop: _Gop | None, nal: bytes, info: NalInfo) -> None:
         if gop is None:
             return
-        if kind is NalKind.PARAMETER_SET:
+        if info.is_parameter_set:
             if len(gop.ps) < MAX_PARAMETER_SETS:
-                gop.ps.add(bytes(strip_trailing_zeros(nal)))
+                ps = bytes(strip_trailing_zeros(nal))
+                gop.ps.add(ps)
+                if info.is_sps:
+                    gop.sps = self._last_sps = ps
             else:
                 gop.overflow = True
         if len(gop.marks) < MAX_NALS_PER_GOP:
-            gop.marks.append((kind.value, None))
+            gop.marks.append(info.mark)
 
     def _evict(self) -> list[SignedGopResult]:
         out: list[SignedGopResult] = []
         closed = [g for g in self._gops if g.closed]
         while len(closed) > MAX_PENDING_GOPS:
             gop = closed.pop(0)
-            self._gops.remove(gop)
+            self._drop(gop)
             if self._seen_sei:
                 why = f"no SEI signed this GOP within {MAX_PENDING_GOPS} GOPs"
                 out.append(self._emit(gop, OmsResult.NOT_AUTHENTIC, [why], "invalid"))
@@ -377,6 +496,16 @@ class OmsValidator:
                 )
         return out
 
+    def _picture_size(self, gop: _Gop) -> tuple[int, int] | None:
+        sps = gop.sps or gop.inherited_sps or self._container_sps
+        if sps is None:
+            return None
+        if sps not in self._sizes:
+            if len(self._sizes) >= MAX_PARAMETER_SETS:
+                self._sizes.clear()
+            self._sizes[sps] = sps_picture_size(sps, self.codec)
+        return self._sizes[sps]
+
     # -- SEI handling -------------------------------------------------------------------
 
     def _target(self) -> tuple[_Gop | None, list[_Gop]]:
@@ -384,7 +513,7 @@ class OmsValidator:
         closed = [g for g in self._gops if g.closed and g.unsigned_sei is None]
         if closed:
             return closed[-1], closed[:-1]
-        return self._current(), []
+        return self._open, []
 
     def _oms_sei(self, nal: bytes) -> list[SignedGopResult]:
         self._seen_sei = True
@@ -395,12 +524,12 @@ class OmsValidator:
             if target is not None:
                 target.errors.append(f"malformed OMS SEI: {exc}")
             return []
-        current = self._current()
+        current = self._open
         if not sei.is_signed and not sei.certificate_sei and current is not None:
             entry = hash_bytes(strip_trailing_zeros(nal), sei.hash_name)
             self._add_entry(current, entry, "s")
         elif current is not None and len(current.marks) < MAX_NALS_PER_GOP:
-            current.marks.append(("C" if sei.certificate_sei else "S", None))
+            current.marks.append("C" if sei.certificate_sei else "S")
         general = sei.general
         if (
             current is not None
@@ -420,6 +549,10 @@ class OmsValidator:
         assert certs is not None
         if self._signer is not None and self._signer.pem == certs.chain_pem:
             return
+        known = self._signers.get(certs.chain_pem)
+        if known is not None:  # parsed and its structure checked before: every SEI repeats it
+            self._signer = known
+            return
         try:
             chain = load_pem_chain(certs.chain_pem)
             der = tuple(c.public_bytes(serialization.Encoding.DER) for c in chain)
@@ -431,6 +564,7 @@ class OmsValidator:
             for cert in chain:  # parse lazily-decoded fields now, not mid-validation
                 _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
                 _ = list(cert.extensions)
+            checker = ChainChecker(chain, self.anchors)
         except (
             ValueError,
             TypeError,
@@ -442,7 +576,10 @@ class OmsValidator:
                 target.errors.append(f"certificate chain does not parse: {exc}")
             self._signer = None
             return
-        self._signer = _Signer(certs.chain_pem, chain, der, key, name, public)
+        self._signer = _Signer(certs.chain_pem, chain, der, key, name, public, checker)
+        if len(self._signers) >= 8:
+            self._signers.clear()
+        self._signers[certs.chain_pem] = self._signer
 
     def _sign_target(
         self, sei: OmsSei, target: _Gop | None, skipped: list[_Gop]
@@ -451,7 +588,7 @@ class OmsValidator:
         general = sei.general
         assert general is not None
         for gop in skipped:
-            self._gops.remove(gop)
+            self._drop(gop)
             why = (
                 f"no SEI signed this GOP (the next SEI, GOP counter {general.gop_counter}, "
                 "signs a later GOP)"
@@ -472,7 +609,7 @@ class OmsValidator:
 
     def _check_content(
         self, sei: OmsSei, gop: _Gop, expected: int | None
-    ) -> tuple[OmsResult, list[str], list[str], int | None, OmsResult]:
+    ) -> tuple[OmsResult, list[str], str, int | None, OmsResult]:
         """(result, reasons, per-entry status, nalus expected, the reference's result)."""
         general = sei.general
         assert general is not None
@@ -498,7 +635,7 @@ class OmsValidator:
             reasons.append(link)
             result = OmsResult.NOT_AUTHENTIC
             if status:
-                status[0] = "N"  # the anchor does not chain to the previous GOP
+                status = "N" + status[1:]  # the anchor does not chain to the previous GOP
         reference = result  # the reference does not look at parameter sets
         claim = self._check_claim(sei, gop)
         if claim[0]:
@@ -508,14 +645,16 @@ class OmsValidator:
 
     def _match_list(
         self, gop: _Gop, signed: tuple[bytes, ...], general: GeneralTlv
-    ) -> tuple[OmsResult, list[str], list[str]]:
+    ) -> tuple[OmsResult, list[str], str]:
         reasons: list[str] = []
-        status = ["."] * len(gop.entries)
-        if list(signed) == gop.entries:
-            result = OmsResult.AUTHENTIC
+        if len(signed) == len(gop.entries) and b"".join(signed) == b"".join(gop.entries):
+            result = OmsResult.AUTHENTIC  # the common case: one comparison
+            status = "." * len(gop.entries)
         else:
-            result, why = _align(gop, signed, status)
+            marks = ["."] * len(gop.entries)
+            result, why = _align(gop, signed, marks)
             reasons += why
+            status = "".join(marks)
         size = len(signed[0]) if signed else 32
         if general.gop_hash != gop_hash(signed, size=size) or general.num_nalus != len(signed):
             if self._last_general == (general.gop_hash, general.num_nalus):
@@ -530,15 +669,15 @@ class OmsValidator:
 
     def _match_gop_hash(
         self, gop: _Gop, general: GeneralTlv, hash_name: str
-    ) -> tuple[OmsResult, list[str], list[str]]:
+    ) -> tuple[OmsResult, list[str], str]:
         computed = gop_hash(gop.entries, hash_name, len(general.gop_hash))
         if computed == general.gop_hash and general.num_nalus == len(gop.entries):
-            return OmsResult.AUTHENTIC, [], ["."] * len(gop.entries)
+            return OmsResult.AUTHENTIC, [], "." * len(gop.entries)
         why = (
             f"GOP hash does not match the {len(gop.entries)} NAL units received "
             f"(SEI expects {general.num_nalus}; low-bitrate mode, no hash list)"
         )
-        return OmsResult.NOT_AUTHENTIC, [why], ["N"] * len(gop.entries)
+        return OmsResult.NOT_AUTHENTIC, [why], "N" * len(gop.entries)
 
     def _check_link(self, gop: _Gop, linked: bytes) -> str | None:
         prev = self._anchors.get(gop.index - 1, None) if gop.index > 0 else None
@@ -558,9 +697,19 @@ class OmsValidator:
             if self.require_claim:
                 return "parameter sets are not covered by a kontur claim", OmsResult.NOT_AUTHENTIC
             return None, OmsResult.AUTHENTIC
-        if parameter_set_digest(self._container_ps | gop.ps) != digest:
+        if self._ps_digest(gop) != digest:
             return _PS_MISMATCH, OmsResult.NOT_AUTHENTIC
         return None, OmsResult.AUTHENTIC
+
+    def _ps_digest(self, gop: _Gop) -> bytes:
+        """Digest of the parameter sets in effect for ``gop`` (cached per in-band set)."""
+        key = frozenset(gop.ps)
+        digest = self._ps_digests.get(key)
+        if digest is None:
+            if len(self._ps_digests) >= MAX_PARAMETER_SETS:
+                self._ps_digests.clear()
+            digest = self._ps_digests[key] = parameter_set_digest(self._container_ps | gop.ps)
+        return digest
 
     def _decide_signed(self, sei: OmsSei, target: _Gop) -> list[SignedGopResult]:
         self._ordinal += 1
@@ -568,15 +717,14 @@ class OmsValidator:
         sig_problem = self._verify_signature(sei)
         chained = [g for g in self._gops if g.unsigned_sei is not None and g is not target]
         out: list[SignedGopResult] = []
-        verified = {
-            e
-            for e, s in zip(
-                target.entries, (target.content or (None, [], [], None, None))[2], strict=False
-            )
-            if s == "."
-        }
+        status = target.content[2] if target.content else ""
+        verified = (
+            {e for e, s in zip(target.entries, status, strict=False) if s == "."}
+            if chained
+            else set()
+        )
         for gop in chained:
-            self._gops.remove(gop)
+            self._drop(gop)
             extra = [] if sig_problem is None else [sig_problem]
             unsigned = gop.unsigned_sei
             assert unsigned is not None
@@ -585,7 +733,7 @@ class OmsValidator:
                     "the unsigned SEI covering this GOP is not covered by a verified signature"
                 )
             out.append(self._decide(gop, unsigned, extra, ordinal))
-        self._gops.remove(target)
+        self._drop(target)
         result = self._decide(target, sei, [] if sig_problem is None else [sig_problem], ordinal)
         data = sei.arbitrary_data
         if data is not None and claims_end_of_stream(data.data):
@@ -604,12 +752,12 @@ class OmsValidator:
             return "no signing certificate received: the signature cannot be verified"
         key = self._signer.key
         name = self._signer.name
-        algo = _HASHES[sei.hash_name]()
         digest = hash_bytes(sei.signed_bytes, sei.hash_name)
         try:
             if isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(sig.signature, digest, ec.ECDSA(utils.Prehashed(algo)))
+                key.verify(sig.signature, digest, _ECDSA[sei.hash_name])
             elif isinstance(key, rsa.RSAPublicKey):
+                algo = _HASHES[sei.hash_name]()
                 pss = padding.PSS(padding.MGF1(_HASHES[sei.hash_name]()), padding.PSS.AUTO)
                 key.verify(sig.signature, digest, pss, utils.Prehashed(algo))
             else:
@@ -620,7 +768,7 @@ class OmsValidator:
 
     def _decide(self, gop: _Gop, sei: OmsSei, extra: list[str], ordinal: int) -> SignedGopResult:
         no_check = OmsResult.NOT_AUTHENTIC
-        content = gop.content or (no_check, ["no content check"], [], None, no_check)
+        content = gop.content or (no_check, ["no content check"], "", None, no_check)
         result, reasons, status, expected_n, reference = content
         reasons = list(reasons) + extra
         if extra:
@@ -635,9 +783,9 @@ class OmsValidator:
         prov = self._provenance(start)
         data = sei.arbitrary_data
         claimed = data is not None and decode_parameter_set_claim(data.data) is not None
-        covered = claimed and not any(r.startswith(_PS_MISMATCH) for r in reasons)
-        if not covered:
-            reasons.append("parameter sets are not covered by the signature (no kontur claim)")
+        covered = claimed and _PS_MISMATCH not in reasons
+        if not claimed:
+            reasons.append(_NO_CLAIM)
         hl = sei.hash_list
         ident = gop_hash(hl.hashes, size=len(general.gop_hash)) if hl else general.gop_hash
         vstr, nstr = _strings(gop, status)
@@ -663,6 +811,7 @@ class OmsValidator:
             parameter_sets_covered=covered,
             sei_ordinal=ordinal,
             sei_num_nalus=general.num_nalus,
+            picture_size=self._picture_size(gop),
         )
 
     def _provenance(self, capture: datetime | None) -> ProvenanceCheck:
@@ -672,7 +821,7 @@ class OmsValidator:
         if moment is None:
             return ProvenanceCheck(Provenance.NOT_OK, "no capture time and no reference time")
         try:
-            return check_chain(self._signer.chain, self.anchors, moment)
+            return self._signer.checker.check(moment)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             return ProvenanceCheck(Provenance.NOT_OK, f"certificate chain cannot be checked: {exc}")
 
@@ -680,7 +829,7 @@ class OmsValidator:
         self, gop: _Gop, result: OmsResult, reasons: list[str], ref: str, ordinal: int | None = None
     ) -> SignedGopResult:
         char = {OmsResult.PENDING: "P", OmsResult.NOT_AUTHENTIC: "N"}.get(result, "U")
-        vstr, nstr = _strings(gop, [char] * len(gop.entries))
+        vstr, nstr = _strings(gop, char * len(gop.entries))
         return SignedGopResult(
             index=gop.index,
             result=result,
@@ -701,6 +850,7 @@ class OmsValidator:
             reference_result=ref,
             parameter_sets_covered=False,
             sei_ordinal=ordinal,
+            picture_size=self._picture_size(gop),
         )
 
 
@@ -715,7 +865,7 @@ def _align(gop: _Gop, signed: tuple[bytes, ...], status: list[str]) -> tuple[Oms
     received hashes are matched in order against the list.
     """
     reasons: list[str] = []
-    chars = {i: c for c, i in gop.marks if i is not None}
+    chars = [c for c in gop.marks if c in _ENTRY_MARKS]
     bad = 0
     matched = 0
     pos = 0
@@ -728,9 +878,9 @@ def _align(gop: _Gop, signed: tuple[bytes, ...], status: list[str]) -> tuple[Oms
             status[i] = "N"
             bad += 1
             if bad <= 10:
+                char = chars[i] if i < len(chars) else "?"
                 reasons.append(
-                    f"hash of NAL {i} ({_label(chars.get(i, '?'))}) does not match the signed "
-                    "hash list"
+                    f"hash of NAL {i} ({_label(char)}) does not match the signed hash list"
                 )
             continue
         matched += 1
@@ -752,18 +902,23 @@ def _label(char: str) -> str:
     return _LABELS.get(char, "NAL")
 
 
-def _strings(gop: _Gop, status: list[str]) -> tuple[str, str]:
+def _strings(gop: _Gop, status: str) -> tuple[str, str]:
+    """(validation string, NAL-unit string) of ``gop`` given the per-entry ``status``."""
+    nstr = "".join(gop.marks)
+    if not gop.bad_marks and status.count(".") == len(status) == len(gop.entries):
+        return nstr.translate(_ALL_VERIFIED), nstr  # the common case, in C
     vchars: list[str] = []
-    nchars: list[str] = []
-    for pos, (char, idx) in enumerate(gop.marks):
-        nchars.append(char)
+    idx = 0
+    for pos, char in enumerate(gop.marks):
+        entry = char in _ENTRY_MARKS
         if pos in gop.bad_marks:
             vchars.append("N")
-        elif idx is None:
+        elif not entry:
             vchars.append("." if char in "SC" else "_")
         else:
             vchars.append(status[idx] if idx < len(status) else "U")
-    return "".join(vchars), "".join(nchars)
+        idx += entry
+    return "".join(vchars), nstr
 
 
 def _replace_eos(result: SignedGopResult, eos: bool) -> SignedGopResult:
