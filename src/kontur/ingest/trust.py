@@ -75,6 +75,9 @@ class GopTrust:
     findings: tuple[tuple[Verdict, str], ...]
     oms: SignedGopResult | None = None
     """The validator's full result (counter, capture times, strings), when there is one."""
+    seen: dict[str, object] | None = None
+    """What the freshness layer stored for this GOP (session, counter, hash, commit): kept in
+    the archive so the replay state can be rebuilt from it (ADR 0013)."""
 
     @property
     def verified(self) -> bool:
@@ -105,6 +108,7 @@ class GopTrust:
             "end_of_stream": r.end_of_stream,
             "validation": r.validation_string,
             "parameter_sets_covered": r.parameter_sets_covered,
+            "freshness": self.seen,
         }
 
 
@@ -209,13 +213,15 @@ class CameraTrust:
         findings += [(Verdict.NOT_AUTHENTIC, why) for why in self._errors.pop(r.index, [])]
         if not findings:
             findings.append((verdict, f"Media Signing: {r.result.value}"))
+        seen: dict[str, object] | None = None
         if self.guard is not None and r.result is not OmsResult.PENDING:
             result = self.guard.check(self._facts(r))
             findings += [(result.verdict, why) for why in result.reasons]
+            seen = result.seen_payload()
         elif _signed(r) and r.provenance.status is not Provenance.OK:
             # no inventory: the trust anchors given are all there is to root the key in
             findings.append((Verdict.NOT_AUTHENTIC, f"provenance: {r.provenance.reason}"))
-        return GopTrust(r.index, tuple(findings), r)
+        return GopTrust(r.index, tuple(findings), r, seen)
 
     def _facts(self, r: SignedGopResult) -> SignedGopFacts:
         signed = r.result is not OmsResult.UNSIGNED

@@ -121,6 +121,7 @@ class Perimeter:
         self.rejected_messages = 0
         self.worker_ready_at: float | None = None
         self.isolation: dict[str, Any] | None = None
+        self._inventory: Inventory | None = None
 
     # ---- preparation -------------------------------------------------------------------
     def _plan_cameras(self) -> list[CameraPlan]:
@@ -160,8 +161,9 @@ class Perimeter:
 
     def _record_inventory(self) -> None:
         """Archive the inventory changes (enrolments, revocations) not archived yet."""
-        with Inventory.open(self.data_dir, self.clock) as inv:
-            inv.drain_to_archive(self.archive)
+        if self._inventory is None:
+            self._inventory = Inventory.open(self.data_dir, self.clock)
+        self._inventory.drain_to_archive(self.archive)
 
     def _prepare_model(self) -> tuple[dict[str, Any], bytes | None]:
         if self.opts.model is None and self.opts.release is None:
@@ -443,6 +445,9 @@ class Perimeter:
             if now - last_progress > 0.2:
                 last_progress = now
                 self.supervisor.sample_memory()
+                # a `kontur camera revoke` made while we run: ingest acts on it at the
+                # camera's next GOP; the archive records it here
+                self._record_inventory()
                 self.archive.flush()
                 self._progress(
                     frames=sum(r.seq + 1 for r in wiring.rings.values()),
@@ -494,6 +499,8 @@ class Perimeter:
         try:
             return self._run()
         finally:
+            if self._inventory is not None:
+                self._inventory.close()
             self.archive.close()
 
     def _run(self) -> dict[str, Any]:
