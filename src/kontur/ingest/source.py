@@ -413,6 +413,8 @@ class _Cutter:
         if self.on_packet is not None:
             seg = self.on_packet(seg, header, info)
         self.gop.packets.append(seg)
+        if not self.decoding:
+            return
         if _carries_picture(info.codec, data, header):
             self.gop.frames += self.decode(stream, packet)
         else:
