@@ -20,6 +20,7 @@ from kontur.ingest.oms.nal import (
     remove_emulation_prevention,
     split_annexb,
     split_length_prefixed,
+    split_length_prefixed_views,
     split_packet,
     strip_trailing_zeros,
 )
@@ -36,6 +37,16 @@ def _avcc(*nals: bytes, size: int = 4) -> bytes:
 def test_split_length_prefixed_all_sizes() -> None:
     for size in (1, 2, 4):
         assert split_length_prefixed(_avcc(SPS, IDR, size=size), size) == [SPS, IDR]
+
+
+def test_split_length_prefixed_views_share_the_buffer() -> None:
+    data = _avcc(SPS, IDR, P_SLICE)
+    views = split_length_prefixed_views(data)
+    assert views == [SPS, IDR, P_SLICE]
+    assert all(isinstance(v, memoryview) and v.readonly and v.obj is data for v in views)
+    for bad in (b"\x00\x00", b"\x00\x00\x00\x09ab", b"\x00\x00\x00\x00"):
+        with pytest.raises(NalParseError):
+            split_length_prefixed_views(bad)
 
 
 def test_split_length_prefixed_errors() -> None:
@@ -103,6 +114,9 @@ def test_emulation_prevention_round_trip(data: bytes) -> None:
 def test_strip_trailing_zeros() -> None:
     for data in (b"", b"\x00", b"ab\x00\x00", b"a" * 100 + b"\x00" * 3, b"\x00" * 70, b"abc"):
         assert bytes(strip_trailing_zeros(data)) == data.rstrip(b"\x00")
+        assert bytes(strip_trailing_zeros(memoryview(data))) == data.rstrip(b"\x00")
+    plain = b"ends-in-one\x01"
+    assert strip_trailing_zeros(plain) is plain  # the common case: no copy, no view
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from tests.conftest import shared
 from kontur.ingest.oms.errors import OmsReadError
 from kontur.ingest.oms.nal import Codec, add_emulation_prevention
 from kontur.ingest.oms.reader import read_access_units, validate_file
-from kontur.ingest.oms.validator import OmsResult
+from kontur.ingest.oms.validator import OmsResult, OmsValidator, SignedGopResult
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -39,6 +39,22 @@ def test_raw_annexb_file_validates(tmp_path: Path) -> None:
     assert codec is Codec.H264
     assert len(results) == 10
     assert {r.result for r in results} == {OmsResult.AUTHENTIC}
+
+
+def test_validate_file_over_views_matches_copies() -> None:
+    """validate_file reads packets as memoryviews; the decisions equal those over copies."""
+    path = shared("oms", "streams", "car_h265_sigfreq2.mp4")
+    anchors = x509.load_pem_x509_certificates(shared("oms", "keys", "ca_ec.pem").read_bytes())
+    codec, ps, units = read_access_units(path)
+    aus = list(units)
+    assert all(type(n) is bytes for au in aus for n in au.nals)
+    validator = OmsValidator(codec, anchors, reference_time=NOW)
+    validator.set_parameter_sets(ps)
+    copied: list[SignedGopResult] = []
+    for au in aus:
+        copied += validator.push(au)
+    copied += validator.finish(NOW)
+    assert validate_file(path, anchors, NOW) == sorted(copied, key=lambda r: r.index)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -51,7 +51,13 @@ END_OF_STREAM_MARKER = b"kontur/eos/v1\x00"
 
 def hash_bytes(data: bytes | memoryview, hash_name: str = "sha256") -> bytes:
     """Digest of ``data`` with the named hashlib algorithm."""
+    new = _CONSTRUCTORS.get(hash_name)
+    if new is not None:
+        return new(data).digest()
     return hashlib.new(hash_name, data).digest()
+
+
+_CONSTRUCTORS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 
 def gop_hash(hashes: Iterable[bytes], hash_name: str = "sha256", size: int = 32) -> bytes:

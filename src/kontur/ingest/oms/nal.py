@@ -16,12 +16,16 @@ Classification follows ``parse_h264_nalu_header``/``parse_h265_nalu_header`` of 
 reference: slices (IDR/IRAP = ``I``, other = ``P``), parameter sets, SEI, AUD, other.
 H.264 types 1 and 5 and H.265 types 0-1 and 16-21 are slices; H.265 TSA/STSA/RADL/RASL
 (2-9) are "other", as in the reference.
+
+:func:`split_length_prefixed_views` splits without copying (read-only memoryviews into the
+packet); :func:`sps_picture_size` reads the picture size from an SPS without decoding.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+import struct
 from dataclasses import dataclass, field
 
 from kontur.ingest.oms.errors import NalParseError, OmsLimitExceeded
@@ -262,6 +266,9 @@ def split_length_prefixed(data: bytes | memoryview, length_size: int = 4) -> lis
     return [bytes(v) for v in split_length_prefixed_views(data, length_size)]
 
 
+_LENGTH_PREFIX = {1: struct.Struct(">B"), 2: struct.Struct(">H"), 4: struct.Struct(">I")}
+
+
 def split_length_prefixed_views(data: bytes | memoryview, length_size: int = 4) -> list[memoryview]:
     """:func:`split_length_prefixed` without copies: read-only views into ``data``.
 
@@ -273,6 +280,7 @@ def split_length_prefixed_views(data: bytes | memoryview, length_size: int = 4) 
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     out: list[memoryview] = []
+    unpack = _LENGTH_PREFIX[length_size].unpack_from
     end = len(view)
     pos = 0
     while pos < end:
@@ -281,7 +289,7 @@ def split_length_prefixed_views(data: bytes | memoryview, length_size: int = 4) 
                 f"truncated NAL length prefix at offset {pos}: "
                 f"expected {length_size} bytes, got {end - pos}"
             )
-        size = int.from_bytes(view[pos : pos + length_size], "big")
+        (size,) = unpack(view, pos)
         pos += length_size
         if size == 0:
             raise NalParseError(f"expected a non-empty NAL unit at offset {pos}, got length 0")

@@ -19,7 +19,14 @@ from cryptography import x509
 
 from kontur.ingest.oms.errors import NalParseError, OmsLimitExceeded, OmsReadError
 from kontur.ingest.oms.limits import MAX_ACCESS_UNIT_BYTES
-from kontur.ingest.oms.nal import Codec, parse_extradata, split_packet
+from kontur.ingest.oms.nal import (
+    Codec,
+    is_annexb,
+    parse_extradata,
+    split_annexb,
+    split_length_prefixed_views,
+    split_packet,
+)
 from kontur.ingest.oms.validator import AccessUnit, OmsValidator, SignedGopResult
 
 __all__ = ["read_access_units", "validate_file"]
@@ -34,6 +41,14 @@ def read_access_units(path: str | Path) -> tuple[Codec, list[bytes], Iterator[Ac
     Raises :class:`OmsReadError` when the file cannot be opened, has no H.264/H.265 video
     or its extradata does not parse.
     """
+    return _open_units(path, views=False)
+
+
+def _open_units(
+    path: str | Path, *, views: bool
+) -> tuple[Codec, list[bytes], Iterator[AccessUnit]]:
+    """:func:`read_access_units`; with ``views`` the NAL units are read-only memoryviews
+    into the packets (no copy), for a consumer that does not keep them (the validator)."""
     path = Path(path)
     fmt = _RAW_FORMATS.get(path.suffix.lower())
     try:
@@ -54,7 +69,7 @@ def read_access_units(path: str | Path) -> tuple[Codec, list[bytes], Iterator[Ac
     except NalParseError as exc:
         container.close()
         raise OmsReadError(f"{path}: {exc}") from None
-    return codec, ps, _packets(container, stream, length_size, path, codec)
+    return codec, ps, _packets(container, stream, length_size, path, codec, views)
 
 
 def _packets(
@@ -63,6 +78,7 @@ def _packets(
     length_size: int,
     path: Path,
     codec: Codec,
+    views: bool,
 ) -> Iterator[AccessUnit]:
     try:
         for packet in container.demux(stream):
@@ -72,16 +88,26 @@ def _packets(
                 raise OmsLimitExceeded(
                     f"{path}: packet of {packet.size} bytes exceeds {MAX_ACCESS_UNIT_BYTES}"
                 )
-            data = bytes(packet)
             try:
-                nals = split_packet(data, length_size, codec)
+                nals = _split(packet, length_size, codec, views)
             except NalParseError as exc:
                 raise OmsReadError(f"{path}: packet at pts {packet.pts}: {exc}") from None
-            yield AccessUnit(tuple(nals), packet.pts, bool(packet.is_keyframe))
+            yield AccessUnit(nals, packet.pts, bool(packet.is_keyframe))
     except av.FFmpegError as exc:
         raise OmsReadError(f"{path}: demux failed: {exc}") from None
     finally:
         container.close()
+
+
+def _split(
+    packet: av.Packet[av.video.stream.VideoStream], length_size: int, codec: Codec, views: bool
+) -> tuple[bytes | memoryview, ...]:
+    if not views:
+        return tuple(split_packet(bytes(packet), length_size, codec))
+    view = memoryview(packet).toreadonly()  # keeps the packet alive
+    if is_annexb(view, length_size):
+        return tuple(split_annexb(view, codec))
+    return tuple(split_length_prefixed_views(view, length_size))
 
 
 def validate_file(
@@ -92,7 +118,7 @@ def validate_file(
     require_parameter_set_claim: bool = False,
 ) -> list[SignedGopResult]:
     """Validate every GOP of ``path``; results ordered by GOP index."""
-    codec, ps, units = read_access_units(path)
+    codec, ps, units = _open_units(path, views=True)
     validator = OmsValidator(
         codec,
         trust_anchors,

@@ -24,9 +24,11 @@ Timestamps are 64-bit counts of 100 ns since 1601-01-01 UTC (FILETIME); see
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from kontur.ingest.oms.errors import OmsLimitExceeded, SeiParseError, UnsupportedOmsVersion
 from kontur.ingest.oms.limits import (
@@ -114,6 +116,10 @@ def _version(tag: Tag, value: bytes, allowed: tuple[int, ...]) -> int:
     return value[0]
 
 
+_GENERAL_V1 = struct.Struct(">BBBBBqIH")
+_GENERAL_V2 = struct.Struct(">BBBBBqqIH")
+
+
 @dataclass(frozen=True)
 class GeneralTlv:
     """General information (tag 1): counters, timestamps, GOP hash and linked hash."""
@@ -139,23 +145,24 @@ class GeneralTlv:
                 f"GENERAL TLV: expected {fixed + 2 * hash_size} bytes for version {version} "
                 f"with {hash_size}-byte hashes, got {len(value)}"
             )
-        pos = 5
-        start = int.from_bytes(value[pos : pos + 8], "big", signed=True)
-        pos += 8
-        end = start
         if version >= 2:
-            end = int.from_bytes(value[pos : pos + 8], "big", signed=True)
-            pos += 8
+            _, major, minor, patch, partial, start, end, counter, count = _GENERAL_V2.unpack_from(
+                value
+            )
+        else:
+            _, major, minor, patch, partial, start, counter, count = _GENERAL_V1.unpack_from(value)
+            end = start
+        pos = fixed
         return cls(
-            version=version,
-            code_version=(value[1], value[2], value[3]),
-            triggered_partial_gop=value[4],
-            start_timestamp=start,
-            end_timestamp=end,
-            gop_counter=int.from_bytes(value[pos : pos + 4], "big"),
-            num_nalus=int.from_bytes(value[pos + 4 : pos + 6], "big"),
-            gop_hash=value[pos + 6 : pos + 6 + hash_size],
-            linked_hash=value[pos + 6 + hash_size :],
+            version,
+            (major, minor, patch),
+            partial,
+            start,
+            end,
+            counter,
+            count,
+            value[pos : pos + hash_size],
+            value[pos + hash_size :],
         )
 
     def encode(self) -> bytes:
@@ -178,6 +185,10 @@ class GeneralTlv:
         return filetime_to_datetime(self.end_timestamp)
 
 
+#: struct layouts splitting a hash list into its hashes, per (count, hash size).
+_LIST_LAYOUTS: dict[tuple[int, int], struct.Struct] = {}
+
+
 @dataclass(frozen=True)
 class HashListTlv:
     """Hash list (tag 2): one hash per hashed NAL unit of the (partial) GOP."""
@@ -198,11 +209,21 @@ class HashListTlv:
         count = len(body) // hash_size
         if count > MAX_HASH_LIST_ENTRIES:
             raise OmsLimitExceeded(f"hash list of {count} entries exceeds {MAX_HASH_LIST_ENTRIES}")
-        return cls(version, tuple(body[i : i + hash_size] for i in range(0, len(body), hash_size)))
+        layout = _LIST_LAYOUTS.get((count, hash_size))
+        if layout is None:  # at most MAX_HASH_LIST_ENTRIES x 3 hash sizes: bounded
+            layout = _LIST_LAYOUTS[count, hash_size] = struct.Struct(f">{f'{hash_size}s' * count}")
+        tlv = cls(version, layout.unpack(body))
+        tlv.__dict__["joined"] = body  # the cached_property, already known
+        return tlv
+
+    @cached_property
+    def joined(self) -> bytes:
+        """The hashes concatenated (as carried): compared and hashed in one piece."""
+        return b"".join(self.hashes)
 
     def encode(self) -> bytes:
         """The value bytes."""
-        return bytes([self.version]) + b"".join(self.hashes)
+        return bytes([self.version]) + self.joined
 
 
 @dataclass(frozen=True)
@@ -488,29 +509,35 @@ _DECODERS: dict[Tag, Callable[[bytes], OmsTlv]] = {
 }
 
 
-def _split_tlvs(data: bytes) -> list[tuple[Tag, int, bytes]]:
+_TAGS: dict[int, Tag] = {int(t): t for t in Tag}
+
+
+def _split_tlvs(data: bytes, start: int = 0) -> list[tuple[Tag, int, bytes]]:
+    """(tag, offset relative to ``start``, value) of each TLV in ``data[start:]``."""
     out: list[tuple[Tag, int, bytes]] = []
     seen: set[int] = set()
-    pos = 0
-    while pos < len(data):
-        if pos + 3 > len(data):
+    end = len(data)
+    at = start
+    while at < end:
+        pos = at - start
+        if at + 3 > end:
             raise SeiParseError(f"truncated TLV header at offset {pos}")
-        raw_tag = data[pos]
-        if raw_tag not in Tag._value2member_map_:
+        raw_tag = data[at]
+        tag = _TAGS.get(raw_tag)
+        if tag is None:
             raise SeiParseError(f"unknown TLV tag {raw_tag} at offset {pos}")
         if raw_tag in seen:
             raise SeiParseError(f"duplicate TLV tag {raw_tag} at offset {pos}")
         if Tag.SIGNATURE in seen:
             raise SeiParseError(f"TLV tag {raw_tag} after the signature is not signed")
         seen.add(raw_tag)
-        length = int.from_bytes(data[pos + 1 : pos + 3], "big")
-        if pos + 3 + length > len(data):
+        length = data[at + 1] << 8 | data[at + 2]
+        if at + 3 + length > end:
             raise SeiParseError(
-                f"TLV tag {raw_tag} at offset {pos} claims {length} bytes, "
-                f"only {len(data) - pos - 3} left"
+                f"TLV tag {raw_tag} at offset {pos} claims {length} bytes, only {end - at - 3} left"
             )
-        out.append((Tag(raw_tag), pos, data[pos + 3 : pos + 3 + length]))
-        pos += 3 + length
+        out.append((tag, pos, data[at + 3 : at + 3 + length]))
+        at += 3 + length
     return out
 
 
@@ -530,6 +557,11 @@ class OmsSei:
     emulation_prevented: bool
     hash_name: str = "sha256"
     _head_len: int = field(default=0, repr=False)
+    _by_tag: dict[Tag, OmsTlv] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Index the TLVs by tag once (each tag occurs at most once)."""
+        object.__setattr__(self, "_by_tag", {t.tag: t for t in reversed(self.tlvs)})
 
     @property
     def certificate_sei(self) -> bool:
@@ -541,49 +573,46 @@ class OmsSei:
         """Reserved bit 6: the document was hashed with emulation prevention bytes."""
         return bool(self.reserved_byte & 0x40)
 
-    def _find(self, kind: type[OmsTlv]) -> OmsTlv | None:
-        return next((t for t in self.tlvs if isinstance(t, kind)), None)
-
     @property
     def general(self) -> GeneralTlv | None:
         """The general TLV (absent only in a certificate SEI)."""
-        found = self._find(GeneralTlv)
+        found = self._by_tag.get(Tag.GENERAL)
         return found if isinstance(found, GeneralTlv) else None
 
     @property
     def hash_list(self) -> HashListTlv | None:
         """The hash list (absent in low-bitrate mode)."""
-        found = self._find(HashListTlv)
+        found = self._by_tag.get(Tag.HASH_LIST)
         return found if isinstance(found, HashListTlv) else None
 
     @property
     def signature(self) -> SignatureTlv | None:
         """The signature TLV (absent in the unsigned SEIs of signing frequency > 1)."""
-        found = self._find(SignatureTlv)
+        found = self._by_tag.get(Tag.SIGNATURE)
         return found if isinstance(found, SignatureTlv) else None
 
     @property
     def crypto_info(self) -> CryptoInfoTlv | None:
         """The crypto information TLV."""
-        found = self._find(CryptoInfoTlv)
+        found = self._by_tag.get(Tag.CRYPTO_INFO)
         return found if isinstance(found, CryptoInfoTlv) else None
 
     @property
     def vendor_info(self) -> VendorInfoTlv | None:
         """The vendor information TLV."""
-        found = self._find(VendorInfoTlv)
+        found = self._by_tag.get(Tag.VENDOR_INFO)
         return found if isinstance(found, VendorInfoTlv) else None
 
     @property
     def certificates(self) -> CertificatesTlv | None:
         """The certificate chain TLV."""
-        found = self._find(CertificatesTlv)
+        found = self._by_tag.get(Tag.CERTIFICATES)
         return found if isinstance(found, CertificatesTlv) else None
 
     @property
     def arbitrary_data(self) -> ArbitraryDataTlv | None:
         """The arbitrary data TLV (kontur's parameter-set claim)."""
-        found = self._find(ArbitraryDataTlv)
+        found = self._by_tag.get(Tag.ARBITRARY_DATA)
         return found if isinstance(found, ArbitraryDataTlv) else None
 
     @property
@@ -603,21 +632,25 @@ class OmsSei:
             raise OmsLimitExceeded(f"SEI of {len(raw)} bytes exceeds {MAX_SEI_BYTES}")
         head_len, size = _parse_sei_head(raw, codec)
         body, escaped = _payload(raw, head_len, size)
-        if body[:16] != OMS_UUID:
+        if not body.startswith(OMS_UUID):
             raise SeiParseError(f"expected the OMS UUID {OMS_UUID.hex()}, got {body[:16].hex()}")
         if len(body) < 17:
             raise SeiParseError("expected a reserved byte after the UUID, got end of payload")
         reserved = body[16]
         if reserved & 0x3F:
             raise SeiParseError(f"expected reserved bits 0-5 to be zero, got 0x{reserved:02x}")
-        parts = _split_tlvs(body[17:])
+        parts = _split_tlvs(body, 17)
         tlvs, hash_name = _decode_tlvs(parts)
-        sig_off = next((17 + off for tag, off, _ in parts if tag is Tag.SIGNATURE), None)
         signed = b""
-        if sig_off is not None:
-            doc = body[:sig_off]
-            signed = raw[:head_len] + (add_emulation_prevention(doc) if reserved & 0x40 else doc)
-        if not reserved & 0x80 and not any(isinstance(t, GeneralTlv) for t in tlvs):
+        if parts and parts[-1][0] is Tag.SIGNATURE:  # the signature is always the last TLV
+            end = 17 + parts[-1][1]
+            if escaped or reserved & 0x40:
+                doc = body[:end]
+                escape = add_emulation_prevention(doc) if reserved & 0x40 else doc
+                signed = raw[:head_len] + escape
+            else:  # received as signed: the document is a prefix of the NAL unit
+                signed = raw[: head_len + end]
+        if not reserved & 0x80 and not any(tag is Tag.GENERAL for tag, _, _ in parts):
             raise SeiParseError("expected a GENERAL TLV in a non-certificate SEI, found none")
         return cls(codec, raw, reserved, tuple(tlvs), signed, escaped, hash_name, head_len)
 
@@ -654,10 +687,9 @@ def _parse_sei_head(raw: bytes, codec: Codec) -> tuple[int, int]:
 
 
 def _payload(raw: bytes, head_len: int, size: int) -> tuple[bytes, bool]:
-    rest = raw[head_len:]
-    if len(rest) == size + 1 and rest[-1] == STOP_BYTE:
-        return rest[:-1], False
-    plain = remove_emulation_prevention(rest)
+    if len(raw) - head_len == size + 1 and raw[-1] == STOP_BYTE:
+        return raw[head_len:-1], False
+    plain = remove_emulation_prevention(raw[head_len:])
     if len(plain) == size + 1 and plain[-1] == STOP_BYTE:
         return plain[:-1], True
     raise SeiParseError(
@@ -669,8 +701,11 @@ def _payload(raw: bytes, head_len: int, size: int) -> tuple[bytes, bool]:
 def _decode_tlvs(parts: list[tuple[Tag, int, bytes]]) -> tuple[list[OmsTlv], str]:
     crypto = next((v for tag, _, v in parts if tag is Tag.CRYPTO_INFO), None)
     hash_name, hash_size = "sha256", 32
+    info: CryptoInfoTlv | None = None
     if crypto is not None:
-        info = CryptoInfoTlv.from_value(crypto)
+        decoded = _decode_repeated(Tag.CRYPTO_INFO, crypto)
+        assert isinstance(decoded, CryptoInfoTlv)
+        info = decoded
         hash_name, hash_size = info.hash_name, info.hash_size
     tlvs: list[OmsTlv] = []
     for tag, _, value in parts:
@@ -678,6 +713,27 @@ def _decode_tlvs(parts: list[tuple[Tag, int, bytes]]) -> tuple[list[OmsTlv], str
             tlvs.append(GeneralTlv.from_value(value, hash_size))
         elif tag is Tag.HASH_LIST:
             tlvs.append(HashListTlv.from_value(value, hash_size))
+        elif tag is Tag.CRYPTO_INFO and info is not None:
+            tlvs.append(info)
+        elif tag in _REPEATED:
+            tlvs.append(_decode_repeated(tag, value))
         else:
             tlvs.append(_DECODERS[tag](value))
     return tlvs, hash_name
+
+
+#: TLVs a camera repeats byte for byte in every SEI: decoded once per distinct value.
+_REPEATED = frozenset({Tag.CRYPTO_INFO, Tag.VENDOR_INFO, Tag.CERTIFICATES})
+_REPEATED_CACHE: dict[tuple[Tag, bytes], OmsTlv] = {}
+
+
+def _decode_repeated(tag: Tag, value: bytes) -> OmsTlv:
+    """Decode a repeated TLV, remembering the (immutable) result; errors are not remembered."""
+    key = (tag, value)
+    found = _REPEATED_CACHE.get(key)
+    if found is None:
+        found = _DECODERS[tag](value)
+        if len(_REPEATED_CACHE) >= 64:
+            _REPEATED_CACHE.clear()
+        _REPEATED_CACHE[key] = found
+    return found

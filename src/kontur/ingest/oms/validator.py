@@ -52,6 +52,8 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
+from typing import cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -87,7 +89,7 @@ from kontur.ingest.oms.provenance import (
     derive_capture_time,
     load_pem_chain,
 )
-from kontur.ingest.oms.sei import GeneralTlv, OmsSei, is_oms_sei
+from kontur.ingest.oms.sei import GeneralTlv, HashListTlv, OmsSei, is_oms_sei
 
 __all__ = [
     "AccessUnit",
@@ -96,6 +98,7 @@ __all__ = [
     "SignedGopResult",
 ]
 
+_Nal = bytes | memoryview
 _PS_MISMATCH = "parameter sets (SPS/PPS/VPS) in effect do not match the signed claim"
 _NO_CLAIM = "parameter sets are not covered by the signature (no kontur claim)"
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
@@ -154,9 +157,13 @@ _REFERENCE_NAME = {
 
 @dataclass(frozen=True)
 class AccessUnit:
-    """One access unit in decode order: NAL units without start codes/length prefixes."""
+    """One access unit in decode order: NAL units without start codes/length prefixes.
 
-    nals: tuple[bytes, ...]
+    The units may be read-only memoryviews into the demuxed packet (``validate_file`` passes
+    them so, to spare a copy of every byte).
+    """
+
+    nals: tuple[bytes | memoryview, ...]
     pts: int | None = None
     keyframe: bool = False
 
@@ -207,7 +214,7 @@ class SignedGopResult:
     picture_size: tuple[int, int] | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: GOPs are found and removed as objects
 class _Gop:
     index: int
     partial: bool
@@ -237,7 +244,12 @@ class _Signer:
     key_der: bytes
     name: str  # leaf subject (RFC 4514)
     key: object  # the leaf's public key
-    checker: ChainChecker  # provenance of the chain against the validator's anchors
+    #: Provenance of the chain against the validator's anchors, or why it cannot be checked.
+    checker: ChainChecker | str
+    is_ec: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.is_ec = isinstance(self.key, ec.EllipticCurvePublicKey)
 
 
 class OmsValidator:
@@ -270,11 +282,12 @@ class OmsValidator:
         self._seen_sei = False
         self._ordinal = 0
         self._held: SignedGopResult | None = None  # decided open GOP (maybe end of stream)
-        self._waiting: list[tuple[bytes, NalInfo]] = []  # non-slice units before any GOP
+        self._waiting: list[tuple[_Nal, NalInfo]] = []  # non-slice units before any GOP
         self._last_sps: bytes | None = None
         self._sizes: dict[bytes, tuple[int, int] | None] = {}
         self._ps_digests: dict[frozenset[bytes], bytes] = {}
         self._infos: dict[int, NalInfo] = {}
+        self._last_list: tuple[HashListTlv, bytes] | None = None
         self._started = False
         self._finished = False
 
@@ -304,44 +317,50 @@ class OmsValidator:
                 f"access unit of {len(au.nals)} NAL units exceeds {MAX_NALS_PER_ACCESS_UNIT}"
             )
             return out
-        infos = self._infos
-        h264 = self.codec is Codec.H264
-        sha = _SHA256
-        held: list[tuple[bytes, NalInfo]] | None = None  # non-slice units before the 1st slice
+        held = self._push_nals(au.nals, out)
+        if held:  # an access unit without a slice: its units go to the open GOP
+            if self._open is not None:
+                self._give(self._open, held)
+            else:
+                self._wait(held)
+        if not out:
+            return out
+        return sorted(out, key=lambda r: r.index)
+
+    def _push_nals(
+        self, nals: Sequence[_Nal], out: list[SignedGopResult]
+    ) -> list[tuple[_Nal, NalInfo]] | None:
+        """The units of one access unit; returns the non-slice units of a slice-less one.
+
+        The common case, a slice of the open GOP, is handled inline: two hashes, two appends.
+        """
+        infos, h264, sha, limit = self._infos, self.codec is Codec.H264, _SHA256, MAX_NALS_PER_GOP
+        held: list[tuple[_Nal, NalInfo]] | None = None  # non-slice units before the 1st slice
         first = True
-        for nal in au.nals:
+        for nal in nals:
             size = len(nal)
             if not size:
                 continue
             if h264:
                 key = nal[0] | 0x100 if size > 1 and nal[1] & 0x80 else nal[0]
-            elif size > 2:
-                key = nal[0] << 8 | nal[1] | (0x10000 if nal[2] & 0x80 else 0)
-            else:
-                key = -1  # too short for the cache: parsed (and refused) below
-            info = infos.get(key)
+            else:  # too short for the cache (-1): parsed, and refused, below
+                key = nal[0] << 8 | nal[1] | (nal[2] & 0x80) << 9 if size > 2 else -1
+            info = infos.get(key) or self._parse(nal)
             if info is None:
-                try:
-                    info = self._info(nal)
-                except NalParseError as exc:
-                    bad = self._current() or self._open_gop(partial=True)
-                    bad.errors.append(f"malformed NAL unit: {exc}")
-                    continue
+                continue
             if info.is_slice:
-                open_gop = self._open
-                if open_gop is None or info.starts_gop or self._held is not None:
+                gop = self._open
+                if gop is None or info.starts_gop or self._held is not None:
                     gop = self._gop_for(info, out)
-                else:
-                    gop = open_gop
                 if first:
                     first = False
                     gop.frames += 1
                     if held or self._waiting:
                         self._give(gop, held)
                         held = None
-                if len(gop.entries) >= MAX_NALS_PER_GOP:
+                if len(gop.entries) >= limit:
                     gop.overflow = True
-                elif gop.anchor is None and info.starts_gop:
+                elif info.starts_gop and gop.anchor is None:
                     self._add_anchor(gop, nal, info)
                 else:  # a hashed slice of the open GOP: H(anchor || H(nal))
                     digest = sha(nal if nal[-1] else strip_trailing_zeros(nal)).digest()
@@ -355,14 +374,16 @@ class OmsValidator:
                 held.append((nal, info))
             else:
                 self._other(self._open, nal, info)
-        if held:  # an access unit without a slice: its units go to the open GOP
-            if self._open is not None:
-                self._give(self._open, held)
-            else:
-                self._wait(held)
-        if not out:
-            return out
-        return sorted(out, key=lambda r: r.index)
+        return held
+
+    def _parse(self, nal: _Nal) -> NalInfo | None:
+        """Header of a unit not in the cache; None (recorded in the GOP) when malformed."""
+        try:
+            return self._info(nal)
+        except NalParseError as exc:
+            gop = self._current() or self._open_gop(partial=True)
+            gop.errors.append(f"malformed NAL unit: {exc}")
+            return None
 
     def finish(self, reference_time: datetime | None = None) -> list[SignedGopResult]:
         """End of input: decide what is left (PENDING / UNSIGNED); closes the validator."""
@@ -398,7 +419,7 @@ class OmsValidator:
 
     # -- NAL handling -------------------------------------------------------------------
 
-    def _info(self, nal: bytes | memoryview) -> NalInfo:
+    def _info(self, nal: _Nal) -> NalInfo:
         """parse_nal_header, remembered under the key push computes (raises NalParseError)."""
         info = parse_nal_header(nal, self.codec)
         primary = 0x100 if self.codec is Codec.H264 else 0x10000
@@ -440,7 +461,7 @@ class OmsValidator:
             return self._open_gop(partial=False)
         return current if current is not None else self._open_gop(partial=True)
 
-    def _add_anchor(self, gop: _Gop, nal: bytes, info: NalInfo) -> None:
+    def _add_anchor(self, gop: _Gop, nal: _Nal, info: NalInfo) -> None:
         entry = self._hasher.entry(nal, info)
         gop.anchor = self._hasher.anchor
         self._anchors[gop.index] = gop.anchor
@@ -454,20 +475,20 @@ class OmsValidator:
         gop.marks.append(char)
         gop.entries.append(entry)
 
-    def _give(self, gop: _Gop, held: list[tuple[bytes, NalInfo]] | None) -> None:
+    def _give(self, gop: _Gop, held: list[tuple[_Nal, NalInfo]] | None) -> None:
         """Units held before an access unit's first slice go to that slice's GOP."""
         waiting, self._waiting = self._waiting, []
         for nal, info in (*waiting, *(held or ())):
             self._other(gop, nal, info)
 
-    def _wait(self, held: list[tuple[bytes, NalInfo]]) -> None:
+    def _wait(self, held: list[tuple[_Nal, NalInfo]]) -> None:
         """No GOP open: keep the units (bounded) for the first GOP to come."""
         for item in held:
             if len(self._waiting) >= MAX_NALS_PER_GOP:
                 break
             self._waiting.append(item)
 
-    def _other(self, gop: _Gop | None, nal: bytes, info: NalInfo) -> None:
+    def _other(self, gop: _Gop | None, nal: _Nal, info: NalInfo) -> None:
         if gop is None:
             return
         if info.is_parameter_set:
@@ -515,7 +536,7 @@ class OmsValidator:
             return closed[-1], closed[:-1]
         return self._open, []
 
-    def _oms_sei(self, nal: bytes) -> list[SignedGopResult]:
+    def _oms_sei(self, nal: _Nal) -> list[SignedGopResult]:
         self._seen_sei = True
         target, skipped = self._target()
         try:
@@ -554,17 +575,7 @@ class OmsValidator:
             self._signer = known
             return
         try:
-            chain = load_pem_chain(certs.chain_pem)
-            der = tuple(c.public_bytes(serialization.Encoding.DER) for c in chain)
-            public = chain[0].public_key()
-            key = public.public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            name = chain[0].subject.rfc4514_string()
-            for cert in chain:  # parse lazily-decoded fields now, not mid-validation
-                _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
-                _ = list(cert.extensions)
-            checker = ChainChecker(chain, self.anchors)
+            chain, der, key, name, public = _parse_chain(certs.chain_pem)
         except (
             ValueError,
             TypeError,
@@ -576,6 +587,11 @@ class OmsValidator:
                 target.errors.append(f"certificate chain does not parse: {exc}")
             self._signer = None
             return
+        checker: ChainChecker | str
+        try:
+            checker = ChainChecker(chain, self.anchors)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            checker = f"certificate chain cannot be checked: {exc}"
         self._signer = _Signer(certs.chain_pem, chain, der, key, name, public, checker)
         if len(self._signers) >= 8:
             self._signers.clear()
@@ -623,7 +639,7 @@ class OmsValidator:
             result = OmsResult.NOT_AUTHENTIC
         hl = sei.hash_list
         if hl is not None:
-            res, why, status = self._match_list(gop, hl.hashes, general)
+            res, why, status = self._match_list(gop, hl, general)
             expected_n: int | None = len(hl.hashes)
         else:
             res, why, status = self._match_gop_hash(gop, general, sei.hash_name)
@@ -644,10 +660,11 @@ class OmsValidator:
         return result, reasons, status, expected_n, reference
 
     def _match_list(
-        self, gop: _Gop, signed: tuple[bytes, ...], general: GeneralTlv
+        self, gop: _Gop, hl: HashListTlv, general: GeneralTlv
     ) -> tuple[OmsResult, list[str], str]:
         reasons: list[str] = []
-        if len(signed) == len(gop.entries) and b"".join(signed) == b"".join(gop.entries):
+        signed = hl.hashes
+        if len(signed) == len(gop.entries) and hl.joined == b"".join(gop.entries):
             result = OmsResult.AUTHENTIC  # the common case: one comparison
             status = "." * len(gop.entries)
         else:
@@ -656,7 +673,8 @@ class OmsValidator:
             reasons += why
             status = "".join(marks)
         size = len(signed[0]) if signed else 32
-        if general.gop_hash != gop_hash(signed, size=size) or general.num_nalus != len(signed):
+        listed = self._list_hash(hl, size)
+        if general.gop_hash != listed or general.num_nalus != len(signed):
             if self._last_general == (general.gop_hash, general.num_nalus):
                 reasons.append(
                     "GOP hash and NAL count repeat the previous SEI's (reference end-of-stream "
@@ -666,6 +684,17 @@ class OmsValidator:
                 reasons.append("GOP hash or NAL count in the SEI does not match its hash list")
                 result = OmsResult.NOT_AUTHENTIC
         return result, reasons, status
+
+    def _list_hash(self, hl: HashListTlv, size: int) -> bytes:
+        """``gop_hash`` of a signed hash list (the last one remembered: asked twice per SEI)."""
+        if not hl.joined:
+            return bytes(size)
+        last = self._last_list
+        if last is not None and last[0] is hl:
+            return last[1]
+        digest = gop_hash((hl.joined,), size=size)
+        self._last_list = (hl, digest)
+        return digest
 
     def _match_gop_hash(
         self, gop: _Gop, general: GeneralTlv, hash_name: str
@@ -754,8 +783,9 @@ class OmsValidator:
         name = self._signer.name
         digest = hash_bytes(sei.signed_bytes, sei.hash_name)
         try:
-            if isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(sig.signature, digest, _ECDSA[sei.hash_name])
+            if self._signer.is_ec:
+                ec_key = cast(ec.EllipticCurvePublicKey, key)
+                ec_key.verify(sig.signature, digest, _ECDSA[sei.hash_name])
             elif isinstance(key, rsa.RSAPublicKey):
                 algo = _HASHES[sei.hash_name]()
                 pss = padding.PSS(padding.MGF1(_HASHES[sei.hash_name]()), padding.PSS.AUTO)
@@ -787,7 +817,7 @@ class OmsValidator:
         if not claimed:
             reasons.append(_NO_CLAIM)
         hl = sei.hash_list
-        ident = gop_hash(hl.hashes, size=len(general.gop_hash)) if hl else general.gop_hash
+        ident = self._list_hash(hl, len(general.gop_hash)) if hl else general.gop_hash
         vstr, nstr = _strings(gop, status)
         signer = self._signer
         return SignedGopResult(
@@ -820,8 +850,11 @@ class OmsValidator:
         moment = capture or self.reference_time
         if moment is None:
             return ProvenanceCheck(Provenance.NOT_OK, "no capture time and no reference time")
+        checker = self._signer.checker
+        if isinstance(checker, str):
+            return ProvenanceCheck(Provenance.NOT_OK, checker)
         try:
-            return self._signer.checker.check(moment)
+            return checker.check(moment)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             return ProvenanceCheck(Provenance.NOT_OK, f"certificate chain cannot be checked: {exc}")
 
@@ -852,6 +885,28 @@ class OmsValidator:
             sei_ordinal=ordinal,
             picture_size=self._picture_size(gop),
         )
+
+
+@lru_cache(maxsize=16)
+def _parse_chain(
+    pem: bytes,
+) -> tuple[list[x509.Certificate], tuple[bytes, ...], bytes, str, object]:
+    """(chain, DER chain, key SPKI, leaf name, leaf key) of a PEM chain, parsed once per
+    distinct chain (every SEI of a camera repeats it; the result is never mutated).
+
+    Raises what parsing raises (not cached).
+    """
+    chain = load_pem_chain(pem)
+    der = tuple(c.public_bytes(serialization.Encoding.DER) for c in chain)
+    public = chain[0].public_key()
+    key = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    name = chain[0].subject.rfc4514_string()
+    for cert in chain:  # parse lazily-decoded fields now, not mid-validation
+        _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
+        _ = list(cert.extensions)
+    return chain, der, key, name, public
 
 
 def _worst(a: OmsResult, b: OmsResult) -> OmsResult:
