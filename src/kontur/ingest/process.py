@@ -24,6 +24,7 @@ readers, so a crashed worker cannot stop the raw stream from being archived.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -271,6 +272,10 @@ class IngestLoop:
                 if decoded and self.decoder is not None and self.trust is not None
                 else []
             )
+            first_image = next((f.image for f in frames if f.image is not None), None)
+            if first_image is not None:  # the size this GOP really decodes to
+                h, w = first_image.shape[:2]
+                held.info = dataclasses.replace(held.info, width=int(w), height=int(h))
             held.findings = self._frames_in(t.gop_index, held.info, frames)
             held.last_frame = max(held.first_frame, self.frames - 1)
             held.frames = frames

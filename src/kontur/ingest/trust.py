@@ -233,11 +233,13 @@ class CameraTrust:
             start = r.capture_start.isoformat() if r.capture_start else "-"
             self._session = f"{key}:{r.gop_counter}:{start}"
         info = self._info.get(r.index)
-        profile = (
-            CameraProfile(info.codec, info.width, info.height, info.fps)
-            if info is not None and info.width > 0 and info.height > 0 and info.fps > 0
-            else None
-        )
+        profile = None
+        if info is not None and info.fps > 0:
+            # the size the signed SPS in effect says (seen without decoding: strict mode and
+            # kontur verify), else what the container or the decoder said
+            width, height = r.picture_size or (info.width, info.height)
+            if width > 0 and height > 0:
+                profile = CameraProfile(info.codec, width, height, info.fps)
         return SignedGopFacts(
             camera_id=self.camera_id,
             session_id=self._session or "unsigned",
