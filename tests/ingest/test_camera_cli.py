@@ -192,3 +192,65 @@ def test_unusable_data_dir(tmp_path: Path) -> None:
     (tmp_path / "d" / "inventory.sqlite").write_bytes(b"garbage" * 200)
     code, _, err = kontur("camera", "list", "--data-dir", tmp_path / "d")
     assert code == 1 and "expected a kontur store" in one_error(err)
+
+
+def test_import_an_existing_site_ca_then_enrol_a_camera_of_that_pki(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from kontur.ingest.oms.keys import chain_pem, make_ca, make_camera_certificate
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, ca = make_ca("site PKI", now - dt.timedelta(days=1), now + dt.timedelta(days=365))
+    _, leaf = make_camera_certificate(
+        ca_key, ca, "axis-1", now - dt.timedelta(days=1), now + dt.timedelta(days=90)
+    )
+    (tmp_path / "ca.pem").write_bytes(chain_pem(ca))
+    (tmp_path / "cam.pem").write_bytes(chain_pem(leaf, ca))
+    data = tmp_path / "data"
+    code, out, err = kontur(
+        "camera", "init-ca", "--import", tmp_path / "ca.pem", "--data-dir", data
+    )
+    assert code == 0, err
+    assert not (data / "site-ca.key").exists()  # imported: kontur holds no key of it
+    code, out, err = kontur("camera", "enroll", "axis-1", "--cert", tmp_path / "cam.pem",
+                            "--data-dir", data)  # fmt: skip
+    assert code == 0, err
+    assert "enrolled axis-1 CN=axis-1" in out
+    code, _, err = kontur("camera", "enroll", "cam2", "--issue", "--out", tmp_path / "k",
+                          "--data-dir", data)  # fmt: skip
+    assert code == 1
+    assert "got an imported CA without one" in one_error(err)
+    with Archive.open_readonly(data) as archive:
+        actions = [r.payload["action"] for r in archive.iter_records() if r.kind == "camera"]
+    assert actions == ["import_ca", "enrol"]
+
+
+@pytest.mark.parametrize(
+    ("what", "fragment"),
+    [
+        ("leaf", "expected a CA certificate (basicConstraints CA:TRUE)"),
+        ("garbage", "expected one PEM CA certificate, got data that does not parse"),
+        ("two", "expected one PEM CA certificate, got 2"),
+        ("expired", "expected a CA certificate valid now"),
+    ],
+)
+def test_import_refuses_what_is_not_one_valid_ca(tmp_path: Path, what: str, fragment: str) -> None:
+    import datetime as dt
+
+    from kontur.ingest.oms.keys import chain_pem, make_ca, make_camera_certificate
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, ca = make_ca("site PKI", now - dt.timedelta(days=1), now + dt.timedelta(days=365))
+    _, leaf = make_camera_certificate(ca_key, ca, "c", now, now + dt.timedelta(days=1))
+    _, old = make_ca("old", now - dt.timedelta(days=30), now - dt.timedelta(days=1))
+    body = {
+        "leaf": chain_pem(leaf),
+        "garbage": b"not a certificate",
+        "two": chain_pem(ca, old),
+        "expired": chain_pem(old),
+    }[what]
+    (tmp_path / "x.pem").write_bytes(body)
+    code, _, err = kontur("camera", "init-ca", "--import", tmp_path / "x.pem",
+                          "--data-dir", tmp_path / "d")  # fmt: skip
+    assert code == 2
+    assert fragment in one_error(err)

@@ -83,18 +83,27 @@ def _archive_changes(data_dir: Path) -> None:
 def init_ca(
     data_dir: DataDir = None,
     name: Annotated[str, typer.Option(help="Common name of the site CA.")] = "kontur site CA",
+    import_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--import",
+            help="Adopt an existing CA certificate (PEM, no key) instead: kontur then verifies "
+            "camera chains to it but cannot issue camera keys.",
+        ),
+    ] = None,
 ) -> None:
-    """Create the site CA (ECDSA P-256, self-signed; key file mode 0600)."""
+    """Create the site CA (ECDSA P-256, self-signed; key file mode 0600), or import one."""
     from kontur.ingest.freshness import fingerprint
     from kontur.ingest.inventory import CA_CERT_NAME, Inventory
 
     ddir = _data_dir(data_dir)
+    pem = _guarded(lambda: _read_file(import_cert, "--import")) if import_cert is not None else None
 
     def run() -> str:
         from cryptography.hazmat.primitives.serialization import Encoding
 
         with Inventory.open(ddir) as inv:
-            cert = inv.init_ca(name=name)
+            cert = inv.import_ca(pem) if pem is not None else inv.init_ca(name=name)
         return fingerprint(cert.public_bytes(Encoding.DER))
 
     fp = _guarded(run)

@@ -326,6 +326,52 @@ class Inventory:
             self._event("init_ca", {"ca_sha256": fingerprint(der), "subject": name})
         return cert
 
+    def import_ca(self, cert_pem: bytes) -> x509.Certificate:
+        """Adopt an existing CA certificate (no key) as the site CA; SiteCaExists if there is one.
+
+        For a site whose cameras carry certificates from its own PKI (or the vendor's): kontur
+        then verifies chains to it but cannot issue camera keys (``issue`` is refused).
+        """
+        if self._site_row() is not None or (self._dir / CA_KEY_NAME).exists():
+            raise SiteCaExists(f"{self._dir}: expected no site CA, got one ({CA_CERT_NAME})")
+        try:
+            certs = x509.load_pem_x509_certificates(cert_pem)
+        except ValueError:
+            raise InventoryInputError(
+                "--import: expected one PEM CA certificate, got data that does not parse"
+            ) from None
+        if len(certs) != 1:
+            raise InventoryInputError(
+                f"--import: expected one PEM CA certificate, got {len(certs)}"
+            )
+        cert = certs[0]
+        try:
+            ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            ca = False
+        if not ca:
+            raise InventoryInputError(
+                f"--import: expected a CA certificate (basicConstraints CA:TRUE), got "
+                f"{cert.subject.rfc4514_string()} without it"
+            )
+        now = self._now()
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise InventoryInputError(
+                f"--import: expected a CA certificate valid now, got one valid "
+                f"{cert.not_valid_before_utc:%Y-%m-%d} .. {cert.not_valid_after_utc:%Y-%m-%d}"
+            )
+        _write_new(self._dir / CA_CERT_NAME, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        der = cert.public_bytes(serialization.Encoding.DER)
+        with self._tx():
+            self._conn.execute(
+                "INSERT INTO site (id, ca_der, created_at) VALUES (1, ?, ?)", (der, now.isoformat())
+            )
+            self._event(
+                "import_ca",
+                {"ca_sha256": fingerprint(der), "subject": cert.subject.rfc4514_string()},
+            )
+        return cert
+
     def site_ca_der(self) -> bytes:
         """The site CA certificate, DER; SiteCaMissing if none."""
         if self._site is None:
@@ -410,6 +456,11 @@ class Inventory:
         self.site_ca_der()
         if self._row(camera_id) is not None:
             raise CameraExists(f"camera {camera_id}: expected a new camera id, got an enrolled one")
+        if not (self._dir / CA_KEY_NAME).exists():
+            raise SiteCaMissing(
+                f"{self._dir}: expected the site CA's key to issue a camera certificate, got an "
+                "imported CA without one (issue it with your PKI, then enroll --cert)"
+            )
         ca_key = _load_ca_key(self._dir / CA_KEY_NAME)
         ca_cert = x509.load_pem_x509_certificate((self._dir / CA_CERT_NAME).read_bytes())
         now = self._now()
