@@ -137,3 +137,23 @@ def test_a_tampered_gop_is_denied_and_strict_mode_never_decodes_it(
     decisions = [json.loads(x) for x in (data / "actions.jsonl").read_text().splitlines()]
     assert not [d for d in decisions if d["outcome"] == "ALLOW" and TAMPERED_GOP in d["gops"]]
     assert run_kontur("archive", "verify", str(data)).returncode == 0
+
+
+def test_a_second_demo_in_the_same_data_dir_is_a_replay(tmp_path: Path) -> None:
+    # the demo camera re-signs the same footage: every GOP hash was seen in this data dir
+    # before, so the replay detection must say REPLAYED; the throwaway model release moves on
+    # to the next version instead of clashing with the first run's
+    model = shared("models", "yolox_nano.onnx")
+    data = tmp_path / "d"
+    runs = []
+    for i in (1, 2):
+        out = tmp_path / f"s{i}.json"
+        r = run_kontur("demo", "--model", str(model), "--data-dir", str(data), "--json", str(out))
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads(out.read_text()))
+    first, second = (s["cameras"][0]["gops"] for s in runs)
+    assert set(first) == {"AUTHENTIC"} and set(second) == {"REPLAYED"}
+    assert sum(first.values()) == sum(second.values())
+    assert [s["detector"]["release"]["version"] for s in runs] == [1, 2]
+    assert any("REPLAYED (replay detection at work)" in n for n in runs[1]["notes"])
+    assert runs[1]["cameras"][0]["decisions"]["ALLOW"] == 0

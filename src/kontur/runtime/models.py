@@ -105,7 +105,9 @@ def _model_files(model: Path) -> list[Path]:
     return [model]
 
 
-def _throwaway(model: Path, fmt: str | None, run_dir: Path, clock: Clock) -> tuple[Path, Trust]:
+def _throwaway(
+    model: Path, fmt: str | None, run_dir: Path, clock: Clock, store: ReleaseStore
+) -> tuple[Path, Trust]:
     files = _model_files(model)
     output_format = fmt or guess_format(model)
     key_dir = run_dir / "demo-release-key"
@@ -117,12 +119,15 @@ def _throwaway(model: Path, fmt: str | None, run_dir: Path, clock: Clock) -> tup
     out = run_dir / "demo-release"
     if out.exists():
         shutil.rmtree(out)
+    name = f"demo-{stem}"[:64]
     build_release(
         files,
         output_format,
         out,
-        name=f"demo-{stem}"[:64],
-        version=1,
+        name=name,
+        # a fresh key each run: the next version, so a data dir can be used for another demo
+        # (the store refuses a same-version release with other bytes, and any rollback)
+        version=(store.highest(name) or 0) + 1,
         key=pair.private_key,
         clock=clock,
     )
@@ -140,13 +145,13 @@ def prepare_release(
 ) -> PreparedRelease:
     """Verify and install the release to run (module docstring, steps 1-2)."""
     throwaway = release_dir is None
+    store = ReleaseStore(data_dir / "releases")
     if release_dir is None:
         if model is None:
             raise ModelUnreadable("model: expected --release DIR or --model FILE, got neither")
-        release_dir, trust = _throwaway(model, model_format, data_dir / "run", clock)
+        release_dir, trust = _throwaway(model, model_format, data_dir / "run", clock, store)
     if trust is None:
         raise KeyMaterialError(f"release {release_dir}: expected --pub or --ca, got neither")
-    store = ReleaseStore(data_dir / "releases")
     release = store.install(release_dir, trust, clock)
     m = release.manifest.manifest
     record = store.record(m.name, m.version)

@@ -148,6 +148,12 @@ class Perimeter:
                 files = provision_demo_camera(self.data_dir, cam.id, self.clock)
                 plan.demo_camera = {"key": str(files.key_path), "chain": str(files.chain_path)}
                 self._record_inventory()
+                if not files.created:
+                    self.notes.append(
+                        f"{cam.id}: the demo camera of an earlier run in {self.data_dir} signs "
+                        "the clip again: footage this data dir has seen is REPLAYED (replay "
+                        "detection at work); use a new --data-dir for a clean run"
+                    )
                 self.notes.append(
                     f"{cam.id}: the unsigned clip is signed on the fly by a simulated camera "
                     f"with a throwaway demo key enrolled in {self.data_dir} (real cameras sign "
