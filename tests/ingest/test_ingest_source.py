@@ -303,3 +303,22 @@ def test_frames_deleted_from_avi_are_missing(
                 checker.frame(f.pts_s, f.image is not None)
             reasons += checker.close().reasons
     assert any("about 5 frame(s) missing" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("rel", ["video/car_traffic_640x360.mp4", "video/pets09_s2l1_480x360.avi"])
+def test_frames_are_handed_over_as_decoded_and_before_their_gop_closes(
+    shared_file: Callable[[str], Path], rel: str
+) -> None:
+    # default-mode ingest publishes each frame as the decoder returns it: every frame of a GOP
+    # must reach on_frame before that GOP is yielded (the decoder is drained at the boundary),
+    # and none of the next GOP's (B-frame clips hold frames back: both clips have B-frames)
+    path = str(shared_file(rel))
+    events: list[str] = []
+    gops = []
+    for gop in read_gops(path, probe(path), on_frame=lambda f: events.append("frame")):
+        events.append("gop")
+        gops.append(gop)
+    runs = [len(run) for run in "".join("f" if e == "frame" else "|" for e in events).split("|")]
+    assert runs[:-1] == [len(g.frames) for g in gops]  # frames of GOP k, then GOP k
+    assert runs[-1] == 0
+    assert all(len(g.frames) == len(g.packets) for g in gops[1:])

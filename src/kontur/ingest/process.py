@@ -6,7 +6,8 @@ Steps per GOP, in order:
 2. a demo clip is signed on the fly by the simulated camera (:mod:`kontur.ingest.democam`);
 3. store the packets as a write-once segment (fsynced before anyone hears of it), so
    recording never waits on verification or analytics;
-4. default mode: decode at once and publish each frame to the shared-memory ring;
+4. default mode: decode at once and publish each frame to the shared-memory ring as soon as
+   the decoder returns it;
 5. feed the packets to the camera's trust shell (:class:`CameraTrust`: ONVIF Media Signing,
    then freshness, replay, key, revocation); it decides earlier GOPs, normally the previous
    one, whose signature travels in this GOP's second access unit;
@@ -113,6 +114,8 @@ class IngestLoop:
         self.demo: DemoCamera | None = None
         self.decoder: GopDecoder | None = None
         self.held: dict[int, _Held] = {}
+        self._info: StreamInfo | None = None
+        self._gop_first: int | None = None  # first frame index of the GOP being read
         self.early: dict[int, GopTrust] = {}
         self.stride = 1
         self.frames = 0
@@ -209,12 +212,36 @@ class IngestLoop:
         if self.trust is None:
             self._start(header, info)
         assert self.trust is not None
+        self._info = info
         if self.demo is not None:
             packet = self.demo.sign_packet(packet)
         self.last_pts = packet.pts if packet.pts is not None else self.last_pts
         for decided in self.trust.push_packet(self.read, packet, info):
             self._decided(decided)
         return packet
+
+    def _on_frame(self, frame: DecodedFrame) -> None:
+        """Default mode: each frame to analytics as soon as it is decoded.
+
+        The decoder is drained before its GOP is yielded, so the frame belongs to GOP
+        ``self.read``; its verdict follows with :class:`GopClosed`, and the gate holds any
+        decision on the frame until then.
+        """
+        if self._gop_first is None:
+            info = self._info
+            if info is not None and frame.image is not None:
+                h, w = frame.image.shape[:2]
+                info = dataclasses.replace(info, width=int(w), height=int(h))
+            assert info is not None
+            got = self.checker.begin(info)
+            if got != self.read:
+                raise RuntimeError(f"expected checker GOP {self.read}, got {got}")
+            self._gop_first = self.frames
+        self.checker.frame(frame.pts_s, frame.image is not None)
+        if frame.image is not None and not stop_requested():
+            self._publish(frame.image, frame.pts_s, self.read)
+        self.frames += 1
+        self._poll_control()
 
     def _decided(self, t: GopTrust) -> None:
         """A verdict: close its GOP now, or when the GOP has been cut (it may still be open)."""
@@ -230,10 +257,14 @@ class IngestLoop:
         if self.demo is not None:
             header["signed_by"] = "kontur demo camera (simulated, throwaway key)"
         ref = self._store(header, gop.packets, index)
-        first = self.frames
+        first = self.frames if self._gop_first is None else self._gop_first
         held = _Held(gop.info, list(gop.packets), header, list(gop.notes), [], first, first, ref)
         if not self.strict:
-            held.findings = self._frames_in(index, gop.info, gop.frames)
+            # its frames were published as decoded (_on_frame); a GOP without one still counts
+            if self._gop_first is None:
+                self.checker.begin(gop.info)
+            self._gop_first = None
+            held.findings = self.checker.close_findings()[1]
             held.last_frame = max(first, self.frames - 1)
             held.frames = gop.frames
         self.held[index] = held
@@ -334,6 +365,7 @@ class IngestLoop:
                 probe(self.source),
                 decode=not self.strict,
                 on_packet=self._on_packet,
+                on_frame=None if self.strict else self._on_frame,
             )
             for gop in gops:
                 self._handle_gop(gop)

@@ -328,6 +328,7 @@ class _Cutter:
         self.decoding = decode
         self.no_picture = 0
         self.on_packet: OnPacket | None = None
+        self.on_frame: Callable[[DecodedFrame], None] | None = None
         self.frames = 0
         self.last_pts = 0.0
         self.shift = 0.0
@@ -379,6 +380,14 @@ class _Cutter:
             for fr in frames
         ]
 
+    def _add_frames(self, frames: list[DecodedFrame]) -> None:
+        """Frames the decoder returned, into the open GOP; each also to ``on_frame`` at once."""
+        assert self.gop is not None
+        self.gop.frames += frames
+        if self.on_frame is not None:
+            for frame in frames:
+                self.on_frame(frame)
+
     def drain(self, stream: Any) -> list[DecodedFrame]:
         """Every frame the decoder still holds, then a reset so it decodes on (closed GOPs)."""
         if not self.decoding:
@@ -394,12 +403,12 @@ class _Cutter:
         if packet.size == 0:  # flush packet
             frames = self.decode(stream, None)
             if self.gop is not None:
-                self.gop.frames += frames
+                self._add_frames(frames)
             return
         if packet.is_keyframe and self.gop is not None and self.gop.packets:
             # drain the decoder first: a frame-threaded decoder holds the GOP's last frames
             # back, and they must not be published under the next GOP's index and verdict
-            self.gop.frames += self.drain(stream)
+            self._add_frames(self.drain(stream))
             yield _with_decoded_size(self.gop)
             self.gop = None
         if self.gop is None:
@@ -416,7 +425,7 @@ class _Cutter:
         if not self.decoding:
             return
         if _carries_picture(info.codec, data, header):
-            self.gop.frames += self.decode(stream, packet)
+            self._add_frames(self.decode(stream, packet))
         else:
             self.no_picture += 1  # e.g. a signed end of stream: an SEI-only access unit
 
@@ -425,7 +434,7 @@ class _Cutter:
         if stream is not None:
             frames = self.decode(stream, None)
             if self.gop is not None:
-                self.gop.frames += frames
+                self._add_frames(frames)
         if self.gop is not None:
             gop, self.gop = self.gop, None
             yield _with_decoded_size(gop)
@@ -457,19 +466,24 @@ def read_gops(
     policy: RtspPolicy | None = None,
     decode: bool = True,
     on_packet: OnPacket | None = None,
+    on_frame: Callable[[DecodedFrame], None] | None = None,
 ) -> Generator[RawGop, None, None]:
     """Yield the source's GOPs in order; raises :class:`SourceTruncated` at a short end.
 
     ``decode=False`` demuxes only (the GOPs carry packets, no frames): strict mode decodes a
     GOP's verified bytes later with :class:`GopDecoder`. ``on_packet`` sees (and may replace)
-    every packet as it is demuxed, before the GOP it belongs to is yielded.
+    every packet as it is demuxed, before the GOP it belongs to is yielded; ``on_frame`` every
+    decoded frame as the decoder returns it (the GOP it belongs to is the one being read: the
+    decoder is drained before a GOP is yielded).
 
     An ``rtsp://`` source reconnects per ``policy`` instead of ending: each reconnect closes
     the current GOP and puts a note on the next one (a gap, never silently joined); when
     the stream does not come back it raises :class:`kontur.ingest.rtsp.SourceUnreachable`.
     """
     if is_rtsp(source):
-        yield from _read_rtsp(source, probe_result, policy or RtspPolicy(), decode, on_packet)
+        yield from _read_rtsp(
+            source, probe_result, policy or RtspPolicy(), decode, on_packet, on_frame
+        )
         return
     container = _open(source)
     with contextlib.closing(container):
@@ -481,7 +495,7 @@ def read_gops(
         )
         no_pts = any(f in container.format.name.split(",") for f in NO_PTS_FORMATS)
         cut = _Cutter(info.fps, synthesise=no_pts, decode=decode)
-        cut.on_packet = on_packet
+        cut.on_packet, cut.on_frame = on_packet, on_frame
         cut.notes = list(probe_result.notes)
         try:
             for packet in container.demux(stream):
@@ -507,10 +521,11 @@ def _read_rtsp(
     policy: RtspPolicy,
     decode: bool = True,
     on_packet: OnPacket | None = None,
+    on_frame: Callable[[DecodedFrame], None] | None = None,
 ) -> Iterator[RawGop]:
     """RTSP sessions back to back: a session ends (EOF or error), we reconnect, note the gap."""
     cut = _Cutter(probe_result.info.fps, synthesise=False, decode=decode)
-    cut.on_packet = on_packet
+    cut.on_packet, cut.on_frame = on_packet, on_frame
     cut.notes = list(probe_result.notes)
     container = _open(source, policy)
     while True:
