@@ -135,7 +135,8 @@ def demo(
         if release is not None:
             trust = trust_from_options(pub, [ca] if ca is not None else None)
         cfg = load_config(config)
-        ddir = data_dir or Path(tempfile.mkdtemp(prefix="kontur-demo-"))
+        # absolute: the worker's sandbox policy and the block specs need absolute paths
+        ddir = (data_dir or Path(tempfile.mkdtemp(prefix="kontur-demo-"))).absolute()
         quiet = json_out is not None and str(json_out) == "-"
         console = err if quiet else out
         console.print(f"data dir: {ddir}", markup=False, highlight=False)

@@ -86,3 +86,21 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(lines) == 1 and lines[0].startswith("kontur: error: "), r.stderr
     assert fragment in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def test_a_clip_just_signed_verifies_against_its_enrolled_camera(tmp_path: Path) -> None:
+    # kontur sign stamps the last frame with the signing time (a recording is captured up to
+    # now), so a receiver's clock never sees capture times in the future
+    data, keys, out = tmp_path / "d", tmp_path / "k", tmp_path / "s.mkv"
+    assert run_kontur("camera", "init-ca", "--data-dir", str(data)).returncode == 0
+    r = run_kontur("camera", "enroll", "c1", "--issue", "--out", str(keys), "--data-dir", str(data))
+    assert r.returncode == 0, r.stderr
+    video = shared("video", "car_traffic_640x360.mp4")
+    r = run_kontur("sign", str(video), "--key", str(keys / "c1.key"), "--cert",
+                   str(keys / "c1.pem"), "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    code, doc, _ = _verify(str(out), "--camera", "c1", "--data-dir", str(data))
+    assert code == 0, doc
+    assert doc["summary"] == {"AUTHENTIC": 6}
+    r = run_kontur("verify", str(tmp_path), "--ca", str(keys / "c1.pem"))
+    assert r.returncode == 2 and "expected a video file, got a directory" in r.stderr

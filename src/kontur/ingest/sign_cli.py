@@ -32,6 +32,20 @@ def _read(path: Path, what: str) -> bytes:
         fail(f"{what} {path}: expected a readable file, got {exc.strerror}")
 
 
+def _duration_s(source: Path) -> float:
+    """The video's duration from its container (0 when it does not say or cannot be read)."""
+    import av
+
+    try:
+        with av.open(str(source)) as container:
+            stream = container.streams.video[0] if container.streams.video else None
+            if stream is not None and stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            return float(container.duration or 0) / 1_000_000
+    except (av.error.FFmpegError, OSError, IndexError):
+        return 0.0
+
+
 def _summary_lines(summary: dict[str, Any]) -> list[str]:
     growth = summary["output_bytes"] - summary["input_bytes"]
     return [
@@ -73,13 +87,17 @@ def sign(
     from kontur.ingest.oms.keys import load_signing_identity
     from kontur.ingest.oms.signer import SignerOptions
 
+    if source.is_dir():
+        fail(f"input {source}: expected a video file, got a directory")
     if not source.is_file():
         fail(f"input {source}: expected an existing video file, found nothing there")
     if output.resolve() == source.resolve():
         fail(f"--out {output}: expected a path other than the input")
     key_pem = _read(key, "--key")
     chain = _read(cert, "--cert")
-    base_time = dt.datetime.now(dt.UTC)
+    # a recording is signed as if captured up to now: its last frame gets the signing time
+    # (capture times in the future would be STALE for any receiver)
+    base_time = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=_duration_s(source))
     try:
         identity = load_signing_identity(key_pem, chain, valid_at=base_time)
         options = SignerOptions(certificate_sei=certificate_sei, kontur_extensions=extensions)

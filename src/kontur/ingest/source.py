@@ -270,30 +270,38 @@ def _header(source: str, stream: Any, info: StreamInfo, fps_from: str) -> dict[s
     }
 
 
-def _carries_picture(codec: str, data: bytes, header: dict[str, object]) -> bool:
-    """False only for an H.264/H.265 packet that provably holds no slice (SEI-only units).
+def _nal_facts(codec: str, data: bytes, header: dict[str, object]) -> tuple[bool, bool] | None:
+    """``(carries a picture, starts a GOP)`` of an H.264/H.265 packet; None for other codecs.
 
-    Such a packet is not fed to the decoder: it has no picture to give, and a decoder error
-    on it must not read as a damaged frame.
+    A packet with no slice (an SEI-only access unit, such as a signed end of stream) is not
+    fed to the decoder: it has no picture to give, and a decoder error on it must not read as
+    a damaged frame. A GOP starts at a primary IDR/IRAP slice. Bytes that do not split are
+    taken as a picture (the decoder and the validator judge them).
     """
     from kontur.ingest.oms.errors import OmsError
     from kontur.ingest.oms.nal import Codec, parse_nal_header, split_packet
 
     nal_codec = {"h264": Codec.H264, "hevc": Codec.H265}.get(codec)
     if nal_codec is None:
-        return True
+        return None
+    size = _length_size(nal_codec, header)
+    try:
+        infos = [parse_nal_header(n, nal_codec) for n in split_packet(data, size, nal_codec)]
+    except OmsError:
+        return True, False
+    return any(i.is_slice for i in infos), any(i.starts_gop for i in infos)
+
+
+def _length_size(codec: Any, header: dict[str, object]) -> int:
+    """NAL length-prefix size from avcC/hvcC extradata (4 for Annex-B or when unknown)."""
     size = 4
     if header.get("framing") == "avcc":
         extradata = bytes.fromhex(str(header.get("extradata") or ""))
-        size = (extradata[4] & 0x3) + 1 if nal_codec is Codec.H264 and len(extradata) > 4 else 4
-        if nal_codec is Codec.H265 and len(extradata) > 21:
+        if codec.value == "h264" and len(extradata) > 4:
+            size = (extradata[4] & 0x3) + 1
+        elif len(extradata) > 21:
             size = (extradata[21] & 0x3) + 1
-    try:
-        return any(
-            parse_nal_header(n, nal_codec).is_slice for n in split_packet(data, size, nal_codec)
-        )
-    except OmsError:
-        return True
+    return size
 
 
 def _with_decoded_size(gop: RawGop) -> RawGop:
@@ -327,6 +335,8 @@ class _Cutter:
         self.synthesise = synthesise
         self.decoding = decode
         self.no_picture = 0
+        self.packets = 0
+        self.gop_pictures = False
         self.on_packet: OnPacket | None = None
         self.on_frame: Callable[[DecodedFrame], None] | None = None
         self.frames = 0
@@ -405,7 +415,16 @@ class _Cutter:
             if self.gop is not None:
                 self._add_frames(frames)
             return
-        if packet.is_keyframe and self.gop is not None and self.gop.packets:
+        data = bytes(packet)
+        if "framing" not in header:
+            extradata = bytes(stream.codec_context.extradata or b"")
+            header["framing"] = _framing(info.codec, extradata, data)
+        facts = _nal_facts(info.codec, data, header)
+        # H.264/H.265: a GOP starts where the *bitstream* starts one (an IDR/IRAP slice), as
+        # the Media Signing validator counts them; the container's keyframe flag is unsigned
+        # metadata that a recovery-point SEI or a forged flag can set on any frame
+        starts = packet.is_keyframe if facts is None else facts[1]
+        if starts and self.gop is not None and self.gop.packets and self.gop_pictures:
             # drain the decoder first: a frame-threaded decoder holds the GOP's last frames
             # back, and they must not be published under the next GOP's index and verdict
             self._add_frames(self.drain(stream))
@@ -414,17 +433,21 @@ class _Cutter:
         if self.gop is None:
             self.gop = RawGop(info=info, header=header, notes=self.notes)
             self.notes = []
-        data = bytes(packet)
-        if "framing" not in header:
-            extradata = bytes(stream.codec_context.extradata or b"")
-            header["framing"] = _framing(info.codec, extradata, data)
+            self.gop_pictures = False
+        if facts is not None and packet.is_keyframe and not facts[1]:
+            self.gop.notes.append(
+                f"packet {self.packets}: container keyframe flag without an IDR/IRAP slice "
+                "(a recovery point or a forged flag): not a GOP boundary"
+            )
+        self.packets += 1
+        self.gop_pictures |= facts is None or facts[0]
         seg = SegmentPacket(data, packet.pts, bool(packet.is_keyframe))
         if self.on_packet is not None:
             seg = self.on_packet(seg, header, info)
         self.gop.packets.append(seg)
         if not self.decoding:
             return
-        if _carries_picture(info.codec, data, header):
+        if facts is None or facts[0]:
             self._add_frames(self.decode(stream, packet))
         else:
             self.no_picture += 1  # e.g. a signed end of stream: an SEI-only access unit

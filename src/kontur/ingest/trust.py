@@ -183,7 +183,33 @@ class CameraTrust:
             nals = ()
             self._errors.setdefault(gop_index, []).append(f"packet does not split: {exc}")
         results = self._validator.push(AccessUnit(nals, packet.pts, packet.keyframe))
+        self._check_alignment(gop_index, nals)
         return [self._decide(r) for r in results]
+
+    def _check_alignment(self, gop_index: int, nals: Sequence[bytes | memoryview]) -> None:
+        """A packet with a picture must sit in the GOP the signature puts it in.
+
+        Ingest cuts GOPs where the bitstream starts one (an IDR/IRAP slice), as the validator
+        does; if the two ever disagree (a forged container keyframe flag, a stream the cut
+        misreads), both GOPs are refused rather than one judged by the other's verdict.
+        """
+        assert self._validator is not None and self._codec is not None
+        signed_as = self._validator.current_gop_index
+        if signed_as is None or signed_as == gop_index:
+            return
+        try:
+            if not any(parse_nal_header(n, self._codec).is_slice for n in nals):
+                return
+        except OmsError:
+            return  # the validator reports the malformed unit itself
+        why = (
+            f"GOP boundaries disagree: ingest GOP {gop_index} holds a picture that the "
+            f"bitstream places in GOP {signed_as}"
+        )
+        for index in {gop_index, signed_as}:
+            errors = self._errors.setdefault(index, [])
+            if why not in errors:
+                errors.append(why)
 
     def pictures(self, packets: Sequence[SegmentPacket]) -> list[bool]:
         """Whether each packet carries a picture (an SEI-only access unit does not)."""

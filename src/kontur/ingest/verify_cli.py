@@ -87,6 +87,8 @@ def verify(
 
     if (ca is None) == (camera is None):
         fail("expected exactly one of --ca CA.pem or --camera ID")
+    if source.is_dir():
+        fail(f"{source}: expected a video file, got a directory")
     if not source.is_file():
         fail(f"{source}: expected a video file, found nothing there")
     quiet = json_out is not None and str(json_out) == "-"

@@ -428,6 +428,15 @@ class OmsValidator:
             self._infos[key | primary if info.is_primary_slice else key] = info
         return info
 
+    @property
+    def current_gop_index(self) -> int | None:
+        """Index of the GOP the last slice went to (None before the first slice).
+
+        The ingest shell checks it against its own GOP cut, so that a verdict is never
+        attached to packets of another GOP.
+        """
+        return self._open.index if self._open is not None else None
+
     def _current(self) -> _Gop | None:
         return self._open
 
