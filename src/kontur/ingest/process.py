@@ -266,7 +266,8 @@ class IngestLoop:
             self._gop_first = None
             held.findings = self.checker.close_findings()[1]
             held.last_frame = max(first, self.frames - 1)
-            held.frames = gop.frames
+            # only their times are needed from here on: the images are published already
+            held.frames = [DecodedFrame(pts_s=f.pts_s, image=None) for f in gop.frames]
         self.held[index] = held
         if self.trust is not None:
             self.trust.set_info(index, gop.info)  # the decoded size, for the profile check
