@@ -47,9 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from kontur.archive import Archive
 from kontur.clock import Clock, SystemClock
@@ -70,6 +69,7 @@ from kontur.ingest.freshness import (
     spki_of,
     verify_chain,
 )
+from kontur.ingest.oms.keys import make_ca, make_camera_certificate, private_key_pem
 from kontur.ingest.verdict import Verdict
 
 __all__ = [
@@ -296,26 +296,10 @@ class Inventory:
         if self._site_row() is not None or (self._dir / CA_KEY_NAME).exists():
             raise SiteCaExists(f"{self._dir}: expected no site CA, got one ({CA_CERT_NAME})")
         now = self._now()
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(cert_sign=True), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .sign(key, hashes.SHA256())
+        key, cert = make_ca(
+            name, now - timedelta(minutes=5), now + timedelta(days=days), path_length=0
         )
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        pem = private_key_pem(key)
         _write_new(self._dir / CA_KEY_NAME, pem, 0o600)
         _write_new(self._dir / CA_CERT_NAME, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         der = cert.public_bytes(serialization.Encoding.DER)
@@ -464,21 +448,8 @@ class Inventory:
         ca_key = _load_ca_key(self._dir / CA_KEY_NAME)
         ca_cert = x509.load_pem_x509_certificate((self._dir / CA_CERT_NAME).read_bytes())
         now = self._now()
-        key = ec.generate_private_key(ec.SECP256R1())
-        leaf = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, camera_id)]))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(cert_sign=False), critical=True)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-            .sign(ca_key, hashes.SHA256())
+        key, leaf = make_camera_certificate(
+            ca_key, ca_cert, camera_id, now - timedelta(minutes=5), now + timedelta(days=days)
         )
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -486,11 +457,7 @@ class Inventory:
             raise InventoryInputError(
                 f"--out {out_dir}: expected a directory, got {exc.strerror}"
             ) from None
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        pem = private_key_pem(key)
         issued = IssuedCamera(out_dir / f"{camera_id}.key", out_dir / f"{camera_id}.pem")
         chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, ca_cert))
         _write_new(issued.key_path, pem, 0o600)
@@ -803,20 +770,6 @@ def _load_ca_key(path: Path) -> ec.EllipticCurvePrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise SiteCaMissing(f"{path}: expected an ECDSA key, got {type(key).__name__}")
     return key
-
-
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not cert_sign,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:

@@ -197,14 +197,20 @@ def _check_key_matches_leaf(key: SigningKey, leaf: x509.Certificate) -> None:
 
 
 def make_ca(
-    common_name: str, not_before: dt.datetime, not_after: dt.datetime
+    common_name: str,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    path_length: int | None = None,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """Create a self-signed ECDSA P-256 CA (test or site CA) valid between the given times."""
+    """Create a self-signed ECDSA P-256 CA (test or site CA) valid between the given times.
+
+    ``path_length`` 0: a CA that issues leaves only (the site CA), no intermediates.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         _builder(name, name, key.public_key(), not_before, not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .sign(key, hashes.SHA256())
