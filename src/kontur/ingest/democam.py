@@ -2,21 +2,19 @@
 
 Real cameras sign their stream themselves (ONVIF Media Signing) and kontur only verifies.
 A demo clip is unsigned, so ``kontur demo`` plays the camera's part: :class:`DemoCamera`
-signs each GOP as ingest reads it, with a throwaway camera key that the demo issued from the
-data directory's site CA and enrolled there (:func:`provision_demo_camera`). Every archive
-record and the run's notes say so. The signed packets are what ingest validates, archives and
-decodes, exactly as if the camera had sent them.
+signs each access unit as ingest reads it, with a throwaway camera key that the demo issued
+from the data directory's site CA and enrolled there (:func:`provision_demo_camera`). Every
+archive record and the run's notes say so. The signed packets are what ingest validates,
+archives and decodes, exactly as if the camera had sent them.
 
 Capture times: :meth:`DemoCamera.sign_packet` stamps each access unit with the trusted
-clock's time when ingest reads it (:meth:`DemoCamera.sign`, for a whole GOP, stamps its last
-access unit so and earlier ones by their presentation-time distance before that), so the
-stream is as fresh as a live camera's would be however fast the file is read.
+clock's time when ingest reads it, so the stream is as fresh as a live camera's would be
+however fast the file is read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +116,6 @@ class DemoCamera:
         self._annexb = header.get("framing") == "annexb"
         self._codec = codec
         self._clock = clock
-        self._tb = _fraction(header.get("time_base"))
         self._signer = OmsSigner(codec, identity, parameter_sets=ps)
 
     @classmethod
@@ -128,20 +125,6 @@ class DemoCamera:
         """A demo camera from its key and chain files."""
         identity = load_signing_identity(key_path.read_bytes(), chain_path.read_bytes())
         return cls(codec, identity, header, clock)
-
-    def sign(self, packets: Sequence[SegmentPacket]) -> list[SegmentPacket]:
-        """The GOP's packets with the camera's SEIs inserted (no other byte changes)."""
-        now = dt.datetime.fromtimestamp(self._clock.wall(), dt.UTC)
-        last = next((p.pts for p in reversed(packets) if p.pts is not None), None)
-        out = []
-        for p in packets:
-            age = 0.0
-            if p.pts is not None and last is not None and self._tb:
-                age = max(0.0, (last - p.pts) * self._tb)
-            nals = split_packet(p.data, self._length_size, self._codec)
-            au = self._signer.sign_access_unit(nals, now - dt.timedelta(seconds=age))
-            out.append(SegmentPacket(self._frame(au), p.pts, p.keyframe))
-        return out
 
     def sign_packet(self, packet: SegmentPacket) -> SegmentPacket:
         """One packet as the camera sends it: captured now (by the trusted clock), signed."""
@@ -160,13 +143,3 @@ class DemoCamera:
             return annexb_bytes(au.nal_units, self._codec)
         size = self._length_size
         return b"".join(len(n).to_bytes(size, "big") + n for n in au.nal_units)
-
-
-def _fraction(text: object) -> float:
-    if not text:
-        return 0.0
-    num, _, den = str(text).partition("/")
-    try:
-        return float(num) / float(den or 1)
-    except (ValueError, ZeroDivisionError):
-        return 0.0
