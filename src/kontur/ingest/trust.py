@@ -138,6 +138,7 @@ class CameraTrust:
         self._info: dict[int, StreamInfo] = {}
         self._closed = False
         self._errors: dict[int, list[str]] = {}
+        self._last_index: int | None = None
         if self._codec is None:
             return
         extradata = bytes.fromhex(str(header.get("extradata") or ""))
@@ -159,7 +160,8 @@ class CameraTrust:
 
     def set_info(self, gop_index: int, info: StreamInfo) -> None:
         """What GOP ``gop_index`` turned out to be (its decoded size), for the profile check."""
-        self._info[gop_index] = info
+        if gop_index in self._info:  # not decided yet
+            self._info[gop_index] = info
 
     def push_packet(
         self, gop_index: int, packet: SegmentPacket, info: StreamInfo
@@ -171,11 +173,11 @@ class CameraTrust:
         """
         if self._closed:
             raise RuntimeError("push after finish()")
-        first = gop_index not in self._info
-        self._info.setdefault(gop_index, info)
         if self._validator is None:
+            first, self._last_index = gop_index != self._last_index, gop_index
             why = f"codec {info.codec} cannot carry ONVIF Media Signing (no signature)"
             return [GopTrust(gop_index, ((Verdict.UNSIGNED, why),))] if first else []
+        self._info.setdefault(gop_index, info)  # dropped when the GOP is decided
         try:
             nals = tuple(split_packet(packet.data, self._length_size, self._codec))
         except OmsError as exc:
@@ -240,8 +242,9 @@ class CameraTrust:
         if not findings:
             findings.append((verdict, f"Media Signing: {r.result.value}"))
         seen: dict[str, object] | None = None
+        info = self._info.pop(r.index, None)
         if self.guard is not None and r.result is not OmsResult.PENDING:
-            result = self.guard.check(self._facts(r))
+            result = self.guard.check(self._facts(r, info))
             findings += [(result.verdict, why) for why in result.reasons]
             seen = result.seen_payload()
         elif _signed(r) and r.provenance.status is not Provenance.OK:
@@ -249,7 +252,7 @@ class CameraTrust:
             findings.append((Verdict.NOT_AUTHENTIC, f"provenance: {r.provenance.reason}"))
         return GopTrust(r.index, tuple(findings), r, seen)
 
-    def _facts(self, r: SignedGopResult) -> SignedGopFacts:
+    def _facts(self, r: SignedGopResult, info: StreamInfo | None) -> SignedGopFacts:
         signed = r.result is not OmsResult.UNSIGNED
         if signed and r.signer_key_der is not None and self._session is None:
             # key + first counter + first signed capture time: a camera whose counter restarts
@@ -258,7 +261,6 @@ class CameraTrust:
             key = hashlib.sha256(r.signer_key_der).hexdigest()[:16]
             start = r.capture_start.isoformat() if r.capture_start else "-"
             self._session = f"{key}:{r.gop_counter}:{start}"
-        info = self._info.get(r.index)
         profile = None
         if info is not None and info.fps > 0:
             # the size the signed SPS in effect says (seen without decoding: strict mode and

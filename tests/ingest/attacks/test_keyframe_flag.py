@@ -95,3 +95,18 @@ def test_gops_cut_differently_from_the_bitstream_are_refused_not_swapped(lab: La
         assert verdicts[index].verdict is Verdict.NOT_AUTHENTIC
         assert any("GOP boundaries disagree" in r for r in verdicts[index].reasons)
     assert verdicts[2].verdict is Verdict.AUTHENTIC  # the cut agrees again from GOP 2 on
+
+
+def test_the_trust_shell_keeps_no_state_for_decided_gops(lab: Lab) -> None:
+    # a live camera runs for months: what CameraTrust keeps per GOP must go once it is decided
+    from kontur.ingest.trust import CameraTrust
+
+    path = str(lab.signed["a"])
+    gops = list(read_gops(path, probe(path), decode=False))
+    trust = CameraTrust("cam-1", gops[0].info.codec, gops[0].header, guard=None)
+    for index, gop in enumerate(gops):
+        trust.push(index, gop.packets, gop.info)
+        trust.set_info(index, gop.info)
+    assert len(trust._info) <= 2  # the open GOP (and the one waiting for its SEI)
+    trust.finish()
+    assert trust._info == {} and trust._errors == {}
