@@ -28,6 +28,8 @@ KERNELS: dict[str, dict[str, Any]] = {
     "kernel_without_landlock": {"landlock_": {"errno": "ENOSYS"}},
     "kernel_with_landlock_abi_3": {"landlock_create_ruleset:version": {"value": 3}},
     "kernel_without_seccomp": {"seccomp": {"errno": "ENOSYS"}, "prctl:22": {"errno": "EINVAL"}},
+    # a container without CAP_SYS_ADMIN over its mounts (or mount denied by its own filter)
+    "mount_refused": {"mount": {"errno": "EPERM"}},
 }
 
 _CHILD = """
@@ -76,6 +78,7 @@ def _probe(kernel: str, policy: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         ("kernel_without_landlock", "filesystem", "landlock", "netns+seccomp"),
         ("kernel_with_landlock_abi_3", None, "landlock-net", "netns+seccomp"),
         ("kernel_without_seccomp", "syscalls", "seccomp", "netns+landlock-net"),
+        ("mount_refused", "scratch", "scratch", "netns+seccomp+landlock-net"),
     ],
 )
 def test_missing_mechanism_is_reported_as_degraded(
@@ -92,6 +95,9 @@ def test_missing_mechanism_is_reported_as_degraded(
     if kernel == "kernel_with_landlock_abi_3":
         assert report["filesystem"] == "landlock-abi-3"
         assert result["acts"]["write_tmp"]["errno"] == "EACCES", "ABI 3 still confines files"
+    if kernel == "mount_refused":  # scratch on the disk: each file still capped, writable
+        assert report["scratch"] == "unavailable: mount: simulated kernel (EPERM)"
+        assert result["acts"]["write_scratch"]["ok"] is True
 
 
 def test_kernel_without_landlock_is_said_to_leave_files_open() -> None:
@@ -108,6 +114,7 @@ def test_kernel_without_landlock_is_said_to_leave_files_open() -> None:
     [
         ("kernel_without_landlock", "landlock", "expected ABI >= 1, the kernel reports none"),
         ("kernel_without_seccomp", "seccomp", "prctl: simulated kernel (EINVAL)"),
+        ("mount_refused", "scratch", "mount: simulated kernel (EPERM)"),
     ],
 )
 def test_required_mechanism_missing_is_an_error(kernel: str, mechanism: str, why: str) -> None:

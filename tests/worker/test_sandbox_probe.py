@@ -140,8 +140,10 @@ def test_isolation_report_is_full_and_names_each_layer(held: tuple[dict, Any]) -
     assert report["network"] == "netns+seccomp+landlock-net"
     assert report["filesystem"].startswith("landlock-abi-")
     assert report["syscalls"] == "seccomp-bpf"
+    assert report["scratch"] == "tmpfs 128 MiB"
     assert report["user"] == f"uid {NOBODY} gid {NOBODY}"
     assert report["limits"]["memory_bytes"] == MEMORY_MB << 20
+    assert report["limits"]["file_bytes"] == 64 << 20
     assert report["missing"] == []
 
 
@@ -177,14 +179,16 @@ def test_worker_cannot_write_outside_scratch(acts: dict[str, Any], world: World)
     assert not (world.archive / "probe-write.txt").exists()
 
 
-def test_worker_can_write_scratch(acts: dict[str, Any], world: World) -> None:
+def test_worker_can_write_scratch(
+    acts: dict[str, Any], world: World, held: tuple[dict, Any]
+) -> None:
+    """Into its private tmpfs: seen through /proc/PID/root, and nowhere on the disk."""
     assert acts["write_scratch"]["ok"] and acts["write_scratch_relative"]["ok"]
-    written = world.scratch / "probe-abs.txt"
+    inside = Path(f"/proc/{held[1].pid}/root") / world.scratch.relative_to("/")
+    written = inside / "probe-abs.txt"
     assert written.read_text() == "written from inside the sandbox\n"
-    assert (written.stat().st_uid, (world.scratch / "probe-rel.txt").stat().st_uid) == (
-        NOBODY,
-        NOBODY,
-    )
+    assert (written.stat().st_uid, (inside / "probe-rel.txt").stat().st_uid) == (NOBODY, NOBODY)
+    assert list(world.scratch.iterdir()) == [], "the directory under the tmpfs stays empty"
 
 
 def test_worker_memory_limit(acts: dict[str, Any]) -> None:
@@ -213,7 +217,8 @@ def test_worker_cannot_create_namespaces(acts: dict[str, Any]) -> None:
 
 
 def test_worker_cannot_execute_programs(acts: dict[str, Any]) -> None:
-    _refused(acts["exec_binary"], "EACCES")
+    _refused(acts["exec_binary"], "EPERM")  # subprocess: its clone is refused first
+    _refused(acts["execve"], "EPERM")
 
 
 def test_worker_cannot_read_other_processes_or_etc(acts: dict[str, Any]) -> None:
@@ -310,9 +315,12 @@ def test_unprivileged_caller_gets_netns_through_a_user_namespace(world: World) -
     assert report["user"] == f"uid {NOBODY} gid {NOBODY} (not root: nothing to drop)"
     if report["level"] == "full":
         assert report["network"] == "netns+seccomp+landlock-net"
+        assert report["scratch"] == "tmpfs 128 MiB"
     else:  # unprivileged user namespaces disabled here: said so, not claimed
-        assert [m.split(":")[0] for m in report["missing"]] == ["netns"]
+        assert [m.split(":")[0] for m in report["missing"]] == ["netns", "scratch"]
         assert report["network"] == "seccomp+landlock-net"
     acts = json.loads(out.stdout.splitlines()[0])["acts"]
     _refused(acts["inet_connect"], "EPERM")
     _refused(acts["write_tmp"], "EACCES")
+    _refused(acts["fork"], "EPERM")
+    assert acts["thread"]["ok"], acts["thread"]

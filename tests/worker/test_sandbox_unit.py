@@ -21,6 +21,7 @@ from kontur.worker.sandbox import (
     filesystem_rules,
 )
 from kontur.worker.sandbox import landlock_fs as ll
+from kontur.worker.sandbox.describe import parse_mountinfo
 from kontur.worker.sandbox.policy import MECHANISMS
 from kontur.worker.sandbox.seccomp import build_program
 
@@ -33,6 +34,7 @@ def test_empty_policy_means_the_full_sandbox() -> None:
     p = SandboxPolicy.from_json({}, default_scratch=SCRATCH)
     assert (p.scratch_dir, p.memory_bytes, p.cpu_seconds) == (SCRATCH, 4 << 30, 86400)
     assert (p.uid, p.gid, p.max_open_files) == (65534, 65534, 256)
+    assert (p.max_file_bytes, p.max_tasks, p.scratch_max_bytes) == (64 << 20, 256, 128 << 20)
     assert p.unsafe_skip == frozenset() and p.required == frozenset()
 
 
@@ -46,6 +48,9 @@ def test_policy_round_trips_through_json() -> None:
         "memory_mb": None,
         "cpu_seconds": 60,
         "max_open_files": 64,
+        "max_file_mb": 16,
+        "max_tasks": 32,
+        "scratch_max_mb": 8,
         "uid": 1000,
         "gid": 1000,
         "required": ["landlock", "seccomp"],
@@ -54,6 +59,7 @@ def test_policy_round_trips_through_json() -> None:
     }
     p = SandboxPolicy.from_json(obj, default_scratch=SCRATCH)
     assert p.memory_bytes is None and p.required == {"landlock", "seccomp"}
+    assert (p.max_file_bytes, p.max_tasks, p.scratch_max_bytes) == (16 << 20, 32, 8 << 20)
     assert p.to_json() == obj
     assert SandboxPolicy.from_json({"required": "all"}, default_scratch=SCRATCH).required == set(
         MECHANISMS
@@ -72,6 +78,10 @@ def test_policy_round_trips_through_json() -> None:
         ({"required": ["netns"], "unsafe_skip": ["netns"]}, "['netns'] both required and"),
         ({"memory_mb": 0}, "expected memory > 0, got 0"),
         ({"max_open_files": 3}, "expected max_open_files >= 16, got 3"),
+        ({"max_file_mb": 0}, "expected max_file_mb >= 1, got 0"),
+        ({"max_tasks": 2}, "expected max_tasks >= 8, got 2"),
+        ({"scratch_max_mb": -1}, "expected scratch_max_mb >= 1, got -1"),
+        ({"scratch_max_mb": None}, "expected an integer for scratch_max_mb, got None"),
     ],
 )
 def test_malformed_policy_is_refused(obj: dict, fragment: str) -> None:
@@ -121,9 +131,12 @@ def test_report_round_trips_and_level_follows_missing() -> None:
         user="uid 65534 gid 65534",
         limits={"memory_bytes": 1 << 30},
         missing=("landlock-net: landlock-abi-3 cannot restrict TCP (needs ABI 4)",),
+        scratch="tmpfs 128 MiB",
+        source="supervisor",
+        unmeasured=("landlock: not shown in /proc",),
     )
     obj = json.loads(json.dumps(r.to_json()))
-    assert obj["level"] == "degraded"
+    assert obj["level"] == "degraded" and obj["source"] == "supervisor"
     assert IsolationReport.from_json(obj) == r
     with pytest.raises(ValueError, match="expected level degraded for missing"):
         IsolationReport.from_json({**obj, "level": "full"})
@@ -135,6 +148,7 @@ ALLOW, EPERM, ENOSYS = 0x7FFF0000, 0x00050001, 0x00050026
 X86_64, AARCH64, I386 = 0xC000003E, 0xC00000B7, 0x40000003
 THREAD = 0x3D0F00  # pthread_create's clone flags
 FORK = 0x01200011  # fork(): SIGCHLD|CLONE_CHILD_SETTID|CLONE_CHILD_CLEARTID
+SPAWN = 0x4111  # posix_spawn / subprocess: CLONE_VM|CLONE_VFORK|SIGCHLD
 
 
 def _run_bpf(prog: list[tuple[int, int, int, int]], nr: int, arch: int, arg0: int = 0) -> int:
@@ -167,8 +181,15 @@ VECTORS = [
     ("x86_64", X86_64, 321, 0, EPERM),  # bpf
     ("x86_64", X86_64, 425, 0, EPERM),  # io_uring_setup
     ("x86_64", X86_64, 56, THREAD, ALLOW),  # clone: a thread
-    ("x86_64", X86_64, 56, FORK, ALLOW),  # clone: fork
+    ("x86_64", X86_64, 56, FORK, EPERM),  # clone: fork, a new process
+    ("x86_64", X86_64, 56, SPAWN, EPERM),  # clone: posix_spawn, a new process
+    ("x86_64", X86_64, 56, 17, EPERM),  # clone(SIGCHLD): a bare new process
     ("x86_64", X86_64, 56, 0x10000000 | 17, EPERM),  # clone(CLONE_NEWUSER)
+    ("x86_64", X86_64, 56, THREAD | 0x40000000, EPERM),  # a thread in a new netns
+    ("x86_64", X86_64, 57, 0, EPERM),  # fork
+    ("x86_64", X86_64, 58, 0, EPERM),  # vfork
+    ("x86_64", X86_64, 59, 0, EPERM),  # execve
+    ("x86_64", X86_64, 322, 0, EPERM),  # execveat
     ("x86_64", X86_64, 435, 0, ENOSYS),  # clone3: glibc falls back to clone
     ("x86_64", X86_64, 135, 0xFFFFFFFF, ALLOW),  # personality(query)
     ("x86_64", X86_64, 135, 0x0040000, EPERM),  # personality(ADDR_NO_RANDOMIZE)
@@ -183,7 +204,10 @@ VECTORS = [
     ("aarch64", AARCH64, 270, 1, EPERM),  # process_vm_readv
     ("aarch64", AARCH64, 97, 0x40000000, EPERM),  # unshare
     ("aarch64", AARCH64, 220, THREAD, ALLOW),  # clone: a thread
+    ("aarch64", AARCH64, 220, FORK, EPERM),  # clone: fork
     ("aarch64", AARCH64, 220, 0x40000000 | 17, EPERM),  # clone(CLONE_NEWNET)
+    ("aarch64", AARCH64, 221, 0, EPERM),  # execve
+    ("aarch64", AARCH64, 281, 0, EPERM),  # execveat
     ("aarch64", AARCH64, 435, 0, ENOSYS),  # clone3
     ("aarch64", AARCH64, 92, 0, ALLOW),  # personality(PER_LINUX)
     ("aarch64", X86_64, 63, 0, EPERM),  # a foreign architecture
@@ -237,9 +261,29 @@ def test_enter_out_of_order_is_a_runtime_error(code: str, fragment: str, tmp_pat
 def test_describe_process_reads_proc() -> None:
     seen = describe_process(os.getpid())
     assert seen["pid"] == os.getpid() and seen["uid"][0] == os.getuid()
-    assert seen["own_net_ns"] is False
+    assert seen["own_net_ns"] is seen["own_mnt_ns"] is seen["own_pid_ns"] is False
     assert seen["seccomp"] in ("disabled", "filter", "strict")
-    assert set(seen["limits"]) == {"memory_bytes", "cpu_seconds", "core_bytes", "max_open_files"}
+    assert seen["sigxfsz_ignored"] is True, "CPython ignores SIGXFSZ at startup"
+    assert set(seen["limits"]) == {
+        "memory_bytes",
+        "cpu_seconds",
+        "core_bytes",
+        "max_open_files",
+        "file_bytes",
+        "max_tasks",
+    }
+
+
+def test_mountinfo_lines_are_parsed_and_unescaped() -> None:
+    text = (
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        r"66 22 0:40 / /tmp/with\040space rw,nosuid - tmpfs tmpfs "
+        "rw,size=1024k,nr_inodes=100,mode=700,uid=65534,gid=65534\n"
+    )
+    root, scratch = parse_mountinfo(text)
+    assert (root.mount_point, root.fstype, root.source) == ("/", "ext4", "/dev/sda1")
+    assert (scratch.mount_point, scratch.fstype) == ("/tmp/with space", "tmpfs")
+    assert scratch.options["size"] == "1024k" and scratch.options["rw"] == ""
 
 
 # --- the worker's policy from its spec ------------------------------------------------

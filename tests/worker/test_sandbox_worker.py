@@ -22,7 +22,7 @@ from kontur.wire import FrameReady, TrackFrame, WorkerReady, encode
 from kontur.wire.channel import Inbox, wait_readable
 from kontur.wire.framering import FrameRing
 from kontur.worker.process import SANDBOX_PRELOAD
-from kontur.worker.sandbox import describe_process
+from kontur.worker.sandbox import SandboxPolicy, describe_process, measure
 from kontur.worker.sandbox.policy import NOBODY
 
 pytestmark = pytest.mark.skipif(
@@ -100,6 +100,18 @@ def test_real_worker_reports_full_isolation(worker: dict[str, Any]) -> None:
     assert seen["seccomp"] == "filter" and seen["no_new_privs"] and seen["dumpable"] is False
     assert seen["own_net_ns"] is True
     assert seen["limits"]["memory_bytes"]["soft"] == 4 << 30
+
+
+def test_supervisor_measures_the_real_worker_full(worker: dict[str, Any]) -> None:
+    """From outside, with the policy the worker derived from its spec, and with its claim."""
+    proc = worker["proc"]
+    ready = _wait_for(worker["supervisor"], WorkerReady, 60, proc)
+    scratch = worker["run_dir"] / "scratch" / f"worker-{proc.pid}"
+    policy = SandboxPolicy.from_json({}, default_scratch=scratch)
+    report = measure(proc.pid, policy, claimed=ready.isolation)
+    assert report.level == "full", report.missing
+    assert (report.network, report.scratch) == ("netns+seccomp", "tmpfs 128 MiB")
+    assert report.filesystem.startswith("unmeasured: landlock (the worker claims landlock-abi-")
 
 
 def test_sandboxed_worker_still_analyses_frames_from_the_ring(

@@ -13,18 +13,24 @@ Order of steps (:func:`enter`), each for a reason:
    ``TMPDIR``, ``HOME`` and the XDG cache/config dirs at it — while still root, so it is
    usable even under parents the target uid cannot traverse;
 3. ``no_new_privs`` (always: seccomp needs it), then ``limits``: rlimits (memory, CPU,
-   no core, open files);
+   no core, open files, file size with SIGXFSZ ignored, tasks of the uid);
 4. ``netns``: a new empty network namespace (needs ``CAP_SYS_ADMIN`` or a user namespace,
    so before seccomp denies ``unshare`` and before Landlock denies ``/proc/self/uid_map``);
-5. ``landlock``: read-only Python and system libraries, read-write scratch, TCP denied;
-6. ``seccomp``: the filter, synchronised to all threads (TSYNC);
-7. ``preload``: the modules the policy names are imported now, inside Landlock and seccomp
+5. ``scratch``: a private, size-capped tmpfs on the scratch dir, in a mount namespace of its
+   own; then, when not root, the capabilities of the user namespace are dropped;
+6. ``landlock``: read-only Python and system libraries, read-write scratch, TCP denied;
+7. ``seccomp``: the filter, synchronised to all threads (TSYNC); it also refuses every
+   new process (threads stay allowed) and ``execve``;
+8. ``preload``: the modules the policy names are imported now, inside Landlock and seccomp
    but still as the starting user, because once uid 65534 it may not be able to read the
    interpreter's own tree (a pyenv Python under a 0700 ``/root``). Threads they start
    inherit Landlock and seccomp;
-8. ``user``: as root, drop to the policy's uid/gid (glibc applies it to every thread);
-9. non-dumpable, and the parent-death signal set again (a credential change clears both);
-10. check the claims against ``/proc/self/status`` and return the :class:`IsolationReport`.
+9. ``user``: as root, drop to the policy's uid/gid (glibc applies it to every thread);
+10. non-dumpable, and the parent-death signal set again (a credential change clears both);
+11. check the claims against ``/proc/self`` and return the :class:`IsolationReport`.
+
+The report is the worker's *claim*. The supervisor measures the worker from outside with
+:func:`measure` (:mod:`kontur.worker.sandbox.measure`), and acts on that.
 
 A mechanism the kernel or the account lacks is reported (``level: degraded`` and a line in
 ``missing``) — or, when the policy lists it in ``required``, raised as
@@ -41,9 +47,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from kontur.worker.sandbox import landlock_fs, limits, netns, seccomp
-from kontur.worker.sandbox.describe import describe_process
+from kontur.worker.sandbox import landlock_fs, limits, netns, scratch, seccomp
+from kontur.worker.sandbox.describe import describe_process, mounts
 from kontur.worker.sandbox.errors import MechanismUnavailable, SandboxError, SandboxPolicyError
+from kontur.worker.sandbox.measure import measure
 from kontur.worker.sandbox.policy import MECHANISMS, SandboxPolicy
 from kontur.worker.sandbox.report import IsolationReport
 
@@ -57,6 +64,7 @@ __all__ = [
     "describe_process",
     "enter",
     "filesystem_rules",
+    "measure",
 ]
 
 _log = logging.getLogger(__name__)
@@ -136,8 +144,21 @@ class _Steps:
 
     def limits_step(self) -> str:
         p = self.policy
-        self.limits = limits.apply_rlimits(p.memory_bytes, p.cpu_seconds, p.max_open_files)
+        others = limits.tasks_of_uid(_owner(p)[0], exclude_pid=os.getpid())
+        self.limits = limits.apply_rlimits(
+            p.memory_bytes,
+            p.cpu_seconds,
+            p.max_open_files,
+            file_bytes=p.max_file_bytes,
+            tasks=others + p.max_tasks,
+        )
+        self.limits["uid_tasks_at_enter"] = others
         return "rlimits"
+
+    def scratch_step(self) -> str:
+        p, (uid, gid) = self.policy, _owner(self.policy)
+        in_userns = self.done.get("netns") == "netns (userns)"
+        return scratch.mount_private_tmpfs(p.scratch_dir, p.scratch_max_bytes, uid, gid, in_userns)
 
     def landlock_step(self, rules: landlock_fs.LandlockRules) -> str:
         report, self.tcp_restricted = landlock_fs.restrict(rules)
@@ -149,17 +170,34 @@ class _Steps:
         return limits.drop_privileges(self.policy.uid, self.policy.gid)
 
 
-def _prepare_scratch(policy: SandboxPolicy) -> None:
-    scratch = policy.scratch_dir
-    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+def _owner(policy: SandboxPolicy) -> tuple[int, int]:
+    """The uid/gid the worker will run as: the policy's when root drops to it, else its own."""
     if os.geteuid() == 0 and "user" not in policy.unsafe_skip:
-        os.chown(scratch, policy.uid, policy.gid)
-    os.chmod(scratch, 0o700)
-    os.chdir(scratch)
+        return policy.uid, policy.gid
+    return os.geteuid(), os.getegid()
+
+
+def _prepare_scratch(policy: SandboxPolicy) -> None:
+    path = policy.scratch_dir
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.geteuid() == 0 and "user" not in policy.unsafe_skip:
+        os.chown(path, policy.uid, policy.gid)
+    os.chmod(path, 0o700)
+    os.chdir(path)
     # libraries that cache or persist ids under $HOME (OpenVINO's telemetry raises at import
     # when it cannot) find a writable home; the old one is unreadable now anyway
     for var in ("TMPDIR", "HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
-        os.environ[var] = str(scratch)
+        os.environ[var] = str(path)
+
+
+def _untraversable(path: Path, uid: int, gid: int) -> Path | None:
+    """The first parent of ``path`` that ``uid``/``gid`` may not search (DAC), if any."""
+    for parent in reversed(path.parents):
+        st = parent.stat()
+        bit = 0o100 if st.st_uid == uid else 0o010 if st.st_gid == gid else 0o001
+        if uid != 0 and not st.st_mode & bit:
+            return parent
+    return None
 
 
 def _preload(policy: SandboxPolicy) -> None:
@@ -192,8 +230,16 @@ def enter(policy: SandboxPolicy) -> IsolationReport:
     pdeathsig, parent = limits.parent_death_signal(), os.getppid()
     limits.set_no_new_privs()
     steps = _Steps(policy)
+    if blocked := _untraversable(policy.scratch_dir, *_owner(policy)):
+        steps.notes.append(
+            f"uid {_owner(policy)[0]} cannot search {blocked}: the scratch dir is usable "
+            "only relative to the cwd, not by its absolute path (TMPDIR, HOME)"
+        )
     steps.run("limits", steps.limits_step)
     steps.run("netns", netns.isolate)
+    steps.run("scratch", steps.scratch_step)
+    if os.geteuid() != 0:  # the capabilities a user namespace (netns, scratch) granted
+        netns.drop_capabilities()
     steps.run("landlock", lambda: steps.landlock_step(rules))
     steps.run("seccomp", seccomp.install)
     _preload(policy)
@@ -212,12 +258,15 @@ def enter(policy: SandboxPolicy) -> IsolationReport:
 
 
 def _check_claims(steps: _Steps) -> dict[str, object]:
-    """Re-read the claims from /proc/self/status; a claim that does not hold is a bug."""
+    """Re-read the claims from /proc/self; a claim that does not hold is a bug."""
     seen = describe_process("self")
+    where = os.path.realpath(steps.policy.scratch_dir)
+    tmpfs = [m.fstype for m in mounts("self") if m.mount_point == where]
     checks = [
         ("seccomp", "seccomp" in steps.done, seen["seccomp"] == "filter", seen["seccomp"]),
         ("no_new_privs", True, seen["no_new_privs"], seen["no_new_privs"]),
         ("uid", "user" in steps.done, seen["uid"][1] == os.geteuid() != 0, seen["uid"]),
+        ("scratch", "scratch" in steps.done, tmpfs[-1:] == ["tmpfs"], tmpfs),
     ]
     for name, claimed, holds, found in checks:
         if claimed and not holds:
@@ -242,6 +291,7 @@ def _report(policy: SandboxPolicy, steps: _Steps) -> IsolationReport:
         network="+".join(layers) if layers else state("netns"),
         filesystem=state("landlock"),
         syscalls=state("seccomp"),
+        scratch=state("scratch"),
         user=state("user"),
         limits=lim,
         missing=tuple(missing),

@@ -23,9 +23,12 @@ ARCH = platform.machine()
 NR: dict[str, dict[str, int]] = {
     "x86_64": {
         "capset": 126,
+        "clone": 56,
+        "clone3": 435,
         "landlock_add_rule": 445,
         "landlock_create_ruleset": 444,
         "landlock_restrict_self": 446,
+        "mount": 165,
         "prctl": 157,
         "process_vm_readv": 310,
         "ptrace": 101,
@@ -34,9 +37,12 @@ NR: dict[str, dict[str, int]] = {
     },
     "aarch64": {
         "capset": 91,
+        "clone": 220,
+        "clone3": 435,
         "landlock_add_rule": 445,
         "landlock_create_ruleset": 444,
         "landlock_restrict_self": 446,
+        "mount": 40,
         "prctl": 167,
         "process_vm_readv": 270,
         "ptrace": 117,

@@ -6,8 +6,13 @@ Order of steps, as :func:`kontur.worker.sandbox.enter` calls them:
    unprivileged caller) Landlock refuse to load without it, and no later ``execve`` can
    gain privileges;
 2. :func:`apply_rlimits` — ``RLIMIT_AS`` (memory), ``RLIMIT_CPU`` (soft: SIGXCPU, hard a
-   little later: SIGKILL), ``RLIMIT_CORE`` = 0, ``RLIMIT_NOFILE``. Limits are only ever
-   lowered, never raised above an existing hard limit;
+   little later: SIGKILL), ``RLIMIT_CORE`` = 0, ``RLIMIT_NOFILE``, ``RLIMIT_FSIZE`` (with
+   SIGXFSZ ignored, so a write past it fails with EFBIG instead of killing the worker: the
+   cap also holds its inherited log file) and ``RLIMIT_NPROC``. Limits are only ever
+   lowered, never raised above an existing hard limit. ``RLIMIT_NPROC`` counts the tasks
+   (threads included) of the process's *real uid* across the host, so it is set to the
+   tasks that uid already runs (:func:`tasks_of_uid`, counted as root before the drop)
+   plus the worker's own allowance;
 3. (netns, Landlock, seccomp, preload — elsewhere)
 4. :func:`drop_privileges` — only as root: ``setgroups([])``, ``setresgid``, ``setresuid``
    through glibc, which applies them to *every* thread; then checks that they hold and
@@ -37,6 +42,7 @@ __all__ = [
     "parent_death_signal",
     "set_no_new_privs",
     "set_undumpable",
+    "tasks_of_uid",
 ]
 
 _PR_SET_PDEATHSIG, _PR_GET_PDEATHSIG = 1, 2
@@ -84,10 +90,39 @@ def _lower(which: int, soft: int, hard: int) -> tuple[int, int]:
     return resource.getrlimit(which)
 
 
+def tasks_of_uid(uid: int, exclude_pid: int) -> int:
+    """Tasks (threads) of the processes whose real uid is ``uid``, but ``exclude_pid``'s.
+
+    Counted from ``/proc/*/status``, which shows this PID namespace only: a container's
+    neighbours at the same host uid are not seen (hence a dedicated uid, ADR 0010).
+    """
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == exclude_pid:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields["Uid"].split()[0]) == uid:
+            total += int(fields.get("Threads", "1"))
+    return total
+
+
 def apply_rlimits(
-    memory_bytes: int | None, cpu_seconds: int | None, max_open_files: int
+    memory_bytes: int | None,
+    cpu_seconds: int | None,
+    max_open_files: int,
+    *,
+    file_bytes: int,
+    tasks: int,
 ) -> dict[str, Any]:
-    """Lower the limits; returns what now holds (``None`` = unlimited)."""
+    """Lower the limits (``tasks``: RLIMIT_NPROC's value); returns what now holds.
+
+    ``None`` in the result means unlimited. SIGXFSZ is set to ignored (CPython already
+    ignores it at startup; this holds for an embedded interpreter too).
+    """
 
     def shown(v: int) -> int | None:
         return None if v == resource.RLIM_INFINITY else v
@@ -95,6 +130,9 @@ def apply_rlimits(
     out: dict[str, Any] = {"core_bytes": shown(_lower(resource.RLIMIT_CORE, 0, 0)[1])}
     nofile = _lower(resource.RLIMIT_NOFILE, max_open_files, max_open_files)
     out["max_open_files"] = shown(nofile[0])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    out["file_bytes"] = shown(_lower(resource.RLIMIT_FSIZE, file_bytes, file_bytes)[0])
+    out["max_tasks"] = shown(_lower(resource.RLIMIT_NPROC, tasks, tasks)[0])
     if memory_bytes is not None:
         out["memory_bytes"] = shown(_lower(resource.RLIMIT_AS, memory_bytes, memory_bytes)[0])
     else:

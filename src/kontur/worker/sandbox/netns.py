@@ -8,9 +8,11 @@ Order of steps (:func:`isolate`):
 
 - as root: ``unshare(CLONE_NEWNET)``;
 - otherwise: ``unshare(CLONE_NEWUSER | CLONE_NEWNET)``, then map the caller's own uid and
-  gid into the new user namespace (``setgroups`` → ``deny`` first, as the kernel requires),
-  then drop the capabilities the new user namespace granted (``capset`` to all zero): the
-  worker needs none, even over its own empty namespace.
+  gid into the new user namespace (``setgroups`` → ``deny`` first, as the kernel requires)
+  (:func:`own_user_namespace`). The capabilities the new user namespace granted are kept
+  for the scratch mount (:mod:`kontur.worker.sandbox.scratch`) and dropped right after it
+  by :func:`kontur.worker.sandbox.enter` (:func:`drop_capabilities`, ``capset`` to all
+  zero): the worker needs none, even over its own empty namespaces.
 
 Must run while the process has one thread (``CLONE_NEWUSER`` refuses otherwise) and before
 the seccomp filter (which denies ``unshare``) and Landlock (which would deny writing
@@ -24,7 +26,14 @@ import os
 
 from kontur.worker.sandbox import _syscall
 
-__all__ = ["CLONE_NEWNET", "CLONE_NEWUSER", "drop_capabilities", "isolate", "namespace_id"]
+__all__ = [
+    "CLONE_NEWNET",
+    "CLONE_NEWUSER",
+    "drop_capabilities",
+    "isolate",
+    "namespace_id",
+    "own_user_namespace",
+]
 
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -62,6 +71,18 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
+def own_user_namespace(flags: int) -> None:
+    """``unshare(CLONE_NEWUSER | flags)`` and map the caller's own uid and gid into it.
+
+    The capabilities the new user namespace grants stay until :func:`drop_capabilities`.
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    _syscall.syscall("unshare", CLONE_NEWUSER | flags)
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{uid} {uid} 1")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+
+
 def isolate() -> str:
     """Enter a new empty network namespace; returns ``"netns"`` or ``"netns (userns)"``.
 
@@ -73,12 +94,7 @@ def isolate() -> str:
         _syscall.syscall("unshare", CLONE_NEWNET)
         how = "netns"
     else:
-        uid, gid = os.geteuid(), os.getegid()
-        _syscall.syscall("unshare", CLONE_NEWUSER | CLONE_NEWNET)
-        _write("/proc/self/setgroups", "deny")
-        _write("/proc/self/uid_map", f"{uid} {uid} 1")
-        _write("/proc/self/gid_map", f"{gid} {gid} 1")
-        drop_capabilities()
+        own_user_namespace(CLONE_NEWNET)
         how = "netns (userns)"
     after = namespace_id()
     if after == before:

@@ -3,7 +3,9 @@
 The JSON form (every key optional; defaults are the full sandbox)::
 
     {
-      "scratch_dir": "/abs/path",     # read-write; default <run dir>/scratch/worker-<pid>
+      "scratch_dir": "/abs/path",     # read-write; default <run dir>/scratch/worker-<pid>;
+                                      # a private tmpfs is mounted on it (see scratch_max_mb)
+      "scratch_max_mb": 128,          # the scratch tmpfs's size (RAM, not the data disk)
       "readable": ["/abs/path", ...], # extra read-only files or trees
       "writable": ["/abs/file", ...], # extra read-write files
       "devices": ["/dev/nvidia0"],    # extra device nodes: read, write, ioctl
@@ -12,13 +14,17 @@ The JSON form (every key optional; defaults are the full sandbox)::
       "memory_mb": 4096,              # RLIMIT_AS; null = no limit (CUDA reserves tens of GB)
       "cpu_seconds": 86400,           # RLIMIT_CPU; null = no limit
       "max_open_files": 256,          # RLIMIT_NOFILE
+      "max_file_mb": 64,              # RLIMIT_FSIZE: no file (scratch, inherited log) grows
+                                      # past it; writes fail with EFBIG (SIGXFSZ ignored)
+      "max_tasks": 256,               # tasks (threads) of the worker: RLIMIT_NPROC is set
+                                      # to the uid's other tasks at enter() + this
       "uid": 65534, "gid": 65534,     # the user root drops to
       "required": ["landlock", ...],  # or "all": a missing one is a SandboxError
       "unsafe_skip": [],              # mechanisms NOT applied (tests only; logs a warning)
       "preload": ["numpy", ...]       # modules imported inside the sandbox, before the drop
     }
 
-Mechanism names: ``netns``, ``landlock``, ``seccomp``, ``limits``, ``user``.
+Mechanism names: ``limits``, ``netns``, ``scratch``, ``landlock``, ``seccomp``, ``user``.
 """
 
 from __future__ import annotations
@@ -32,20 +38,30 @@ from kontur.worker.sandbox.errors import SandboxPolicyError
 
 __all__ = [
     "DEFAULT_CPU_SECONDS",
+    "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_OPEN_FILES",
+    "DEFAULT_MAX_TASKS",
     "DEFAULT_MEMORY_BYTES",
+    "DEFAULT_SCRATCH_BYTES",
     "MECHANISMS",
     "NOBODY",
     "SandboxPolicy",
 ]
 
 #: Every isolation mechanism, in the order :func:`kontur.worker.sandbox.enter` applies them.
-MECHANISMS = ("limits", "netns", "landlock", "seccomp", "user")
+MECHANISMS = ("limits", "netns", "scratch", "landlock", "seccomp", "user")
 #: Address space: the YOLOX worker peaks near 1 GiB of address space (RSS ~210 MiB).
 DEFAULT_MEMORY_BYTES = 4 << 30
 #: One CPU-day: a runaway catcher, not a budget; the supervisor restarts a killed worker.
 DEFAULT_CPU_SECONDS = 24 * 3600
 DEFAULT_MAX_OPEN_FILES = 256
+#: RLIMIT_FSIZE: the worker writes no large file; the cap also bounds its inherited log.
+DEFAULT_MAX_FILE_BYTES = 64 << 20
+#: Tasks the worker may run (it runs 3 with one inference thread; thread pools size
+#: themselves from the CPU count): a thread-bomb catcher. New processes are refused anyway.
+DEFAULT_MAX_TASKS = 256
+#: The scratch tmpfs: the worker keeps nothing there but runtime caches (RAM, not disk).
+DEFAULT_SCRATCH_BYTES = 128 << 20
 NOBODY = 65534
 
 _KEYS = {
@@ -57,6 +73,9 @@ _KEYS = {
     "memory_mb",
     "cpu_seconds",
     "max_open_files",
+    "max_file_mb",
+    "max_tasks",
+    "scratch_max_mb",
     "uid",
     "gid",
     "required",
@@ -77,6 +96,9 @@ class SandboxPolicy:
     memory_bytes: int | None = DEFAULT_MEMORY_BYTES
     cpu_seconds: int | None = DEFAULT_CPU_SECONDS
     max_open_files: int = DEFAULT_MAX_OPEN_FILES
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_tasks: int = DEFAULT_MAX_TASKS
+    scratch_max_bytes: int = DEFAULT_SCRATCH_BYTES
     uid: int = NOBODY
     gid: int = NOBODY
     required: frozenset[str] = field(default_factory=frozenset)
@@ -99,10 +121,15 @@ class SandboxPolicy:
         for name, v in (("memory", self.memory_bytes), ("cpu_seconds", self.cpu_seconds)):
             if v is not None and v <= 0:
                 raise SandboxPolicyError(f"sandbox policy: expected {name} > 0, got {v}")
-        if self.max_open_files < 16:
-            raise SandboxPolicyError(
-                f"sandbox policy: expected max_open_files >= 16, got {self.max_open_files}"
-            )
+        minimums = (
+            ("max_open_files", self.max_open_files, 16),
+            ("max_file_mb", self.max_file_bytes >> 20, 1),
+            ("max_tasks", self.max_tasks, 8),
+            ("scratch_max_mb", self.scratch_max_bytes >> 20, 1),
+        )
+        for key, value, least in minimums:
+            if value < least:
+                raise SandboxPolicyError(f"sandbox policy: expected {key} >= {least}, got {value}")
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], *, default_scratch: Path) -> SandboxPolicy:
@@ -121,6 +148,9 @@ class SandboxPolicy:
             memory_bytes=None if memory_mb is None else memory_mb << 20,
             cpu_seconds=_opt_int(obj, "cpu_seconds", DEFAULT_CPU_SECONDS),
             max_open_files=_int(obj, "max_open_files", DEFAULT_MAX_OPEN_FILES),
+            max_file_bytes=_int(obj, "max_file_mb", DEFAULT_MAX_FILE_BYTES >> 20) << 20,
+            max_tasks=_int(obj, "max_tasks", DEFAULT_MAX_TASKS),
+            scratch_max_bytes=_int(obj, "scratch_max_mb", DEFAULT_SCRATCH_BYTES >> 20) << 20,
             uid=_int(obj, "uid", NOBODY),
             gid=_int(obj, "gid", NOBODY),
             required=_mechanisms(obj, "required"),
@@ -139,6 +169,9 @@ class SandboxPolicy:
             "memory_mb": None if self.memory_bytes is None else self.memory_bytes >> 20,
             "cpu_seconds": self.cpu_seconds,
             "max_open_files": self.max_open_files,
+            "max_file_mb": self.max_file_bytes >> 20,
+            "max_tasks": self.max_tasks,
+            "scratch_max_mb": self.scratch_max_bytes >> 20,
             "uid": self.uid,
             "gid": self.gid,
             "required": sorted(self.required),

@@ -4,13 +4,17 @@
 
 Order of steps: parse the policy (the spec's ``sandbox`` dict, through the same
 :meth:`SandboxPolicy.from_json` the worker uses); read the model file and list the archive
-dir (as the worker reads its inputs: before the sandbox); :func:`enter`; try each act;
-print one JSON line ``{"isolation": {...}, "acts": {act: outcome}}``; then ``--hold``
-(sleep, so a test can inspect ``/proc/PID`` from outside) or ``--spin`` (burn CPU until
-RLIMIT_CPU kills the process).
+dir (as the worker reads its inputs: before the sandbox); :func:`enter`; try each act
+(``--limits`` adds those that fill the limits: a file past ``max_file_mb``, scratch past
+``scratch_max_mb``, threads and processes past ``max_tasks``; ``--orphan=S`` forks a
+grandchild that sleeps S seconds, holding the probe's pipes); print one JSON line
+``{"isolation": {...}, "acts": {act: outcome}}``; then ``--hold`` (sleep, so a test can
+inspect ``/proc/PID`` from outside) or ``--spin`` (burn CPU until RLIMIT_CPU kills the
+process).
 
 An outcome is ``{"ok": true, "detail": ...}`` or ``{"ok": false, "error": "PermissionError",
-"errno": "EPERM", "detail": ...}``. A policy the sandbox refuses prints
+"errno": "EPERM", "detail": ...}``, with ``"count"`` where an act was refused after some
+successes (bytes written, threads or processes started). A policy the sandbox refuses prints
 ``{"error": ..., "type": ...}`` and exits 3.
 """
 
@@ -26,30 +30,45 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kontur.worker.sandbox import SandboxError, SandboxPolicy, _syscall, enter
+from kontur.worker.sandbox import IsolationReport, SandboxError, SandboxPolicy, _syscall, enter
 
 __all__ = ["main"]
 
 _PTRACE_ATTACH, _PTRACE_DETACH = 16, 17
 _CLONE_NEWUSER = 0x10000000
+_SIGCHLD = 17
+_MiB = 1 << 20
+
+
+class _StoppedAfter(Exception):
+    """An act refused after ``count`` successes; keeps the refusal's type and errno."""
+
+    def __init__(self, cause: BaseException, count: int) -> None:
+        super().__init__(f"{cause} (after {count})")
+        self.cause, self.count = cause, count
 
 
 def _outcome(act: Callable[[], object]) -> dict[str, Any]:
     try:
         return {"ok": True, "detail": repr(act())[:200]}
     except Exception as exc:  # every failure is an outcome to report, not a crash
-        code = getattr(exc, "errno", None)
-        return {
+        cause = exc.cause if isinstance(exc, _StoppedAfter) else exc
+        code = getattr(cause, "errno", None)
+        out = {
             "ok": False,
-            "error": type(exc).__name__,
+            "error": type(cause).__name__,
             "errno": errno.errorcode.get(code, None) if isinstance(code, int) else None,
             "detail": str(exc)[:200],
         }
+        if isinstance(exc, _StoppedAfter):
+            out["count"] = exc.count
+        return out
 
 
 def _connect(family: socket.AddressFamily, host: str, port: int) -> str:
@@ -102,8 +121,50 @@ def _pair() -> int:
     return 2
 
 
+def _fork() -> int:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def _clone_process() -> int:
+    """A raw ``clone(SIGCHLD)``: a new process, as glibc's ``fork`` asks for it."""
+    pid = _syscall.syscall("clone", _SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def _thread() -> str:
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+    return "started and joined"
+
+
+def _orphan(seconds: float) -> str:
+    """Fork a child that forks a grandchild sleeping ``seconds``, then exits: an orphan."""
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            time.sleep(seconds)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return "the grandchild outlives its parent"
+
+
+def _execve() -> None:
+    os.execv("/bin/true", ["true"])  # replaces the probe if nothing refuses it
+
+
 def _acts(
-    policy: SandboxPolicy, args: argparse.Namespace, archive_files: list[Path]
+    policy: SandboxPolicy,
+    args: argparse.Namespace,
+    archive_files: list[Path],
+    report: IsolationReport,
 ) -> dict[str, dict[str, Any]]:
     ppid, port = os.getppid(), args.port
     acts: dict[str, Callable[[], object]] = {
@@ -122,9 +183,16 @@ def _acts(
         "signal_parent": lambda: os.kill(ppid, 0),
         "unshare_user": lambda: _syscall.syscall("unshare", _CLONE_NEWUSER),
         "exec_binary": lambda: subprocess.run(["/bin/true"], check=True).returncode,
+        "fork": _fork,
+        "clone_process": _clone_process,
+        "clone3": lambda: _syscall.syscall("clone3", None, 0),
+        "thread": _thread,
+        "write_stderr": lambda: os.write(2, b"probe: one line on the inherited stderr\n"),
         "read_proc1_environ": lambda: len(Path("/proc/1/environ").read_bytes()),
         "read_etc_passwd": lambda: len(Path("/etc/passwd").read_bytes()),
     }
+    if report.syscalls == "seccomp-bpf" or report.filesystem.startswith("landlock"):
+        acts["execve"] = _execve  # never where nothing would refuse it: the probe would be gone
     if policy.memory_bytes is not None:
         acts["alloc_over_limit"] = lambda: len(bytearray(policy.memory_bytes or 0))
     for secret in args.secret:
@@ -135,7 +203,104 @@ def _acts(
         acts["write_archive"] = lambda: _write_and_remove(archive / "probe-write.txt")
         if archive_files:
             acts["read_archive"] = lambda: len(archive_files[0].read_bytes())
+    if args.data_dir:
+        data = Path(args.data_dir)
+        acts["write_data_dir"] = lambda: _write_and_remove(data / "probe-write.txt")
+        acts["write_data_logs"] = lambda: _write_and_remove(data / "run" / "logs" / "probe.log")
+        acts["mkdir_data_dir"] = lambda: (data / "probe-dir").mkdir()
+    if args.limits:
+        acts.update(_limit_acts(policy))
+    if args.orphan:
+        acts["orphan"] = functools.partial(_orphan, args.orphan)
     return {name: _outcome(act) for name, act in acts.items()}
+
+
+def _write_bytes(path: Path, size: int, done: list[int]) -> None:
+    """Write ``size`` zero bytes to ``path`` (relative: the scratch dir), counting in ``done``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        while size > 0:
+            n = os.write(fd, bytes(min(size, _MiB)))
+            done[0], size = done[0] + n, size - n
+    finally:
+        os.close(fd)
+
+
+def _write_past_file_cap(cap: int) -> int:
+    """One file one byte longer than ``cap``: RLIMIT_FSIZE stops it with EFBIG."""
+    done = [0]
+    try:
+        _write_bytes(Path("probe-big.bin"), cap + 1, done)
+    except OSError as exc:
+        raise _StoppedAfter(exc, done[0]) from exc
+    finally:
+        Path("probe-big.bin").unlink(missing_ok=True)
+    return done[0]
+
+
+def _fill_scratch(cap: int, per_file: int) -> int:
+    """Files of ``per_file`` bytes until the scratch holds 2 MiB more than ``cap``."""
+    done, paths = [0], [Path(f"probe-fill-{i}.bin") for i in range((cap + 2 * _MiB) // per_file)]
+    try:
+        for path in paths:
+            _write_bytes(path, per_file, done)
+    except OSError as exc:
+        raise _StoppedAfter(exc, done[0]) from exc
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    return done[0]
+
+
+def _many_threads(limit: int) -> int:
+    """Start up to ``limit`` threads (they wait, then all are joined)."""
+    stop, started = threading.Event(), []
+    try:
+        for _ in range(limit):
+            t = threading.Thread(target=stop.wait, daemon=True)
+            t.start()
+            started.append(t)
+    except RuntimeError as exc:  # "can't start new thread": clone failed with EAGAIN
+        raise _StoppedAfter(exc, len(started)) from exc
+    finally:
+        stop.set()
+        for t in started:
+            t.join()
+    return len(started)
+
+
+def _many_processes(limit: int) -> int:
+    """Fork up to ``limit`` children that wait on a pipe; all are reaped."""
+    r, w = os.pipe()
+    pids: list[int] = []
+    try:
+        for _ in range(limit):
+            pid = os.fork()
+            if pid == 0:
+                os.close(w)
+                os.read(r, 1)
+                os._exit(0)
+            pids.append(pid)
+    except OSError as exc:
+        raise _StoppedAfter(exc, len(pids)) from exc
+    finally:
+        os.close(w)
+        os.close(r)
+        for pid in pids:
+            os.waitpid(pid, 0)
+    return len(pids)
+
+
+def _limit_acts(policy: SandboxPolicy) -> dict[str, Callable[[], object]]:
+    over = policy.max_tasks + 8
+    return {
+        "write_past_file_cap": lambda: _write_past_file_cap(policy.max_file_bytes),
+        "fill_scratch": lambda: _fill_scratch(
+            policy.scratch_max_bytes, min(policy.max_file_bytes, _MiB)
+        ),
+        "many_threads": lambda: _many_threads(over),
+        "many_processes": lambda: _many_processes(over),
+    }
 
 
 def _model_check(model: bytes) -> dict[str, Any]:
@@ -158,6 +323,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--secret", action="append", default=[], help="a file that must stay unreadable (keys)"
     )
     ap.add_argument("--archive", help="a directory that must stay unreadable and unwritable")
+    ap.add_argument("--data-dir", help="the data dir (archive, run, logs): no write under it")
+    ap.add_argument("--limits", action="store_true", help="also fill every limit (see above)")
+    ap.add_argument("--orphan", type=float, default=0.0, help="fork a grandchild sleeping S s")
     ap.add_argument("--port", type=int, default=9, help="a TCP port listening on localhost")
     ap.add_argument("--model", type=Path, help="an ONNX model to build and run inside")
     ap.add_argument("--hold", type=float, default=0.0, help="sleep this long after the acts")
@@ -182,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"isolation": report.to_json()}), flush=True)
         while True:
             pass
-    acts = _acts(policy, args, [p for p in archive_files if p.is_file()])
+    acts = _acts(policy, args, [p for p in archive_files if p.is_file()], report)
     if model is not None:
         try:
             acts["model_inference"] = _model_check(model)

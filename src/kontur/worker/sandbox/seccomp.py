@@ -1,4 +1,5 @@
-"""A seccomp-BPF filter that makes the system calls the worker never needs fail with EPERM.
+"""A seccomp-BPF filter: the system calls the worker never needs fail with EPERM, and so does
+every new process (threads stay allowed).
 
 Order of steps (:func:`install`): build the classic-BPF program for this architecture
 (:func:`build_program`), require ``PR_SET_NO_NEW_PRIVS`` (set earlier by the caller, checked
@@ -14,10 +15,16 @@ The program, in order:
 2. on x86_64, numbers with the x32 bit (``0x40000000``) set get EPERM: the x32 ABI reaches
    the same kernel entry points under other numbers;
 3. ``clone3`` gets **ENOSYS** (its flags sit behind a pointer BPF cannot read; glibc then
-   falls back to ``clone``, whose flags it can), ``clone`` with any namespace flag gets EPERM;
+   falls back to ``clone``, whose flags it can). ``clone`` is allowed only to start a
+   *thread* (``CLONE_THREAD`` set, no namespace flag): every new process — ``fork``,
+   ``vfork``, ``posix_spawn``, ``subprocess`` — gets EPERM, so nothing the worker starts can
+   outlive it (a thread dies with its thread group); ``fork`` and ``vfork`` (x86_64 only)
+   are in :data:`DENIED`;
 4. ``personality`` is allowed only to query (``0xffffffff``) or set ``PER_LINUX`` (0);
 5. every call in :data:`DENIED` gets EPERM — EPERM and not a kill, so Python raises
-   ``PermissionError`` and the sandbox's tests can observe each refusal;
+   ``PermissionError`` and the sandbox's tests can observe each refusal. ``execve`` and
+   ``execveat`` are among them: the worker runs no program (Landlock grants no ``EXECUTE``
+   either, where it exists);
 6. everything else is allowed.
 
 ``socket`` is denied for *every* family, AF_UNIX included: the worker talks over inherited
@@ -38,6 +45,9 @@ __all__ = ["DENIED", "build_program", "install"]
 
 #: System calls that fail with EPERM, per architecture name as ``uname -m`` spells it.
 _COMMON = (
+    # new programs (new processes: see clone in build_program)
+    "execve",
+    "execveat",
     # network: every socket family, and connected pairs
     "socket",
     "socketpair",
@@ -108,7 +118,7 @@ _NUMBERS: dict[str, dict[str, int]] = {
         reboot=169, acct=163, settimeofday=164, clock_settime=227, clock_adjtime=305,
         adjtimex=159, open_by_handle_at=304, name_to_handle_at=303, quotactl=179,
         lookup_dcookie=212, syslog=103, vhangup=153, fanotify_init=300,
-        iopl=172, ioperm=173, uselib=134,
+        iopl=172, ioperm=173, uselib=134, fork=57, vfork=58, execve=59, execveat=322,
         clone=56, clone3=435, personality=135,
     ),
     "aarch64": dict(
@@ -121,15 +131,16 @@ _NUMBERS: dict[str, dict[str, int]] = {
         init_module=105, finit_module=273, delete_module=106, swapon=224, swapoff=225,
         reboot=142, acct=89, settimeofday=170, clock_settime=112, clock_adjtime=266,
         adjtimex=171, open_by_handle_at=265, name_to_handle_at=264, quotactl=60,
-        lookup_dcookie=18, syslog=116, vhangup=58, fanotify_init=262,
-        clone=220, clone3=435, personality=92,
+        lookup_dcookie=18, syslog=116, vhangup=58, fanotify_init=262, execve=221,
+        execveat=281, clone=220, clone3=435, personality=92,
     ),
 }
 # fmt: on
 
-#: Denied system calls per architecture (x86_64 also denies its legacy I/O-port calls).
+#: Denied system calls per architecture (x86_64 also denies its legacy I/O-port calls, and
+#: ``fork``/``vfork``, which aarch64 does not have).
 DENIED: dict[str, tuple[str, ...]] = {
-    "x86_64": (*_COMMON, "iopl", "ioperm", "uselib"),
+    "x86_64": (*_COMMON, "iopl", "ioperm", "uselib", "fork", "vfork"),
     "aarch64": _COMMON,
 }
 
@@ -138,6 +149,8 @@ _X32_SYSCALL_BIT = 0x40000000
 #: CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET (all in the low 32 bits).
 _CLONE_NS_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
 _CLONE_NS_FLAGS |= 0x20000000 | 0x40000000
+#: A clone with this flag starts a thread of the caller's thread group (it implies CLONE_VM).
+_CLONE_THREAD = 0x00010000
 
 # classic BPF opcodes (linux/filter.h, linux/bpf_common.h)
 _LD_W_ABS, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
@@ -173,11 +186,12 @@ def build_program(arch: str) -> list[tuple[int, int, int, int]]:
     prog += [_insn(_JEQ, nr["clone3"], jf=1), _deny(errno.ENOSYS)]
     # an argument check loads args[0] into A: each ends in a return, so A holds nr again after
     prog += [
-        _insn(_JEQ, nr["clone"], jf=4),
+        _insn(_JEQ, nr["clone"], jf=5),
         _insn(_LD_W_ABS, _OFF_ARG0_LO),
-        _insn(_JSET, _CLONE_NS_FLAGS, jf=1),
-        _deny(),
-        _insn(_RET, _RET_ALLOW),
+        _insn(_JSET, _CLONE_NS_FLAGS, jt=2),
+        _insn(_JSET, _CLONE_THREAD, jf=1),
+        _insn(_RET, _RET_ALLOW),  # a thread
+        _deny(),  # a new process, or a namespace
         _insn(_JEQ, nr["personality"], jf=5),
         _insn(_LD_W_ABS, _OFF_ARG0_LO),
         _insn(_JEQ, 0xFFFFFFFF, jt=2),
