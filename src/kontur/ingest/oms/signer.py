@@ -23,11 +23,17 @@ the reference validator accepts the output:
   ECDSA (DER, padded with ``0x01`` to 72 bytes) or RSA-PSS (SHA-256, maximum salt);
 * :meth:`OmsSigner.finish` builds the reference's end-of-stream SEI, whose General TLV is
   stale (GOP hash, NAL count and times of the previous SEI, GOP counter advanced) while its
-  hash list covers the last GOP. Deviation: when that SEI carries no hash list (low-bitrate
+  hash list covers the last GOP. Deviations: when that SEI carries no hash list (low-bitrate
   mode, or a GOP over 300 NAL units) the stale values would fail the last GOP in every
-  validator, so kontur writes the last GOP's own hash, count and times there;
-* a GOP of more than 300 hashable NAL units gets no hash list (the reference's list is
-  full) but, unlike the reference, a correct NAL count;
+  validator; when it is the first SEI of the stream (a one-GOP clip) there is no previous
+  SEI, and the reference writes its initial state (start time 0, all-zero GOP hash, 0 NAL
+  units), which only a hash-list fallback can excuse and which fails outright past the
+  list's capacity. In both cases kontur writes the last GOP's own hash, count and times
+  (the reference validator then matches the GOP hash directly);
+* a GOP of more than 300 hashable NAL units gets no hash list but, unlike the reference, a
+  correct NAL count. 300 is kontur's bound (:data:`MAX_HASH_LIST_ENTRIES`, which its SEI
+  parser enforces); the reference's list buffer holds 300 hashes of 64 bytes, i.e. 600
+  SHA-256 entries;
 * certificate-SEI mode (reference ``-C 0``): one SEI with only crypto/vendor/certificates
   (reserved bit 7), built before the first access unit and placed like the others (in the 1st
   access unit when it starts with its slice, else the 2nd); the GOP SEIs omit those TLVs.
@@ -303,9 +309,12 @@ class OmsSigner:
         gop = self._gop
         listed = 0 < len(gop.hashes) <= MAX_HASH_LIST_ENTRIES and not self._options.low_bitrate
         start, end, count, digest = gop.start_ts, gop.end_ts, gop.num_nalus, gop.gop_hash
-        if end_of_stream and not listed:
+        if end_of_stream and (not listed or self.gops_signed == 0):
             # The reference repeats the previous SEI's values here (README quirk 2), which
             # fails the last GOP when no hash list backs it; kontur states the last GOP.
+            # With no previous SEI (a one-GOP stream) there is nothing to repeat: the
+            # reference writes its initial state (zero GOP hash, 0 NAL units, start time 0)
+            # beside the hash list, which a validator can only excuse or reject.
             start, end, count, digest = (
                 gop.end_ts,
                 gop.last_ts,

@@ -41,8 +41,10 @@ without its signed end-of-stream SEI is PENDING (truncation reported); certifica
 checked at capture time; ``reference_result`` says what the reference would report.
 
 Reference quirk tolerated: the end-of-stream SEI of the reference signer repeats the
-previous SEI's GOP hash and NAL count (README quirk 2); with a hash list, that stale pair is
-accepted (noted in the reasons) because the signed hash list itself is checked.
+previous SEI's GOP hash and NAL count (README quirk 2), or, in a one-GOP stream where it is
+the first SEI, its initial all-zero GOP hash and count 0; with a hash list, that stale pair
+is accepted (noted in the reasons) because the signed hash list itself is checked (the
+reference validator falls back to the hash list the same way).
 """
 
 from __future__ import annotations
@@ -689,10 +691,21 @@ class OmsValidator:
                     "GOP hash and NAL count repeat the previous SEI's (reference end-of-stream "
                     "SEI quirk 2); the signed hash list was checked instead"
                 )
+            elif self._initial_general(general):
+                reasons.append(
+                    "GOP hash and NAL count are the reference signer's initial values (its "
+                    "end-of-stream SEI of a one-GOP stream, quirk 2: no previous SEI to "
+                    "repeat); the signed hash list was checked instead"
+                )
             else:
                 reasons.append("GOP hash or NAL count in the SEI does not match its hash list")
                 result = OmsResult.NOT_AUTHENTIC
         return result, reasons, status
+
+    def _initial_general(self, general: GeneralTlv) -> bool:
+        """Whether ``general`` is the reference signer's state before its first SEI
+        (see :func:`_reference_initial`) and no SEI came before it."""
+        return self._last_general is None and _reference_initial(general)
 
     def _list_hash(self, hl: HashListTlv, size: int) -> bytes:
         """``gop_hash`` of a signed hash list (the last one remembered: asked twice per SEI)."""
@@ -815,7 +828,12 @@ class OmsValidator:
         ref = _REFERENCE_NAME[reference]
         general = sei.general
         assert general is not None
-        start, note = derive_capture_time(general.start_time, self.reference_time)
+        start_raw = general.start_time
+        if general.start_timestamp == 0 and _reference_initial(general):
+            # the reference's initial start time: its end time is the GOP's first frame
+            start_raw = general.end_time
+            reasons.append("start time 0 (reference initial state): the end time is used")
+        start, note = derive_capture_time(start_raw, self.reference_time)
         end, _ = derive_capture_time(general.end_time, self.reference_time)
         if note:
             reasons.append(note)
@@ -916,6 +934,23 @@ def _parse_chain(
         _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
         _ = list(cert.extensions)
     return chain, der, key, name, public
+
+
+def _reference_initial(general: GeneralTlv) -> bool:
+    """Whether ``general`` repeats the reference signer's state before its first SEI.
+
+    The reference's end-of-stream SEI repeats the previous SEI's start time, GOP hash and
+    NAL count (README quirk 2); in a one-GOP stream it is the first SEI (GOP counter 1, zero
+    linked hash) and repeats the initial values: start time 0, all-zero GOP hash, count 0
+    (``oms_signer.c``), its end time being the GOP's first frame.
+    """
+    zeros = bytes(len(general.gop_hash))
+    return (
+        general.gop_counter == 1
+        and general.linked_hash == zeros
+        and general.gop_hash == zeros
+        and general.num_nalus == 0
+    )
 
 
 def _worst(a: OmsResult, b: OmsResult) -> OmsResult:
