@@ -117,6 +117,13 @@ class DegradationConfig(_Cfg):
     watchdog_timeout_s: float = Field(default=6.0, gt=0)
     degraded_analysis_stride: int = Field(default=3, ge=1)
     model_check_interval_s: float = Field(default=0.5, gt=0)
+    camera_failing_gops: int = Field(default=3, ge=1)
+    """Consecutive failing GOPs (NOT_AUTHENTIC, MISSING, REPLAYED, STALE, KEY_CHANGED, REVOKED,
+    DOWNGRADE) of one camera that raise ``camera_untrusted``."""
+    anomalous_window: int = Field(default=200, ge=10)
+    """Verifier findings over which the disagreement ratio is measured."""
+    anomalous_disagree_ratio: float = Field(default=0.6, gt=0, le=1)
+    """Disagreement ratio over a full window that raises ``anomalous_results``."""
 
 
 class FreshnessConfig(_Cfg):
@@ -178,9 +185,22 @@ class SandboxConfig(_Cfg):
     """Address-space limit (RLIMIT_AS); null: none (GPU runtimes reserve tens of GiB)."""
     cpu_seconds: int | None = Field(default=86400, ge=1)
     """CPU-time limit (RLIMIT_CPU) over the worker's life; it is restarted when it hits it."""
-    require_full_isolation: bool = False
-    """Refuse to run the worker when the kernel lacks a mechanism (else: run, and report
-    the isolation as degraded in the summary and the archive)."""
+    max_file_mb: int = Field(default=64, ge=1)
+    """Largest file the worker may write (RLIMIT_FSIZE), its stderr log included: past it a
+    write fails with EFBIG (SIGXFSZ is ignored)."""
+    max_tasks: int = Field(default=256, ge=8)
+    """Threads the worker may run (RLIMIT_NPROC = its uid's other tasks + this); it can start
+    no process at all (seccomp)."""
+    scratch_max_mb: int = Field(default=128, ge=1)
+    """Size of the worker's private scratch tmpfs (RAM, not the data disk)."""
+    uid: int = Field(default=65534, ge=1)
+    gid: int = Field(default=65534, ge=1)
+    """The user the worker drops to; a uid of its own makes RLIMIT_NPROC exact."""
+    unsafe_allow_partial_isolation: bool = False
+    """Run the worker even when the kernel lacks a sandbox mechanism. Off by default: the
+    worker refuses to start without full isolation. On, the run warns at start, the summary
+    and the archive say what is missing, and ``isolation_partial`` keeps the perimeter
+    DEGRADED (critical actions restricted) for the whole run."""
 
 
 class WorkerConfig(_Cfg):

@@ -30,6 +30,10 @@ ESCALATIONS = [
     pytest.param("accelerator_reset", State.DEGRADED, id="gpu_reset"),
     pytest.param("driver_unapproved", State.SAFE, id="driver_not_whitelisted"),
     pytest.param("anomalous_results", State.DEGRADED, id="verifier_disagrees"),
+    pytest.param("worker_misbehaving", State.DEGRADED, id="edge_violation"),
+    pytest.param("block_failed", State.DEGRADED, id="ingest_verifier_gate_fault"),
+    pytest.param("camera_untrusted", State.DEGRADED, id="sustained_failing_gops"),
+    pytest.param("isolation_partial", State.DEGRADED, id="partial_sandbox"),
 ]
 
 
@@ -48,6 +52,7 @@ def test_trigger_table_covers_every_trigger() -> None:
     assert {t for t in Trigger if t.needs_explicit_clear} == {
         Trigger.MODEL_INTEGRITY,
         Trigger.DRIVER_UNAPPROVED,
+        Trigger.ISOLATION_PARTIAL,
     }
 
 
@@ -256,7 +261,7 @@ def test_recording_never_stops(machine: DegradationMachine, state: State) -> Non
 
 def test_actions_refuse_to_stop_recording() -> None:
     with pytest.raises(ValueError, match="expected keep_recording=True in every state, got False"):
-        Actions(State.SAFE, 0, True, False, keep_recording=False)
+        Actions(State.SAFE, 0, True, keep_recording=False)
 
 
 def test_actions_per_state() -> None:
@@ -265,21 +270,20 @@ def test_actions_per_state() -> None:
         s: (
             a.analysis_stride_non_priority,
             a.move_priority_to_cpu,
-            a.allow_critical_automatic,
             a.non_priority_analysis_off,
         )
         for s in State
         for a in [actions_for(s, config)]
     }
     assert table == {
-        State.NORMAL: (1, False, True, False),
-        State.DEGRADED: (5, True, False, False),
-        State.SAFE: (0, True, False, True),
+        State.NORMAL: (1, False, False),
+        State.DEGRADED: (5, True, False),
+        State.SAFE: (0, True, True),
     }
 
 
 def test_actions_follow_the_current_state(machine: DegradationMachine) -> None:
-    assert machine.actions().allow_critical_automatic
+    assert not machine.actions().move_priority_to_cpu
     machine.raise_trigger("accelerator_reset", "GPU 0 reset")
     assert machine.actions() == machine.actions(State.DEGRADED)
     assert machine.actions().state is State.DEGRADED

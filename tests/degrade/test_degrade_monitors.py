@@ -184,7 +184,7 @@ def test_worker_without_heartbeat_is_reported_hung(clock: ManualClock) -> None:
     assert dog.poll() == []
 
     clock.advance(1.3)
-    assert dog.poll() == [("worker_hang", "worker: no heartbeat for 7.2 s (timeout 6.0 s)")]
+    assert dog.poll() == [("worker_hang", "worker: no progress for 7.2 s (timeout 6.0 s)")]
     assert dog.take_cleared() == []
 
     dog.beat("worker")
@@ -202,21 +202,33 @@ def test_heartbeats_keep_a_worker_alive(clock: ManualClock) -> None:
         assert dog.poll() == []
 
 
-def test_hang_clears_only_when_no_process_is_overdue(clock: ManualClock) -> None:
+def test_worker_hang_clears_when_the_worker_progresses_other_blocks_fail(
+    clock: ManualClock,
+) -> None:
     dog = Watchdog(clock, timeout_s=6.0)
     dog.expect("worker")
     dog.expect("verifier")
     clock.advance(7.0)
-    assert [d.split(":")[0] for _, d in dog.poll()] == ["verifier", "worker"]
+    assert [(t, d.split(":")[0]) for t, d in dog.poll()] == [
+        ("block_failed", "verifier"),
+        ("worker_hang", "worker"),
+    ]
 
     dog.beat("worker")
-    assert [d.split(":")[0] for _, d in dog.poll()] == ["verifier"]
-    assert dog.take_cleared() == []
+    assert [(t, d.split(":")[0]) for t, d in dog.poll()] == [("block_failed", "verifier")]
+    assert dog.take_cleared() == ["worker_hang"]
 
     dog.forget("verifier")
     dog.beat("ghost")  # a beat from a process nobody expects is ignored
     assert dog.poll() == []
-    assert dog.take_cleared() == ["worker_hang"]
+    assert dog.take_cleared() == []
+
+
+def test_a_crash_of_another_block_than_the_worker_is_block_failed(clock: ManualClock) -> None:
+    dog = Watchdog(clock, timeout_s=6.0)
+    dog.expect("ingest:cam1")
+    assert dog.report_exit("ingest:cam1", 1) == ("block_failed", "ingest:cam1 exited with code 1")
+    assert dog.poll() == [("block_failed", "ingest:cam1 exited with code 1")]
 
 
 def test_worker_killed_by_sigkill_is_reported_crashed_with_signal_name(

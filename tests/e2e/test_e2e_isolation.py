@@ -1,4 +1,5 @@
-"""The verifier and the gate never map an inference runtime; proven from /proc/<pid>/maps."""
+"""The verifier, the gate and the supervisor never map an inference runtime; proven from
+/proc/<pid>/maps."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def test_verifier_and_gate_load_no_inference_runtime(tmp_path: Path) -> None:
             maps = _maps(found[block])
             loaded = [lib for lib in FORBIDDEN if lib in maps]
             assert loaded == [], f"{block} maps {loaded}"
+        # issue 8 part 6: the probe and the placement bench ran in the sandbox; the
+        # supervisor itself never loaded an inference runtime
+        runtimes = ("onnxruntime", "openvino", "libcuda", "libnvinfer", "torch")
+        sup_maps = _maps(proc.pid)
+        assert [lib for lib in runtimes if lib in sup_maps] == []
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -47,7 +47,7 @@ def test_demo_signs_the_clip_and_allows_on_authentic_video(tmp_path: Path) -> No
     assert cam["decisions"]["ALLOW"] > 0
     assert any("signed on the fly by a simulated camera" in n for n in s["notes"])
     decisions = [json.loads(x) for x in (data / "actions.jsonl").read_text().splitlines()]
-    for d in (d for d in decisions if d["outcome"] == "ALLOW"):
+    for d in (d for d in decisions if d.get("outcome") == "ALLOW"):
         assert "system NORMAL" in d["reasons"]
         assert any("AUTHENTIC" in why for why in d["reasons"])
     verdicts = _records(data, "verdict")
@@ -134,8 +134,13 @@ def test_a_tampered_gop_is_denied_and_strict_mode_never_decodes_it(
     assert all(v["decoded"] for i, v in enumerate(verdicts) if i != TAMPERED_GOP)
     # strict mode: the 160 frames of the tampered GOP never reached the decoder
     assert cam["frames"] == (917 - 160 if critical else 917)
-    decisions = [json.loads(x) for x in (data / "actions.jsonl").read_text().splitlines()]
-    assert not [d for d in decisions if d["outcome"] == "ALLOW" and TAMPERED_GOP in d["gops"]]
+    events = [json.loads(x) for x in (data / "actions.jsonl").read_text().splitlines()]
+    decisions = [e for e in events if e["type"] == "decision"]
+    assert not [d for d in decisions if d.get("outcome") == "ALLOW" and TAMPERED_GOP in d["gops"]]
+    # issue 8 point 10: untrusted video is an event for the sinks, not only a record
+    (alert,) = [e for e in events if e["type"] == "gop_verdict"]
+    assert (alert["gop_index"], alert["verdict"]) == (TAMPERED_GOP, "NOT_AUTHENTIC")
+    assert alert["archive_index"] is not None
     assert run_kontur("archive", "verify", str(data)).returncode == 0
 
 
@@ -157,3 +162,8 @@ def test_a_second_demo_in_the_same_data_dir_is_a_replay(tmp_path: Path) -> None:
     assert [s["detector"]["release"]["version"] for s in runs] == [1, 2]
     assert any("REPLAYED (replay detection at work)" in n for n in runs[1]["notes"])
     assert runs[1]["cameras"][0]["decisions"]["ALLOW"] == 0
+    # a sustained failure on the camera is a degradation trigger and a camera alarm
+    assert "camera_untrusted" in [t["trigger"] for t in runs[1]["degradation"]["transitions"]]
+    events = [json.loads(x) for x in (data / "actions.jsonl").read_text().splitlines()]
+    alarms = [e for e in events if e["type"] == "camera_alarm"]
+    assert alarms and alarms[0]["trigger"] == "camera_untrusted"

@@ -16,8 +16,16 @@ import yaml
 from kontur.clock import ManualClock
 from kontur.config import Config
 from kontur.gate import Gate
-from kontur.ingest.verdict import GopVerdict, Verdict
-from kontur.wire import Evidence, Finding, GopClosed, StateChanged, TrackedObject, TrackFrame
+from kontur.wire import (
+    Evidence,
+    Finding,
+    FrameStamp,
+    GopClosed,
+    StateChanged,
+    TrackedObject,
+    TrackFrame,
+)
+from kontur.wire.verdict import GopVerdict, Verdict
 
 FPS = 10
 GOP_LEN = 10  # frames per GOP: one second at FPS
@@ -66,7 +74,6 @@ def track_frame(
     return TrackFrame(
         camera_id=cam,
         frame_index=frame,
-        gop_index=frame // GOP_LEN,
         pts_s=frame / FPS if pts is None else pts,
         model_id="m",
         config_id="c",
@@ -85,8 +92,12 @@ def evidence(
     reasons: Sequence[str] = (),
     track_reasons: dict[int, Sequence[str]] | None = None,
     pts: float | None = None,
+    gop_index: int | None = None,
 ) -> Evidence:
-    """Tracks for ``frame`` with the verifier's finding on them."""
+    """Tracks for ``frame`` with the verifier's finding on them and ingest's stamp.
+
+    Ingest stamps the frame in GOP ``frame // GOP_LEN`` (or ``gop_index``) at ``pts``.
+    """
     finding = Finding(
         camera_id=cam,
         frame_index=frame,
@@ -94,7 +105,14 @@ def evidence(
         reasons=tuple(reasons),
         track_reasons={k: tuple(v) for k, v in (track_reasons or {}).items()},
     )
-    return Evidence(tracks=track_frame(frame, objects, cam=cam, pts=pts), finding=finding)
+    tracks = track_frame(frame, objects, cam=cam, pts=pts)
+    stamp = FrameStamp(
+        camera_id=cam,
+        frame_index=frame,
+        gop_index=frame // GOP_LEN if gop_index is None else gop_index,
+        pts_s=tracks.pts_s,
+    )
+    return Evidence(frame=stamp, tracks=tracks, finding=finding)
 
 
 def gop(index: int, verdict: Verdict = Verdict.AUTHENTIC, *, cam: str = "cam1") -> GopClosed:

@@ -206,9 +206,15 @@ def test_evidence_whose_finding_is_for_another_frame_is_refused() -> None:
     g, _ = make_gate()
     ev = evidence(5)
     bad = ev.model_copy(update={"finding": evidence(6).finding})
-    with pytest.raises(
-        EvidenceMismatchError, match="expected a finding for cam1 frame 5, got one for cam1 frame 6"
-    ):
+    with pytest.raises(EvidenceMismatchError, match=r"got \[\('cam1', 5\), \('cam1', 6\)\]"):
+        g.on_evidence(bad)
+
+
+def test_tracks_for_another_frame_than_ingests_stamp_are_refused() -> None:
+    g, _ = make_gate()
+    ev = evidence(5)
+    bad = ev.model_copy(update={"tracks": evidence(7).tracks})
+    with pytest.raises(EvidenceMismatchError, match="ingest's stamp"):
         g.on_evidence(bad)
 
 
@@ -242,3 +248,24 @@ def test_decisions_across_gops_follow_the_window() -> None:
     _verdicts(g, *([AUTH] * 4))
     (d,) = _scene(g, range(0, 4 * GOP_LEN))
     assert d.frame_index == 35 and d.gops == (0, 1, 2, 3)
+
+
+def test_frames_are_judged_under_ingests_gop_not_the_workers() -> None:
+    """Issue 8 point 1: the GOP of a frame is ingest's stamp; the worker has no say in it.
+
+    Ingest stamps frames 10..20 in GOP 1, which is NOT_AUTHENTIC. The worker's TrackFrame
+    carries no GOP at all (the field it lied with is gone), so the request involves GOP 1 and
+    is denied, and the decision names GOP 1 as involved.
+    """
+    g, _ = make_gate()
+    _verdicts(g, AUTH, Verdict.NOT_AUTHENTIC, AUTH)
+    (d,) = _scene(g)
+    assert d.outcome is Outcome.DENY and d.gops == (0, 1, 2)
+    assert "gop_index" not in evidence(0).tracks.model_dump()
+    # a stamp that puts every frame in the AUTHENTIC GOP 0 would allow: the stamp decides
+    g2, _ = make_gate()
+    _verdicts(g2, AUTH, Verdict.NOT_AUTHENTIC, AUTH)
+    out: list[Decision] = []
+    for f in range(21):
+        out += g2.on_evidence(evidence(f, gop_index=0))
+    assert [x.gops for x in out] == [(0,)]

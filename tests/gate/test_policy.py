@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import yaml
 
+from kontur.config import VerifierConfig
 from kontur.errors import KonturError
 from kontur.gate import (
     DEFAULT_CRITICAL,
@@ -26,8 +31,9 @@ from kontur.gate import (
     VerifierAgrees,
     most_restrictive,
 )
-from kontur.ingest.verdict import GopVerdict, Verdict
-from kontur.wire import Finding, Outcome
+from kontur.verifier import Verifier
+from kontur.wire import Finding, Outcome, TrackedObject, TrackFrame
+from kontur.wire.verdict import GopVerdict, Verdict
 
 NORMAL = SystemStatus(SystemState.NORMAL, "initial state")
 
@@ -272,8 +278,140 @@ def test_verifier_missing_findings() -> None:
     c = VerifierAgrees().evaluate(request(findings=[_finding(0), _finding(1)]))
     assert c.outcome is Outcome.OPERATOR
     assert c.reasons == ("no verifier finding for frames 2-4 (3 frames)",)
+    c = VerifierAgrees().evaluate(request(findings=[_finding(f) for f in (0, 1, 2, 4)]))
+    assert c.reasons == ("no verifier finding for frame 3 (1 frame)",)
     c = VerifierAgrees().evaluate(request(findings=[]))
     assert c == Check(Outcome.OPERATOR, ("no verifier finding for the dwell window",))
+
+
+# --- VerifierAgrees: per-track findings, from data and from the real verifier ------------------
+
+FINDING_VECTORS: list[dict[str, Any]] = yaml.safe_load(
+    (Path(__file__).parent / "vectors" / "verifier_findings.yaml").read_text()
+)
+
+
+def _vector_findings(spec: dict[Any, Any]) -> list[Finding]:
+    missing = set(spec.get("missing", ()))
+    out = []
+    for f in range(5):
+        if f in missing:
+            continue
+        case = spec.get(f)
+        if case is None:
+            out.append(_finding(f))
+            continue
+        out.append(
+            Finding(
+                camera_id=case.get("camera", "cam1"),
+                frame_index=f,
+                agree=case.get("agree", False),
+                reasons=tuple(case.get("reasons", ())),
+                track_reasons={int(k): tuple(v) for k, v in case.get("track_reasons", {}).items()},
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("case", FINDING_VECTORS, ids=[c["name"] for c in FINDING_VECTORS])
+def test_verifier_finding_vector(case: dict[str, Any]) -> None:
+    req = replace(
+        request(findings=_vector_findings(case.get("findings", {}))),
+        track_id=case.get("track", 7),
+    )
+    c = VerifierAgrees().evaluate(req)
+    want = case["expect"]
+    assert c.outcome is Outcome(want["outcome"]), c.reasons
+    assert any(want["reason"] in r for r in c.reasons), c.reasons
+    if "absent" in want:
+        assert not any(want["absent"] in r for r in c.reasons), c.reasons
+
+
+def test_one_tracks_disagreement_does_not_block_another_tracks_request() -> None:
+    """Regression: the verifier's per-track summary in ``reasons`` blocked every track."""
+    summary = "1 of 2 tracked object(s) disagree: track 9 (speed)"
+    fs = [_finding(f, agree=False, reasons=[summary], t9=["track 9: speed"]) for f in range(5)]
+    assert VerifierAgrees().evaluate(request(findings=fs)).outcome is Outcome.ALLOW
+    on_9 = VerifierAgrees().evaluate(replace(request(findings=fs), track_id=9))
+    assert on_9 == Check(
+        Outcome.OPERATOR,
+        ("verifier disagreed on track 9: track 9: speed (frames 0-4, 5 findings)",),
+    )
+
+
+def _thumb(seed: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    return np.random.default_rng(seed).integers(0, 256, (48, 64), dtype=np.uint8)
+
+
+def _tracks(
+    frame: int, pts: float, boxes: dict[int, tuple[float, float, float, float]]
+) -> TrackFrame:
+    objs = tuple(
+        TrackedObject(track_id=t, class_id=0, class_name="person", confidence=0.9, xyxy=b)
+        for t, b in boxes.items()
+    )
+    return TrackFrame(
+        camera_id="cam1",
+        frame_index=frame,
+        pts_s=pts,
+        model_id="m",
+        config_id="c",
+        platform="cpu",
+        objects=objs,
+        detections=len(objs),
+    )
+
+
+STILL_7 = (40.0, 20.0, 60.0, 90.0)
+STILL_9 = (0.0, 0.0, 10.0, 20.0)
+
+
+def _real_findings(
+    *, frozen: bool = False, jump_9_at: int | None = None, unobserved: int | None = None
+) -> list[Finding]:
+    """The real verifier's findings on frames 0-4 (1 s apart): tracks 7 and 9 standing still."""
+    v, out = Verifier(VerifierConfig()), []
+    for f in range(5):
+        if f != unobserved:
+            v.observe_frame("cam1", f, float(f), _thumb(0 if frozen else f))
+        moved = jump_9_at is not None and f >= jump_9_at
+        box_9 = (80.0, 70.0, 90.0, 90.0) if moved else STILL_9
+        out.append(v.check(_tracks(f, float(f), {7: STILL_7, 9: box_9})))
+    return out
+
+
+def _on(track: int, findings: list[Finding]) -> Check:
+    return VerifierAgrees().evaluate(replace(request(findings=findings), track_id=track))
+
+
+def test_real_verifier_track_disagreement_blocks_only_that_track() -> None:
+    fs = _real_findings(jump_9_at=2)
+    assert not fs[2].agree and 9 in fs[2].track_reasons and fs[2].reasons  # its summary line
+    assert _on(7, fs) == Check(
+        Outcome.ALLOW, ("verifier agreed on track 7 and the scene in 5 frames",)
+    )
+    on_9 = _on(9, fs)
+    assert on_9.outcome is Outcome.OPERATOR
+    assert all(r.startswith("verifier disagreed on track 9: track 9: ") for r in on_9.reasons)
+    assert any("(frame 2, 1 finding)" in r for r in on_9.reasons)
+
+
+def test_real_verifier_frozen_scene_blocks_every_track() -> None:
+    fs = _real_findings(frozen=True)
+    for track in (7, 9):
+        c = _on(track, fs)
+        assert c.outcome is Outcome.OPERATOR
+        assert any(r.startswith("verifier disagreed on the scene: ") for r in c.reasons)
+
+
+def test_real_verifier_unobserved_frame_blocks_every_track() -> None:
+    fs = _real_findings(unobserved=3)
+    for track in (7, 9):
+        c = _on(track, fs)
+        assert c.outcome is Outcome.OPERATOR
+        assert any(
+            "on the scene: frame 3: expected a frame the verifier observed" in r for r in c.reasons
+        ), c.reasons
 
 
 # --- system state -----------------------------------------------------------------------------

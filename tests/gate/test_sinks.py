@@ -1,4 +1,8 @@
-"""Sinks against real peers: a file for the log, a real HTTP server on 127.0.0.1 for the webhook."""
+"""Sinks against real peers: a file for the log, a real HTTP server on 127.0.0.1 for the webhook.
+
+The sinks are fired by the supervisor's recorder once a record is archived (decide, record,
+then act); here they are fed the typed events it builds.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,35 @@ from pathlib import Path
 
 import pytest
 from gate_sim import Peer
+from pydantic import ValidationError
 
+from kontur.clock import ManualClock
 from kontur.config import SinksConfig, WebhookConfig
-from kontur.gate import LogSink, SinkConfigError, WebhookSink, build_sinks, sign
-from kontur.wire import Decision, Outcome, decode, encode
+from kontur.gate import SinkConfigError
+from kontur.gate.sinks import (
+    EVENT_TYPES,
+    SIGNATURE_HEADER,
+    CameraAlarmEvent,
+    DecisionEvent,
+    GopVerdictEvent,
+    LogSink,
+    SinkEvent,
+    SinkStats,
+    WebhookBody,
+    WebhookSink,
+    build_sinks,
+    camera_event,
+    decision_event,
+    parse_event,
+    sign,
+    verdict_event,
+)
+from kontur.wire import Decision, GopClosed, Outcome
+from kontur.wire.verdict import FAILING_VERDICTS, GopVerdict, Verdict
 
 KEY = "s3cret-hmac-key"
+LEAF = "ab" * 32
+SENT_AT = 1_700_000_000.0  # ManualClock's wall time
 
 
 def decision(outcome: Outcome = Outcome.ALLOW, frame: int = 20) -> Decision:
@@ -42,6 +69,31 @@ def decision(outcome: Outcome = Outcome.ALLOW, frame: int = 20) -> Decision:
     )
 
 
+def gop_closed(verdict: Verdict, index: int = 3) -> GopClosed:
+    """Ingest closed GOP ``index`` of cam1 with ``verdict``."""
+    return GopClosed(
+        verdict=GopVerdict(
+            camera_id="cam1", gop_index=index, verdict=verdict, reasons=(f"ingest: {verdict}",)
+        ),
+        first_frame=index * 10,
+        last_frame=index * 10 + 9,
+        start_pts_s=index * 1.0,
+        end_pts_s=index * 1.0 + 1.0,
+        segment_sha256="0" * 64,
+        segment_size=1,
+    )
+
+
+def alarm() -> CameraAlarmEvent:
+    """A sustained failure on cam1."""
+    return camera_event(
+        "cam1",
+        "gop_failures",
+        "expected AUTHENTIC GOPs, got 5 NOT_AUTHENTIC in a row",
+        at=1_700_000_001.0,
+    )
+
+
 @pytest.fixture
 def sinks() -> Iterator[list[WebhookSink]]:
     """Webhook sinks made in a test, closed after it."""
@@ -54,7 +106,9 @@ def sinks() -> Iterator[list[WebhookSink]]:
 def _webhook(made: list[WebhookSink], url: str, **kw: object) -> WebhookSink:
     env = {"HOOK_KEY": KEY}
     timeout = kw.pop("timeout_s", 2.0)
-    s = WebhookSink(WebhookConfig(url=url, timeout_s=timeout, **kw), environ=env)  # type: ignore[arg-type]
+    size = kw.pop("queue_size", 256)
+    cfg = WebhookConfig(url=url, timeout_s=timeout, **kw)  # type: ignore[arg-type]
+    s = WebhookSink(cfg, environ=env, queue_size=size, clock=ManualClock())  # type: ignore[arg-type]
     made.append(s)
     return s
 
@@ -66,32 +120,127 @@ def _closed_port() -> int:
     return port
 
 
+def _posted(peer: Peer) -> list[SinkEvent]:
+    return [WebhookBody.model_validate_json(r.body).event for r in peer.received]
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+def test_event_kinds() -> None:
+    assert {"decision", "gop_verdict", "camera_alarm"} == EVENT_TYPES
+
+
+@pytest.mark.parametrize("outcome", list(Outcome), ids=[o.value for o in Outcome])
+def test_decision_event_for_every_outcome(outcome: Outcome) -> None:
+    d = decision(outcome)
+    ev = decision_event(d, archive_index=812, archive_hash=LEAF)
+    assert ev.type == "decision" and ev.outcome is outcome
+    assert (ev.archive_index, ev.archive_hash) == (812, LEAF)
+    assert Decision(**ev.model_dump(exclude={"id", "archive_index", "archive_hash"})) == d
+    assert parse_event(ev.model_dump_json()) == ev
+    assert decision_event(d).archive_index is None  # not recorded (yet)
+
+
+def test_decision_event_refuses_a_malformed_leaf() -> None:
+    with pytest.raises(ValidationError, match="archive_hash"):
+        decision_event(decision(), archive_index=1, archive_hash="not-hex")
+
+
+@pytest.mark.parametrize("verdict", list(Verdict), ids=[v.value for v in Verdict])
+def test_verdict_event_only_for_failing_verdicts(verdict: Verdict) -> None:
+    ev = verdict_event(gop_closed(verdict), archive_index=5, archive_hash=LEAF)
+    if verdict in {Verdict.AUTHENTIC, Verdict.UNSIGNED, Verdict.PENDING, Verdict.PROFILE_CHANGED}:
+        assert ev is None
+        return
+    assert isinstance(ev, GopVerdictEvent)
+    assert (ev.type, ev.verdict, ev.camera_id, ev.gop_index) == ("gop_verdict", verdict, "cam1", 3)
+    assert (ev.first_frame, ev.last_frame, ev.archive_index) == (30, 39, 5)
+    assert ev.reasons == (f"ingest: {verdict}",)
+
+
+def test_failing_verdicts_are_the_seven() -> None:
+    assert {
+        Verdict.NOT_AUTHENTIC,
+        Verdict.MISSING,
+        Verdict.REPLAYED,
+        Verdict.STALE,
+        Verdict.KEY_CHANGED,
+        Verdict.REVOKED,
+        Verdict.DOWNGRADE,
+    } == FAILING_VERDICTS
+
+
+def test_gop_verdict_event_refuses_an_authentic_verdict() -> None:
+    ev = verdict_event(gop_closed(Verdict.REPLAYED))
+    assert ev is not None
+    fields = ev.model_dump(exclude={"id"}) | {"verdict": Verdict.AUTHENTIC}
+    with pytest.raises(ValidationError, match=r"expected a failing verdict .*, got AUTHENTIC"):
+        GopVerdictEvent(**fields)
+
+
+def test_camera_event() -> None:
+    ev = camera_event("cam1", "camera_untrusted", "expected AUTHENTIC, got 3 failing GOPs")
+    assert (ev.type, ev.camera_id, ev.trigger, ev.at, ev.archive_index) == (
+        "camera_alarm",
+        "cam1",
+        "camera_untrusted",
+        None,
+        None,
+    )
+    with pytest.raises(ValidationError, match="trigger"):
+        camera_event("cam1", "", "x")
+
+
+def test_events_have_unique_ids_and_are_frozen() -> None:
+    a, b = decision_event(decision()), decision_event(decision())
+    assert a.id != b.id and len(a.id) == 32
+    with pytest.raises(ValidationError, match="frozen"):
+        a.archive_index = 3
+
+
 # --- log ---------------------------------------------------------------------------------------
 
 
-def test_log_sink_appends_json_lines(tmp_path: Path) -> None:
+def test_log_sink_appends_every_event_as_json_lines(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "actions.jsonl"
     sink = LogSink(path)
-    ds = [decision(o, i) for i, o in enumerate(Outcome)]
-    for d in ds:
-        sink.emit(d)
-    assert len(path.read_text().splitlines()) == 4  # flushed, not only on close
+    events: list[SinkEvent] = [decision_event(decision(o, i)) for i, o in enumerate(Outcome)]
+    events += [verdict_event(gop_closed(Verdict.NOT_AUTHENTIC)), alarm()]  # type: ignore[list-item]
+    for e in events:
+        sink.emit(e)
+    assert len(path.read_text().splitlines()) == 6  # flushed, not only on close
     sink.close()
     again = LogSink(path)
-    again.emit(decision())
+    again.emit(events[0])
+    assert again.stats() == SinkStats(f"log {path}", delivered=1)
     again.close()
     lines = path.read_text().splitlines()
-    assert len(lines) == 5
-    assert [decode(line.encode()) for line in lines] == [*ds, decision()]
-    assert json.loads(lines[3])["outcome"] == "DENY" and json.loads(lines[3])["executed"] is None
+    assert [parse_event(line) for line in lines] == [*events, events[0]]
+    kinds = [json.loads(line)["type"] for line in lines]
+    assert kinds == ["decision"] * 4 + ["gop_verdict", "camera_alarm", "decision"]
+    deny = json.loads(lines[3])
+    assert deny["outcome"] == "DENY" and deny["executed"] is None
 
 
-def test_build_sinks(tmp_path: Path, sinks: list[WebhookSink]) -> None:
+def test_sinks_refuse_what_is_not_an_event(tmp_path: Path, sinks: list[WebhookSink]) -> None:
+    log = LogSink(tmp_path / "a.jsonl")
+    with pytest.raises(TypeError, match=r"expected a sink event .*, got Decision"):
+        log.emit(decision())  # type: ignore[arg-type]
+    log.close()
+    hook = _webhook(sinks, f"http://127.0.0.1:{_closed_port()}/hook")
+    with pytest.raises(TypeError, match=r"expected a sink event .*, got Decision"):
+        hook.emit(decision())  # type: ignore[arg-type]
+
+
+def test_build_sinks(tmp_path: Path) -> None:
     (log,) = build_sinks(SinksConfig(), tmp_path)
     assert isinstance(log, LogSink) and log.path == tmp_path / "actions.jsonl"
     log.close()
-    cfg = SinksConfig(log="a/b.jsonl", webhook=WebhookConfig(url="http://127.0.0.1:9/x"))
-    built = build_sinks(cfg, tmp_path)
+    hook = WebhookConfig(url="http://127.0.0.1:9/x", secret_env="HOOK_KEY")
+    built = build_sinks(
+        SinksConfig(log="a/b.jsonl", webhook=hook), tmp_path, environ={"HOOK_KEY": KEY}
+    )
     assert [type(s) for s in built] == [LogSink, WebhookSink]
     assert built[0].path == tmp_path / "a" / "b.jsonl"  # type: ignore[attr-defined]
     for s in built:
@@ -101,32 +250,121 @@ def test_build_sinks(tmp_path: Path, sinks: list[WebhookSink]) -> None:
 # --- webhook against a real server -----------------------------------------------------------
 
 
-def test_webhook_posts_signed_json(peer: Peer, sinks: list[WebhookSink]) -> None:
+def test_webhook_posts_signed_body_with_type_time_and_id(
+    peer: Peer, sinks: list[WebhookSink]
+) -> None:
     hook = _webhook(sinks, peer.url, secret_env="HOOK_KEY")
-    d = decision()
-    assert hook.send(d) is None
+    ev = decision_event(decision(Outcome.DENY), archive_index=812, archive_hash=LEAF)
+    assert hook.send(ev) is None
     (got,) = peer.received
-    assert got.path == "/hook" and got.body == encode(d)
-    assert decode(got.body) == d
-    assert got.headers["Content-Type"] == "application/json"
+    assert got.path == "/hook" and got.headers["Content-Type"] == "application/json"
     expected = hmac.new(KEY.encode(), got.body, hashlib.sha256).hexdigest()
-    assert got.headers["X-Kontur-Signature"] == f"sha256={expected}"
+    assert got.headers[SIGNATURE_HEADER] == f"sha256={expected}"
     assert sign(got.body, KEY.encode()) == f"sha256={expected}"
-    assert hook.delivered == 1 and hook.failures == ()
+    raw = json.loads(got.body)
+    assert raw["v"] == 1 and raw["sent_at"] == SENT_AT
+    assert raw["event"]["type"] == "decision" and raw["event"]["id"] == ev.id
+    assert raw["event"]["outcome"] == "DENY" and raw["event"]["archive_index"] == 812
+    assert WebhookBody.model_validate_json(got.body) == WebhookBody(sent_at=SENT_AT, event=ev)
+    assert hook.stats() == SinkStats(f"webhook {peer.url}", delivered=1)
 
 
 def test_webhook_without_secret_sends_no_signature(peer: Peer, sinks: list[WebhookSink]) -> None:
     hook = _webhook(sinks, peer.url)
-    assert hook.send(decision()) is None
-    assert "X-Kontur-Signature" not in peer.received[0].headers
+    assert hook.send(decision_event(decision())) is None
+    assert SIGNATURE_HEADER not in peer.received[0].headers
 
 
-def test_webhook_posts_only_what_executes(peer: Peer, sinks: list[WebhookSink]) -> None:
-    hook = _webhook(sinks, peer.url)
+def test_webhook_posts_every_outcome(peer: Peer, sinks: list[WebhookSink]) -> None:
+    """OPERATOR and DENY reach the webhook too, not only what executes automatically."""
+    hook = _webhook(sinks, peer.url, secret_env="HOOK_KEY")
     for o in Outcome:
-        hook.emit(decision(o))
+        hook.emit(decision_event(decision(o)))
     assert hook.drain(timeout=5)
-    assert sorted(json.loads(r.body)["outcome"] for r in peer.received) == ["ALLOW", "RESTRICT"]
+    posted = _posted(peer)
+    assert all(isinstance(e, DecisionEvent) for e in posted)
+    assert sorted(e.outcome for e in posted) == sorted(Outcome)  # type: ignore[union-attr]
+    assert hook.stats().delivered == 4 and hook.dropped == 0
+
+
+def test_webhook_posts_failing_verdicts_and_alarms_not_authentic_gops(
+    peer: Peer, sinks: list[WebhookSink]
+) -> None:
+    hook = _webhook(sinks, peer.url, secret_env="HOOK_KEY")
+    for i, v in enumerate(Verdict):
+        ev = verdict_event(gop_closed(v, index=i))
+        if ev is not None:
+            hook.emit(ev)
+    hook.emit(alarm())
+    assert hook.drain(timeout=5)
+    for r in peer.received:
+        assert r.headers[SIGNATURE_HEADER] == sign(r.body, KEY.encode())
+    posted = _posted(peer)
+    verdicts = {e.verdict for e in posted if isinstance(e, GopVerdictEvent)}
+    assert verdicts == FAILING_VERDICTS and Verdict.AUTHENTIC not in verdicts
+    assert [e.type for e in posted].count("gop_verdict") == 7
+    assert posted[-1] == alarm().model_copy(update={"id": posted[-1].id})
+    assert json.loads(peer.received[-1].body)["event"]["type"] == "camera_alarm"
+
+
+class Receiver:
+    """A webhook receiver doing the checks the sinks module docstring prescribes."""
+
+    def __init__(self, key: bytes, window_s: float = 300.0) -> None:
+        self.key, self.window_s = key, window_s
+        self.seen: dict[str, float] = {}
+
+    def accept(self, body: bytes, signature: str | None, now: float) -> str:
+        if signature is None or not hmac.compare_digest(signature, sign(body, self.key)):
+            return "bad signature"
+        msg = WebhookBody.model_validate_json(body)
+        if abs(now - msg.sent_at) > self.window_s:
+            return "stale"
+        self.seen = {i: t for i, t in self.seen.items() if now - t <= self.window_s}
+        if msg.event.id in self.seen:
+            return "replayed"
+        self.seen[msg.event.id] = now
+        return "ok"
+
+
+def test_webhook_body_lets_a_receiver_refuse_replays(peer: Peer, sinks: list[WebhookSink]) -> None:
+    hook = _webhook(sinks, peer.url, secret_env="HOOK_KEY")
+    assert hook.send(decision_event(decision(Outcome.ALLOW))) is None
+    (got,) = peer.received
+    body, sig = got.body, got.headers[SIGNATURE_HEADER]
+    rx = Receiver(KEY.encode())
+    assert rx.accept(body, sig, now=SENT_AT + 1) == "ok"
+    assert rx.accept(body, sig, now=SENT_AT + 2) == "replayed"
+    assert rx.accept(body, sig, now=SENT_AT + 301) == "stale"
+    later = body.replace(f'"sent_at":{SENT_AT}'.encode(), f'"sent_at":{SENT_AT + 400}'.encode())
+    assert later != body and rx.accept(later, sig, now=SENT_AT + 400) == "bad signature"
+    assert rx.accept(body, None, now=SENT_AT) == "bad signature"
+
+
+def test_webhook_queue_full_drops_and_counts(sinks: list[WebhookSink]) -> None:
+    with socket.socket() as silent:  # accepts connections (backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        hook = _webhook(sinks, f"http://127.0.0.1:{port}/hook", timeout_s=0.3, queue_size=2)
+        t0 = time.monotonic()
+        for i in range(10):
+            hook.emit(decision_event(decision(Outcome.OPERATOR, frame=i)))
+        assert time.monotonic() - t0 < 0.2  # never blocks on a stuck webhook
+        assert 7 <= hook.dropped <= 8  # one being posted, two queued, the rest dropped
+        assert any("queue full (2 events), event dropped" in f for f in hook.failures)
+        assert hook.drain(timeout=5)
+        st = hook.stats()
+        assert st.dropped == hook.dropped and st.failed == 10 - st.dropped
+        assert (st.delivered, st.queued) == (0, 0)
+
+
+def test_webhook_emit_after_close_is_dropped(peer: Peer, sinks: list[WebhookSink]) -> None:
+    hook = _webhook(sinks, peer.url)
+    hook.close(timeout=2)
+    hook.emit(alarm())
+    assert hook.dropped == 1 and "sink closed, event dropped" in hook.failures[-1]
+    assert peer.received == []
 
 
 def test_webhook_missing_secret_is_refused() -> None:
@@ -146,13 +384,14 @@ def test_webhook_refuses_non_http_urls(url: str) -> None:
 
 def test_webhook_closed_port_does_not_raise(sinks: list[WebhookSink]) -> None:
     hook = _webhook(sinks, f"http://127.0.0.1:{_closed_port()}/hook")
-    err = hook.send(decision())
-    assert err is not None and "failed for person-dwell/alarm (cam1 frame 20)" in err
+    err = hook.send(decision_event(decision()))
+    assert err is not None
+    assert "failed for decision ALLOW on person-dwell/alarm (cam1 frame 20)" in err
     assert "refused" in err.lower()
-    hook.emit(decision(frame=21))  # the background path records it too
+    hook.emit(decision_event(decision(frame=21)))  # the background path records it too
     assert hook.drain(timeout=5)
     assert len(hook.failures) == 2 and "cam1 frame 21" in hook.failures[1]
-    assert hook.delivered == 0
+    assert (hook.delivered, hook.stats().failed) == (0, 2)
 
 
 def test_webhook_timeout_does_not_raise_or_stall(sinks: list[WebhookSink]) -> None:
@@ -162,31 +401,33 @@ def test_webhook_timeout_does_not_raise_or_stall(sinks: list[WebhookSink]) -> No
         port = silent.getsockname()[1]
         hook = _webhook(sinks, f"http://127.0.0.1:{port}/hook", timeout_s=0.3)
         t0 = time.monotonic()
-        hook.emit(decision())  # returns at once
+        hook.emit(decision_event(decision()))  # returns at once
         assert time.monotonic() - t0 < 0.1
-        err = hook.send(decision())
+        err = hook.send(verdict_event(gop_closed(Verdict.STALE)))  # type: ignore[arg-type]
         assert time.monotonic() - t0 < 3
-        assert err is not None and "timed out" in err
+        assert err is not None and "gop_verdict STALE on gop 3 of cam1" in err
+        assert "timed out" in err
         assert hook.drain(timeout=5)
 
 
 def test_webhook_error_status_is_a_recorded_failure(peer: Peer, sinks: list[WebhookSink]) -> None:
     peer.status = 500
     hook = _webhook(sinks, peer.url)
-    err = hook.send(decision())
+    err = hook.send(alarm())
     assert err is not None and "expected a 2xx answer, got HTTP 500" in err
+    assert "camera_alarm gop_failures on cam1" in err
     assert hook.failures == (err,)
 
 
 def test_webhook_never_follows_redirects(peer: Peer, sinks: list[WebhookSink]) -> None:
     peer.status, peer.location = 307, "/elsewhere"
     hook = _webhook(sinks, peer.url)
-    err = hook.send(decision())
+    err = hook.send(decision_event(decision()))
     assert err is not None and "got HTTP 307" in err
     assert [r.path for r in peer.received] == ["/hook"]
 
 
 def test_webhook_url_credentials_are_not_logged(sinks: list[WebhookSink]) -> None:
     hook = _webhook(sinks, f"http://user:pw@127.0.0.1:{_closed_port()}/hook?token=abc")
-    err = hook.send(decision())
+    err = hook.send(decision_event(decision()))
     assert err is not None and "pw" not in err and "abc" not in err

@@ -319,6 +319,7 @@ def test_frames_are_handed_over_as_decoded_and_before_their_gop_closes(
         events.append("gop")
         gops.append(gop)
     runs = [len(run) for run in "".join("f" if e == "frame" else "|" for e in events).split("|")]
-    assert runs[:-1] == [len(g.frames) for g in gops]  # frames of GOP k, then GOP k
+    assert runs[:-1] == [g.times.count for g in gops]  # frames of GOP k, then GOP k
     assert runs[-1] == 0
-    assert all(len(g.frames) == len(g.packets) for g in gops[1:])
+    assert all(g.times.count == len(g.packets) for g in gops[1:])
+    assert all(g.frames == [] for g in gops)  # handed over, so not kept (memory bound)

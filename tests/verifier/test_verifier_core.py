@@ -131,15 +131,17 @@ def test_cameras_are_checked_independently() -> None:
 
 
 @pytest.mark.parametrize("index", [4, 5], ids=["backwards", "repeated"])
-def test_tracks_for_a_frame_not_after_the_last_checked_are_a_caller_bug(
+def test_worker_repeating_or_reordering_frames_gets_a_disagreement_not_a_crash(
     sim: StreamSim, index: int
 ) -> None:
+    """Issue 8 point 3: the worker sent the same frame index twice and crashed the verifier."""
     for _ in range(6):
         sim.frame()
-    with pytest.raises(
-        RuntimeError, match=f"expected tracks for a frame after 5, got frame {index}"
-    ):
-        sim.verifier.check(track_frame(index, index / 10, ()))
+    f = sim.verifier.check(track_frame(index, index / 10, ()))
+    assert not f.agree
+    assert f"expected tracks for a frame after 5, got frame {index}" in f.reasons[0]
+    # and the verifier goes on: the next frame is checked normally
+    assert sim.frame().camera_id == "cam-1"
 
 
 def test_frames_observed_out_of_order_are_a_caller_bug(verifier: Verifier) -> None:

@@ -32,7 +32,6 @@ def track_frame(
     return TrackFrame(
         camera_id=camera_id,
         frame_index=frame_index,
-        gop_index=frame_index // 10,
         pts_s=pts_s,
         model_id="yolox-nano@test",
         config_id="cfg@test",

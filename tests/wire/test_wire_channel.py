@@ -9,8 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from kontur.wire import ControlMessage, FrameReady, Message, SourceEnded, encode
+from kontur.wire import (
+    ControlMessage,
+    Decision,
+    FrameReady,
+    Message,
+    Outcome,
+    SourceEnded,
+    WorkerReady,
+    encode,
+)
 from kontur.wire.channel import Inbox, Outbox, wait_readable
+from kontur.wire.edges import EDGES, edge
 from kontur.wire.messages import MAX_MESSAGE_BYTES
 
 
@@ -171,3 +181,76 @@ def test_outbox_close_closes_the_write_end(pipe: tuple[int, int]) -> None:
 def test_wait_readable_times_out_on_a_quiet_pipe(pipe: tuple[int, int]) -> None:
     r, _ = pipe
     assert wait_readable([Inbox(r)], 0.01) == []
+
+
+# --- the edge table (issue 8 point 2: the supervisor accepted any message on any pipe) ------
+
+
+def _decision() -> Decision:
+    return Decision(
+        camera_id="cam-1", rule="r", action="alarm", critical=True, track_id=1, frame_index=1,
+        outcome=Outcome.ALLOW, reasons=("forged",), gops=(0,), at=0.0,
+    )  # fmt: skip
+
+
+def test_every_edge_of_the_table_is_unique_and_names_known_types() -> None:
+    pairs = [(e.sender, e.receiver) for e in EDGES]
+    assert len(pairs) == len(set(pairs))
+    known = {"frame", "segment", "gop", "source_ended", "tracks", "detection_batch"}
+    known |= {"worker_ready", "finding", "evidence", "decision", "state", "control", "violation"}
+    assert set().union(*(e.types for e in EDGES)) == known
+    # the worker may say nothing to the gate, and nothing the gate or ingest say
+    assert not [e for e in EDGES if e.sender == "worker" and e.receiver == "gate"]
+    assert edge("worker", "supervisor").types == {"detection_batch", "worker_ready"}
+    with pytest.raises(KeyError, match="worker -> gate"):
+        edge("worker", "gate")
+
+
+def test_forged_types_from_the_worker_are_dropped_and_kept_as_violations(
+    pipe: tuple[int, int],
+) -> None:
+    """A worker's forged Decision, SourceEnded and GopClosed never reach the supervisor's code."""
+    r, w = pipe
+    inbox = Inbox(r, "worker", edge=edge("worker", "supervisor"), cameras={"cam-1"})
+    out = Outbox(w)
+    out.send(_decision())
+    out.send(SourceEnded(camera_id="cam-1", frames=100, gops=1))
+    out.send(WorkerReady(model_id="m", platform="cpu", detector="d"))
+    os.close(w)
+    got = _collect(inbox, 3)
+    assert [m.type for m in got] == ["worker_ready"]
+    vs = inbox.take_violations()
+    assert [(v.sender, v.receiver, v.message_type) for v in vs] == [
+        ("worker", "supervisor", "decision"),
+        ("worker", "supervisor", "source_ended"),
+    ]
+    assert "expected one of ['detection_batch', 'worker_ready'] from worker to supervisor" in (
+        vs[0].detail
+    )
+    assert inbox.violation_count == 2 and inbox.take_violations() == []
+
+
+def test_messages_about_a_camera_the_sender_does_not_serve_are_violations(
+    pipe: tuple[int, int],
+) -> None:
+    r, w = pipe
+    inbox = Inbox(r, "ingest:cam-1", edge=edge("ingest:cam-1", "supervisor"), cameras={"cam-1"})
+    out = Outbox(w)
+    out.send(SourceEnded(camera_id="cam-2", frames=1, gops=1))
+    out.send(SourceEnded(camera_id="cam-1", frames=1, gops=1))
+    os.close(w)
+    got = _collect(inbox, 2)
+    assert [m.camera_id for m in got if isinstance(m, SourceEnded)] == ["cam-1"]
+    (v,) = inbox.take_violations()
+    assert v.detail == "expected a camera among ['cam-1'], got 'cam-2'"
+
+
+def test_garbage_is_a_violation_but_a_line_cut_by_death_is_not(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    inbox = Inbox(r, "worker", edge=edge("worker", "verifier"))
+    os.write(w, b'{"type": "tracks", "nonsense": 1}\n{"type": "tra')
+    os.close(w)
+    assert _collect(inbox, 1) == []
+    (v,) = inbox.take_violations()
+    assert v.message_type == "?" and "malformed message" in v.detail
+    assert inbox.rejected == 2 and inbox.violation_count == 1

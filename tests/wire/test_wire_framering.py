@@ -1,10 +1,16 @@
 """The shared-memory frame ring: round trip, read-only readers, drops, back-pressure, cleanup.
 
+Back-pressure follows progress, not heartbeats: a reader that keeps its heartbeat fresh but
+never consumes costs the writer one ``reader_timeout_s`` in all; a slow reader that keeps
+consuming is waited for; ``max_wait_s=0`` never waits; overwritten unconsumed frames are
+counted per reader, exactly.
+
 Every test uses its own ring name and removes its /dev/shm files, whatever happens.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -300,3 +306,136 @@ def test_oversize_meta_is_refused(make_ring) -> None:
 def test_ring_name_that_escapes_dev_shm_is_refused(name: str) -> None:
     with pytest.raises(ValueError, match="expected a ring name of letters, digits"):
         shm_path(name)
+
+
+# ------------------------------------------------------------------ progress, not heartbeat
+
+
+def _fresh_heartbeat(reader: RingReader, stop: threading.Event, toggle_ack: bool = False) -> None:
+    """A compromised reader: heartbeat always fresh, never consumes; may fiddle its ack."""
+    flip = False
+    while not stop.is_set():
+        reader.heartbeat()
+        if toggle_ack:  # an ack moved back and forth must not read as progress
+            reader._ack[0] = 0 if flip else -1
+            flip = not flip
+        time.sleep(0.002)
+
+
+@pytest.mark.parametrize("toggle_ack", [False, True], ids=["still", "ack_toggled"])
+def test_fresh_heartbeat_without_progress_costs_one_reader_timeout(
+    make_ring: Callable[..., FrameRing], make_reader: Callable[[int], RingReader], toggle_ack: bool
+) -> None:
+    # the old ring waited max_wait_s on every write for a reader whose heartbeat was fresh:
+    # 196 x 5 s here. Now the reader is waited for until it has made no progress for
+    # reader_timeout_s, once, and not again until it consumes
+    ring = make_ring(slots=4)
+    reader = make_reader(0)
+    stop = threading.Event()
+    thread = threading.Thread(target=_fresh_heartbeat, args=(reader, stop, toggle_ack))
+    thread.start()
+    try:
+        t0 = time.monotonic()
+        for i in range(200):
+            ring.write(_img(i), _meta(i), max_wait_s=5.0, reader_timeout_s=0.2)
+            if time.monotonic() - t0 > 3.0:
+                pytest.fail(f"200 writes took over 3 s (stuck at write {i})")
+        elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        thread.join()
+    assert elapsed >= 0.15, f"the writer never waited for the reader ({elapsed:.3f} s)"
+    # every frame it overwrote (a toggled ack may claim seq 0 at the moment it goes)
+    assert 0 <= 200 - 4 - ring.skipped(0) <= (1 if toggle_ack else 0)
+
+
+def test_no_wait_at_all_for_a_live_source(
+    make_ring: Callable[..., FrameRing], make_reader: Callable[[int], RingReader]
+) -> None:
+    ring = make_ring(slots=4)
+    reader = make_reader(0)  # attached and fresh, never consumes
+    t0 = time.monotonic()
+    for i in range(100):
+        ring.write(_img(i), _meta(i), max_wait_s=0.0)
+        reader.heartbeat()
+    assert time.monotonic() - t0 < 1.0
+    assert ring.skipped(0) == 96
+
+
+def test_skipped_counts_are_exact_per_reader(
+    make_ring: Callable[..., FrameRing], make_reader: Callable[[int], RingReader]
+) -> None:
+    ring = make_ring(slots=4, readers=3)
+    partial = make_reader(0)  # reads the first three frames, then stops
+    full = make_reader(1)  # reads every frame as it comes
+    # reader 2 never attaches
+    for i in range(10):
+        ring.write(_img(i), _meta(i), max_wait_s=0.0)
+        if i < 3:
+            assert partial.read_next() is not None
+        assert full.read_next() is not None
+    # writes 4..9 overwrote seq 0..5: reader 0 had consumed 0..2, reader 1 all, reader 2 none
+    assert [ring.skipped(r) for r in range(3)] == [3, 0, 6]
+    seqs = []
+    while (slot := partial.read_next()) is not None:
+        seqs.append(slot.seq)
+    assert seqs == [6, 7, 8, 9]
+    assert partial.dropped == ring.skipped(0)  # the reader's own count agrees
+
+
+def test_slow_reader_that_keeps_progressing_gets_every_frame(
+    make_ring: Callable[..., FrameRing], make_reader: Callable[[int], RingReader]
+) -> None:
+    # a file source in a demo: the worker is slower than the decoder but makes progress, so
+    # the writer waits for it and every frame is analysed
+    ring = make_ring(slots=4)
+    reader = make_reader(0)
+    got: list[int] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        while len(got) < 40 and not done.is_set():
+            slot = reader.read_next()
+            if slot is None:
+                time.sleep(0.001)
+                continue
+            assert slot.frame.tobytes() == _img(slot.seq).tobytes()
+            got.append(slot.seq)
+            time.sleep(0.02)  # slower than the writer
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    try:
+        t0 = time.monotonic()
+        for i in range(40):
+            ring.write(_img(i), _meta(i), max_wait_s=5.0, reader_timeout_s=0.2)
+        elapsed = time.monotonic() - t0
+        thread.join(timeout=10)
+    finally:
+        done.set()
+        thread.join()
+    assert got == list(range(40))
+    assert reader.dropped == 0 and ring.skipped(0) == 0
+    assert elapsed >= 0.5, f"the writer did not wait for the slow reader ({elapsed:.3f} s)"
+
+
+def test_stalled_reader_is_waited_for_again_once_it_progresses(
+    make_ring: Callable[..., FrameRing], make_reader: Callable[[int], RingReader]
+) -> None:
+    ring = make_ring(slots=2)
+    reader = make_reader(0)
+    ring.write(_img(0), _meta(0))
+    ring.write(_img(1), _meta(1))
+    t0 = time.monotonic()
+    ring.write(_img(2), _meta(2), max_wait_s=5.0, reader_timeout_s=0.2)  # stalls: one timeout
+    assert 0.1 <= time.monotonic() - t0 < 1.0
+    t0 = time.monotonic()
+    ring.write(_img(3), _meta(3), max_wait_s=5.0, reader_timeout_s=0.2)  # stalled: no wait
+    assert time.monotonic() - t0 < 0.1
+    assert reader.read_next() is not None  # progress (it skips to seq 2, acks it)
+    t0 = time.monotonic()
+    ring.write(_img(4), _meta(4), max_wait_s=5.0, reader_timeout_s=0.2)  # needs seq 2: done
+    ring.write(_img(5), _meta(5), max_wait_s=5.0, reader_timeout_s=0.2)  # needs seq 3: waits
+    waited = time.monotonic() - t0
+    assert 0.1 <= waited < 1.0, f"a reader that progressed again was not waited for ({waited})"
+    assert ring.skipped(0) == 3  # seq 0, 1 (stalled) and 3 (timed out again)

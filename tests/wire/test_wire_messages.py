@@ -15,8 +15,10 @@ from kontur.wire import (
     Evidence,
     Finding,
     FrameReady,
+    FrameStamp,
     GopClosed,
     Outcome,
+    ProtocolViolation,
     SegmentStored,
     SourceEnded,
     StateChanged,
@@ -35,7 +37,6 @@ FRAME = FrameReady(
 TRACKS = TrackFrame(
     camera_id="cam-1",
     frame_index=40,
-    gop_index=1,
     pts_s=4.0,
     model_id="sha256:" + "ab" * 32,
     config_id="cfg-1",
@@ -85,7 +86,14 @@ ALL = [
     ),
     WorkerReady(model_id="m", platform="cpu", detector="yolox-onnx"),
     FINDING,
-    Evidence(tracks=TRACKS, finding=FINDING),
+    Evidence(
+        frame=FrameStamp(camera_id="cam-1", frame_index=40, gop_index=1, pts_s=4.0),
+        tracks=TRACKS,
+        finding=FINDING,
+    ),
+    ProtocolViolation(
+        sender="worker", receiver="verifier", message_type="decision", detail="not allowed"
+    ),
     Decision(
         camera_id="cam-1",
         rule="door",

@@ -45,6 +45,7 @@ KINDS = frozenset(
         "placement",
         "event",
         "camera",
+        "violation",
     }
 )
 

@@ -41,6 +41,7 @@ from kontur.clock import Clock
 from kontur.config import DegradationConfig
 from kontur.degrade.errors import UnknownTriggerError
 from kontur.wire import StateChanged
+from kontur.wire.verdict import SystemState
 
 __all__ = [
     "RECOVERED",
@@ -60,23 +61,8 @@ _log = logging.getLogger(__name__)
 RECOVERED = "recovered"
 
 
-class State(StrEnum):
-    """The perimeter's operating state, least severe first."""
-
-    NORMAL = "NORMAL"
-    """Everything verified: all cameras analysed, critical actions may run automatically."""
-    DEGRADED = "DEGRADED"
-    """Priority tasks on the CPU, the rest analysed at a lower rate, critical actions held."""
-    SAFE = "SAFE"
-    """Priority tasks on the CPU only, analysis of the rest off, critical actions held."""
-
-    @property
-    def level(self) -> int:
-        """0 for NORMAL, 1 for DEGRADED, 2 for SAFE: a higher level is more severe."""
-        return _ORDER.index(self)
-
-
-_ORDER: tuple[State, ...] = (State.NORMAL, State.DEGRADED, State.SAFE)
+#: The perimeter's operating state; the enum lives in :mod:`kontur.wire.verdict` (shared).
+State = SystemState
 
 
 class Trigger(StrEnum):
@@ -96,6 +82,14 @@ class Trigger(StrEnum):
     """The accelerator driver's version is not on the approved list."""
     ANOMALOUS_RESULTS = "anomalous_results"
     """The verifier keeps disagreeing with the detector's results."""
+    WORKER_MISBEHAVING = "worker_misbehaving"
+    """The worker sent a message its edge does not allow (evidence of compromise)."""
+    BLOCK_FAILED = "block_failed"
+    """Ingest, the verifier or the gate crashed, hung or was restarted."""
+    CAMERA_UNTRUSTED = "camera_untrusted"
+    """A camera's GOPs keep failing verification (NOT_AUTHENTIC, MISSING, REPLAYED...)."""
+    ISOLATION_PARTIAL = "isolation_partial"
+    """The worker runs in a partial sandbox (``unsafe_allow_partial_isolation``)."""
 
     @property
     def target(self) -> State:
@@ -127,10 +121,16 @@ TRIGGER_TARGETS: Mapping[Trigger, State] = MappingProxyType(
         Trigger.ACCELERATOR_RESET: State.DEGRADED,
         Trigger.DRIVER_UNAPPROVED: State.SAFE,
         Trigger.ANOMALOUS_RESULTS: State.DEGRADED,
+        Trigger.WORKER_MISBEHAVING: State.DEGRADED,
+        Trigger.BLOCK_FAILED: State.DEGRADED,
+        Trigger.CAMERA_UNTRUSTED: State.DEGRADED,
+        Trigger.ISOLATION_PARTIAL: State.DEGRADED,
     }
 )
 
-_EXPLICIT_CLEAR = frozenset({Trigger.MODEL_INTEGRITY, Trigger.DRIVER_UNAPPROVED})
+_EXPLICIT_CLEAR = frozenset(
+    {Trigger.MODEL_INTEGRITY, Trigger.DRIVER_UNAPPROVED, Trigger.ISOLATION_PARTIAL}
+)
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,9 @@ class Actions:
     analysis_stride_non_priority: int
     """Analyse every n-th frame of non-priority cameras; 0 means their analysis is off."""
     move_priority_to_cpu: bool
-    allow_critical_automatic: bool
-    """False: the gate must send critical actions to an operator (or restrict them)."""
+    """The supervisor restarts a worker that runs on an accelerator on the CPU (paper: move
+    priority tasks to the CPU). Critical actions need no flag here: the gate reads the state
+    itself and restricts them outside NORMAL (ADR 0007)."""
     keep_recording: bool = True
 
     def __post_init__(self) -> None:
@@ -204,15 +205,14 @@ class Actions:
 def actions_for(state: State, config: DegradationConfig) -> Actions:
     """The actions the paper prescribes for ``state``, with the stride from ``config``."""
     if state is State.NORMAL:
-        return Actions(state, 1, move_priority_to_cpu=False, allow_critical_automatic=True)
+        return Actions(state, 1, move_priority_to_cpu=False)
     if state is State.DEGRADED:
         return Actions(
             state,
             config.degraded_analysis_stride,
             move_priority_to_cpu=True,
-            allow_critical_automatic=False,
         )
-    return Actions(state, 0, move_priority_to_cpu=True, allow_critical_automatic=False)
+    return Actions(state, 0, move_priority_to_cpu=True)
 
 
 class DegradationMachine:
@@ -300,7 +300,7 @@ class DegradationMachine:
             return []
         if not (self._quiet(self._last_event, mono) and self._quiet(self._last_transition, mono)):
             return []
-        lower = _ORDER[self._state.level - 1]
+        lower = tuple(State)[self._state.level - 1]
         detail = (
             f"no active trigger requires {self._state.value}; no trigger raised or cleared "
             f"for {self._config.recovery_seconds:.1f} s"

@@ -223,17 +223,23 @@ class Watchdog:
             self._last_beat[name] = self._clock.monotonic()
 
     def report_exit(self, name: str, exitcode: int) -> tuple[str, str]:
-        """``name`` died unasked: stop watching it and queue ``worker_crash`` for :meth:`poll`.
+        """``name`` died unasked: stop watching it and queue its crash trigger for :meth:`poll`.
 
-        Returns the same pair for the caller's log; raising it twice is harmless.
+        The worker's is ``worker_crash``; ingest's, the verifier's and the gate's is
+        ``block_failed``. Returns the same pair for the caller's log; raising it twice is
+        harmless.
         """
         self.forget(name)
-        event = (Trigger.WORKER_CRASH.value, f"{name} exited with {_describe_exit(exitcode)}")
+        trigger = Trigger.WORKER_CRASH if name == "worker" else Trigger.BLOCK_FAILED
+        event = (trigger.value, f"{name} exited with {_describe_exit(exitcode)}")
         self._exits.append(event)
         return event
 
     def poll(self) -> list[tuple[str, str]]:
-        """Queued crashes, then ``worker_hang`` for every process past its timeout."""
+        """Queued crashes, then a hang for every process past its timeout.
+
+        The worker's hang is ``worker_hang``, any other block's ``block_failed``.
+        """
         now = self._clock.monotonic()
         out, self._exits = self._exits, []
         hung: set[str] = set()
@@ -241,9 +247,10 @@ class Watchdog:
             age = now - last
             if age > self._timeout:
                 hung.add(name)
-                detail = f"{name}: no heartbeat for {age:.1f} s (timeout {self._timeout:.1f} s)"
-                out.append((Trigger.WORKER_HANG.value, detail))
-        if self._hung and not hung:
+                detail = f"{name}: no progress for {age:.1f} s (timeout {self._timeout:.1f} s)"
+                trigger = Trigger.WORKER_HANG if name == "worker" else Trigger.BLOCK_FAILED
+                out.append((trigger.value, detail))
+        if "worker" in self._hung and "worker" not in hung:
             self._cleared.append(Trigger.WORKER_HANG.value)
         self._hung = hung
         return out

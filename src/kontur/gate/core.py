@@ -48,8 +48,8 @@ from kontur.gate.errors import (
 from kontur.gate.policy import DEFAULT_CRITICAL, DEFAULT_NON_CRITICAL, Requirement
 from kontur.gate.request import ActionRequest, SystemState, SystemStatus
 from kontur.gate.rules import DwellRule, rules_from_config
-from kontur.ingest.verdict import GopVerdict, most_severe
 from kontur.wire import Decision, Evidence, GopClosed, Outcome, StateChanged
+from kontur.wire.verdict import GopVerdict, most_severe
 
 __all__ = ["DEFAULT_MAX_GOPS", "DEFAULT_MAX_PENDING", "INITIAL_STATUS", "OPERATOR_QUEUE", "Gate"]
 
@@ -198,11 +198,12 @@ class Gate:
 
     def on_evidence(self, msg: Evidence) -> list[Decision]:
         """One frame's tracks and finding; returns the decisions on the requests it fired."""
-        t, f = msg.tracks, msg.finding
-        if (f.camera_id, f.frame_index) != (t.camera_id, t.frame_index):
+        t = msg.frame
+        about = {(x.camera_id, x.frame_index) for x in (msg.frame, msg.tracks, msg.finding)}
+        if len(about) != 1:
             raise EvidenceMismatchError(
-                f"expected a finding for {t.camera_id} frame {t.frame_index}, "
-                f"got one for {f.camera_id} frame {f.frame_index}"
+                f"expected ingest's stamp, the tracks and the finding about one frame "
+                f"({t.camera_id} frame {t.frame_index}), got {sorted(about)}"
             )
         self._camera(t.camera_id)
         size = self._sizes.get(t.camera_id)

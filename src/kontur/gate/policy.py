@@ -14,14 +14,15 @@ judged by :data:`DEFAULT_NON_CRITICAL` (:class:`SystemNotSafe`). ADR 0007 has th
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
 from kontur.gate.errors import EmptyPolicyError
 from kontur.gate.request import ActionRequest, SystemState
-from kontur.ingest.verdict import GopVerdict, Verdict
-from kontur.wire import Outcome
+from kontur.wire import Finding, Outcome
+from kontur.wire.verdict import GopVerdict, Verdict
 
 __all__ = [
     "DEFAULT_CRITICAL",
@@ -166,6 +167,44 @@ class AllGopsAuthentic:
 
 # --- Verifier agreement -----------------------------------------------------------------------
 
+#: The verifier also sums up its per-track reasons in ``reasons``, as one line
+#: (:meth:`kontur.verifier.Verifier.check`): "2 of 3 tracked object(s) disagree: track 5
+#: (speed); track 9 (class, size)". That line repeats ``track_reasons``; it says nothing about
+#: the scene. Only a line of exactly this form, naming exactly the tracks that have reasons,
+#: is read as that summary; anything else in ``reasons`` is a scene reason (fail closed).
+_SUMMARY: Final = re.compile(r"(\d+) of (\d+) tracked object\(s\) disagree: (.+)")
+_SUMMARY_ITEM: Final = re.compile(r"track (-?\d+) \([^();]*\)")
+
+
+def _is_track_summary(reason: str, named: Mapping[int, tuple[str, ...]]) -> bool:
+    """True when ``reason`` is the verifier's summary line of exactly the tracks in ``named``."""
+    m = _SUMMARY.fullmatch(reason)
+    if m is None:
+        return False
+    items = [_SUMMARY_ITEM.fullmatch(i) for i in m.group(3).split("; ")]
+    ids = [int(i.group(1)) for i in items if i is not None]
+    if len(ids) != len(items) or len(set(ids)) != len(ids):
+        return False
+    return set(ids) == set(named) and int(m.group(1)) == len(ids) <= int(m.group(2))
+
+
+def _against(f: Finding, track: int | None) -> list[str]:
+    """What finding ``f`` holds against a request on ``track`` (None: on no single track).
+
+    Scene reasons count whatever ``agree`` says; reasons of another track do not count,
+    except for a request on no single track; a disagreement that names no reason counts.
+    """
+    named = {t: rs for t, rs in f.track_reasons.items() if rs}
+    scene = [r for r in f.reasons if not _is_track_summary(r, named)]
+    against = [f"verifier disagreed on the scene: {r}" for r in scene]
+    for t, rs in sorted(f.track_reasons.items()):
+        if track is None or t == track:
+            said = rs or ("named the track without a reason",)
+            against += [f"verifier disagreed on track {t}: {r}" for r in said]
+    if not f.agree and not scene and not named:
+        against.append("verifier disagreed on the scene: disagreed without a reason")
+    return against
+
 
 def _where(frames: list[int]) -> str:
     first, last = min(frames), max(frames)
@@ -181,10 +220,14 @@ class VerifierAgrees:
     """Every verifier finding of the window agreed on the request's track and on the scene.
 
     A finding counts against the request when it gives reasons for the request's track (in
-    ``track_reasons``), or when it disagrees (``agree`` false) with scene reasons, or disagrees
-    naming no reason at all. A disagreement that only concerns *other* tracks does not count.
-    A frame of the window with no finding, or a window with no findings, needs an operator.
-    Identical reasons over many frames are reported once, with the frames they span.
+    ``track_reasons``), when it gives a scene reason (a frozen or looped picture, a frame the
+    verifier never observed: any reason in ``reasons`` that is not its summary of
+    ``track_reasons``), whatever its ``agree`` says, or when it disagrees naming no reason at
+    all. Reasons that concern only *other* tracks do not count: one track's disagreement
+    never blocks the requests of another. A request on no single track (``track_id`` None)
+    counts every track's reasons. A finding for another camera, a frame of the window with no
+    finding, or a window with no findings, needs an operator. Identical reasons over many
+    frames are reported once, with the frames they span.
     """
 
     def evaluate(self, request: ActionRequest) -> Check:
@@ -192,22 +235,20 @@ class VerifierAgrees:
         if not request.findings:
             return Check(Outcome.OPERATOR, ("no verifier finding for the dwell window",))
         against: dict[str, list[int]] = {}
-        track = request.track_id
+        cam, track = request.camera_id, request.track_id
         for f in request.findings:
-            if f.camera_id != request.camera_id:
-                against.setdefault(f"finding is for camera {f.camera_id}", []).append(f.frame_index)
-                continue
-            for r in f.track_reasons.get(track, ()) if track is not None else ():
-                against.setdefault(f"on track {track}: {r}", []).append(f.frame_index)
-            if not f.agree:
-                scene = f.reasons or (() if f.track_reasons else ("disagreed without a reason",))
-                for r in scene:
-                    against.setdefault(f"on the scene: {r}", []).append(f.frame_index)
-        seen = {f.frame_index for f in request.findings}
+            if f.camera_id != cam:
+                what = [f"verifier finding is for camera {f.camera_id}, not {cam}"]
+            else:
+                what = _against(f, track)
+            for w in what:
+                against.setdefault(w, []).append(f.frame_index)
+        seen = {f.frame_index for f in request.findings if f.camera_id == cam}
         unseen = [i for i in request.frames if i not in seen]
-        reasons = [f"verifier disagreed {what} ({_span(fr)})" for what, fr in against.items()]
+        reasons = [f"{what} ({_span(fr)})" for what, fr in against.items()]
         if unseen:
-            reasons.append(f"no verifier finding for {_where(unseen)} ({len(unseen)} frames)")
+            n = len(unseen)
+            reasons.append(f"no verifier finding for {_where(unseen)} ({n} frame{'s' * (n != 1)})")
         if reasons:
             return Check(Outcome.OPERATOR, tuple(reasons))
         on = f"track {track} and the scene" if track is not None else "the scene"

@@ -1,9 +1,11 @@
 """The decision gate process: the only component that may trigger an action.
 
-Order of steps for each message: parse it (anything malformed is dropped and counted);
-feed it to the pure :class:`Gate` core; fire the sinks for every decision the core returns;
-send each decision to the supervisor for the archive. On stop, the core is flushed: held
-requests whose GOP verdicts never arrived are decided (never silently dropped).
+Order of steps for each message: parse it and check it against its edge (anything
+malformed, or of a type or camera its sender may not send, is dropped and reported to the
+supervisor as a :class:`ProtocolViolation`); feed it to the pure :class:`Gate` core; send
+each decision the core returns to the supervisor, which archives it durably and only then
+fires the sinks (decide, record, act: :mod:`kontur.runtime.recorder`). On stop, the core is
+flushed: held requests whose GOP verdicts never arrived are decided (never silently dropped).
 """
 
 from __future__ import annotations
@@ -11,17 +13,16 @@ from __future__ import annotations
 import logging
 import os
 import select
-from pathlib import Path
 from typing import Any
 
 from kontur.clock import SystemClock
 from kontur.config import Config
 from kontur.gate.core import Gate
 from kontur.gate.errors import GateError
-from kontur.gate.sinks import build_sinks
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.wire import Decision, Evidence, GopClosed, StateChanged
-from kontur.wire.channel import Inbox, Outbox
+from kontur.wire.channel import Inbox, Outbox, forward_violations
+from kontur.wire.edges import edge
 
 __all__ = ["main"]
 
@@ -36,18 +37,17 @@ class GateLoop:
         self.core = Gate(self.config, SystemClock())
         for cam in spec["cameras"]:
             self.core.set_frame_size(cam["camera_id"], cam["width"], cam["height"])
-        self.sinks = build_sinks(self.config.sinks, Path(spec["data_dir"]))
+        cams = [c["camera_id"] for c in spec["cameras"]]
         self.inboxes = []
         for name, fd in spec["inbox_fds"].items():
             os.set_blocking(fd, False)
-            self.inboxes.append(Inbox(fd, name))
+            mine = [name.split(":", 1)[1]] if name.startswith("ingest:") else cams
+            self.inboxes.append(Inbox(fd, name, edge=edge(name, "gate"), cameras=mine))
         self.to_supervisor = Outbox(spec["supervisor_fd"])
         self.refused = 0
 
     def _emit(self, decisions: list[Decision]) -> None:
         for d in decisions:
-            for sink in self.sinks:
-                sink.emit(d)
             self.to_supervisor.send(d)
 
     def _drain(self, timeout: float) -> None:
@@ -65,6 +65,7 @@ class GateLoop:
                     # bad evidence is refused, never acted on; the gate keeps deciding
                     log.warning("gate refused %s from %s: %s", msg.type, inbox.name, exc)
                     self.refused += 1
+            forward_violations(inbox, "gate", self.to_supervisor)
 
     def run(self) -> None:
         """Decide until asked to stop, then flush."""
@@ -72,8 +73,6 @@ class GateLoop:
             self._drain(0.2)
         self._drain(0.0)
         self._emit(self.core.flush())
-        for sink in self.sinks:
-            sink.close()
 
 
 def main() -> int:

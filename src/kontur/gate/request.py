@@ -8,39 +8,21 @@ it knows (the GOP verdicts, the system state, the camera's signing policy) with
 
 The context fields default to what is *least* trusted: no verdicts, state SAFE, signing
 required. A request judged without a gate's context is therefore never allowed by accident.
+
+:class:`SystemState` is the shared enum of :mod:`kontur.wire.verdict` (the degradation
+machine owns the state), named here too; the gate keeps no copy of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from types import MappingProxyType
 
-from kontur.ingest.verdict import GopVerdict
 from kontur.wire import Finding
+from kontur.wire.verdict import GopVerdict, SystemState
 
 __all__ = ["UNKNOWN_STATUS", "ActionRequest", "SystemState", "SystemStatus"]
-
-
-class SystemState(StrEnum):
-    """The perimeter's operating state as the degradation machine reports it, least severe first.
-
-    The names match :class:`kontur.degrade.State`; the gate keeps its own copy so that it depends
-    only on the strings in :class:`~kontur.wire.StateChanged`.
-    """
-
-    NORMAL = "NORMAL"
-    DEGRADED = "DEGRADED"
-    SAFE = "SAFE"
-
-    @property
-    def level(self) -> int:
-        """0 for NORMAL, 1 for DEGRADED, 2 for SAFE."""
-        return _STATE_ORDER.index(self)
-
-
-_STATE_ORDER: tuple[SystemState, ...] = (SystemState.NORMAL, SystemState.DEGRADED, SystemState.SAFE)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ point has been continuously inside the zone's polygon:
    frame's width and height and clamped to ``[0, 1]`` (zones are normalised). TrackFrame carries
    no frame size, so the caller passes it (the :class:`~kontur.gate.Gate` gets it from
    ``set_frame_size`` or the camera's profile).
-2. Time is the stream's presentation time (``pts_s``), so a replayed clip gives the same
-   answer and the gate needs no clock for it.
+2. Time is the stream's presentation time as *ingest* stamped the frame
+   (``Evidence.frame.pts_s``), so a replayed clip gives the same answer and the gate needs no
+   clock for it. The frame's index, time and GOP come from ingest's stamp, which the verifier
+   forwards; the worker's own ``TrackFrame`` stamps are never used (it may lie, issue 8).
 3. Inside the polygon and of one of the rule's classes: the dwell goes on. Seen outside it (or
    with another class): the dwell resets. Not seen for more than ``max_gap_s`` of stream time:
    it resets too (a brief tracker dropout does not).
@@ -164,7 +166,7 @@ class DwellRule:
         return point_in_polygon(*foot_point(obj.xyxy, *size), self.polygon)
 
     def _camera(self, ev: Evidence) -> _Camera:
-        t = ev.tracks
+        t = ev.frame
         cam = self._cams.get(t.camera_id)
         if cam is None or t.pts_s < cam.last_pts or t.frame_index <= cam.last_frame:
             cam = _Camera(last_pts=t.pts_s, last_frame=t.frame_index)
@@ -173,12 +175,12 @@ class DwellRule:
 
     def observe(self, evidence: Evidence, frame_size: tuple[int, int]) -> list[ActionRequest]:
         """Feed one frame's evidence (frame size ``(width, height)``); the requests it fires."""
-        t = evidence.tracks
+        t = evidence.frame  # ingest's stamp: camera, frame, GOP and time
         if not self.applies_to(t.camera_id):
             return []
         cam = self._camera(evidence)
         fired: list[ActionRequest] = []
-        for obj in t.objects:
+        for obj in evidence.tracks.objects:
             if not self._inside(obj, frame_size):
                 cam.windows.pop(obj.track_id, None)
                 continue
@@ -202,9 +204,9 @@ class DwellRule:
         req = ActionRequest(
             rule=self.rule,
             action=self.action,
-            camera_id=ev.tracks.camera_id,
+            camera_id=ev.frame.camera_id,
             track_id=track_id,
-            frame_index=ev.tracks.frame_index,
+            frame_index=ev.frame.frame_index,
             frames=tuple(w.frames),
             gops=tuple(sorted(w.gops)),
             findings=tuple(w.findings),

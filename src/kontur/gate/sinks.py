@@ -1,15 +1,55 @@
-"""Where decisions go: the always-on JSON-lines log, and an optional signed webhook.
+"""Where events go: the always-on JSON-lines log, and an optional signed webhook.
 
-Sinks are the gate's I/O edge; the pure :class:`~kontur.gate.Gate` never calls them. The
-process shell hands each decision to every sink built by :func:`build_sinks`.
+**Events.** A sink receives :data:`SinkEvent` values: frozen, typed pydantic models told apart
+by their ``type`` field, each with a unique ``id`` and the position of its archive record:
 
-- :class:`LogSink` appends one JSON line per decision (every outcome) and flushes it. A log
-  that cannot be written raises: the audit trail must not be lost silently.
-- :class:`WebhookSink` POSTs ALLOW and RESTRICT decisions (the receiver acts on
-  ``executed``) from a background thread with a bounded queue, so a dead or slow webhook can
-  never stall the gate. It signs the body with HMAC-SHA256 when ``secret_env`` is set, follows
-  no redirects, and never raises on a network failure: it logs it and keeps it in
-  :attr:`WebhookSink.failures`.
+- ``"decision"`` (:class:`DecisionEvent`): every gate outcome, ALLOW, RESTRICT, OPERATOR and
+  DENY; a :class:`~kontur.wire.Decision`'s own fields, flat. Build it with
+  :func:`decision_event`.
+- ``"gop_verdict"`` (:class:`GopVerdictEvent`): a GOP whose verdict is one of
+  :data:`~kontur.wire.verdict.FAILING_VERDICTS` (NOT_AUTHENTIC, MISSING, REPLAYED, STALE,
+  KEY_CHANGED, REVOKED, DOWNGRADE). :func:`verdict_event` builds it from a
+  :class:`~kontur.wire.GopClosed`, and returns None for every other verdict.
+- ``"camera_alarm"`` (:class:`CameraAlarmEvent`): a sustained failure on one camera, built
+  with :func:`camera_event`.
+
+To add a kind: a model deriving from ``_Event`` with its own ``type`` literal, added to the
+:data:`SinkEvent` union (which gives :data:`EVENT_TYPES`, the log and the webhook for free).
+
+**Order.** Decide, record, then act: the supervisor's recorder appends the decision (or the
+verdict, or the alarm) to the archive, makes it durable, and only then calls
+:meth:`Sink.emit` with the record's index and hash. Nothing is announced that the archive
+could still lose. The gate process fires no sink.
+
+**Sinks.** :func:`build_sinks` builds them from the configuration, the log first.
+
+- :class:`LogSink` appends one JSON line per event (every type) and flushes it. A log that
+  cannot be written raises: the audit trail must not be lost silently.
+- :class:`WebhookSink` POSTs every event from a daemon thread. :meth:`WebhookSink.emit` never
+  blocks and never raises on delivery: the queue is bounded, and an event that does not fit
+  is dropped and counted (:meth:`WebhookSink.stats`). It follows no redirects, and a failed
+  POST is logged and kept in :attr:`WebhookSink.failures`, never retried.
+
+**What a webhook receiver gets.** ``POST <url>`` with ``Content-Type: application/json`` and
+the body :class:`WebhookBody`::
+
+    {"v": 1, "sent_at": 1700000000.25,
+     "event": {"id": "<32 hex>", "archive_index": 812, "archive_hash": "<64 hex>",
+               "type": "decision", "camera_id": "cam1", "outcome": "DENY", ...}}
+
+With ``secret_env`` configured, header ``X-Kontur-Signature: sha256=<hex>`` carries the
+HMAC-SHA256 of the exact body bytes under that key. A receiver checks, in this order:
+
+1. the signature, over the raw body *before* parsing it, compared with
+   :func:`hmac.compare_digest`; a missing or wrong one is refused;
+2. freshness: ``sent_at`` (Unix seconds, stamped when the body is signed) within a window of
+   its own clock, e.g. ``abs(now - sent_at) <= 300``; an older body is refused;
+3. uniqueness: ``event.id`` not seen within that window (keep the ids seen for the window
+   length, then forget them); a repeat is refused.
+
+A captured body replayed after the window fails step 2; one replayed within it fails step 3;
+an altered ``sent_at`` or ``id`` fails step 1. Without a key nothing of this holds, which is
+why an unsigned webhook logs a warning when built.
 """
 
 from __future__ import annotations
@@ -20,42 +60,235 @@ import logging
 import os
 import queue
 import threading
+import typing
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final, Protocol
+from typing import IO, Annotated, Final, Literal, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from kontur.clock import Clock, SystemClock
 from kontur.config import SinksConfig, WebhookConfig
 from kontur.gate.errors import SinkConfigError
-from kontur.wire import Decision, Outcome, encode
+from kontur.wire import Decision, GopClosed
+from kontur.wire.verdict import FAILING_VERDICTS, Verdict
 
 __all__ = [
-    "POSTED_OUTCOMES",
+    "EVENT_TYPES",
     "SIGNATURE_HEADER",
+    "CameraAlarmEvent",
+    "DecisionEvent",
+    "GopVerdictEvent",
     "LogSink",
     "Sink",
+    "SinkEvent",
+    "SinkStats",
+    "WebhookBody",
     "WebhookSink",
     "build_sinks",
+    "camera_event",
+    "decision_event",
+    "encode_event",
+    "parse_event",
     "sign",
+    "verdict_event",
 ]
 
 _log = logging.getLogger(__name__)
 
 #: The header carrying ``sha256=<hex HMAC-SHA256 of the body>``.
 SIGNATURE_HEADER: Final = "X-Kontur-Signature"
-#: The outcomes a webhook is told about: those that execute something automatically.
-POSTED_OUTCOMES: Final = frozenset({Outcome.ALLOW, Outcome.RESTRICT})
 _FAILURES_KEPT = 100
+_HEX64 = r"^[0-9a-f]{64}$"
+
+# --- events -----------------------------------------------------------------------------------
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+_CONFIG: Final = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class _Event(BaseModel):
+    """What every event carries: its unique id and where the archive recorded it."""
+
+    model_config = _CONFIG
+
+    id: str = Field(default_factory=_new_id, pattern=r"^[0-9a-f]{32}$")
+    """Random, unique per event (UUID4 hex): a webhook receiver refuses one it saw before."""
+    archive_index: int | None = Field(default=None, ge=0)
+    """Index of the archive record of what the event reports, when it was recorded."""
+    archive_hash: str | None = Field(default=None, pattern=_HEX64)
+    """That record's chain hash (the leaf), to look it up and check it in the archive."""
+
+
+class DecisionEvent(Decision, _Event):
+    """A gate decision, any outcome: the :class:`~kontur.wire.Decision` fields, flat."""
+
+    model_config = _CONFIG
+
+
+class GopVerdictEvent(_Event):
+    """A GOP that failed: its verdict (one of ``FAILING_VERDICTS``), reasons and segment."""
+
+    type: Literal["gop_verdict"] = "gop_verdict"
+    camera_id: str
+    gop_index: int = Field(ge=0)
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    first_frame: int = Field(ge=0)
+    last_frame: int = Field(ge=0)
+    start_pts_s: float
+    end_pts_s: float
+    segment_sha256: str = Field(pattern=_HEX64)
+
+    @field_validator("verdict")
+    @classmethod
+    def _failing(cls, v: Verdict) -> Verdict:
+        if v not in FAILING_VERDICTS:
+            shown = ", ".join(sorted(FAILING_VERDICTS))
+            raise ValueError(f"expected a failing verdict ({shown}), got {v.value}")
+        return v
+
+
+class CameraAlarmEvent(_Event):
+    """A sustained failure on one camera (e.g. its GOPs keep failing, its source is gone)."""
+
+    type: Literal["camera_alarm"] = "camera_alarm"
+    camera_id: str = Field(min_length=1)
+    trigger: str = Field(min_length=1)
+    """What raised it, a short name (``gop_failures``, ``source_lost``)."""
+    detail: str
+    """What an operator reads: what was expected and what was found."""
+    at: float | None = None
+    """Wall-clock time the alarm was raised (Unix seconds), when the caller gives it."""
+
+
+#: Every event a sink accepts, told apart by ``type``.
+SinkEvent = Annotated[
+    DecisionEvent | GopVerdictEvent | CameraAlarmEvent,
+    Field(discriminator="type"),
+]
+_EVENT_CLASSES: Final = typing.get_args(typing.get_args(SinkEvent)[0])
+#: The ``type`` of every kind of event.
+EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    c.model_fields["type"].default for c in _EVENT_CLASSES
+)
+_EVENTS: TypeAdapter[SinkEvent] = TypeAdapter(SinkEvent)
+
+
+def decision_event(
+    decision: Decision, *, archive_index: int | None = None, archive_hash: str | None = None
+) -> DecisionEvent:
+    """The event for ``decision`` (any outcome), recorded at ``archive_index``/``archive_hash``."""
+    return DecisionEvent(**dict(decision), archive_index=archive_index, archive_hash=archive_hash)
+
+
+def verdict_event(
+    msg: GopClosed, *, archive_index: int | None = None, archive_hash: str | None = None
+) -> GopVerdictEvent | None:
+    """The event for a GOP whose verdict is in ``FAILING_VERDICTS``; None for any other."""
+    v = msg.verdict
+    if v.verdict not in FAILING_VERDICTS:
+        return None
+    return GopVerdictEvent(
+        camera_id=v.camera_id,
+        gop_index=v.gop_index,
+        verdict=v.verdict,
+        reasons=v.reasons,
+        first_frame=msg.first_frame,
+        last_frame=msg.last_frame,
+        start_pts_s=msg.start_pts_s,
+        end_pts_s=msg.end_pts_s,
+        segment_sha256=msg.segment_sha256,
+        archive_index=archive_index,
+        archive_hash=archive_hash,
+    )
+
+
+def camera_event(
+    camera_id: str,
+    trigger: str,
+    detail: str,
+    *,
+    at: float | None = None,
+    archive_index: int | None = None,
+    archive_hash: str | None = None,
+) -> CameraAlarmEvent:
+    """The event for a sustained failure on ``camera_id``: what raised it and what was found."""
+    return CameraAlarmEvent(
+        camera_id=camera_id,
+        trigger=trigger,
+        detail=detail,
+        at=at,
+        archive_index=archive_index,
+        archive_hash=archive_hash,
+    )
+
+
+def encode_event(event: SinkEvent) -> bytes:
+    """``event`` as one line of JSON bytes (no newline)."""
+    return event.model_dump_json().encode()
+
+
+def parse_event(data: bytes | str) -> SinkEvent:
+    """Parse one event (a log line); raises :class:`pydantic.ValidationError` if malformed."""
+    return _EVENTS.validate_json(data)
+
+
+def _checked_event(event: object) -> SinkEvent:
+    if not isinstance(event, _EVENT_CLASSES):
+        names = ", ".join(c.__name__ for c in _EVENT_CLASSES)
+        raise TypeError(f"expected a sink event ({names}), got {type(event).__name__}")
+    return typing.cast(SinkEvent, event)
+
+
+class WebhookBody(BaseModel):
+    """The exact body a webhook POST carries, signed as a whole (see the module docstring)."""
+
+    model_config = _CONFIG
+
+    v: Literal[1] = 1
+    sent_at: float
+    """Unix seconds when the body was signed; a receiver refuses one outside its window."""
+    event: SinkEvent
+
+
+# --- sinks ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SinkStats:
+    """What a sink did with the events it was given, for the run's summary."""
+
+    sink: str
+    delivered: int
+    """Written (log) or accepted with a 2xx answer (webhook)."""
+    failed: int = 0
+    """Posted but refused or unreachable (webhook)."""
+    dropped: int = 0
+    """Never sent: the queue was full, or the sink was closed."""
+    queued: int = 0
+    """Waiting to be sent now."""
 
 
 class Sink(Protocol):
-    """Somewhere a decision is delivered."""
+    """Somewhere events are delivered."""
 
-    def emit(self, decision: Decision) -> None:
-        """Deliver ``decision``."""
+    def emit(self, event: SinkEvent) -> None:
+        """Deliver ``event`` (or queue it; a webhook never blocks its caller)."""
+        ...
+
+    def stats(self) -> SinkStats:
+        """What the sink did so far."""
         ...
 
     def close(self) -> None:
@@ -64,18 +297,25 @@ class Sink(Protocol):
 
 
 class LogSink:
-    """Appends one JSON line per decision to ``path`` and flushes it (no fsync per line)."""
+    """Appends one JSON line per event to ``path`` and flushes it (no fsync per line)."""
 
     def __init__(self, path: Path) -> None:
         """Open ``path`` for appending, creating its folder."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] = self.path.open("a", encoding="utf-8")
+        self._written = 0
 
-    def emit(self, decision: Decision) -> None:
-        """Append ``decision`` as one line of JSON."""
-        self._fh.write(encode(decision).decode() + "\n")
+    def emit(self, event: SinkEvent) -> None:
+        """Append ``event`` as one line of JSON; raises if the line cannot be written."""
+        line = encode_event(_checked_event(event)).decode()
+        self._fh.write(line + "\n")
         self._fh.flush()
+        self._written += 1
+
+    def stats(self) -> SinkStats:
+        """Lines written."""
+        return SinkStats(f"log {self.path}", delivered=self._written)
 
     def close(self) -> None:
         """Close the file."""
@@ -119,12 +359,23 @@ def _secret(name: str | None, environ: Mapping[str, str]) -> bytes | None:
     return value.encode()
 
 
-class WebhookSink:
-    """POSTs ALLOW and RESTRICT decisions as JSON to ``config.url``, signed when configured.
+def _about(event: SinkEvent) -> str:
+    """A short name of ``event`` for failure messages."""
+    if isinstance(event, DecisionEvent):
+        where = f"{event.camera_id} frame {event.frame_index}"
+        return f"decision {event.outcome.value} on {event.rule}/{event.action} ({where})"
+    if isinstance(event, GopVerdictEvent):
+        return f"gop_verdict {event.verdict.value} on gop {event.gop_index} of {event.camera_id}"
+    return f"{event.type} {event.trigger} on {event.camera_id}"
 
-    :meth:`emit` only queues (it never blocks and never raises); a daemon thread posts. Use
-    :meth:`send` to post synchronously and get the failure back, :meth:`drain` to wait for the
-    queue, and :meth:`close` to stop the thread.
+
+class WebhookSink:
+    """POSTs every event as a signed :class:`WebhookBody` to ``config.url``.
+
+    :meth:`emit` only queues, on a bounded queue: it never blocks, and an event that does not
+    fit (or comes after :meth:`close`) is dropped and counted. A daemon thread posts. Use
+    :meth:`send` to post synchronously and get the failure back, :meth:`drain` to wait for
+    the queue, and :meth:`close` to stop the thread. ``clock`` stamps ``sent_at``.
     """
 
     def __init__(
@@ -133,84 +384,127 @@ class WebhookSink:
         *,
         environ: Mapping[str, str] | None = None,
         queue_size: int = 256,
+        clock: Clock | None = None,
     ) -> None:
         """Refuses a non-http(s) URL, or a ``secret_env`` naming an unset variable."""
+        if queue_size < 1:
+            raise ValueError(f"expected a queue of at least 1 event, got {queue_size}")
         self.url = _checked_url(config.url)
         self.timeout_s = config.timeout_s
         self._key = _secret(config.secret_env, os.environ if environ is None else environ)
+        if self._key is None:
+            _log.warning("webhook %s posts UNSIGNED events: set secret_env", _shown(self.url))
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._opener = urllib.request.build_opener(_NoRedirect)
-        self._queue: queue.Queue[Decision | None] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[SinkEvent | None] = queue.Queue(maxsize=queue_size)
         self._failures: deque[str] = deque(maxlen=_FAILURES_KEPT)
-        self._idle = threading.Condition()
-        self._busy = 0
-        self.delivered = 0
-        """Decisions the webhook accepted (2xx)."""
+        self._lock = threading.Condition()
+        self._busy = self._delivered = self._failed = self._dropped = 0
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="kontur-webhook", daemon=True)
         self._thread.start()
 
     @property
     def failures(self) -> tuple[str, ...]:
-        """The most recent delivery failures (at most 100), oldest first."""
+        """The most recent delivery failures and drops (at most 100), oldest first."""
         return tuple(self._failures)
 
-    def _fail(self, decision: Decision, why: str) -> str:
-        msg = (
-            f"webhook {_shown(self.url)} failed for {decision.rule}/{decision.action} "
-            f"({decision.camera_id} frame {decision.frame_index}): {why}"
-        )
+    @property
+    def delivered(self) -> int:
+        """Events the webhook accepted (2xx)."""
+        return self._delivered
+
+    @property
+    def dropped(self) -> int:
+        """Events never posted: the queue was full, or the sink was closed."""
+        return self._dropped
+
+    def stats(self) -> SinkStats:
+        """Delivered, failed, dropped and queued events."""
+        with self._lock:
+            return SinkStats(
+                f"webhook {_shown(self.url)}",
+                delivered=self._delivered,
+                failed=self._failed,
+                dropped=self._dropped,
+                queued=self._busy,
+            )
+
+    def _note(self, event: SinkEvent, why: str) -> str:
+        msg = f"webhook {_shown(self.url)} failed for {_about(event)}: {why}"
         self._failures.append(msg)
         _log.warning("%s", msg)
         return msg
 
-    def request_for(self, decision: Decision) -> urllib.request.Request:
-        """The POST request for ``decision``: JSON body, signature header when keyed."""
-        body = encode(decision)
-        headers = {"Content-Type": "application/json", "User-Agent": "kontur-gate"}
+    def body_for(self, event: SinkEvent, sent_at: float) -> bytes:
+        """The exact bytes posted (and signed) for ``event`` sent at ``sent_at``."""
+        return WebhookBody(sent_at=sent_at, event=event).model_dump_json().encode()
+
+    def request_for(self, event: SinkEvent) -> urllib.request.Request:
+        """The POST request for ``event``, stamped now: JSON body, signature header when keyed."""
+        body = self.body_for(_checked_event(event), self._clock.wall())
+        headers = {"Content-Type": "application/json", "User-Agent": "kontur"}
         if self._key is not None:
             headers[SIGNATURE_HEADER] = sign(body, self._key)
         return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
 
-    def send(self, decision: Decision) -> str | None:
-        """POST ``decision`` now; None when accepted, else the failure (also recorded)."""
+    def send(self, event: SinkEvent) -> str | None:
+        """POST ``event`` now; None when accepted, else the failure (also recorded)."""
+        request = self.request_for(event)
         try:
-            with self._opener.open(self.request_for(decision), timeout=self.timeout_s) as resp:
+            with self._opener.open(request, timeout=self.timeout_s) as resp:
                 status = int(resp.status)
         except urllib.error.HTTPError as exc:
-            return self._fail(decision, f"expected a 2xx answer, got HTTP {exc.code}")
-        except Exception as exc:  # a dead webhook must never take the gate down with it
-            return self._fail(decision, f"{type(exc).__name__}: {exc}")
-        if not 200 <= status < 300:
-            return self._fail(decision, f"expected a 2xx answer, got HTTP {status}")
-        self.delivered += 1
-        return None
+            why = f"expected a 2xx answer, got HTTP {exc.code}"
+        except Exception as exc:  # a dead webhook must never take its caller down with it
+            why = f"{type(exc).__name__}: {exc}"
+        else:
+            if 200 <= status < 300:
+                with self._lock:
+                    self._delivered += 1
+                return None
+            why = f"expected a 2xx answer, got HTTP {status}"
+        with self._lock:
+            self._failed += 1
+        return self._note(event, why)
 
-    def emit(self, decision: Decision) -> None:
-        """Queue ``decision`` for posting if its outcome executes something; never blocks."""
-        if decision.outcome not in POSTED_OUTCOMES:
-            return
-        with self._idle:
-            try:
-                self._queue.put_nowait(decision)
-            except queue.Full:
-                self._fail(decision, f"queue full ({self._queue.maxsize}), decision dropped")
-                return
-            self._busy += 1
+    def emit(self, event: SinkEvent) -> None:
+        """Queue ``event`` for posting; never blocks. Dropped and counted when it does not fit.
+
+        Raises only :class:`TypeError`, for something that is not a sink event (a caller's bug).
+        """
+        event = _checked_event(event)
+        with self._lock:
+            if self._closed:
+                why = "sink closed, event dropped"
+            else:
+                try:
+                    self._queue.put_nowait(event)
+                except queue.Full:
+                    why = f"queue full ({self._queue.maxsize} events), event dropped"
+                else:
+                    self._busy += 1
+                    return
+            self._dropped += 1
+        self._note(event, why)
 
     def _run(self) -> None:
-        while (decision := self._queue.get()) is not None:
-            self.send(decision)
-            with self._idle:
+        while (event := self._queue.get()) is not None:
+            self.send(event)
+            with self._lock:
                 self._busy -= 1
-                self._idle.notify_all()
+                self._lock.notify_all()
 
     def drain(self, timeout: float) -> bool:
-        """Wait until every queued decision was posted or failed; False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+        """Wait until every queued event was posted or failed; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._busy == 0, timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Post what is queued (waiting at most ``timeout``), then stop the thread."""
         self.drain(timeout)
+        with self._lock:
+            self._closed = True
         try:
             self._queue.put_nowait(None)
         except queue.Full:
@@ -218,9 +512,11 @@ class WebhookSink:
         self._thread.join(timeout)
 
 
-def build_sinks(config: SinksConfig, data_dir: Path) -> list[Sink]:
-    """The log sink (always, at ``data_dir / config.log``) and the webhook when configured."""
+def build_sinks(
+    config: SinksConfig, data_dir: Path, *, environ: Mapping[str, str] | None = None
+) -> list[Sink]:
+    """The log sink (always, at ``data_dir / config.log``), then the webhook when configured."""
     sinks: list[Sink] = [LogSink(Path(data_dir) / config.log)]
     if config.webhook is not None:
-        sinks.append(WebhookSink(config.webhook))
+        sinks.append(WebhookSink(config.webhook, environ=environ))
     return sinks

@@ -18,8 +18,21 @@ Steps per GOP, in order:
 
 At the end of the source the simulated camera's signed end of stream (if any) goes through
 step 5, and the trust shell decides what is left (a stream cut mid-GOP stays PENDING).
-Recording never waits on analytics: the ring's back-pressure is bounded and ignores dead
-readers, so a crashed worker cannot stop the raw stream from being archived.
+
+Recording never waits on analytics: the ring waits only for readers that make progress, at
+most ``max_wait_s`` a frame, and a live (URL) or paced (``realtime``) source never waits at
+all: a frame the worker did not take in time is skipped for analysis (counted, and reported
+as ``SourceEnded.frames_skipped``), never for recording.
+
+Memory is bounded by design: no decoded image is held beyond the one being published. In
+default mode each frame goes to the ring as it is decoded and its GOP keeps only its times
+(:class:`FrameTimes`); strict mode streams a verified GOP's frames the same way
+(:meth:`GopDecoder.frames`). What grows with a GOP's length is its compressed packets, which
+the segment store and the trust shell need.
+
+A frame that cannot be published (too large for the wire, a size that does not fit the
+ring, any error while writing it) is not analysed; it is counted, the GOP's verdict says
+why (PROFILE_CHANGED), and recording goes on: one bad frame never stops ingest.
 """
 
 from __future__ import annotations
@@ -28,11 +41,14 @@ import contextlib
 import dataclasses
 import os
 import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from kontur.archive import SegmentRef, SegmentStore
 from kontur.clock import SystemClock
@@ -43,15 +59,70 @@ from kontur.ingest.democam import DemoCamera
 from kontur.ingest.freshness import FreshnessPolicy
 from kontur.ingest.inventory import FreshnessGuard, FreshnessStore, Inventory
 from kontur.ingest.segment import SegmentPacket, pack_segment
-from kontur.ingest.source import DecodedFrame, GopDecoder, RawGop, probe, read_gops
+from kontur.ingest.source import (
+    DecodedFrame,
+    FrameTimes,
+    GopDecoder,
+    RawGop,
+    is_live,
+    probe,
+    read_gops,
+)
 from kontur.ingest.trust import OMS_CODECS, CameraTrust, GopTrust
 from kontur.ingest.verdict import Verdict
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.wire import ControlMessage, FrameReady, GopClosed, SegmentStored, SourceEnded
 from kontur.wire.channel import Inbox, Outbox
-from kontur.wire.framering import FrameRing
+from kontur.wire.framering import WORKER_READER, FrameRing
 
 __all__ = ["IngestLoop", "main"]
+
+
+def _wire_max(name: str) -> int:
+    """The largest value :class:`FrameReady` accepts in field ``name`` (its ``le`` bound)."""
+    for rule in FrameReady.model_fields[name].metadata:
+        le = getattr(rule, "le", None)
+        if le is not None:
+            return int(le)
+    raise RuntimeError(f"expected FrameReady.{name} to have an upper bound, got none")
+
+
+#: The largest frame the wire describes (``FrameReady.width`` and ``.height``).
+MAX_WIDTH, MAX_HEIGHT = _wire_max("width"), _wire_max("height")
+
+
+def _one_line(exc: Exception) -> str:
+    """Why publishing a frame failed, in one line an operator can read."""
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        return f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+    return (str(exc).splitlines() or [""])[0] or type(exc).__name__
+
+
+def _sized(
+    frames: Iterator[DecodedFrame],
+) -> tuple[tuple[int, int] | None, Iterator[DecodedFrame]]:
+    """The ``(width, height)`` of a GOP's first decoded image, and all its frames again.
+
+    Reads ahead only to the first frame that decoded (the failed ones before it have no
+    image), so no more than one image is held.
+    """
+    head: list[DecodedFrame] = []
+    for fr in frames:
+        head.append(fr)
+        if fr.image is not None:
+            break
+    size = None
+    if head and head[-1].image is not None:
+        h, w = head[-1].image.shape[:2]
+        size = (int(w), int(h))
+
+    def replay() -> Iterator[DecodedFrame]:
+        while head:
+            yield head.pop(0)
+        yield from frames
+
+    return size, replay()
 
 
 @dataclass
@@ -62,7 +133,8 @@ class _Held:
     packets: list[SegmentPacket]
     header: dict[str, object]
     notes: list[str]
-    frames: list[DecodedFrame]
+    times: FrameTimes
+    """Its frames' count and time span (never their images: those went to the ring)."""
     first_frame: int
     last_frame: int
     ref: SegmentRef
@@ -94,8 +166,16 @@ class IngestLoop:
         self.to_gate = Outbox(spec["gate_fd"])
         self.control = Inbox(spec["control_fd"], "control")
         os.set_blocking(spec["control_fd"], False)
-        self.max_wait_s: float = spec.get("max_wait_s", 5.0)
         self.realtime: bool = spec.get("realtime", False)
+        # a live or paced source cannot wait for analytics: its frames are skipped for
+        # analysis instead (counted by the ring), never delayed for recording
+        live = self.realtime or is_live(self.source)
+        self.max_wait_s: float = 0.0 if live else spec.get("max_wait_s", 5.0)
+        self.reader_timeout_s: float = spec.get("reader_timeout_s", 2.0)
+        self.unpublished: Counter[str] = Counter()
+        """Why frames of the GOP being published could not go to the ring, and how many."""
+        self.not_published = 0
+        self._too_large = self._oversize()
         self.strict: bool = spec.get("critical", False)
         self.clock = SystemClock()
         fresh = spec.get("freshness") or {}
@@ -129,6 +209,13 @@ class IngestLoop:
             if isinstance(msg, ControlMessage) and msg.command == "analysis_stride":
                 self.stride = max(0, msg.value or 0)
 
+    def _oversize(self) -> str | None:
+        """Why no frame of this camera can be published (a ring beyond the wire), or None."""
+        w, h = self.profile.width, self.profile.height
+        if w > MAX_WIDTH or h > MAX_HEIGHT:
+            return f"expected at most {MAX_WIDTH}x{MAX_HEIGHT}, got {w}x{h}"
+        return None
+
     def _fit(self, image: np.ndarray) -> np.ndarray:
         if image.shape[:2] == (self.profile.height, self.profile.width):
             return image
@@ -137,12 +224,34 @@ class IngestLoop:
         return cv2.resize(image, (self.profile.width, self.profile.height))
 
     def _publish(self, image: np.ndarray, pts_s: float, gop_index: int) -> None:
+        """One frame to the ring for analysis; one that cannot go is counted, never fatal."""
         if self.realtime:
             if self._t0 is None:
                 self._t0 = time.monotonic() - pts_s
             delay = self._t0 + pts_s - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+        why = self._too_large
+        if why is None:
+            try:
+                self._write(image, pts_s, gop_index)
+                return
+            except Exception as exc:  # one bad frame must never stop recording
+                why = _one_line(exc)
+        self.unpublished[why] += 1
+        self.not_published += 1
+
+    def _take_unpublished(self) -> list[Finding]:
+        """The findings for the frames of a GOP that were not published (then forgets them)."""
+        found = [
+            (Verdict.PROFILE_CHANGED, f"{n} frame(s) not published for analysis: {why}")
+            for why, n in self.unpublished.items()
+        ]
+        self.unpublished.clear()
+        return found
+
+    def _write(self, image: np.ndarray, pts_s: float, gop_index: int) -> None:
+        """Write one frame and its :class:`FrameReady` into the ring, then wake the readers."""
         seq = self.ring.seq + 1
         analyse = self.stride > 0 and self.frames % self.stride == 0
         meta = (
@@ -160,24 +269,38 @@ class IngestLoop:
             .model_dump_json()
             .encode()
         )
-        self.ring.write(self._fit(image), meta, max_wait_s=self.max_wait_s)
+        self.ring.write(
+            self._fit(image),
+            meta,
+            max_wait_s=self.max_wait_s,
+            reader_timeout_s=self.reader_timeout_s,
+        )
         for fd in self.wake_fds:
             # the ring is the truth; a full or closed wake pipe loses nothing
             with contextlib.suppress(BlockingIOError, BrokenPipeError):
                 os.write(fd, b"\x01")
 
-    def _frames_in(self, index: int, info: StreamInfo, frames: list[DecodedFrame]) -> list[Finding]:
-        """Account for (and publish) a GOP's frames; the checker's findings."""
-        got = self.checker.begin(info)
+    def _frames_in(self, index: int, held: _Held, frames: Iterator[DecodedFrame]) -> list[Finding]:
+        """Strict mode: publish a verified GOP's frames as they decode; the findings.
+
+        ``held`` gets the size the GOP really decodes to and its frames' times; no image
+        outlives its publishing.
+        """
+        size, frames = _sized(frames)
+        if size is not None:
+            held.info = dataclasses.replace(held.info, width=size[0], height=size[1])
+        got = self.checker.begin(held.info)
         if got != index:
             raise RuntimeError(f"expected checker GOP {index}, got {got}")
+        held.times = FrameTimes()
         for fr in frames:
+            held.times.add(fr)
             self.checker.frame(fr.pts_s, fr.image is not None)
             if fr.image is not None and not stop_requested():
                 self._publish(fr.image, fr.pts_s, index)
             self.frames += 1
             self._poll_control()
-        return self.checker.close_findings()[1]
+        return [*self.checker.close_findings()[1], *self._take_unpublished()]
 
     def _start(self, header: dict[str, object], info: StreamInfo) -> None:
         """First packet: the trust shell, the demo camera and (strict) the verified decoder."""
@@ -258,16 +381,17 @@ class IngestLoop:
             header["signed_by"] = "kontur demo camera (simulated, throwaway key)"
         ref = self._store(header, gop.packets, index)
         first = self.frames if self._gop_first is None else self._gop_first
-        held = _Held(gop.info, list(gop.packets), header, list(gop.notes), [], first, first, ref)
+        # only the frames' times travel on: their images went to the ring as they decoded
+        held = _Held(
+            gop.info, list(gop.packets), header, list(gop.notes), gop.times, first, first, ref
+        )
         if not self.strict:
             # its frames were published as decoded (_on_frame); a GOP without one still counts
             if self._gop_first is None:
                 self.checker.begin(gop.info)
             self._gop_first = None
-            held.findings = self.checker.close_findings()[1]
+            held.findings = [*self.checker.close_findings()[1], *self._take_unpublished()]
             held.last_frame = max(first, self.frames - 1)
-            # only their times are needed from here on: the images are published already
-            held.frames = [DecodedFrame(pts_s=f.pts_s, image=None) for f in gop.frames]
         self.held[index] = held
         if self.trust is not None:
             self.trust.set_info(index, gop.info)  # the decoded size, for the profile check
@@ -299,18 +423,13 @@ class IngestLoop:
         if self.strict:
             decoded = self.decoder is not None and t.decodable
             held.first_frame = self.frames
-            frames = (
-                self.decoder.decode(held.packets, self.trust.pictures(held.packets))
+            frames: Iterator[DecodedFrame] = (
+                self.decoder.frames(held.packets, self.trust.pictures(held.packets))
                 if decoded and self.decoder is not None and self.trust is not None
-                else []
+                else iter(())
             )
-            first_image = next((f.image for f in frames if f.image is not None), None)
-            if first_image is not None:  # the size this GOP really decodes to
-                h, w = first_image.shape[:2]
-                held.info = dataclasses.replace(held.info, width=int(w), height=int(h))
-            held.findings = self._frames_in(t.gop_index, held.info, frames)
+            held.findings = self._frames_in(t.gop_index, held, frames)
             held.last_frame = max(held.first_frame, self.frames - 1)
-            held.frames = frames
             if not decoded:
                 self.checker.resync()
                 # a note, not a finding: the trust findings already say why it failed
@@ -321,13 +440,12 @@ class IngestLoop:
             (Verdict.MISSING if "reconnected" in n else Verdict.AUTHENTIC, n) for n in held.notes
         ]
         verdict = merge_findings(self.camera_id, t.gop_index, [*t.findings, *held.findings, *notes])
-        pts = [f.pts_s for f in held.frames] or [0.0]
         msg = GopClosed(
             verdict=verdict,
             first_frame=held.first_frame,
             last_frame=held.last_frame,
-            start_pts_s=min(pts),
-            end_pts_s=max(pts),
+            start_pts_s=held.times.start_pts_s,
+            end_pts_s=held.times.end_pts_s,
             segment_sha256=held.ref.sha256,
             segment_size=held.ref.size,
             signature=t.record(),
@@ -378,7 +496,13 @@ class IngestLoop:
             self._finish()
         except KonturError as exc:
             error = error or str(exc)
-        end = SourceEnded(camera_id=self.camera_id, frames=self.frames, gops=self.gops, error=error)
+        end = SourceEnded(
+            camera_id=self.camera_id,
+            frames=self.frames,
+            gops=self.gops,
+            error=error,
+            frames_skipped=self.ring.skipped(WORKER_READER),
+        )
         self.to_supervisor.send(end)
         self.to_gate.send(end)
         return error

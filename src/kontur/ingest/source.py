@@ -6,6 +6,11 @@ demuxed packets byte for byte, and the decoded frames with their presentation ti
 A GOP starts at a keyframe packet. Frames are attributed to the GOP whose packet the
 decoder was fed when it produced them.
 
+Memory is bounded by design: a caller that takes each frame as it is decoded (``on_frame``,
+what ingest does) gets GOPs that keep no decoded image, only :class:`FrameTimes` (count, time
+span, decoded size), so what ingest holds does not grow with the GOP's length; and
+:meth:`GopDecoder.frames` (strict mode) hands out one frame at a time.
+
 Sources: container files (MP4, MKV, AVI, MPEG-TS...); raw Annex-B elementary streams
 (``.h264``/``.264``, ``.h265``/``.265``/``.hevc``), which carry no timestamps, so frames are
 stamped at the SPS VUI frame rate, else a declared one, else 25 fps (the header's
@@ -24,11 +29,11 @@ import dataclasses
 import importlib.util
 import math
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -57,10 +62,12 @@ __all__ = [
     "RAW_FORMATS",
     "SUPPORTED_CODECS",
     "DecodedFrame",
+    "FrameTimes",
     "GopDecoder",
     "RawGop",
     "SourceProbe",
     "default_source",
+    "is_live",
     "probe",
     "read_gops",
 ]
@@ -112,11 +119,38 @@ class DecodedFrame:
 
 
 @dataclass
+class FrameTimes:
+    """What a GOP keeps of its frames without their images: count, time span, decoded size."""
+
+    count: int = 0
+    start_pts_s: float = 0.0
+    """The earliest presentation time (0.0 while there is no frame)."""
+    end_pts_s: float = 0.0
+    """The latest presentation time (0.0 while there is no frame)."""
+    size: tuple[int, int] | None = None
+    """``(width, height)`` of the first frame that decoded, None while none has."""
+
+    def add(self, frame: DecodedFrame) -> None:
+        """Account for one frame (its image is not kept)."""
+        if self.count == 0:
+            self.start_pts_s = self.end_pts_s = frame.pts_s
+        else:
+            self.start_pts_s = min(self.start_pts_s, frame.pts_s)
+            self.end_pts_s = max(self.end_pts_s, frame.pts_s)
+        self.count += 1
+        if self.size is None and frame.image is not None:
+            h, w = frame.image.shape[:2]
+            self.size = (int(w), int(h))
+
+
+@dataclass
 class RawGop:
     """The packets of one GOP and the frames decoded from them.
 
-    ``notes`` are facts about this GOP's place in the stream that a verdict should carry:
-    an assumed frame rate (first GOP of a raw stream), or a reconnect before it (a gap).
+    ``frames`` holds the decoded frames only when :func:`read_gops` has no ``on_frame`` to
+    hand them to; ``times`` always accounts for every frame. ``notes`` are facts about this
+    GOP's place in the stream that a verdict should carry: an assumed frame rate (first GOP
+    of a raw stream), or a reconnect before it (a gap).
     """
 
     info: StreamInfo
@@ -124,6 +158,7 @@ class RawGop:
     packets: list[SegmentPacket] = field(default_factory=list)
     frames: list[DecodedFrame] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    times: FrameTimes = field(default_factory=FrameTimes)
 
 
 def default_source() -> str:
@@ -144,6 +179,15 @@ def _is_url(source: str) -> bool:
     return "://" in source
 
 
+def is_live(source: str) -> bool:
+    """Whether ``source`` is a live stream (``rtsp://`` or any other URL), not a local file.
+
+    A live source cannot be paused: ingest never waits on analytics for it (frames for
+    analysis are skipped, never recording).
+    """
+    return is_rtsp(source) or _is_url(source)
+
+
 def _raw_format(source: str) -> str | None:
     if _is_url(source):
         return None
@@ -155,8 +199,13 @@ def _open(source: str, policy: RtspPolicy | None = None) -> Any:
         return open_rtsp(source, policy or RtspPolicy())
     if not _is_url(source) and not Path(source).is_file():
         raise SourceNotFound(f"source {source}: expected a readable video file, found nothing")
+    return _open_file(source, None)
+
+
+def _open_file(source: str, file: BinaryIO | None) -> Any:
+    """Open ``source`` (or ``file``, the source already opened) with its raw format, if any."""
     try:
-        return av.open(source, format=_raw_format(source))
+        return av.open(source if file is None else file, format=_raw_format(source))
     except av.error.FFmpegError as exc:
         raise SourceCorrupt(
             f"source {redact(source)}: expected a video container, got data that does not open "
@@ -205,15 +254,20 @@ def _fps_note(source: str, codec: str, fps: float, fps_from: str) -> tuple[str, 
 
 
 def probe(
-    source: str, *, fps: float | None = None, policy: RtspPolicy | None = None
+    source: str,
+    *,
+    fps: float | None = None,
+    policy: RtspPolicy | None = None,
+    file: BinaryIO | None = None,
 ) -> SourceProbe:
     """Open ``source``, check it has a supported video stream that decodes, and describe it.
 
     ``fps`` is the declared frame rate for a raw stream without SPS VUI timing (and for a
-    container that states none); ``policy`` the RTSP timeouts (probing never reconnects).
+    container that states none); ``policy`` the RTSP timeouts (probing never reconnects);
+    ``file`` the source already opened (a sandbox that may open no path reads it so).
     """
     shown = redact(source)
-    container = _open(source, policy)
+    container = _open(source, policy) if file is None else _open_file(source, file)
     try:
         if not container.streams.video:
             raise NoVideoStream(f"source {shown}: expected a video stream, found none")
@@ -310,11 +364,9 @@ def _with_decoded_size(gop: RawGop) -> RawGop:
     The container header describes the start of the stream only; a camera that switches
     resolution mid-stream shows it in the decoded frames (PROFILE_CHANGED downstream).
     """
-    first = next((f.image for f in gop.frames if f.image is not None), None)
-    if first is not None:
-        h, w = first.shape[:2]
-        if (w, h) != (gop.info.width, gop.info.height):
-            gop.info = dataclasses.replace(gop.info, width=int(w), height=int(h))
+    size = gop.times.size
+    if size is not None and size != (gop.info.width, gop.info.height):
+        gop.info = dataclasses.replace(gop.info, width=size[0], height=size[1])
     return gop
 
 
@@ -369,51 +421,52 @@ class _Cutter:
         self.last_pts = float(out)
         return float(out)
 
-    def decode(self, stream: Any, packet: Any) -> list[DecodedFrame]:
+    def decode(self, stream: Any, packet: Any) -> Iterator[DecodedFrame]:
         """Feed the decoder one packet (None: flush); a decode error is one failed frame.
 
-        With decoding off (strict mode: verify before decode) nothing reaches the decoder
-        here; :class:`GopDecoder` decodes the packets once their GOP has verified.
+        Each frame is converted to BGR only when the caller takes it, so no more than one
+        image exists at a time. With decoding off (strict mode: verify before decode)
+        nothing reaches the decoder here; :class:`GopDecoder` decodes the packets once
+        their GOP has verified.
         """
         if not self.decoding:
-            return []
+            return
         try:
             frames = stream.decode(packet)
         except (av.error.FFmpegError, EOFError):
-            if packet is None:
-                return []
-            tb = float(stream.time_base) if stream.time_base else 0.0
-            raw = packet.pts * tb if packet.pts is not None else None
-            return [DecodedFrame(pts_s=self.pts(raw), image=None)]
-        return [
-            DecodedFrame(pts_s=self.pts(fr.time), image=fr.to_ndarray(format="bgr24"))
-            for fr in frames
-        ]
+            if packet is not None:
+                tb = float(stream.time_base) if stream.time_base else 0.0
+                raw = packet.pts * tb if packet.pts is not None else None
+                yield DecodedFrame(pts_s=self.pts(raw), image=None)
+            return
+        for fr in frames:
+            yield DecodedFrame(pts_s=self.pts(fr.time), image=fr.to_ndarray(format="bgr24"))
 
-    def _add_frames(self, frames: list[DecodedFrame]) -> None:
-        """Frames the decoder returned, into the open GOP; each also to ``on_frame`` at once."""
+    def _add_frames(self, frames: Iterable[DecodedFrame]) -> None:
+        """Frames the decoder returned, into the open GOP: each to ``on_frame`` at once (the
+        GOP keeps its time only), or into ``gop.frames`` when nobody takes them."""
         assert self.gop is not None
-        self.gop.frames += frames
-        if self.on_frame is not None:
-            for frame in frames:
+        for frame in frames:
+            self.gop.times.add(frame)
+            if self.on_frame is not None:
                 self.on_frame(frame)
+            else:
+                self.gop.frames.append(frame)
 
-    def drain(self, stream: Any) -> list[DecodedFrame]:
+    def drain(self, stream: Any) -> Iterator[DecodedFrame]:
         """Every frame the decoder still holds, then a reset so it decodes on (closed GOPs)."""
         if not self.decoding:
-            return []
-        frames = self.decode(stream, None)
+            return
+        yield from self.decode(stream, None)
         stream.codec_context.flush_buffers()
-        return frames
 
     def feed(
         self, stream: Any, packet: Any, info: StreamInfo, header: dict[str, object]
     ) -> Iterator[RawGop]:
         """Add one demuxed packet; yields the previous GOP when this one starts a new GOP."""
         if packet.size == 0:  # flush packet
-            frames = self.decode(stream, None)
             if self.gop is not None:
-                self._add_frames(frames)
+                self._add_frames(self.decode(stream, None))
             return
         data = bytes(packet)
         if "framing" not in header:
@@ -454,10 +507,8 @@ class _Cutter:
 
     def close(self, stream: Any | None = None) -> Iterator[RawGop]:
         """End of a session: flush the decoder (when asked) and yield the open GOP."""
-        if stream is not None:
-            frames = self.decode(stream, None)
-            if self.gop is not None:
-                self._add_frames(frames)
+        if stream is not None and self.gop is not None:
+            self._add_frames(self.decode(stream, None))
         if self.gop is not None:
             gop, self.gop = self.gop, None
             yield _with_decoded_size(gop)
@@ -497,7 +548,9 @@ def read_gops(
     GOP's verified bytes later with :class:`GopDecoder`. ``on_packet`` sees (and may replace)
     every packet as it is demuxed, before the GOP it belongs to is yielded; ``on_frame`` every
     decoded frame as the decoder returns it (the GOP it belongs to is the one being read: the
-    decoder is drained before a GOP is yielded).
+    decoder is drained before a GOP is yielded). With ``on_frame`` the GOPs keep no frame
+    (``frames`` stays empty; ``times`` counts them), so memory does not grow with a GOP's
+    length; without it each GOP holds its decoded frames.
 
     An ``rtsp://`` source reconnects per ``policy`` instead of ending: each reconnect closes
     the current GOP and puts a note on the next one (a gap, never silently joined); when
@@ -595,19 +648,25 @@ class GopDecoder:
         self._next = t + self._period
         return t
 
-    def _frames(self, packet: Any) -> list[DecodedFrame]:
+    def _frames(self, packet: Any) -> Iterator[DecodedFrame]:
         try:
             frames = self._ctx.decode(packet)
         except (av.error.FFmpegError, EOFError):
-            return [] if packet is None else [DecodedFrame(pts_s=self._next, image=None)]
-        return [
-            DecodedFrame(pts_s=self._stamp(f), image=f.to_ndarray(format="bgr24")) for f in frames
-        ]
+            if packet is not None:
+                yield DecodedFrame(pts_s=self._next, image=None)
+            return
+        for f in frames:
+            yield DecodedFrame(pts_s=self._stamp(f), image=f.to_ndarray(format="bgr24"))
 
-    def decode(self, packets: list[SegmentPacket], pictures: list[bool]) -> list[DecodedFrame]:
-        """The frames of one GOP. ``pictures[i]`` says whether packet ``i`` carries a picture
-        (an SEI-only access unit, such as a signed end of stream, is not fed to the decoder)."""
-        out: list[DecodedFrame] = []
+    def frames(
+        self, packets: list[SegmentPacket], pictures: list[bool]
+    ) -> Generator[DecodedFrame, None, None]:
+        """The frames of one GOP, one at a time as the decoder returns them.
+
+        ``pictures[i]`` says whether packet ``i`` carries a picture (an SEI-only access
+        unit, such as a signed end of stream, is not fed to the decoder). Consume it to the
+        end: the decoder is flushed for the next GOP after the last frame.
+        """
         for pkt, picture in zip(packets, pictures, strict=True):
             if not picture:
                 continue
@@ -616,7 +675,10 @@ class GopDecoder:
                 p.pts = pkt.pts
                 if self._tb:
                     p.time_base = self._tb
-            out += self._frames(p)
-        out += self._frames(None)
+            yield from self._frames(p)
+        yield from self._frames(None)
         self._ctx.flush_buffers()
-        return out
+
+    def decode(self, packets: list[SegmentPacket], pictures: list[bool]) -> list[DecodedFrame]:
+        """Every frame of one GOP in a list (see :meth:`frames`, which holds one at a time)."""
+        return list(self.frames(packets, pictures))

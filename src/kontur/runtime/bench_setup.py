@@ -1,35 +1,16 @@
-"""Start-up measurement for the placement dispatcher: a short bench per available platform.
+"""Start-up measurement for the placement dispatcher: where its cache lives.
 
-The SLA figures L, V and A come from running the actual detector on the actual source on
-this machine (DESIGN.md §1 block 2), cached per model, platform, frame size and host.
-Accuracy without ground truth is *agreement with the CPU reference* on the same frames
-(box-matching F1 at IoU ≥ 0.5); the CPU is the reference and scores 1.0 by construction.
+The bench itself (:mod:`kontur.worker.bench`) runs inside the worker's sandbox for a run
+(:mod:`kontur.worker.prepare`), so the supervisor never decodes a source or loads an
+inference runtime; ``kontur placement explain`` runs it in its own process.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import av
-import numpy as np
-
-from kontur import __version__
-from kontur.placement.errors import BenchError
-from kontur.placement.measure import (
-    Measurement,
-    MeasurementCache,
-    bench,
-    cache_key,
-    reference_agreement,
-)
-from kontur.worker.errors import ModelError
-
-log = logging.getLogger(__name__)
+from kontur.worker.bench import bench_frames, box_f1, measure_platforms
 
 __all__ = ["bench_frames", "box_f1", "cache_path", "measure_platforms"]
 
@@ -38,79 +19,3 @@ def cache_path() -> Path:
     """``$XDG_CACHE_HOME/kontur/placement.json`` (or ``~/.cache/...``)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "kontur" / "placement.json"
-
-
-def bench_frames(source: str, n: int) -> list[np.ndarray]:
-    """The first ``n`` decodable frames of ``source`` (BGR)."""
-    frames: list[np.ndarray] = []
-    with av.open(source) as c:
-        for fr in c.decode(video=0):
-            frames.append(fr.to_ndarray(format="bgr24"))
-            if len(frames) >= n:
-                break
-    return frames
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    iou: np.ndarray = inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
-    return iou
-
-
-def box_f1(out: Any, ref: Any) -> float:
-    """F1 of greedy IoU ≥ 0.5 matching between two ``supervision.Detections``."""
-    if len(out) == 0 and len(ref) == 0:
-        return 1.0
-    if len(out) == 0 or len(ref) == 0:
-        return 0.0
-    iou = _iou(np.asarray(out.xyxy), np.asarray(ref.xyxy))
-    matched, used = 0, set()
-    for i in np.argsort(-iou.max(1)):
-        j = int(iou[i].argmax())
-        if iou[i, j] >= 0.5 and j not in used:
-            used.add(j)
-            matched += 1
-    return 2 * matched / (len(out) + len(ref))
-
-
-def measure_platforms(
-    platforms: dict[str, str],
-    make_infer: Callable[[str], Callable[[np.ndarray], Any]],
-    frames: list[np.ndarray],
-    model_key: str,
-    cache: MeasurementCache | None,
-) -> dict[str, Measurement | None]:
-    """Bench every available platform (the CPU first: it is the accuracy reference)."""
-    out: dict[str, Measurement | None] = {"cpu": None, "gpu": None, "npu": None}
-    h, w = frames[0].shape[:2]
-    cpu_infer = make_infer("cpu")
-    reference = [cpu_infer(f) for f in frames]
-    for platform in sorted(platforms, key=lambda p: p != "cpu"):
-        key = cache_key(model_key, platform, (w, h), socket.gethostname(), __version__)
-        cached = cache.get(key) if cache is not None else None
-        if cached is not None:
-            out[platform] = cached
-            continue
-        acc = reference_agreement(
-            reference,
-            box_f1,
-            "reference platform" if platform == "cpu" else "agreement with cpu reference",
-        )
-        try:
-            infer = cpu_infer if platform == "cpu" else make_infer(platform)
-            m = bench(platform, infer, frames, acc)
-        except (BenchError, ModelError) as exc:
-            if platform == "cpu":
-                raise
-            log.warning("bench on %s failed, treating it as not present: %s", platform, exc)
-            continue
-        out[platform] = m
-        if cache is not None:
-            cache.put(key, m)
-    return out

@@ -13,9 +13,22 @@ from kontur.placement.available import available_platforms
 from kontur.placement.measure import MeasurementCache
 from kontur.placement.risk import Placement
 from kontur.runtime.bench_setup import bench_frames, cache_path, measure_platforms
-from kontur.runtime.models import prepare_release
+from kontur.runtime.models import format_from_output_shape, prepare_release
+from kontur.worker.errors import ModelFormatError
 
 __all__ = ["explain_placement"]
+
+
+def _guess_in_process(model: Path) -> str:
+    """The format of a bare ONNX model (this command benches in its own process anyway)."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for a bad model
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFormatError(f"model {model}: expected an ONNX model, got {first}") from None
+    return format_from_output_shape(model, tuple(sess.get_outputs()[0].shape))
 
 
 def explain_placement(config: Config, source: str | None, model: Path | None) -> Placement:
@@ -30,7 +43,9 @@ def explain_placement(config: Config, source: str | None, model: Path | None) ->
     prepared = None
     if model is not None:
         with tempfile.TemporaryDirectory(prefix="kontur-explain-") as tmp:
-            prepared = prepare_release(data_dir=Path(tmp), clock=SystemClock(), model=model)
+            prepared = prepare_release(
+                data_dir=Path(tmp), clock=SystemClock(), model=model, guess=_guess_in_process
+            )
         key = prepared.release.digest
 
     def make(platform: str):  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from kontur.release.store import ReleaseStore
 from kontur.worker.bundle import pack
 from kontur.worker.errors import ModelFormatError, ModelUnreadable
 
-__all__ = ["PreparedRelease", "guess_format", "prepare_release"]
+__all__ = ["PreparedRelease", "format_from_output_shape", "prepare_release"]
 
 
 @dataclass(frozen=True)
@@ -73,18 +74,9 @@ class PreparedRelease:
         }
 
 
-def guess_format(model: Path) -> str:
-    """``yolox``, ``yolov8`` or ``ssd`` from the model's own output shape."""
-    if model.suffix.lower() == ".xml":
-        return "ssd"
-    import onnxruntime as ort
-
-    try:
-        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelFormatError(f"model {model}: expected an ONNX model, got {first}") from None
-    shape = tuple(sess.get_outputs()[0].shape)
+def format_from_output_shape(model: Path, shape: tuple[object, ...]) -> str:
+    """``yolox`` or ``yolov8`` from an ONNX model's first output shape (read in the sandbox:
+    :mod:`kontur.worker.prepare`)."""
     if len(shape) == 3 and shape[2] == 85:
         return "yolox"
     if len(shape) == 3 and shape[1] == 84:
@@ -106,10 +98,15 @@ def _model_files(model: Path) -> list[Path]:
 
 
 def _throwaway(
-    model: Path, fmt: str | None, run_dir: Path, clock: Clock, store: ReleaseStore
+    model: Path,
+    fmt: str | None,
+    run_dir: Path,
+    clock: Clock,
+    store: ReleaseStore,
+    guess: Callable[[Path], str],
 ) -> tuple[Path, Trust]:
     files = _model_files(model)
-    output_format = fmt or guess_format(model)
+    output_format = fmt or ("ssd" if model.suffix.lower() == ".xml" else guess(model))
     key_dir = run_dir / "demo-release-key"
     if key_dir.exists():
         shutil.rmtree(key_dir)
@@ -142,14 +139,23 @@ def prepare_release(
     trust: Trust | None = None,
     model: Path | None = None,
     model_format: str | None = None,
+    guess: Callable[[Path], str] | None = None,
 ) -> PreparedRelease:
-    """Verify and install the release to run (module docstring, steps 1-2)."""
+    """Verify and install the release to run (module docstring, steps 1-2).
+
+    ``guess`` reads a bare ONNX model's format without ``--format``; it runs the model in the
+    worker's sandbox (the supervisor loads no inference runtime).
+    """
     throwaway = release_dir is None
     store = ReleaseStore(data_dir / "releases")
     if release_dir is None:
         if model is None:
             raise ModelUnreadable("model: expected --release DIR or --model FILE, got neither")
-        release_dir, trust = _throwaway(model, model_format, data_dir / "run", clock, store)
+        if guess is None and model_format is None and model.suffix.lower() != ".xml":
+            raise ModelFormatError(f"model {model}: expected --format, got none")
+        release_dir, trust = _throwaway(
+            model, model_format, data_dir / "run", clock, store, guess or (lambda m: "")
+        )
     if trust is None:
         raise KeyMaterialError(f"release {release_dir}: expected --pub or --ca, got neither")
     release = store.install(release_dir, trust, clock)

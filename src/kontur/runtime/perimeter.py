@@ -1,76 +1,65 @@
 """One run of the whole perimeter on this machine (``kontur demo``).
 
-Order of steps: open the archive and record the configuration; probe every source and
-enrol its profile; load and record the model; bench the available platforms and place the
-analytics task (dispatcher); start the process tree; supervise it (archive every message,
-watch health, drive the degradation machine, restart a crashed worker on the CPU) until the
-sources end or time runs out; stop the blocks in reverse order; summarise.
+Order of steps: open the archive and record the configuration; verify, install and record
+the model release; probe every source and bench the platforms the release allows, both in the
+worker's sandbox (:mod:`kontur.runtime.prepare`: the supervisor decodes nothing and loads no
+inference runtime); enrol each camera's profile; place the analytics task (dispatcher); start
+the process tree; supervise it until the sources end or time runs out; stop the blocks in
+reverse order; summarise.
+
+Supervising is three parts, each its own module: every message that passes its inbox's edge
+(:mod:`kontur.wire.edges`) goes to the :class:`~kontur.runtime.recorder.Recorder` (one archive
+record per kind; decisions committed before the sinks fire) and to
+:class:`~kontur.runtime.health.Health` (every block watched, triggers, recovery); refused
+messages become violation records and triggers. Faults are injected by
+:mod:`kontur.runtime.faults`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kontur.archive import Archive
 from kontur.clock import Clock, OffsetClock, SystemClock
-from kontur.config import Config
-from kontur.degrade import (
-    ClockJumpMonitor,
-    DegradationMachine,
-    ModelIntegrityMonitor,
-    Watchdog,
-    step,
-)
-from kontur.degrade.machine import Transition
+from kontur.config import CameraConfig, Config
+from kontur.degrade import ClockJumpMonitor, DegradationMachine, ModelIntegrityMonitor, Watchdog
+from kontur.degrade.machine import Trigger
 from kontur.errors import ConfigError, KonturError
+from kontur.gate.sinks import build_sinks
 from kontur.ingest.democam import demo_signable, provision_demo_camera
 from kontur.ingest.inventory import Inventory
 from kontur.ingest.rtsp import redact
-from kontur.ingest.source import default_source, probe
+from kontur.ingest.source import default_source
 from kontur.placement import choose, load_catalogue
-from kontur.placement.available import available_platforms
-from kontur.placement.measure import MeasurementCache
 from kontur.placement.risk import Placement
-from kontur.release.errors import PlatformNotAllowed
 from kontur.release.signing import Trust
-from kontur.runtime.bench_setup import bench_frames, cache_path, measure_platforms
-from kontur.runtime.models import PreparedRelease, prepare_release
+from kontur.runtime.faults import FAULT_DELAY_S, FAULTS, inject
+from kontur.runtime.health import Health
+from kontur.runtime.models import PreparedRelease, format_from_output_shape, prepare_release
+from kontur.runtime.prepare import Prepared, output_shape, prepare_sources
+from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.supervisor import Supervisor
-from kontur.runtime.wiring import WORKER_READER, CameraPlan, Wiring, build_wiring
-from kontur.wire import (
-    ControlMessage,
-    Decision,
-    DetectionBatch,
-    Finding,
-    GopClosed,
-    Message,
-    SegmentStored,
-    SourceEnded,
-    WorkerReady,
-)
-from kontur.wire.channel import wait_readable
-from kontur.worker.errors import ModelError
+from kontur.runtime.wiring import CameraPlan, Wiring, build_wiring, make_scratch
+from kontur.wire import ProtocolViolation, WorkerReady
+from kontur.wire.channel import Inbox, wait_readable
+from kontur.wire.edges import Violation
+from kontur.wire.framering import WORKER_READER
 
 __all__ = ["FAULTS", "BlockFailed", "Perimeter", "RunOptions"]
+
+log = logging.getLogger("kontur.perimeter")
 
 
 class BlockFailed(KonturError):
     """A block of the perimeter could not start (its log is in DATA_DIR/run/logs)."""
-
-
-FAULTS = ("model-tamper", "clock-jump", "worker-crash")
-#: Seconds after the worker is first ready at which an injected fault fires.
-FAULT_DELAY_S = 1.5
 
 
 @dataclass
@@ -92,20 +81,6 @@ class RunOptions:
     progress: Callable[[dict[str, Any]], None] | None = None
 
 
-@dataclass
-class _CamStats:
-    source: str
-    frames: int = 0
-    gops: Counter[str] = field(default_factory=Counter)
-    detections: int = 0
-    tracks: set[int] = field(default_factory=set)
-    agree: int = 0
-    disagree: int = 0
-    decisions: Counter[str] = field(default_factory=Counter)
-    ended: bool = False
-    error: str | None = None
-
-
 class Perimeter:
     """Runs the perimeter once and returns the summary (README: "JSON summary")."""
 
@@ -114,25 +89,51 @@ class Perimeter:
         self.config = opts.config
         self.clock = OffsetClock(clock or SystemClock())
         self.data_dir = opts.data_dir
-        self.stats: dict[str, _CamStats] = {}
+        self.stats: dict[str, CameraStats] = {}
         self.placements: list[Placement] = []
         self.faults_fired: list[str] = []
         self.notes: list[str] = []
-        self.rejected_messages = 0
         self.worker_ready_at: float | None = None
         self.isolation: dict[str, Any] | None = None
         self._inventory: Inventory | None = None
 
     # ---- preparation -------------------------------------------------------------------
-    def _plan_cameras(self) -> list[CameraPlan]:
+    def _cameras(self) -> list[CameraConfig]:
         cams = list(self.config.cameras)
         if self.opts.source is not None:
             cams = [cams[0].model_copy(update={"source": self.opts.source})]
+        return [c.model_copy(update={"source": c.source or default_source()}) for c in cams]
+
+    def _strict(self, cam: CameraConfig) -> bool:
+        """Strict (verify before decode): configured critical, or enrolled critical."""
+        if self._inventory is None:
+            self._inventory = Inventory.open(self.data_dir, self.clock)
+        enrolled = self._inventory.camera(cam.id)
+        return cam.critical or (enrolled is not None and enrolled.critical)
+
+    def _prepare_sources(self, worker: dict[str, Any], model_bytes: bytes | None) -> Prepared:
+        """Probe and bench in the worker's sandbox: the supervisor decodes nothing."""
+        cams = self._cameras()
+        allowed: list[str] | None = None
+        if self.prepared is not None:
+            allowed = [str(p) for p in self.prepared.release.manifest.manifest.platforms]
+        return prepare_sources(
+            self.supervisor,
+            self.config,
+            self.data_dir,
+            self.scratch,
+            worker,
+            model_bytes,
+            {c.id: str(c.source) for c in cams},
+            {c.id: self._strict(c) for c in cams},
+            allowed,
+        )
+
+    def _plan_cameras(self, prepared: Prepared) -> list[CameraPlan]:
         plans = []
-        for cam in cams:
-            source = cam.source or default_source()
-            pr = probe(source)
-            profile = cam.profile or pr.profile()
+        for cam in self._cameras():
+            source = str(cam.source)
+            profile = cam.profile or prepared.profiles[cam.id]
             if cam.profile is None:
                 self.archive.append(
                     "event",
@@ -144,7 +145,7 @@ class Perimeter:
                     },
                 )
             plan = CameraPlan(config=cam, source=source, profile=profile)
-            if self.opts.sign and demo_signable(source, pr.info.codec):
+            if self.opts.sign and demo_signable(source, prepared.profiles[cam.id].codec):
                 files = provision_demo_camera(self.data_dir, cam.id, self.clock)
                 plan.demo_camera = {"key": str(files.key_path), "chain": str(files.chain_path)}
                 self._record_inventory()
@@ -161,7 +162,7 @@ class Perimeter:
                     "the clip unsigned)"
                 )
             plans.append(plan)
-            self.stats[cam.id] = _CamStats(source=redact(source))
+            self.stats[cam.id] = CameraStats(source=redact(source))
         self._record_inventory()
         return plans
 
@@ -192,6 +193,7 @@ class Perimeter:
             trust=self.opts.trust,
             model=self.opts.model,
             model_format=self.opts.model_format,
+            guess=self._guess_format,
         )
         self.prepared = prepared
         m = prepared.release.manifest.manifest
@@ -205,12 +207,12 @@ class Perimeter:
                 "`kontur model release`)"
             )
         self.archive.append("model", {"detector": self.detector_name, **prepared.to_summary()})
-        spec, blob = prepared.worker_spec()
-        try:
-            self._cpu_detector = self._build(prepared, "cpu") if "cpu" in m.platforms else None
-        except ModelError as exc:
-            raise type(exc)(f"release {prepared.model_id}: {exc}") from None
-        return spec, blob
+        return prepared.worker_spec()
+
+    def _guess_format(self, model: Path) -> str:
+        """A bare model's format from its output shape, read in the sandbox."""
+        shape = output_shape(self.supervisor, self.config, self.data_dir, self.scratch, model)
+        return format_from_output_shape(model, shape)
 
     def _check_critical_classes(self, prepared: PreparedRelease) -> None:
         """A critical action may only be driven by classes the release signs as fit for it."""
@@ -227,60 +229,14 @@ class Perimeter:
                     f"got {bad}"
                 )
 
-    def _build(self, prepared: PreparedRelease, platform: str) -> Any:
-        from kontur.worker.runners import build_detector
-
-        return build_detector(
-            prepared.release.manifest.manifest,
-            prepared.release.files,
-            model_id=prepared.model_id,
-            platform=platform,
-            intra_op_threads=self.config.worker.intra_op_threads,
-        )
-
-    def _make_infer(self) -> Callable[[str], Callable[[np.ndarray], Any]]:
-        from kontur.worker.detectors import HogPersonDetector
-
-        def make(platform: str) -> Callable[[np.ndarray], Any]:
-            if self.prepared is None:
-                return HogPersonDetector(score_threshold=self.config.worker.score_threshold).infer
-            if platform == "cpu" and self._cpu_detector is not None:
-                return self._cpu_detector.infer  # type: ignore[no-any-return]
-            return self._build(self.prepared, platform).infer  # type: ignore[no-any-return]
-
-        return make
-
-    def _platforms(self) -> dict[str, str]:
-        """The platforms this machine has that the release allows."""
-        have = available_platforms()
-        if self.prepared is None:
-            return have
-        allowed = self.prepared.release.manifest.manifest.platforms
-        usable: dict[str, str] = {p: how for p, how in have.items() if p in allowed}
-        if not usable:
-            raise PlatformNotAllowed(
-                f"release {self.prepared.model_id}: expected one of the platforms "
-                f"{sorted(have)} this machine has, got a release for {list(allowed)}"
-            )
-        return usable
-
-    def _place(self, plans: list[CameraPlan], model_bytes: bytes | None) -> str:
+    def _place(self, plans: list[CameraPlan], prepared: Prepared) -> str:
         pc = self.config.placement
-        frames = bench_frames(plans[0].source, pc.bench_frames)
-        key = self.prepared.release.digest if self.prepared is not None else self.model_id
-        measured = measure_platforms(
-            self._platforms(),
-            self._make_infer(),
-            frames,
-            key,
-            MeasurementCache(cache_path()),
-        )
         catalogue = load_catalogue(Path(pc.catalogue) if pc.catalogue else None)
         for plan in plans:
             pl = choose(
                 f"detect-track:{plan.config.id}",
                 "detect-track",
-                measured,
+                prepared.measurements,
                 catalogue,
                 pc.sla,
                 pc.tie_margin,
@@ -294,108 +250,64 @@ class Perimeter:
         if self.opts.progress is not None:
             self.opts.progress(kw)
 
-    def _on_message(self, msg: Message) -> None:
-        if isinstance(msg, SegmentStored):
-            self.archive.append(
-                "segment",
-                {
-                    "sha256": msg.segment_sha256,
-                    "size": msg.segment_size,
-                    **msg.model_dump(mode="json", exclude={"segment_sha256", "segment_size"}),
-                },
-            )
-        elif isinstance(msg, GopClosed):
-            st = self.stats[msg.verdict.camera_id]
-            st.gops[msg.verdict.verdict.value] += 1
-            self.archive.append("verdict", msg.model_dump(mode="json"))
-        elif isinstance(msg, SourceEnded):
-            st = self.stats[msg.camera_id]
-            st.ended, st.frames, st.error = True, msg.frames, msg.error
-            self.archive.append("event", {"event": "source_ended", **msg.model_dump(mode="json")})
-        elif isinstance(msg, DetectionBatch):
-            st = self.stats[msg.camera_id]
-            st.detections += msg.detections
-            st.tracks.update(msg.track_ids)
-            self.archive.append("detections", msg.model_dump(mode="json"))
-        elif isinstance(msg, Finding):
-            st = self.stats[msg.camera_id]
-            if msg.agree:
-                st.agree += 1
-            else:
-                st.disagree += 1
-                self.archive.append(
-                    "event", {"event": "verifier_disagree", **msg.model_dump(mode="json")}
-                )
-        elif isinstance(msg, Decision):
-            self.stats[msg.camera_id].decisions[msg.outcome.value] += 1
-            self.archive.append("decision", msg.model_dump(mode="json"))
-        elif isinstance(msg, WorkerReady):
-            if self.worker_ready_at is None:
-                self.worker_ready_at = time.monotonic()
-            self._note_isolation(msg.isolation)
-            self.archive.append("event", {"event": "worker_ready", **msg.model_dump(mode="json")})
-
-    def _note_isolation(self, isolation: dict[str, Any] | None) -> None:
-        """Keep the worker's isolation report; say loudly when it is not full."""
-        self.isolation = isolation
-        if isolation is None or isolation.get("level") == "full":
-            return
-        missing = "; ".join(str(m) for m in isolation.get("missing", [])) or "unknown"
-        note = f"worker isolation DEGRADED: {missing}"
-        if note not in self.notes:
-            self.notes.append(note)
-
     def _drain(self, wiring: Wiring, timeout: float) -> int:
         n = 0
         for inbox in wait_readable(list(wiring.inboxes.values()), timeout):
             for msg in inbox.drain():
-                self._on_message(msg)
                 n += 1
+                if isinstance(msg, ProtocolViolation):  # a block reports its own inbox's
+                    self.health.on_violation(
+                        Violation(msg.sender, msg.receiver, msg.message_type, msg.detail)
+                    )
+                    continue
+                refused = self.recorder.on_message(inbox.name, msg)
+                if refused is not None:
+                    self.health.on_violation(refused)
+                    continue
+                self.health.on_message(msg)
+                if isinstance(msg, WorkerReady):
+                    self._on_worker_ready(msg)
+            self._take_violations(inbox)
         return n
 
-    def _apply(self, transitions: list[Transition], wiring: Wiring) -> None:
-        for t in transitions:
-            self.archive.append(
-                "state",
-                {
-                    "at": t.at,
-                    "from": t.from_state.value,
-                    "to": t.to_state.value,
-                    "trigger": t.trigger,
-                    "detail": t.detail,
-                },
-            )
-            wiring.to_gate.send(t.to_message())
-            self._progress(state=t.to_state.value, trigger=t.trigger)
-        if transitions:
-            stride = self.machine.actions().analysis_stride_non_priority
-            for plan in self.plans:
-                if not plan.config.priority:
-                    wiring.to_ingest[plan.config.id].send(
-                        ControlMessage(
-                            command="analysis_stride", camera_id=plan.config.id, value=stride
-                        )
-                    )
+    def _take_violations(self, inbox: Inbox) -> None:
+        for v in inbox.take_violations():
+            self.health.on_violation(v)
+
+    def _on_worker_ready(self, msg: WorkerReady) -> None:
+        """Measure the worker's isolation from outside; its own report is only a claim."""
+        from kontur.worker.sandbox import SandboxPolicy, measure
+
+        if self.worker_ready_at is None:
+            self.worker_ready_at = time.monotonic()
+        running = self.supervisor.running["worker"]
+        sb = running.block.spec["sandbox"]
+        policy = SandboxPolicy.from_json(sb, default_scratch=Path(sb["scratch_dir"]))
+        try:
+            measured = measure(running.proc.pid, policy, claimed=msg.isolation)
+            report = measured.to_json()
+        except OSError as exc:  # the worker died between WorkerReady and the measurement
+            report = {"level": "degraded", "missing": [f"measure: {exc}"], "source": "supervisor"}
+        self.isolation = report
+        self.archive.append("event", {"event": "isolation_measured", **report})
+        if report.get("level") == "full":
+            return
+        missing = "; ".join(str(m) for m in report.get("missing", [])) or "unknown"
+        note = f"worker isolation DEGRADED (measured by the supervisor): {missing}"
+        if note not in self.notes:
+            self.notes.append(note)
+        self.health.raise_trigger(Trigger.ISOLATION_PARTIAL, note)
 
     def _inject(self) -> None:
-        fault = self.opts.inject_fault
-        self.faults_fired.append(fault or "")
-        if fault == "model-tamper":
-            if self.prepared is None:
-                self.notes.append("model-tamper: no model file (HOG fallback); nothing to tamper")
-                return
+        fault = self.opts.inject_fault or ""
+        self.faults_fired.append(fault)
+        model_file = None
+        if self.prepared is not None:
             files = self.prepared.release.manifest.manifest.files
-            target = self.prepared.installed_dir / files.model
-            target.chmod(0o644)
-            with open(target, "r+b") as f:
-                f.seek(os.path.getsize(target) // 2)
-                b = f.read(1)
-                f.seek(-1, os.SEEK_CUR)
-                f.write(bytes([b[0] ^ 0xFF]))
-        elif fault == "clock-jump":
-            self.clock.jump_wall(3600.0)
-        elif fault == "worker-crash":
-            os.kill(self.supervisor.running["worker"].proc.pid, 9)
+            model_file = self.prepared.installed_dir / files.model
+        note = inject(fault, model_file=model_file, clock=self.clock, supervisor=self.supervisor)
+        if note is not None:
+            self.notes.append(note)
 
     def _fallback(self) -> str:
         """Where a crashed worker restarts: the CPU, unless the release forbids it."""
@@ -403,38 +315,12 @@ class Perimeter:
             return "cpu"
         return self.placements[0].platform
 
-    def _health(self, wiring: Wiring) -> None:
-        for name, rc in self.supervisor.exited():
-            if name == "worker":
-                trig, detail = self.watchdog.report_exit("worker", rc)
-                self._apply(self.machine.raise_trigger(trig, detail), wiring)
-                self.archive.append(
-                    "event",
-                    {"event": "worker_restarted", "exit": rc, "platform": self._fallback()},
-                )
-                self.supervisor.restart("worker", platform=self._fallback())
-                self.watchdog.beat("worker")
-            elif name == "verifier":
-                self.archive.append("event", {"event": "verifier_restarted", "exit": rc})
-                self.supervisor.restart("verifier")
-        for ring in wiring.rings.values():
-            hb = ring.reader_heartbeat(WORKER_READER)
-            if hb != self._last_hb.get(ring.name):
-                self._last_hb[ring.name] = hb
-                self.watchdog.beat("worker")
-        for trig, detail in self.watchdog.poll():
-            if trig == "worker_hang":
-                self._apply(self.machine.raise_trigger(trig, detail), wiring)
-                self.supervisor.restart("worker", platform=self._fallback())
-                self.watchdog.beat("worker")
-        self._apply(step(self.machine, self.monitors), wiring)
-
     def _supervise(self, wiring: Wiring) -> None:
         deadline = time.monotonic() + self.opts.seconds if self.opts.seconds else None
         last_progress = 0.0
         while not all(s.ended for s in self.stats.values()):
             self._drain(wiring, 0.05)
-            self._health(wiring)
+            self.health.poll()
             now = time.monotonic()
             if (
                 self.opts.inject_fault
@@ -456,7 +342,7 @@ class Perimeter:
                 self._record_inventory()
                 self.archive.flush()
                 self._progress(
-                    frames=sum(r.seq + 1 for r in wiring.rings.values()),
+                    frames=sum(r.published + 1 for r in wiring.rings.values()),
                     state=self.machine.state.value,
                 )
 
@@ -479,9 +365,9 @@ class Perimeter:
         """Let the worker and verifier finish the frames already published."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            lag = [r.seq - r.reader_consumed(WORKER_READER) for r in wiring.rings.values()]
+            lag = [r.published - r.reader_consumed(WORKER_READER) for r in wiring.rings.values()]
             self._drain(wiring, 0.05)
-            self._health(wiring)
+            self.health.poll()
             if (
                 all(x <= 0 for x in lag)
                 or self.supervisor.running["worker"].proc.poll() is not None
@@ -490,7 +376,8 @@ class Perimeter:
 
     def _shutdown(self, wiring: Wiring) -> None:
         self._wait_drained(wiring, 60.0)
-        self.watchdog.forget("worker")
+        for name in self.supervisor.order:
+            self.watchdog.forget(name)
         for name in reversed(self.supervisor.order):
             self.supervisor.stop(name, grace_s=10.0)
             # what a block sent before it stopped is archived before the next one stops
@@ -515,52 +402,93 @@ class Perimeter:
             "config",
             {"sha256": hashlib.sha256(repr(cfg_json).encode()).hexdigest(), "config": cfg_json},
         )
-        self.plans = self._plan_cameras()
-        worker, model_bytes = self._prepare_model()
-        platform = self._place(self.plans, model_bytes)
+        if self.config.worker.sandbox.unsafe_allow_partial_isolation:
+            warning = (
+                "UNSAFE: worker.sandbox.unsafe_allow_partial_isolation is on: the untrusted "
+                "worker may run in a partial sandbox (critical actions stay restricted if so)"
+            )
+            log.warning(warning)
+            self.notes.append(warning)
+        self.supervisor = Supervisor(self.data_dir / "run")
+        self.scratch = make_scratch()
+        try:
+            worker, model_bytes = self._prepare_model()
+            return self._run_prepared(cfg_json, worker, model_bytes)
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _run_prepared(
+        self, cfg_json: dict[str, Any], worker: dict[str, Any], model_bytes: bytes | None
+    ) -> dict[str, Any]:
+        prepared = self._prepare_sources(worker, model_bytes)
+        self.plans = self._plan_cameras(prepared)
+        platform = self._place(self.plans, prepared)
         worker.update(
             platform=platform,
             config_id="sha256:" + hashlib.sha256(repr(cfg_json).encode()).hexdigest()[:16],
         )
-        dc = self.config.degradation
-        self.machine = DegradationMachine(dc, self.clock)
-        self.watchdog = Watchdog(self.clock, dc.watchdog_timeout_s)
-        self.monitors: list[Any] = [
-            ClockJumpMonitor(self.clock, dc.clock_jump_threshold_s),
-            self.watchdog,
-        ]
-        if self.prepared is not None:
-            for fname, sha in sorted(self.prepared.installed_files.items()):
-                self.monitors.append(
-                    ModelIntegrityMonitor(
-                        self.prepared.installed_dir / fname,
-                        sha,
-                        self.clock,
-                        dc.model_check_interval_s,
-                    )
-                )
-        self._last_hb: dict[str, int] = {}
         wiring = build_wiring(
-            self.plans, self.config, self.data_dir, worker, model_bytes, self.opts.realtime
+            self.plans,
+            self.config,
+            self.data_dir,
+            worker,
+            model_bytes,
+            self.opts.realtime,
+            self.scratch,
         )
-        self.supervisor = Supervisor(self.data_dir / "run")
+        self.recorder = Recorder(
+            self.archive, self.stats, build_sinks(self.config.sinks, self.data_dir)
+        )
+        self.health = self._build_health(wiring)
         started = time.monotonic()
         try:
             consumers = [b for b in wiring.blocks if not b.name.startswith("ingest:")]
             self.supervisor.start(consumers)
             self._wait_readers_attached(wiring, timeout=120.0)
             self.supervisor.start([b for b in wiring.blocks if b.name.startswith("ingest:")])
-            self.watchdog.expect("worker")
+            for name in ("worker", "verifier"):
+                self.watchdog.expect(name)
             self._supervise(wiring)
             self._shutdown(wiring)
         finally:
             self.supervisor.stop_all(grace_s=2.0)
+            self.supervisor.keep_logs()
             wiring.close()
-            # scratch dirs belong to the worker's unprivileged uid; nothing in them is kept
-            shutil.rmtree(self.data_dir / "run" / "scratch", ignore_errors=True)
+            self.recorder.close()
         self.elapsed = time.monotonic() - started
         self.archive.flush()
         return self._summary()
+
+    def _build_health(self, wiring: Wiring) -> Health:
+        dc = self.config.degradation
+        self.machine = DegradationMachine(dc, self.clock)
+        self.watchdog = Watchdog(self.clock, dc.watchdog_timeout_s)
+        monitors: list[Any] = [ClockJumpMonitor(self.clock, dc.clock_jump_threshold_s)]
+        if self.prepared is not None:
+            for fname, sha in sorted(self.prepared.installed_files.items()):
+                path = self.prepared.installed_dir / fname
+                interval = dc.model_check_interval_s
+                monitors.append(ModelIntegrityMonitor(path, sha, self.clock, interval))
+        health = Health(
+            self.config,
+            self.machine,
+            self.watchdog,
+            monitors,
+            self.supervisor,
+            wiring,
+            self.archive,
+            self.recorder,
+            self.stats,
+            self._fallback,
+        )
+        health.progress_callback = self.opts.progress
+
+        def drain_all() -> None:
+            while self._drain(wiring, 0.0):
+                pass
+
+        health.drain_all = drain_all
+        return health
 
     def _summary(self) -> dict[str, Any]:
         cams: list[dict[str, Any]] = []
@@ -570,6 +498,7 @@ class Perimeter:
                     "id": cam_id,
                     "source": st.source,
                     "frames": st.frames,
+                    "frames_skipped": st.frames_skipped,
                     "gops": dict(st.gops),
                     "detections": st.detections,
                     "tracks": len(st.tracks),
@@ -620,6 +549,8 @@ class Perimeter:
                 "fallback": self.detector_name == "hog-fallback",
                 "isolation": self.isolation,
             },
+            "sinks": self.recorder.sink_stats(),
+            "violations": self.recorder.violations,
             "fault": self.opts.inject_fault,
             "elapsed_s": round(self.elapsed, 3),
             "fps": round(frames / self.elapsed, 2) if self.elapsed > 0 else 0.0,

@@ -35,6 +35,10 @@ class Block:
     #: Start with only the variables a Python process needs, not the supervisor's whole
     #: environment (which may hold secrets, e.g. a webhook key): for the untrusted worker.
     minimal_env: bool = False
+    log_path: Path | None = None
+    """Where its stderr goes instead of ``<run_dir>/logs/<name>.log`` (the untrusted worker
+    logs outside the data dir, bounded by its RLIMIT_FSIZE; :meth:`Supervisor.keep_log`
+    copies the tail back at the end)."""
 
 
 #: What an untrusted block inherits from the supervisor's environment.
@@ -69,7 +73,10 @@ class Supervisor:
         fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(block.spec, f)
-        log = open(self.run_dir / "logs" / f"{block.name.replace(':', '_')}.log", "ab")  # noqa: SIM115
+        if block.log_path is not None and block.log_path.exists():
+            # RLIMIT_FSIZE caps the file, not one life of the block: each spawn starts afresh
+            block.log_path.replace(block.log_path.with_suffix(".log.1"))
+        log = open(block.log_path or self._log_path(block.name), "ab")  # noqa: SIM115
         base = (
             {k: os.environ[k] for k in MINIMAL_ENV_KEYS if k in os.environ}
             if block.minimal_env
@@ -94,6 +101,31 @@ class Supervisor:
             except BrokenPipeError:
                 pass
         return proc
+
+    def _log_path(self, name: str) -> Path:
+        return self.run_dir / "logs" / f"{name.replace(':', '_')}.log"
+
+    def keep_logs(self, max_bytes: int = 1 << 20) -> None:
+        """Copy the last ``max_bytes`` of each log kept outside the run dir into it."""
+        for r in self.running.values():
+            src = r.block.log_path
+            if src is None or not src.exists():
+                continue
+            with open(src, "rb") as f:
+                f.seek(max(0, src.stat().st_size - max_bytes))
+                tail = f.read()
+            self._log_path(r.block.name).write_bytes(tail)
+
+    def spawn_once(self, block: Block) -> subprocess.Popen[bytes]:
+        """Start a one-shot block outside the table (the sandboxed probe and bench)."""
+        return self._spawn(block)
+
+    def reap_once(self, proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+        """Wait for a one-shot block to exit; stop it after ``grace_s``."""
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self._terminate(proc, 1.0)
 
     def start(self, blocks: list[Block]) -> None:
         """Start the blocks in table order."""

@@ -1,14 +1,9 @@
 """The process table of one run: pipes, rings and specs for every block.
 
 Start order (consumers first): gate, verifier, worker, then one ingest per camera. The
-supervisor stops them in the reverse order. Who talks to whom (DESIGN.md §2)::
-
-    ingest:<cam> ─ring(shm)→ worker (reader 0), verifier (reader 1); wake pipes
-    ingest:<cam> → supervisor (GopClosed, SourceEnded), → gate (GopClosed)
-    worker → verifier (TrackFrame), → supervisor (DetectionBatch, WorkerReady)
-    verifier → gate (Evidence), → supervisor (Finding)
-    supervisor → gate (StateChanged), → ingest:<cam> (ControlMessage)
-    gate → supervisor (Decision)
+supervisor stops them in the reverse order. Who may send what to whom is the edge table in
+:mod:`kontur.wire.edges`; every pipe made here is one of its rows, and every receiving inbox
+is built with its row (and the cameras its sender serves), so the table is enforced.
 """
 
 from __future__ import annotations
@@ -16,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +19,12 @@ from typing import Any
 from kontur.config import CameraConfig, Config, Profile
 from kontur.runtime.supervisor import Block
 from kontur.wire.channel import Inbox, Outbox
-from kontur.wire.framering import FrameRing
+from kontur.wire.edges import edge
+from kontur.wire.framering import VERIFIER_READER, WORKER_READER, FrameRing
 
-__all__ = ["CameraPlan", "Wiring", "build_wiring"]
+__all__ = ["CameraPlan", "Wiring", "build_wiring", "make_scratch", "sandbox_spec"]
 
 RING_SLOTS = 16
-WORKER_READER, VERIFIER_READER = 0, 1
 
 
 @dataclass
@@ -51,6 +47,8 @@ class Wiring:
     to_gate: Outbox
     to_ingest: dict[str, Outbox]
     rings: dict[str, FrameRing]
+    scratch: Path
+    """The worker's scratch root, outside the data dir: its scratch dir and its log."""
     fds: list[int] = field(default_factory=list)
 
     def close(self) -> None:
@@ -74,14 +72,31 @@ class _Pipes:
         return r, w
 
 
-def _sandbox_spec(config: Config, data_dir: Path) -> dict[str, Any]:
-    """The worker's sandbox policy (:class:`kontur.worker.sandbox.SandboxPolicy` JSON)."""
+def make_scratch() -> Path:
+    """A run's scratch root outside the data dir (the sandboxed processes' scratch and logs)."""
+    scratch = Path(tempfile.mkdtemp(prefix="kontur-run-"))
+    os.chmod(scratch, 0o711)  # the worker's uid reaches its own dir, cannot list the parent
+    return scratch
+
+
+def sandbox_spec(config: Config, data_dir: Path, scratch: Path) -> dict[str, Any]:
+    """The worker's sandbox policy (:class:`kontur.worker.sandbox.SandboxPolicy` JSON).
+
+    The scratch dir lies outside the data dir (issue 8: a worker that fills its scratch must
+    not fill the archive's disk); the sandbox caps its size.
+    """
     sb = config.worker.sandbox
     return {
+        "scratch_dir": str(scratch),
+        "max_file_mb": sb.max_file_mb,
+        "max_tasks": sb.max_tasks,
+        "scratch_max_mb": sb.scratch_max_mb,
+        "uid": sb.uid,
+        "gid": sb.gid,
         "deny": [str(data_dir)],
         "memory_mb": sb.memory_mb,
         "cpu_seconds": sb.cpu_seconds,
-        "required": "all" if sb.require_full_isolation else [],
+        "required": [] if sb.unsafe_allow_partial_isolation else "all",
     }
 
 
@@ -92,8 +107,10 @@ def build_wiring(
     worker: dict[str, Any],
     model_bytes: bytes | None,
     realtime: bool,
+    scratch: Path,
 ) -> Wiring:
-    """Create rings and pipes and the declarative process table."""
+    """Create rings and pipes and the declarative process table (``scratch``: see
+    :func:`make_scratch`)."""
     run_id = secrets.token_hex(4)
     p = _Pipes()
     rings = {
@@ -122,9 +139,9 @@ def build_wiring(
     v2s_r, v2s_w = p.pipe()
     s2g_r, s2g_w = p.pipe()
     g2s_r, g2s_w = p.pipe()
-    inboxes["worker"] = Inbox(w2s_r, "worker")
-    inboxes["verifier"] = Inbox(v2s_r, "verifier")
-    inboxes["gate"] = Inbox(g2s_r, "gate")
+    cams = [c.config.id for c in cameras]
+    for name, fd in (("worker", w2s_r), ("verifier", v2s_r), ("gate", g2s_r)):
+        inboxes[name] = Inbox(fd, name, edge=edge(name, "supervisor"), cameras=cams)
     gate_inputs: dict[str, int] = {"verifier": v2g_r, "supervisor": s2g_r}
     ingest_blocks: list[Block] = []
     to_ingest: dict[str, Outbox] = {}
@@ -132,7 +149,8 @@ def build_wiring(
         i2s_r, i2s_w = p.pipe()
         i2g_r, i2g_w = p.pipe()
         ctl_r, ctl_w = p.pipe()
-        inboxes[f"ingest:{c.config.id}"] = Inbox(i2s_r, f"ingest:{c.config.id}")
+        name = f"ingest:{c.config.id}"
+        inboxes[name] = Inbox(i2s_r, name, edge=edge(name, "supervisor"), cameras=[c.config.id])
         gate_inputs[f"ingest:{c.config.id}"] = i2g_r
         to_ingest[c.config.id] = Outbox(ctl_w)
         spec = {
@@ -189,7 +207,7 @@ def build_wiring(
         verifier_fd=w2v_w,
         supervisor_fd=w2s_w,
         worker=config.worker.model_dump(),
-        sandbox=_sandbox_spec(config, data_dir),
+        sandbox=sandbox_spec(config, data_dir, scratch / "worker"),
     )
     worker_block = Block(
         "worker",
@@ -200,6 +218,7 @@ def build_wiring(
         stdin_data=model_bytes,
         restartable=True,
         minimal_env=True,
+        log_path=scratch / "worker.log",
     )
     return Wiring(
         blocks=[gate, verifier, worker_block, *ingest_blocks],
@@ -207,5 +226,6 @@ def build_wiring(
         to_gate=Outbox(s2g_w),
         to_ingest=to_ingest,
         rings=rings,
+        scratch=scratch,
         fds=p.fds,
     )

@@ -7,18 +7,22 @@ memory; its shell (``kontur.verifier.process``) does that and feeds it.
 
 Order of steps, per camera:
 
-1. ``observe_frame(camera_id, frame_index, pts_s, thumbnail)`` for every frame ingest
-   publishes (``FrameReady``, analysed or not), in strictly increasing ``frame_index``. It
+1. ``observe_frame(camera_id, frame_index, pts_s, thumbnail, gop_index)`` for every frame
+   ingest publishes (``FrameReady``, analysed or not), in strictly increasing ``frame_index``. It
    runs :class:`~kontur.verifier.SceneLiveness` on the thumbnail and keeps the result, with
-   the pts ingest stamped, for the last :data:`FRAME_RECORDS` frames. ``thumbnail=None``
-   (the slot was overwritten before the shell could read it) carries the last picture's
-   verdict forward and disagrees once no picture was seen for ``frozen_seconds``.
+   the pts and GOP ingest stamped, for the last :data:`FRAME_RECORDS` frames; :meth:`stamp`
+   gives them back, so the gate gets a frame's provenance from ingest, never from the worker.
+   ``thumbnail=None`` (the slot was overwritten before the shell could read it) carries the
+   last picture's verdict forward and disagrees once no picture was seen for ``frozen_seconds``.
 2. ``check(tracks)`` for every ``TrackFrame`` the worker sends, in strictly increasing
    ``frame_index``, after step 1 for that frame. It runs the track checks on every tracked
    object against that track's bounded history, appends the new boxes, forgets tracks unseen
    for :data:`FORGET_AFTER_FRAMES` frames, and returns a :class:`~kontur.wire.Finding`.
 
-A frame index that does not increase, in either step, is a caller's bug: ``RuntimeError``.
+A frame index from ingest that does not increase (step 1) is a caller's bug:
+``RuntimeError``. Tracks for a frame at or before the last one checked (step 2) are the
+worker's doing (a duplicate, a replay, out of order): a disagreeing finding, never an
+exception.
 Input no check can use (a thumbnail that is not 2-D uint8, a NaN pts) is a
 :class:`~kontur.verifier.VerifierError`. Anything wrong with the *worker's* output, which is
 untrusted, is a disagreeing finding, never an exception: a worker must not be able to crash
@@ -40,7 +44,7 @@ from kontur.verifier.checks import SceneLiveness, TrackCheck, WellFormedBox, def
 from kontur.verifier.errors import FrameStampError
 from kontur.verifier.history import ObservedBox, TrackHistory
 from kontur.verifier.thumbnail import validate_thumbnail
-from kontur.wire.messages import Finding, TrackedObject, TrackFrame
+from kontur.wire.messages import Finding, FrameStamp, TrackedObject, TrackFrame
 
 __all__ = ["FORGET_AFTER_FRAMES", "FRAME_RECORDS", "MAX_TRACKS", "Verifier", "VerifierStats"]
 
@@ -69,6 +73,7 @@ class VerifierStats:
 class _FrameRecord:
     pts_s: float
     scene: tuple[str, ...]
+    gop_index: int
 
 
 @dataclass(slots=True)
@@ -113,6 +118,7 @@ class Verifier:
         frame_index: int,
         pts_s: float,
         thumbnail: npt.NDArray[np.uint8] | None,
+        gop_index: int = 0,
     ) -> None:
         """Step 1: look at frame ``frame_index``'s picture (a 2-D uint8 grey thumbnail)."""
         if frame_index < 0 or not math.isfinite(pts_s):
@@ -133,7 +139,25 @@ class Verifier:
         if thumb is not None:
             reason = cam.liveness.observe(frame_index, pts_s, thumb)
             cam.picture_pts, cam.picture_scene = pts_s, () if reason is None else (reason,)
-        self._record(cam, frame_index, _FrameRecord(pts_s, self._scene_now(cam, pts_s)))
+        record = _FrameRecord(pts_s, self._scene_now(cam, pts_s), gop_index)
+        self._record(cam, frame_index, record)
+
+    def stamp(self, camera_id: str, frame_index: int) -> FrameStamp | None:
+        """Ingest's stamp of an observed frame (its pts and GOP); None if not observed/held."""
+        cam = self._cameras.get(camera_id)
+        record = None if cam is None else cam.records.get(frame_index)
+        if record is None:
+            return None
+        return FrameStamp(
+            camera_id=camera_id,
+            frame_index=frame_index,
+            gop_index=record.gop_index,
+            pts_s=record.pts_s,
+        )
+
+    def forget_camera(self, camera_id: str) -> None:
+        """Drop everything held for ``camera_id`` (its ingest restarted: a new stream)."""
+        self._cameras.pop(camera_id, None)
 
     def _scene_now(self, cam: _Camera, pts_s: float) -> tuple[str, ...]:
         since = cam.first_pts if cam.picture_pts is None else cam.picture_pts
@@ -163,9 +187,15 @@ class Verifier:
                 ),
             )
         if cam.last_checked is not None and tracks.frame_index <= cam.last_checked:
-            raise RuntimeError(
-                f"camera {tracks.camera_id!r}: expected tracks for a frame after "
-                f"{cam.last_checked}, got frame {tracks.frame_index}"
+            return Finding(
+                camera_id=tracks.camera_id,
+                frame_index=tracks.frame_index,
+                agree=False,
+                reasons=(
+                    f"camera {tracks.camera_id!r}: expected tracks for a frame after "
+                    f"{cam.last_checked}, got frame {tracks.frame_index} (repeated or out of "
+                    "order: the worker's doing)",
+                ),
             )
         cam.last_checked = tracks.frame_index
         scene, pts_s = self._scene_for(cam, tracks)

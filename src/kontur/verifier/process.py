@@ -4,7 +4,11 @@ It imports numpy, pydantic and kontur's pure verifier core only: never an infere
 runtime or a GPU stack (a test reads ``/proc/<pid>/maps`` to prove it). Order of steps:
 read every new frame from the ingest rings (read-only) and feed its thumbnail to the scene
 liveness check; then check each :class:`TrackFrame` from the worker and send the
-:class:`Evidence` (tracks + finding) to the gate and the :class:`Finding` to the supervisor.
+:class:`Evidence` (ingest's stamp of the frame + tracks + finding) to the gate and the
+:class:`Finding` to the supervisor. Tracks for a frame the verifier did not observe get a
+disagreeing finding and no evidence: the gate only ever decides on frames ingest stamped.
+The worker's inbox enforces its edge (:mod:`kontur.wire.edges`); what it refuses is reported
+to the supervisor as :class:`ProtocolViolation`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.verifier.core import Verifier
 from kontur.verifier.thumbnail import make_thumbnail
 from kontur.wire import Evidence, FrameReady, TrackFrame
-from kontur.wire.channel import Inbox, Outbox, wait_readable
+from kontur.wire.channel import Inbox, Outbox, forward_violations, wait_readable
+from kontur.wire.edges import edge
 from kontur.wire.framering import RingReader
 
 __all__ = ["THUMB_SIZE", "main", "thumbnail"]
@@ -46,7 +51,9 @@ class VerifierLoop:
         self.wake_fd: int = spec["wake_fd"]
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(spec["worker_fd"], False)
-        self.from_worker = Inbox(spec["worker_fd"], "worker")
+        self.from_worker = Inbox(
+            spec["worker_fd"], "worker", edge=edge("worker", "verifier"), cameras=self.readers
+        )
         self.to_gate = Outbox(spec["gate_fd"])
         self.to_supervisor = Outbox(spec["supervisor_fd"])
         self.last_frame: dict[str, int] = {}
@@ -64,13 +71,27 @@ class VerifierLoop:
                 except ValidationError:
                     self.bad_meta += 1
                     continue
-                self.core.observe_frame(cam_id, meta.frame_index, meta.pts_s, thumbnail(slot.frame))
+                last = self.last_frame.get(cam_id)
+                if last is not None and meta.frame_index <= last:
+                    self.core.forget_camera(cam_id)  # ingest restarted: a new stream
+                self.core.observe_frame(
+                    cam_id, meta.frame_index, meta.pts_s, thumbnail(slot.frame), meta.gop_index
+                )
                 self.last_frame[cam_id] = meta.frame_index
 
     def _check(self, tracks: TrackFrame) -> None:
         finding = self.core.check(tracks)
-        self.to_gate.send(Evidence(tracks=tracks, finding=finding))
+        stamp = self.core.stamp(tracks.camera_id, tracks.frame_index)
+        if stamp is not None:
+            self.to_gate.send(Evidence(frame=stamp, tracks=tracks, finding=finding))
         self.to_supervisor.send(finding)
+
+    def _from_worker(self, inbox: Inbox) -> None:
+        for msg in inbox.drain():
+            if isinstance(msg, TrackFrame):
+                self._read_frames()
+                self._check(msg)
+        forward_violations(inbox, "verifier", self.to_supervisor)
 
     def run(self) -> None:
         """Verify until asked to stop."""
@@ -79,16 +100,10 @@ class VerifierLoop:
         while not stop_requested() and not self.orphaned:
             select.select([self.wake_fd, self.from_worker.fd], [], [], 0.2)
             self._read_frames()
-            for msg in self.from_worker.drain():
-                if isinstance(msg, TrackFrame) and msg.camera_id in self.readers:
-                    self._read_frames()
-                    self._check(msg)
+            self._from_worker(self.from_worker)
         # final drain: what the worker already sent is still checked
         for r in wait_readable([self.from_worker], 0.0):
-            for msg in r.drain():
-                if isinstance(msg, TrackFrame) and msg.camera_id in self.readers:
-                    self._read_frames()
-                    self._check(msg)
+            self._from_worker(r)
 
 
 def main() -> int:

@@ -17,9 +17,19 @@ Protocol (a seqlock): the writer fills a slot's frame and meta, then writes the 
 ``seq``, then ``last_published_seq``. A reader copies the frame and re-reads ``seq``; if it
 changed the frame was overwritten while copying and is reported as dropped.
 
-Back-pressure: before overwriting a slot the writer waits for every *live* reader (ack
-heartbeat younger than ``reader_timeout_s``) to have consumed it, at most ``max_wait_s``;
-a dead or hung reader never stalls ingest, so recording continues (DESIGN.md §1).
+Back-pressure: before overwriting a slot the writer waits for every *progressing* reader
+to have consumed it, at most ``max_wait_s`` per write. Liveness is progress the writer sees
+itself, never what a reader claims: the writer notes (``time.monotonic``, its own clock)
+when each reader's consumed seq last advanced, and a reader with frames pending that made
+no progress for ``reader_timeout_s`` is not waited for until it advances again. So a dead,
+hung or compromised reader (one that keeps its heartbeat fresh but never consumes) costs
+the writer at most one ``reader_timeout_s`` in all, not one per frame, and recording
+continues (DESIGN.md §1). A reader's first attach (heartbeat set) counts as progress once.
+``max_wait_s=0`` (live sources) never waits.
+
+The writer counts, per reader, the frames it overwrote that the reader had not consumed
+(:meth:`FrameRing.skipped`): the ring's only writer is the one that knows, whatever a
+reader reports about itself.
 """
 
 from __future__ import annotations
@@ -32,7 +42,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["META_BYTES", "FrameRing", "RingReader", "RingSlot", "shm_path"]
+__all__ = [
+    "META_BYTES",
+    "VERIFIER_READER",
+    "WORKER_READER",
+    "FrameRing",
+    "RingReader",
+    "RingSlot",
+    "shm_path",
+]
+
+#: Reader indexes of a camera's ring: the analytics worker and the verifier.
+WORKER_READER, VERIFIER_READER = 0, 1
 
 MAGIC = 0x4B4F4E5455520001  # "KONTUR" ring v1
 META_BYTES = 1024
@@ -71,6 +92,17 @@ class RingSlot:
     frame: np.ndarray
 
 
+@dataclass
+class _Progress:
+    """What the writer saw of one reader: the highest seq it consumed, and when it moved."""
+
+    consumed: int
+    since: float | None
+    """``time.monotonic()`` of the last advance (or of the attach), None before either."""
+    attached: bool
+    skipped: int = 0
+
+
 class FrameRing:
     """The writer side (ingest). Creates the ring and one ack file per reader."""
 
@@ -102,6 +134,10 @@ class FrameRing:
                 arr[:] = [-1, 0]
             self._acks.append((mm, arr))
         self.seq = int(self._hdr[4])
+        self._progress = [_Progress(consumed=-1, since=None, attached=False) for _ in self._acks]
+        now = time.monotonic()
+        for r in range(readers):
+            self._observe(r, now)
 
     def _slot_view(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         off = _HDR + k * self.slot_bytes
@@ -111,22 +147,55 @@ class FrameRing:
         ).reshape(self.height, self.width, 3)
         return hdr, frame
 
-    def _wait_for_readers(self, seq: int, max_wait_s: float, reader_timeout_s: float) -> int:
-        """Wait until live readers consumed ``seq - slots``; return how many lagged behind."""
+    def _observe(self, reader: int, now: float) -> _Progress:
+        """Update what the writer knows of ``reader`` from its ack file; returns it.
+
+        Only an ack beyond the highest seen is progress (a reader cannot earn waiting by
+        moving its ack back and forth), an ack beyond the last published frame counts as
+        that frame, and the attach counts once per reader slot. An ack is the reader's word:
+        one that claims frames it never read only gives up its own waiting and skip count.
+        """
+        p = self._progress[reader]
+        ack = self._acks[reader][1]
+        consumed, heartbeat = min(int(ack[0]), self.seq), int(ack[1])
+        if consumed > p.consumed:
+            p.consumed, p.since = consumed, now
+        if heartbeat and not p.attached:
+            p.attached, p.since = True, now
+        return p
+
+    def _waits_for(self, reader: int, need: int, now: float, reader_timeout_s: float) -> bool:
+        """Whether the writer still waits for ``reader`` to consume ``need``."""
+        p = self._observe(reader, now)
+        return p.consumed < need and p.since is not None and now - p.since < reader_timeout_s
+
+    def _wait_for_readers(self, seq: int, max_wait_s: float, reader_timeout_s: float) -> None:
+        """Wait (at most ``max_wait_s``) until progressing readers consumed ``seq - slots``.
+
+        Every reader is observed on every write, so an attach or an advance is seen when it
+        happens, not when the writer first needs that reader.
+        """
         need = seq - self.slots
-        deadline = time.monotonic() + max_wait_s
+        now = time.monotonic()
+        deadline = now + max_wait_s
         delay = 0.0002
-        while True:
-            now_ns = time.monotonic_ns()
-            lagging = sum(
-                1
-                for _, a in self._acks
-                if a[0] < need and now_ns - int(a[1]) < reader_timeout_s * 1e9
-            )
-            if lagging == 0 or time.monotonic() >= deadline:
-                return lagging
-            time.sleep(delay)
+        readers = range(len(self._acks))
+        while [r for r in readers if self._waits_for(r, need, now, reader_timeout_s)]:
+            if now >= deadline:
+                return
+            time.sleep(min(delay, deadline - now))
             delay = min(delay * 2, 0.005)
+            now = time.monotonic()
+
+    def _count_skipped(self, seq: int) -> None:
+        """Count, per reader, the frame that writing ``seq`` overwrites if it is unconsumed."""
+        lost = seq - self.slots
+        if lost < 0:
+            return
+        now = time.monotonic()
+        for r in range(len(self._acks)):
+            if self._observe(r, now).consumed < lost:
+                self._progress[r].skipped += 1
 
     def write(
         self,
@@ -136,7 +205,12 @@ class FrameRing:
         max_wait_s: float = 5.0,
         reader_timeout_s: float = 2.0,
     ) -> tuple[int, int]:
-        """Publish ``frame`` (height×width×3 uint8); returns ``(seq, slot)``."""
+        """Publish ``frame`` (height×width×3 uint8); returns ``(seq, slot)``.
+
+        Waits at most ``max_wait_s`` for readers that still make progress (see the module
+        docstring); ``max_wait_s=0`` never waits, and an overwritten frame a reader had not
+        consumed is counted in :meth:`skipped`.
+        """
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(
                 f"expected a {self.height}x{self.width}x3 uint8 frame, "
@@ -146,6 +220,7 @@ class FrameRing:
             raise ValueError(f"expected meta of at most {META_BYTES} bytes, got {len(meta)}")
         seq = self.seq + 1
         self._wait_for_readers(seq, max_wait_s, reader_timeout_s)
+        self._count_skipped(seq)
         k = seq % self.slots
         hdr, view = self._slot_view(k)
         hdr[0] = -1  # mark the slot as being written
@@ -162,9 +237,19 @@ class FrameRing:
         """The last sequence number ``reader`` acknowledged (-1 before its first)."""
         return int(self._acks[reader][1][0])
 
+    @property
+    def published(self) -> int:
+        """The newest sequence number published (-1 before the first), read from the header:
+        right in any process that maps the ring, not only in the writer."""
+        return int(self._hdr[4])
+
     def reader_heartbeat(self, reader: int) -> int:
         """The monotonic time (ns) of ``reader``'s last heartbeat (0 before its first)."""
         return int(self._acks[reader][1][1])
+
+    def skipped(self, reader: int) -> int:
+        """How many frames this writer overwrote before ``reader`` had consumed them."""
+        return self._progress[reader].skipped
 
     def close(self, unlink: bool = True) -> None:
         """Unmap, and remove the files unless another owner will."""

@@ -1,13 +1,10 @@
 """Message types. Each is a frozen pydantic model; :func:`decode` is the only way in.
 
-Flow (DESIGN.md §2)::
-
-    ingest ──FrameReady──▶ worker, verifier        (frame pixels travel in shared memory)
-    ingest ──GopClosed───▶ supervisor (archive), gate
-    worker ──TrackFrame──▶ verifier ──Evidence──▶ gate
-    worker ──DetectionBatch──▶ supervisor (archive)
-    gate   ──Decision────▶ supervisor (archive, sinks already fired by the gate)
-    supervisor ──StateChanged / ControlMessage──▶ gate, ingest
+Who may send which type to whom is the edge table in :mod:`kontur.wire.edges`; the
+receiving :class:`~kontur.wire.channel.Inbox` enforces it. Facts have one owner (STYLE.md):
+frame numbers, GOP boundaries and times belong to ingest (``FrameReady``, ``GopClosed``), so
+the worker's ``TrackFrame`` carries no GOP, and the verifier forwards ingest's own stamp of
+the frame (:class:`FrameStamp`) in the ``Evidence`` the gate decides on.
 """
 
 from __future__ import annotations
@@ -18,9 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from kontur.errors import KonturError
-from kontur.ingest.verdict import GopVerdict
+from kontur.wire.verdict import GopVerdict
 
 __all__ = [
+    "MAX_FRAME_INDEX",
     "MAX_MESSAGE_BYTES",
     "ControlMessage",
     "Decision",
@@ -28,9 +26,12 @@ __all__ = [
     "Evidence",
     "Finding",
     "FrameReady",
+    "FrameStamp",
     "GopClosed",
     "Message",
     "Outcome",
+    "ProtocolViolation",
+    "SegmentStored",
     "SourceEnded",
     "StateChanged",
     "TrackFrame",
@@ -40,6 +41,10 @@ __all__ = [
     "decode",
     "encode",
 ]
+
+#: A frame index is exact in a float up to here (and 2**53 frames at 1000 fps is 285 000
+#: years): a bigger one from the worker is refused at the wire, never fed to float arithmetic.
+MAX_FRAME_INDEX = 2**53
 
 #: No message may be larger than this; a bigger one is refused before parsing.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -59,7 +64,7 @@ class FrameReady(_Msg):
     type: Literal["frame"] = "frame"
     camera_id: str
     seq: int = Field(ge=0)
-    frame_index: int = Field(ge=0)
+    frame_index: int = Field(ge=0, le=MAX_FRAME_INDEX)
     pts_s: float
     gop_index: int = Field(ge=0)
     slot: int = Field(ge=0)
@@ -74,8 +79,8 @@ class GopClosed(_Msg):
 
     type: Literal["gop"] = "gop"
     verdict: GopVerdict
-    first_frame: int = Field(ge=0)
-    last_frame: int = Field(ge=0)
+    first_frame: int = Field(ge=0, le=MAX_FRAME_INDEX)
+    last_frame: int = Field(ge=0, le=MAX_FRAME_INDEX)
     start_pts_s: float
     end_pts_s: float
     segment_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -109,6 +114,9 @@ class SourceEnded(_Msg):
     frames: int = Field(ge=0)
     gops: int = Field(ge=0)
     error: str | None = None
+    frames_skipped: int = Field(default=0, ge=0)
+    """Frames published for analysis that the worker never read (overwritten in the ring
+    while it lagged): counted by ingest, the ring's only writer, never by the worker."""
 
 
 class TrackedObject(_Msg):
@@ -122,12 +130,16 @@ class TrackedObject(_Msg):
 
 
 class TrackFrame(_Msg):
-    """The worker's result for one frame, stamped with what produced it."""
+    """The worker's result for one frame, stamped with what produced it.
+
+    Everything in it is the untrusted worker's claim. It names the frame (``camera_id``,
+    ``frame_index``) and repeats ingest's ``pts_s`` so the verifier can check the claim; the
+    frame's GOP is not the worker's to say and is looked up from ingest.
+    """
 
     type: Literal["tracks"] = "tracks"
     camera_id: str
-    frame_index: int = Field(ge=0)
-    gop_index: int = Field(ge=0)
+    frame_index: int = Field(ge=0, le=MAX_FRAME_INDEX)
     pts_s: float
     model_id: str
     config_id: str
@@ -167,19 +179,47 @@ class Finding(_Msg):
 
     type: Literal["finding"] = "finding"
     camera_id: str
-    frame_index: int = Field(ge=0)
+    frame_index: int = Field(ge=0, le=MAX_FRAME_INDEX)
     agree: bool
     reasons: tuple[str, ...] = ()
     track_reasons: dict[int, tuple[str, ...]] = Field(default_factory=dict)
     """Reasons that concern one track only, keyed by track id."""
 
 
+class FrameStamp(_Msg):
+    """Ingest's own facts about one frame (from its ``FrameReady``), as the verifier saw them."""
+
+    camera_id: str
+    frame_index: int = Field(ge=0, le=MAX_FRAME_INDEX)
+    gop_index: int = Field(ge=0)
+    pts_s: float
+
+
 class Evidence(_Msg):
-    """What the gate decides on: the worker's tracks with the verifier's finding on them."""
+    """What the gate decides on: the worker's tracks with the verifier's finding on them.
+
+    ``frame`` is the frame's provenance as *ingest* published it; the gate takes the frame's
+    GOP and time from it, never from ``tracks``.
+    """
 
     type: Literal["evidence"] = "evidence"
+    frame: FrameStamp
     tracks: TrackFrame
     finding: Finding
+
+
+class ProtocolViolation(_Msg):
+    """A block's inbox dropped a message its sender may not send (or could not parse it).
+
+    Sent by the verifier and the gate to the supervisor, which archives it and degrades; the
+    supervisor records its own inboxes' violations directly.
+    """
+
+    type: Literal["violation"] = "violation"
+    sender: str
+    receiver: str
+    message_type: str
+    detail: str
 
 
 class Outcome(StrEnum):
@@ -200,7 +240,7 @@ class Decision(_Msg):
     action: str
     critical: bool
     track_id: int | None
-    frame_index: int = Field(ge=0)
+    frame_index: int = Field(ge=0, le=MAX_FRAME_INDEX)
     outcome: Outcome
     reasons: tuple[str, ...]
     gops: tuple[int, ...]
@@ -240,7 +280,8 @@ Message = Annotated[
     | Evidence
     | Decision
     | StateChanged
-    | ControlMessage,
+    | ControlMessage
+    | ProtocolViolation,
     Field(discriminator="type"),
 ]
 

@@ -221,7 +221,6 @@ class WorkerLoop:
             TrackFrame(
                 camera_id=cam_id,
                 frame_index=meta.frame_index,
-                gop_index=meta.gop_index,
                 pts_s=meta.pts_s,
                 model_id=self.detector.model_id,
                 config_id=self.config_id,

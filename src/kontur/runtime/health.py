@@ -1,0 +1,223 @@
+"""Health: every block watched, every fault a degradation trigger, recovery per block.
+
+Order of steps of :meth:`Health.poll` (called by the supervisor's loop several times a second):
+
+1. block exits: each process that exited unasked is a trigger (``worker_crash`` for the
+   worker, ``block_failed`` for ingest, the verifier and the gate) and is recovered as the
+   README's table says: the worker restarts on the CPU, the verifier and the gate restart, an
+   ingest whose source had not ended marks its camera failed (recording of the other cameras
+   goes on; the run ends instead of hanging);
+2. progress: the worker and the verifier are alive when their ring acknowledgements advance
+   (or nothing is waiting for them), never on a heartbeat file alone, so a worker that beats
+   but never reads is hung; a hang restarts the block;
+3. the monitors (model integrity, clock jump) and the machine's recovery tick.
+
+Between polls, :meth:`Health.on_message` watches what the recorder archived: consecutive
+failing GOP verdicts of one camera raise ``camera_untrusted``; a verifier disagreement ratio
+over a full window raises ``anomalous_results``. :meth:`Health.on_violation` turns an edge
+violation into ``worker_misbehaving`` (the worker) or ``block_failed`` (anyone else).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kontur.archive import Archive
+from kontur.config import Config
+from kontur.degrade import DegradationMachine, Monitor, Watchdog, step
+from kontur.degrade.machine import Transition, Trigger
+from kontur.runtime.recorder import CameraStats, Recorder
+from kontur.runtime.supervisor import Supervisor
+from kontur.runtime.wiring import Wiring
+from kontur.wire import ControlMessage, Finding, GopClosed, Message, StateChanged
+from kontur.wire.edges import Violation, role_of
+from kontur.wire.framering import VERIFIER_READER, WORKER_READER
+from kontur.wire.verdict import FAILING_VERDICTS, SystemState
+
+__all__ = ["Health"]
+
+log = logging.getLogger("kontur.health")
+
+#: The blocks whose liveness is their ring acknowledgements, and their reader index.
+_READERS = {"worker": WORKER_READER, "verifier": VERIFIER_READER}
+
+
+@dataclass
+class _Progress:
+    consumed: dict[str, int] = field(default_factory=dict)
+    heartbeat: dict[str, int] = field(default_factory=dict)
+
+
+class Health:
+    """Watches the process tree and drives the degradation machine (see the module)."""
+
+    def __init__(
+        self,
+        config: Config,
+        machine: DegradationMachine,
+        watchdog: Watchdog,
+        monitors: Sequence[Monitor],
+        supervisor: Supervisor,
+        wiring: Wiring,
+        archive: Archive,
+        recorder: Recorder,
+        stats: dict[str, CameraStats],
+        fallback: Callable[[], str],
+    ) -> None:
+        self.config = config
+        self.machine = machine
+        self.watchdog = watchdog
+        self.monitors = tuple(monitors)
+        self.supervisor = supervisor
+        self.wiring = wiring
+        self.archive = archive
+        self.recorder = recorder
+        self.stats = stats
+        self.fallback = fallback
+        self.progress_callback: Callable[[dict[str, Any]], None] | None = None
+        self.drain_all: Callable[[], None] = lambda: None
+        """Reads every inbox empty (set by the supervisor's loop): an exited ingest's last
+        messages are read before its exit is judged."""
+        dc = config.degradation
+        self._streak: dict[str, int] = {}
+        self._findings: deque[bool] = deque(maxlen=dc.anomalous_window)
+        self._progress = {name: _Progress() for name in _READERS}
+        self._handled: set[int] = set()
+
+    # ---- what the recorder saw --------------------------------------------------------
+    def on_message(self, msg: Message) -> None:
+        """Count failing verdicts per camera and the verifier's disagreements."""
+        if isinstance(msg, GopClosed):
+            self._on_verdict(msg)
+        elif isinstance(msg, Finding):
+            self._findings.append(msg.agree)
+            full = len(self._findings) == self._findings.maxlen
+            ratio = self._findings.count(False) / len(self._findings)
+            if full and ratio >= self.config.degradation.anomalous_disagree_ratio:
+                detail = f"verifier disagreed on {ratio:.0%} of the last {len(self._findings)}"
+                self.raise_trigger(Trigger.ANOMALOUS_RESULTS, detail)
+
+    def _on_verdict(self, msg: GopClosed) -> None:
+        v = msg.verdict
+        if v.verdict not in FAILING_VERDICTS:
+            self._streak[v.camera_id] = 0
+            return
+        n = self._streak[v.camera_id] = self._streak.get(v.camera_id, 0) + 1
+        if n >= self.config.degradation.camera_failing_gops:
+            detail = f"{v.camera_id}: {n} consecutive failing GOPs, last {v.verdict.value}"
+            self.raise_trigger(Trigger.CAMERA_UNTRUSTED, detail)
+            self.recorder.alarm_camera(v.camera_id, Trigger.CAMERA_UNTRUSTED.value, detail)
+
+    def on_violation(self, v: Violation) -> None:
+        """An edge violation: archived, and a trigger naming the sender."""
+        self.recorder.record_violation(v)
+        log.warning("protocol violation by %s: %s", v.sender, v.detail)
+        trigger = Trigger.WORKER_MISBEHAVING if v.sender == "worker" else Trigger.BLOCK_FAILED
+        self.raise_trigger(trigger, f"{v.sender} sent {v.message_type}: {v.detail}")
+
+    # ---- triggers and transitions -----------------------------------------------------
+    def raise_trigger(self, trigger: Trigger, detail: str) -> None:
+        """Raise ``trigger`` and act on the transitions it causes."""
+        self.apply(self.machine.raise_trigger(trigger, detail))
+
+    def apply(self, transitions: list[Transition]) -> None:
+        """Archive each transition, tell the gate and ingest, move the worker if required."""
+        for t in transitions:
+            self.archive.append(
+                "state",
+                {
+                    "at": t.at,
+                    "from": t.from_state.value,
+                    "to": t.to_state.value,
+                    "trigger": t.trigger,
+                    "detail": t.detail,
+                },
+            )
+            self.wiring.to_gate.send(t.to_message())
+            if self.progress_callback is not None:
+                self.progress_callback({"state": t.to_state.value, "trigger": t.trigger})
+        if not transitions:
+            return
+        actions = self.machine.actions()
+        for cam in self.config.cameras:
+            out = self.wiring.to_ingest.get(cam.id)
+            if out is not None and not cam.priority:
+                stride = actions.analysis_stride_non_priority
+                out.send(ControlMessage(command="analysis_stride", camera_id=cam.id, value=stride))
+        worker = self.supervisor.running.get("worker")
+        on_accelerator = worker is not None and worker.block.platform != "cpu"
+        if actions.move_priority_to_cpu and on_accelerator and self.fallback() == "cpu":
+            self._restart("worker", "moved to the CPU (degradation)", platform="cpu")
+
+    # ---- the poll ---------------------------------------------------------------------
+    def poll(self) -> None:
+        """One round: exits, progress, watchdog, monitors (see the module)."""
+        self._exits()
+        self._watch_progress()
+        for trig, detail in self.watchdog.poll():
+            name = detail.split(":", 1)[0]
+            self.raise_trigger(Trigger(trig), detail)
+            if "no progress" in detail and name in _READERS:
+                self._restart(name, detail)
+        for cleared in self.watchdog.take_cleared():
+            self.machine.clear_trigger(cleared)
+        self.apply(step(self.machine, self.monitors))
+
+    def _exits(self) -> None:
+        for name, rc in self.supervisor.exited():
+            pid = self.supervisor.running[name].proc.pid
+            if pid in self._handled:
+                continue
+            self._handled.add(pid)
+            if role_of(name) == "ingest":
+                self._ingest_exit(name, rc)
+                continue
+            _, detail = self.watchdog.report_exit(name, rc)
+            platform = self.fallback() if name == "worker" else None
+            self._restart(name, detail, **({"platform": platform} if platform else {}))
+
+    def _ingest_exit(self, name: str, rc: int) -> None:
+        st = self.stats[name.split(":", 1)[1]]
+        if not st.ended:
+            self.drain_all()  # its SourceEnded may still sit in the pipe
+        if st.ended:
+            return  # its source ended and it said so: a clean exit
+        _, detail = self.watchdog.report_exit(name, rc)
+        st.ended = True
+        st.error = f"{detail} before its source ended; recording of this camera stopped"
+        self.archive.append("event", {"event": "block_failed", "block": name, "detail": st.error})
+
+    def _restart(self, name: str, why: str, **spec: Any) -> None:
+        self.archive.append("event", {"event": f"{role_of(name)}_restarted", "why": why, **spec})
+        self.supervisor.restart(name, **spec)
+        self.watchdog.expect(name)
+        if name in self._progress:
+            self._progress[name] = _Progress()
+        if name == "gate":
+            # a new gate starts NORMAL: tell it the state the machine is in now
+            self.wiring.to_gate.send(
+                StateChanged(
+                    at=self.machine.transitions[-1].at if self.machine.transitions else 0.0,
+                    from_state=SystemState.NORMAL.value,
+                    to_state=self.machine.state.value,
+                    trigger="gate restarted: the current state",
+                )
+            )
+
+    def _watch_progress(self) -> None:
+        """Beat a reader block only when it consumed frames, or had none waiting."""
+        for name, reader in _READERS.items():
+            p = self._progress[name]
+            for ring in self.wiring.rings.values():
+                consumed = ring.reader_consumed(reader)
+                hb = ring.reader_heartbeat(reader)
+                idle = consumed >= ring.published
+                moved = consumed != p.consumed.get(ring.name, -2)
+                beat = hb != p.heartbeat.get(ring.name, -2)
+                p.consumed[ring.name], p.heartbeat[ring.name] = consumed, hb
+                if moved or (idle and beat):
+                    self.watchdog.beat(name)

@@ -1,0 +1,240 @@
+"""The supervisor's side of the sandboxed probe and bench (:mod:`kontur.worker.prepare`).
+
+The supervisor opens each local source read-only (it checks that the file exists, and reads
+not one byte of it), starts the prepare process in the worker's sandbox with the descriptors
+and the release's verified bytes, and parses the one line it answers strictly: every figure
+in it is an untrusted claim (ADR 0014). An RTSP source is still probed here (its probe needs
+the network the sandbox denies); the decoder sandbox of a later issue takes it over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kontur.config import Config, Profile
+from kontur.errors import KonturError
+from kontur.ingest.errors import SourceNotFound
+from kontur.ingest.source import probe
+from kontur.placement.errors import MeasurementError
+from kontur.placement.measure import Measurement
+from kontur.runtime.supervisor import Block, Supervisor
+from kontur.runtime.wiring import sandbox_spec
+from kontur.worker.prepare import PrepareResult, ProbeClaim
+
+__all__ = ["PrepareFailed", "Prepared", "output_shape", "prepare_sources"]
+
+#: How long the sandboxed probe and bench may take.
+PREPARE_TIMEOUT_S = 300.0
+
+
+class PrepareFailed(KonturError):
+    """The sandboxed probe or bench failed; its one-line reason says why."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Per camera its profile (and notes); the bench's measurements per platform."""
+
+    profiles: dict[str, Profile]
+    notes: dict[str, tuple[str, ...]]
+    measurements: dict[str, Measurement | None]
+
+
+def _is_local(source: str) -> bool:
+    return "://" not in source
+
+
+def _open_sources(sources: dict[str, str]) -> dict[str, int]:
+    fds: dict[str, int] = {}
+    for cam, source in sources.items():
+        if not _is_local(source):
+            continue
+        if not Path(source).is_file():
+            raise SourceNotFound(f"source {source}: expected a readable video file, found nothing")
+        fds[cam] = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        os.set_inheritable(fds[cam], True)
+    return fds
+
+
+def _spec(
+    config: Config,
+    data_dir: Path,
+    scratch: Path,
+    worker: dict[str, Any],
+    sources: dict[str, str],
+    fds: dict[str, int],
+    strict: dict[str, bool],
+    allowed: list[str] | None,
+) -> dict[str, Any]:
+    return dict(
+        worker,
+        platform="cpu",
+        worker=config.worker.model_dump(),
+        sandbox=sandbox_spec(config, data_dir, scratch / "prepare"),
+        prepare={
+            "sources": [
+                {"camera_id": c, "source": sources[c], "fd": fd, "strict": strict[c]}
+                for c, fd in fds.items()
+            ],
+            "frames": config.placement.bench_frames,
+            "allowed": allowed,
+        },
+    )
+
+
+def _read_result(r: int, proc: Any) -> PrepareResult:
+    deadline = time.monotonic() + PREPARE_TIMEOUT_S
+    data = b""
+    os.set_blocking(r, False)
+    while time.monotonic() < deadline and len(data) < 1 << 20:
+        with contextlib.suppress(BlockingIOError):
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+            continue
+        if proc.poll() is not None and not data.endswith(b"\n"):
+            time.sleep(0.05)
+            with contextlib.suppress(BlockingIOError):
+                data += os.read(r, 1 << 16)
+            break
+        time.sleep(0.05)
+    line = data.split(b"\n", 1)[0]
+    try:
+        return PrepareResult.model_validate_json(line)
+    except ValidationError as exc:
+        raise PrepareFailed(
+            f"probe and bench (sandboxed): expected one result line, got {len(data)} bytes "
+            f"that do not parse ({exc.errors()[0]['msg']}); exit {proc.poll()}"
+        ) from None
+
+
+def _measurements(raw: dict[str, dict[str, Any] | None]) -> dict[str, Measurement | None]:
+    out: dict[str, Measurement | None] = {"cpu": None, "gpu": None, "npu": None}
+    for platform, m in raw.items():
+        if platform not in out:
+            raise PrepareFailed(f"bench: expected platforms cpu, gpu, npu, got {platform!r}")
+        try:
+            out[platform] = None if m is None else Measurement.from_json(m)
+        except MeasurementError as exc:
+            raise PrepareFailed(f"bench of {platform}: {exc}") from None
+        if out[platform] is not None and out[platform].platform != platform:  # type: ignore[union-attr]
+            raise PrepareFailed(f"bench: a measurement of another platform filed as {platform}")
+    if out["cpu"] is None:
+        raise PrepareFailed("bench: expected a CPU measurement (the reference), got none")
+    return out
+
+
+def _run_sandboxed(
+    supervisor: Supervisor,
+    spec: dict[str, Any],
+    fds: tuple[int, ...],
+    stdin: bytes | None,
+    scratch: Path,
+) -> PrepareResult:
+    """Start the prepare process with ``spec`` (its ``result_fd`` is set here) and parse it."""
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    try:
+        block = Block(
+            "prepare",
+            "kontur.worker.prepare",
+            dict(spec, result_fd=w),
+            (w, *fds),
+            stdin_data=stdin,
+            minimal_env=True,
+            log_path=scratch / "prepare.log",
+        )
+        proc = supervisor.spawn_once(block)
+        os.close(w)
+        w = -1
+        result = _read_result(r, proc)
+        supervisor.reap_once(proc)
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+    if result.error is not None:
+        raise PrepareFailed(result.error, result.exit_code)
+    return result
+
+
+def output_shape(
+    supervisor: Supervisor, config: Config, data_dir: Path, scratch: Path, model: Path
+) -> tuple[object, ...]:
+    """A bare ONNX model's first output shape, read by ONNX Runtime in the sandbox."""
+    fd = os.open(model, os.O_RDONLY | os.O_CLOEXEC)
+    os.set_inheritable(fd, True)
+    spec = {
+        "mode": "output_shape",
+        "detector": "onnx",
+        "model_fd": fd,
+        "model_name": str(model),
+        "platform": "cpu",
+        "sandbox": sandbox_spec(config, data_dir, scratch / "prepare"),
+    }
+    try:
+        result = _run_sandboxed(supervisor, spec, (fd,), None, scratch)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    if result.output_shape is None:
+        raise PrepareFailed(f"model {model}: expected its output shape, got none")
+    return tuple(result.output_shape)
+
+
+def prepare_sources(
+    supervisor: Supervisor,
+    config: Config,
+    data_dir: Path,
+    scratch: Path,
+    worker: dict[str, Any],
+    model_bytes: bytes | None,
+    sources: dict[str, str],
+    strict: dict[str, bool],
+    allowed: list[str] | None,
+) -> Prepared:
+    """Probe every source and bench the detector, in the sandbox (see the module)."""
+    fds = _open_sources(sources)
+    try:
+        spec = _spec(config, data_dir, scratch, worker, sources, fds, strict, allowed)
+        result = _run_sandboxed(supervisor, spec, tuple(fds.values()), model_bytes, scratch)
+    finally:
+        for fd in fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    return _prepared(result, sources)
+
+
+def _prepared(result: PrepareResult, sources: dict[str, str]) -> Prepared:
+    profiles: dict[str, Profile] = {}
+    notes: dict[str, tuple[str, ...]] = {}
+    for cam, source in sources.items():
+        if _is_local(source):
+            claim = result.probes.get(cam)
+            if claim is None:
+                raise PrepareFailed(f"probe: expected a result for camera {cam}, got none")
+        else:
+            pr = probe(source)  # RTSP: still here, see the module docstring
+            i = pr.info
+            claim = ProbeClaim(
+                codec=i.codec, width=i.width, height=i.height, fps=float(i.fps),
+                frames_declared=pr.frames_declared, fps_from=pr.fps_from, notes=pr.notes,
+            )  # fmt: skip
+        profiles[cam] = Profile(
+            codec=claim.codec, width=claim.width, height=claim.height, fps=claim.fps
+        )
+        notes[cam] = claim.notes
+    return Prepared(profiles, notes, _measurements(result.measurements))
