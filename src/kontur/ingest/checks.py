@@ -56,12 +56,12 @@ class _Open:
 class GopChecker:
     """Checks GOPs of one camera against its enrolled profile."""
 
-    def __init__(self, camera_id: str, profile: Profile) -> None:
+    def __init__(self, camera_id: str, profile: Profile, first_index: int = 0) -> None:
         self.camera_id = camera_id
         self.profile = profile
         self._open: _Open | None = None
         self._prev_pts: float | None = None
-        self._next_index = 0
+        self._next_index = first_index
 
     def begin(self, info: StreamInfo) -> int:
         """Open the next GOP; returns its index."""

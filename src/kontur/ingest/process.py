@@ -148,7 +148,9 @@ class IngestLoop:
         self.camera_id: str = spec["camera_id"]
         self.source: str = spec["source"]
         self.profile = Profile.model_validate(spec["profile"])
-        self.checker = GopChecker(self.camera_id, self.profile)
+        # an ingest restarted on a live camera goes on from the supervisor's frame and GOP
+        self.first_gop: int = spec.get("first_gop", 0)
+        self.checker = GopChecker(self.camera_id, self.profile, first_index=self.first_gop)
         self.data_dir = Path(spec["data_dir"])
         self.store = SegmentStore(self.data_dir)
         self.ring = FrameRing(
@@ -198,9 +200,9 @@ class IngestLoop:
         self._gop_first: int | None = None  # first frame index of the GOP being read
         self.early: dict[int, GopTrust] = {}
         self.stride = 1
-        self.frames = 0
+        self.frames: int = spec.get("first_frame", 0)
         self.gops = 0
-        self.read = 0
+        self.read = self.first_gop
         self.last_pts: int | None = None
         self._t0: float | None = None
 
@@ -314,7 +316,9 @@ class IngestLoop:
                 self.clock,
             )
         guard = FreshnessGuard(self.inventory, self.freshness, self.policy, self.clock)
-        self.trust = CameraTrust(self.camera_id, info.codec, header, guard=guard)
+        self.trust = CameraTrust(
+            self.camera_id, info.codec, header, guard=guard, first_gop=self.first_gop
+        )
         if self.strict:
             self.decoder = GopDecoder(
                 info.codec,

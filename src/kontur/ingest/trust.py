@@ -127,10 +127,14 @@ class CameraTrust:
         *,
         guard: FreshnessGuard | None,
         anchors: Sequence[x509.Certificate] = (),
+        first_gop: int = 0,
     ) -> None:
-        """``header`` is a GOP header of :func:`kontur.ingest.source.read_gops` (extradata)."""
+        """``header`` is a GOP header of :func:`kontur.ingest.source.read_gops` (extradata);
+        ``first_gop`` the index of the first GOP fed (an ingest restarted on a live camera
+        goes on from where the last one stopped; the validator counts from 0)."""
         self.camera_id = camera_id
         self.guard = guard
+        self._offset = first_gop
         self._codec = OMS_CODECS.get(codec)
         self._validator: OmsValidator | None = None
         self._length_size = 4
@@ -197,8 +201,9 @@ class CameraTrust:
         """
         assert self._validator is not None and self._codec is not None
         signed_as = self._validator.current_gop_index
-        if signed_as is None or signed_as == gop_index:
+        if signed_as is None or signed_as + self._offset == gop_index:
             return
+        signed_as += self._offset
         try:
             if not any(parse_nal_header(n, self._codec).is_slice for n in nals):
                 return
@@ -237,12 +242,13 @@ class CameraTrust:
 
     def _decide(self, r: SignedGopResult) -> GopTrust:
         verdict = _VERDICT[r.result]
+        index = r.index + self._offset
         findings: list[tuple[Verdict, str]] = [(verdict, why) for why in r.reasons]
-        findings += [(Verdict.NOT_AUTHENTIC, why) for why in self._errors.pop(r.index, [])]
+        findings += [(Verdict.NOT_AUTHENTIC, why) for why in self._errors.pop(index, [])]
         if not findings:
             findings.append((verdict, f"Media Signing: {r.result.value}"))
         seen: dict[str, object] | None = None
-        info = self._info.pop(r.index, None)
+        info = self._info.pop(index, None)
         if self.guard is not None and r.result is not OmsResult.PENDING:
             result = self.guard.check(self._facts(r, info))
             findings += [(result.verdict, why) for why in result.reasons]
@@ -250,7 +256,7 @@ class CameraTrust:
         elif _signed(r) and r.provenance.status is not Provenance.OK:
             # no inventory: the trust anchors given are all there is to root the key in
             findings.append((Verdict.NOT_AUTHENTIC, f"provenance: {r.provenance.reason}"))
-        return GopTrust(r.index, tuple(findings), r, seen)
+        return GopTrust(index, tuple(findings), r, seen)
 
     def _facts(self, r: SignedGopResult, info: StreamInfo | None) -> SignedGopFacts:
         signed = r.result is not OmsResult.UNSIGNED
@@ -271,7 +277,7 @@ class CameraTrust:
         return SignedGopFacts(
             camera_id=self.camera_id,
             session_id=self._session or "unsigned",
-            gop_index=r.index,
+            gop_index=r.index + self._offset,
             signed=signed,
             signature_ok=r.result in (OmsResult.AUTHENTIC, OmsResult.MISSING),
             gop_counter=r.gop_counter if signed else None,

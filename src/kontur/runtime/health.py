@@ -20,20 +20,24 @@ violation into ``worker_misbehaving`` (the worker) or ``block_failed`` (anyone e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from kontur.archive import Archive
 from kontur.config import Config
 from kontur.degrade import DegradationMachine, Monitor, Watchdog, step
 from kontur.degrade.machine import Transition, Trigger
+from kontur.ingest.source import is_live
 from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.supervisor import Supervisor
 from kontur.runtime.wiring import Wiring
-from kontur.wire import ControlMessage, Finding, GopClosed, Message, StateChanged
+from kontur.wire import ControlMessage, Finding, FrameReady, GopClosed, Message, StateChanged
 from kontur.wire.edges import Violation, role_of
 from kontur.wire.framering import VERIFIER_READER, WORKER_READER
 from kontur.wire.verdict import FAILING_VERDICTS, SystemState
@@ -41,6 +45,9 @@ from kontur.wire.verdict import FAILING_VERDICTS, SystemState
 __all__ = ["Health"]
 
 log = logging.getLogger("kontur.health")
+
+#: Restarts of one camera's ingest (a live source) before the camera is given up.
+MAX_INGEST_RESTARTS = 10
 
 #: The blocks whose liveness is their ring acknowledgements, and their reader index.
 _READERS = {"worker": WORKER_READER, "verifier": VERIFIER_READER}
@@ -181,21 +188,39 @@ class Health:
             self._restart(name, detail, **({"platform": platform} if platform else {}))
 
     def _ingest_exit(self, name: str, rc: int) -> None:
-        st = self.stats[name.split(":", 1)[1]]
+        cam = name.split(":", 1)[1]
+        st = self.stats[cam]
         if not st.ended:
             self.drain_all()  # its SourceEnded may still sit in the pipe
         if st.ended:
             return  # its source ended and it said so: a clean exit
         _, detail = self.watchdog.report_exit(name, rc)
+        running = self.supervisor.running[name]
+        if is_live(str(running.block.spec["source"])) and running.restarts < MAX_INGEST_RESTARTS:
+            # a live camera: recording goes on in a new ingest, indexes where they stopped
+            self._restart(name, detail, **self._resume_at(cam))
+            return
         st.ended = True
         st.error = f"{detail} before its source ended; recording of this camera stopped"
         self.archive.append("event", {"event": "block_failed", "block": name, "detail": st.error})
 
+    def _resume_at(self, cam: str) -> dict[str, int]:
+        """The first frame and GOP a restarted ingest numbers: past everything published."""
+        st = self.stats[cam]
+        first_frame, first_gop = st.next_frame, max(st.stored_gops, default=-1) + 1
+        raw = self.wiring.rings[cam].latest_meta()
+        if raw is not None:
+            with contextlib.suppress(ValidationError):
+                meta = FrameReady.model_validate_json(raw)
+                first_frame = max(first_frame, meta.frame_index + 1)
+                first_gop = max(first_gop, meta.gop_index + 1)
+        return {"first_frame": first_frame, "first_gop": first_gop}
+
     def _restart(self, name: str, why: str, **spec: Any) -> None:
         self.archive.append("event", {"event": f"{role_of(name)}_restarted", "why": why, **spec})
         self.supervisor.restart(name, **spec)
-        self.watchdog.expect(name)
-        if name in self._progress:
+        if name in _READERS:  # progress-watched: a fresh grace period
+            self.watchdog.expect(name)
             self._progress[name] = _Progress()
         if name == "gate":
             # a new gate starts NORMAL: tell it the state the machine is in now

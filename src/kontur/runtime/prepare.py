@@ -26,7 +26,7 @@ from kontur.placement.errors import MeasurementError
 from kontur.placement.measure import Measurement
 from kontur.runtime.supervisor import Block, Supervisor
 from kontur.runtime.wiring import sandbox_spec
-from kontur.worker.prepare import PrepareResult, ProbeClaim
+from kontur.worker.prepare import PrepareResult
 
 __all__ = ["PrepareFailed", "Prepared", "output_shape", "prepare_sources"]
 
@@ -76,7 +76,10 @@ def _spec(
     fds: dict[str, int],
     strict: dict[str, bool],
     allowed: list[str] | None,
+    live: dict[str, Profile],
 ) -> dict[str, Any]:
+    first = next(iter(sources))
+    size = [live[first].width, live[first].height] if first in live else None
     return dict(
         worker,
         platform="cpu",
@@ -89,6 +92,7 @@ def _spec(
             ],
             "frames": config.placement.bench_frames,
             "allowed": allowed,
+            "bench": {"camera_id": first, "size": size},
         },
     )
 
@@ -207,32 +211,36 @@ def prepare_sources(
     allowed: list[str] | None,
 ) -> Prepared:
     """Probe every source and bench the detector, in the sandbox (see the module)."""
+    live = _probe_live(sources)
     fds = _open_sources(sources)
     try:
-        spec = _spec(config, data_dir, scratch, worker, sources, fds, strict, allowed)
+        spec = _spec(config, data_dir, scratch, worker, sources, fds, strict, allowed, live)
         result = _run_sandboxed(supervisor, spec, tuple(fds.values()), model_bytes, scratch)
     finally:
         for fd in fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
-    return _prepared(result, sources)
+    return _prepared(result, sources, live)
 
 
-def _prepared(result: PrepareResult, sources: dict[str, str]) -> Prepared:
-    profiles: dict[str, Profile] = {}
-    notes: dict[str, tuple[str, ...]] = {}
+def _probe_live(sources: dict[str, str]) -> dict[str, Profile]:
+    """RTSP sources are probed here: the sandbox has no network (see the module)."""
+    out: dict[str, Profile] = {}
     for cam, source in sources.items():
-        if _is_local(source):
-            claim = result.probes.get(cam)
-            if claim is None:
-                raise PrepareFailed(f"probe: expected a result for camera {cam}, got none")
-        else:
-            pr = probe(source)  # RTSP: still here, see the module docstring
-            i = pr.info
-            claim = ProbeClaim(
-                codec=i.codec, width=i.width, height=i.height, fps=float(i.fps),
-                frames_declared=pr.frames_declared, fps_from=pr.fps_from, notes=pr.notes,
-            )  # fmt: skip
+        if not _is_local(source):
+            out[cam] = probe(source).profile()
+    return out
+
+
+def _prepared(result: PrepareResult, sources: dict[str, str], live: dict[str, Profile]) -> Prepared:
+    profiles: dict[str, Profile] = dict(live)
+    notes: dict[str, tuple[str, ...]] = {cam: () for cam in live}
+    for cam, source in sources.items():
+        if not _is_local(source):
+            continue
+        claim = result.probes.get(cam)
+        if claim is None:
+            raise PrepareFailed(f"probe: expected a result for camera {cam}, got none")
         profiles[cam] = Profile(
             codec=claim.codec, width=claim.width, height=claim.height, fps=claim.fps
         )

@@ -54,6 +54,8 @@ class CameraStats:
     ended: bool = False
     error: str | None = None
     stored_gops: set[int] = field(default_factory=set)
+    next_frame: int = 0
+    """One past the last frame of a closed GOP (where a restarted ingest must go on)."""
 
 
 class Recorder:
@@ -100,7 +102,9 @@ class Recorder:
         )
 
     def _verdict(self, msg: GopClosed) -> None:
-        self.stats[msg.verdict.camera_id].gops[msg.verdict.verdict.value] += 1
+        st = self.stats[msg.verdict.camera_id]
+        st.gops[msg.verdict.verdict.value] += 1
+        st.next_frame = max(st.next_frame, msg.last_frame + 1)
         rec = self.archive.append("verdict", msg.model_dump(mode="json"))
         if verdict_event(msg) is None:
             return

@@ -243,6 +243,18 @@ class FrameRing:
         right in any process that maps the ring, not only in the writer."""
         return int(self._hdr[4])
 
+    def latest_meta(self) -> bytes | None:
+        """The metadata of the newest published slot (None before the first, or when it is
+        being rewritten): where a restarted writer must go on from."""
+        seq = self.published
+        if seq < 0:
+            return None
+        hdr, _ = self._slot_view(seq % self.slots)
+        if int(hdr[0]) != seq:
+            return None
+        off = _HDR + (seq % self.slots) * self.slot_bytes + 16
+        return bytes(self._mm[off : off + int(hdr[1])])
+
     def reader_heartbeat(self, reader: int) -> int:
         """The monotonic time (ns) of ``reader``'s last heartbeat (0 before its first)."""
         return int(self._acks[reader][1][1])

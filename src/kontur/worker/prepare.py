@@ -8,9 +8,10 @@ verified bytes on stdin: ``python -m kontur.worker.prepare SPEC.json``. Order of
 2. enter the sandbox. The local source files were opened read-only by the supervisor and are
    inherited as descriptors, so the sandbox grants no path at all beyond its scratch dir;
 3. probe every source (:func:`kontur.ingest.source.probe`): codec, size, frame rate;
-4. bench the platforms the spec asks for on the first camera's first frames: decoded from
-   the source, or, for a strict camera (verify before decode), synthetic frames of the probed
-   size, so that not one byte of unverified video is decoded for a bench;
+4. bench the platforms the release allows on the first camera's first frames: decoded from
+   its file, or, for a strict camera (verify before decode) or a live one (the sandbox has
+   no network), synthetic frames of its size, so that not one byte of unverified video is
+   decoded for a bench;
 5. write one JSON line on the result descriptor: ``{"probes": ..., "measurements": ...}``,
    or ``{"error": "..."}`` (one line, what was expected and what was found).
 
@@ -40,7 +41,7 @@ PREPARE_PRELOAD = ("av", "kontur.ingest.source", "kontur.worker.bench", "numpy")
 
 
 #: How a strict camera's bench says what it ran on.
-SYNTHETIC = "synthetic frames: strict camera, no unverified video decoded"
+SYNTHETIC = "synthetic frames: strict or live camera, no unverified video decoded"
 
 
 class ProbeClaim(BaseModel):
@@ -79,26 +80,39 @@ def _probe(src: dict[str, Any]) -> tuple[Any, Any]:
     return probe(src["source"], file=f), f
 
 
-def _bench(spec: dict[str, Any], release: Any, src: dict[str, Any], pr: Any, f: Any) -> Any:
+def _frames(spec: dict[str, Any], opened: dict[str, tuple[Any, Any]]) -> tuple[list[Any], bool]:
+    """The bench's frames, and whether they are synthetic (a strict or live camera)."""
     import numpy as np
 
-    from kontur.worker.bench import bench_frames, measure_platforms
-    from kontur.worker.process import build_detector
+    from kontur.worker.bench import bench_frames
 
-    n = int(spec["prepare"]["frames"])
-    if src["strict"]:
-        rng = np.random.default_rng(0)
-        shape = (pr.info.height, pr.info.width, 3)
-        frames = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
-    else:
+    bench, n = spec["prepare"]["bench"], int(spec["prepare"]["frames"])
+    src = next(
+        (x for x in spec["prepare"]["sources"] if x["camera_id"] == bench["camera_id"]), None
+    )
+    if src is not None and not src["strict"]:
+        pr, f = opened[src["camera_id"]]
         f.seek(0)
-        frames = bench_frames(src["source"], n, file=f)
+        return bench_frames(src["source"], n, file=f), False
+    if src is not None:
+        pr, _ = opened[src["camera_id"]]
+        width, height = pr.info.width, pr.info.height
+    else:
+        width, height = bench["size"]
+    rng = np.random.default_rng(0)
+    shape = (int(height), int(width), 3)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)], True
+
+
+def _bench(spec: dict[str, Any], release: Any, frames: list[Any], synthetic: bool) -> Any:
+    from kontur.worker.bench import measure_platforms
+    from kontur.worker.process import build_detector
 
     def make(platform: str) -> Any:
         return build_detector(dict(spec, platform=platform), release).infer
 
     out = measure_platforms(_platforms(spec), make, frames, "", None)
-    if src["strict"]:
+    if synthetic:
         out = {
             p: m and dataclasses.replace(m, accuracy_basis=f"{m.accuracy_basis} ({SYNTHETIC})")
             for p, m in out.items()
@@ -147,18 +161,15 @@ def _output_shape(spec: dict[str, Any]) -> PrepareResult:
 
 def _run(spec: dict[str, Any], release: Any) -> PrepareResult:
     probes: dict[str, ProbeClaim] = {}
-    first: tuple[dict[str, Any], Any, Any] | None = None
+    opened: dict[str, tuple[Any, Any]] = {}
     for src in spec["prepare"]["sources"]:
-        pr, f = _probe(src)
+        pr, _ = opened[src["camera_id"]] = _probe(src)
         i = pr.info
         probes[src["camera_id"]] = ProbeClaim(
             codec=i.codec, width=i.width, height=i.height, fps=float(i.fps),
             frames_declared=pr.frames_declared, fps_from=pr.fps_from, notes=tuple(pr.notes),
         )  # fmt: skip
-        first = first or (src, pr, f)
-    measurements: dict[str, dict[str, Any] | None] = {}
-    if first is not None:
-        measurements = _bench(spec, release, *first)
+    measurements = _bench(spec, release, *_frames(spec, opened))
     return PrepareResult(probes=probes, measurements=measurements)
 
 
