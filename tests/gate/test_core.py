@@ -154,10 +154,10 @@ def test_verdict_memory_is_bounded() -> None:
     for i in range(200):
         g.on_gop(gop(i, AUTH))
     assert g.known_gops("cam1") == 50
-    # GOPs 0-2 were forgotten, so the request waits for them (and flush says why).
-    assert _scene(g) == [] and g.pending == 1
-    (d,) = g.flush()
-    assert d.outcome is Outcome.OPERATOR and "gop 0 verdict never arrived" in d.reasons[0]
+    # GOPs 0-2 were forgotten: the request is decided at once, for an operator, saying why
+    (d,) = _scene(g)
+    assert g.pending == 0 and d.outcome is Outcome.OPERATOR
+    assert "verdict of GOP 0 no longer held (only the last 50 are)" in d.reasons[0]
 
 
 def test_held_requests_are_bounded() -> None:
@@ -269,3 +269,17 @@ def test_frames_are_judged_under_ingests_gop_not_the_workers() -> None:
     for f in range(21):
         out += g2.on_evidence(evidence(f, gop_index=0))
     assert [x.gops for x in out] == [(0,)]
+
+
+def test_a_dropped_bad_verdict_sent_again_as_good_never_upgrades_trust() -> None:
+    """Found by the hostile-stream properties: trust went up once GOP 0's NOT_AUTHENTIC had
+    been dropped (memory bound) and an AUTHENTIC verdict for GOP 0 arrived again."""
+    g, _ = make_gate(make_config(min_seconds=0.5), max_gops_per_camera=2)
+    _verdicts(g, Verdict.NOT_AUTHENTIC, AUTH, AUTH)  # GOP 0's verdict is dropped
+    _verdicts(g, AUTH, AUTH)  # GOP 0 and 1 again, "AUTHENTIC"
+    out: list[Decision] = []
+    for f in range(6):
+        out += g.on_evidence(evidence(f, gop_index=0 if f < 3 else 1, pts=f / 8))
+    (d,) = out
+    assert d.outcome is Outcome.OPERATOR and d.gops == (0, 1)
+    assert any("verdict of GOP 0 no longer held" in r for r in d.reasons), d.reasons

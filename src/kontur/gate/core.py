@@ -49,7 +49,7 @@ from kontur.gate.policy import DEFAULT_CRITICAL, DEFAULT_NON_CRITICAL, Requireme
 from kontur.gate.request import ActionRequest, SystemState, SystemStatus
 from kontur.gate.rules import DwellRule, rules_from_config
 from kontur.wire import Decision, Evidence, GopClosed, Outcome, StateChanged
-from kontur.wire.verdict import GopVerdict, most_severe
+from kontur.wire.verdict import GopVerdict, Verdict, most_severe
 
 __all__ = ["DEFAULT_MAX_GOPS", "DEFAULT_MAX_PENDING", "INITIAL_STATUS", "OPERATOR_QUEUE", "Gate"]
 
@@ -124,6 +124,9 @@ class Gate:
             c.id: (c.profile.width, c.profile.height) for c in config.cameras if c.profile
         }
         self._verdicts: dict[str, OrderedDict[int, GopVerdict]] = {}
+        self._forgotten_below: dict[str, int] = {}
+        """Per camera: verdicts of GOPs below this index were dropped (memory bound); one of
+        them arriving again must not be taken as the GOP's only verdict (trust never goes up)."""
         self._held: list[_Held] = []
         self._max_gops = max_gops_per_camera
         self._max_pending = max_pending
@@ -176,11 +179,14 @@ class Gate:
         v = msg.verdict
         self._camera(v.camera_id)
         known = self._verdicts.setdefault(v.camera_id, OrderedDict())
-        v = _worse(known.get(v.gop_index), v)
-        known[v.gop_index] = v
-        known.move_to_end(v.gop_index)
+        if v.gop_index >= self._forgotten_below.get(v.camera_id, 0):
+            v = _worse(known.get(v.gop_index), v)
+            known[v.gop_index] = v
+            known.move_to_end(v.gop_index)
         while len(known) > self._max_gops:
-            known.popitem(last=False)
+            dropped, _ = known.popitem(last=False)
+            below = max(self._forgotten_below.get(v.camera_id, 0), dropped + 1)
+            self._forgotten_below[v.camera_id] = below
         decided: list[Decision] = []
         still: list[_Held] = []
         for h in self._held:
@@ -228,6 +234,13 @@ class Gate:
     def _submit(self, req: ActionRequest) -> list[Decision]:
         known = self._verdicts.get(req.camera_id, OrderedDict())
         h = _Held(req, {g: known[g] for g in req.gops if g in known}, self._status)
+        below = self._forgotten_below.get(req.camera_id, 0)
+        for g in req.gops:
+            if g < below and g not in h.verdicts:
+                why = f"verdict of GOP {g} no longer held (only the last {self._max_gops} are)"
+                h.verdicts[g] = GopVerdict(
+                    camera_id=req.camera_id, gop_index=g, verdict=Verdict.PENDING, reasons=(why,)
+                )
         if not self._actions[req.action].critical or all(g in h.verdicts for g in req.gops):
             return [self._decide(h)]
         self._held.append(h)
