@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import av
@@ -167,3 +168,20 @@ def test_a_second_demo_in_the_same_data_dir_is_a_replay(tmp_path: Path) -> None:
     events = [json.loads(x) for x in (data / "actions.jsonl").read_text().splitlines()]
     alarms = [e for e in events if e["type"] == "camera_alarm"]
     assert alarms and alarms[0]["trigger"] == "camera_untrusted"
+
+
+def test_strict_mode_on_an_avi_with_b_frames_is_authentic(tmp_path: Path) -> None:
+    """AVI stamps packets in decode order: the verified-bytes decoder of strict mode took them
+    as presentation times, so every GOP of PETS09 was NOT_AUTHENTIC ("reordered")."""
+    cfg = yaml.safe_load(resources.files("kontur").joinpath("defaults/kontur.yaml").read_text())
+    cfg["cameras"][0]["critical"] = True
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "s.json"
+    r = run_kontur(
+        "demo", "--source", str(shared("video", "pets09_s2l1_480x360.avi")),
+        "--config", str(path), "--data-dir", str(tmp_path / "d"), "--json", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    cam = json.loads(out.read_text())["cameras"][0]
+    assert cam["gops"] == {"AUTHENTIC": 4} and cam["frames"] == 795

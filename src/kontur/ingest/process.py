@@ -320,10 +320,11 @@ class IngestLoop:
             self.camera_id, info.codec, header, guard=guard, first_gop=self.first_gop
         )
         if self.strict:
+            synthesised = header.get("pts") == "synthesised"
             self.decoder = GopDecoder(
                 info.codec,
                 bytes.fromhex(str(header.get("extradata") or "")),
-                str(header.get("time_base") or "") or None,
+                None if synthesised else (str(header.get("time_base") or "") or None),
                 info.fps,
             )
 

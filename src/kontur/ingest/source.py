@@ -570,6 +570,10 @@ def read_gops(
             probe_result.fps_from,
         )
         no_pts = any(f in container.format.name.split(",") for f in NO_PTS_FORMATS)
+        if no_pts:
+            # decode-order stamps (AVI) or none (raw): presentation times are synthesised in
+            # output order, and a verified-bytes decoder must do the same (strict mode)
+            header["pts"] = "synthesised"
         cut = _Cutter(info.fps, synthesise=no_pts, decode=decode)
         cut.on_packet, cut.on_frame = on_packet, on_frame
         cut.notes = list(probe_result.notes)
