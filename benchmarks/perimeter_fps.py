@@ -2,16 +2,20 @@
 
 Run from the repository root (after the README's install)::
 
-    python benchmarks/perimeter_fps.py [--video V] [--model M] [--repeats N] [--json OUT]
+    python benchmarks/perimeter_fps.py [--video V] [--model M] [--repeats N] [--frames F]
+                                       [--quick] [--json OUT]
 
 Measured in the same run, interleaved per repeat (baseline 1 thread, baseline 2 threads,
 perimeter), each in its own process:
 
-- **baseline**: PyAV decode (bgr24) → ``YoloxOnnxDetector`` (kontur's default thresholds) →
-  ``CameraTracker`` (ByteTrack) over the whole clip, with ``intra_op_threads`` 1 and 2.
-  ``loop fps`` = frames / wall seconds of the loop (model already loaded);
-  ``process wall`` = the whole child process, interpreter start and model load included.
-  Peak memory is the child's own ``ru_maxrss``.
+- **baseline** (the bare loop a user would write): PyAV decode (bgr24) →
+  ``YoloxOnnxDetector`` (YOLOX-Nano on ONNX Runtime, kontur's default thresholds) →
+  ``trackers.ByteTrackTracker`` called directly (no kontur wrapper, no typed objects) over
+  the whole clip, with ``intra_op_threads`` 1 and 2. ``loop fps`` = frames / wall seconds of
+  the loop (model already loaded); ``process wall`` = the whole child process, interpreter
+  start and model load included. Peak memory is the child's own ``VmHWM`` (what the
+  perimeter's summary reports per process; ``ru_maxrss`` would also count the forked
+  parent's RSS before ``exec``).
 - **perimeter**: ``kontur demo --source V --model M --data-dir TMP --json TMP/summary.json``
   with a fresh ``XDG_CACHE_HOME`` (so the placement bench runs every time, as on a first
   start). ``summary fps`` = the summary's ``fps`` (frames / elapsed of the supervised run:
@@ -21,7 +25,18 @@ perimeter), each in its own process:
 
 The overhead ratio is perimeter fps / baseline fps at the worker's thread count
 (``load_config().worker.intra_op_threads``) and, for reference, against 2 threads. Medians
-over ``--repeats``.
+over ``--repeats``. Goals (issue "the untrusted worker must not move the gate"), each
+against the baseline at the worker's thread count, reported met / not met:
+
+- fps ratio (summary fps / loop fps) >= 97 %;
+- CPU ms per frame ratio (whole process tree / whole baseline process) <= 1.15x;
+- peak RSS ratio: the perimeter's summed ``processes[].peak_rss_mb`` (every process of the
+  tree: supervisor, gate, verifier, worker, ingest) / the bare loop's peak <= 1.5x.
+
+``--frames F`` measures both sides on the clip's first F frames (remuxed, not re-encoded,
+into a temporary file, so the perimeter ends with its source instead of being cut by
+``--seconds``); ``--quick`` is ``--repeats 1 --frames 300``, for checking the script, not
+for figures (startup weighs more on a short clip).
 
 While the perimeter runs, the script also polls ``/proc/<pid>/maps`` of the verifier and gate
 processes and warns if onnxruntime or OpenCV is ever mapped there (the test suite checks this
@@ -62,10 +77,10 @@ FORBIDDEN_LIBS = ("onnxruntime", "cv2", "libopencv")
 def baseline_child(video: str, model: str, threads: int) -> dict[str, Any]:
     """The bare loop; runs in its own process and returns its figures (printed as JSON)."""
     import av
+    from trackers import ByteTrackTracker
 
     from kontur.config import load_config
     from kontur.worker.detectors import YoloxOnnxDetector
-    from kontur.worker.tracking import CameraTracker
 
     w = load_config().worker
     det = YoloxOnnxDetector(
@@ -81,7 +96,7 @@ def baseline_child(video: str, model: str, threads: int) -> dict[str, Any]:
     with av.open(video) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
-        tracker = CameraTracker(float(rate) if rate else 25.0, det.class_names)
+        tracker = ByteTrackTracker(frame_rate=float(rate) if rate else 25.0)
         it = container.decode(stream)
         while True:
             a = pc()
@@ -111,9 +126,47 @@ def baseline_child(video: str, model: str, threads: int) -> dict[str, Any]:
         "track_ms": round(t_trk * ms, 3),
         # whole process (model load included), all threads
         "cpu_ms_per_frame": round((ru.ru_utime + ru.ru_stime) * ms, 2),
-        # Linux: kilobytes
-        "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
+        # VmHWM, as the perimeter's summary reports each of its processes
+        "peak_rss_mb": round(vmhwm_kb() / 1024, 1),
+        # Linux: kilobytes; may include the forked parent's RSS before exec
+        "ru_maxrss_mb": round(ru.ru_maxrss / 1024, 1),
     }
+
+
+def vmhwm_kb(pid: int | str = "self") -> int:
+    """Peak resident set size (``VmHWM``) of a process in kB; 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def clip_prefix(video: Path, frames: int, out_dir: Path) -> tuple[Path, int]:
+    """The first ``frames`` video packets of ``video`` remuxed (not re-encoded) into
+    ``out_dir``; returns the new file and how many frames it holds (fewer if the clip is
+    shorter). The container format and the stream's parameters are kept."""
+    import av
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with av.open(str(video)) as inp:
+        fmt = inp.format.name.split(",")[0]
+        dst = out_dir / f"{video.stem}-first{frames}{video.suffix}"
+        n = 0
+        with av.open(str(dst), "w", format=fmt) as out:
+            ist = inp.streams.video[0]
+            ost = out.add_stream_from_template(ist)
+            for pkt in inp.demux(ist):
+                if pkt.dts is None or pkt.size == 0:
+                    continue
+                if n >= frames:
+                    break
+                pkt.stream = ost
+                out.mux(pkt)
+                n += 1
+    return dst, n
 
 
 def child_env(src: Path | None, **extra: str) -> dict[str, str]:
@@ -229,6 +282,10 @@ def run_perimeter(video: Path, model: Path, src: Path | None) -> dict[str, Any]:
         "cpu_ms_per_frame": round(cpu_s * 1000.0 / max(frames, 1), 2),
         "loadavg_1m_after": _load1(),
         "processes": {p["name"]: p["peak_rss_mb"] for p in summary["processes"]},
+        # every process of the tree, summed over the summary's list (names may repeat)
+        "peak_rss_mb_sum": round(sum(float(p["peak_rss_mb"]) for p in summary["processes"]), 1),
+        "processes_unsampled": [p["name"] for p in summary["processes"] if not p["peak_rss_mb"]],
+        "gops": _gop_totals(summary),
         "restarts": sum(int(p.get("restarts", 0)) for p in summary["processes"]),
         "platform": summary["placement"][0]["platform"] if summary.get("placement") else None,
         "detector": summary.get("detector", {}).get("name"),
@@ -237,6 +294,14 @@ def run_perimeter(video: Path, model: Path, src: Path | None) -> dict[str, Any]:
             for name in CLEAN_MODULES
         },
     }
+
+
+def _gop_totals(summary: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cam in summary["cameras"]:
+        for verdict, n in cam.get("gops", {}).items():
+            out[verdict] = out.get(verdict, 0) + int(n)
+    return out
 
 
 # --------------------------------------------------------------------------- machine info
@@ -296,7 +361,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=None, help="default 3 (--quick: 1)")
+    ap.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="measure on the clip's first F frames only (remuxed into a temp file)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="--repeats 1 --frames 300: checks the script runs; not for figures",
+    )
     ap.add_argument("--json", dest="json_out", type=Path, default=None)
     ap.add_argument(
         "--src",
@@ -317,10 +393,38 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(baseline_child(str(args.video), str(args.model), args.child)))
         return 0
 
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    if args.frames is None and args.quick:
+        args.frames = 300
     if args.repeats < 1:
         print("perimeter_fps: --repeats must be at least 1", file=sys.stderr)
         return 2
+    if args.frames is not None and args.frames < 1:
+        print("perimeter_fps: --frames must be at least 1", file=sys.stderr)
+        return 2
+    clip_dir: Path | None = None
+    full_video = args.video
+    if args.frames is not None:
+        clip_dir = Path(tempfile.mkdtemp(prefix="kontur-bench-clip-"))
+        args.video, _ = clip_prefix(full_video, args.frames, clip_dir)
+    try:
+        return _measure(args, full_video)
+    finally:
+        if clip_dir is not None:
+            shutil.rmtree(clip_dir, ignore_errors=True)
 
+
+#: Goals of the issue "the untrusted worker must not move the gate", against the bare loop at
+#: the worker's thread count: (key in ``ratios``, "min" or "max", limit, label).
+GOALS = (
+    ("summary_vs_worker_threads", "min", 0.97, "fps ratio >= 97 %"),
+    ("cpu_per_frame_vs_worker_threads", "max", 1.15, "CPU ms/frame ratio <= 1.15x"),
+    ("peak_rss_sum_vs_worker_threads", "max", 1.5, "summed peak RSS ratio <= 1.5x"),
+)
+
+
+def _measure(args: argparse.Namespace, full_video: Path) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -332,7 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     info = machine_info()
     console.print(
-        f"[bold]kontur perimeter throughput[/] — {args.video.name}, {args.model.name}; "
+        f"[bold]kontur perimeter throughput[/] — {args.video.name}"
+        + (f" (first {args.frames} frames of {full_video.name})" if args.frames else "")
+        + f", {args.model.name}; "
         f"{info['nproc']} cores ({info['cpu_model']}), worker intra_op_threads={worker_threads}"
     )
 
@@ -377,8 +483,6 @@ def main(argv: list[str] | None = None) -> int:
             warnings.append(f"{name} process mapped {', '.join(forbidden)} (must load neither)")
         if not any(p["clean_check"][name]["observed"] for p in peri):
             warnings.append(f"{name} process was never observed while running; maps not checked")
-    for w in warnings:
-        console.print(f"[yellow]warning:[/] {w}")
 
     b = {
         t: {
@@ -404,9 +508,26 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_ms_per_frame": _median([x["cpu_ms_per_frame"] for x in peri]),
         "frames": peri[0]["frames"],
         "peak_rss_mb": {n: _median([x["processes"].get(n, 0.0) for x in peri]) for n in names},
+        # median over repeats of each run's sum over all its processes
+        "peak_rss_mb_sum": _median([x["peak_rss_mb_sum"] for x in peri]),
         "runs": peri,
     }
     p["peak_rss_mb_total"] = round(sum(p["peak_rss_mb"].values()), 1)
+    for x in peri:
+        if x["processes_unsampled"]:
+            warnings.append(
+                f"summary reports no peak RSS for {', '.join(x['processes_unsampled'])}: "
+                "the summed memory is too low"
+            )
+        bad = {v: n for v, n in x["gops"].items() if v != "AUTHENTIC"}
+        if bad:
+            warnings.append(f"perimeter GOP verdicts other than AUTHENTIC: {bad}")
+    if any(x["frames"] != peri[0]["frames"] for x in peri) or any(
+        r["frames"] != peri[0]["frames"] for runs in base.values() for r in runs
+    ):
+        warnings.append("baseline and perimeter runs did not all see the same number of frames")
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
 
     def ratio(num: float, den: float) -> float:
         return round(num / den, 3) if den else 0.0
@@ -419,6 +540,17 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_per_frame_vs_worker_threads": ratio(
             p["cpu_ms_per_frame"], b[worker_threads]["cpu_ms_per_frame"]
         ),
+        "peak_rss_sum_vs_worker_threads": ratio(
+            p["peak_rss_mb_sum"], b[worker_threads]["peak_rss_mb"]
+        ),
+    }
+    goals = {
+        key: {
+            "goal": label,
+            "value": ratios[key],
+            "met": ratios[key] >= limit if kind == "min" else ratios[key] <= limit,
+        }
+        for key, kind, limit, label in GOALS
     }
 
     table = Table(title=f"median of {args.repeats} interleaved repeat(s)")
@@ -440,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{p['fps']:.1f}",
         f"{p['e2e_fps']:.1f}",
         f"{p['cpu_ms_per_frame']:.1f}",
-        f"{p['peak_rss_mb_total']:.0f} (sum)",
+        f"{p['peak_rss_mb_sum']:.0f} (sum)",
     )
     for n, mb in p["peak_rss_mb"].items():
         table.add_row(f"  └ {n}", "", "", "", f"{mb:.0f}")
@@ -448,8 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio vs {worker_threads}-thread baseline",
         f"{ratios['summary_vs_worker_threads']:.1%}",
         f"{ratios['e2e_vs_worker_threads_e2e']:.1%}",
-        "",
-        "",
+        f"{ratios['cpu_per_frame_vs_worker_threads']:.2f}x",
+        f"{ratios['peak_rss_sum_vs_worker_threads']:.2f}x",
     )
     table.add_row(
         "ratio vs 2-thread baseline",
@@ -459,11 +591,22 @@ def main(argv: list[str] | None = None) -> int:
         "",
     )
     Console().print(table)
+    gtable = Table(title=f"goals (vs the bare loop, {worker_threads} ORT thread(s))")
+    gtable.add_column("goal")
+    gtable.add_column("measured", justify="right")
+    gtable.add_column("met")
+    for key, kind, _limit, label in GOALS:
+        g = goals[key]
+        shown = f"{g['value']:.1%}" if kind == "min" else f"{g['value']:.2f}x"
+        gtable.add_row(label, shown, "[green]yes[/]" if g["met"] else "[red]no[/]")
+    Console().print(gtable)
     console.print(
         "fps: baseline = frames / loop wall (model loaded); perimeter = summary fps "
         "(frames / elapsed of the supervised run). end-to-end fps = frames / wall of the whole "
         "process or command, startup (and, for kontur, the placement bench) included. "
-        "CPU ms/frame = user+sys CPU of the whole process (tree), startup included."
+        "CPU ms/frame = user+sys CPU of the whole process (tree), startup included. "
+        "peak RSS: VmHWM; the perimeter's is the sum over all its processes (shared pages, "
+        "e.g. the frame ring, are counted once per process that maps them)."
     )
 
     with contextlib.suppress(OSError):
@@ -471,15 +614,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out is not None:
         doc = {
             "machine": info,
-            "video": str(args.video),
+            "video": str(full_video),
+            "frames_limit": args.frames,
             "model": str(args.model),
             "repeats": args.repeats,
             "worker_intra_op_threads": worker_threads,
+            "baseline_loop": "PyAV decode -> YoloxOnnxDetector -> trackers.ByteTrackTracker",
             "git": info_git,
             "src": str(args.src) if args.src else "installed (editable)",
             "baseline": {str(t): v for t, v in b.items()},
             "perimeter": p,
             "ratios": ratios,
+            "goals": goals,
             "warnings": warnings,
         }
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
