@@ -88,7 +88,9 @@ def test_forged_messages_are_refused_archived_as_violations_and_degrade(
     violations = _records(d, "violation")
     assert violations and {v["sender"] for v in violations} == {"worker"}
     types = {v["message_type"] for v in violations}
-    assert {"decision", "gop", "source_ended"} <= types
+    # forged types; a second worker_ready; repeated frames (dropped by the verifier)
+    assert {"decision", "gop", "source_ended", "worker_ready", "tracks"} <= types
+    assert any("repeated or out of order" in v["detail"] for v in violations)
     assert any("camX" in v["detail"] for v in violations)
     assert any("GOP 10000" in v["detail"] for v in violations)
     assert "worker_misbehaving" in _triggers(summary)

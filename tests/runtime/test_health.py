@@ -132,3 +132,21 @@ def test_a_violation_is_archived_and_names_its_sender(
         "message_type": "decision",
         "detail": "expected one of [...]",
     }
+
+
+def test_a_flood_of_violations_is_counted_not_stored_one_by_one(
+    health: tuple[Health, int, Archive],
+) -> None:
+    h, _, archive = health
+    now = [1000.0]
+    h.machine_clock = lambda: now[0]
+    v = Violation("worker", "supervisor", "decision", "forged")
+    for _ in range(50):
+        h.on_violation(v)
+    now[0] += 1.0
+    h.on_violation(v)
+    archive.flush()
+    stored = [r.payload for r in archive.iter_records() if r.kind == "violation"]
+    assert len(stored) == 21
+    assert stored[-1]["suppressed_before"] == 30
+    assert h.recorder.violations == 51

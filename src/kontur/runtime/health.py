@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ from kontur.wire.verdict import FAILING_VERDICTS, SystemState
 __all__ = ["Health"]
 
 log = logging.getLogger("kontur.health")
+
+#: Violation records a second per sender; a flood beyond it is counted, not stored one by one.
+MAX_VIOLATION_RECORDS_PER_S = 20
 
 #: Restarts of one camera's ingest (a live source) before the camera is given up.
 MAX_INGEST_RESTARTS = 10
@@ -94,6 +98,9 @@ class Health:
         self._findings: deque[bool] = deque(maxlen=dc.anomalous_window)
         self._progress = {name: _Progress() for name in _READERS}
         self._handled: set[int] = set()
+        self._violation_window: dict[str, tuple[int, int]] = {}
+        self._suppressed: dict[str, int] = {}
+        self.machine_clock: Callable[[], float] = time.monotonic
 
     # ---- what the recorder saw --------------------------------------------------------
     def on_message(self, msg: Message) -> None:
@@ -120,9 +127,18 @@ class Health:
             self.recorder.alarm_camera(v.camera_id, Trigger.CAMERA_UNTRUSTED.value, detail)
 
     def on_violation(self, v: Violation) -> None:
-        """An edge violation: archived, and a trigger naming the sender."""
-        self.recorder.record_violation(v)
-        log.warning("protocol violation by %s: %s", v.sender, v.detail)
+        """An edge violation: archived (at most :data:`MAX_VIOLATION_RECORDS_PER_S` records a
+        second per sender, the rest counted in the next record), and a trigger naming it."""
+        second = int(self.machine_clock())
+        window, n = self._violation_window.get(v.sender, (second, 0))
+        if window != second:
+            window, n = second, 0
+        self._violation_window[v.sender] = (window, n + 1)
+        if n < MAX_VIOLATION_RECORDS_PER_S:
+            self.recorder.record_violation(v, suppressed=self._suppressed.pop(v.sender, 0))
+            log.warning("protocol violation by %s: %s", v.sender, v.detail)
+        else:
+            self._suppressed[v.sender] = self._suppressed.get(v.sender, 0) + 1
         trigger = Trigger.WORKER_MISBEHAVING if v.sender == "worker" else Trigger.BLOCK_FAILED
         self.raise_trigger(trigger, f"{v.sender} sent {v.message_type}: {v.detail}")
 

@@ -96,6 +96,7 @@ class Perimeter:
         self.worker_ready_at: float | None = None
         self.isolation: dict[str, Any] | None = None
         self._inventory: Inventory | None = None
+        self._ready_pids: set[int] = set()
 
     # ---- preparation -------------------------------------------------------------------
     def _cameras(self) -> list[CameraConfig]:
@@ -260,6 +261,10 @@ class Perimeter:
                         Violation(msg.sender, msg.receiver, msg.message_type, msg.detail)
                     )
                     continue
+                if isinstance(msg, WorkerReady) and not self._first_ready():
+                    why = "expected one worker_ready per worker start, got another"
+                    self.health.on_violation(Violation(inbox.name, "supervisor", msg.type, why))
+                    continue
                 refused = self.recorder.on_message(inbox.name, msg)
                 if refused is not None:
                     self.health.on_violation(refused)
@@ -269,6 +274,14 @@ class Perimeter:
                     self._on_worker_ready(msg)
             self._take_violations(inbox)
         return n
+
+    def _first_ready(self) -> bool:
+        """True for the first WorkerReady of the running worker process (once per start)."""
+        pid = self.supervisor.running["worker"].proc.pid
+        if pid in self._ready_pids:
+            return False
+        self._ready_pids.add(pid)
+        return True
 
     def _take_violations(self, inbox: Inbox) -> None:
         for v in inbox.take_violations():

@@ -141,18 +141,19 @@ class Recorder:
         self.archive.flush()
         self._emit(decision_event(msg, archive_index=rec.index, archive_hash=rec.hash))
 
-    def record_violation(self, v: Violation) -> None:
-        """Archive a message an inbox (or the recorder) refused, naming its sender."""
-        self.violations += 1
-        self.archive.append(
-            "violation",
-            {
-                "sender": v.sender,
-                "receiver": v.receiver,
-                "message_type": v.message_type,
-                "detail": v.detail,
-            },
-        )
+    def record_violation(self, v: Violation, suppressed: int = 0) -> None:
+        """Archive a message an inbox (or the recorder) refused, naming its sender;
+        ``suppressed``: how many of that sender's were counted but not stored before it."""
+        self.violations += 1 + suppressed
+        payload: dict[str, object] = {
+            "sender": v.sender,
+            "receiver": v.receiver,
+            "message_type": v.message_type,
+            "detail": v.detail,
+        }
+        if suppressed:
+            payload["suppressed_before"] = suppressed
+        self.archive.append("violation", payload)
 
     def alarm_camera(self, camera_id: str, trigger: str, detail: str) -> None:
         """A sustained failure on a camera (raised by health): archived, then to the sinks."""

@@ -155,6 +155,13 @@ class Verifier:
             pts_s=record.pts_s,
         )
 
+    def repeats(self, camera_id: str, frame_index: int) -> bool:
+        """True when tracks for ``frame_index`` would not come after the last ones checked
+        (a duplicate or a reorder: the worker's doing; :meth:`check` disagrees with them)."""
+        cam = self._cameras.get(camera_id)
+        last = None if cam is None else cam.last_checked
+        return last is not None and frame_index <= last
+
     def forget_camera(self, camera_id: str) -> None:
         """Drop everything held for ``camera_id`` (its ingest restarted: a new stream)."""
         self._cameras.pop(camera_id, None)

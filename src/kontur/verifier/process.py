@@ -24,7 +24,7 @@ from kontur.config import VerifierConfig
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.verifier.core import Verifier
 from kontur.verifier.thumbnail import make_thumbnail
-from kontur.wire import Evidence, FrameReady, TrackFrame
+from kontur.wire import Evidence, FrameReady, ProtocolViolation, TrackFrame
 from kontur.wire.channel import Inbox, Outbox, forward_violations, wait_readable
 from kontur.wire.edges import edge
 from kontur.wire.framering import RingReader
@@ -88,9 +88,21 @@ class VerifierLoop:
 
     def _from_worker(self, inbox: Inbox) -> None:
         for msg in inbox.drain():
-            if isinstance(msg, TrackFrame):
-                self._read_frames()
-                self._check(msg)
+            if not isinstance(msg, TrackFrame):
+                continue
+            if self.core.repeats(msg.camera_id, msg.frame_index):
+                # a duplicate or a reorder is a protocol violation, not evidence: the gate
+                # never sees it (it would reset every dwell of the camera)
+                self.to_supervisor.send(
+                    ProtocolViolation(
+                        sender="worker", receiver="verifier", message_type=msg.type,
+                        detail=f"tracks for {msg.camera_id} frame {msg.frame_index} repeated "
+                        "or out of order",
+                    )
+                )  # fmt: skip
+                continue
+            self._read_frames()
+            self._check(msg)
         forward_violations(inbox, "verifier", self.to_supervisor)
 
     def run(self) -> None:
