@@ -158,3 +158,18 @@ def test_a_killed_verifier_is_restarted_and_degrades(
     allowed = [x for x in decisions if x["outcome"] == "ALLOW"]
     assert all("system NORMAL" in x["reasons"] for x in allowed)
     assert run_kontur("archive", "verify", str(d)).returncode == 0
+
+
+def test_a_killed_gate_is_restarted_told_the_state_and_degrades(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point 3/4: a crash of the gate is a trigger; the new gate decides on."""
+    summary, d = _run(tmp_path, monkeypatch, None, _kill_when("gate", 100))
+    gate = next(p for p in summary["processes"] if p["name"] == "gate")
+    assert gate["restarts"] >= 1 and len(gate["pids"]) >= 2
+    assert "block_failed" in _triggers(summary)
+    assert summary["cameras"][0]["frames"] == 795
+    assert any(e.get("event") == "gate_restarted" for e in _records(d, "event"))
+    allowed = [x for x in _records(d, "decision") if x["outcome"] == "ALLOW"]
+    assert all("system NORMAL" in x["reasons"] for x in allowed)
+    assert run_kontur("archive", "verify", str(d)).returncode == 0
