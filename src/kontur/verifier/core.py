@@ -89,6 +89,13 @@ class _Camera:
     tracks: OrderedDict[int, TrackHistory] = field(default_factory=OrderedDict)
 
 
+def _refused(tracks: TrackFrame, reason: str) -> Finding:
+    """A disagreeing finding on tracks the verifier cannot check at all."""
+    return Finding(
+        camera_id=tracks.camera_id, frame_index=tracks.frame_index, agree=False, reasons=(reason,)
+    )
+
+
 class Verifier:
     """Checks the worker's tracks and the scene's liveness, camera by camera.
 
@@ -184,25 +191,17 @@ class Verifier:
         """Step 2: the verifier's finding on the worker's tracks for one frame."""
         cam = self._cameras.get(tracks.camera_id)
         if cam is None:
-            return Finding(
-                camera_id=tracks.camera_id,
-                frame_index=tracks.frame_index,
-                agree=False,
-                reasons=(
-                    f"camera {tracks.camera_id!r}: expected an observed camera, found none; "
-                    "the verifier vouches only for pictures it saw",
-                ),
+            return _refused(
+                tracks,
+                f"camera {tracks.camera_id!r}: expected an observed camera, found none; "
+                "the verifier vouches only for pictures it saw",
             )
         if cam.last_checked is not None and tracks.frame_index <= cam.last_checked:
-            return Finding(
-                camera_id=tracks.camera_id,
-                frame_index=tracks.frame_index,
-                agree=False,
-                reasons=(
-                    f"camera {tracks.camera_id!r}: expected tracks for a frame after "
-                    f"{cam.last_checked}, got frame {tracks.frame_index} (repeated or out of "
-                    "order: the worker's doing)",
-                ),
+            return _refused(
+                tracks,
+                f"camera {tracks.camera_id!r}: expected tracks for a frame after "
+                f"{cam.last_checked}, got frame {tracks.frame_index} (repeated or out of "
+                "order: the worker's doing)",
             )
         cam.last_checked = tracks.frame_index
         scene, pts_s = self._scene_for(cam, tracks)
