@@ -32,9 +32,7 @@ def health(tmp_path: Path) -> Iterator[tuple[Health, int, Archive]]:
     recorder = Recorder(archive, stats, [])
     r, w = os.pipe()
     os.set_blocking(r, False)
-    wiring = Wiring(
-        blocks=[], inboxes={}, to_gate=Outbox(w), to_ingest={}, rings={}, scratch=tmp_path
-    )
+    wiring = Wiring(blocks=[], inboxes={}, to_gate=Outbox(w), to_ingest={}, rings={})
     h = Health(
         cfg,
         DegradationMachine(cfg.degradation, clock),

@@ -47,8 +47,6 @@ class Wiring:
     to_gate: Outbox
     to_ingest: dict[str, Outbox]
     rings: dict[str, FrameRing]
-    scratch: Path
-    """The worker's scratch root, outside the data dir: its scratch dir and its log."""
     fds: list[int] = field(default_factory=list)
 
     def close(self) -> None:
@@ -226,6 +224,5 @@ def build_wiring(
         to_gate=Outbox(s2g_w),
         to_ingest=to_ingest,
         rings=rings,
-        scratch=scratch,
         fds=p.fds,
     )
