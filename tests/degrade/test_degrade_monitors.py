@@ -214,9 +214,10 @@ def test_worker_hang_clears_when_the_worker_progresses_other_blocks_fail(
         ("worker_hang", "worker"),
     ]
 
+    assert dog.hung == {"verifier", "worker"}
     dog.beat("worker")
     assert [(t, d.split(":")[0]) for t, d in dog.poll()] == [("block_failed", "verifier")]
-    assert dog.take_cleared() == ["worker_hang"]
+    assert dog.take_cleared() == ["worker_hang"] and dog.hung == {"verifier"}
 
     dog.forget("verifier")
     dog.beat("ghost")  # a beat from a process nobody expects is ignored

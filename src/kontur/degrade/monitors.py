@@ -255,6 +255,11 @@ class Watchdog:
         self._hung = hung
         return out
 
+    @property
+    def hung(self) -> frozenset[str]:
+        """The processes the last :meth:`poll` found past their timeout."""
+        return frozenset(self._hung)
+
     def take_cleared(self) -> list[str]:
         """``["worker_hang"]`` once when no process is overdue any more, else nothing."""
         out, self._cleared = self._cleared, []

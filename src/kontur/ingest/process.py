@@ -74,21 +74,9 @@ from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.wire import ControlMessage, FrameReady, GopClosed, SegmentStored, SourceEnded
 from kontur.wire.channel import Inbox, Outbox
 from kontur.wire.framering import WORKER_READER, FrameRing
+from kontur.wire.messages import MAX_FRAME_SIDE
 
 __all__ = ["IngestLoop", "main"]
-
-
-def _wire_max(name: str) -> int:
-    """The largest value :class:`FrameReady` accepts in field ``name`` (its ``le`` bound)."""
-    for rule in FrameReady.model_fields[name].metadata:
-        le = getattr(rule, "le", None)
-        if le is not None:
-            return int(le)
-    raise RuntimeError(f"expected FrameReady.{name} to have an upper bound, got none")
-
-
-#: The largest frame the wire describes (``FrameReady.width`` and ``.height``).
-MAX_WIDTH, MAX_HEIGHT = _wire_max("width"), _wire_max("height")
 
 
 def _one_line(exc: Exception) -> str:
@@ -214,8 +202,8 @@ class IngestLoop:
     def _oversize(self) -> str | None:
         """Why no frame of this camera can be published (a ring beyond the wire), or None."""
         w, h = self.profile.width, self.profile.height
-        if w > MAX_WIDTH or h > MAX_HEIGHT:
-            return f"expected at most {MAX_WIDTH}x{MAX_HEIGHT}, got {w}x{h}"
+        if max(w, h) > MAX_FRAME_SIDE:
+            return f"expected at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}, got {w}x{h}"
         return None
 
     def _fit(self, image: np.ndarray) -> np.ndarray:

@@ -182,10 +182,9 @@ class Health:
         self._exits()
         self._watch_progress()
         for trig, detail in self.watchdog.poll():
-            name = detail.split(":", 1)[0]
             self.raise_trigger(Trigger(trig), detail)
-            if "no progress" in detail and name in _READERS:
-                self._restart(name, detail)
+        for name in sorted(self.watchdog.hung & _READERS.keys()):
+            self._restart(name, f"{name}: no progress (watchdog)")
         for cleared in self.watchdog.take_cleared():
             self.machine.clear_trigger(cleared)
         self.apply(step(self.machine, self.monitors))

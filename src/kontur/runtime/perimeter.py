@@ -46,7 +46,7 @@ from kontur.runtime.health import Health
 from kontur.runtime.models import PreparedRelease, format_from_output_shape, prepare_release
 from kontur.runtime.prepare import Prepared, output_shape, prepare_sources
 from kontur.runtime.recorder import CameraStats, Recorder
-from kontur.runtime.supervisor import Supervisor
+from kontur.runtime.supervisor import Supervisor, peak_rss_kb
 from kontur.runtime.wiring import CameraPlan, Wiring, build_wiring, make_scratch
 from kontur.wire import ProtocolViolation, WorkerReady
 from kontur.wire.channel import Inbox, wait_readable
@@ -551,7 +551,7 @@ class Perimeter:
                     "pids": [os.getpid()],
                     "platform": "cpu",
                     "restarts": 0,
-                    "peak_rss_mb": round(Supervisor._vmhwm_kb(os.getpid()) / 1024, 1),
+                    "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
                 },
                 *self.supervisor.table(),
             ],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,22 +99,17 @@ def _spec(
 
 
 def _read_result(r: int, proc: Any) -> PrepareResult:
+    """The first line the process writes (EOF when it exits: nobody else holds the pipe)."""
     deadline = time.monotonic() + PREPARE_TIMEOUT_S
     data = b""
-    os.set_blocking(r, False)
-    while time.monotonic() < deadline and len(data) < 1 << 20:
-        with contextlib.suppress(BlockingIOError):
-            chunk = os.read(r, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
-            continue
-        if proc.poll() is not None and not data.endswith(b"\n"):
-            time.sleep(0.05)
-            with contextlib.suppress(BlockingIOError):
-                data += os.read(r, 1 << 16)
+    while b"\n" not in data and len(data) < 1 << 20:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([r], [], [], left)[0]:
             break
-        time.sleep(0.05)
+        chunk = os.read(r, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
     line = data.split(b"\n", 1)[0]
     try:
         return PrepareResult.model_validate_json(line)
@@ -130,11 +126,12 @@ def _measurements(raw: dict[str, dict[str, Any] | None]) -> dict[str, Measuremen
         if platform not in out:
             raise PrepareFailed(f"bench: expected platforms cpu, gpu, npu, got {platform!r}")
         try:
-            out[platform] = None if m is None else Measurement.from_json(m)
+            measured = None if m is None else Measurement.from_json(m)
         except MeasurementError as exc:
             raise PrepareFailed(f"bench of {platform}: {exc}") from None
-        if out[platform] is not None and out[platform].platform != platform:  # type: ignore[union-attr]
+        if measured is not None and measured.platform != platform:
             raise PrepareFailed(f"bench: a measurement of another platform filed as {platform}")
+        out[platform] = measured
     if out["cpu"] is None:
         raise PrepareFailed("bench: expected a CPU measurement (the reference), got none")
     return out

@@ -18,7 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Block", "Running", "Supervisor"]
+__all__ = ["Block", "Running", "Supervisor", "peak_rss_kb"]
+
+
+def peak_rss_kb(pid: int | str = "self") -> int:
+    """Peak resident set size (``VmHWM``) of process ``pid`` in kB; 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 @dataclass
@@ -152,21 +163,11 @@ class Supervisor:
         """Blocks whose process has exited since start, with their exit codes."""
         return [(name, rc) for name, r in self.running.items() if (rc := r.proc.poll()) is not None]
 
-    @staticmethod
-    def _vmhwm_kb(pid: int) -> int:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        except (OSError, ValueError):
-            pass
-        return 0
-
     def sample_memory(self) -> None:
         """Record each live block's peak resident memory so far."""
         for r in self.running.values():
             if r.proc.poll() is None:
-                r.peak_rss_kb = max(r.peak_rss_kb, self._vmhwm_kb(r.proc.pid))
+                r.peak_rss_kb = max(r.peak_rss_kb, peak_rss_kb(r.proc.pid))
 
     @staticmethod
     def _terminate(proc: subprocess.Popen[bytes], grace_s: float) -> None:

@@ -19,6 +19,7 @@ from kontur.wire.verdict import GopVerdict
 
 __all__ = [
     "MAX_FRAME_INDEX",
+    "MAX_FRAME_SIDE",
     "MAX_MESSAGE_BYTES",
     "ControlMessage",
     "Decision",
@@ -46,6 +47,9 @@ __all__ = [
 #: years): a bigger one from the worker is refused at the wire, never fed to float arithmetic.
 MAX_FRAME_INDEX = 2**53
 
+#: The largest frame side a ``FrameReady`` describes (the ring is sized from the profile).
+MAX_FRAME_SIDE = 8192
+
 #: No message may be larger than this; a bigger one is refused before parsing.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -68,8 +72,8 @@ class FrameReady(_Msg):
     pts_s: float
     gop_index: int = Field(ge=0)
     slot: int = Field(ge=0)
-    width: int = Field(gt=0, le=8192)
-    height: int = Field(gt=0, le=8192)
+    width: int = Field(gt=0, le=MAX_FRAME_SIDE)
+    height: int = Field(gt=0, le=MAX_FRAME_SIDE)
     analyse: bool = True
     """False when degradation lowered this camera's analysis rate: the verifier still looks."""
 
