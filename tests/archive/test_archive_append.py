@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from kontur.archive import (
-    GENESIS,
     Archive,
     ArchiveCorrupt,
     ArchiveInputError,
@@ -22,9 +21,18 @@ from kontur.archive import (
     SegmentStore,
     verify_archive,
 )
+from kontur.archive._tree import entry_leaf
+from kontur.archive.merkle import EMPTY_ROOT, root_of
+from kontur.archive.record import Record
 from kontur.clock import ManualClock
 
-ZERO = GENESIS.hex()
+ZERO = EMPTY_ROOT.hex()
+
+
+def _root(*records: Record) -> str:
+    return root_of([bytes.fromhex(r.hash) for r in records]).hex()
+
+
 RunSql = Callable[..., list[tuple[Any, ...]]]
 
 
@@ -32,15 +40,12 @@ def test_append_returns_a_chained_record(archive: Archive, clock: ManualClock) -
     first = archive.append("config", {"b": 2, "a": (1, 2)})
     clock.advance(1.5)
     second = archive.append("event", {"text": "x"})
-    assert (first.index, first.kind, first.at, first.prev) == (
-        0,
-        "config",
-        clock.wall() - 1.5,
-        ZERO,
-    )
+    assert (first.index, first.kind, first.at) == (0, "config", clock.wall() - 1.5)
+    assert first.hash == entry_leaf(0, "config", first.at, first.payload_bytes).hex()
     assert first.payload == {"a": [1, 2], "b": 2}  # as stored: canonical JSON parsed back
     assert first.payload_bytes == b'{"a":[1,2],"b":2}'
-    assert (second.index, second.prev, second.at) == (1, first.hash, clock.wall())
+    assert (second.index, second.at) == (1, clock.wall())
+    assert second.hash == entry_leaf(1, "event", second.at, second.payload_bytes).hex()
 
 
 def test_head_and_records_count_committed_records_only(archive: Archive) -> None:
@@ -53,11 +58,10 @@ def test_head_and_records_count_committed_records_only(archive: Archive) -> None
 
 def test_batch_commits_at_batch_size(data_dir: Path, clock: ManualClock) -> None:
     with Archive.open(data_dir, clock, batch_size=3, batch_interval_s=60) as arc:
-        for _ in range(2):
-            arc.append("event", {})
+        recs = [arc.append("event", {}) for _ in range(2)]
         assert arc.records == 0
-        last = arc.append("event", {})
-        assert (arc.records, arc.head) == (3, last.hash)
+        recs.append(arc.append("event", {}))
+        assert (arc.records, arc.head) == (3, _root(*recs))
 
 
 def test_batch_commits_when_the_interval_passed(archive: Archive, clock: ManualClock) -> None:
@@ -76,7 +80,9 @@ def test_close_flushes_and_reopen_continues_the_chain(data_dir: Path, clock: Man
     with Archive.open(data_dir, clock) as arc:
         assert (arc.records, arc.head) == (1, last.hash)
         nxt = arc.append("event", {"n": 1})
-        assert (nxt.index, nxt.prev) == (1, last.hash)
+        assert nxt.index == 1
+    with Archive.open_readonly(data_dir) as arc:
+        assert arc.head == _root(last, nxt)
     assert verify_archive(data_dir).records == 2
 
 
@@ -143,20 +149,29 @@ def test_the_surface_is_append_only() -> None:
     assert public == {
         "append",
         "append_segment",
+        "checkpoint",
+        "checkpoints",
         "close",
+        "consistency_proof",
         "data_dir",
         "flush",
         "head",
+        "inclusion_proof",
         "iter_records",
         "open",
         "open_readonly",
+        "origin",
         "pending",
         "readonly",
         "records",
+        "root_at",
         "segments",
+        "verifier_key",
+        "witness_error",
     }
     store_public = {n for n in dir(SegmentStore) if not n.startswith("_")}
-    assert store_public == {"check", "path", "put", "read", "root"}
+    # remove: retention only, after the tombstone is durable (kontur.archive.retention)
+    assert store_public == {"check", "path", "put", "read", "remove", "root"}
 
 
 def test_open_readonly_needs_an_archive_and_creates_nothing(tmp_path: Path) -> None:
@@ -207,7 +222,7 @@ def test_open_refuses_a_file_that_is_not_an_archive(data_dir: Path) -> None:
 
 def test_open_refuses_a_broken_tail(filled: Path, run_sql: RunSql) -> None:
     run_sql(filled, "UPDATE records SET payload = CAST('{}' AS BLOB) WHERE idx = 6")
-    with pytest.raises(ArchiveCorrupt, match=r"record 6: expected hash [0-9a-f]{64}, got "):
+    with pytest.raises(ArchiveCorrupt, match=r"record 6: expected leaf [0-9a-f]{64}, got "):
         Archive.open(filled)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from kontur.archive import Archive, verify_archive
+from kontur.archive.merkle import root_of
 from kontur.clock import ManualClock
 
 SEEDS = range(12)
@@ -51,16 +52,18 @@ def test_any_json_payloads_chain_and_verify(tmp_path: Path, seed: int) -> None:
     payloads = [random_object(rng) for _ in range(rng.randrange(1, 13))]
     flush_every = rng.randrange(1, 6)
     clock = ManualClock()
+    leaves: list[bytes] = []
     with Archive.open(tmp_path, clock, batch_size=3) as arc:
         for n, payload in enumerate(payloads):
             rec = arc.append("event", payload)
             assert rec.payload == payload
+            leaves.append(bytes.fromhex(rec.hash))
             clock.advance(rng.random())
             if n % flush_every == 0:
                 arc.flush()
-                assert arc.head == rec.hash
+                assert arc.head == root_of(leaves).hex()
     report = verify_archive(tmp_path)
-    assert (report.ok, report.records, report.head) == (True, len(payloads), rec.hash)
+    assert (report.ok, report.records, report.head) == (True, len(payloads), root_of(leaves).hex())
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -81,4 +84,4 @@ def test_any_flipped_payload_byte_is_found_at_its_record(tmp_path: Path, seed: i
     report = verify_archive(tmp_path)
     assert report.first_bad is not None
     assert report.first_bad.index == idx
-    assert report.first_bad.reason.startswith(f"record {idx}: expected hash ")
+    assert report.first_bad.reason.startswith(f"record {idx}: expected leaf ")

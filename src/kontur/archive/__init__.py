@@ -1,8 +1,9 @@
 """Tamper-evident, crash-safe archive (DESIGN.md §3 "Tamper-evident archive", ADR 0004).
 
 Every fact kontur records (a segment with its GOP verdict, detections, a decision, a state,
-config or model change) is a record in an append-only SHA-256 hash chain stored in SQLite.
-Video segments are content-addressed, write-once files next to it. :func:`verify_archive`
+config or model change) is a record in an append-only RFC 9162 Merkle log stored in SQLite,
+whose root is signed as a C2SP checkpoint with a key of the archive's own (ADR 0015). Video
+segments are content-addressed, write-once files next to it. :func:`verify_archive`
 re-checks all of it offline, read-only.
 
 Public surface:
@@ -17,7 +18,16 @@ Public surface:
 from __future__ import annotations
 
 from kontur.archive._chain import GENESIS, HashChain, Log, canonical_at, record_hash
-from kontur.archive.archive import Archive
+from kontur.archive.archive import KEY_NAME, Archive, Signing
+from kontur.archive.checkpoint import (
+    ArchiveKey,
+    Checkpoint,
+    CheckpointError,
+    KeyFileError,
+    VerifierKey,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from kontur.archive.errors import (
     ArchiveCorrupt,
     ArchiveError,
@@ -29,32 +39,49 @@ from kontur.archive.errors import (
     SegmentCorrupt,
     SegmentMissing,
 )
+from kontur.archive.merkle import ProofError, verify_consistency, verify_inclusion
 from kontur.archive.record import KINDS, Record, canonical_json
+from kontur.archive.report import BadRecord, VerifyReport
 from kontur.archive.segments import SegmentRef, SegmentStore
-from kontur.archive.verify import BadRecord, VerifyReport, verify_archive
+from kontur.archive.verify import verify_archive
+from kontur.archive.witness import WitnessError, read_witness
 
 __all__ = [
     "GENESIS",
+    "KEY_NAME",
     "KINDS",
     "Archive",
     "ArchiveCorrupt",
     "ArchiveError",
     "ArchiveInputError",
+    "ArchiveKey",
     "ArchiveLocked",
     "ArchiveNotFound",
     "ArchiveWriteError",
     "BadRecord",
     "ChainBroken",
+    "Checkpoint",
+    "CheckpointError",
     "HashChain",
+    "KeyFileError",
     "Log",
+    "ProofError",
     "Record",
     "SegmentCorrupt",
     "SegmentMissing",
     "SegmentRef",
     "SegmentStore",
+    "Signing",
+    "VerifierKey",
     "VerifyReport",
+    "WitnessError",
     "canonical_at",
     "canonical_json",
+    "open_checkpoint",
+    "read_witness",
     "record_hash",
+    "sign_checkpoint",
     "verify_archive",
+    "verify_consistency",
+    "verify_inclusion",
 ]

@@ -1,5 +1,14 @@
 """The SQLite side of the archive: schema, connections, and the committed tail.
 
+Format 2 (RFC 9162 Merkle log, ADR 0015)::
+
+    records(idx, kind, at, payload, leaf)   leaf = RFC 9162 leaf hash of the entry (_tree.py)
+    nodes(level, idx, hash)                 every complete subtree above the leaves
+    checkpoints(size, at, note)             signed checkpoints (checkpoint.py)
+    meta(key, value)                        "origin" and "vkey" (the archive's public key)
+
+Format 1 (the bare hash chain, ADR 0004) is still read and verified, never written.
+
 Every ``sqlite3`` error that means "this is not a (healthy) archive" becomes a one-line
 :class:`ArchiveCorrupt`; callers never see a traceback from ``sqlite3``.
 """
@@ -11,37 +20,50 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from kontur.archive._chain import GENESIS, record_hash
 from kontur.archive.errors import ArchiveCorrupt, ArchiveNotFound
-from kontur.archive.record import RawRecord
 
 __all__ = [
     "COLUMNS",
+    "COLUMNS_V1",
     "DB_NAME",
+    "FORMAT_V1",
     "FORMAT_VERSION",
     "connect_readonly",
     "connect_writer",
     "iter_rows",
-    "load_tail",
     "one_line",
 ]
 
 DB_NAME = "archive.sqlite"
 #: Stored in ``PRAGMA user_version``; bump it when the record hash or schema changes.
-FORMAT_VERSION = 1
-COLUMNS = ("idx", "kind", "at", "payload", "prev", "hash")
+FORMAT_VERSION = 2
+FORMAT_V1 = 1
+COLUMNS = ("idx", "kind", "at", "payload", "leaf")
+COLUMNS_V1 = ("idx", "kind", "at", "payload", "prev", "hash")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    idx     INTEGER PRIMARY KEY,
-    kind    TEXT NOT NULL,
-    at      REAL NOT NULL,
-    payload BLOB NOT NULL,
-    prev    TEXT NOT NULL,
-    hash    TEXT NOT NULL
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS records (
+        idx     INTEGER PRIMARY KEY,
+        kind    TEXT NOT NULL,
+        at      REAL NOT NULL,
+        payload BLOB NOT NULL,
+        leaf    BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS nodes (
+        level INTEGER NOT NULL,
+        idx   INTEGER NOT NULL,
+        hash  BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        size INTEGER PRIMARY KEY,
+        at   REAL NOT NULL,
+        note TEXT NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
-"""
-_SELECT = "SELECT idx, kind, at, payload, prev, hash FROM records"
+_SELECT_V1 = "SELECT idx, kind, at, payload, prev, hash FROM records"
+_SELECT = "SELECT idx, kind, at, payload, leaf FROM records"
 
 
 def one_line(exc: BaseException) -> str:
@@ -63,9 +85,16 @@ def connect_writer(db: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = FULL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            conn.execute(_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
-        check_schema(conn, db)
+            conn.execute("COMMIT")
+        if check_schema(conn, db) != FORMAT_VERSION:
+            raise ArchiveCorrupt(
+                f"{db}: expected archive format {FORMAT_VERSION} to append to, got format "
+                f"{FORMAT_V1} (verify it with `kontur archive verify`; start a new data dir)"
+            )
     except sqlite3.Error as exc:
         conn.close()
         raise ArchiveCorrupt(f"{db}: expected an SQLite archive, got {one_line(exc)}") from None
@@ -102,50 +131,34 @@ def connect_readonly(data_dir: Path) -> sqlite3.Connection:
     return conn
 
 
-def check_schema(conn: sqlite3.Connection, db: Path) -> None:
-    """Raise ArchiveCorrupt unless the format version and the records columns are ours."""
+def check_schema(conn: sqlite3.Connection, db: Path) -> int:
+    """The format version (1 or 2); ArchiveCorrupt unless it and the tables are ours."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version != FORMAT_VERSION:
-        raise ArchiveCorrupt(f"{db}: expected archive format {FORMAT_VERSION}, got {version}")
+    if version not in (FORMAT_V1, FORMAT_VERSION):
+        raise ArchiveCorrupt(
+            f"{db}: expected archive format {FORMAT_V1} or {FORMAT_VERSION}, got {version}"
+        )
+    want = COLUMNS if version == FORMAT_VERSION else COLUMNS_V1
     cols = tuple(r[1] for r in conn.execute("PRAGMA table_info(records)"))
-    if cols != COLUMNS:
-        raise ArchiveCorrupt(f"{db}: expected records columns {COLUMNS}, got {cols or 'none'}")
-
-
-def load_tail(conn: sqlite3.Connection, db: Path) -> tuple[int, bytes]:
-    """Count and head of the committed records, after a cheap check of the tail.
-
-    Checks that the indexes are ``0..count-1`` and that the last record's stored hash
-    recomputes from its own fields; the full check is :func:`kontur.archive.verify_archive`.
-    """
-    try:
-        count, last = conn.execute("SELECT COUNT(*), MAX(idx) FROM records").fetchone()
-        if count == 0:
-            return 0, GENESIS
-        if last != count - 1:
-            raise ArchiveCorrupt(f"{db}: expected indexes 0..{count - 1}, got max index {last}")
-        row = conn.execute(f"{_SELECT} WHERE idx = ?", (last,)).fetchone()
-    except sqlite3.Error as exc:
-        raise ArchiveCorrupt(f"{db}: expected a readable archive, got {one_line(exc)}") from None
-    raw = RawRecord.from_row(tuple(row))
-    try:
-        prev = bytes.fromhex(raw.prev)
-        want = record_hash(prev, raw.index, raw.kind, raw.at, raw.payload).hex()
-    except ValueError:
-        raise ArchiveCorrupt(f"{db}: record {last}: expected prev as hex, got {raw.prev}") from None
-    if want != raw.hash:
-        raise ArchiveCorrupt(f"{db}: record {last}: expected hash {want}, got {raw.hash}")
-    return count, bytes.fromhex(raw.hash)
+    if cols != want:
+        raise ArchiveCorrupt(f"{db}: expected records columns {want}, got {cols or 'none'}")
+    if version == FORMAT_VERSION:
+        for table in ("nodes", "checkpoints", "meta"):
+            if not conn.execute("PRAGMA table_info(" + table + ")").fetchall():
+                raise ArchiveCorrupt(f"{db}: expected a {table} table, got none")
+    return int(version)
 
 
 def iter_rows(
-    conn: sqlite3.Connection, start: int = 0, stop: int | None = None
+    conn: sqlite3.Connection, start: int = 0, stop: int | None = None, *, version: int = 2
 ) -> Iterator[tuple[object, ...]]:
-    """Stored rows ``(idx, kind, at, payload, prev, hash)`` with ``start <= idx < stop``.
+    """Stored rows with ``start <= idx < stop``, in index order, in one read statement.
 
-    In index order, within one read statement (so one consistent snapshot).
+    Format 2 rows are ``(idx, kind, at, payload, leaf)``; format 1 rows
+    ``(idx, kind, at, payload, prev, hash)``.
     """
-    sql = f"{_SELECT} WHERE idx >= ? AND (? IS NULL OR idx < ?) ORDER BY idx"
+    select = _SELECT if version == FORMAT_VERSION else _SELECT_V1
+    sql = f"{select} WHERE idx >= ? AND (? IS NULL OR idx < ?) ORDER BY idx"
     cur = conn.execute(sql, (start, stop, stop))
     with contextlib.closing(cur):
         for row in cur:

@@ -1,11 +1,18 @@
-"""The archive: an append-only hash chain of records in SQLite, next to a segment store.
+"""The archive: an RFC 9162 Merkle log of records in SQLite, next to a segment store.
 
-Layout of ``data_dir``::
+Layout of ``data_dir`` (mode 0700)::
 
-    archive.sqlite          one table ``records(idx, kind, at, payload, prev, hash)``, WAL,
-                            synchronous=FULL; record hash defined in ``_chain.py``
+    archive.sqlite          records, tree nodes, signed checkpoints, meta (``_sqlite.py``),
+                            WAL, synchronous=FULL, mode 0600; leaf hash in ``_tree.py``
     archive.lock            flock held by the one writer
+    archive.key             the archive's Ed25519 checkpoint key, 0600, unless
+                            :class:`Signing` puts it elsewhere (it should: ADR 0015)
     segments/ab/<sha256>    write-once segment files, mode 0444 (``segments.py``)
+
+Signed checkpoints (``checkpoint.py``) are issued after a commit once ``Signing.every_records``
+records or ``Signing.every_s`` seconds have passed since the last one, and at close. A
+checkpoint only ever covers committed records. Each one is also appended to the witness file
+(``witness.py``) and handed to ``on_checkpoint`` (the webhook sink), when configured.
 
 Appends are batched: records go into one open SQLite transaction that commits when it holds
 ``batch_size`` records, when ``batch_interval_s`` has passed since its first record (checked
@@ -22,23 +29,39 @@ import fcntl
 import json
 import math
 import os
+import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
-from kontur.archive._chain import HashChain
 from kontur.archive._sqlite import (
     DB_NAME,
+    FORMAT_VERSION,
+    check_schema,
     connect_readonly,
     connect_writer,
     iter_rows,
-    load_tail,
     one_line,
 )
-from kontur.archive.errors import ArchiveInputError, ArchiveLocked, ArchiveWriteError
+from kontur.archive._tree import MerkleLog, SqliteNodes
+from kontur.archive.checkpoint import (
+    ArchiveKey,
+    Checkpoint,
+    KeyFileError,
+    VerifierKey,
+    sign_checkpoint,
+)
+from kontur.archive.errors import (
+    ArchiveCorrupt,
+    ArchiveInputError,
+    ArchiveLocked,
+    ArchiveWriteError,
+)
+from kontur.archive.merkle import consistency_proof, inclusion_proof
 from kontur.archive.record import (
     RawRecord,
     Record,
@@ -47,13 +70,37 @@ from kontur.archive.record import (
     segment_ref_of,
 )
 from kontur.archive.segments import SegmentStore
+from kontur.archive.witness import append_witness
 from kontur.clock import Clock, SystemClock
 
-__all__ = ["LOCK_NAME", "Archive"]
+__all__ = ["KEY_NAME", "LOCK_NAME", "Archive", "Signing", "load_meta"]
 
 LOCK_NAME = "archive.lock"
+KEY_NAME = "archive.key"
 _PAGE = 256
-_INSERT = "INSERT INTO records (idx, kind, at, payload, prev, hash) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT = "INSERT INTO records (idx, kind, at, payload, leaf) VALUES (?, ?, ?, ?, ?)"
+_INSERT_NODE = "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class Signing:
+    """Where the checkpoint key lives, how often checkpoints are issued, and the witness.
+
+    ``key_path`` None means ``data_dir/archive.key``, created with a new archive. A site
+    should keep it outside the data dir, so that write access there gives no signing power.
+    """
+
+    key_path: Path | None = None
+    every_records: int = 1000
+    every_s: float = 60.0
+    witness: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.every_records < 1 or not self.every_s > 0:
+            raise ValueError(
+                f"expected every_records >= 1 and every_s > 0, "
+                f"got {self.every_records} and {self.every_s}"
+            )
 
 
 class Archive:
@@ -72,6 +119,7 @@ class Archive:
         lock_fd: int | None,
         batch_size: int = 64,
         batch_interval_s: float = 0.25,
+        signer: _Signer | None = None,
     ) -> None:
         """Internal: use :meth:`open` or :meth:`open_readonly`."""
         self._dir = data_dir
@@ -83,9 +131,14 @@ class Archive:
         self._batch_interval_s = batch_interval_s
         self._store = SegmentStore(data_dir)
         self._lock = threading.RLock()
-        self._log = HashChain(*load_tail(conn, data_dir / DB_NAME))
+        self._meta = load_meta(conn, data_dir / DB_NAME)
+        self._log = MerkleLog.load(conn, data_dir / DB_NAME)
         self._committed = (self._log.size, self._log.head)
+        self._rewind = self._log.frontier
         self._batch_opened: float | None = None
+        self._signer = signer
+        if signer is not None:
+            signer.resume(conn, clock.monotonic())
 
     @classmethod
     def open(
@@ -95,20 +148,24 @@ class Archive:
         *,
         batch_size: int = 64,
         batch_interval_s: float = 0.25,
+        signing: Signing | None = None,
+        on_checkpoint: Callable[[str], None] | None = None,
     ) -> Archive:
-        """Open ``data_dir`` for appending, creating it if needed; continues an existing chain.
+        """Open ``data_dir`` for appending, creating it (mode 0700) and its key if needed.
 
-        Raises ArchiveLocked if another writer holds it and ArchiveCorrupt if
-        ``archive.sqlite`` is not an archive or its last record does not check out.
+        Raises ArchiveLocked if another writer holds it, ArchiveCorrupt if ``archive.sqlite``
+        is not an archive of format 2 or its tail does not check out, and KeyFileError if
+        the checkpoint key is missing or is not this archive's.
         """
         if batch_size < 1 or not batch_interval_s >= 0:
             raise ValueError(
                 f"expected batch_size >= 1 and batch_interval_s >= 0, "
                 f"got {batch_size} and {batch_interval_s}"
             )
+        signing = signing if signing is not None else Signing()
         data_dir = Path(data_dir)
         created = not data_dir.exists()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock_fd = _acquire_lock(data_dir)
         try:
             conn = connect_writer(data_dir / DB_NAME)
@@ -116,6 +173,8 @@ class Archive:
             os.close(lock_fd)
             raise
         try:
+            _private(data_dir / DB_NAME)
+            signer = _Signer.start(conn, data_dir, signing, on_checkpoint)
             _fsync_dir(data_dir)
             if created:
                 _fsync_dir(data_dir.parent)
@@ -126,6 +185,7 @@ class Archive:
                 lock_fd=lock_fd,
                 batch_size=batch_size,
                 batch_interval_s=batch_interval_s,
+                signer=signer,
             )
         except BaseException:
             conn.close()
@@ -134,13 +194,18 @@ class Archive:
 
     @classmethod
     def open_readonly(cls, data_dir: Path) -> Archive:
-        """Open an existing archive for reading only; creates nothing.
+        """Open an existing format-2 archive for reading only; creates nothing.
 
         Raises ArchiveNotFound if ``data_dir/archive.sqlite`` is absent.
         """
         data_dir = Path(data_dir)
         conn = connect_readonly(data_dir)
         try:
+            if check_schema(conn, data_dir / DB_NAME) != FORMAT_VERSION:
+                raise ArchiveCorrupt(
+                    f"{data_dir}: expected archive format {FORMAT_VERSION} to read, got format 1 "
+                    "(`kontur archive verify` still checks it)"
+                )
             return cls(data_dir=data_dir, conn=conn, clock=SystemClock(), lock_fd=None)
         except BaseException:
             conn.close()
@@ -162,13 +227,28 @@ class Archive:
         return self._store
 
     @property
+    def origin(self) -> str:
+        """The archive's checkpoint origin (its name in every signed checkpoint)."""
+        return self._meta[0]
+
+    @property
+    def verifier_key(self) -> VerifierKey:
+        """The public key that signs this archive's checkpoints."""
+        return self._meta[1]
+
+    @property
+    def witness_error(self) -> str | None:
+        """The last failure to append to the witness file, if any (checkpoints go on)."""
+        return None if self._signer is None else self._signer.witness_error
+
+    @property
     def head(self) -> str:
-        """Hex hash of the last committed record, or 64 zeros for an empty archive."""
+        """Hex tree root over the committed records (SHA-256 of nothing when empty)."""
         return self._committed_state()[1].hex()
 
     @property
     def records(self) -> int:
-        """Number of committed records."""
+        """Number of committed records (the tree size)."""
         return self._committed_state()[0]
 
     @property
@@ -212,8 +292,18 @@ class Archive:
             self._writer()
             self._commit()
 
+    def checkpoint(self) -> str | None:
+        """Commit, then sign a checkpoint of the whole tree now; returns its note.
+
+        None when the tree is empty or already checkpointed at this size.
+        """
+        with self._lock:
+            self._writer()
+            self._commit()
+            return self._sign_now()
+
     def close(self) -> None:
-        """Flush (when writing), close the database and release the writer lock. Idempotent."""
+        """Flush and checkpoint (when writing), close, release the writer lock. Idempotent."""
         with self._lock:
             conn = self._conn
             if conn is None:
@@ -221,6 +311,7 @@ class Archive:
             try:
                 if not self._readonly:
                     self._commit()
+                    self._sign_now()
                     _leave_wal(conn)
             finally:
                 self._conn = None
@@ -230,7 +321,7 @@ class Archive:
                     self._lock_fd = None
 
     def iter_records(self, start: int = 0) -> Iterator[Record]:
-        """Committed records from index ``start`` on, parsed but not chain-checked.
+        """Committed records from index ``start`` on, parsed but not proof-checked.
 
         Use :func:`kontur.archive.verify_archive` to check them.
         """
@@ -247,6 +338,34 @@ class Archive:
                 yield Record.from_raw(RawRecord.from_row(row))
             pos += len(rows)
 
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """The RFC 9162 audit path of record ``index`` in the tree of ``size`` (default: all)."""
+        with self._lock:
+            size = self._committed_state()[0] if size is None else size
+            self._check_size(size)
+            return inclusion_proof(self._nodes(), index, size)
+
+    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
+        """The RFC 9162 proof that the tree of ``old`` is a prefix of the tree of ``new``."""
+        with self._lock:
+            new = self._committed_state()[0] if new is None else new
+            self._check_size(new)
+            return consistency_proof(self._nodes(), old, new)
+
+    def root_at(self, size: int) -> bytes:
+        """The tree root over the first ``size`` committed records."""
+        from kontur.archive.merkle import EMPTY_ROOT, subtree_root
+
+        with self._lock:
+            self._check_size(size)
+            return EMPTY_ROOT if size == 0 else subtree_root(self._nodes(), 0, size)
+
+    def checkpoints(self) -> list[tuple[int, float, str]]:
+        """Stored checkpoints ``(size, at, note)``, oldest first (not verified here)."""
+        with self._lock:
+            rows = self._open_conn().execute("SELECT size, at, note FROM checkpoints ORDER BY size")
+            return [(int(r[0]), float(r[1]), str(r[2])) for r in rows]
+
     def __enter__(self) -> Archive:
         return self
 
@@ -258,6 +377,14 @@ class Archive:
     ) -> None:
         self.close()
 
+    def _nodes(self) -> SqliteNodes:
+        return SqliteNodes(self._open_conn(), self._dir / DB_NAME)
+
+    def _check_size(self, size: int) -> None:
+        have = self._committed_state()[0]
+        if not 0 <= size <= have:
+            raise ArchiveInputError(f"tree size: expected 0..{have}, got {size}")
+
     def _append(self, kind: str, body: bytes) -> Record:
         with self._lock:
             conn = self._writer()
@@ -268,15 +395,12 @@ class Archive:
                 if self._batch_opened is None:
                     conn.execute("BEGIN IMMEDIATE")
                     self._batch_opened = self._clock.monotonic()
-                link = self._log.append(kind, at, body)
-                conn.execute(
-                    _INSERT, (link.index, kind, at, body, link.prev.hex(), link.hash.hex())
-                )
+                added = self._log.append(kind, at, body)
+                conn.execute(_INSERT, (added.index, kind, at, body, added.leaf))
+                conn.executemany(_INSERT_NODE, added.nodes)
             except sqlite3.Error as exc:
                 self._abort(exc)
-            record = Record(
-                link.index, kind, at, json.loads(body), link.prev.hex(), link.hash.hex(), body
-            )
+            record = Record(added.index, kind, at, json.loads(body), added.leaf.hex(), body)
             if self.pending >= self._batch_size or self._interval_elapsed():
                 self._commit()
             return record
@@ -295,14 +419,24 @@ class Archive:
             self._abort(exc)
         self._batch_opened = None
         self._committed = (self._log.size, self._log.head)
+        self._rewind = self._log.frontier
+        if self._signer is not None and self._signer.due(self._log.size, self._clock.monotonic()):
+            self._sign_now()
+
+    def _sign_now(self) -> str | None:
+        if self._signer is None:
+            return None
+        size, root = self._committed
+        return self._signer.sign(self._writer(), Checkpoint(self.origin, size, root), self._clock)
 
     def _abort(self, exc: sqlite3.Error) -> NoReturn:
-        """Roll back the open batch, rewind the chain to the last commit, raise."""
+        """Roll back the open batch, rewind the tree to the last commit, raise."""
         lost = self._log.size - self._committed[0]
         with contextlib.suppress(sqlite3.Error):
             self._writer().execute("ROLLBACK")
         self._batch_opened = None
-        self._log = HashChain(*self._committed)
+        self._log = MerkleLog(self._rewind)
+        self._rewind = self._log.frontier
         raise ArchiveWriteError(
             f"expected SQLite to accept the write, got {one_line(exc)}; "
             f"{lost} uncommitted record(s) lost"
@@ -312,7 +446,8 @@ class Archive:
         with self._lock:
             conn = self._open_conn()
             if self.readonly:  # another process may be appending: ask the database
-                return load_tail(conn, self._dir / DB_NAME)
+                log = MerkleLog.load(conn, self._dir / DB_NAME)
+                return log.size, log.head
             return self._committed
 
     def _open_conn(self) -> sqlite3.Connection:
@@ -327,8 +462,112 @@ class Archive:
         return conn
 
 
+class _Signer:
+    """Issues signed checkpoints for one open archive (writer side)."""
+
+    def __init__(
+        self, key: ArchiveKey, signing: Signing, on_checkpoint: Callable[[str], None] | None
+    ) -> None:
+        self._key = key
+        self._signing = signing
+        self._on_checkpoint = on_checkpoint
+        self._last_size = 0
+        self._last_time = 0.0
+        self.witness_error: str | None = None
+
+    @classmethod
+    def start(
+        cls,
+        conn: sqlite3.Connection,
+        data_dir: Path,
+        signing: Signing,
+        on_checkpoint: Callable[[str], None] | None,
+    ) -> _Signer:
+        """Load (or, for a new archive, create) the key; bind it to the archive's meta."""
+        path = signing.key_path if signing.key_path is not None else data_dir / KEY_NAME
+        db = data_dir / DB_NAME
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if "vkey" not in meta:
+            key = ArchiveKey.load(path) if path.exists() else _new_key(path)
+            origin = f"kontur.archive/{secrets.token_hex(8)}"
+            vkey = key.verifier(origin)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO meta VALUES ('origin', ?), ('vkey', ?)", (origin, str(vkey)))
+            conn.execute("COMMIT")
+            return cls(key, signing, on_checkpoint)
+        origin, vkey = load_meta(conn, db)
+        if not path.exists():
+            raise KeyFileError(f"archive key {path}: expected the key of {vkey}, got no file")
+        key = ArchiveKey.load(path)
+        if key.verifier(origin) != vkey:
+            raise KeyFileError(
+                f"archive key {path}: expected key id {vkey.key_id.hex()}, "
+                f"got {key.verifier(origin).key_id.hex()}"
+            )
+        return cls(key, signing, on_checkpoint)
+
+    def resume(self, conn: sqlite3.Connection, now: float) -> None:
+        row = conn.execute("SELECT MAX(size) FROM checkpoints").fetchone()
+        self._last_size = int(row[0] or 0)
+        self._last_time = now
+
+    def due(self, size: int, now: float) -> bool:
+        if size <= self._last_size:
+            return False
+        s = self._signing
+        return size - self._last_size >= s.every_records or now - self._last_time >= s.every_s
+
+    def sign(self, conn: sqlite3.Connection, cp: Checkpoint, clock: Clock) -> str | None:
+        """Sign ``cp``, store it, witness it; None if that size is already checkpointed."""
+        if cp.size == 0 or cp.size <= self._last_size:
+            return None
+        note = sign_checkpoint(cp, self._key)
+        at = clock.wall()
+        try:
+            conn.execute(
+                "INSERT INTO checkpoints (size, at, note) VALUES (?, ?, ?)", (cp.size, at, note)
+            )
+        except sqlite3.Error as exc:
+            raise ArchiveWriteError(
+                f"expected SQLite to store checkpoint {cp.size}, got {one_line(exc)}"
+            ) from None
+        self._last_size, self._last_time = cp.size, clock.monotonic()
+        if self._signing.witness is not None:
+            try:
+                append_witness(self._signing.witness, at, note)
+            except OSError as exc:  # recording never waits on the witness; verify shows the gap
+                self.witness_error = f"witness {self._signing.witness}: {exc.strerror}"
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(note)
+        return note
+
+
+def load_meta(conn: sqlite3.Connection, db: Path) -> tuple[str, VerifierKey]:
+    """The archive's origin and checkpoint verifier key, from its ``meta`` table."""
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    origin, vkey = meta.get("origin"), meta.get("vkey")
+    if not isinstance(origin, str) or not isinstance(vkey, str):
+        raise ArchiveCorrupt(f"{db}: expected meta origin and vkey, got {sorted(meta)}")
+    key = VerifierKey.parse(vkey)
+    if key.name != origin:
+        raise ArchiveCorrupt(f"{db}: expected the key named {origin}, got {key.name}")
+    return origin, key
+
+
+def _new_key(path: Path) -> ArchiveKey:
+    key = ArchiveKey.generate()
+    key.save(path)
+    return key
+
+
+def _private(db: Path) -> None:
+    """The database is the operator's alone (issue 9: archives are 0600)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(db, 0o600)
+
+
 def _acquire_lock(data_dir: Path) -> int:
-    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

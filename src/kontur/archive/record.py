@@ -20,6 +20,7 @@ __all__ = [
     "KIND_PATTERN",
     "JsonObject",
     "RawRecord",
+    "RawRecordV1",
     "Record",
     "canonical_json",
     "check_kind",
@@ -46,6 +47,10 @@ KINDS = frozenset(
         "event",
         "camera",
         "violation",
+        "tombstone",
+        "hold",
+        "hold_release",
+        "export",
     }
 )
 
@@ -87,7 +92,29 @@ def segment_ref_of(payload: JsonObject) -> SegmentRef:
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """One row of the ``records`` table exactly as stored (types and kind checked)."""
+    """One format-2 row ``(idx, kind, at, payload, leaf)`` exactly as stored, types checked."""
+
+    index: int
+    kind: str
+    at: float
+    payload: bytes
+    leaf: bytes
+
+    @classmethod
+    def from_row(cls, row: tuple[object, ...]) -> RawRecord:
+        """Parse a stored row; ArchiveCorrupt on any wrong type."""
+        if len(row) != 5:
+            raise ArchiveCorrupt(f"expected 5 columns, got {len(row)}")
+        idx, kind, at, payload = _common(row)
+        leaf = _typed("leaf", row[4], bytes)
+        if len(leaf) != 32:
+            raise ArchiveCorrupt(f"expected a 32-byte leaf hash, got {len(leaf)} bytes")
+        return cls(idx, kind, at, payload, leaf)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecordV1:
+    """One format-1 row ``(idx, kind, at, payload, prev, hash)`` (the bare hash chain)."""
 
     index: int
     kind: str
@@ -97,41 +124,45 @@ class RawRecord:
     hash: str
 
     @classmethod
-    def from_row(cls, row: tuple[object, ...]) -> RawRecord:
-        """Parse ``(idx, kind, at, payload, prev, hash)``; ArchiveCorrupt on any wrong type."""
+    def from_row(cls, row: tuple[object, ...]) -> RawRecordV1:
+        """Parse a stored row; ArchiveCorrupt on any wrong type."""
         if len(row) != 6:
             raise ArchiveCorrupt(f"expected 6 columns, got {len(row)}")
-        idx = _typed("idx", row[0], int)
-        kind = row[1]
-        if not isinstance(kind, str) or not KIND_PATTERN.fullmatch(kind):
-            raise ArchiveCorrupt(f"expected kind matching {KIND_PATTERN.pattern}, got {kind!r}")
-        at = _typed("at", row[2], float)
-        if not math.isfinite(at):
-            raise ArchiveCorrupt(f"expected a finite at, got {at!r}")
-        payload = _typed("payload", row[3], bytes)
+        idx, kind, at, payload = _common(row)
         prev, hsh = _typed("prev", row[4], str), _typed("hash", row[5], str)
         return cls(idx, kind, at, payload, prev, hsh)
 
 
+def _common(row: tuple[object, ...]) -> tuple[int, str, float, bytes]:
+    idx = _typed("idx", row[0], int)
+    kind = row[1]
+    if not isinstance(kind, str) or not KIND_PATTERN.fullmatch(kind):
+        raise ArchiveCorrupt(f"expected kind matching {KIND_PATTERN.pattern}, got {kind!r}")
+    at = _typed("at", row[2], float)
+    if not math.isfinite(at):
+        raise ArchiveCorrupt(f"expected a finite at, got {at!r}")
+    return idx, kind, at, _typed("payload", row[3], bytes)
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One archived fact, as committed (or about to be) to the chain.
+    """One archived fact, as committed (or about to be) to the log.
 
     ``payload`` is the payload as stored, i.e. parsed back from its canonical JSON (tuples
-    come back as lists). ``payload_bytes`` are the exact bytes that were hashed. ``prev`` and
-    ``hash`` are 64 lowercase hex digits. Treat ``payload`` as read-only.
+    come back as lists). ``payload_bytes`` are the exact bytes that were hashed. ``hash`` is
+    the record's RFC 9162 leaf hash (format 2) or chain hash (format 1), 64 lowercase hex
+    digits. Treat ``payload`` as read-only.
     """
 
     index: int
     kind: str
     at: float
     payload: JsonObject = field(hash=False)
-    prev: str
     hash: str
     payload_bytes: bytes = field(repr=False)
 
     @classmethod
-    def from_raw(cls, raw: RawRecord) -> Record:
+    def from_raw(cls, raw: RawRecord | RawRecordV1) -> Record:
         """Parse a stored row's payload; ArchiveCorrupt unless it is a canonical JSON object."""
         try:
             obj = json.loads(raw.payload)
@@ -145,7 +176,8 @@ class Record:
             raise ArchiveCorrupt(str(exc)) from None
         if canonical != raw.payload:
             raise ArchiveCorrupt("expected a canonical JSON payload, got a non-canonical one")
-        return cls(raw.index, raw.kind, raw.at, obj, raw.prev, raw.hash, raw.payload)
+        digest = raw.leaf.hex() if isinstance(raw, RawRecord) else raw.hash
+        return cls(raw.index, raw.kind, raw.at, obj, digest, raw.payload)
 
 
 def _typed(column: str, value: object, kind: type[_T]) -> _T:

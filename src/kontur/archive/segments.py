@@ -4,7 +4,8 @@ A segment with SHA-256 ``ab12…`` lives at ``<root>/segments/ab/ab12…`` and i
 :meth:`SegmentStore.put` makes it durable before returning: write a temporary file in the same
 directory, fsync it, make it read-only, ``os.replace`` it into place, fsync the directory.
 Putting the same bytes again is a no-op once the existing file is checked. Nothing here ever
-rewrites or deletes a segment: retention is a tombstone record, not an unlink (DESIGN.md §3).
+rewrites a segment; :meth:`SegmentStore.remove` deletes one only after the archive has made a
+tombstone record for it durable (retention, ADR 0015), so history is never rewritten.
 """
 
 from __future__ import annotations
@@ -88,6 +89,19 @@ class SegmentStore:
         if got != sha256:
             raise SegmentCorrupt(f"{_short(sha256)}: expected sha256 {sha256}, got {got}")
         return data
+
+    def remove(self, sha256: str) -> bool:
+        """Delete a segment file (retention; its tombstone must already be durable).
+
+        Returns False when it was already gone. The directory is fsynced.
+        """
+        path = self.path(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_path(path.parent)
+        return True
 
     def check(self, sha256: str, size: int) -> None:
         """Raise unless the segment exists as a regular file of ``size`` bytes with this hash."""
