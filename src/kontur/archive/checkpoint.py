@@ -190,7 +190,9 @@ def open_checkpoint(note: str, vkey: VerifierKey) -> Checkpoint:
     origin, size_text, root_text = lines[:3]
     if origin != vkey.name:
         raise CheckpointError(f"expected origin {vkey.name}, got {origin}")
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+    if not (size_text.isascii() and size_text.isdigit()) or (
+        size_text != "0" and size_text.startswith("0")
+    ):
         raise CheckpointError(f"expected a decimal tree size, got {size_text[:20]!r}")
     try:
         root = base64.b64decode(root_text, validate=True)
@@ -202,17 +204,20 @@ def open_checkpoint(note: str, vkey: VerifierKey) -> Checkpoint:
 
 
 def _signed_by(body: str, sigs: str, vkey: VerifierKey) -> bool:
-    public = Ed25519PublicKey.from_public_bytes(vkey.public)
+    """True if one well-formed signature line is ``vkey``'s and verifies; every line must be
+    well formed first (a malformed note is refused whatever else it carries)."""
+    lines = []
     for line in sigs.split("\n")[:-1]:
-        if not line.startswith(_DASH):
-            raise CheckpointError(
-                f"expected signature lines starting with an em dash, got {line[:40]!r}"
-            )
         name, _, b64 = line[len(_DASH) :].rpartition(" ")
         try:
-            blob = base64.b64decode(b64, validate=True)
+            blob = base64.b64decode(b64, validate=True) if line.startswith(_DASH) else b""
         except (binascii.Error, ValueError):
-            continue
+            blob = b""
+        if not name or len(blob) < 5:
+            raise CheckpointError(f"expected signature lines '— name base64', got {line[:40]!r}")
+        lines.append((name, blob))
+    public = Ed25519PublicKey.from_public_bytes(vkey.public)
+    for name, blob in lines:
         if name != vkey.name or blob[:4] != vkey.key_id or len(blob) != 68:
             continue
         try:

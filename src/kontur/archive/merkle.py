@@ -136,6 +136,8 @@ def verify_inclusion(
     """RFC 9162 §2.1.3.2; raises ProofError unless ``proof`` puts ``leaf`` at ``index``."""
     if not 0 <= index < size:
         raise ProofError(f"inclusion: expected index below tree size {size}, got {index}")
+    if len(leaf) != 32 or len(root) != 32 or any(len(p) != 32 for p in proof):
+        raise ProofError("inclusion: expected 32-byte leaf, root and proof hashes")
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if sn == 0:
@@ -159,16 +161,14 @@ def verify_consistency(
     old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> None:
     """RFC 9162 §2.1.4.2; raises ProofError unless tree ``old`` is a prefix of tree ``new``."""
-    if not 0 <= old <= new:
-        raise ProofError(f"consistency: expected old <= new, got {old} > {new}")
+    if not 0 < old <= new:  # RFC 9162 defines consistency from a non-empty tree only
+        raise ProofError(f"consistency: expected 0 < old <= new, got {old} and {new}")
     if old == new:
         if proof or old_root != new_root:
             raise ProofError("consistency: expected equal roots and an empty proof, got others")
         return
-    if old == 0:
-        if proof:
-            raise ProofError("consistency: expected an empty proof from the empty tree")
-        return
+    if len(old_root) != 32 or len(new_root) != 32 or any(len(p) != 32 for p in proof):
+        raise ProofError("consistency: expected 32-byte roots and proof hashes")
     if not proof:
         raise ProofError("consistency: expected a proof, got an empty one")
     path = list(proof)

@@ -294,7 +294,7 @@ class _Verifier:
         try:
             proof = consistency_proof(SqliteNodes(self._conn, self._dir / DB_NAME), a.size, b.size)
             verify_consistency(a.size, b.size, a.root, b.root, proof)
-        except ArchiveError as exc:
+        except (ArchiveError, ValueError) as exc:
             raise _Fail(a.size, f"{new.where}: not consistent with {old.where}: {exc}") from None
 
 
