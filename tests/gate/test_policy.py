@@ -170,6 +170,10 @@ _EXPECTED = {
     Verdict.MISSING: (Outcome.OPERATOR, "gop 1 of cam1 is MISSING: frames were lost"),
     Verdict.STALE: (Outcome.OPERATOR, "gop 1 of cam1 is STALE: capture time outside"),
     Verdict.PROFILE_CHANGED: (Outcome.OPERATOR, "gop 1 of cam1 is PROFILE_CHANGED: stream profile"),
+    Verdict.RETIMED: (
+        Outcome.OPERATOR,
+        "gop 1 of cam1 is RETIMED: container times disagree with the signed capture times",
+    ),
     Verdict.PENDING: (Outcome.OPERATOR, "gop 1 of cam1 is PENDING: GOP not closed"),
 }
 

@@ -195,13 +195,18 @@ def test_random_bytes_are_source_corrupt(tmp_path: Path) -> None:
 
 
 def test_half_file_is_truncated(tmp_path: Path, shared_file: Callable[[str], Path]) -> None:
+    # cut inside the packet that reaches the middle: the bitstream itself says so (the header
+    # count is never the evidence, see test_ingest_truncation.py)
     data = shared_file(PETS).read_bytes()
+    with av.open(str(shared_file(PETS))) as container:
+        spans = [(int(p.pos), p.size) for p in container.demux(video=0) if p.size]
+    pos, size = [s for s in spans if s[0] < len(data) // 2][-1]
     path = tmp_path / "truncated_half.avi"
-    path.write_bytes(data[: len(data) // 2])
+    path.write_bytes(data[: pos + 8 + size // 2])  # 8: the AVI chunk header
     result = probe(str(path))  # the header is intact and still promises 795 frames
     assert result.frames_declared == 795
     got: list[RawGop] = []
-    with pytest.raises(SourceTruncated, match="expected 795 frames per the container header, got"):
+    with pytest.raises(SourceTruncated, match="expected the last packet whole, got one cut short"):
         got.extend(read_gops(str(path), result))
     frames = sum(len(g.frames) for g in got)
     assert 0 < frames < 795

@@ -103,6 +103,7 @@ _OPERATOR_VERDICTS: Final = {
     Verdict.MISSING: "frames were lost",
     Verdict.STALE: "capture time outside the freshness window",
     Verdict.PROFILE_CHANGED: "stream profile differs from the enrolled one",
+    Verdict.RETIMED: "container times disagree with the signed capture times",
     Verdict.PENDING: "GOP not closed, signature not verified",
 }
 
@@ -139,7 +140,7 @@ class AllGopsAuthentic:
     """Every GOP of the request has a verdict, and every verdict is AUTHENTIC.
 
     NOT_AUTHENTIC, REPLAYED, DOWNGRADE, KEY_CHANGED and REVOKED deny; UNSIGNED, MISSING, STALE,
-    PROFILE_CHANGED and PENDING need an operator, except UNSIGNED on a camera with
+    PROFILE_CHANGED, RETIMED and PENDING need an operator, except UNSIGNED on a camera with
     ``signing_required``, which denies. A GOP with no verdict counts as PENDING (the gate never
     asks before the verdicts are in, except at :meth:`~kontur.gate.Gate.flush`). A request that
     names no GOP at all needs an operator: nothing checked is not a pass.

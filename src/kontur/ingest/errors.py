@@ -6,7 +6,7 @@
     ├── SourceError                a source that cannot be used
     │   ├── SourceNotFound         nothing at that path
     │   ├── SourceCorrupt          data that does not demux or decode
-    │   ├── SourceTruncated        fewer frames than the container header promises
+    │   ├── SourceTruncated        a bitstream cut short (last packet cut, tail undecodable)
     │   ├── NoVideoStream          a container without a video stream
     │   ├── UnsupportedCodec       a codec outside SUPPORTED_CODECS
     │   └── SourceUnreachable      an RTSP stream that did not come back (ingest/rtsp.py)
@@ -52,7 +52,8 @@ class SourceCorrupt(SourceError):
 
 
 class SourceTruncated(SourceError):
-    """The source ended before the container header said it would."""
+    """The bitstream ends cut short: a demux error, a last packet the file cuts, or a tail
+    that does not decode (a container header's frame count is never the evidence)."""
 
 
 class NoVideoStream(SourceError):

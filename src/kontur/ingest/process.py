@@ -13,7 +13,9 @@ Steps per GOP, in order:
    one, whose signature travels in this GOP's second access unit;
 6. for each decided GOP: strict mode decodes its *verified* bytes now and publishes them
    (a GOP that did not verify never reaches the decoder); the verdict merges the trust
-   findings with :class:`GopChecker`'s (profile, decodability, timestamps, source notes);
+   findings with :class:`GopChecker`'s (profile, decodability, timestamps, source notes)
+   and the signed-time check of its frames' times (:mod:`kontur.ingest.signedtime`: the
+   times decisions run on against the signed capture times, RETIMED when they disagree);
    :class:`GopClosed` goes to the supervisor (archive) and the gate.
 
 At the end of the source the simulated camera's signed end of stream (if any) goes through
@@ -59,6 +61,7 @@ from kontur.ingest.democam import DemoCamera
 from kontur.ingest.freshness import FreshnessPolicy
 from kontur.ingest.inventory import FreshnessGuard, FreshnessStore, Inventory
 from kontur.ingest.segment import SegmentPacket, pack_segment
+from kontur.ingest.signedtime import FrameSpan, SignedTimeCheck, TimeCheck, TimeCheckPolicy
 from kontur.ingest.source import (
     DecodedFrame,
     FrameTimes,
@@ -77,6 +80,12 @@ from kontur.wire.framering import WORKER_READER, FrameRing
 from kontur.wire.messages import MAX_FRAME_SIDE
 
 __all__ = ["IngestLoop", "main"]
+
+#: Why the demo camera's GOPs are not time-checked: it signs inside ingest, after the demuxer.
+DEMO_TIMES = (
+    "signed by the simulated demo camera with the time ingest read it, after the container "
+    "(its times say nothing about the container's)"
+)
 
 
 def _one_line(exc: Exception) -> str:
@@ -174,6 +183,7 @@ class IngestLoop:
             max_skew_s=fresh.get("max_skew_s", 2.0),
             max_delay_s=fresh.get("max_delay_s", 30.0),
         )
+        self.times = SignedTimeCheck(TimeCheckPolicy(**(spec.get("time_check") or {})))
         self.demo_spec: dict[str, str] | None = spec.get("demo_camera")
         self.inventory = Inventory.open(self.data_dir, self.clock)
         enrolled = self.inventory.camera(self.camera_id)
@@ -432,7 +442,9 @@ class IngestLoop:
         notes = [
             (Verdict.MISSING if "reconnected" in n else Verdict.AUTHENTIC, n) for n in held.notes
         ]
-        verdict = merge_findings(self.camera_id, t.gop_index, [*t.findings, *held.findings, *notes])
+        timed = self._check_time(t, held)
+        findings = [*t.findings, *held.findings, *notes, *timed.findings()]
+        verdict = merge_findings(self.camera_id, t.gop_index, findings)
         msg = GopClosed(
             verdict=verdict,
             first_frame=held.first_frame,
@@ -441,12 +453,22 @@ class IngestLoop:
             end_pts_s=held.times.end_pts_s,
             segment_sha256=held.ref.sha256,
             segment_size=held.ref.size,
-            signature=t.record(),
+            signature={**t.record(), "time": timed.record()},
             decoded=decoded,
         )
         self.to_supervisor.send(msg)
         self.to_gate.send(msg)
         self.gops += 1
+
+    def _check_time(self, t: GopTrust, held: _Held) -> TimeCheck:
+        """The GOP's frame times (what the dwell timer and the verifier use) against its
+        signed capture times (ADR 0018); a reconnect starts a new timeline."""
+        if any("reconnected" in n for n in held.notes):
+            self.times.resync()
+        times = held.times
+        frames = FrameSpan(times.start_pts_s, times.end_pts_s) if times.count else None
+        signed = DEMO_TIMES if self.demo is not None else t.signed_times()
+        return self.times.check(t.gop_index, signed, frames)
 
     def _finish(self) -> None:
         """End of source: the signed end of stream, then whatever the trust shell holds."""

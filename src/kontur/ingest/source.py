@@ -388,6 +388,12 @@ class _Cutter:
         self.decoding = decode
         self.no_picture = 0
         self.packets = 0
+        self.last_cut = False
+        """The last packet was flagged corrupt by the demuxer (a short read: the file ends
+        inside it)."""
+        self.tail_damaged = False
+        """A frame out of the decoder since the last picture packet was fed failed or came
+        out corrupt (concealed): the stream's tail, once the source has ended."""
         self.gop_pictures = False
         self.on_packet: OnPacket | None = None
         self.on_frame: Callable[[DecodedFrame], None] | None = None
@@ -431,15 +437,19 @@ class _Cutter:
         """
         if not self.decoding:
             return
+        if packet is not None:
+            self.tail_damaged = False
         try:
             frames = stream.decode(packet)
-        except (av.error.FFmpegError, EOFError):
+        except (av.error.FFmpegError, EOFError) as exc:
+            self.tail_damaged |= isinstance(exc, av.error.FFmpegError)
             if packet is not None:
                 tb = float(stream.time_base) if stream.time_base else 0.0
                 raw = packet.pts * tb if packet.pts is not None else None
                 yield DecodedFrame(pts_s=self.pts(raw), image=None)
             return
         for fr in frames:
+            self.tail_damaged |= bool(fr.is_corrupt)
             yield DecodedFrame(pts_s=self.pts(fr.time), image=fr.to_ndarray(format="bgr24"))
 
     def _add_frames(self, frames: Iterable[DecodedFrame]) -> None:
@@ -469,6 +479,7 @@ class _Cutter:
                 self._add_frames(self.decode(stream, None))
             return
         data = bytes(packet)
+        self.last_cut = bool(packet.is_corrupt)
         if "framing" not in header:
             extradata = bytes(stream.codec_context.extradata or b"")
             header["framing"] = _framing(info.codec, extradata, data)
@@ -513,6 +524,27 @@ class _Cutter:
             gop, self.gop = self.gop, None
             yield _with_decoded_size(gop)
 
+    def end_of_file(self, declared: int) -> str | None:
+        """Why the file's bitstream is cut short (None when it ends whole); notes on the open
+        GOP a container header frame count that the bitstream does not match.
+
+        Truncation is read from the bitstream only: a last packet the demuxer read short, or
+        a tail that does not decode. A header count is unsigned metadata that muxers and
+        editors get wrong (an AVI claiming twice its frames), so a mismatch is a note.
+        """
+        if declared and declared != self.packets and self.gop is not None:
+            self.gop.notes.append(
+                f"container header declares {declared} frames, the bitstream holds "
+                f"{self.packets}: the header count is ignored (unsigned metadata)"
+            )
+        if self.last_cut:
+            return "expected the last packet whole, got one cut short by the end of the file"
+        if self.decoding and self.tail_damaged:
+            return (
+                f"expected the last frames to decode, got a damaged tail after {self.frames} frames"
+            )
+        return None
+
     def gap(self, gap_s: float, note: str) -> None:
         """A reconnect: the next frame lands ``gap_s`` after the last one; note it."""
         self.rebase_to = self.last_pts + gap_s
@@ -543,6 +575,10 @@ def read_gops(
     on_frame: Callable[[DecodedFrame], None] | None = None,
 ) -> Generator[RawGop, None, None]:
     """Yield the source's GOPs in order; raises :class:`SourceTruncated` at a short end.
+
+    A file is truncated when its bitstream says so (the last packet cut short, a tail that
+    fails to decode), never because its container header promised more frames: that count
+    only becomes a note on the last GOP.
 
     ``decode=False`` demuxes only (the GOPs carry packets, no frames): strict mode decodes a
     GOP's verified bytes later with :class:`GopDecoder`. ``on_packet`` sees (and may replace)
@@ -586,13 +622,10 @@ def read_gops(
                 f"source {redact(source)}: expected the stream to continue after frame "
                 f"{cut.frames}, got a demux error ({exc.strerror or type(exc).__name__})"
             ) from None
+        cut_short = cut.end_of_file(probe_result.frames_declared)
         yield from cut.close()
-        declared = probe_result.frames_declared
-        if decode and declared and cut.frames < declared - cut.no_picture - 1:
-            raise SourceTruncated(
-                f"source {redact(source)}: expected {declared} frames per the container "
-                f"header, got {cut.frames} (truncated)"
-            )
+        if cut_short is not None:
+            raise SourceTruncated(f"source {redact(source)}: {cut_short} (truncated)")
 
 
 def _read_rtsp(

@@ -40,6 +40,7 @@ from kontur.ingest.oms.nal import Codec, parse_extradata, parse_nal_header, spli
 from kontur.ingest.oms.provenance import Provenance
 from kontur.ingest.oms.validator import AccessUnit, OmsResult, OmsValidator, SignedGopResult
 from kontur.ingest.segment import SegmentPacket
+from kontur.ingest.signedtime import SignedTimes
 from kontur.ingest.verdict import Verdict
 
 __all__ = ["DENY_VERDICTS", "OMS_CODECS", "CameraTrust", "GopTrust"]
@@ -88,6 +89,22 @@ class GopTrust:
     def decodable(self) -> bool:
         """Strict mode may decode it: verified, and no finding that calls for DENY."""
         return self.verified and not any(v in DENY_VERDICTS for v, _ in self.findings)
+
+    def signed_times(self) -> SignedTimes | str:
+        """The signed capture times the container is checked against (ADR 0018), or why
+        there are none to trust: only a verified signature with no DENY finding counts."""
+        r = self.oms
+        if r is None or r.result is OmsResult.UNSIGNED:
+            return "the GOP carries no signature"
+        if r.result is OmsResult.PENDING:
+            return "the GOP's signature never arrived"
+        if not self.decodable:
+            return "the GOP's signature or signer did not verify"
+        if r.signed_times is None:
+            return "the SEI signs no capture time"
+        start, next_start = r.signed_times
+        # the final SEI names no next GOP (its end, where it has its own, is the last frame)
+        return SignedTimes(start, None if r.end_of_stream else next_start)
 
     def record(self) -> dict[str, object]:
         """The signature facts the archive keeps next to the verdict."""

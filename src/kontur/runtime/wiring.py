@@ -166,6 +166,7 @@ def build_wiring(
             "realtime": realtime,
             "critical": c.config.critical,
             "freshness": config.ingest.freshness.model_dump(),
+            "time_check": config.ingest.time_check.model_dump(),
             "demo_camera": c.demo_camera,
         }
         fds = (worker_wake_w, verifier_wake_w, i2s_w, i2g_w, ctl_r)

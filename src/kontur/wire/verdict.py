@@ -52,6 +52,9 @@ class Verdict(StrEnum):
     """The GOP has not closed yet (its signature has not arrived)."""
     PROFILE_CHANGED = "PROFILE_CHANGED"
     """Codec, resolution or frame rate differs from the enrolled profile."""
+    RETIMED = "RETIMED"
+    """The frame times ingest read from the container disagree with the GOP's signed capture
+    times (the container was retimed; ADR 0018)."""
 
     @property
     def trusted(self) -> bool:
@@ -72,6 +75,7 @@ SEVERITY: tuple[Verdict, ...] = (
     Verdict.DOWNGRADE,
     Verdict.NOT_AUTHENTIC,
     Verdict.PROFILE_CHANGED,
+    Verdict.RETIMED,
     Verdict.STALE,
     Verdict.UNSIGNED,
     Verdict.MISSING,
@@ -118,8 +122,13 @@ DENY_VERDICTS: frozenset[Verdict] = frozenset(
 )
 
 #: Verdicts that are an *event* for the sinks and count towards a camera's sustained failure
-#: (UNSIGNED, PENDING and PROFILE_CHANGED are states of a source, not attacks on it).
-FAILING_VERDICTS: frozenset[Verdict] = DENY_VERDICTS | {Verdict.MISSING, Verdict.STALE}
+#: (UNSIGNED, PENDING and PROFILE_CHANGED are states of a source, not attacks on it; a
+#: RETIMED container is an attack on the time axis that decisions run on, ADR 0018).
+FAILING_VERDICTS: frozenset[Verdict] = DENY_VERDICTS | {
+    Verdict.MISSING,
+    Verdict.STALE,
+    Verdict.RETIMED,
+}
 
 
 class SystemState(StrEnum):

@@ -137,6 +137,24 @@ class Clip:
                 out.append(p.with_nals(kept))
         return replace(self, packets=tuple(out))
 
+    def times(self) -> list[tuple[int, float]]:
+        """(GOP, presentation time in s) of every packet."""
+        tb = _time_base(self.template)
+        out, gop = [], -1
+        for p in self.packets:
+            gop += p.keyframe
+            assert p.pts is not None
+            out.append((gop, float(p.pts * tb)))
+        return out
+
+    def with_times(self, seconds: Sequence[float]) -> Clip:
+        """The same packets at other presentation times (s): only the container's timestamps
+        change, never a byte of the bitstream. No B-frames assumed: dts = pts."""
+        tb = _time_base(self.template)
+        ticks = [round(t / tb) for t in seconds]
+        packets = [replace(p, pts=t, dts=t) for p, t in zip(self.packets, ticks, strict=True)]
+        return self.with_packets(packets)
+
     def gop_start(self, gop: int) -> int:
         """Packet index of the first packet of GOP ``gop``."""
         return sum(len(g) for g in self.gops()[:gop])
@@ -160,6 +178,13 @@ class Clip:
                 out.stream = ostream
                 dst.mux(out)
         return target
+
+
+def _time_base(path: Path) -> Fraction:
+    with av.open(str(path)) as c:
+        tb = c.streams.video[0].time_base
+    assert tb is not None
+    return Fraction(tb)
 
 
 def read_clip(path: Path) -> Clip:

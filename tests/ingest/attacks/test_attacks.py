@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,13 +22,14 @@ from cryptography.hazmat.primitives import hashes as hashes_
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from tests.conftest import run_kontur
-from tests.ingest.attacks.conftest import Lab
-from tests.ingest.attacks.streams import Clip, Packet, flip
+from tests.ingest.attacks.conftest import GOP, Lab
+from tests.ingest.attacks.streams import Clip, Packet, flip, read_clip, utc
 
 from kontur.ingest.freshness import FreshnessPolicy
 from kontur.ingest.oms.hashing import gop_hash
 from kontur.ingest.oms.nal import Codec
 from kontur.ingest.oms.sei import GeneralTlv, HashListTlv, SignatureTlv, build_sei
+from kontur.ingest.oms.writer import sign_file
 from kontur.ingest.recording import CheckedGop
 from kontur.ingest.verdict import Verdict
 
@@ -310,6 +312,49 @@ def untouched(lab: Lab, recording: str = "a") -> Attack:
     return signed_by(lab, recording, "cam-1")
 
 
+# -- container time (ADR 0018) ---------------------------------------------------------------------
+
+
+@recipe
+def retime(
+    lab: Lab,
+    recording: str = "a",
+    shift_s: float = 0.0,
+    from_gop: int = 0,
+    scale: float = 1.0,
+    jitter_s: float = 0.0,
+    suffix: str = ".mp4",
+) -> Attack:
+    """Rewrite only the container's timestamps of a signed recording: times scaled by
+    ``scale``, shifted by ``shift_s`` from GOP ``from_gop`` on, then each moved by a seeded
+    uniform jitter of up to ``jitter_s``; ``suffix`` ``.mkv`` remuxes to Matroska (1 ms
+    timestamps). Bitstream and signatures are untouched."""
+    rng = random.Random(18)
+    clip = lab.clip(recording)
+    seconds = [
+        t * scale + (shift_s if gop >= from_gop else 0.0) + rng.uniform(-jitter_s, jitter_s)
+        for gop, t in clip.times()
+    ]
+    path = clip.with_times(seconds).write(lab.path("retime").with_suffix(suffix))
+    return Attack(path, "cam-1", lab.check(path))
+
+
+@recipe
+def variable_frame_rate(lab: Lab, hold_s: float = 1.5) -> Attack:
+    """No attack: recording A's pictures at an irregular rate (periods of 60-140 ms, and one
+    picture of GOP 3 held ``hold_s``), signed that way by cam-1: the check assumes no rate."""
+    rng = random.Random(18)
+    clip = read_clip(lab.root / "raw" / "a.mp4")  # the lab's unsigned encode of recording A
+    seconds, t = [], 0.0
+    for i in range(len(clip.packets)):
+        seconds.append(t)
+        t += rng.uniform(0.06, 0.14) + (hold_s if i == 3 * GOP + 4 else 0.0)
+    vfr = clip.with_times(seconds).write(lab.path("vfr-raw"))
+    signed = lab.path("vfr")
+    sign_file(vfr, signed, lab.identities["cam-1"], utc(lab.t0))
+    return Attack(signed, "cam-1", lab.check(signed))
+
+
 # -- the tests ------------------------------------------------------------------------------------
 
 
@@ -397,3 +442,27 @@ def test_untouched_cli(lab: Lab) -> None:
     report = json.loads(run.stdout)
     assert report["authentic"] is True
     assert report["summary"] == {"AUTHENTIC": 12}
+    # its container times were checked against the signed ones and match (ADR 0018)
+    assert report["time"] == {"tolerance_s": 0.1, "retimed": [], "unchecked": []}
+    assert all(g["time"]["status"] == "ok" for g in report["gops"])
+
+
+def test_retimed_cli_names_the_retimed_gop(lab: Lab) -> None:
+    """A container shifted by 1.5 s from GOP 5: ``kontur verify`` exits 1, names GOP 5 as
+    retimed in its JSON (expected vs found times) and in its summary line; a wider
+    ``--time-tolerance`` accepts it."""
+    attack = retime(lab, shift_s=1.5, from_gop=5)
+    data = str(lab.inventory.data_dir)
+    args = ("verify", str(attack.path), "--camera", "cam-1", "--data-dir", data)
+    run = run_kontur(*args, "--json", "-")
+    assert run.returncode == 1, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    assert report["summary"] == {"AUTHENTIC": 11, "RETIMED": 1}
+    assert report["time"] == {"tolerance_s": 0.1, "retimed": [5], "unchecked": []}
+    row = report["gops"][5]
+    assert row["verdict"] == "RETIMED" and row["time"]["status"] == "retimed"
+    assert "got 2.500 s in the container (+1.500 s, tolerance 0.1 s)" in row["time"]["reasons"][0]
+    assert "container retimed at GOP(s) 5" in run.stderr
+    wide = run_kontur(*args, "--time-tolerance", "2", "--json", "-")
+    assert wide.returncode == 0, wide.stdout + wide.stderr
+    assert json.loads(wide.stdout)["time"]["retimed"] == []

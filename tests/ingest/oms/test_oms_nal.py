@@ -189,6 +189,33 @@ def test_extradata_of_real_files(rel: str, codec: Codec, names: list[int]) -> No
     assert all(parse_nal_header(n, codec).is_parameter_set for n in nals)
 
 
+def _hvcc(*arrays: tuple[int, list[bytes]]) -> bytes:
+    """A minimal hvcC: 22 header bytes (4-byte lengths), then the NAL unit arrays."""
+    out = bytearray(b"\x01" + bytes(20) + b"\x03" + bytes([len(arrays)]))
+    for nal_type, nals in arrays:
+        out += bytes([0x80 | nal_type]) + len(nals).to_bytes(2, "big")
+        for nal in nals:
+            out += len(nal).to_bytes(2, "big") + nal
+    return bytes(out)
+
+
+def test_extradata_sei_arrays_are_no_parameter_sets() -> None:
+    # libx265 puts its settings SEI in an hvcC array: not a parameter set (issue 9, 5b)
+    vps, sps, pps = b"\x40\x01\x0c", b"\x42\x01\x01", b"\x44\x01\xc1"
+    sei = b"\x4e\x01\x05x265 (build 199)"
+    hvcc = _hvcc((32, [vps]), (33, [sps]), (34, [pps]), (39, [sei]))
+    assert parse_extradata(hvcc, Codec.H265) == (4, [vps, sps, pps])
+    # the NAL header decides, not the array's type byte
+    assert parse_extradata(_hvcc((34, [pps, sei])), Codec.H265) == (4, [pps])
+    annexb = b"".join(b"\x00\x00\x00\x01" + n for n in (vps, sps, pps, sei))
+    assert parse_extradata(annexb, Codec.H265) == (4, [vps, sps, pps])
+    h264_sei = bytes([0x06, 0x05, 0x01, 0x80])
+    assert parse_extradata(b"\x00\x00\x01" + SPS + b"\x00\x00\x01" + h264_sei, Codec.H264) == (
+        4,
+        [SPS],
+    )
+
+
 def test_extradata_errors() -> None:
     assert parse_extradata(None, Codec.H264) == (4, [])
     assert parse_extradata(b"\x00\x00\x00\x01" + SPS, Codec.H264) == (4, [SPS])

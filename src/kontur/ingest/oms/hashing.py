@@ -21,7 +21,11 @@ validators still validate the stream. The claim is ``PS_CLAIM_MAGIC || digest`` 
 (optionally followed by :data:`END_OF_STREAM_MARKER` in the signer's final SEI)
 over the parameter sets *in effect for the GOP*: the container's (avcC/hvcC) parameter sets
 plus every parameter-set NAL unit carried in-band in the GOP's access units (trailing zero
-bytes removed, emulation prevention left as is).
+bytes removed, emulation prevention left as is). Parameter sets are SPS and PPS (H.264),
+VPS, SPS and PPS (H.265) by their NAL header (:attr:`~kontur.ingest.oms.nal.NalInfo.
+is_core_parameter_set`), in every container: the SEI arrays an hvcC may hold (libx265's
+settings SEI) are left out, since a raw Annex-B copy of the same stream carries them as
+in-band SEIs or not at all, and the claim must not depend on the container.
 """
 
 from __future__ import annotations

@@ -106,6 +106,10 @@ _H265_KIND = {
 }
 
 
+#: NAL unit types of the parameter sets a decoder needs: SPS/PPS, VPS/SPS/PPS.
+_CORE_PARAMETER_SETS = {Codec.H264: frozenset({7, 8}), Codec.H265: frozenset({32, 33, 34})}
+
+
 @dataclass(frozen=True)
 class NalInfo:
     """What the NAL unit header says.
@@ -124,8 +128,13 @@ class NalInfo:
     is_slice: bool = field(init=False)
     #: The primary slice of an IDR/IRAP picture: the reference's GOP start.
     starts_gop: bool = field(init=False)
-    #: SPS, PPS or VPS (kontur covers these; the reference does not).
+    #: A parameter set as the reference classifies it (SPS, PPS, VPS; H.264 also the SPS
+    #: extension and subset SPS).
     is_parameter_set: bool = field(init=False)
+    #: SPS or PPS (H.264 types 7, 8), VPS, SPS or PPS (H.265 types 32-34): the sets kontur's
+    #: parameter-set claim covers, whatever the container (see
+    #: :mod:`kontur.ingest.oms.hashing`).
+    is_core_parameter_set: bool = field(init=False)
     #: A sequence parameter set proper (H.264 type 7, H.265 type 33): it carries the size.
     is_sps: bool = field(init=False)
     #: An SEI NAL unit (OMS or other).
@@ -141,6 +150,8 @@ class NalInfo:
         object.__setattr__(self, "is_slice", is_slice)
         object.__setattr__(self, "starts_gop", irap and self.is_primary_slice)
         object.__setattr__(self, "is_parameter_set", self.kind is NalKind.PARAMETER_SET)
+        core = self.nal_type in _CORE_PARAMETER_SETS[self.codec]
+        object.__setattr__(self, "is_core_parameter_set", self.is_parameter_set and core)
         sps_type = 7 if self.codec is Codec.H264 else 33
         object.__setattr__(self, "is_sps", self.is_parameter_set and self.nal_type == sps_type)
         object.__setattr__(self, "is_sei", self.kind is NalKind.SEI)
@@ -414,23 +425,36 @@ def split_packet(
 
 
 def parse_extradata(extradata: bytes | None, codec: Codec) -> tuple[int, list[bytes]]:
-    """Length size and parameter-set NAL units of avcC / hvcC (or Annex-B) extradata.
+    """Length size and parameter sets (SPS/PPS, VPS/SPS/PPS) of avcC / hvcC or Annex-B
+    extradata.
 
-    Returns ``(4, [])`` for empty extradata. Raises :class:`NalParseError` when malformed.
+    Only the NAL units whose own header says VPS, SPS or PPS are returned
+    (:attr:`NalInfo.is_core_parameter_set`): an hvcC may also hold SEI arrays (libx265
+    puts its settings SEI there), which are no parameter sets and which a raw Annex-B copy
+    of the stream does not carry as such. Returns ``(4, [])`` for empty extradata. Raises
+    :class:`NalParseError` when malformed.
     """
     if not extradata:
         return 4, []
     data = bytes(extradata)
     if data[:3] == b"\x00\x00\x01" or data[:4] == b"\x00\x00\x00\x01":
-        return 4, split_annexb(data)
+        return 4, _core_parameter_sets(split_annexb(data), codec)
     try:
-        if codec is Codec.H264:
-            return _parse_avcc(data)
-        return _parse_hvcc(data)
+        size, nals = _parse_avcc(data) if codec is Codec.H264 else _parse_hvcc(data)
     except IndexError:
         raise NalParseError(
             f"truncated {'avcC' if codec is Codec.H264 else 'hvcC'} extradata ({len(data)} bytes)"
         ) from None
+    return size, _core_parameter_sets(nals, codec)
+
+
+def _core_parameter_sets(nals: list[bytes], codec: Codec) -> list[bytes]:
+    """The units of ``nals`` that are SPS/PPS (H.264) or VPS/SPS/PPS (H.265) by their header."""
+    return [
+        n
+        for n in nals
+        if len(n) >= codec.header_size and parse_nal_header(n, codec).is_core_parameter_set
+    ]
 
 
 def _take(data: bytes, pos: int) -> tuple[bytes, int]:

@@ -182,7 +182,9 @@ class OmsSigner:
     """Signs access units in decode order; see the module docstring for the format.
 
     ``parameter_sets`` are the SPS/PPS/VPS of the codec extradata (avcC/hvcC), covered by the
-    kontur claim together with the in-band parameter sets of each GOP.
+    kontur claim together with the in-band parameter sets of each GOP. The claim covers SPS
+    and PPS (H.264), VPS, SPS and PPS (H.265) only, in every container: any other unit
+    passed here (an hvcC's SEI) is left out, as the validator leaves it out.
     """
 
     def __init__(
@@ -197,7 +199,11 @@ class OmsSigner:
         self._identity = identity
         self._options = options or SignerOptions()
         self._vendor = self._options.vendor_info.tlv()
-        self._extradata_ps = [bytes(p) for p in parameter_sets]
+        self._extradata_ps = [
+            bytes(p)
+            for p in parameter_sets
+            if len(p) >= codec.header_size and parse_nal_header(p, codec).is_core_parameter_set
+        ]
         self._gop = _GopState()
         self._pending: list[bytes] = []
         self._pending_since = 0  # access unit during which the oldest pending SEI was built
@@ -284,7 +290,7 @@ class OmsSigner:
     def _add_nal(self, nal: bytes, info: NalInfo, ts: int) -> None:
         gop = self._gop
         gop.last_ts = ts
-        if info.is_parameter_set:
+        if info.is_core_parameter_set:
             gop.parameter_sets.append(nal)
         if info.starts_gop:
             gop.start_ts, gop.end_ts = gop.end_ts, ts

@@ -191,6 +191,11 @@ class SignedGopResult:
     that decided this GOP (GOPs of one reference report share it). ``picture_size``:
     ``(width, height)`` from the SPS in effect for the GOP (the GOP's own in-band SPS, else
     the last in-band SPS before it, else the container's), None when no SPS parses.
+    ``signed_times``: ``(first frame, next GOP's first frame)`` as the SEI signs them, raw
+    FILETIME ticks (not corrected for README quirk 3, which is in the base only: differences
+    are right); the second is None when the SEI does not state it (quirk 2's repeated times,
+    the initial state) and, in the final SEI, may be the last frame instead. None when the
+    SEI signs no time. :mod:`kontur.ingest.signedtime` checks the container against them.
     """
 
     index: int
@@ -214,6 +219,7 @@ class SignedGopResult:
     sei_ordinal: int | None
     sei_num_nalus: int | None = None
     picture_size: tuple[int, int] | None = None
+    signed_times: tuple[int, int | None] | None = None
 
 
 @dataclass(slots=True, eq=False)  # identity: GOPs are found and removed as objects
@@ -234,6 +240,7 @@ class _Gop:
     unsigned_sei: OmsSei | None = None  # signing frequency > 1: waiting for a signed SEI
     content: tuple[OmsResult, list[str], str, int | None, OmsResult] | None = None
     sei_ordinal: int | None = None
+    signed_times: tuple[int, int | None] | None = None  # see SignedGopResult
 
 
 @dataclass
@@ -281,6 +288,7 @@ class OmsValidator:
         self._signers: dict[bytes, _Signer] = {}  # PEM chain -> parsed, bounded
         self._last_counter: int | None = None
         self._last_general: tuple[bytes, int] | None = None
+        self._last_times: tuple[int, int] | None = None  # (start, end) of the previous SEI
         self._seen_sei = False
         self._ordinal = 0
         self._held: SignedGopResult | None = None  # decided open GOP (maybe end of stream)
@@ -301,6 +309,8 @@ class OmsValidator:
             raise RuntimeError("set_parameter_sets must be called before the first push")
         for nal in nals:
             ps = bytes(strip_trailing_zeros(nal))
+            if len(ps) < self.codec.header_size or not self._info(ps).is_core_parameter_set:
+                continue  # an hvcC's SEI array, say: no parameter set of the claim
             self._container_ps.add(ps)
             if len(self._container_ps) > MAX_PARAMETER_SETS:
                 raise OmsLimitExceeded(f"more than {MAX_PARAMETER_SETS} container parameter sets")
@@ -502,7 +512,7 @@ class OmsValidator:
     def _other(self, gop: _Gop | None, nal: _Nal, info: NalInfo) -> None:
         if gop is None:
             return
-        if info.is_parameter_set:
+        if info.is_core_parameter_set:
             if len(gop.ps) < MAX_PARAMETER_SETS:
                 ps = bytes(strip_trailing_zeros(nal))
                 gop.ps.add(ps)
@@ -626,6 +636,8 @@ class OmsValidator:
         if target is None:
             return out
         target.content = self._check_content(sei, target, expected)
+        target.signed_times = _signed_times(general, self._last_times)
+        self._last_times = (general.start_timestamp, general.end_timestamp)
         if not sei.is_signed:
             target.unsigned_sei = sei
             self._last_general = (general.gop_hash, general.num_nalus)
@@ -869,6 +881,7 @@ class OmsValidator:
             sei_ordinal=ordinal,
             sei_num_nalus=general.num_nalus,
             picture_size=self._picture_size(gop),
+            signed_times=gop.signed_times,
         )
 
     def _provenance(self, capture: datetime | None) -> ProvenanceCheck:
@@ -951,6 +964,24 @@ def _reference_initial(general: GeneralTlv) -> bool:
         and general.gop_hash == zeros
         and general.num_nalus == 0
     )
+
+
+def _signed_times(
+    general: GeneralTlv, previous: tuple[int, int] | None
+) -> tuple[int, int | None] | None:
+    """``(first frame, next GOP's first frame)`` in raw ticks for the GOP ``general`` signs.
+
+    The reference signer's end-of-stream SEI repeats the previous SEI's times (README quirk
+    2), or, as the first SEI of a one-GOP stream, its initial start time 0 (see
+    :func:`_reference_initial`): either way its end time is this GOP's first frame and the
+    next GOP's is not stated. A time of 0 is no signed time.
+    """
+    start, end = general.start_timestamp, general.end_timestamp
+    if (start, end) == previous or (start == 0 and _reference_initial(general)):
+        return (end, None) if end > 0 else None
+    if start <= 0:
+        return None
+    return start, (end if end > 0 else None)
 
 
 def _worst(a: OmsResult, b: OmsResult) -> OmsResult:

@@ -138,9 +138,10 @@ def sign_file(
                 "which carries none: remux it to MP4/MKV first"
             )
         fmt = output_format(target, codec)
+        # VPS/SPS/PPS only (an hvcC's SEI arrays are left out): the claim is the same in
+        # every container, so a raw copy of the output still validates
         length_size, parameter_sets = parse_extradata(stream.codec_context.extradata, codec)
-        claimed = _raw_claim_sets(parameter_sets, codec) if fmt == "raw" else parameter_sets
-        signer = OmsSigner(codec, identity, options, claimed)
+        signer = OmsSigner(codec, identity, options, parameter_sets)
         job = _Job(container, stream, codec, length_size, signer, base_time, progress)
         tmp = _temp_path(target)
         try:
@@ -181,25 +182,6 @@ def _codec_of(stream: Any, source: Path) -> Codec:
     if name not in _CODECS:
         raise SignerInputError(f"expected H.264 or H.265 video in {source}, got {name}")
     return _CODECS[name]
-
-
-def _raw_claim_sets(extradata_nals: list[bytes], codec: Codec) -> list[bytes]:
-    """The extradata NAL units a raw output's reader takes for container parameter sets.
-
-    An hvcC may hold SEI arrays besides VPS/SPS/PPS (libx265 puts its version SEI there).
-    In MP4/MKV output the extradata travels as is and the validator takes it whole, SEI
-    included; a raw output has none: the reader's parser rebuilds it from the in-band
-    VPS/SPS/PPS only, and an in-band SEI is no parameter set. So the claim of a raw output
-    covers the parameter sets alone, else it could never match.
-    """
-    kept: list[bytes] = []
-    for nal in extradata_nals:
-        try:
-            if parse_nal_header(nal, codec).is_parameter_set:
-                kept.append(nal)
-        except NalParseError:
-            continue  # not a parameter set the reader could take either
-    return kept
 
 
 def _temp_path(target: Path) -> Path:
