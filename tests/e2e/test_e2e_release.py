@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 from tests.conftest import run_kontur, shared
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +31,11 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
         out[label] = d
+    # the site config names the releases it runs (ADR 0016): the embedded defaults name none
+    site = yaml.safe_load(resources.files("kontur").joinpath("defaults/kontur.yaml").read_text())
+    site["release"] = {"names": ["yolov8n"]}
+    out["config"] = tmp / "site.yaml"
+    out["config"].write_text(yaml.safe_dump(site))
     return out
 
 
@@ -36,6 +43,7 @@ def _demo(signed: dict[str, Path], release: Path, name: str, *extra: str):  # ty
     video = shared("mot15", "TUD-Campus", "TUD-Campus.mp4")
     data = signed["tmp"] / name
     args = ["demo", "--source", str(video), "--release", str(release), "--pub", str(signed["pub"])]
+    args += ["--config", str(signed["config"])]  # a later --config in ``extra`` wins
     return run_kontur(*args, "--data-dir", str(data), "--json", str(data) + ".json", *extra), data
 
 
@@ -84,6 +92,18 @@ def test_demo_refuses_a_release_for_another_platform(signed: dict[str, Path]) ->
     assert "got a release for ['gpu']" in errors[0]
 
 
+def test_demo_refuses_a_release_the_site_config_does_not_name(signed: dict[str, Path]) -> None:
+    """A validly signed release that the site does not run: refused before any model code."""
+    cfg = signed["tmp"] / "other-name.yaml"
+    cfg.write_text(signed["config"].read_text().replace("- yolov8n", "- yolox-nano"))
+    r, data = _demo(signed, signed["all"], "other-name", "--config", str(cfg))
+    assert r.returncode == 1, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kontur: error:")]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "expected release name yolox-nano, got yolov8n" in errors[0]
+    assert not (data / "releases" / "yolov8n").exists()
+
+
 def test_demo_wrong_key_is_refused(signed: dict[str, Path]) -> None:
     other = signed["tmp"] / "other-keys"
     assert run_kontur("model", "keygen", "--out", str(other)).returncode == 0
@@ -91,6 +111,7 @@ def test_demo_wrong_key_is_refused(signed: dict[str, Path]) -> None:
     r = run_kontur(
         "demo", "--source", str(video), "--release", str(signed["all"]),
         "--pub", str(other / "release-signing.pub"), "--data-dir", str(signed["tmp"] / "wk"),
+        "--config", str(signed["config"]),
     )  # fmt: skip
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
@@ -109,6 +130,7 @@ def test_policy_on_a_class_the_release_does_not_sign_for_critical_use_is_refused
         "policies: [{rule: car-dwell, when: {type: dwell, zone: all, classes: [car], "
         "min_seconds: 1}, action: alarm}]\n"
         "placement: {sla: {latency_ms_max: 250, throughput_fps_min: 5, accuracy_min: 0.8}}\n"
+        "release: {names: [yolov8n]}\n"
     )
     r, _ = _demo(signed, signed["all"], "car", "--config", str(cfg))
     assert r.returncode == 2, r.stderr

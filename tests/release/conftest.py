@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,10 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> Keyring:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    """A manual clock starting at the real now: the certificate-mode key material is issued
+    against the real clock, and a signing certificate must be valid at the signing time and
+    at the reference time (ADR 0016)."""
+    return ManualClock(wall=time.time())
 
 
 @pytest.fixture

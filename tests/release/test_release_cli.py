@@ -49,14 +49,24 @@ def release(tmp_path: Path, model: Path, keys: Path) -> Path:
 
 
 def test_verify_valid(release: Path, keys: Path) -> None:
-    code, out, _ = kontur("model", "verify", release, "--pub", keys / "release-signing.pub")
+    code, out, _ = kontur(
+        "model", "verify", release, "--name", "tiny", "--pub", keys / "release-signing.pub"
+    )
     assert code == 0
     assert out.startswith("valid: tiny@2 sha256:")
 
 
 def test_verify_json(release: Path, keys: Path) -> None:
     code, out, _ = kontur(
-        "model", "verify", release, "--pub", keys / "release-signing.pub", "--json"
+        "model",
+        "verify",
+        release,
+        "--name",
+        "tiny",
+        "--pub",
+        keys / "release-signing.pub",
+        "--json",
+        "-",
     )
     assert code == 0
     report = json.loads(out)
@@ -71,7 +81,9 @@ def test_verify_json(release: Path, keys: Path) -> None:
 
 def test_verify_tampered_exits_1_with_one_line(release: Path, keys: Path) -> None:
     (release / "extra.txt").write_text("x")
-    code, _, err = kontur("model", "verify", release, "--pub", keys / "release-signing.pub")
+    code, _, err = kontur(
+        "model", "verify", release, "--name", "tiny", "--pub", keys / "release-signing.pub"
+    )
     assert code == 1
     assert "extra file extra.txt" in _one_error_line(err)
 
@@ -79,7 +91,15 @@ def test_verify_tampered_exits_1_with_one_line(release: Path, keys: Path) -> Non
 def test_verify_tampered_json(release: Path, keys: Path) -> None:
     (release / MODEL_NAME).write_bytes(b"changed")
     code, out, _ = kontur(
-        "model", "verify", release, "--pub", keys / "release-signing.pub", "--json"
+        "model",
+        "verify",
+        release,
+        "--name",
+        "tiny",
+        "--pub",
+        keys / "release-signing.pub",
+        "--json",
+        "-",
     )
     assert code == 1
     report = json.loads(out)
@@ -89,7 +109,15 @@ def test_verify_tampered_json(release: Path, keys: Path) -> None:
 
 def test_verify_wrong_platform_exits_1(release: Path, keys: Path) -> None:
     code, _, err = kontur(
-        "model", "verify", release, "--pub", keys / "release-signing.pub", "--platform", "gpu"
+        "model",
+        "verify",
+        release,
+        "--name",
+        "tiny",
+        "--pub",
+        keys / "release-signing.pub",
+        "--platform",
+        "gpu",
     )
     assert code == 1
     assert "expected platform gpu" in _one_error_line(err)
@@ -104,13 +132,15 @@ def test_verify_wrong_platform_exits_1(release: Path, keys: Path) -> None:
     ids=["key_missing", "no_trust"],
 )
 def test_verify_usage_errors_exit_2(release: Path, args: tuple[str, ...], fragment: str) -> None:
-    code, _, err = kontur("model", "verify", release, *args)
+    code, _, err = kontur("model", "verify", release, "--name", "tiny", *args)
     assert code == 2
     assert fragment in _one_error_line(err)
 
 
 def test_verify_missing_directory_exits_2(tmp_path: Path, keys: Path) -> None:
-    code, _, err = kontur("model", "verify", tmp_path / "no", "--pub", keys / "release-signing.pub")
+    code, _, err = kontur(
+        "model", "verify", tmp_path / "no", "--name", "tiny", "--pub", keys / "release-signing.pub"
+    )
     assert code == 2
     assert "expected a directory, got none" in _one_error_line(err)
 
@@ -125,21 +155,27 @@ def test_certificate_mode(tmp_path: Path, model: Path) -> None:
         "--out", tmp_path / "rel",
     )  # fmt: skip
     assert code == 0, err
-    code, out, _ = kontur("model", "verify", tmp_path / "rel", "--ca", pki / "ca.pem")
+    code, out, _ = kontur(
+        "model", "verify", tmp_path / "rel", "--name", "tiny", "--ca", pki / "ca.pem"
+    )
     assert code == 0 and "signed by cert CN=kontur release signer" in out
 
 
 def test_install_then_rollback(tmp_path: Path, model: Path, release: Path, keys: Path) -> None:
     store = tmp_path / "store"
     pub = keys / "release-signing.pub"
-    code, out, _ = kontur("model", "install", release, "--pub", pub, "--store", store)
+    code, out, _ = kontur(
+        "model", "install", release, "--name", "tiny", "--pub", pub, "--store", store
+    )
     assert code == 0 and out.startswith("installed: tiny@2")
     code, _, err = kontur(
         "model", "release", model, "--format", "yolox", "--name", "tiny", "--version", "1",
         "--key", keys / "release-signing.key", "--out", tmp_path / "old",
     )  # fmt: skip
     assert code == 0, err
-    code, _, err = kontur("model", "install", tmp_path / "old", "--pub", pub, "--store", store)
+    code, _, err = kontur(
+        "model", "install", tmp_path / "old", "--name", "tiny", "--pub", pub, "--store", store
+    )
     assert code == 1
     assert "expected version >= 2 (installed), got 1" in _one_error_line(err)
 
@@ -148,7 +184,9 @@ def test_install_uses_kontur_data_dir(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, release: Path, keys: Path
 ) -> None:
     monkeypatch.setenv("KONTUR_DATA_DIR", str(tmp_path / "data"))
-    code, _, err = kontur("model", "install", release, "--pub", keys / "release-signing.pub")
+    code, _, err = kontur(
+        "model", "install", release, "--name", "tiny", "--pub", keys / "release-signing.pub"
+    )
     assert code == 0, err
     assert (tmp_path / "data" / "releases" / "tiny" / "2" / MODEL_NAME).is_file()
 

@@ -49,7 +49,7 @@ def _flip(path: Path, at: int) -> None:
 def test_install_writes_a_read_only_copy(
     build: Builder, store: ReleaseStore, trust: Trust, clock: ManualClock
 ) -> None:
-    v = store.install(build(version=3), trust, clock)
+    v = store.install(build(version=3), trust, clock, expected_names=("tiny",))
     where = store.root / "tiny" / "3"
     assert sorted(p.name for p in where.iterdir()) == [MANIFEST_NAME, SIGNATURE_NAME, MODEL_NAME]
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o444 for p in where.iterdir())
@@ -68,8 +68,8 @@ def test_install_writes_a_read_only_copy(
 def test_load_reverifies_from_disk(
     build: Builder, store: ReleaseStore, trust: Trust, clock: ManualClock
 ) -> None:
-    store.install(build(version=1), trust, clock)
-    installed = store.install(build(version=2), trust, clock)
+    store.install(build(version=1), trust, clock, expected_names=("tiny",))
+    installed = store.install(build(version=2), trust, clock, expected_names=("tiny",))
     loaded = store.load("tiny", trust=trust, clock=clock, platform="cpu")
     assert (loaded.model_id, loaded.digest) == ("tiny@2", installed.digest)
     assert loaded.files == {MODEL_NAME: MODEL_BYTES}
@@ -80,8 +80,8 @@ def test_reinstalling_the_same_release_is_a_no_op(
     build: Builder, store: ReleaseStore, trust: Trust, clock: ManualClock
 ) -> None:
     rel = build(version=3)
-    first = store.install(rel, trust, clock)
-    again = store.install(rel, trust, clock)
+    first = store.install(rel, trust, clock, expected_names=("tiny",))
+    again = store.install(rel, trust, clock, expected_names=("tiny",))
     assert again.digest == first.digest
     assert store.installed("tiny") == (3,)
 
@@ -89,32 +89,34 @@ def test_reinstalling_the_same_release_is_a_no_op(
 def test_same_version_with_other_bytes_is_refused(
     build: Builder, store: ReleaseStore, trust: Trust, clock: ManualClock, tmp_path: Path
 ) -> None:
-    first = store.install(build(version=3), trust, clock)
+    first = store.install(build(version=3), trust, clock, expected_names=("tiny",))
     other = tmp_path / "other" / MODEL_NAME
     other.parent.mkdir()
     other.write_bytes(b"a different model")
     with pytest.raises(VersionConflict, match=f"release tiny@3: expected digest {first.digest}"):
-        store.install(build(version=3, models=[other], out="again"), trust, clock)
+        store.install(
+            build(version=3, models=[other], out="again"), trust, clock, expected_names=("tiny",)
+        )
 
 
 def test_rollback_is_refused(
     build: Builder, store: ReleaseStore, trust: Trust, clock: ManualClock
 ) -> None:
-    store.install(build(version=2), trust, clock)
+    store.install(build(version=2), trust, clock, expected_names=("tiny",))
     with pytest.raises(
         RollbackRefused, match=r"release tiny: expected version >= 2 \(installed\), got 1"
     ):
-        store.install(build(version=1), trust, clock)
+        store.install(build(version=1), trust, clock, expected_names=("tiny",))
     assert store.installed("tiny") == (2,)
 
 
 def test_rollback_is_refused_even_without_the_index(
     build: Builder, store: ReleaseStore, trust: Trust, clock: ManualClock
 ) -> None:
-    store.install(build(version=2), trust, clock)
+    store.install(build(version=2), trust, clock, expected_names=("tiny",))
     (store.root / INDEX_NAME).unlink()
     with pytest.raises(RollbackRefused, match="expected version >= 2"):
-        store.install(build(version=1), trust, clock)
+        store.install(build(version=1), trust, clock, expected_names=("tiny",))
 
 
 def test_an_expired_release_is_not_installed(
@@ -123,7 +125,7 @@ def test_an_expired_release_is_not_installed(
     rel = build(version=1)
     clock.advance(timedelta(days=400).total_seconds())
     with pytest.raises(ReleaseExpired, match="release tiny@1: expected a time before expires"):
-        store.install(rel, trust, clock)
+        store.install(rel, trust, clock, expected_names=("tiny",))
     assert store.installed("tiny") == ()
 
 
@@ -133,14 +135,14 @@ def test_a_tampered_release_is_not_installed(
     rel = build(version=1)
     (rel / "extra.bin").write_bytes(b"x")
     with pytest.raises(SignatureInvalid, match=r"extra file extra\.bin"):
-        store.install(rel, trust, clock)
+        store.install(rel, trust, clock, expected_names=("tiny",))
     assert not (store.root / "tiny").exists()
 
 
 def test_recheck_finds_a_flipped_byte(
     build: Builder, store: ReleaseStore, trust: Trust, clock: ManualClock
 ) -> None:
-    store.install(build(version=1), trust, clock)
+    store.install(build(version=1), trust, clock, expected_names=("tiny",))
     store.recheck("tiny", 1)
     _flip(store.root / "tiny" / "1" / MODEL_NAME, 7)
     with pytest.raises(
@@ -154,7 +156,7 @@ def test_recheck_finds_a_flipped_byte(
 def test_recheck_finds_an_added_file(
     build: Builder, store: ReleaseStore, trust: Trust, clock: ManualClock
 ) -> None:
-    store.install(build(version=1), trust, clock)
+    store.install(build(version=1), trust, clock, expected_names=("tiny",))
     where = store.root / "tiny" / "1"
     where.chmod(0o755)
     (where / "hook.py").write_text("print('hi')")
@@ -171,7 +173,7 @@ def test_load_refuses_a_validly_signed_swap(
     clock: ManualClock,
 ) -> None:
     """Another release signed by the same key, dropped in place of an installed one."""
-    store.install(build(version=1), trust, clock)
+    store.install(build(version=1), trust, clock, expected_names=("tiny",))
     other = tmp_path / "other.onnx"
     other.write_bytes(b"other")
     swap = build_release(
@@ -198,17 +200,18 @@ def test_nothing_installed(store: ReleaseStore, trust: Trust, clock: ManualClock
 def test_a_corrupt_index_is_not_guessed_around(
     build: Builder, store: ReleaseStore, trust: Trust, clock: ManualClock
 ) -> None:
-    store.install(build(version=1), trust, clock)
+    store.install(build(version=1), trust, clock, expected_names=("tiny",))
     (store.root / INDEX_NAME).write_text("{not json")
     with pytest.raises(StoreCorrupt, match=f"{INDEX_NAME}: expected a kontur.release-store/1"):
-        store.install(build(version=2), trust, clock)
+        store.install(build(version=2), trust, clock, expected_names=("tiny",))
 
 
 def test_certificate_mode_install(
     build: Builder, store: ReleaseStore, keyring: Keyring, clock: ManualClock
 ) -> None:
     assert keyring.ca.ca_cert is not None
-    v = store.install(build(version=5, cert=True), Trust.ca(keyring.ca.ca_cert), clock)
+    trust = Trust.ca(keyring.ca.ca_cert)
+    v = store.install(build(version=5, cert=True), trust, clock, expected_names=("tiny",))
     assert v.signer.startswith("cert CN=kontur release signer")
 
 

@@ -9,6 +9,7 @@ must agree, and the system must not be degraded (ADR 0007).
 - :mod:`kontur.gate.rules`   trigger rules from the config (:class:`DwellRule`)
 - :mod:`kontur.gate.core`    the pure core (:class:`Gate`)
 - :mod:`kontur.gate.sinks`   where decisions go (:class:`LogSink`, :class:`WebhookSink`)
+- :mod:`kontur.gate.webhook_receiver`  the reference receiver's checks (:func:`verify_webhook`)
 
 This package imports no inference runtime (no cv2, onnxruntime, torch, supervision, trackers).
 """
@@ -22,6 +23,7 @@ from kontur.gate.errors import (
     SinkConfigError,
     UnknownActionError,
     UnknownCameraError,
+    WebhookRefused,
 )
 from kontur.gate.policy import (
     DEFAULT_CRITICAL,
@@ -40,11 +42,13 @@ from kontur.gate.policy import (
 from kontur.gate.request import ActionRequest, SystemState, SystemStatus
 from kontur.gate.rules import DwellRule, foot_point, point_in_polygon, rules_from_config
 from kontur.gate.sinks import LogSink, Sink, WebhookSink, build_sinks, sign
+from kontur.gate.webhook_receiver import AcceptedWebhook, verify_webhook
 
 __all__ = [
     "DEFAULT_CRITICAL",
     "DEFAULT_NON_CRITICAL",
     "OPERATOR_QUEUE",
+    "AcceptedWebhook",
     "ActionRequest",
     "AllGopsAuthentic",
     "AllOf",
@@ -68,6 +72,7 @@ __all__ = [
     "UnknownCameraError",
     "UnsafeAllowAll",
     "VerifierAgrees",
+    "WebhookRefused",
     "WebhookSink",
     "build_sinks",
     "foot_point",
@@ -75,4 +80,5 @@ __all__ = [
     "point_in_polygon",
     "rules_from_config",
     "sign",
+    "verify_webhook",
 ]

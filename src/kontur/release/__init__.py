@@ -2,7 +2,9 @@
 
 Build a release with :func:`build_release`, check one with :func:`verify_release` (which
 hands back the verified bytes to load from), install it with :class:`ReleaseStore`. The
-command line is :data:`kontur.release.cli.model_app` (``kontur model …``). See ADR 0009.
+command line is :data:`kontur.release.cli.model_app` (``kontur model …``). See ADR 0009;
+who may sign in certificate mode, and the name binding, are ADR 0016
+(:mod:`kontur.release.signer`).
 """
 
 from kontur.release.errors import (
@@ -12,9 +14,12 @@ from kontur.release.errors import (
     PlatformNotAllowed,
     ReleaseError,
     ReleaseExpired,
+    ReleaseNameMismatch,
     ReleaseNotFound,
     RollbackRefused,
     SignatureInvalid,
+    SignerNotAllowed,
+    SignerNotValid,
     StoreCorrupt,
     UntrustedSigner,
     VersionConflict,
@@ -30,6 +35,12 @@ from kontur.release.manifest import (
     preset,
     preset_thresholds,
 )
+from kontur.release.signer import (
+    DEFAULT_PURPOSES,
+    KONTUR_RELEASE_SIGNING_EKU,
+    SignerPolicy,
+    check_signer,
+)
 from kontur.release.signing import (
     SIGNATURE_NAME,
     BuiltRelease,
@@ -42,6 +53,8 @@ from kontur.release.signing import (
 from kontur.release.store import InstalledRelease, ReleaseStore, default_store_root
 
 __all__ = [
+    "DEFAULT_PURPOSES",
+    "KONTUR_RELEASE_SIGNING_EKU",
     "MANIFEST_NAME",
     "SIGNATURE_NAME",
     "BuiltRelease",
@@ -56,11 +69,15 @@ __all__ = [
     "ReleaseExpired",
     "ReleaseFiles",
     "ReleaseManifest",
+    "ReleaseNameMismatch",
     "ReleaseNotFound",
     "ReleaseStore",
     "RollbackRefused",
     "SignatureInvalid",
     "SignedManifest",
+    "SignerNotAllowed",
+    "SignerNotValid",
+    "SignerPolicy",
     "StoreCorrupt",
     "Thresholds",
     "Trust",
@@ -68,6 +85,7 @@ __all__ = [
     "VerifiedRelease",
     "VersionConflict",
     "build_release",
+    "check_signer",
     "default_store_root",
     "issue_signing_cert",
     "keygen",

@@ -4,19 +4,20 @@ Mounted by :mod:`kontur.cli` as ``app.add_typer(model_app, name="model")``. Ever
 prints one line ``kontur: error: …`` on stderr and exits non-zero, never a traceback:
 1 when a release is invalid (bad signature, untrusted signer, rollback, expired, wrong
 platform), 2 for a usage problem (a missing key file, no release there, bad options).
+
+``verify`` and ``install`` take ``--name``, the release name to accept: a valid signature
+over another model is refused ("expected release name X, got Y", exit 1), ADR 0016.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kontur._cli import fail
+from kontur._cli import JsonOut, fail, json_to_stdout, write_json
 from kontur.errors import KonturError
 
 if TYPE_CHECKING:
@@ -49,12 +50,24 @@ def trust_from_options(pub: Path | None, ca: list[Path] | None) -> Trust:
     return Trust.key(pub) if pub is not None else Trust.ca(*(ca or []))
 
 
+def expected_name(name: str | None) -> tuple[str, ...]:
+    """``--name N`` as the one release name to accept; required (a signature alone says
+    nothing about *which* model it covers)."""
+    if name is None or not name.strip():
+        fail("--name: expected the release name to accept (e.g. --name yolox-nano), got none")
+    return (name.strip(),)
+
+
+_NAME_HELP = "Release name to accept; a release signed under another name is refused."
+
+
 @model_app.command()
 def keygen(
     out: Annotated[Path, typer.Option("--out", help="Directory for the new key files.")],
     ca: Annotated[
         bool, typer.Option("--ca", help="Also make a private CA and a signing certificate.")
     ] = False,
+    json_out: JsonOut = None,
 ) -> None:
     """Make an ECDSA P-256 signing key (and, with --ca, a private CA and a certificate)."""
     from kontur.release import keys
@@ -67,14 +80,21 @@ def keygen(
             pair = keys.keygen(out)
     except KonturError as exc:
         fail(str(exc))
-    for label, path in (
-        ("private key", pair.private_key),
-        ("public key", pair.public_key),
-        ("certificate", pair.cert),
-        ("CA certificate", pair.ca_cert),
-    ):
+    files = {
+        "private key": pair.private_key,
+        "public key": pair.public_key,
+        "certificate": pair.cert,
+        "CA certificate": pair.ca_cert,
+    }
+    for label, path in files.items():
         if path is not None:
-            typer.echo(f"{label}: {path}")
+            typer.echo(f"{label}: {path}", err=json_to_stdout(json_out))
+    if json_out is not None:
+        write_json(json_out, {k.replace(" ", "_").lower(): _opt(p) for k, p in files.items()})
+
+
+def _opt(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 @model_app.command()
@@ -100,6 +120,7 @@ def release(
         "cpu,gpu,npu"
     ),
     valid_days: Annotated[float, typer.Option(min=0.001, help="Days until expiry.")] = 365,
+    json_out: JsonOut = None,
 ) -> None:
     """Copy the model into a new release directory, write release.json and sign it."""
     from kontur.clock import SystemClock
@@ -125,7 +146,11 @@ def release(
     except KonturError as exc:
         fail(str(exc))  # every failure here is a problem with the inputs: exit 2
     m = built.manifest.manifest
-    typer.echo(f"release {m.name}@{m.version} {built.digest} -> {built.directory}")
+    line = f"release {m.name}@{m.version} {built.digest} -> {built.directory}"
+    typer.echo(line, err=json_to_stdout(json_out))
+    if json_out is not None:
+        doc = {"name": m.name, "version": m.version, "digest": built.digest}
+        write_json(json_out, {**doc, "directory": str(built.directory)})
 
 
 def _thresholds(output_format: str, score: float | None, nms: float | None) -> Thresholds | None:
@@ -172,31 +197,35 @@ def verify(
         list[Path] | None, typer.Option(help="CA certificate(s) to trust (certificate mode).")
     ] = None,
     platform: Annotated[str | None, typer.Option(help="Require this platform.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    json_out: JsonOut = None,
+    name: Annotated[str | None, typer.Option(help=_NAME_HELP)] = None,
 ) -> None:
     """Verify a release; exit 0 only when it is valid (1 when invalid, 2 on usage errors)."""
     from kontur.clock import SystemClock
     from kontur.release.signing import verify_release
 
     trust = trust_from_options(pub, ca)
+    names = expected_name(name)
     try:
         release = verify_release(
             directory,
             public_key=trust.public_key,
             ca_certs=trust.ca_certs,
             platform=platform,
+            expected_names=names,
+            signer_policy=trust.signer_policy,
             clock=SystemClock(),
         )
     except KonturError as exc:
-        if json_out:
-            sys.stdout.write(json.dumps(_invalid(str(exc)), indent=2) + "\n")
+        if json_out is not None:
+            write_json(json_out, _invalid(str(exc)))
         fail(str(exc), exc.exit_code)
     except OSError as exc:
         fail(f"release {directory}: expected a readable directory, got {exc.strerror or exc}")
-    if json_out:
-        sys.stdout.write(json.dumps(_report(release), indent=2) + "\n")
-    else:
-        typer.echo(f"valid: {release.model_id} {release.digest} signed by {release.signer}")
+    line = f"valid: {release.model_id} {release.digest} signed by {release.signer}"
+    typer.echo(line, err=json_to_stdout(json_out))
+    if json_out is not None:
+        write_json(json_out, _report(release))
 
 
 @model_app.command()
@@ -211,17 +240,25 @@ def install(
         typer.Option(help="Release store (default: $KONTUR_DATA_DIR/releases or XDG data)."),
     ] = None,
     platform: Annotated[str | None, typer.Option(help="Require this platform.")] = None,
+    name: Annotated[str | None, typer.Option(help=_NAME_HELP)] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Verify a release and install it write-once; refuses rollback and expired releases."""
     from kontur.clock import SystemClock
     from kontur.release.store import ReleaseStore, default_store_root
 
     trust = trust_from_options(pub, ca)
+    names = expected_name(name)
     root = store or default_store_root()
     try:
-        release = ReleaseStore(root).install(directory, trust, SystemClock(), platform=platform)
+        release = ReleaseStore(root).install(
+            directory, trust, SystemClock(), expected_names=names, platform=platform
+        )
     except KonturError as exc:
         fail(str(exc), exc.exit_code)
     except OSError as exc:
         fail(f"store {root}: expected a writable directory, got {exc.strerror or exc}")
-    typer.echo(f"installed: {release.model_id} {release.digest} in {root}")
+    line = f"installed: {release.model_id} {release.digest} in {root}"
+    typer.echo(line, err=json_to_stdout(json_out))
+    if json_out is not None:
+        write_json(json_out, {**_report(release), "installed": True, "store": str(root)})

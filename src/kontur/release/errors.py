@@ -7,6 +7,10 @@
         ├── ManifestError               release.json is not a valid manifest (also a ValueError)
         ├── SignatureInvalid            changed byte, extra or missing file, wrong key, forged
         ├── UntrustedSigner             the signing certificate does not chain to a given CA
+        │   ├── SignerNotAllowed        its purpose is wrong: no codeSigning or kontur EKU
+        │   │                           (e.g. a TLS serverAuth certificate), or a CA (ADR 0016)
+        │   └── SignerNotValid          not valid at the signing time or now (ADR 0016)
+        ├── ReleaseNameMismatch         a valid release, but not the one asked for by name
         ├── RollbackRefused             a version lower than the highest one installed
         ├── VersionConflict             the installed version, but with other bytes
         ├── ReleaseExpired              the reference time is at or past ``expires``
@@ -34,9 +38,12 @@ __all__ = [
     "PlatformNotAllowed",
     "ReleaseError",
     "ReleaseExpired",
+    "ReleaseNameMismatch",
     "ReleaseNotFound",
     "RollbackRefused",
     "SignatureInvalid",
+    "SignerNotAllowed",
+    "SignerNotValid",
     "StoreCorrupt",
     "UntrustedSigner",
     "VersionConflict",
@@ -61,6 +68,22 @@ class SignatureInvalid(ReleaseError):
 class UntrustedSigner(ReleaseError):
     """The signing certificate does not chain to any of the CA certificates given as roots,
     or may not be used for signing."""
+
+
+class SignerNotAllowed(UntrustedSigner):
+    """The signing certificate may not sign releases: its ExtendedKeyUsage names none of the
+    signer policy's purposes (codeSigning or kontur's release-signing EKU), it has no EKU,
+    its KeyUsage lacks digitalSignature, or it is a CA certificate."""
+
+
+class SignerNotValid(UntrustedSigner):
+    """The signing certificate is not valid at the release's signing time (its signed
+    ``created``) or at the reference time, or the signing time lies in the future."""
+
+
+class ReleaseNameMismatch(ReleaseError):
+    """A validly signed release whose name is not the one the caller expects: a signature
+    over another model is not a signature over this one."""
 
 
 class RollbackRefused(ReleaseError):

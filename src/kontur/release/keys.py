@@ -4,7 +4,9 @@ model-signing accepts only NIST curves (Ed25519 is refused), so every key here i
 Private keys are written unencrypted in PKCS#8 PEM with mode 0600; keep them off the
 machines that run the perimeter. Certificate mode uses a private CA: :func:`make_ca`
 writes a self-signed CA certificate, :func:`issue_signing_cert` a leaf certificate for
-code signing issued by it. Verifiers take the CA certificate(s) as trust roots.
+code signing issued by it (EKU codeSigning and kontur's release-signing EKU, so it passes
+the default signer policy and the kontur-only one, ADR 0016). Verifiers take the CA
+certificate(s) as trust roots.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kontur.release.errors import KeyMaterialError
+from kontur.release.signer import KONTUR_RELEASE_SIGNING_EKU
 
 __all__ = [
     "CA_CERT_NAME",
@@ -163,7 +166,10 @@ def issue_signing_cert(
         _builder(_name(common_name), ca_cert.subject, key.public_key(), days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_usage(sign=True, cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING, KONTUR_RELEASE_SIGNING_EKU]),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     pair = KeyPair(

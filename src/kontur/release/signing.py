@@ -24,7 +24,11 @@ Any other extra entry, a missing file or a changed byte makes verification fail.
    so the bytes handed on are the bytes that were verified (no check-then-use gap);
 6. parse ``release.json`` from those bytes; the signed files must be exactly
    ``release.json`` and the files it names;
-7. check expiry against the injected clock, then the platform when one is given.
+7. certificate mode: apply kontur's signer policy (:mod:`kontur.release.signer`, ADR 0016):
+   a codeSigning (or kontur release-signing) EKU, valid at the signing time (the signed
+   ``created``) and at the injected clock's now, chaining to a given CA at both times;
+8. check the name against the expected names when given (a valid signature over another
+   model is refused), then expiry against the injected clock, then the platform when given.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +61,7 @@ from kontur.release.errors import (
     OutputNotEmpty,
     PlatformNotAllowed,
     ReleaseExpired,
+    ReleaseNameMismatch,
     ReleaseNotFound,
     SignatureInvalid,
     UntrustedSigner,
@@ -70,6 +75,7 @@ from kontur.release.manifest import (
     Thresholds,
     preset,
 )
+from kontur.release.signer import SignerPolicy, check_signer
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -95,6 +101,8 @@ class Trust:
 
     public_key: Path | None = None
     ca_certs: tuple[Path, ...] = ()
+    #: Certificate mode: what the signing certificate must be (EKU, validity; ADR 0016).
+    signer_policy: SignerPolicy = field(default_factory=SignerPolicy)
 
     def __post_init__(self) -> None:
         if (self.public_key is None) == (not self.ca_certs):
@@ -107,9 +115,10 @@ class Trust:
         return cls(public_key=public_key)
 
     @classmethod
-    def ca(cls, *ca_certs: Path) -> Trust:
-        """Certificate mode: the signing certificate must chain to one of ``ca_certs``."""
-        return cls(ca_certs=tuple(ca_certs))
+    def ca(cls, *ca_certs: Path, policy: SignerPolicy | None = None) -> Trust:
+        """Certificate mode: the signing certificate must chain to one of ``ca_certs`` and
+        meet ``policy`` (default: :class:`~kontur.release.signer.SignerPolicy`)."""
+        return cls(ca_certs=tuple(ca_certs), signer_policy=policy or SignerPolicy())
 
     @property
     def mode(self) -> Mode:
@@ -156,6 +165,8 @@ class _Bundle:
     mode: Mode
     payload: bytes
     leaf_der: bytes | None
+    #: Certificate mode: every certificate of the bundle's chain, leaf first.
+    chain_der: tuple[bytes, ...] = ()
 
 
 def release_digest(file_digests: dict[str, str]) -> str:
@@ -209,8 +220,10 @@ def _parse_bundle(raw: bytes) -> _Bundle:
         payload = base64.b64decode(obj["dsseEnvelope"]["payload"], validate=True)
         chain = material.get("x509CertificateChain")
         if chain is not None:
-            leaf = base64.b64decode(chain["certificates"][0]["rawBytes"], validate=True)
-            return _Bundle("certificate", payload, leaf)
+            ders = tuple(
+                base64.b64decode(c["rawBytes"], validate=True) for c in chain["certificates"]
+            )
+            return _Bundle("certificate", payload, ders[0], ders)
         if material.get("publicKey", {}).get("hint"):
             return _Bundle("key", payload, None)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, binascii.Error) as exc:
@@ -308,7 +321,7 @@ def _map_value_error(directory: Path, bundle: _Bundle, message: str) -> Exceptio
     if "cannot be used for signing" in message:
         return UntrustedSigner(
             f"{SIGNATURE_NAME}: expected a certificate allowed to sign (digitalSignature or "
-            "codeSigning), got one that is not"
+            "codeSigning), got one with neither"
         )
     if "symlink" in message:
         return SignatureInvalid(f"release {directory}: expected regular files, got a symlink")
@@ -364,8 +377,32 @@ def _parse_manifest(files: dict[str, bytes]) -> SignedManifest:
     return SignedManifest(manifest, raw)
 
 
+def _check_signer(bundle: _Bundle, trust: Trust, manifest: ReleaseManifest, when: datetime) -> None:
+    """Step 7: certificate mode only, the signer policy at the signing time and at ``when``."""
+    if trust.mode != "certificate":
+        return
+    anchors = [c for p in trust.ca_certs for c in keys.load_certificates(p, "CA certificate")]
+    check_signer(
+        bundle.chain_der, anchors, trust.signer_policy, signed_at=manifest.created, now=when
+    )
+
+
+def _check_name(manifest: ReleaseManifest, expected: tuple[str, ...] | None) -> None:
+    """Step 8, first: the release is one of the ``expected`` names (None: any name)."""
+    if expected is None:
+        return
+    if isinstance(expected, str):  # a str is a sequence too: "tiny" would match "t"
+        raise TypeError(f"expected_names: expected a tuple of names, got str {expected!r}")
+    if manifest.name not in expected:
+        want = expected[0] if len(expected) == 1 else f"one of {', '.join(expected) or '(none)'}"
+        raise ReleaseNameMismatch(
+            f"release {manifest.name}@{manifest.version}: expected release name {want}, "
+            f"got {manifest.name}"
+        )
+
+
 def _check_policy(manifest: ReleaseManifest, *, when: datetime, platform: str | None) -> None:
-    """Step 7: not expired at ``when``; ``platform`` (if given) among the signed platforms."""
+    """Step 8: not expired at ``when``; ``platform`` (if given) among the signed platforms."""
     rid = f"{manifest.name}@{manifest.version}"
     if manifest.expired_at(when):
         raise ReleaseExpired(
@@ -385,10 +422,21 @@ def verify_release(
     public_key: Path | None = None,
     ca_certs: Sequence[Path] = (),
     platform: str | None = None,
+    expected_names: tuple[str, ...] | None = None,
+    signer_policy: SignerPolicy | None = None,
     clock: Clock,
 ) -> VerifiedRelease:
-    """Verify the release in ``directory`` (steps 1-7 above) and return its verified bytes."""
-    trust = Trust(public_key=public_key, ca_certs=tuple(ca_certs))
+    """Verify the release in ``directory`` (steps 1-8 above) and return its verified bytes.
+
+    ``expected_names``: the release's signed name must be one of these (an empty tuple
+    accepts none); None checks no name, for callers that only inspect a release.
+    ``signer_policy`` applies in certificate mode (default :class:`SignerPolicy`).
+    """
+    trust = Trust(
+        public_key=public_key,
+        ca_certs=tuple(ca_certs),
+        signer_policy=signer_policy or SignerPolicy(),
+    )
     _check_trust_material(trust)
     if not directory.is_dir():
         raise ReleaseNotFound(f"release {directory}: expected a directory, got none")
@@ -405,6 +453,8 @@ def verify_release(
     files = _read_signed(directory, signed)
     manifest = _parse_manifest(files)
     when = datetime.fromtimestamp(clock.wall(), UTC)
+    _check_signer(bundle, trust, manifest.manifest, when)
+    _check_name(manifest.manifest, expected_names)
     _check_policy(manifest.manifest, when=when, platform=platform)
     return VerifiedRelease(
         manifest=manifest,

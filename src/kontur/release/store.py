@@ -10,7 +10,8 @@ Layout under the store root::
 Rules (ADR 0009):
 
 - a release is verified before it is installed, and the bytes written are the verified
-  bytes held in memory, never a second read of the source directory;
+  bytes held in memory, never a second read of the source directory; the caller names the
+  releases it accepts (``expected_names``), so a validly signed other model is refused;
 - a version directory is written to a temporary directory beside it and renamed into place
   in one step, so a reader sees either nothing or the whole release;
 - a version strictly lower than the highest one ever installed for its name is refused
@@ -187,14 +188,26 @@ class ReleaseStore:
     # -- install -----------------------------------------------------------------------
 
     def install(
-        self, directory: Path, trust: Trust, clock: Clock, *, platform: str | None = None
+        self,
+        directory: Path,
+        trust: Trust,
+        clock: Clock,
+        *,
+        expected_names: tuple[str, ...],
+        platform: str | None = None,
     ) -> VerifiedRelease:
-        """Verify the release in ``directory`` and install it write-once; see the module rules."""
+        """Verify the release in ``directory`` and install it write-once; see the module rules.
+
+        ``expected_names``: the release names this caller runs; any other is refused
+        (:class:`~kontur.release.errors.ReleaseNameMismatch`), an empty tuple refuses all.
+        """
         release = verify_release(
             directory,
             public_key=trust.public_key,
             ca_certs=trust.ca_certs,
             platform=platform,
+            expected_names=expected_names,
+            signer_policy=trust.signer_policy,
             clock=clock,
         )
         m = release.manifest.manifest
@@ -307,6 +320,8 @@ class ReleaseStore:
             public_key=trust.public_key,
             ca_certs=trust.ca_certs,
             platform=platform,
+            expected_names=(name,),
+            signer_policy=trust.signer_policy,
             clock=clock,
         )
         m = release.manifest.manifest

@@ -4,7 +4,8 @@ Steps at start (:func:`prepare_release`):
 
 1. A release directory with a trust anchor (``--release DIR --pub P | --ca CA``) is
    verified and installed into the run's release store (``DATA_DIR/releases``), which
-   refuses a rollback, an expired release and one signed for no platform we may use.
+   refuses a rollback, an expired release, one signed for no platform we may use, and one
+   whose signed name is not among the config's ``release.names`` (ADR 0016).
 2. A bare model file (``--model X.onnx`` or ``X.xml``) is wrapped in a *throwaway* release:
    a fresh demo key is generated under ``DATA_DIR/run``, the release is signed with it,
    then verified and installed exactly like a real one. The summary and the archive say so.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kontur.clock import Clock
+from kontur.errors import ConfigError
 from kontur.release.errors import KeyMaterialError
 from kontur.release.keys import keygen
 from kontur.release.signing import Trust, VerifiedRelease, build_release
@@ -104,7 +106,7 @@ def _throwaway(
     clock: Clock,
     store: ReleaseStore,
     guess: Callable[[Path], str],
-) -> tuple[Path, Trust]:
+) -> tuple[Path, Trust, str]:
     files = _model_files(model)
     output_format = fmt or ("ssd" if model.suffix.lower() == ".xml" else guess(model))
     key_dir = run_dir / "demo-release-key"
@@ -128,7 +130,7 @@ def _throwaway(
         key=pair.private_key,
         clock=clock,
     )
-    return out, Trust.key(pair.public_key)
+    return out, Trust.key(pair.public_key), name
 
 
 def prepare_release(
@@ -140,25 +142,34 @@ def prepare_release(
     model: Path | None = None,
     model_format: str | None = None,
     guess: Callable[[Path], str] | None = None,
+    release_names: tuple[str, ...] = (),
 ) -> PreparedRelease:
     """Verify and install the release to run (module docstring, steps 1-2).
 
     ``guess`` reads a bare ONNX model's format without ``--format``; it runs the model in the
-    worker's sandbox (the supervisor loads no inference runtime).
+    worker's sandbox (the supervisor loads no inference runtime). ``release_names`` is the
+    config's ``release.names``: the names a ``release_dir`` may carry.
     """
     throwaway = release_dir is None
     store = ReleaseStore(data_dir / "releases")
+    names = release_names
     if release_dir is None:
         if model is None:
             raise ModelUnreadable("model: expected --release DIR or --model FILE, got neither")
         if guess is None and model_format is None and model.suffix.lower() != ".xml":
             raise ModelFormatError(f"model {model}: expected --format, got none")
-        release_dir, trust = _throwaway(
+        release_dir, trust, name = _throwaway(
             model, model_format, data_dir / "run", clock, store, guess or (lambda m: "")
+        )
+        names = (name,)
+    elif not names:
+        raise ConfigError(
+            f"release {release_dir}: expected the config to name the releases this site runs "
+            "(release.names), got none"
         )
     if trust is None:
         raise KeyMaterialError(f"release {release_dir}: expected --pub or --ca, got neither")
-    release = store.install(release_dir, trust, clock)
+    release = store.install(release_dir, trust, clock, expected_names=names)
     m = release.manifest.manifest
     record = store.record(m.name, m.version)
     return PreparedRelease(
