@@ -2,6 +2,10 @@
 
 Kept apart from :mod:`kontur.cli` so that the sub-command modules (``release/cli.py``,
 ``eval/cli.py``), which :mod:`kontur.cli` mounts, can use it without a circular import.
+
+The ``--json`` convention (every command, :data:`JsonOut`): ``--json PATH`` writes the
+result as JSON to PATH and the usual human output still shows; ``--json -`` writes it to
+stdout, which then carries nothing else (the human output, if any, goes to stderr).
 """
 
 from __future__ import annotations
@@ -9,21 +13,58 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-__all__ = ["err", "fail", "out", "write_json"]
+from kontur.redact import redact_url
+
+__all__ = ["JsonOut", "err", "fail", "human", "json_to_stdout", "out", "write_json"]
 
 out = Console()
 err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one error line ``kontur: error: …`` on stderr and exit with ``code``."""
-    err.print(f"kontur: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    """Print one error line ``kontur: error: …`` on stderr and exit with ``code``.
+
+    URL credentials in the message are redacted here too, whoever built it (ADR 0019).
+    """
+    err.print(
+        f"kontur: error: {redact_url(message)}", markup=False, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
+
+
+def _json_target(value: Path | None) -> Path | None:
+    """``--json``'s value; an option name there means the value was left out."""
+    if value is not None and str(value).startswith("-") and str(value) != "-":
+        fail(f"--json: expected PATH or '-', got the option {str(value)!r}")
+    return value
+
+
+JsonOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--json",
+        metavar="PATH|-",
+        callback=_json_target,
+        help="Also write the result as JSON to PATH; '-': to stdout, which then holds only "
+        "the JSON (the human output goes to stderr).",
+    ),
+]
+"""The ``--json PATH|-`` option every command declares (see the module)."""
+
+
+def json_to_stdout(json_out: Path | None) -> bool:
+    """True for ``--json -``: stdout belongs to the JSON."""
+    return json_out is not None and str(json_out) == "-"
+
+
+def human(json_out: Path | None) -> Console:
+    """Where the human output goes: stdout, or stderr when ``--json -`` holds stdout."""
+    return err if json_to_stdout(json_out) else out
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

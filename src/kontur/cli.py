@@ -7,7 +7,6 @@ modules are imported inside the commands so that ``kontur --help`` stays fast.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kontur import __version__
-from kontur._cli import err, fail, out, write_json
+from kontur._cli import JsonOut, err, fail, human, write_json
 from kontur.errors import KonturError
 
 __all__ = ["app", "main"]
@@ -29,19 +28,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-archive_app = typer.Typer(help="The tamper-evident archive.", no_args_is_help=True)
 placement_app = typer.Typer(help="The placement dispatcher.", no_args_is_help=True)
-app.add_typer(archive_app, name="archive")
 app.add_typer(placement_app, name="placement")
 
 
 def _mount_subcommands() -> None:
+    import kontur.evidence.cli  # noqa: F401  registers archive export / verify-export
+    from kontur.archive.cli import archive_app
     from kontur.eval.cli import eval_app
     from kontur.ingest.camera_cli import camera_app
     from kontur.ingest.sign_cli import sign
     from kontur.ingest.verify_cli import verify
     from kontur.release.cli import model_app
 
+    app.add_typer(archive_app, name="archive")
     app.add_typer(model_app, name="model", help="Signed model releases.")
     app.add_typer(eval_app, name="eval", help="Measure analytics quality on ground truth.")
     app.add_typer(camera_app, name="camera", help="Camera inventory and site CA.")
@@ -53,9 +53,11 @@ _mount_subcommands()
 
 
 @app.command()
-def version() -> None:
+def version(json_out: JsonOut = None) -> None:
     """Print kontur's version."""
-    out.print(__version__)
+    human(json_out).print(__version__, markup=False, highlight=False)
+    if json_out is not None:
+        write_json(json_out, {"version": __version__})
 
 
 @app.command()
@@ -107,9 +109,7 @@ def demo(
             "camera (a throwaway key enrolled in the data dir), so decisions can be ALLOWed."
         ),
     ] = True,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the summary as JSON here ('-' for stdout).")
-    ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Run the whole perimeter on one machine for a bounded time and summarise it."""
     from kontur.config import load_config
@@ -137,8 +137,7 @@ def demo(
         cfg = load_config(config)
         # absolute: the worker's sandbox policy and the block specs need absolute paths
         ddir = (data_dir or Path(tempfile.mkdtemp(prefix="kontur-demo-"))).absolute()
-        quiet = json_out is not None and str(json_out) == "-"
-        console = err if quiet else out
+        console = human(json_out)
         console.print(f"data dir: {ddir}", markup=False, highlight=False)
         with progress_display(console) as progress:
             summary = Perimeter(
@@ -167,36 +166,6 @@ def demo(
         fail(errors[0], 1)
 
 
-@archive_app.command("verify")
-def archive_verify(
-    data_dir: Annotated[Path, typer.Argument(help="The data dir of a run.")],
-    json_flag: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-) -> None:
-    """Re-check every record and segment. Exit 0 when all are intact, 1 otherwise."""
-    from kontur.archive import verify_archive
-
-    try:
-        report = verify_archive(data_dir)
-    except KonturError as exc:
-        fail(str(exc), exc.exit_code)
-    if json_flag:
-        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
-    elif report.ok:
-        out.print(
-            f"archive {data_dir}: OK, {report.records} records, "
-            f"{report.segments} segments, head {report.head[:16]}…"
-        )
-    else:
-        assert report.first_bad is not None
-        out.print(
-            f"archive {data_dir}: BROKEN at record {report.first_bad.index}: "
-            f"{report.first_bad.reason}",
-            markup=False,
-            highlight=False,
-        )
-    raise typer.Exit(0 if report.ok else 1)
-
-
 @placement_app.command("explain")
 def placement_explain(
     source: Annotated[
@@ -206,9 +175,7 @@ def placement_explain(
         Path | None, typer.Option(help="ONNX detector (default: HOG fallback).")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config.")] = None,
-    json_flag: Annotated[
-        bool, typer.Option("--json", help="Print the full breakdown as JSON.")
-    ] = False,
+    json_out: JsonOut = None,
 ) -> None:
     """Bench the available platforms, compute R_j(p) and show why the dispatcher chose."""
     from kontur.config import load_config
@@ -220,10 +187,9 @@ def placement_explain(
         fail(str(exc), exc.exit_code)
     from kontur.placement.explain import explain_json, print_explain
 
-    if json_flag:
-        sys.stdout.write(json.dumps(explain_json(placement), indent=2) + "\n")
-    else:
-        print_explain(placement, out)
+    print_explain(placement, human(json_out))
+    if json_out is not None:
+        write_json(json_out, explain_json(placement))
 
 
 def main() -> None:

@@ -1,15 +1,18 @@
 """kontur's configuration: typed, frozen, and refused when malformed.
 
-:func:`load_config` reads the embedded defaults (``kontur/defaults/kontur.yaml``) or a
-user file; any problem is a :class:`~kontur.errors.ConfigError` that names the key, what was
-expected and what was found.
+:func:`load_config` reads the embedded defaults (``kontur/defaults/kontur.yaml``) and lays a
+user file over them (:func:`merge_layers`: mappings merge, lists and scalars replace), so a
+file with only ``cameras:`` is a whole config; any problem is a
+:class:`~kontur.errors.ConfigError` that names the key, what was expected and what was found.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -28,14 +31,17 @@ __all__ = [
     "PlacementConfig",
     "PolicyConfig",
     "Profile",
+    "ReleaseConfig",
     "SandboxConfig",
     "SinksConfig",
     "SlaConfig",
+    "TimeCheckConfig",
     "VerifierConfig",
     "WebhookConfig",
     "WorkerConfig",
     "ZoneConfig",
     "load_config",
+    "merge_layers",
 ]
 
 
@@ -95,6 +101,33 @@ class WebhookConfig(_Cfg):
     timeout_s: float = Field(default=2.0, gt=0, le=30)
     secret_env: str | None = None
     """Name of the environment variable holding the HMAC-SHA256 key for X-Kontur-Signature."""
+    unsafe_plain_http: bool = False
+    """Allow an ``http://`` URL (loopback tests, a receiver behind a local TLS proxy). Off by
+    default: events then travel in clear text. On, every start logs a loud warning."""
+
+    @model_validator(mode="after")
+    def _https_unless_unsafe(self) -> WebhookConfig:
+        if self.url[:7].lower() == "http://" and not self.unsafe_plain_http:
+            raise ValueError(
+                "expected an https:// webhook URL (or unsafe_plain_http: true), got http://"
+            )
+        return self
+
+
+class ReleaseConfig(_Cfg):
+    """Which signed model releases this site runs (ADR 0016)."""
+
+    names: tuple[str, ...] = ()
+    """Release names a ``--release DIR`` may carry; any other, validly signed or not, is
+    refused at start. Empty: the site runs no external release (only the built-in fallback
+    or a throwaway ``--model`` release)."""
+
+    @model_validator(mode="after")
+    def _names_valid(self) -> ReleaseConfig:
+        for n in self.names:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", n):
+                raise ValueError(f"expected release names like yolox-nano, got {n!r}")
+        return self
 
 
 class SinksConfig(_Cfg):
@@ -137,8 +170,18 @@ class FreshnessConfig(_Cfg):
     """How long after its signed capture time a GOP may arrive."""
 
 
+class TimeCheckConfig(_Cfg):
+    """Signed time over container time (:mod:`kontur.ingest.signedtime`, ADR 0018)."""
+
+    tolerance_s: float = Field(default=0.1, gt=0, le=10)
+    """How far a GOP's frame times may stray from its signed capture times, else RETIMED."""
+    max_drift: float = Field(default=0.001, ge=0, le=0.1)
+    """Drift allowed between the container and the signed clock, in s per signed s."""
+
+
 class IngestConfig(_Cfg):
     freshness: FreshnessConfig = FreshnessConfig()
+    time_check: TimeCheckConfig = TimeCheckConfig()
 
 
 class SlaConfig(_Cfg):
@@ -203,6 +246,23 @@ class SandboxConfig(_Cfg):
     DEGRADED (critical actions restricted) for the whole run."""
 
 
+class ArchiveConfig(_Cfg):
+    """Signed checkpoints, witness and retention of the archive (ADR 0015)."""
+
+    key: str | None = None
+    """The checkpoint key file; null: ``archive.key`` in the data dir (created with it). Put it
+    outside the data dir, so that write access there gives no signing power."""
+    checkpoint_every_records: int = Field(default=1000, ge=1)
+    checkpoint_every_s: float = Field(default=60.0, gt=0)
+    """A signed checkpoint after this many records or seconds (whichever first), and at stop."""
+    witness: str | None = None
+    """An append-only file every checkpoint is also written to (another mount or host)."""
+    retention_days: float | None = Field(default=None, gt=0)
+    """Segment bytes older than this are removed (a tombstone record each); null: kept."""
+    retention_days_per_camera: dict[str, float] = {}
+    """Per-camera overrides of ``retention_days``."""
+
+
 class WorkerConfig(_Cfg):
     intra_op_threads: int = Field(default=1, ge=1, le=64)
     score_threshold: float = Field(default=0.3, gt=0, lt=1)
@@ -223,6 +283,8 @@ class Config(_Cfg):
     placement: PlacementConfig
     worker: WorkerConfig = WorkerConfig()
     ingest: IngestConfig = IngestConfig()
+    release: ReleaseConfig = ReleaseConfig()
+    archive: ArchiveConfig = ArchiveConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:
@@ -254,20 +316,17 @@ def _default_text() -> str:
     return resources.files("kontur").joinpath("defaults/kontur.yaml").read_text()
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Load ``path`` (or the embedded defaults) into a validated :class:`Config`."""
-    where = str(path) if path else "embedded defaults"
-    if path is None:
-        text = _default_text()
-    else:
-        try:
-            text = Path(path).read_text()
-        except FileNotFoundError:
-            raise ConfigError(
-                f"config {where}: expected a readable YAML file, found nothing"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config {where}: expected a readable YAML file, got {exc}") from None
+def _read_text(path: Path, where: str) -> str:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config {where}: expected a readable YAML file, found nothing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {where}: expected a readable YAML file, got {exc}") from None
+
+
+def _parse(text: str, where: str) -> dict[str, Any]:
+    """One YAML document that must be a mapping; anything else is a one-line ConfigError."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -277,14 +336,56 @@ def load_config(path: Path | None = None) -> Config:
             f"config {where}: expected valid YAML, found a syntax error{at}"
         ) from None
     if not isinstance(raw, dict):
-        raise ConfigError(
-            f"config {where}: expected a mapping at top level, got {type(raw).__name__}"
+        got = "an empty document" if raw is None else type(raw).__name__
+        raise ConfigError(f"config {where}: expected a mapping at top level, got {got}")
+    return raw
+
+
+def merge_layers(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` laid over ``base``: mappings merge key by key, recursively; anything else in
+    ``over`` (a list, a scalar, ``null``) replaces what ``base`` holds there. Neither is changed.
+
+    Lists replace rather than append: ``cameras:`` in a user file is the list of cameras, not
+    more cameras after the demo's one.
+    """
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = merge_layers(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(exc: ValidationError, where: str) -> str:
+    """The first validation error on one line: the key's path, what was expected and found."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+    if err["type"] == "extra_forbidden":
+        return (
+            f"config {where}: key {loc}: expected a known key (README, Configuration "
+            "reference), got an unknown one"
         )
+    found = err.get("input")
+    shown = repr(found) if not isinstance(found, dict) else "a mapping"
+    return f"config {where}: key {loc}: {err['msg']} (found {shown[:80]})"
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The embedded defaults with the user's file ``path`` (if any) laid over them, validated.
+
+    Precedence, lowest first: the embedded defaults (``kontur/defaults/kontur.yaml``), the
+    config file (:func:`merge_layers`), then the command-line options, which the caller
+    applies (``--source`` replaces the first camera's source). Unknown keys are refused with
+    their path, before anything runs.
+    """
+    defaults = _parse(_default_text(), "embedded defaults")
+    where = str(path) if path is not None else "embedded defaults"
+    raw = (
+        defaults if path is None else merge_layers(defaults, _parse(_read_text(path, where), where))
+    )
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        found = err.get("input")
-        shown = repr(found) if not isinstance(found, dict) else "a mapping"
-        raise ConfigError(f"config {where}: key {loc}: {err['msg']} (found {shown[:80]})") from None
+        raise ConfigError(_describe(exc, where)) from None

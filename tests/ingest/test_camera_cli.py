@@ -65,7 +65,7 @@ def test_init_enrol_list_revoke_and_archive(data: Path) -> None:
     code, out, err = kontur("camera", "revoke", "cam1", "--reason", "stolen", "--data-dir", data)
     assert code == 0, err
     assert "revoked cam1 at " in out and out.rstrip().endswith(": stolen")
-    code, out, _ = kontur("camera", "list", "--json", "--data-dir", data)
+    code, out, _ = kontur("camera", "list", "--json", "-", "--data-dir", data)
     [cam] = json.loads(out)["cameras"]
     assert cam["id"] == "cam1" and cam["critical"] is True and cam["signing_required"] is False
     assert cam["revoked_reason"] == "stolen" and cam["revoked_at"]

@@ -23,7 +23,11 @@ def test_an_intact_reference_stream_is_authentic_and_exits_0() -> None:
     assert code == 0 and doc["authentic"] is True
     assert doc["summary"] == {"AUTHENTIC": 10}
     assert [g["counter"] for g in doc["gops"]] == list(range(1, 11))
-    assert set(doc["gops"][0]) == {"index", "verdict", "reason", "counter", "start", "end"}
+    assert set(doc["gops"][0]) == {
+        "index", "verdict", "reason", "counter", "start", "end", "time",
+    }  # fmt: skip
+    # reference-signed times (README quirk 3: a 1975 base) compare as differences: no flag
+    assert doc["time"] == {"tolerance_s": 0.1, "retimed": [], "unchecked": []}
 
 
 def test_a_tampered_stream_names_the_gop_and_exits_1() -> None:
@@ -55,6 +59,28 @@ def test_an_unsigned_file_is_unsigned_and_exits_1() -> None:
         str(shared("oms", "keys", "ca_ec.pem")),
     )
     assert code == 1 and set(doc["summary"]) == {"UNSIGNED"}
+    # no signature, no signed time: said, never flagged (ADR 0018)
+    assert doc["time"]["retimed"] == [] and len(doc["time"]["unchecked"]) == len(doc["gops"])
+    why = "container times not checked against signed time: the GOP carries no signature"
+    assert why in doc["gops"][0]["reason"]
+
+
+def test_the_restamped_drop_gop_vector_is_retimed_where_the_hole_was_hidden() -> None:
+    """The vector's remux gave fresh sequential timestamps after cutting GOP 4: the first
+    verified GOP after the cut starts 2 s early against its signed capture time."""
+    code, doc, _ = _verify(
+        str(shared("oms", "tampered", "pets_h264_drop_gop.mp4")),
+        "--ca",
+        str(shared("oms", "keys", "ca_ec.pem")),
+    )
+    assert code == 1
+    assert doc["time"] == {"tolerance_s": 0.1, "retimed": [5], "unchecked": [3, 4]}
+    row = doc["gops"][5]
+    assert row["verdict"] == "RETIMED"
+    assert (
+        "expected GOP 5 to start 8.000 s after GOP 2 (signed capture times), got 6.000 s in the "
+        "container (-2.000 s, tolerance 0.1 s)"
+    ) in row["reason"]
 
 
 @pytest.mark.parametrize(

@@ -108,3 +108,32 @@ def test_a_detection_batch_for_a_gop_ingest_never_stored_is_a_violation(
     assert rec.stats["cam1"].detections == 0
     ok = rec.on_message("worker", batch.model_copy(update={"gop_index": 0}))
     assert ok is None and rec.stats["cam1"].detections == 1
+
+
+def test_an_action_carries_its_proof_and_checkpoints_reach_the_sinks(tmp_path: Path) -> None:
+    """Issue 10 §6: every action names its leaf and the tree size to prove it in; every
+    signed checkpoint also goes to the sinks (the webhook is a witness)."""
+    from kontur.archive import Signing, open_checkpoint, verify_inclusion
+
+    sink = _CommittedCheckingSink(tmp_path)
+    holder: list[Recorder] = []
+    archive = Archive.open(
+        tmp_path,
+        ManualClock(),
+        signing=Signing(every_records=2),
+        on_checkpoint=lambda note: holder[0].on_checkpoint(note),
+    )
+    rec = Recorder(archive, {"cam1": CameraStats(source="test")}, [sink])
+    holder.append(rec)
+    archive.append("event", {"n": 0})
+    rec.on_message("gate", _decision(Outcome.DENY))
+    events = [e for e, _ in sink.seen]
+    decision = next(e for e in events if e.type == "decision")
+    assert (decision.archive_index, decision.archive_tree_size) == (1, 2)
+    proof = archive.inclusion_proof(1, 2)
+    leaf = bytes.fromhex(decision.archive_hash or "")
+    verify_inclusion(leaf, 1, 2, proof, archive.root_at(2))
+    (cp_event,) = [e for e in events if e.type == "checkpoint"]
+    cp = open_checkpoint(cp_event.note, archive.verifier_key)  # type: ignore[union-attr]
+    assert (cp.size, cp.root) == (2, archive.root_at(2))
+    archive.close()

@@ -21,7 +21,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from kontur._cli import err, fail, out, write_json
+from kontur._cli import JsonOut, err, fail, human, json_to_stdout, write_json
 from kontur.errors import KonturError
 
 if TYPE_CHECKING:
@@ -239,9 +239,7 @@ def mot(
         Path | None, typer.Option(help="kontur config (worker threads, motion parameters).")
     ] = None,
     hota: Annotated[bool, typer.Option(help="Also compute HOTA.")] = True,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the results as JSON here ('-': stdout).")
-    ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Tracking quality (MOTA, IDF1, precision, recall, ID switches) on MOTChallenge gt."""
     from kontur.config import load_config
@@ -280,10 +278,11 @@ def _report(
     doc: dict[str, Any],
     json_out: Path | None,
 ) -> None:
-    """The table and summary on stdout (unless JSON goes there), then the JSON."""
-    if json_out is None or str(json_out) != "-":
-        console = out if out.is_terminal else Console(width=120)  # piped: don't squeeze
-        console.print(_table(results))
-        console.print(_summary(results, comparison), markup=False, highlight=False)
+    """The table and summary on stdout (stderr when the JSON goes there), then the JSON."""
+    console = human(json_out)
+    if not console.is_terminal:  # piped: don't squeeze
+        console = Console(width=120, stderr=json_to_stdout(json_out))
+    console.print(_table(results))
+    console.print(_summary(results, comparison), markup=False, highlight=False)
     if json_out is not None:
         write_json(json_out, doc)

@@ -8,10 +8,15 @@ by their ``type`` field, each with a unique ``id`` and the position of its archi
   :func:`decision_event`.
 - ``"gop_verdict"`` (:class:`GopVerdictEvent`): a GOP whose verdict is one of
   :data:`~kontur.wire.verdict.FAILING_VERDICTS` (NOT_AUTHENTIC, MISSING, REPLAYED, STALE,
-  KEY_CHANGED, REVOKED, DOWNGRADE). :func:`verdict_event` builds it from a
+  KEY_CHANGED, REVOKED, DOWNGRADE, RETIMED). :func:`verdict_event` builds it from a
   :class:`~kontur.wire.GopClosed`, and returns None for every other verdict.
 - ``"camera_alarm"`` (:class:`CameraAlarmEvent`): a sustained failure on one camera, built
   with :func:`camera_event`.
+- ``"checkpoint"`` (:class:`CheckpointEvent`): a signed checkpoint of the archive (ADR 0015),
+  so the receiver is a witness; built with :func:`checkpoint_event`.
+
+Every event recorded in the archive names its leaf (``archive_index``, ``archive_hash``) and
+``archive_tree_size``, the tree to ask ``kontur archive prove`` for its inclusion proof in.
 
 To add a kind: a model deriving from ``_Event`` with its own ``type`` literal, added to the
 :data:`SinkEvent` union (which gives :data:`EVENT_TYPES`, the log and the webhook for free).
@@ -30,26 +35,29 @@ could still lose. The gate process fires no sink.
   is dropped and counted (:meth:`WebhookSink.stats`). It follows no redirects, and a failed
   POST is logged and kept in :attr:`WebhookSink.failures`, never retried.
 
-**What a webhook receiver gets.** ``POST <url>`` with ``Content-Type: application/json`` and
-the body :class:`WebhookBody`::
+**What a webhook receiver gets (the contract, ADR 0017).** ``POST <url>`` with
+``Content-Type: application/json``, the body :class:`WebhookBody`::
 
-    {"v": 1, "sent_at": 1700000000.25,
+    {"v": 1, "sent_at": 1700000000.0,
      "event": {"id": "<32 hex>", "archive_index": 812, "archive_hash": "<64 hex>",
                "type": "decision", "camera_id": "cam1", "outcome": "DENY", ...}}
 
-With ``secret_env`` configured, header ``X-Kontur-Signature: sha256=<hex>`` carries the
-HMAC-SHA256 of the exact body bytes under that key. A receiver checks, in this order:
+and three headers, fresh for every POST:
 
-1. the signature, over the raw body *before* parsing it, compared with
-   :func:`hmac.compare_digest`; a missing or wrong one is refused;
-2. freshness: ``sent_at`` (Unix seconds, stamped when the body is signed) within a window of
-   its own clock, e.g. ``abs(now - sent_at) <= 300``; an older body is refused;
-3. uniqueness: ``event.id`` not seen within that window (keep the ids seen for the window
-   length, then forget them); a repeat is refused.
+- ``X-Kontur-Timestamp``: decimal Unix seconds when the POST was signed (``sent_at`` in the
+  body is the same value);
+- ``X-Kontur-Nonce``: 32 lowercase hex characters, random (128 bits) for every POST;
+- ``X-Kontur-Signature: sha256=<hex>``, with ``secret_env`` configured: HMAC-SHA256 under
+  that key of ``<timestamp> "." <nonce> "." <exact body bytes>`` (:func:`signing_input`).
 
-A captured body replayed after the window fails step 2; one replayed within it fails step 3;
-an altered ``sent_at`` or ``id`` fails step 1. Without a key nothing of this holds, which is
-why an unsigned webhook logs a warning when built.
+A receiver checks, in this order (:func:`kontur.gate.webhook_receiver.verify_webhook` is the
+reference): the headers are well formed; the signature, over the raw body *before* parsing
+it, compared in constant time; the timestamp within ``max_skew_s`` of its own clock; the
+nonce not seen while its timestamp is inside that window. A captured POST replayed after the
+window is stale; one replayed within it repeats its nonce; an altered timestamp, nonce or
+body breaks the signature. Without a key nothing of this holds, which is why an unsigned
+webhook logs a warning when built. A plain ``http://`` URL is refused unless the config sets
+``unsafe_plain_http: true``, which warns at every start.
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ import hmac
 import logging
 import os
 import queue
+import secrets
+import sys
 import threading
 import typing
 import urllib.error
@@ -81,8 +91,11 @@ from kontur.wire.verdict import FAILING_VERDICTS, Verdict
 
 __all__ = [
     "EVENT_TYPES",
+    "NONCE_HEADER",
     "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
     "CameraAlarmEvent",
+    "CheckpointEvent",
     "DecisionEvent",
     "GopVerdictEvent",
     "LogSink",
@@ -93,17 +106,23 @@ __all__ = [
     "WebhookSink",
     "build_sinks",
     "camera_event",
+    "checkpoint_event",
     "decision_event",
     "encode_event",
     "parse_event",
     "sign",
+    "signing_input",
     "verdict_event",
 ]
 
 _log = logging.getLogger(__name__)
 
-#: The header carrying ``sha256=<hex HMAC-SHA256 of the body>``.
+#: The header carrying ``sha256=<hex HMAC-SHA256 of timestamp "." nonce "." body>``.
 SIGNATURE_HEADER: Final = "X-Kontur-Signature"
+#: The header carrying the decimal Unix seconds the POST was signed at.
+TIMESTAMP_HEADER: Final = "X-Kontur-Timestamp"
+#: The header carrying a random 128-bit nonce (32 lowercase hex), new for every POST.
+NONCE_HEADER: Final = "X-Kontur-Nonce"
 _FAILURES_KEPT = 100
 _HEX64 = r"^[0-9a-f]{64}$"
 
@@ -127,7 +146,10 @@ class _Event(BaseModel):
     archive_index: int | None = Field(default=None, ge=0)
     """Index of the archive record of what the event reports, when it was recorded."""
     archive_hash: str | None = Field(default=None, pattern=_HEX64)
-    """That record's chain hash (the leaf), to look it up and check it in the archive."""
+    """That record's RFC 9162 leaf hash, to look it up and check it in the archive."""
+    archive_tree_size: int | None = Field(default=None, ge=1)
+    """The archive's tree size once that record was committed: a receiver asks for the
+    inclusion proof with ``kontur archive prove --index <archive_index> --size <this>``."""
 
 
 class DecisionEvent(Decision, _Event):
@@ -172,9 +194,18 @@ class CameraAlarmEvent(_Event):
     """Wall-clock time the alarm was raised (Unix seconds), when the caller gives it."""
 
 
+class CheckpointEvent(_Event):
+    """A signed checkpoint of the archive (ADR 0015): the receiver is a witness, and keeps it."""
+
+    type: Literal["checkpoint"] = "checkpoint"
+    origin: str = Field(min_length=1)
+    note: str = Field(min_length=1)
+    """The C2SP signed note, verifiable with the archive's verifier key."""
+
+
 #: Every event a sink accepts, told apart by ``type``.
 SinkEvent = Annotated[
-    DecisionEvent | GopVerdictEvent | CameraAlarmEvent,
+    DecisionEvent | GopVerdictEvent | CameraAlarmEvent | CheckpointEvent,
     Field(discriminator="type"),
 ]
 _EVENT_CLASSES: Final = typing.get_args(typing.get_args(SinkEvent)[0])
@@ -185,15 +216,33 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
 _EVENTS: TypeAdapter[SinkEvent] = TypeAdapter(SinkEvent)
 
 
+def checkpoint_event(note: str, origin: str) -> CheckpointEvent:
+    """The event that hands a signed checkpoint to the sinks."""
+    return CheckpointEvent(origin=origin, note=note)
+
+
 def decision_event(
-    decision: Decision, *, archive_index: int | None = None, archive_hash: str | None = None
+    decision: Decision,
+    *,
+    archive_index: int | None = None,
+    archive_hash: str | None = None,
+    archive_tree_size: int | None = None,
 ) -> DecisionEvent:
     """The event for ``decision`` (any outcome), recorded at ``archive_index``/``archive_hash``."""
-    return DecisionEvent(**dict(decision), archive_index=archive_index, archive_hash=archive_hash)
+    return DecisionEvent(
+        **dict(decision),
+        archive_index=archive_index,
+        archive_hash=archive_hash,
+        archive_tree_size=archive_tree_size,
+    )
 
 
 def verdict_event(
-    msg: GopClosed, *, archive_index: int | None = None, archive_hash: str | None = None
+    msg: GopClosed,
+    *,
+    archive_index: int | None = None,
+    archive_hash: str | None = None,
+    archive_tree_size: int | None = None,
 ) -> GopVerdictEvent | None:
     """The event for a GOP whose verdict is in ``FAILING_VERDICTS``; None for any other."""
     v = msg.verdict
@@ -211,6 +260,7 @@ def verdict_event(
         segment_sha256=msg.segment_sha256,
         archive_index=archive_index,
         archive_hash=archive_hash,
+        archive_tree_size=archive_tree_size,
     )
 
 
@@ -222,6 +272,7 @@ def camera_event(
     at: float | None = None,
     archive_index: int | None = None,
     archive_hash: str | None = None,
+    archive_tree_size: int | None = None,
 ) -> CameraAlarmEvent:
     """The event for a sustained failure on ``camera_id``: what raised it and what was found."""
     return CameraAlarmEvent(
@@ -231,6 +282,7 @@ def camera_event(
         at=at,
         archive_index=archive_index,
         archive_hash=archive_hash,
+        archive_tree_size=archive_tree_size,
     )
 
 
@@ -258,7 +310,7 @@ class WebhookBody(BaseModel):
 
     v: Literal[1] = 1
     sent_at: float
-    """Unix seconds when the body was signed; a receiver refuses one outside its window."""
+    """Unix seconds when the body was signed: the ``X-Kontur-Timestamp`` value."""
     event: SinkEvent
 
 
@@ -322,9 +374,18 @@ class LogSink:
         self._fh.close()
 
 
-def sign(body: bytes, key: bytes) -> str:
-    """The ``X-Kontur-Signature`` value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+def signing_input(timestamp: str, nonce: str, body: bytes) -> bytes:
+    """The bytes the signature covers: ``<timestamp> "." <nonce> "." <body>``.
+
+    Neither header value can hold a ``.`` (decimal digits; hex), so the split is unambiguous.
+    """
+    return f"{timestamp}.{nonce}.".encode("ascii") + body
+
+
+def sign(body: bytes, key: bytes, *, timestamp: str, nonce: str) -> str:
+    """The ``X-Kontur-Signature`` value: ``sha256=<hex HMAC-SHA256 of signing_input(...)>``."""
+    mac = hmac.new(key, signing_input(timestamp, nonce, body), hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -341,10 +402,23 @@ def _shown(url: str) -> str:
     return f"{u.scheme}://{u.hostname}{f':{u.port}' if u.port else ''}{u.path}"
 
 
-def _checked_url(url: str) -> str:
+def _checked_url(url: str, unsafe_plain_http: bool) -> str:
     u = urllib.parse.urlsplit(url)
     if u.scheme.lower() not in ("http", "https") or not u.hostname:
         raise SinkConfigError(f"webhook: expected an http(s) URL with a host, got {_shown(url)!r}")
+    if u.scheme.lower() == "http":
+        if not unsafe_plain_http:
+            raise SinkConfigError(
+                f"webhook: expected an https:// URL (or unsafe_plain_http: true), "
+                f"got {_shown(url)!r}"
+            )
+        warning = (
+            f"UNSAFE: webhook {_shown(url)} uses plain http (unsafe_plain_http is on): events "
+            "travel in clear text and anyone on the path can read them"
+        )
+        _log.warning("%s", warning)
+        # Also straight to stderr: a site that logs to a file must still see it at every start.
+        print(f"kontur: warning: {warning}", file=sys.stderr, flush=True)
     return url
 
 
@@ -366,6 +440,8 @@ def _about(event: SinkEvent) -> str:
         return f"decision {event.outcome.value} on {event.rule}/{event.action} ({where})"
     if isinstance(event, GopVerdictEvent):
         return f"gop_verdict {event.verdict.value} on gop {event.gop_index} of {event.camera_id}"
+    if isinstance(event, CheckpointEvent):
+        return f"checkpoint of {event.origin}"
     return f"{event.type} {event.trigger} on {event.camera_id}"
 
 
@@ -386,10 +462,11 @@ class WebhookSink:
         queue_size: int = 256,
         clock: Clock | None = None,
     ) -> None:
-        """Refuses a non-http(s) URL, or a ``secret_env`` naming an unset variable."""
+        """Refuses a non-http(s) URL, plain http without ``unsafe_plain_http`` (and warns
+        loudly with it), or a ``secret_env`` naming an unset variable."""
         if queue_size < 1:
             raise ValueError(f"expected a queue of at least 1 event, got {queue_size}")
-        self.url = _checked_url(config.url)
+        self.url = _checked_url(config.url, config.unsafe_plain_http)
         self.timeout_s = config.timeout_s
         self._key = _secret(config.secret_env, os.environ if environ is None else environ)
         if self._key is None:
@@ -441,11 +518,19 @@ class WebhookSink:
         return WebhookBody(sent_at=sent_at, event=event).model_dump_json().encode()
 
     def request_for(self, event: SinkEvent) -> urllib.request.Request:
-        """The POST request for ``event``, stamped now: JSON body, signature header when keyed."""
-        body = self.body_for(_checked_event(event), self._clock.wall())
-        headers = {"Content-Type": "application/json", "User-Agent": "kontur"}
+        """The POST request for ``event``, stamped now with a fresh nonce: JSON body, the
+        timestamp and nonce headers, and the signature header when keyed."""
+        sent_at = int(self._clock.wall())
+        body = self.body_for(_checked_event(event), float(sent_at))
+        timestamp, nonce = str(sent_at), secrets.token_hex(16)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "kontur",
+            TIMESTAMP_HEADER: timestamp,
+            NONCE_HEADER: nonce,
+        }
         if self._key is not None:
-            headers[SIGNATURE_HEADER] = sign(body, self._key)
+            headers[SIGNATURE_HEADER] = sign(body, self._key, timestamp=timestamp, nonce=nonce)
         return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
 
     def send(self, event: SinkEvent) -> str | None:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 
-from kontur._cli import err, fail, out, write_json
+from kontur._cli import JsonOut, err, fail, human, write_json
 from kontur.errors import KonturError
 
 __all__ = ["camera_app"]
@@ -91,6 +92,7 @@ def init_ca(
             "camera chains to it but cannot issue camera keys.",
         ),
     ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Create the site CA (ECDSA P-256, self-signed; key file mode 0600), or import one."""
     from kontur.ingest.freshness import fingerprint
@@ -108,9 +110,12 @@ def init_ca(
 
     fp = _guarded(run)
     _guarded(lambda: _archive_changes(ddir))
-    out.print(
+    human(json_out).print(
         f"site CA {ddir / CA_CERT_NAME} sha256:{fp}", markup=False, highlight=False, soft_wrap=True
     )
+    if json_out is not None:
+        doc = {"data_dir": str(ddir), "ca_cert": str(ddir / CA_CERT_NAME), "ca_sha256": fp}
+        write_json(json_out, {**doc, "imported": pem is not None})
 
 
 @camera_app.command()
@@ -133,6 +138,7 @@ def enroll(
     ] = False,
     critical: Annotated[bool, typer.Option("--critical", help="Mark the camera critical.")] = False,
     data_dir: DataDir = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Enrol a camera whose certificate chain verifies to the site CA."""
     from kontur.ingest.inventory import Inventory, check_camera_id, parse_profile
@@ -166,21 +172,24 @@ def enroll(
 
     cam, key_path = _guarded(run)
     _guarded(lambda: _archive_changes(ddir))
+    console = human(json_out)
     if key_path is not None:
-        out.print(f"issued {key_path} (mode 0600)", markup=False, highlight=False, soft_wrap=True)
-    out.print(
+        console.print(
+            f"issued {key_path} (mode 0600)", markup=False, highlight=False, soft_wrap=True
+        )
+    console.print(
         f"enrolled {cam.camera_id} {cam.subject} key sha256:{cam.key_fingerprint}",
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
+    if json_out is not None:
+        issued = None if key_path is None else str(key_path)
+        write_json(json_out, {"data_dir": str(ddir), "camera": _row(cam), "issued_key": issued})
 
 
 @camera_app.command("list")
-def list_cameras(
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
-    data_dir: DataDir = None,
-) -> None:
+def list_cameras(json_out: JsonOut = None, data_dir: DataDir = None) -> None:
     """List enrolled cameras (revoked ones included)."""
     from kontur.ingest.inventory import Inventory
 
@@ -191,17 +200,20 @@ def list_cameras(
             return [_row(c) for c in inv.cameras()]
 
     rows = _guarded(run)
-    if json_out:
-        write_json(Path("-"), {"data_dir": str(ddir), "cameras": rows})
-        return
+    _print_rows(rows, human(json_out))
+    if json_out is not None:
+        write_json(json_out, {"data_dir": str(ddir), "cameras": rows})
+
+
+def _print_rows(rows: list[dict[str, Any]], console: Console) -> None:
     if not rows:
-        out.print("no cameras enrolled", markup=False, highlight=False, soft_wrap=True)
+        console.print("no cameras enrolled", markup=False, highlight=False, soft_wrap=True)
     for r in rows:
         state = (
             f"revoked {r['revoked_at']} ({r['revoked_reason']})" if r["revoked_at"] else "active"
         )
         flags = ",".join(f for f in ("signing_required", "critical") if r[f]) or "-"
-        out.print(
+        console.print(
             f"{r['id']}  {r['subject']}  sha256:{r['key_sha256'][:16]}  "
             f"{r['profile'] or '-'}  {flags}  {state}",
             markup=False,
@@ -215,6 +227,7 @@ def revoke(
     camera_id: Annotated[str, typer.Argument(metavar="ID", help="Camera id.")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
     data_dir: DataDir = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Revoke a camera, irreversibly: its next GOP is REVOKED."""
     from kontur.ingest.inventory import Inventory, check_camera_id
@@ -230,12 +243,14 @@ def revoke(
 
     cam = _guarded(run)
     _guarded(lambda: _archive_changes(ddir))
-    out.print(
+    human(json_out).print(
         f"revoked {cam.camera_id} at {cam.revoked_at.isoformat()}: {cam.revoked_reason}",
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
+    if json_out is not None:
+        write_json(json_out, {"data_dir": str(ddir), "camera": _row(cam)})
 
 
 def _row(cam: Any) -> dict[str, Any]:

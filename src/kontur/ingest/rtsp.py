@@ -14,7 +14,6 @@ URL); only their ``strerror``.
 from __future__ import annotations
 
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import av
 
 from kontur.ingest.errors import SourceError
+from kontur.redact import redact_url
 
 __all__ = [
     "RtspPolicy",
@@ -32,8 +32,6 @@ __all__ = [
     "reconnect",
     "redact",
 ]
-
-_USERINFO = re.compile(r"(?<=://)[^/?#]*@")
 
 
 class SourceUnreachable(SourceError):
@@ -69,8 +67,9 @@ class RtspPolicy:
 
 
 def redact(source: str) -> str:
-    """``source`` with any ``user:password@`` of a URL replaced by ``***@``."""
-    return _USERINFO.sub("***@", source, count=1)
+    """``source`` with any ``user:password@`` of a URL replaced by ``***@`` (and secret query
+    values by ``***``): :func:`kontur.redact.redact_url`, the one rule for every record."""
+    return redact_url(source)
 
 
 def is_rtsp(source: str) -> bool:

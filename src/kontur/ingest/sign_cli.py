@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kontur._cli import err, fail, out, write_json
+from kontur._cli import JsonOut, err, fail, human, write_json
 from kontur.errors import KonturError
 
 __all__ = ["sign"]
@@ -79,9 +79,7 @@ def sign(
         bool,
         typer.Option(help="Add kontur's signed parameter-set claim and end-of-stream marker."),
     ] = True,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the summary as JSON here ('-': stdout).")
-    ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Sign a video with ONVIF Media Signing SEIs; pictures are passed through untouched."""
     from kontur.ingest.oms.keys import load_signing_identity
@@ -105,9 +103,9 @@ def sign(
     except KonturError as exc:
         fail(str(exc), exc.exit_code)
     doc = {**summary, "base_time": base_time.isoformat()}
-    if json_out is None or str(json_out) != "-":
-        for line in _summary_lines(doc):
-            out.print(line, markup=False, highlight=False)
+    console = human(json_out)
+    for line in _summary_lines(doc):
+        console.print(line, markup=False, highlight=False)
     if json_out is not None:
         write_json(json_out, doc)
 

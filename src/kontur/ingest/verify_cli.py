@@ -10,6 +10,11 @@ decoded). Two ways to say whom to trust:
   a scratch state, never against or into the live replay state, and its capture times are
   not held to the live freshness window (it is a recording), only refused in the future.
 
+Either way each GOP's frame times (the container's presentation times, which the perimeter's
+decisions would run on) are checked against its signed capture times (ADR 0018): a retimed
+container is RETIMED, named per GOP and under ``time`` in the JSON report; a GOP without a
+verified signature is reported unchecked, never flagged.
+
 Exit codes: 0 only when every GOP is AUTHENTIC; 1 otherwise; 2 on a usage error or input
 that is not a video.
 """
@@ -23,13 +28,23 @@ from typing import Annotated, Any
 
 import typer
 
-from kontur._cli import err, fail, out, write_json
+from kontur._cli import JsonOut, fail, human, write_json
 from kontur.errors import KonturError
 
 __all__ = ["verify"]
 
 #: A recording may be old: only its claims about the future are held to the trusted clock.
 RECORDING_MAX_AGE_S = 100 * 365 * 86400.0
+
+TimeTolerance = Annotated[
+    float,
+    typer.Option(
+        "--time-tolerance",
+        min=0.001,
+        max=10.0,
+        help="Seconds the container's frame times may stray from the signed capture times.",
+    ),
+]
 
 
 def _anchors(paths: list[Path]) -> list[Any]:
@@ -48,10 +63,38 @@ def _anchors(paths: list[Path]) -> list[Any]:
     return anchors
 
 
-def _check(source: Path, camera_id: str, guard: Any, anchors: list[Any]) -> list[dict[str, Any]]:
+def _check(
+    source: Path, camera_id: str, guard: Any, anchors: list[Any], tolerance_s: float
+) -> list[dict[str, Any]]:
     from kontur.ingest.recording import check_recording
+    from kontur.ingest.signedtime import TimeCheckPolicy
 
-    return [g.row() for g in check_recording(source, camera_id, guard=guard, anchors=anchors)]
+    policy = TimeCheckPolicy(tolerance_s=tolerance_s)
+    rows = check_recording(source, camera_id, guard=guard, anchors=anchors, time_policy=policy)
+    return [g.row() for g in rows]
+
+
+def _times(rows: list[dict[str, Any]], tolerance_s: float) -> dict[str, Any]:
+    """The report's ``time`` part (ADR 0018): GOPs whose container was retimed, and those
+    that could not be checked (no verified signature)."""
+
+    def having(status: str) -> list[int]:
+        return [r["index"] for r in rows if (r["time"] or {}).get("status") == status]
+
+    return {
+        "tolerance_s": tolerance_s,
+        "retimed": having("retimed"),
+        "unchecked": having("unchecked"),
+    }
+
+
+def _headline(source: Path, summary: Counter[str], times: dict[str, Any], authentic: bool) -> str:
+    """The summary line: verdict counts, retimed GOPs, and whether the whole file passed."""
+    parts = ", ".join(f"{k} {n}" for k, n in sorted(summary.items())) or "no GOP"
+    if times["retimed"]:
+        parts += f"; container retimed at GOP(s) {', '.join(map(str, times['retimed']))}"
+    total = sum(summary.values())
+    return f"{source}: {total} GOP(s): {parts} — {'AUTHENTIC' if authentic else 'NOT AUTHENTIC'}"
 
 
 def _guard(data_dir: Path, camera_id: str, scratch: Path) -> Any:
@@ -78,9 +121,8 @@ def verify(
         Path | None,
         typer.Option(help="Data dir of the inventory (default: $KONTUR_DATA_DIR, else ~/.local…)."),
     ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the report as JSON here ('-': stdout).")
-    ] = None,
+    json_out: JsonOut = None,
+    time_tolerance: TimeTolerance = 0.1,
 ) -> None:
     """Verify a Media-Signed recording GOP by GOP. Exit 0 only when every GOP is AUTHENTIC."""
     from kontur.ingest.inventory import default_data_dir
@@ -91,15 +133,14 @@ def verify(
         fail(f"{source}: expected a video file, got a directory")
     if not source.is_file():
         fail(f"{source}: expected a video file, found nothing there")
-    quiet = json_out is not None and str(json_out) == "-"
-    console = err if quiet else out
+    console = human(json_out)
     try:
         with tempfile.TemporaryDirectory(prefix="kontur-verify-") as scratch:
             if camera is not None:
                 guard = _guard(data_dir or default_data_dir(), camera, Path(scratch))
-                rows = _check(source, camera, guard, [])
+                rows = _check(source, camera, guard, [], time_tolerance)
             else:
-                rows = _check(source, "recording", None, _anchors(ca or []))
+                rows = _check(source, "recording", None, _anchors(ca or []), time_tolerance)
     except KonturError as exc:
         fail(str(exc), 2)
     summary = Counter(r["verdict"] for r in rows)
@@ -111,16 +152,12 @@ def verify(
             highlight=False,
             soft_wrap=True,
         )
-    parts = ", ".join(f"{k} {n}" for k, n in sorted(summary.items())) or "no GOP"
-    console.print(
-        f"{source}: {len(rows)} GOP(s): {parts} — {'AUTHENTIC' if authentic else 'NOT AUTHENTIC'}",
-        markup=False,
-        highlight=False,
-    )
+    times = _times(rows, time_tolerance)
+    console.print(_headline(source, summary, times, authentic), markup=False, highlight=False)
     if json_out is not None:
         write_json(
             json_out,
-            {"gops": rows, "summary": dict(summary), "authentic": authentic},
+            {"gops": rows, "summary": dict(summary), "authentic": authentic, "time": times},
         )
     if not authentic:
         raise typer.Exit(1)

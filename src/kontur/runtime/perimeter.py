@@ -27,19 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kontur.archive import Archive
+from kontur.archive import Archive, Signing
+from kontur.archive.retention import RetentionPolicy, apply_retention
 from kontur.clock import Clock, OffsetClock, SystemClock
-from kontur.config import CameraConfig, Config
+from kontur.config import ArchiveConfig, CameraConfig, Config
 from kontur.degrade import ClockJumpMonitor, DegradationMachine, ModelIntegrityMonitor, Watchdog
 from kontur.degrade.machine import Trigger
 from kontur.errors import ConfigError, KonturError
 from kontur.gate.sinks import build_sinks
 from kontur.ingest.democam import demo_signable, provision_demo_camera
 from kontur.ingest.inventory import Inventory
-from kontur.ingest.rtsp import redact
 from kontur.ingest.source import default_source
 from kontur.placement import choose, load_catalogue
 from kontur.placement.risk import Placement
+from kontur.redact import redact, redact_url
 from kontur.release.signing import Trust
 from kontur.runtime.faults import FAULT_DELAY_S, FAULTS, inject
 from kontur.runtime.health import Health
@@ -81,6 +82,16 @@ class RunOptions:
     progress: Callable[[dict[str, Any]], None] | None = None
 
 
+def archive_signing(cfg: ArchiveConfig) -> Signing:
+    """The archive's checkpoint key, cadence and witness, from the ``archive:`` config."""
+    return Signing(
+        key_path=Path(cfg.key) if cfg.key else None,
+        every_records=cfg.checkpoint_every_records,
+        every_s=cfg.checkpoint_every_s,
+        witness=Path(cfg.witness) if cfg.witness else None,
+    )
+
+
 class Perimeter:
     """Runs the perimeter once and returns the summary (README: "JSON summary")."""
 
@@ -97,6 +108,29 @@ class Perimeter:
         self.isolation: dict[str, Any] | None = None
         self._inventory: Inventory | None = None
         self._ready_pids: set[int] = set()
+
+    def _apply_retention(self) -> None:
+        """Remove expired segment bytes (each behind a tombstone) before this run records.
+
+        The site service (``kontur run``) will also run it periodically; holds always win.
+        """
+        cfg = self.config.archive
+        if cfg.retention_days is None and not cfg.retention_days_per_camera:
+            return
+        policy = RetentionPolicy(cfg.retention_days, cfg.retention_days_per_camera)
+        report = apply_retention(self.archive, policy, self.clock.wall())
+        if report.removed or report.missing or report.corrupt:
+            self.notes.append(
+                f"retention: {len(report.removed)} segment file(s) removed, "
+                f"{report.kept_by_hold} kept by a legal hold, "
+                f"{len(report.missing) + len(report.corrupt)} expired but not as recorded"
+            )
+
+    def _on_checkpoint(self, note: str) -> None:
+        """A signed checkpoint goes to the sinks too: the webhook is a witness (ADR 0015)."""
+        recorder = getattr(self, "recorder", None)
+        if recorder is not None:
+            recorder.on_checkpoint(note)
 
     # ---- preparation -------------------------------------------------------------------
     def _cameras(self) -> list[CameraConfig]:
@@ -163,7 +197,7 @@ class Perimeter:
                     "the clip unsigned)"
                 )
             plans.append(plan)
-            self.stats[cam.id] = CameraStats(source=redact(source))
+            self.stats[cam.id] = CameraStats(source=redact_url(source))
         self._record_inventory()
         return plans
 
@@ -195,6 +229,7 @@ class Perimeter:
             model=self.opts.model,
             model_format=self.opts.model_format,
             guess=self._guess_format,
+            release_names=self.config.release.names,
         )
         self.prepared = prepared
         m = prepared.release.manifest.manifest
@@ -401,7 +436,13 @@ class Perimeter:
     # ---- the run -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Run the perimeter; returns the summary. Raises KonturError on bad input."""
-        self.archive = Archive.open(self.data_dir, self.clock)
+        self.archive = Archive.open(
+            self.data_dir,
+            self.clock,
+            signing=archive_signing(self.config.archive),
+            on_checkpoint=self._on_checkpoint,
+        )
+        self._apply_retention()
         try:
             return self._run()
         finally:
@@ -410,7 +451,9 @@ class Perimeter:
             self.archive.close()
 
     def _run(self) -> dict[str, Any]:
-        cfg_json = self.config.model_dump(mode="json")
+        # credentials never reach the archive, not even hashed: a hash of a config with a
+        # short password is a dictionary attack away from it (ADR 0019)
+        cfg_json = redact(self.config.model_dump(mode="json"))
         self.archive.append(
             "config",
             {"sha256": hashlib.sha256(repr(cfg_json).encode()).hexdigest(), "config": cfg_json},
@@ -428,6 +471,7 @@ class Perimeter:
             worker, model_bytes = self._prepare_model()
             return self._run_prepared(cfg_json, worker, model_bytes)
         finally:
+            self.supervisor.remove_specs()  # they hold camera and webhook credentials
             shutil.rmtree(self.scratch, ignore_errors=True)
 
     def _run_prepared(
@@ -467,6 +511,7 @@ class Perimeter:
             self.supervisor.stop_all(grace_s=2.0)
             self.supervisor.keep_logs()
             wiring.close()
+            self.archive.checkpoint()  # the last signed checkpoint still reaches the sinks
             self.recorder.close()
         self.elapsed = time.monotonic() - started
         self.archive.flush()
@@ -523,7 +568,7 @@ class Perimeter:
                 }
             )
         frames = sum(c["frames"] for c in cams)
-        return {
+        summary: dict[str, Any] = {
             "cameras": cams,
             "placement": [p.to_summary() for p in self.placements],
             "degradation": {
@@ -543,6 +588,7 @@ class Perimeter:
                 "path": str(self.data_dir),
                 "records": self.archive.records,
                 "head": self.archive.head,
+                "verifier_key": str(self.archive.verifier_key),
             },
             "processes": [
                 {
@@ -569,3 +615,5 @@ class Perimeter:
             "fps": round(frames / self.elapsed, 2) if self.elapsed > 0 else 0.0,
             "notes": self.notes,
         }
+        redacted: dict[str, Any] = redact(summary)  # notes and errors may quote a URL
+        return redacted

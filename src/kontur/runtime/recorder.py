@@ -21,8 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kontur.archive import Archive
-from kontur.gate.sinks import Sink, SinkEvent, camera_event, decision_event, verdict_event
+from kontur.archive import Archive, Record
+from kontur.gate.sinks import (
+    Sink,
+    SinkEvent,
+    camera_event,
+    checkpoint_event,
+    decision_event,
+    verdict_event,
+)
 from kontur.wire import (
     Decision,
     DetectionBatch,
@@ -66,6 +73,13 @@ class Recorder:
         self.stats = stats
         self.sinks = tuple(sinks)
         self.violations = 0
+        self._closed = False
+
+    def on_checkpoint(self, note: str) -> None:
+        """Hand a signed checkpoint to the sinks (called by the archive after it stored it);
+        one signed after :meth:`close` stays in the archive and the witness file only."""
+        if not self._closed:
+            self._emit(checkpoint_event(note, self.archive.origin))
 
     def on_message(self, sender: str, msg: Message) -> Violation | None:
         """Archive ``msg`` from block ``sender``; a violation only the recorder can see."""
@@ -109,7 +123,7 @@ class Recorder:
         if verdict_event(msg) is None:
             return
         self.archive.flush()
-        self._emit(verdict_event(msg, archive_index=rec.index, archive_hash=rec.hash))
+        self._emit(verdict_event(msg, **self._where(rec)))
 
     def _detections(self, sender: str, msg: DetectionBatch) -> Violation | None:
         st = self.stats[msg.camera_id]
@@ -139,7 +153,7 @@ class Recorder:
         self.stats[msg.camera_id].decisions[msg.outcome.value] += 1
         rec = self.archive.append("decision", msg.model_dump(mode="json"))
         self.archive.flush()
-        self._emit(decision_event(msg, archive_index=rec.index, archive_hash=rec.hash))
+        self._emit(decision_event(msg, **self._where(rec)))
 
     def record_violation(self, v: Violation, suppressed: int = 0) -> None:
         """Archive a message an inbox (or the recorder) refused, naming its sender;
@@ -162,9 +176,15 @@ class Recorder:
             {"event": "camera_alarm", "camera_id": camera_id, "trigger": trigger, "detail": detail},
         )
         self.archive.flush()
-        self._emit(
-            camera_event(camera_id, trigger, detail, archive_index=rec.index, archive_hash=rec.hash)
-        )
+        self._emit(camera_event(camera_id, trigger, detail, **self._where(rec)))
+
+    def _where(self, rec: Record) -> dict[str, Any]:
+        """Where a committed record sits: its leaf, and the tree size to prove it in."""
+        return {
+            "archive_index": rec.index,
+            "archive_hash": rec.hash,
+            "archive_tree_size": self.archive.records,
+        }
 
     def _emit(self, event: SinkEvent | None) -> None:
         if event is None:
@@ -178,5 +198,6 @@ class Recorder:
 
     def close(self) -> None:
         """Close the sinks (a webhook's queue is drained within its own bound)."""
+        self._closed = True
         for sink in self.sinks:
             sink.close()

@@ -7,10 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-__all__ = ["print_summary", "progress_display"]
+__all__ = ["NARROW_BELOW", "print_summary", "progress_display"]
 
 
 @contextmanager
@@ -39,52 +41,96 @@ def progress_display(console: Console) -> Iterator[Callable[[dict[str, Any]], No
         yield update
 
 
+#: Below this many columns (and whenever a table would have to squeeze a cell) the tables
+#: give way to one ``key  value`` block per camera and per placement: a ten-column table
+#: squeezed into 80 columns cut its headers ("veri…", "OPER…").
+NARROW_BELOW = 100
+
+_DECISIONS = ("ALLOW", "RESTRICT", "OPERATOR", "DENY")
+
+
+def _camera_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
+    d = c["decisions"]
+    rows = [
+        ("frames", str(c["frames"])),
+        ("GOP verdicts", ", ".join(f"{k} {v}" for k, v in c["gops"].items()) or "none"),
+        ("detections", str(c["detections"])),
+        ("tracks", str(c["tracks"])),
+        ("verifier agree/disagree", f"{c['verifier']['agree']}/{c['verifier']['disagree']}"),
+        *((k, str(d[k])) for k in _DECISIONS),
+    ]
+    if c.get("error"):
+        rows.append(("error", str(c["error"])))
+    return rows
+
+
+def _placement_rows(pl: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("platform", pl["platform"]),
+        ("risk R", ", ".join(f"{k} {v:.3f}" for k, v in pl["risk"].items())),
+        (
+            "admissible",
+            ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in pl["admissible"].items()),
+        ),
+        ("reason", pl["reason"]),
+    ]
+
+
+def _table(title: str, first: str, items: list[tuple[str, list[tuple[str, str]]]]) -> Table:
+    """One row per item; cells wrap at spaces and fold, never end in an ellipsis."""
+    t = Table(title=title)
+    keys = list(dict.fromkeys(k for _, rows in items for k, _ in rows))  # e.g. "error": some
+    for col in (first, *keys):
+        t.add_column(col, overflow="fold")
+    for name, rows in items:
+        cells = dict(rows)
+        t.add_row(name, *(cells.get(k, "") for k in keys))
+    return t
+
+
+def _print_block(console: Console, title: str, rows: list[tuple[str, str]]) -> None:
+    """A title, then one ``key  value`` line per row: a table as a narrow console shows it."""
+    console.print(title, markup=False, highlight=False)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(overflow="fold")
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, value)
+    console.print(Padding(grid, (0, 0, 0, 2), expand=False))
+
+
+def _fits(console: Console, table: Table) -> bool:
+    """The console is not narrow and the table fits without wrapping a cell.
+
+    Rich narrows a table that is too wide by folding its widest columns, mid-word.
+    """
+    if console.width < NARROW_BELOW:
+        return False
+    unbounded = console.options.update_width(1 << 16)  # a measure is capped at the width
+    return Measurement.get(console, unbounded, table).maximum <= console.width
+
+
 def print_summary(s: dict[str, Any], console: Console) -> None:
-    """The summary table a person reads at the end of a run."""
+    """The summary a person reads at the end of a run: tables, or blocks when narrow."""
     det = s["detector"]
     label = " (FALLBACK: built-in HOG, no model given)" if det["fallback"] else ""
     console.print(f"detector: {det['name']} {det['model_id'][:23]}{label}", markup=False)
-    t = Table(title="kontur demo: cameras")
-    for col in (
-        "camera",
-        "frames",
-        "GOP verdicts",
-        "detections",
-        "tracks",
-        "verifier agree/disagree",
-        "ALLOW",
-        "RESTRICT",
-        "OPERATOR",
-        "DENY",
+    cams = [(c["id"], _camera_rows(c)) for c in s["cameras"]]
+    places = [(p["task"], _placement_rows(p)) for p in s["placement"]]
+    for title, first, block, items in (
+        ("kontur demo: cameras", "camera", "camera", cams),
+        ("placement", "task", "placement", places),
     ):
-        t.add_column(col)
-    for c in s["cameras"]:
-        d = c["decisions"]
-        t.add_row(
-            c["id"],
-            str(c["frames"]),
-            ", ".join(f"{k} {v}" for k, v in c["gops"].items()),
-            str(c["detections"]),
-            str(c["tracks"]),
-            f"{c['verifier']['agree']}/{c['verifier']['disagree']}",
-            str(d["ALLOW"]),
-            str(d["RESTRICT"]),
-            str(d["OPERATOR"]),
-            str(d["DENY"]),
-        )
-    console.print(t)
-    p = Table(title="placement")
-    for col in ("task", "platform", "risk R", "admissible", "reason"):
-        p.add_column(col)
-    for pl in s["placement"]:
-        p.add_row(
-            pl["task"],
-            pl["platform"],
-            ", ".join(f"{k} {v:.3f}" for k, v in pl["risk"].items()),
-            ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in pl["admissible"].items()),
-            pl["reason"],
-        )
-    console.print(p)
+        table = _table(title, first, items)
+        if _fits(console, table):
+            console.print(table)
+            continue
+        for name, rows in items:
+            _print_block(console, f"{block} {name}", rows)
+    _print_tail(s, console)
+
+
+def _print_tail(s: dict[str, Any], console: Console) -> None:
     deg = s["degradation"]
     console.print(
         f"degradation: final state {deg['state']}, {len(deg['transitions'])} transition(s)"
@@ -94,9 +140,8 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
     procs = ", ".join(f"{p['name']}[{p['pid']}]" for p in s["processes"])
     console.print(f"processes: {procs}", markup=False)
     a = s["archive"]
-    console.print(
-        f"archive: {a['records']} records, head {a['head'][:16]}…  at {a['path']}", markup=False
-    )
+    console.print(f"archive: {a['records']} records at {a['path']}", markup=False)
+    console.print(f"archive head: {a['head']}", markup=False, highlight=False)
     console.print(f"throughput: {s['fps']} fps over {s['elapsed_s']} s", markup=False)
     for n in s.get("notes", []):
         console.print(f"note: {n}", markup=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,6 +127,15 @@ class Supervisor:
                 f.seek(max(0, src.stat().st_size - max_bytes))
                 tail = f.read()
             self._log_path(r.block.name).write_bytes(tail)
+
+    def remove_specs(self) -> None:
+        """Delete the blocks' spec files once every block has stopped.
+
+        An ingest's spec holds its camera URL, the gate's the webhook URL, credentials
+        included (the blocks need them in clear); they are mode 0600 while the run lasts and
+        gone after it, so no credential stays at rest in the data dir (ADR 0019).
+        """
+        shutil.rmtree(self.run_dir / "specs", ignore_errors=True)
 
     def spawn_once(self, block: Block) -> subprocess.Popen[bytes]:
         """Start a one-shot block outside the table (the sandboxed probe and bench)."""
