@@ -65,7 +65,7 @@ def test_kill_9_supervisor_leaves_a_verifiable_archive(tmp_path: Path) -> None:
             proc.kill()
     _, alive = psutil.wait_procs(children, timeout=15)
     assert alive == [], f"orphaned blocks still running: {[p.pid for p in alive]}"
-    r = run_kontur("archive", "verify", str(data), "--json")
+    r = run_kontur("archive", "verify", str(data), "--json", "-")
     report = json.loads(r.stdout)
     assert r.returncode == 0 and report["ok"], report
     assert report["records"] >= 3  # config, placement, … and at least one segment

@@ -86,7 +86,7 @@ def test_archive_verifies_then_catches_a_flipped_segment_byte(
     pets_run: tuple[Path, dict], tmp_path: Path
 ) -> None:
     data_dir, s = pets_run
-    r = run_kontur("archive", "verify", str(data_dir), "--json")
+    r = run_kontur("archive", "verify", str(data_dir), "--json", "-")
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert report["ok"] is True and report["first_bad"] is None
@@ -98,7 +98,7 @@ def test_archive_verifies_then_catches_a_flipped_segment_byte(
     raw = bytearray(seg.read_bytes())
     raw[len(raw) // 2] ^= 0x01
     seg.write_bytes(bytes(raw))
-    r = run_kontur("archive", "verify", str(data_dir), "--json")
+    r = run_kontur("archive", "verify", str(data_dir), "--json", "-")
     assert r.returncode == 1
     bad = json.loads(r.stdout)
     assert bad["ok"] is False

@@ -42,6 +42,14 @@ from kontur.archive.errors import (
 from kontur.archive.merkle import ProofError, verify_consistency, verify_inclusion
 from kontur.archive.record import KINDS, Record, canonical_json
 from kontur.archive.report import BadRecord, VerifyReport
+from kontur.archive.retention import (
+    Hold,
+    RetentionPolicy,
+    RetentionReport,
+    apply_retention,
+    place_hold,
+    release_hold,
+)
 from kontur.archive.segments import SegmentRef, SegmentStore
 from kontur.archive.verify import verify_archive
 from kontur.archive.witness import WitnessError, read_witness
@@ -63,10 +71,13 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "HashChain",
+    "Hold",
     "KeyFileError",
     "Log",
     "ProofError",
     "Record",
+    "RetentionPolicy",
+    "RetentionReport",
     "SegmentCorrupt",
     "SegmentMissing",
     "SegmentRef",
@@ -75,11 +86,14 @@ __all__ = [
     "VerifierKey",
     "VerifyReport",
     "WitnessError",
+    "apply_retention",
     "canonical_at",
     "canonical_json",
     "open_checkpoint",
+    "place_hold",
     "read_witness",
     "record_hash",
+    "release_hold",
     "sign_checkpoint",
     "verify_archive",
     "verify_consistency",

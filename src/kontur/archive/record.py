@@ -6,6 +6,7 @@ payload bytes that were hashed stay next to the parsed payload (``Record.payload
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -144,22 +145,27 @@ def _common(row: tuple[object, ...]) -> tuple[int, str, float, bytes]:
     return idx, kind, at, _typed("payload", row[3], bytes)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Record:
     """One archived fact, as committed (or about to be) to the log.
 
     ``payload`` is the payload as stored, i.e. parsed back from its canonical JSON (tuples
-    come back as lists). ``payload_bytes`` are the exact bytes that were hashed. ``hash`` is
-    the record's RFC 9162 leaf hash (format 2) or chain hash (format 1), 64 lowercase hex
-    digits. Treat ``payload`` as read-only.
+    come back as lists), on first use. ``payload_bytes`` are the exact bytes that were
+    hashed. ``hash`` is the record's RFC 9162 leaf hash (format 2) or chain hash (format 1),
+    64 lowercase hex digits. Treat ``payload`` as read-only.
     """
 
     index: int
     kind: str
     at: float
-    payload: JsonObject = field(hash=False)
     hash: str
     payload_bytes: bytes = field(repr=False)
+
+    @functools.cached_property
+    def payload(self) -> JsonObject:
+        """The payload object (parsed lazily: an append need not parse what it just wrote)."""
+        obj: JsonObject = json.loads(self.payload_bytes)
+        return obj
 
     @classmethod
     def from_raw(cls, raw: RawRecord | RawRecordV1) -> Record:
@@ -177,7 +183,9 @@ class Record:
         if canonical != raw.payload:
             raise ArchiveCorrupt("expected a canonical JSON payload, got a non-canonical one")
         digest = raw.leaf.hex() if isinstance(raw, RawRecord) else raw.hash
-        return cls(raw.index, raw.kind, raw.at, obj, digest, raw.payload)
+        record = cls(raw.index, raw.kind, raw.at, digest, raw.payload)
+        record.__dict__["payload"] = obj  # already parsed and checked
+        return record
 
 
 def _typed(column: str, value: object, kind: type[_T]) -> _T:

@@ -9,8 +9,9 @@ with ``ok=False``. Format 1 archives go to :mod:`kontur.archive.verify_v1`. For 
 2. **Records**, in index order. Record ``i`` must have ``idx == i`` (a deleted record shows),
    a leaf equal to the RFC 9162 leaf hash of its fields (an edited record shows), a
    canonical JSON payload, and for a "segment" a file of that size and sha256, unless a
-   "tombstone" record says retention removed it (then it counts in ``removed``; without a
-   tombstone a missing file is ``missing``). A tombstone must name an earlier segment.
+   "tombstone" record names that very record as removed by retention (then it counts in
+   ``removed``; without one a missing file is ``missing``). A tombstone must name an
+   earlier segment.
 3. **Tree.** Every interior node the records imply must be stored as such (proofs are
    built from them), and no other.
 4. **Checkpoints.** Every stored checkpoint must carry a valid signature by the archive key
@@ -139,7 +140,7 @@ class _Verifier:
                 "path": str(witness),
                 "checkpoints": len(witnessed),
                 "newest_size": max((w.checkpoint.size for w in witnessed), default=0),
-                "torn_last_line": torn,
+                "torn_lines": torn,
             }
         return self._report(None, whole, newest, wit)
 
@@ -199,9 +200,11 @@ class _Verifier:
             out.append(_Signed(where, float(at), cp))
         return out
 
-    def _witnessed(self, witness: Path | None, vkey: VerifierKey) -> tuple[list[_Signed], bool]:
+    def _witnessed(
+        self, witness: Path | None, vkey: VerifierKey
+    ) -> tuple[list[_Signed], list[int]]:
         if witness is None:
-            return [], False
+            return [], []
         lines, torn = read_witness(witness)
         out = []
         for line in lines:
@@ -237,14 +240,14 @@ class _Verifier:
         self._good = (self._frontier.size, self._frontier.root)
         nodes.finish(self._frontier.size)
 
-    def _content(self, record: Record, tombstoned: set[str], seen: dict[int, str]) -> None:
+    def _content(self, record: Record, tombstoned: set[int], seen: dict[int, str]) -> None:
         if record.kind == "segment":
             ref = segment_ref_of(record.payload)
             seen[record.index] = ref.sha256
             try:
                 self._store.check(ref.sha256, ref.size)
             except SegmentMissing:
-                if ref.sha256 not in tombstoned:
+                if record.index not in tombstoned:
                     raise
                 self.removed += 1
             self.segments += 1
@@ -253,16 +256,17 @@ class _Verifier:
             if not isinstance(at, int) or seen.get(at) != sha:
                 raise ArchiveCorrupt(f"tombstone: expected an earlier segment record, got {at!r}")
 
-    def _tombstones(self) -> set[str]:
+    def _tombstones(self) -> set[int]:
+        """Indexes of the segment records a tombstone names (each one record, ADR 0015)."""
         rows = self._conn.execute("SELECT payload FROM records WHERE kind = 'tombstone'")
-        out: set[str] = set()
+        out: set[int] = set()
         for (payload,) in rows:
             try:
-                sha = json.loads(payload).get("sha256")
+                index = json.loads(payload).get("segment_index")
             except (ValueError, AttributeError, TypeError):
                 continue  # the record pass names it
-            if isinstance(sha, str):
-                out.add(sha)
+            if isinstance(index, int):
+                out.add(index)
         return out
 
     def _check_signed(self, signed: list[_Signed]) -> _Signed | None:
