@@ -198,7 +198,10 @@ def test_every_edge_of_the_table_is_unique_and_names_known_types() -> None:
     assert len(pairs) == len(set(pairs))
     known = {"frame", "segment", "gop", "source_ended", "tracks", "detection_batch"}
     known |= {"worker_ready", "finding", "evidence", "decision", "state", "control", "violation"}
+    known |= {"audit", "operator_verdict"}  # api -> supervisor only
     assert set().union(*(e.types for e in EDGES)) == known
+    assert [e for e in EDGES if e.sender == "api"] == [edge("api", "supervisor")]
+    assert not [e for e in EDGES if e.receiver == "api"]  # nothing is ever sent to the API
     # the worker may say nothing to the gate, and nothing the gate or ingest say
     assert not [e for e in EDGES if e.sender == "worker" and e.receiver == "gate"]
     assert edge("worker", "supervisor").types == {"detection_batch", "worker_ready"}

@@ -9,6 +9,7 @@ import pytest
 
 from kontur.ingest.verdict import GopVerdict, Verdict
 from kontur.wire import (
+    AuditEvent,
     ControlMessage,
     Decision,
     DetectionBatch,
@@ -29,7 +30,7 @@ from kontur.wire import (
     decode,
     encode,
 )
-from kontur.wire.messages import MAX_MESSAGE_BYTES
+from kontur.wire.messages import MAX_MESSAGE_BYTES, OperatorVerdict
 
 FRAME = FrameReady(
     camera_id="cam-1", seq=41, frame_index=40, pts_s=4.0, gop_index=1, slot=1, width=480, height=360
@@ -110,6 +111,8 @@ ALL = [
     StateChanged(at=12.5, from_state="NORMAL", to_state="DEGRADED", trigger="latency"),
     ControlMessage(command="analysis_stride", camera_id="cam-1", value=2),
     ControlMessage(command="stop"),
+    AuditEvent(actor="ana", action="video:archive", outcome="ok", target="cam-1", at=5.0),
+    OperatorVerdict(request_id="op-812", operator="ana", confirm=True, reason="seen", at=6.0),
 ]
 
 

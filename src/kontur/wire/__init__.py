@@ -7,6 +7,7 @@ hand it code execution in the reader (ADR 0002).
 """
 
 from kontur.wire.messages import (
+    AuditEvent,
     ControlMessage,
     Decision,
     DetectionBatch,
@@ -16,6 +17,7 @@ from kontur.wire.messages import (
     FrameStamp,
     GopClosed,
     Message,
+    OperatorVerdict,
     Outcome,
     ProtocolViolation,
     SegmentStored,
@@ -30,6 +32,7 @@ from kontur.wire.messages import (
 )
 
 __all__ = [
+    "AuditEvent",
     "ControlMessage",
     "Decision",
     "DetectionBatch",
@@ -39,6 +42,7 @@ __all__ = [
     "FrameStamp",
     "GopClosed",
     "Message",
+    "OperatorVerdict",
     "Outcome",
     "ProtocolViolation",
     "SegmentStored",

@@ -22,7 +22,12 @@ verifier         supervisor       finding, violation                          an
 gate             supervisor       decision, violation                         any known
 supervisor       gate             state                                       \u2014
 supervisor       ingest:<cam>     control                                     own camera
+api              supervisor       audit, operator_verdict                     \u2014
 ===============  ===============  ==========================================  ===========
+
+The API block (issue 11) reads the archive read-only and the supervisor's run-state snapshot
+(:mod:`kontur.wire.runstate`); it holds no channel to the worker, the verifier or the gate,
+and nothing but the supervisor ever reads what it sends.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ EDGES: tuple[Edge, ...] = (
     _e("gate", "supervisor", "decision", "violation"),
     _e("supervisor", "gate", "state"),
     _e("supervisor", "ingest", "control"),
+    _e("api", "supervisor", "audit", "operator_verdict"),
 )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_FRAME_INDEX",
     "MAX_FRAME_SIDE",
     "MAX_MESSAGE_BYTES",
+    "AuditEvent",
     "ControlMessage",
     "Decision",
     "DetectionBatch",
@@ -30,6 +31,7 @@ __all__ = [
     "FrameStamp",
     "GopClosed",
     "Message",
+    "OperatorVerdict",
     "Outcome",
     "ProtocolViolation",
     "SegmentStored",
@@ -272,8 +274,40 @@ class ControlMessage(_Msg):
     value: int | None = None
 
 
+class AuditEvent(_Msg):
+    """Something a person (or a machine token) did or tried through the API (issue 11 §5).
+
+    The API block sends it; the supervisor archives it as an ``audit`` record. ``actor`` is
+    the authenticated principal, or what was claimed when authentication failed.
+    """
+
+    type: Literal["audit"] = "audit"
+    actor: str = Field(min_length=1, max_length=128)
+    action: str = Field(pattern=r"^[a-z_.:]{1,64}$")
+    """e.g. ``login``, ``login_failed``, ``lockout``, ``token_created``, ``video:archive``,
+    ``export:create``, ``operator:decide``, ``users:admin``, ``denied``."""
+    outcome: Literal["ok", "refused"]
+    target: str | None = Field(default=None, max_length=512)
+    detail: str = Field(default="", max_length=1024)
+    remote: str | None = Field(default=None, max_length=128)
+    at: float
+
+
+class OperatorVerdict(_Msg):
+    """An operator's answer to a pending OPERATOR request (issue 11 §6), sent by the API."""
+
+    type: Literal["operator_verdict"] = "operator_verdict"
+    request_id: str = Field(pattern=r"^op-[0-9]{1,16}$")
+    operator: str = Field(min_length=1, max_length=128)
+    confirm: bool
+    reason: str = Field(min_length=1, max_length=1024)
+    at: float
+
+
 Message = Annotated[
-    FrameReady
+    AuditEvent
+    | OperatorVerdict
+    | FrameReady
     | GopClosed
     | SegmentStored
     | SourceEnded
