@@ -18,6 +18,7 @@ Public surface:
 from __future__ import annotations
 
 from kontur.archive._chain import GENESIS, HashChain, Log, canonical_at, record_hash
+from kontur.archive._tree import entry_leaf
 from kontur.archive.archive import KEY_NAME, Archive, Signing
 from kontur.archive.checkpoint import (
     ArchiveKey,
@@ -25,6 +26,7 @@ from kontur.archive.checkpoint import (
     CheckpointError,
     KeyFileError,
     VerifierKey,
+    note_signers,
     open_checkpoint,
     sign_checkpoint,
 )
@@ -89,6 +91,8 @@ __all__ = [
     "apply_retention",
     "canonical_at",
     "canonical_json",
+    "entry_leaf",
+    "note_signers",
     "open_checkpoint",
     "place_hold",
     "read_witness",

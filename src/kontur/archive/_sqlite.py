@@ -150,16 +150,26 @@ def check_schema(conn: sqlite3.Connection, db: Path) -> int:
 
 
 def iter_rows(
-    conn: sqlite3.Connection, start: int = 0, stop: int | None = None, *, version: int = 2
+    conn: sqlite3.Connection,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    version: int = 2,
+    kind: str | None = None,
+    limit: int = -1,
 ) -> Iterator[tuple[object, ...]]:
-    """Stored rows with ``start <= idx < stop``, in index order, in one read statement.
+    """Stored rows with ``start <= idx < stop`` (of ``kind``, at most ``limit``; -1: all), in
+    index order, in one read statement.
 
     Format 2 rows are ``(idx, kind, at, payload, leaf)``; format 1 rows
     ``(idx, kind, at, payload, prev, hash)``.
     """
     select = _SELECT if version == FORMAT_VERSION else _SELECT_V1
-    sql = f"{select} WHERE idx >= ? AND (? IS NULL OR idx < ?) ORDER BY idx"
-    cur = conn.execute(sql, (start, stop, stop))
+    sql = (
+        f"{select} WHERE idx >= ? AND (? IS NULL OR idx < ?) AND (? IS NULL OR kind = ?) "
+        "ORDER BY idx LIMIT ?"
+    )
+    cur = conn.execute(sql, (start, stop, stop, kind, kind, limit))
     with contextlib.closing(cur):
         for row in cur:
             yield tuple(row)

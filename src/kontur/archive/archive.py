@@ -7,7 +7,7 @@ Layout of ``data_dir`` (mode 0700)::
     archive.lock            flock held by the one writer
     archive.key             the archive's Ed25519 checkpoint key, 0600, unless
                             :class:`Signing` puts it elsewhere (it should: ADR 0015)
-    segments/ab/<sha256>    write-once segment files, mode 0444 (``segments.py``)
+    segments/ab/<sha256>    write-once segment files, mode 0400, dirs 0700 (``segments.py``)
 
 Signed checkpoints (``checkpoint.py``) are issued after a commit once ``Signing.every_records``
 records or ``Signing.every_s`` seconds have passed since the last one, and at close. A
@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import math
 import os
 import secrets
@@ -38,6 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
+from kontur._private import private_file, secure_data_dir
 from kontur.archive._sqlite import (
     DB_NAME,
     FORMAT_VERSION,
@@ -78,6 +80,7 @@ __all__ = ["KEY_NAME", "LOCK_NAME", "Archive", "Signing", "load_meta"]
 LOCK_NAME = "archive.lock"
 KEY_NAME = "archive.key"
 _PAGE = 256
+log = logging.getLogger("kontur.archive")
 _INSERT = "INSERT INTO records (idx, kind, at, payload, leaf) VALUES (?, ?, ?, ?, ?)"
 _INSERT_NODE = "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)"
 
@@ -165,10 +168,13 @@ class Archive:
         signing = signing if signing is not None else Signing()
         data_dir = Path(data_dir)
         created = not data_dir.exists()
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tightened = secure_data_dir(data_dir)
+        if tightened is not None:
+            log.warning("%s", tightened.warning)
         lock_fd = _acquire_lock(data_dir)
         try:
-            conn = connect_writer(data_dir / DB_NAME)
+            # created 0600 first: SQLite gives its -wal and -shm files the database's mode
+            conn = connect_writer(private_file(data_dir / DB_NAME))
         except BaseException:
             os.close(lock_fd)
             raise
@@ -320,23 +326,29 @@ class Archive:
                     os.close(self._lock_fd)  # releases the flock
                     self._lock_fd = None
 
-    def iter_records(self, start: int = 0) -> Iterator[Record]:
-        """Committed records from index ``start`` on, parsed but not proof-checked.
+    def iter_records(self, start: int = 0, kind: str | None = None) -> Iterator[Record]:
+        """Committed records from index ``start`` on (only those of ``kind``, if given),
+        parsed but not proof-checked.
 
-        Use :func:`kontur.archive.verify_archive` to check them.
+        Use :func:`kontur.archive.verify_archive` to check them. A ``kind`` is selected by
+        SQLite, so a scan for a rare kind does not parse the whole history.
         """
+        if kind is not None:
+            check_kind(kind)
         pos = start
         while True:
             with self._lock:
                 conn = self._open_conn()
                 stop = self._committed_size() if not self.readonly else None
-                end = pos + _PAGE if stop is None else min(pos + _PAGE, stop)
-                rows = list(iter_rows(conn, pos, end))
+                if kind is None:
+                    stop = pos + _PAGE if stop is None else min(pos + _PAGE, stop)
+                rows = list(iter_rows(conn, pos, stop, kind=kind, limit=_PAGE))
             if not rows:
                 return
             for row in rows:
-                yield Record.from_raw(RawRecord.from_row(row))
-            pos += len(rows)
+                record = Record.from_raw(RawRecord.from_row(row))
+                yield record
+            pos = record.index + 1
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """The RFC 9162 audit path of record ``index`` in the tree of ``size`` (default: all)."""

@@ -39,6 +39,7 @@ __all__ = [
     "KeyFileError",
     "VerifierKey",
     "checkpoint_body",
+    "note_signers",
     "open_checkpoint",
     "sign_checkpoint",
 ]
@@ -203,10 +204,16 @@ def open_checkpoint(note: str, vkey: VerifierKey) -> Checkpoint:
     return Checkpoint(origin, int(size_text), root)
 
 
-def _signed_by(body: str, sigs: str, vkey: VerifierKey) -> bool:
-    """True if one well-formed signature line is ``vkey``'s and verifies; every line must be
-    well formed first (a malformed note is refused whatever else it carries)."""
-    lines = []
+def note_signers(note: str) -> list[tuple[str, bytes, bytes]]:
+    """``(key name, key id, signature)`` of each signature line of a signed note.
+
+    CheckpointError when the note has no signature block or a line is malformed (a
+    malformed note is refused whatever else it carries, as golang.org/x/mod's note.Open does).
+    """
+    _, sep, sigs = note.partition("\n\n")
+    if not sep or not sigs.endswith("\n"):
+        raise CheckpointError("expected a signed note (body, blank line, signatures)")
+    out = []
     for line in sigs.split("\n")[:-1]:
         name, _, b64 = line[len(_DASH) :].rpartition(" ")
         try:
@@ -215,13 +222,18 @@ def _signed_by(body: str, sigs: str, vkey: VerifierKey) -> bool:
             blob = b""
         if not name or len(blob) < 5:
             raise CheckpointError(f"expected signature lines '— name base64', got {line[:40]!r}")
-        lines.append((name, blob))
+        out.append((name, blob[:4], blob[4:]))
+    return out
+
+
+def _signed_by(body: str, sigs: str, vkey: VerifierKey) -> bool:
+    """True if a signature line is ``vkey``'s and verifies (every line well formed first)."""
     public = Ed25519PublicKey.from_public_bytes(vkey.public)
-    for name, blob in lines:
-        if name != vkey.name or blob[:4] != vkey.key_id or len(blob) != 68:
+    for name, key_id, sig in note_signers(body + "\n" + sigs):
+        if name != vkey.name or key_id != vkey.key_id or len(sig) != 64:
             continue
         try:
-            public.verify(blob[4:], body.encode())
+            public.verify(sig, body.encode())
         except InvalidSignature:
             return False
         return True
