@@ -4,6 +4,7 @@ Every domain has one root error derived from :class:`KonturError` and one leaf p
 
     KonturError
     ├── ConfigError                 malformed or inconsistent configuration
+    ├── DataDirUnsafe               (kontur._private) a data dir kontur may not make its own
     ├── SourceError                 (kontur.ingest.errors) a source that cannot be read
     ├── ModelError                  (kontur.worker.errors) a model that cannot be loaded
     ├── ArchiveError                (kontur.archive.errors) archive store and verification

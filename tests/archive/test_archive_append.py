@@ -93,7 +93,7 @@ def test_append_segment_stores_the_file_before_the_record(archive: Archive) -> N
     assert rec.payload == {"sha256": sha, "size": 9, "verdict": "AUTHENTIC", "gop_index": 7}
     path = archive.segments.path(sha)
     assert path.read_bytes() == b"gop bytes"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
 
 
 def test_segment_record_must_point_to_a_stored_file(archive: Archive) -> None:

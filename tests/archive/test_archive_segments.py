@@ -29,7 +29,7 @@ def test_put_stores_content_addressed_read_only_file(tmp_path: Path) -> None:
     path = tmp_path / "segments" / SHA[:2] / SHA
     assert store.path(SHA) == path
     assert path.read_bytes() == DATA
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400  # write-once, no group/other bit (ADR 0021)
     assert os.listdir(path.parent) == [SHA]  # no temporary file left behind
     assert store.read(SHA) == DATA
     store.check(SHA, len(DATA))

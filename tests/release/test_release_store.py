@@ -52,8 +52,8 @@ def test_install_writes_a_read_only_copy(
     v = store.install(build(version=3), trust, clock, expected_names=("tiny",))
     where = store.root / "tiny" / "3"
     assert sorted(p.name for p in where.iterdir()) == [MANIFEST_NAME, SIGNATURE_NAME, MODEL_NAME]
-    assert all(stat.S_IMODE(p.stat().st_mode) == 0o444 for p in where.iterdir())
-    assert stat.S_IMODE(where.stat().st_mode) == 0o555
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o400 for p in where.iterdir())
+    assert stat.S_IMODE(where.stat().st_mode) == 0o500  # no group/other bit (ADR 0021)
     assert (where / MODEL_NAME).read_bytes() == MODEL_BYTES
     assert store.installed("tiny") == (3,)
     assert store.highest("tiny") == 3

@@ -1,6 +1,7 @@
 """Content-addressed, write-once segment files.
 
-A segment with SHA-256 ``ab12…`` lives at ``<root>/segments/ab/ab12…`` and is mode 0444.
+A segment with SHA-256 ``ab12…`` lives at ``<root>/segments/ab/ab12…`` and is mode 0400 (its
+dirs 0700: video is the operator's alone, ADR 0021).
 :meth:`SegmentStore.put` makes it durable before returning: write a temporary file in the same
 directory, fsync it, make it read-only, ``os.replace`` it into place, fsync the directory.
 Putting the same bytes again is a no-op once the existing file is checked. Nothing here ever
@@ -19,12 +20,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from kontur._private import DIR_MODE, WRITE_ONCE_MODE
 from kontur.archive.errors import ArchiveInputError, SegmentCorrupt, SegmentMissing
 
 __all__ = ["SEGMENT_MODE", "SegmentRef", "SegmentStore"]
 
-#: Mode of every stored segment file (write-once).
-SEGMENT_MODE = 0o444
+#: Mode of every stored segment file (write-once; no group/other bit: ADR 0021).
+SEGMENT_MODE = WRITE_ONCE_MODE
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -162,7 +164,8 @@ def _mkdir_durable(path: Path) -> None:
         return
     _mkdir_durable(path.parent)
     with contextlib.suppress(FileExistsError):
-        path.mkdir()
+        path.mkdir(mode=DIR_MODE)
+        os.chmod(path, DIR_MODE)  # the umask must not widen or narrow it
     _fsync_path(path.parent)
 
 

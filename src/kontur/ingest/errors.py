@@ -14,6 +14,7 @@
     ├── FreshnessError             freshness layer (ingest/freshness.py)
     │   ├── FactsInvalid           facts the core cannot use
     │   └── ChainUntrusted         a chain that does not verify to the site CA
+    ├── RevocationRecordInvalid    an archived revocation kontur did not write (revocation.py)
     └── InventoryError             camera inventory (ingest/inventory.py; exit 1)
         ├── InventoryInputError    bad input to the inventory (exit 2)
         ├── InventoryCorrupt, SiteCaMissing, SiteCaExists, CameraExists,

@@ -9,7 +9,8 @@ certificate and the receiver's trusted time. It reads no clock, disk or network;
 Checks, in order; every finding stays in the reasons and the most severe is the verdict
 (:func:`kontur.ingest.verdict.most_severe`):
 
-1. revocation: a revoked camera → REVOKED (every GOP after the revocation is committed);
+1. revocation: a revoked camera → REVOKED (every GOP after the revocation is committed); a
+   revocation the archive records overrides an inventory that lost it (ADR 0021);
 2. enrolment: a camera absent from the inventory → UNSIGNED (nothing to verify against);
 3. profile: codec, resolution, frame rate against the enrolled profile → PROFILE_CHANGED;
 4. unsigned GOPs: after signed GOPs of the same camera → DOWNGRADE; otherwise → UNSIGNED
@@ -322,14 +323,21 @@ def assess(
     policy: FreshnessPolicy,
     site_ca_der: bytes | None,
     now: datetime,
+    archive_revocation: str | None = None,
 ) -> FreshnessResult:
-    """The freshness verdict of one GOP (see the module docstring for the checks)."""
+    """The freshness verdict of one GOP (see the module docstring for the checks).
+
+    ``archive_revocation``: a revocation the archive records and the inventory entry does
+    not show (its description, ADR 0021); the GOP is REVOKED, enrolled or not.
+    """
     if now.utcoffset() is None:
         raise FactsInvalid(f"now: expected a timezone-aware datetime, got {now}")
     findings: list[tuple[Verdict, str]] = []
     if camera is not None and camera.camera_id != facts.camera_id:
         raise FactsInvalid(f"camera: expected {facts.camera_id!r}, got {camera.camera_id!r}")
-    if camera is not None and camera.revoked_at is not None:
+    if archive_revocation is not None:
+        findings.append((Verdict.REVOKED, archive_revocation))
+    elif camera is not None and camera.revoked_at is not None:
         findings.append(
             (
                 Verdict.REVOKED,

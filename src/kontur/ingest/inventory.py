@@ -2,10 +2,13 @@
 
 Layout of the data dir (the archive's directory)::
 
-    site-ca.pem          the site CA certificate (ECDSA P-256, self-signed)
+    site-ca.pem          the site CA certificate (ECDSA P-256, self-signed), mode 0600
     site-ca.key          its private key, PKCS#8 PEM, mode 0600, no password (see the ADR)
     inventory.sqlite     WAL; tables site, cameras, events (outbox of archive records)
     freshness.sqlite     WAL; tables sessions, hashes, signed (replay/downgrade state)
+
+Every file is 0600 and the data dir 0700 whatever the umask; a data dir found with group or
+other bits is tightened with a warning (:mod:`kontur._private`, ADR 0021).
 
 :class:`Inventory` is written by ``kontur camera …`` and read, concurrently, by the running
 ingest: :meth:`Inventory.camera` re-reads a camera only when ``PRAGMA data_version`` says
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -50,6 +54,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kontur._private import FILE_MODE, private_dir, private_file, secure_data_dir
 from kontur.archive import Archive
 from kontur.clock import Clock, SystemClock
 from kontur.ingest.errors import IngestError
@@ -70,6 +75,7 @@ from kontur.ingest.freshness import (
     verify_chain,
 )
 from kontur.ingest.oms.keys import make_ca, make_camera_certificate, private_key_pem
+from kontur.ingest.revocation import Revocations
 from kontur.ingest.verdict import Verdict
 
 __all__ = [
@@ -103,6 +109,7 @@ FRESHNESS_DB = "freshness.sqlite"
 CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _PROFILE = re.compile(r"^([A-Za-z0-9_.-]+),(\d{1,5})x(\d{1,5}),(\d+(?:\.\d+)?)$")
 _INV_VERSION = 1
+log = logging.getLogger("kontur.inventory")
 _FRESH_VERSION = 1
 
 
@@ -209,7 +216,10 @@ _CAMERA_COLS = (
 def _connect(db: Path, schema: str, version: int) -> sqlite3.Connection:
     """Open (creating) an SQLite store in WAL mode with our schema; InventoryCorrupt if not."""
     try:
+        private_file(db)  # 0600 first: SQLite gives its -wal and -shm files the db's mode
         conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    except OSError as exc:
+        raise InventoryInputError(f"{db}: expected a writable path, got {exc.strerror}") from None
     except sqlite3.Error as exc:
         raise InventoryCorrupt(f"{db}: expected an SQLite database, got {_one_line(exc)}") from None
     try:
@@ -262,12 +272,7 @@ class Inventory:
     def open(cls, data_dir: Path, clock: Clock | None = None) -> Inventory:
         """Open (creating) the inventory of ``data_dir``."""
         data_dir = Path(data_dir)
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InventoryInputError(
-                f"{data_dir}: expected a writable data dir, got {exc.strerror}"
-            ) from None
+        _secure(data_dir)
         conn = _connect(data_dir / INVENTORY_DB, _INV_SCHEMA, _INV_VERSION)
         return cls(data_dir, conn, clock if clock is not None else SystemClock())
 
@@ -300,8 +305,10 @@ class Inventory:
             name, now - timedelta(minutes=5), now + timedelta(days=days), path_length=0
         )
         pem = private_key_pem(key)
-        _write_new(self._dir / CA_KEY_NAME, pem, 0o600)
-        _write_new(self._dir / CA_CERT_NAME, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        _write_new(self._dir / CA_KEY_NAME, pem, FILE_MODE)
+        _write_new(
+            self._dir / CA_CERT_NAME, cert.public_bytes(serialization.Encoding.PEM), FILE_MODE
+        )
         der = cert.public_bytes(serialization.Encoding.DER)
         with self._tx():
             self._conn.execute(
@@ -344,7 +351,9 @@ class Inventory:
                 f"--import: expected a CA certificate valid now, got one valid "
                 f"{cert.not_valid_before_utc:%Y-%m-%d} .. {cert.not_valid_after_utc:%Y-%m-%d}"
             )
-        _write_new(self._dir / CA_CERT_NAME, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        _write_new(
+            self._dir / CA_CERT_NAME, cert.public_bytes(serialization.Encoding.PEM), FILE_MODE
+        )
         der = cert.public_bytes(serialization.Encoding.DER)
         with self._tx():
             self._conn.execute(
@@ -452,7 +461,7 @@ class Inventory:
             ca_key, ca_cert, camera_id, now - timedelta(minutes=5), now + timedelta(days=days)
         )
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(out_dir)
         except OSError as exc:
             raise InventoryInputError(
                 f"--out {out_dir}: expected a directory, got {exc.strerror}"
@@ -460,8 +469,8 @@ class Inventory:
         pem = private_key_pem(key)
         issued = IssuedCamera(out_dir / f"{camera_id}.key", out_dir / f"{camera_id}.pem")
         chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, ca_cert))
-        _write_new(issued.key_path, pem, 0o600)
-        _write_new(issued.chain_path, chain, 0o644)
+        _write_new(issued.key_path, pem, FILE_MODE)
+        _write_new(issued.chain_path, chain, FILE_MODE)
         return issued
 
     def revoke(self, camera_id: str, reason: str) -> EnrolledCamera:
@@ -589,7 +598,7 @@ class FreshnessStore:
     @classmethod
     def open(cls, data_dir: Path) -> FreshnessStore:
         """Open (creating) the freshness state of ``data_dir``."""
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        _secure(Path(data_dir))
         path = Path(data_dir) / FRESHNESS_DB
         return cls(_connect(path, _FRESH_SCHEMA, _FRESH_VERSION), path)
 
@@ -714,12 +723,16 @@ class FreshnessGuard:
         store: FreshnessStore,
         policy: FreshnessPolicy | None = None,
         clock: Clock | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
-        """Check GOPs against ``inventory`` and ``store`` with the trusted ``clock``."""
+        """Check GOPs against ``inventory``, ``store`` and the archive's ``revocations``
+        (ADR 0021) with the trusted ``clock``."""
         self._inventory = inventory
         self._store = store
         self._policy = policy if policy is not None else FreshnessPolicy()
         self._clock = clock if clock is not None else SystemClock()
+        self.revocations = revocations if revocations is not None else Revocations()
+        """The archive's revocations; replaced when one is archived while ingest runs."""
 
     def check(self, facts: SignedGopFacts) -> FreshnessResult:
         """The verdict of one GOP; the accepted state is stored before it returns."""
@@ -728,13 +741,32 @@ class FreshnessGuard:
             site: bytes | None = self._inventory.site_ca_der()
         except SiteCaMissing:
             site = None
+        revoked = self._archive_revocation(facts, camera)
         wall = self._clock.wall()
         now = datetime.fromtimestamp(wall, UTC)
         with self._store.transaction():
             prior = self._store.prior(facts)
-            result = assess(facts, camera, prior, self._policy, site, now)
+            result = assess(facts, camera, prior, self._policy, site, now, revoked)
             self._store.apply(result, wall)
         return result
+
+    def _archive_revocation(
+        self, facts: SignedGopFacts, camera: EnrolledCamera | None
+    ) -> str | None:
+        """The archive's revocation of this camera or its key, unless the inventory shows it."""
+        if camera is not None and camera.revoked_at is not None:
+            return None
+        keys = (
+            camera.key_fingerprint if camera is not None else None,
+            fingerprint(facts.signer_key_der) if facts.signer_key_der is not None else None,
+        )
+        hit = self.revocations.find(facts.camera_id, keys)
+        if hit is None:
+            return None
+        return (
+            f"{hit.describe()}; expected {INVENTORY_DB} to show it, got no revocation there "
+            "(inventory tampered: the archive is the authority)"
+        )
 
 
 def _camera_of(row: tuple[Any, ...]) -> EnrolledCamera:
@@ -770,6 +802,18 @@ def _load_ca_key(path: Path) -> ec.EllipticCurvePrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise SiteCaMissing(f"{path}: expected an ECDSA key, got {type(key).__name__}")
     return key
+
+
+def _secure(data_dir: Path) -> None:
+    """Create the data dir 0700, or tighten a loose one with a warning (ADR 0021)."""
+    try:
+        tightened = secure_data_dir(data_dir)
+    except OSError as exc:
+        raise InventoryInputError(
+            f"{data_dir}: expected a writable data dir, got {exc.strerror}"
+        ) from None
+    if tightened is not None:
+        log.warning("%s", tightened.warning)
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:

@@ -6,9 +6,12 @@ decoded). Two ways to say whom to trust:
 
 - ``--ca CA.pem``: the signing key must chain to one of these certificates at capture time;
 - ``--camera ID``: the camera's inventory entry in ``--data-dir`` (site CA, enrolled key,
-  revocation). A recording is checked for replays *within itself* (counters, GOP hashes) on
-  a scratch state, never against or into the live replay state, and its capture times are
-  not held to the live freshness window (it is a recording), only refused in the future.
+  revocation), and the revocations the data dir's archive records: the archive is the
+  authority, so a camera it shows revoked is REVOKED even if ``inventory.sqlite`` was edited
+  to forget it, and the disagreement is reported (ADR 0021). A recording is checked for
+  replays *within itself* (counters, GOP hashes) on a scratch state, never against or into
+  the live replay state, and its capture times are not held to the live freshness window
+  (it is a recording), only refused in the future.
 
 Either way each GOP's frame times (the container's presentation times, which the perimeter's
 decisions would run on) are checked against its signed capture times (ADR 0018): a retimed
@@ -97,16 +100,37 @@ def _headline(source: Path, summary: Counter[str], times: dict[str, Any], authen
     return f"{source}: {total} GOP(s): {parts} — {'AUTHENTIC' if authentic else 'NOT AUTHENTIC'}"
 
 
-def _guard(data_dir: Path, camera_id: str, scratch: Path) -> Any:
+def _archived_revocations(data_dir: Path) -> tuple[Any, str | None]:
+    """The revocations the data dir's archive records, and the archive read (None if none).
+
+    The archive, not ``inventory.sqlite``, is the authority on revocation (ADR 0021).
+    """
+    from kontur.archive import Archive, ArchiveNotFound
+    from kontur.ingest.revocation import Revocations, scan
+
+    try:
+        archive = Archive.open_readonly(data_dir)
+    except ArchiveNotFound:
+        return Revocations(), None
+    with archive:
+        return scan(archive.iter_records(kind="camera")), str(data_dir / "archive.sqlite")
+
+
+def _guard(data_dir: Path, camera_id: str, scratch: Path) -> tuple[Any, dict[str, Any]]:
+    """The trust shell's freshness guard for ``camera_id``, and the report's ``revocation``."""
     from kontur.clock import SystemClock
     from kontur.ingest.freshness import FreshnessPolicy
     from kontur.ingest.inventory import FreshnessGuard, FreshnessStore, Inventory
 
     inv = Inventory.open(data_dir, SystemClock())
-    if inv.camera(camera_id) is None:
+    revocations, archive = _archived_revocations(data_dir)
+    camera = inv.camera(camera_id)
+    if camera is None and revocations.find(camera_id) is None:
         fail(f"--camera {camera_id}: expected a camera enrolled in {data_dir}, found none")
+    tampered = [r.describe() for _, r in revocations.disagreements({camera_id: camera})]
     policy = FreshnessPolicy(max_delay_s=RECORDING_MAX_AGE_S)
-    return FreshnessGuard(inv, FreshnessStore.open(scratch), policy, SystemClock())
+    guard = FreshnessGuard(inv, FreshnessStore.open(scratch), policy, SystemClock(), revocations)
+    return guard, {"archive": archive, "inventory_tampered": tampered}
 
 
 def verify(
@@ -134,10 +158,11 @@ def verify(
     if not source.is_file():
         fail(f"{source}: expected a video file, found nothing there")
     console = human(json_out)
+    revocation: dict[str, Any] | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="kontur-verify-") as scratch:
             if camera is not None:
-                guard = _guard(data_dir or default_data_dir(), camera, Path(scratch))
+                guard, revocation = _guard(data_dir or default_data_dir(), camera, Path(scratch))
                 rows = _check(source, camera, guard, [], time_tolerance)
             else:
                 rows = _check(source, "recording", None, _anchors(ca or []), time_tolerance)
@@ -153,11 +178,16 @@ def verify(
             soft_wrap=True,
         )
     times = _times(rows, time_tolerance)
+    for line in (revocation or {}).get("inventory_tampered", []):
+        console.print(
+            f"inventory tampered: {line}, not in the inventory",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(_headline(source, summary, times, authentic), markup=False, highlight=False)
     if json_out is not None:
-        write_json(
-            json_out,
-            {"gops": rows, "summary": dict(summary), "authentic": authentic, "time": times},
-        )
+        doc = {"gops": rows, "summary": dict(summary), "authentic": authentic, "time": times}
+        write_json(json_out, doc if revocation is None else {**doc, "revocation": revocation})
     if not authentic:
         raise typer.Exit(1)

@@ -5,7 +5,7 @@ Layout under the store root::
     ROOT/
       _index.json             highest version per name, digests recorded at install
       _lock                   serialises installs (flock)
-      <name>/<version>/       release.json, model file(s), release.sig; files 0444, dir 0555
+      <name>/<version>/       release.json, model file(s), release.sig; files 0400, dir 0500
 
 Rules (ADR 0009):
 
@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kontur._private import FILE_MODE, WRITE_ONCE_MODE, open_private, private_dir
 from kontur.clock import Clock
 from kontur.release.errors import (
     ReleaseNotFound,
@@ -140,7 +141,7 @@ class ReleaseStore:
     def _write_index(self, releases: dict[str, dict[str, object]]) -> None:
         data = {"schema": _INDEX_SCHEMA, "releases": releases}
         tmp = self.root / f".{INDEX_NAME}.{secrets.token_hex(4)}"
-        _write_file(tmp, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o644)
+        _write_file(tmp, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), FILE_MODE)
         os.replace(tmp, self.root / INDEX_NAME)
         _fsync_dir(self.root)
 
@@ -177,8 +178,8 @@ class ReleaseStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / LOCK_NAME).open("a") as lock:
+        private_dir(self.root)
+        with os.fdopen(open_private(self.root / LOCK_NAME), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -251,14 +252,14 @@ class ReleaseStore:
             # Left by an install that stopped before the index was written.
             self._adopt(final, record)
             return record
-        base.mkdir(parents=True, exist_ok=True)
+        private_dir(base)
         tmp = base / f".tmp-{m.version}-{secrets.token_hex(4)}"
         tmp.mkdir(mode=0o700)
         try:
             for fname, data in contents.items():
-                _write_file(tmp / fname, data, 0o444)
+                _write_file(tmp / fname, data, WRITE_ONCE_MODE)
             _fsync_dir(tmp)
-            tmp.chmod(0o555)
+            tmp.chmod(0o500)  # write-once: no group/other bit (ADR 0021)
             os.rename(tmp, final)
         except BaseException:
             _rmtree(tmp)

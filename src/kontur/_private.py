@@ -1,0 +1,166 @@
+"""Data at rest is the operator's alone: files 0600, write-once files 0400, dirs 0700 (ADR 0021).
+
+The data dir holds video, the site CA's key, the camera inventory and the archive; a group or
+other read bit on any of them leaks it. Every file and dir kontur creates there gets its mode
+set explicitly (``fchmod``/``chmod`` after creating it), so the caller's umask neither widens
+nor narrows it. SQLite's ``-wal`` and ``-shm`` files take the mode of their database, which
+:func:`private_file` creates first.
+
+A data dir an older kontur created with group or other bits (0755 under a umask of 022) is
+tightened when it is opened (:func:`secure_data_dir`): the dir and everything under it lose
+those bits, and the caller logs the returned warning. Tightening, not refusing: refusing
+would stop a site at upgrade for a fix kontur can make itself, and the bits it removes
+grant nothing kontur needs (only the one uid that owns the data dir reads it). Refused
+(:class:`DataDirUnsafe`) are only a dir others may write (``/tmp``) and a loose dir holding
+files that are not kontur's (a home dir given as ``--data-dir``): tightening those would
+change what is not kontur's to change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from kontur.errors import KonturError
+
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "WRITE_ONCE_MODE",
+    "DataDirUnsafe",
+    "Tightened",
+    "open_private",
+    "private_dir",
+    "private_file",
+    "secure_data_dir",
+]
+
+#: Mode of every file kontur writes in the data dir.
+FILE_MODE = 0o600
+#: Mode of a write-once file (segments): the owner reads it, nobody writes it.
+WRITE_ONCE_MODE = 0o400
+#: Mode of every dir kontur creates in the data dir.
+DIR_MODE = 0o700
+_LOOSE = 0o077
+#: Names that mark a dir as a kontur data dir (tightened, not refused, when found loose).
+_OURS = frozenset(
+    {"archive.sqlite", "archive.lock", "inventory.sqlite", "freshness.sqlite", "segments"}
+)
+
+
+class DataDirUnsafe(KonturError):
+    """A data dir kontur may not make its own: shared with others, or holding foreign files."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tightened:
+    """What :func:`secure_data_dir` changed: the dir's old mode and the paths it chmodded."""
+
+    data_dir: Path
+    found_mode: int
+    paths: tuple[Path, ...]
+    failed: tuple[Path, ...] = ()
+
+    @property
+    def warning(self) -> str:
+        """One line for the log: what was found, and what was done about it."""
+        line = (
+            f"{self.data_dir}: expected a data dir of mode 0700, got {self.found_mode:04o}: "
+            f"removed group/other access from {len(self.paths)} path(s) (ADR 0021)"
+        )
+        if self.failed:
+            line += f"; could not chmod {len(self.failed)}, e.g. {self.failed[0]}"
+        return line
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents as 0700; an existing dir is left as it is."""
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            p.mkdir(mode=DIR_MODE)
+            os.chmod(p, DIR_MODE)  # mkdir's mode is masked by the umask
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create an empty ``path`` as 0600 unless it exists (before SQLite opens it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        return Path(path)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    return Path(path)
+
+
+def open_private(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND) -> int:
+    """``os.open`` with mode 0600, tightening a file found with group/other bits; the fd."""
+    fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & _LOOSE:
+            os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def secure_data_dir(data_dir: Path) -> Tightened | None:
+    """Create ``data_dir`` as 0700, or tighten one found with group/other bits.
+
+    Returns what was tightened (log its :attr:`Tightened.warning`), or None when nothing
+    needed it. Symlinks are never followed. Only a loose data dir is walked: inside a 0700
+    dir nobody else reaches a file, so a tight one costs a single ``stat``. DataDirUnsafe for
+    a dir others may write (``/tmp``), or a loose one holding files that are not kontur's.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.exists():
+        private_dir(data_dir)
+        return None
+    st = data_dir.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(data_dir))
+    found = stat.S_IMODE(st.st_mode)
+    if not found & _LOOSE:
+        return None
+    if found & (stat.S_ISVTX | stat.S_IWOTH):
+        raise DataDirUnsafe(
+            f"{data_dir}: expected a data dir of kontur's own (mode 0700), got a shared dir "
+            f"of mode {found:04o}"
+        )
+    entries = {p.name for p in data_dir.iterdir()}
+    if entries and not entries & _OURS:
+        raise DataDirUnsafe(
+            f"{data_dir}: expected a kontur data dir or an empty one, got a dir of mode "
+            f"{found:04o} holding other files (chmod 700 it, or choose a new dir)"
+        )
+    changed: list[Path] = []
+    failed: list[Path] = []
+    for p in (data_dir, *_walk(data_dir)):
+        try:
+            mode = stat.S_IMODE(p.lstat().st_mode)
+            if mode & _LOOSE:
+                os.chmod(p, mode & ~_LOOSE)
+                changed.append(p)
+        except OSError:
+            failed.append(p)
+    return Tightened(data_dir, found, tuple(changed), tuple(failed))
+
+
+def _walk(root: Path) -> list[Path]:
+    """Every file and dir under ``root``, symlinks excluded and not followed."""
+    out: list[Path] = []
+    for top, dirs, files in os.walk(root, followlinks=False):
+        for name in (*dirs, *files):
+            p = Path(top) / name
+            if not p.is_symlink():
+                out.append(p)
+    return out
