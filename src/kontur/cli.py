@@ -11,13 +11,16 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kontur import __version__
-from kontur._cli import JsonOut, err, fail, human, write_json
+from kontur._cli import JsonOut, err, fail, human, json_to_stdout, write_json
 from kontur.errors import KonturError
+
+if TYPE_CHECKING:
+    from kontur.release.signing import Trust
 
 __all__ = ["app", "main"]
 
@@ -45,6 +48,7 @@ def _mount_subcommands() -> None:
     app.add_typer(model_app, name="model", help="Signed model releases.")
     app.add_typer(eval_app, name="eval", help="Measure analytics quality on ground truth.")
     app.add_typer(camera_app, name="camera", help="Camera inventory and site CA.")
+    app.add_typer(__import__("kontur.api.cli", fromlist=["_"]).user_app, name="user")
     app.command("sign")(sign)
     app.command("verify")(verify)
 
@@ -164,6 +168,106 @@ def demo(
     errors = [c["error"] for c in summary["cameras"] if c.get("error")]
     if errors:
         fail(errors[0], 1)
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path,
+        typer.Option(
+            help="The site's YAML config: cameras (each with its source), zones, "
+            "actions, policies, operator, api…"
+        ),
+    ],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Archive and run directory (default: $KONTUR_DATA_DIR, else "
+            "~/.local/share/kontur)."
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="A bare model file, signed on the fly as a throwaway release (tests)."),
+    ] = None,
+    model_format: Annotated[
+        str | None, typer.Option("--format", help="yolox | yolov8 | ssd for --model.")
+    ] = None,
+    release: Annotated[
+        Path | None, typer.Option(help="A signed release directory (kontur model release).")
+    ] = None,
+    pub: Annotated[
+        Path | None, typer.Option(help="Public key the --release must be signed with.")
+    ] = None,
+    ca: Annotated[
+        Path | None, typer.Option(help="CA certificate the --release signer must chain to.")
+    ] = None,
+    api: Annotated[
+        bool | None,
+        typer.Option("--api/--no-api", help="Start the API block (default: api.enabled)."),
+    ] = None,
+    realtime: Annotated[bool, typer.Option(help="Pace file sources at their frame rate.")] = False,
+    json_out: JsonOut = None,
+) -> None:
+    """Run the site until SIGTERM or SIGINT; then stop cleanly and summarise."""
+    from kontur.config import load_config
+    from kontur.ingest.inventory import default_data_dir
+    from kontur.runtime.perimeter import RunOptions
+    from kontur.runtime.report import print_summary
+    from kontur.runtime.runlog import configure
+    from kontur.runtime.service import run_service
+
+    trust = _release_trust(model, model_format, release, pub, ca)
+    configure()
+    try:
+        cfg = load_config(config)
+        if api is not None:
+            cfg = cfg.model_copy(update={"api": cfg.api.model_copy(update={"enabled": api})})
+        ddir = (data_dir or default_data_dir()).absolute()
+        ddir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        opts = RunOptions(
+            config=cfg,
+            data_dir=ddir,
+            model=model,
+            model_format=model_format,
+            release=release,
+            trust=trust,
+            realtime=realtime,
+        )
+        summary = run_service(opts)
+    except KonturError as exc:
+        fail(str(exc), exc.exit_code)
+    if not json_to_stdout(json_out):
+        print_summary(summary, human(json_out))
+    if json_out is not None:
+        write_json(json_out, summary)
+    errors = [c["error"] for c in summary["cameras"] if c.get("error")]
+    if errors:
+        fail(errors[0], 1)
+
+
+def _release_trust(
+    model: Path | None,
+    model_format: str | None,
+    release: Path | None,
+    pub: Path | None,
+    ca: Path | None,
+) -> Trust | None:
+    """The model options checked as ``kontur demo`` checks them; the release's trust."""
+    if model is not None and release is not None:
+        fail("model: expected --model FILE or --release DIR, got both")
+    if model_format is not None and model_format not in ("yolox", "yolov8", "ssd"):
+        fail(f"--format: expected yolox, yolov8 or ssd, got {model_format!r}")
+    if release is not None and (pub is None) == (ca is None):
+        fail("--release: expected exactly one of --pub KEY or --ca CERT")
+    if release is None:
+        return None
+    from kontur.release.cli import trust_from_options
+
+    try:
+        return trust_from_options(pub, [ca] if ca is not None else None)
+    except KonturError as exc:
+        fail(str(exc), exc.exit_code)
 
 
 @placement_app.command("explain")

@@ -21,6 +21,7 @@ from kontur.errors import ConfigError
 
 __all__ = [
     "ActionConfig",
+    "ApiConfig",
     "CameraConfig",
     "Config",
     "DegradationConfig",
@@ -28,6 +29,7 @@ __all__ = [
     "FreshnessConfig",
     "IngestConfig",
     "MotionConfig",
+    "OperatorConfig",
     "PlacementConfig",
     "PolicyConfig",
     "Profile",
@@ -70,6 +72,9 @@ class CameraConfig(_Cfg):
     """Strict mode: verify before decode. No byte of a GOP reaches the decoder until the GOP's
     Media Signing signature has verified (the paper's decoder-exploitation threat); costs about
     one GOP of latency. Off: decode at once and attach the verdict when the GOP closes."""
+    loop: bool = False
+    """A file source starts again from its first frame when it ends (test footage standing in
+    for a camera under ``kontur run``); frame and GOP numbers and times go on. URLs: ignored."""
 
 
 class ZoneConfig(_Cfg):
@@ -81,6 +86,9 @@ class ZoneConfig(_Cfg):
 class ActionConfig(_Cfg):
     critical: bool
     restricted_alternative: str | None = None
+    two_person: bool = False
+    """Four eyes: an OPERATOR request for this action needs two different operators to
+    confirm it (issue 11 §6); one rejection is enough to refuse it."""
 
 
 class DwellCondition(_Cfg):
@@ -263,6 +271,40 @@ class ArchiveConfig(_Cfg):
     """Per-camera overrides of ``retention_days``."""
 
 
+class OperatorConfig(_Cfg):
+    """The operator desk: what happens to an OPERATOR decision (issue 11 §6, ADR 0023)."""
+
+    deadline_s: float = Field(default=60.0, gt=0, le=86400)
+    """An OPERATOR request nobody answered within this fails safe: the action's
+    ``restricted_alternative`` runs, or nothing."""
+    max_pending: int = Field(default=1000, ge=1, le=100000)
+    """Requests waiting at once; beyond it the oldest fails safe at once (bounded memory)."""
+
+
+class ApiConfig(_Cfg):
+    """The API block (issue 11 §2): its own process, FastAPI on uvicorn."""
+
+    enabled: bool = False
+    """Start the API (``kontur run``/``kontur demo`` ``--api`` turn it on too)."""
+    bind: str = "127.0.0.1"
+    """Address to listen on; anything but loopback requires TLS."""
+    port: int = Field(default=8470, ge=0, le=65535)
+    """0: the kernel picks a free port (logged and in the summary's ``api.url``)."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    """Your certificate and key (PEM). Off loopback without them, a self-signed pair is
+    generated into ``DATA_DIR/api-tls/`` at first start and its SHA-256 fingerprint logged."""
+    unsafe_plain_http: bool = False
+    """Serve plain HTTP off loopback. Off by default: credentials and video would travel in
+    clear text. On, every start warns loudly."""
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> ApiConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("expected both api.tls_cert and api.tls_key, or neither")
+        return self
+
+
 class WorkerConfig(_Cfg):
     intra_op_threads: int = Field(default=1, ge=1, le=64)
     score_threshold: float = Field(default=0.3, gt=0, lt=1)
@@ -285,6 +327,8 @@ class Config(_Cfg):
     ingest: IngestConfig = IngestConfig()
     release: ReleaseConfig = ReleaseConfig()
     archive: ArchiveConfig = ArchiveConfig()
+    operator: OperatorConfig = OperatorConfig()
+    api: ApiConfig = ApiConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:

@@ -133,7 +133,7 @@ def _posted(peer: Peer) -> list[SinkEvent]:
 
 
 def test_event_kinds() -> None:
-    assert {"decision", "gop_verdict", "camera_alarm", "checkpoint"} == EVENT_TYPES
+    assert {"decision", "gop_verdict", "camera_alarm", "checkpoint", "operator"} == EVENT_TYPES
 
 
 @pytest.mark.parametrize("outcome", list(Outcome), ids=[o.value for o in Outcome])

@@ -52,6 +52,8 @@ KINDS = frozenset(
         "hold",
         "hold_release",
         "export",
+        "audit",
+        "operator",
     }
 )
 

@@ -14,6 +14,10 @@ by their ``type`` field, each with a unique ``id`` and the position of its archi
   with :func:`camera_event`.
 - ``"checkpoint"`` (:class:`CheckpointEvent`): a signed checkpoint of the archive (ADR 0015),
   so the receiver is a witness; built with :func:`checkpoint_event`.
+- ``"operator"`` (:class:`OperatorEvent`): an OPERATOR request closed by a person (confirmed,
+  rejected) or by its deadline (expired, ADR 0023); ``executed`` is what runs now: the action
+  when confirmed, its restricted alternative or nothing otherwise. Built with
+  :func:`operator_event`.
 
 Every event recorded in the archive names its leaf (``archive_index``, ``archive_hash``) and
 ``archive_tree_size``, the tree to ask ``kontur archive prove`` for its inclusion proof in.
@@ -83,6 +87,7 @@ from typing import IO, Annotated, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from kontur._private import open_private, private_dir
 from kontur.clock import Clock, SystemClock
 from kontur.config import SinksConfig, WebhookConfig
 from kontur.gate.errors import SinkConfigError
@@ -99,6 +104,7 @@ __all__ = [
     "DecisionEvent",
     "GopVerdictEvent",
     "LogSink",
+    "OperatorEvent",
     "Sink",
     "SinkEvent",
     "SinkStats",
@@ -109,6 +115,7 @@ __all__ = [
     "checkpoint_event",
     "decision_event",
     "encode_event",
+    "operator_event",
     "parse_event",
     "sign",
     "signing_input",
@@ -203,9 +210,28 @@ class CheckpointEvent(_Event):
     """The C2SP signed note, verifiable with the archive's verifier key."""
 
 
+class OperatorEvent(_Event):
+    """An OPERATOR request closed (ADR 0023): who decided, why, and what runs now."""
+
+    type: Literal["operator"] = "operator"
+    request: str = Field(pattern=r"^op-[0-9]{1,16}$")
+    decision_index: int = Field(ge=0)
+    """Archive index of the gate's OPERATOR decision the request was made of."""
+    camera_id: str = Field(min_length=1)
+    rule: str
+    action: str
+    outcome: Literal["confirmed", "rejected", "expired"]
+    executed: str | None
+    """What runs: the action (confirmed), its restricted alternative, or nothing (None)."""
+    operators: tuple[str, ...]
+    """Who confirmed (two of them under four eyes) or rejected; empty when it expired."""
+    reason: str
+    at: float
+
+
 #: Every event a sink accepts, told apart by ``type``.
 SinkEvent = Annotated[
-    DecisionEvent | GopVerdictEvent | CameraAlarmEvent | CheckpointEvent,
+    DecisionEvent | GopVerdictEvent | CameraAlarmEvent | CheckpointEvent | OperatorEvent,
     Field(discriminator="type"),
 ]
 _EVENT_CLASSES: Final = typing.get_args(typing.get_args(SinkEvent)[0])
@@ -286,6 +312,38 @@ def camera_event(
     )
 
 
+def operator_event(
+    request: str,
+    decision: Decision,
+    decision_index: int,
+    outcome: Literal["confirmed", "rejected", "expired"],
+    executed: str | None,
+    *,
+    operators: tuple[str, ...],
+    reason: str,
+    at: float,
+    archive_index: int | None = None,
+    archive_hash: str | None = None,
+    archive_tree_size: int | None = None,
+) -> OperatorEvent:
+    """The event for an OPERATOR request closed with ``outcome``, ``executed`` running now."""
+    return OperatorEvent(
+        request=request,
+        decision_index=decision_index,
+        camera_id=decision.camera_id,
+        rule=decision.rule,
+        action=decision.action,
+        outcome=outcome,
+        executed=executed,
+        operators=operators,
+        reason=reason,
+        at=at,
+        archive_index=archive_index,
+        archive_hash=archive_hash,
+        archive_tree_size=archive_tree_size,
+    )
+
+
 def encode_event(event: SinkEvent) -> bytes:
     """``event`` as one line of JSON bytes (no newline)."""
     return event.model_dump_json().encode()
@@ -354,8 +412,9 @@ class LogSink:
     def __init__(self, path: Path) -> None:
         """Open ``path`` for appending, creating its folder."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = self.path.open("a", encoding="utf-8")
+        private_dir(self.path.parent)
+        # 0600 whatever the umask: the decisions name cameras and tracks (ADR 0021)
+        self._fh: IO[str] = os.fdopen(open_private(self.path), "a", encoding="utf-8")
         self._written = 0
 
     def emit(self, event: SinkEvent) -> None:
@@ -442,6 +501,8 @@ def _about(event: SinkEvent) -> str:
         return f"gop_verdict {event.verdict.value} on gop {event.gop_index} of {event.camera_id}"
     if isinstance(event, CheckpointEvent):
         return f"checkpoint of {event.origin}"
+    if isinstance(event, OperatorEvent):
+        return f"operator {event.outcome} {event.request} ({event.action} on {event.camera_id})"
     return f"{event.type} {event.trigger} on {event.camera_id}"
 
 

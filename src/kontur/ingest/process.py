@@ -60,6 +60,7 @@ from kontur.ingest.checks import Finding, GopChecker, StreamInfo, merge_findings
 from kontur.ingest.democam import DemoCamera
 from kontur.ingest.freshness import FreshnessPolicy
 from kontur.ingest.inventory import FreshnessGuard, FreshnessStore, Inventory
+from kontur.ingest.revocation import Revocations, Revoked
 from kontur.ingest.segment import SegmentPacket, pack_segment
 from kontur.ingest.signedtime import FrameSpan, SignedTimeCheck, TimeCheck, TimeCheckPolicy
 from kontur.ingest.source import (
@@ -166,6 +167,8 @@ class IngestLoop:
         self.control = Inbox(spec["control_fd"], "control")
         os.set_blocking(spec["control_fd"], False)
         self.realtime: bool = spec.get("realtime", False)
+        # a file standing in for a camera (kontur run): it starts again when it ends
+        self.loop = bool(spec.get("loop", False)) and not is_live(self.source)
         # a live or paced source cannot wait for analytics: its frames are skipped for
         # analysis instead (counted by the ring), never delayed for recording
         live = self.realtime or is_live(self.source)
@@ -190,6 +193,9 @@ class IngestLoop:
         # a camera the inventory marks critical is strict whatever the config says
         self.strict = self.strict or (enrolled is not None and enrolled.critical)
         self.freshness = FreshnessStore.open(self.data_dir)
+        # the archive's revocations (ADR 0021): the authority when the inventory forgets one
+        self.revocations = Revocations.from_json(spec.get("revocations"))
+        self.guard: FreshnessGuard | None = None
         self.trust: CameraTrust | None = None
         self.demo: DemoCamera | None = None
         self.decoder: GopDecoder | None = None
@@ -208,6 +214,18 @@ class IngestLoop:
         for msg in self.control.drain():
             if isinstance(msg, ControlMessage) and msg.command == "analysis_stride":
                 self.stride = max(0, msg.value or 0)
+            elif isinstance(msg, ControlMessage) and msg.command == "revoke":
+                self._revoked(msg)
+
+    def _revoked(self, msg: ControlMessage) -> None:
+        """The supervisor archived a revocation of this camera: hold it, whatever the
+        inventory says from now on (its key is the one enrolled now, before any edit)."""
+        enrolled = self.inventory.camera(self.camera_id)
+        key = enrolled.key_fingerprint if enrolled is not None else None
+        entry = Revoked(self.camera_id, msg.value or 0, "", msg.detail or "", key)
+        self.revocations = self.revocations.with_revoked(entry)
+        if self.guard is not None:
+            self.guard.revocations = self.revocations
 
     def _oversize(self) -> str | None:
         """Why no frame of this camera can be published (a ring beyond the wire), or None."""
@@ -313,9 +331,11 @@ class IngestLoop:
                 header,
                 self.clock,
             )
-        guard = FreshnessGuard(self.inventory, self.freshness, self.policy, self.clock)
+        self.guard = FreshnessGuard(
+            self.inventory, self.freshness, self.policy, self.clock, self.revocations
+        )
         self.trust = CameraTrust(
-            self.camera_id, info.codec, header, guard=guard, first_gop=self.first_gop
+            self.camera_id, info.codec, header, guard=self.guard, first_gop=self.first_gop
         )
         if self.strict:
             synthesised = header.get("pts") == "synthesised"
@@ -500,6 +520,7 @@ class IngestLoop:
                 decode=not self.strict,
                 on_packet=self._on_packet,
                 on_frame=None if self.strict else self._on_frame,
+                loop=self.loop,
             )
             for gop in gops:
                 self._handle_gop(gop)

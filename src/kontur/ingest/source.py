@@ -573,6 +573,7 @@ def read_gops(
     decode: bool = True,
     on_packet: OnPacket | None = None,
     on_frame: Callable[[DecodedFrame], None] | None = None,
+    loop: bool = False,
 ) -> Generator[RawGop, None, None]:
     """Yield the source's GOPs in order; raises :class:`SourceTruncated` at a short end.
 
@@ -591,12 +592,34 @@ def read_gops(
     An ``rtsp://`` source reconnects per ``policy`` instead of ending: each reconnect closes
     the current GOP and puts a note on the next one (a gap, never silently joined); when
     the stream does not come back it raises :class:`kontur.ingest.rtsp.SourceUnreachable`.
+
+    ``loop=True`` (a file only): at its end the file starts again from its first frame, as
+    one stream: presentation times go on one frame period after the last one, and the first
+    GOP of each new pass carries a note saying so. It never ends by itself.
     """
     if is_rtsp(source):
         yield from _read_rtsp(
             source, probe_result, policy or RtspPolicy(), decode, on_packet, on_frame
         )
         return
+    cut: _Cutter | None = None
+    while True:
+        cut = yield from _read_file_pass(source, probe_result, cut, decode, on_packet, on_frame)
+        if not loop:
+            return
+        cut.packets = 0  # the header's frame count is checked per pass
+        cut.gap(1.0 / cut.fps, "file looped (loop: true): it starts again from its first frame")
+
+
+def _read_file_pass(
+    source: str,
+    probe_result: SourceProbe,
+    cut: _Cutter | None,
+    decode: bool,
+    on_packet: OnPacket | None,
+    on_frame: Callable[[DecodedFrame], None] | None,
+) -> Generator[RawGop, None, _Cutter]:
+    """One pass over a file (see :func:`read_gops`); returns the cutter to go on with."""
     container = _open(source)
     with contextlib.closing(container):
         stream, info, header = _session(
@@ -610,9 +633,10 @@ def read_gops(
             # decode-order stamps (AVI) or none (raw): presentation times are synthesised in
             # output order, and a verified-bytes decoder must do the same (strict mode)
             header["pts"] = "synthesised"
-        cut = _Cutter(info.fps, synthesise=no_pts, decode=decode)
-        cut.on_packet, cut.on_frame = on_packet, on_frame
-        cut.notes = list(probe_result.notes)
+        if cut is None:
+            cut = _Cutter(info.fps, synthesise=no_pts, decode=decode)
+            cut.on_packet, cut.on_frame = on_packet, on_frame
+            cut.notes = list(probe_result.notes)
         try:
             for packet in container.demux(stream):
                 yield from cut.feed(stream, packet, info, header)
@@ -626,6 +650,7 @@ def read_gops(
         yield from cut.close()
         if cut_short is not None:
             raise SourceTruncated(f"source {redact(source)}: {cut_short} (truncated)")
+    return cut
 
 
 def _read_rtsp(

@@ -6,7 +6,9 @@ Order of steps of :meth:`Health.poll` (called by the supervisor's loop several t
    worker, ``block_failed`` for ingest, the verifier and the gate) and is recovered as the
    README's table says: the worker restarts on the CPU, the verifier and the gate restart, an
    ingest whose source had not ended marks its camera failed (recording of the other cameras
-   goes on; the run ends instead of hanging);
+   goes on; the run ends instead of hanging); the API block restarts without a trigger (it
+   moves no action and reads no frame: an outsider who can crash it must not be able to
+   degrade the site), and is given up after :data:`MAX_API_RESTARTS` restarts a minute;
 2. progress: the worker and the verifier are alive when their ring acknowledgements advance
    (or nothing is waiting for them), never on a heartbeat file alone, so a worker that beats
    but never reads is hung; a hang restarts the block;
@@ -52,6 +54,10 @@ MAX_VIOLATION_RECORDS_PER_S = 20
 
 #: Restarts of one camera's ingest (a live source) before the camera is given up.
 MAX_INGEST_RESTARTS = 10
+
+#: Restarts of the API block within :data:`API_RESTART_WINDOW_S` before it is given up.
+MAX_API_RESTARTS = 5
+API_RESTART_WINDOW_S = 60.0
 
 #: The blocks whose liveness is their ring acknowledgements, and their reader index.
 _READERS = {"worker": WORKER_READER, "verifier": VERIFIER_READER}
@@ -100,6 +106,7 @@ class Health:
         self._handled: set[int] = set()
         self._violation_window: dict[str, tuple[int, int]] = {}
         self._suppressed: dict[str, int] = {}
+        self._api_restarts: deque[float] = deque(maxlen=MAX_API_RESTARTS)
         self.machine_clock: Callable[[], float] = time.monotonic
 
     # ---- what the recorder saw --------------------------------------------------------
@@ -198,6 +205,9 @@ class Health:
             if role_of(name) == "ingest":
                 self._ingest_exit(name, rc)
                 continue
+            if name == "api":
+                self._api_exit(rc)
+                continue
             _, detail = self.watchdog.report_exit(name, rc)
             platform = self.fallback() if name == "worker" else None
             self._restart(name, detail, **({"platform": platform} if platform else {}))
@@ -211,13 +221,29 @@ class Health:
             return  # its source ended and it said so: a clean exit
         _, detail = self.watchdog.report_exit(name, rc)
         running = self.supervisor.running[name]
-        if is_live(str(running.block.spec["source"])) and running.restarts < MAX_INGEST_RESTARTS:
-            # a live camera: recording goes on in a new ingest, indexes where they stopped
+        endless = is_live(str(running.block.spec["source"])) or running.block.spec.get("loop")
+        if endless and running.restarts < MAX_INGEST_RESTARTS:
+            # a live camera (or a looped file): recording goes on in a new ingest, indexes
+            # where they stopped
             self._restart(name, detail, **self._resume_at(cam))
             return
         st.ended = True
         st.error = f"{detail} before its source ended; recording of this camera stopped"
         self.archive.append("event", {"event": "block_failed", "block": name, "detail": st.error})
+
+    def _api_exit(self, rc: int) -> None:
+        """The API died: restart it (no trigger, see the module), unless it keeps dying."""
+        now = self.machine_clock()
+        detail = f"api exited with code {rc}"
+        window = self._api_restarts
+        if len(window) == window.maxlen and now - window[0] < API_RESTART_WINDOW_S:
+            why = f"{detail}: {len(window)} restarts within {API_RESTART_WINDOW_S:.0f} s, given up"
+            log.error("%s", why)
+            self.archive.append("event", {"event": "block_failed", "block": "api", "detail": why})
+            return
+        window.append(now)
+        log.warning("%s: restarting it", detail)
+        self._restart("api", detail)
 
     def _resume_at(self, cam: str) -> dict[str, int]:
         """The first frame and GOP a restarted ingest numbers: past everything published."""

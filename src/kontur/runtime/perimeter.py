@@ -1,4 +1,4 @@
-"""One run of the whole perimeter on this machine (``kontur demo``).
+"""One run of the whole perimeter on this machine (``kontur demo``, ``kontur run``).
 
 Order of steps: open the archive and record the configuration; verify, install and record
 the model release; probe every source and bench the platforms the release allows, both in the
@@ -12,7 +12,9 @@ Supervising is three parts, each its own module: every message that passes its i
 record per kind; decisions committed before the sinks fire) and to
 :class:`~kontur.runtime.health.Health` (every block watched, triggers, recovery); refused
 messages become violation records and triggers. Faults are injected by
-:mod:`kontur.runtime.faults`.
+:mod:`kontur.runtime.faults`. The site service's parts (the API block, the operator desk, the
+published run state, periodic retention, a stop on request) are
+:class:`~kontur.runtime.site.SiteServices` (ADR 0023).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from kontur.degrade.machine import Trigger
 from kontur.errors import ConfigError, KonturError
 from kontur.gate.sinks import build_sinks
 from kontur.ingest.democam import demo_signable, provision_demo_camera
-from kontur.ingest.inventory import Inventory
+from kontur.ingest.inventory import INVENTORY_DB, Inventory
+from kontur.ingest.revocation import Revocations, scan
 from kontur.ingest.source import default_source
 from kontur.placement import choose, load_catalogue
 from kontur.placement.risk import Placement
@@ -47,9 +50,10 @@ from kontur.runtime.health import Health
 from kontur.runtime.models import PreparedRelease, format_from_output_shape, prepare_release
 from kontur.runtime.prepare import Prepared, output_shape, prepare_sources
 from kontur.runtime.recorder import CameraStats, Recorder
+from kontur.runtime.site import STOP_GRACE_S, SiteServices
 from kontur.runtime.supervisor import Supervisor, peak_rss_kb
 from kontur.runtime.wiring import CameraPlan, Wiring, build_wiring, make_scratch
-from kontur.wire import ProtocolViolation, WorkerReady
+from kontur.wire import ControlMessage, ProtocolViolation, WorkerReady
 from kontur.wire.channel import Inbox, wait_readable
 from kontur.wire.edges import Violation
 from kontur.wire.framering import WORKER_READER
@@ -80,6 +84,10 @@ class RunOptions:
     sign: bool = True
     """Sign an unsigned local H.264/H.265 clip on the fly with a simulated demo camera."""
     progress: Callable[[dict[str, Any]], None] | None = None
+    forever: bool = False
+    """Run until ``stop()`` says so (``kontur run``), not until the sources end."""
+    stop: Callable[[], bool] | None = None
+    """Asked every loop turn; True: stop the sources, then the blocks, cleanly."""
 
 
 def archive_signing(cfg: ArchiveConfig) -> Signing:
@@ -108,6 +116,10 @@ class Perimeter:
         self.isolation: dict[str, Any] | None = None
         self._inventory: Inventory | None = None
         self._ready_pids: set[int] = set()
+        self.revocations = Revocations()
+        """The archive's revocations: the authority over the inventory (ADR 0021)."""
+        self._revocations_scanned = 0
+        self._tampered: set[str] = set()
 
     def _apply_retention(self) -> None:
         """Remove expired segment bytes (each behind a tombstone) before this run records.
@@ -199,13 +211,65 @@ class Perimeter:
             plans.append(plan)
             self.stats[cam.id] = CameraStats(source=redact_url(source))
         self._record_inventory()
+        self.revocations = self._scan_revocations()
+        for plan in plans:
+            plan.revocations = self.revocations.to_json()
+        self._check_inventory()
         return plans
 
-    def _record_inventory(self) -> None:
+    def _record_inventory(self) -> int:
         """Archive the inventory changes (enrolments, revocations) not archived yet."""
         if self._inventory is None:
             self._inventory = Inventory.open(self.data_dir, self.clock)
-        self._inventory.drain_to_archive(self.archive)
+        return self._inventory.drain_to_archive(self.archive)
+
+    def _scan_revocations(self) -> Revocations:
+        """The revocations in the archive's camera records not scanned yet (ADR 0021)."""
+        size = self.archive.records
+        records = self.archive.iter_records(self._revocations_scanned, kind="camera")
+        found = scan(r for r in records if r.index < size)
+        self._revocations_scanned = size
+        return found
+
+    def _sync_revocations(self, wiring: Wiring) -> None:
+        """A revocation archived during the run reaches its camera's ingest, which then holds
+        it whatever ``inventory.sqlite`` says later."""
+        for cam_id, r in self._scan_revocations().cameras.items():
+            if cam_id in self.revocations.cameras:
+                continue
+            self.revocations = self.revocations.with_revoked(r)
+            out = wiring.to_ingest.get(cam_id)
+            if out is not None:
+                out.send(
+                    ControlMessage(
+                        command="revoke", camera_id=cam_id, value=r.index, detail=r.reason
+                    )
+                )
+
+    def _check_inventory(self) -> None:
+        """A camera the archive revoked and the inventory does not: the inventory was edited.
+
+        Archived once per camera as an ``inventory_tampered`` event, logged and noted; ingest
+        holds the camera revoked anyway (the archive is the authority, ADR 0021).
+        """
+        assert self._inventory is not None
+        ids = {*self.revocations.cameras, *self.stats}
+        seen = {i: self._inventory.camera(i) for i in ids}
+        for cam_id, r in self.revocations.disagreements(seen):
+            if cam_id in self._tampered:
+                continue
+            self._tampered.add(cam_id)
+            detail = (
+                f"{r.describe()}; expected {INVENTORY_DB} to show it, got no revocation there "
+                "(the archive is the authority: its GOPs are REVOKED)"
+            )
+            log.warning("inventory tampered: %s", detail)
+            self.notes.append(f"inventory tampered: {detail}")
+            self.archive.append(
+                "event",
+                {"event": "inventory_tampered", "camera_id": cam_id, "archive_index": r.index,
+                 "detail": detail},
+            )  # fmt: skip
 
     def _prepare_model(self) -> tuple[dict[str, Any], bytes | None]:
         if self.opts.model is None and self.opts.release is None:
@@ -366,10 +430,16 @@ class Perimeter:
     def _supervise(self, wiring: Wiring) -> None:
         deadline = time.monotonic() + self.opts.seconds if self.opts.seconds else None
         last_progress = 0.0
-        while not all(s.ended for s in self.stats.values()):
+        while not (all(s.ended for s in self.stats.values()) and self.site.may_end()):
             self._drain(wiring, 0.05)
             self.health.poll()
             now = time.monotonic()
+            self.site.tick(now)
+            if self.site.stop_now(now):
+                deadline = now
+            if self.site.stop_overdue(now):
+                log.warning("sources still running %.0f s after the stop", STOP_GRACE_S)
+                break
             if (
                 self.opts.inject_fault
                 and not self.faults_fired
@@ -386,8 +456,11 @@ class Perimeter:
                 last_progress = now
                 self.supervisor.sample_memory()
                 # a `kontur camera revoke` made while we run: ingest acts on it at the
-                # camera's next GOP; the archive records it here
-                self._record_inventory()
+                # camera's next GOP; the archive records it here, and from then on ingest
+                # holds it even if the inventory is edited to forget it (ADR 0021)
+                if self._record_inventory():
+                    self._sync_revocations(wiring)
+                self._check_inventory()
                 self.archive.flush()
                 self._progress(
                     frames=sum(r.published + 1 for r in wiring.rings.values()),
@@ -493,10 +566,7 @@ class Perimeter:
             self.opts.realtime,
             self.scratch,
         )
-        self.recorder = Recorder(
-            self.archive, self.stats, build_sinks(self.config.sinks, self.data_dir)
-        )
-        self.health = self._build_health(wiring)
+        self._build_supervision(wiring)
         started = time.monotonic()
         try:
             consumers = [b for b in wiring.blocks if not b.name.startswith("ingest:")]
@@ -510,12 +580,49 @@ class Perimeter:
         finally:
             self.supervisor.stop_all(grace_s=2.0)
             self.supervisor.keep_logs()
+            self.site.close()  # requests still waiting fail safe, archived, then to the sinks
             wiring.close()
             self.archive.checkpoint()  # the last signed checkpoint still reaches the sinks
             self.recorder.close()
         self.elapsed = time.monotonic() - started
         self.archive.flush()
         return self._summary()
+
+    def _build_supervision(self, wiring: Wiring) -> None:
+        """The site's parts (the API's row, the operator desk: ADR 0023), the recorder, health,
+        then the run-state publisher."""
+        try:
+            self.site = SiteServices(
+                self.config,
+                self.data_dir,
+                self.clock,
+                wiring,
+                forever=self.opts.forever,
+                stop=self.opts.stop,
+                retention=self._apply_retention,
+            )
+        except BaseException:  # e.g. the API's port is taken: no ring is left behind
+            wiring.close()
+            raise
+        self.recorder = Recorder(
+            self.archive, self.stats, build_sinks(self.config.sinks, self.data_dir), self.site.desk
+        )
+        self.health = self._build_health(wiring)
+        self.site.attach(
+            self.recorder,
+            stats=self.stats,
+            supervisor=self.supervisor,
+            machine=self.machine,
+            archive=self.archive,
+            wiring=wiring,
+            release=self._release_names,
+        )
+
+    def _release_names(self) -> tuple[str | None, str | None]:
+        """(model id, runtime) of the running detector, for the run state."""
+        if self.prepared is None:
+            return "builtin:opencv-hog", "opencv"
+        return self.prepared.model_id, str(self.prepared.release.manifest.manifest.files.runtime)
 
     def _build_health(self, wiring: Wiring) -> Health:
         dc = self.config.degradation
@@ -610,10 +717,13 @@ class Perimeter:
             },
             "sinks": self.recorder.sink_stats(),
             "violations": self.recorder.violations,
+            **({"api": api} if (api := self.site.summary()) is not None else {}),
             "fault": self.opts.inject_fault,
             "elapsed_s": round(self.elapsed, 3),
             "fps": round(frames / self.elapsed, 2) if self.elapsed > 0 else 0.0,
             "notes": self.notes,
         }
         redacted: dict[str, Any] = redact(summary)  # notes and errors may quote a URL
+        # a public key to pin, not a credential (its name only looks like one to redact)
+        redacted["archive"]["verifier_key"] = str(self.archive.verifier_key)
         return redacted

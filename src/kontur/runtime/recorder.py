@@ -11,31 +11,46 @@ about a camera its sender serves. What the recorder still checks is what only it
 Order for a gate decision (issue 8 §8): append the ``decision`` record, commit it durably
 (:meth:`~kontur.archive.Archive.flush`), and only then hand it to the sinks, so an action
 never fires for a decision the archive could lose. Failing GOP verdicts are sink events too.
+
+The operator loop (ADR 0023) rides on the same order. An OPERATOR decision, once durable,
+enters the :class:`~kontur.gate.operator.OperatorDesk` as ``op-<its archive index>``. From
+the API block come ``AuditEvent`` (an ``audit`` record each) and ``OperatorVerdict``: the
+desk applies it, an ``operator`` record says what happened (confirmed, rejected,
+awaiting_second, refused) and is committed, and only a request closed for good reaches the
+sinks, as an ``operator`` event naming what runs now. :meth:`Recorder.expire_requests` does
+the same for requests past their deadline (``expired``: the restricted alternative or
+nothing).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from kontur.archive import Archive, Record
+from kontur.gate.operator import Awaiting, DeskOutcome, OperatorDesk, Refused, Resolution
 from kontur.gate.sinks import (
     Sink,
     SinkEvent,
     camera_event,
     checkpoint_event,
     decision_event,
+    operator_event,
     verdict_event,
 )
 from kontur.wire import (
+    AuditEvent,
     Decision,
     DetectionBatch,
     Finding,
     GopClosed,
     Message,
+    OperatorVerdict,
+    Outcome,
     SegmentStored,
     SourceEnded,
     WorkerReady,
@@ -43,6 +58,18 @@ from kontur.wire import (
 from kontur.wire.edges import Violation
 
 __all__ = ["CameraStats", "Recorder"]
+
+log = logging.getLogger("kontur.recorder")
+
+#: GOP verdicts remembered per camera, for the evidence of an operator request.
+RECENT_GOPS = 256
+
+#: How a request can be closed for good, as the sinks' ``operator`` event says it.
+_CLOSED: dict[DeskOutcome, Literal["confirmed", "rejected", "expired"]] = {
+    DeskOutcome.CONFIRMED: "confirmed",
+    DeskOutcome.REJECTED: "rejected",
+    DeskOutcome.EXPIRED: "expired",
+}
 
 
 @dataclass
@@ -63,15 +90,25 @@ class CameraStats:
     stored_gops: set[int] = field(default_factory=set)
     next_frame: int = 0
     """One past the last frame of a closed GOP (where a restarted ingest must go on)."""
+    recent_gops: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """The last :data:`RECENT_GOPS` GOPs: index → (verdict, segment sha256)."""
 
 
 class Recorder:
     """Archives every message the supervisor receives, one record kind per message type."""
 
-    def __init__(self, archive: Archive, stats: dict[str, CameraStats], sinks: Sequence[Sink]):
+    def __init__(
+        self,
+        archive: Archive,
+        stats: dict[str, CameraStats],
+        sinks: Sequence[Sink],
+        desk: OperatorDesk | None = None,
+    ):
         self.archive = archive
         self.stats = stats
         self.sinks = tuple(sinks)
+        self.desk = desk
+        """Where OPERATOR decisions wait for a person; None: they only go to the sinks."""
         self.violations = 0
         self._closed = False
 
@@ -102,6 +139,11 @@ class Recorder:
             claim = msg.model_dump(mode="json")
             claim["claimed_isolation"] = claim.pop("isolation")
             self.archive.append("event", {"event": "worker_ready", **claim})
+        elif isinstance(msg, AuditEvent):
+            # the same payload `kontur user` archives itself when no perimeter runs
+            self.archive.append("audit", msg.model_dump(mode="json"))
+        elif isinstance(msg, OperatorVerdict):
+            self._operator_verdict(msg)
         return None
 
     def _segment(self, msg: SegmentStored) -> None:
@@ -119,6 +161,9 @@ class Recorder:
         st = self.stats[msg.verdict.camera_id]
         st.gops[msg.verdict.verdict.value] += 1
         st.next_frame = max(st.next_frame, msg.last_frame + 1)
+        st.recent_gops[msg.verdict.gop_index] = (msg.verdict.verdict.value, msg.segment_sha256)
+        while len(st.recent_gops) > RECENT_GOPS:
+            del st.recent_gops[min(st.recent_gops)]
         rec = self.archive.append("verdict", msg.model_dump(mode="json"))
         if verdict_event(msg) is None:
             return
@@ -154,6 +199,126 @@ class Recorder:
         rec = self.archive.append("decision", msg.model_dump(mode="json"))
         self.archive.flush()
         self._emit(decision_event(msg, **self._where(rec)))
+        if self.desk is not None and msg.outcome is Outcome.OPERATOR:
+            self._request(rec.index, msg)
+
+    # ---- the operator loop (ADR 0023) ------------------------------------------------------
+    def _request(self, index: int, msg: Decision) -> None:
+        """A durable OPERATOR decision becomes a pending request, with its GOPs' evidence."""
+        assert self.desk is not None
+        known = self.stats[msg.camera_id].recent_gops
+        gops = {g: known[g] for g in msg.gops if g in known}
+        request, overflow = self.desk.add(
+            index,
+            msg,
+            gop_verdicts={str(g): v for g, (v, _) in gops.items()},
+            segments=tuple(sha for _, sha in gops.values()),
+        )
+        fields = {"event": "operator_request", "request": request.id, "action": msg.action}
+        log.info(
+            "operator request %s: %s on %s waits until %.0f",
+            request.id,
+            msg.action,
+            msg.camera_id,
+            request.deadline,
+            extra={"fields": {**fields, "camera": msg.camera_id, "deadline": request.deadline}},
+        )
+        for done in overflow:
+            self._resolved(done)
+
+    def _operator_verdict(self, msg: OperatorVerdict) -> None:
+        """Apply an operator's verdict; archive what it did; act only on a closed request."""
+        if self.desk is None:
+            why = "expected a running operator desk, got none (no request is pending)"
+            result: Resolution | Awaiting | Refused = Refused(msg.request_id, msg.operator, why)
+        else:
+            result = self.desk.apply(msg)
+        if isinstance(result, Resolution):
+            self._resolved(result, msg)
+            return
+        request = result.request
+        detail = result.reason if isinstance(result, Refused) else "a second operator must confirm"
+        self.archive.append(
+            "operator",
+            {
+                "request": msg.request_id,
+                "decision_index": request.decision_index if request is not None else None,
+                "operator": msg.operator,
+                "confirm": msg.confirm,
+                "reason": msg.reason,
+                "outcome": result.outcome.value,
+                "executed": None,
+                "detail": detail,
+                "at": msg.at,
+            },
+        )
+        self.archive.flush()
+        fields = {"event": "operator_" + result.outcome.value, "request": msg.request_id}
+        log.info(
+            "operator %s on %s: %s (%s)",
+            msg.operator,
+            msg.request_id,
+            result.outcome.value,
+            detail,
+            extra={"fields": {**fields, "operator": msg.operator}},
+        )
+
+    def _resolved(self, done: Resolution, msg: OperatorVerdict | None = None) -> None:
+        """A request closed for good: the ``operator`` record, committed, then the sinks."""
+        req = done.request
+        rec = self.archive.append(
+            "operator",
+            {
+                "request": req.id,
+                "decision_index": req.decision_index,
+                "operator": msg.operator if msg is not None else None,
+                "operators": list(done.operators),
+                "confirm": msg.confirm if msg is not None else None,
+                "reason": done.reason,
+                "outcome": done.outcome.value,
+                "executed": done.executed,
+                "action": req.decision.action,
+                "camera_id": req.decision.camera_id,
+                "at": msg.at if msg is not None else done.at,
+            },
+        )
+        self.archive.flush()
+        self._emit(
+            operator_event(
+                req.id,
+                req.decision,
+                req.decision_index,
+                _CLOSED[done.outcome],
+                done.executed,
+                operators=done.operators,
+                reason=done.reason,
+                at=done.at,
+                **self._where(rec),
+            )
+        )
+        fields = {"event": "operator_" + done.outcome.value, "request": req.id}
+        log.info(
+            "operator request %s %s: executed %s",
+            req.id,
+            done.how(),
+            done.executed,
+            extra={"fields": {**fields, "operators": done.operators, "executed": done.executed}},
+        )
+
+    def expire_requests(self, now: float) -> int:
+        """Fail safe on every request past its deadline at wall time ``now``; how many."""
+        if self.desk is None:
+            return 0
+        expired = self.desk.expire(now)
+        for done in expired:
+            self._resolved(done)
+        return len(expired)
+
+    def close_requests(self, why: str) -> None:
+        """Fail safe on every request still waiting (the run stops; the desk goes with it)."""
+        if self.desk is not None:
+            for done in self.desk.close(why):
+                self._resolved(done)
 
     def record_violation(self, v: Violation, suppressed: int = 0) -> None:
         """Archive a message an inbox (or the recorder) refused, naming its sender;

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kontur._private import open_private, private_dir
+
 __all__ = ["Block", "Running", "Supervisor", "peak_rss_kb"]
 
 
@@ -75,8 +77,8 @@ class Supervisor:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        (run_dir / "specs").mkdir(parents=True, exist_ok=True)
+        private_dir(run_dir / "logs")  # 0700 whatever the umask (ADR 0021)
+        private_dir(run_dir / "specs")
         self.running: dict[str, Running] = {}
         self.order: list[str] = []
 
@@ -88,7 +90,7 @@ class Supervisor:
         if block.log_path is not None and block.log_path.exists():
             # RLIMIT_FSIZE caps the file, not one life of the block: each spawn starts afresh
             block.log_path.replace(block.log_path.with_suffix(".log.1"))
-        log = open(block.log_path or self._log_path(block.name), "ab")  # noqa: SIM115
+        log = os.fdopen(open_private(block.log_path or self._log_path(block.name)), "ab")
         base = (
             {k: os.environ[k] for k in MINIMAL_ENV_KEYS if k in os.environ}
             if block.minimal_env
@@ -126,7 +128,9 @@ class Supervisor:
             with open(src, "rb") as f:
                 f.seek(max(0, src.stat().st_size - max_bytes))
                 tail = f.read()
-            self._log_path(r.block.name).write_bytes(tail)
+            fd = open_private(self._log_path(r.block.name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            with os.fdopen(fd, "wb") as out:
+                out.write(tail)
 
     def remove_specs(self) -> None:
         """Delete the blocks' spec files once every block has stopped.

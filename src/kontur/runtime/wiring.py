@@ -1,9 +1,11 @@
 """The process table of one run: pipes, rings and specs for every block.
 
 Start order (consumers first): gate, verifier, worker, then one ingest per camera. The
-supervisor stops them in the reverse order. Who may send what to whom is the edge table in
-:mod:`kontur.wire.edges`; every pipe made here is one of its rows, and every receiving inbox
-is built with its row (and the cameras its sender serves), so the table is enforced.
+supervisor stops them in the reverse order. When the API is enabled,
+:func:`kontur.runtime.apiblock.attach_api` puts its row first (started first, stopped
+last). Who may send what to whom is the edge table in :mod:`kontur.wire.edges`; every pipe
+made here is one of its rows, and every receiving inbox is built with its row (and the
+cameras its sender serves), so the table is enforced.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class CameraPlan:
     profile: Profile
     demo_camera: dict[str, str] | None = None
     """``{key, chain}`` of the simulated camera that signs an unsigned demo clip on the fly."""
+    revocations: list[dict[str, Any]] = field(default_factory=list)
+    """The revocations the archive records (``Revocations.to_json``, ADR 0021)."""
 
 
 @dataclass
@@ -164,10 +168,12 @@ def build_wiring(
             "control_fd": ctl_r,
             "data_dir": str(data_dir),
             "realtime": realtime,
+            "loop": c.config.loop,
             "critical": c.config.critical,
             "freshness": config.ingest.freshness.model_dump(),
             "time_check": config.ingest.time_check.model_dump(),
             "demo_camera": c.demo_camera,
+            "revocations": c.revocations,
         }
         fds = (worker_wake_w, verifier_wake_w, i2s_w, i2g_w, ctl_r)
         ingest_blocks.append(Block(f"ingest:{c.config.id}", "kontur.ingest.process", spec, fds))

@@ -266,12 +266,18 @@ class StateChanged(_Msg):
 
 
 class ControlMessage(_Msg):
-    """A command from the supervisor to a block (``stop``, ``analysis_stride``)."""
+    """A command from the supervisor to a block (``stop``, ``analysis_stride``, ``revoke``).
+
+    ``revoke``: the supervisor archived a revocation of ``camera_id`` as record ``value``;
+    ingest holds the camera revoked from then on, whatever ``inventory.sqlite`` says later
+    (ADR 0021). ``detail`` is the revocation's description.
+    """
 
     type: Literal["control"] = "control"
-    command: Literal["stop", "analysis_stride"]
+    command: Literal["stop", "analysis_stride", "revoke"]
     camera_id: str | None = None
     value: int | None = None
+    detail: str | None = Field(default=None, max_length=1024)
 
 
 class AuditEvent(_Msg):

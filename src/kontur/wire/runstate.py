@@ -12,7 +12,6 @@ What an operator acts on is in ``pending``; what the operator answers travels ba
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -136,7 +135,8 @@ def read_run_state(data_dir: Path) -> RunState | None:
     except OSError as exc:
         raise WireError(f"{path}: expected a readable run state, got {exc.strerror}") from None
     try:
-        return RunState.model_validate(json.loads(text))
+        # JSON mode: the strict nested wire models (Decision) take "OPERATOR" and lists there
+        return RunState.model_validate_json(text)
     except (ValueError, ValidationError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WireError(f"{path}: expected a run-state snapshot, got {first}") from None
