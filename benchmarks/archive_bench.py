@@ -3,8 +3,10 @@
 Run from the repository root (after the README's install)::
 
     python benchmarks/archive_bench.py [--leaves 1000000] [--appends 20000] [--repeats 3]
-                                       [--proofs 2000] [--keep DIR] [--json PATH|-]
-    python benchmarks/archive_bench.py --leaves 100000 --appends 5000   # quick, ~10 s
+                                       [--proofs 2000] [--export-minutes 10] [--export-only]
+                                       [--keep DIR] [--json PATH|-]
+    python benchmarks/archive_bench.py --leaves 100000 --appends 5000 --export-minutes 0
+                                                                        # quick, ~10 s
 
 Everything is measured in the same run, on the same machine state, and given as a ratio to a
 baseline measured in that run:
@@ -31,8 +33,18 @@ baseline measured in that run:
 - **bytes per leaf** -- ``archive.sqlite`` size / records after ``close`` (the WAL merged
   and removed), against the raw payload bytes per record and against the raw table of the
   same rows (built with ``executemany``, same settings, WAL truncated).
-- **export** -- HOOK: export and verify-export time for 10 minutes of one camera, once
-  ``kontur.evidence`` exists (:func:`bench_export`); skipped until then.
+- **export** -- ``export_bundle`` (what ``kontur archive export`` runs) of
+  ``--export-minutes`` (default 10) of one camera, the whole stream, and ``verify_file``
+  (``kontur archive verify-export``) of the bundle, in-process, ``--repeats`` times
+  (medians); against **copying the same segment bytes**: read each segment file of the
+  bundle's GOPs, SHA-256 it, write it to one file, fsync; and for verify-export against
+  **reading the bundle and SHA-256 of it**. The camera: PETS09 (../shared/data) looped to
+  that length at its 10 fps by :func:`looped_clip` (libx264, 2-s GOPs, no B-frames, the
+  frame number burnt in so no GOP repeats), then ``kontur demo`` of it once (non-realtime,
+  YOLOX-nano, signed on the fly by the demo camera): real signed segments, verdicts,
+  detections and decisions. Also one run of each CLI command (interpreter start included).
+  Skipped with the reason without ../shared/data; ``--export-minutes 0`` skips it;
+  ``--export-only`` runs only it. ``--keep DIR`` keeps the clip and the archive for reuse.
 
 Page cache is warm (the archive was just written); the machine and its load are recorded.
 """
@@ -42,13 +54,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import random
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -307,18 +319,206 @@ def bench_bytes(d: Path, raw_bytes: int) -> dict[str, Any]:
     }
 
 
-def bench_export() -> dict[str, Any]:
-    """HOOK (issue 10 part 8): export + verify-export of 10 minutes of one camera.
+# --------------------------------------------------------------------------- export
 
-    Not written: ``kontur.evidence`` appeared while this benchmark was being finished,
-    without tests. To do: build a 10-minute archive of one camera (signed GOPs from
-    ``kontur.ingest.democam`` as segments, the camera in the inventory), then time
-    ``export_bundle`` of that span and the bundle's verification. Baseline: copying the same
-    segment files and hashing them with sha256.
+#: The looped clip: PETS09's own rate; 2-s GOPs (a camera's usual; PETS09 has 25-s ones).
+CLIP_FPS = 10
+CLIP_GOP_FRAMES = 20
+CLIP_X264 = {"preset": "veryfast", "tune": "zerolatency", "crf": "23", "sc_threshold": "0"}
+#: Rows of 8x8 luma blocks at the top left: the frame number in binary, as a camera's OSD.
+STAMP_BITS = 20
+
+
+def looped_clip(src: Path, out: Path, minutes: float) -> dict[str, Any]:
+    """``minutes`` of video at :data:`CLIP_FPS`: ``src``'s frames looped, re-encoded by
+    libx264 (no B-frames, :data:`CLIP_GOP_FRAMES`-frame GOPs) into an unsigned MP4.
+
+    Each frame carries its number burnt into the top-left corner: looping alone repeats the
+    GOPs of the first pass byte for byte, and ingest rightly calls those REPLAYED.
     """
-    present = importlib.util.find_spec("kontur.evidence") is not None
-    why = "kontur.evidence exists, not wired in yet" if present else "no kontur.evidence yet"
-    return {"skipped": why}
+    import av
+
+    frames = round(minutes * 60 * CLIP_FPS)
+    t0 = time.perf_counter()
+    with av.open(str(out), "w") as dst:
+        stream = dst.add_stream(
+            "libx264",
+            rate=CLIP_FPS,
+            options={**CLIP_X264, "g": str(CLIP_GOP_FRAMES), "keyint_min": str(CLIP_GOP_FRAMES)},
+        )
+        n = 0
+        while n < frames:
+            with av.open(str(src)) as inp:
+                for frame in inp.decode(video=0):
+                    if n == 0:
+                        stream.width, stream.height = frame.width, frame.height
+                        stream.pix_fmt = "yuv420p"
+                    if n >= frames:
+                        break
+                    for packet in stream.encode(_stamped(frame, n)):
+                        dst.mux(packet)
+                    n += 1
+        for packet in stream.encode():
+            dst.mux(packet)
+    return {
+        "frames": frames,
+        "fps": CLIP_FPS,
+        "gop_frames": CLIP_GOP_FRAMES,
+        "bytes": out.stat().st_size,
+        "build_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _stamped(frame: Any, n: int) -> Any:
+    import av
+
+    a = frame.to_ndarray(format="yuv420p")
+    for bit in range(STAMP_BITS):
+        a[0:8, bit * 8 : bit * 8 + 8] = 235 if (n >> bit) & 1 else 16
+    out = av.VideoFrame.from_ndarray(a, format="yuv420p")
+    out.pts = n
+    return out
+
+
+def _copy_and_hash(paths: list[Path], dest: Path) -> float:
+    """The baseline: read every segment file, hash it, write it to one file, fsync; seconds."""
+    t0 = time.perf_counter()
+    with dest.open("wb") as f:
+        for p in paths:
+            data = p.read_bytes()
+            hashlib.sha256(data).digest()
+            f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return time.perf_counter() - t0
+
+
+def _read_and_hash(path: Path) -> float:
+    """The baseline for verify-export: read the bundle and SHA-256 it; seconds."""
+    t0 = time.perf_counter()
+    hashlib.sha256(path.read_bytes()).digest()
+    return time.perf_counter() - t0
+
+
+def _export_once(data: Path, camera: str, span: tuple[float, float], out: Path) -> Any:
+    from kontur.evidence.export import ExportRequest, export_bundle
+
+    request = ExportRequest(data, camera, span[0], span[1], out, "archive_bench")
+    return export_bundle(request, time.time())
+
+
+def _verify_once(bundle: Path, key: Any) -> float:
+    from datetime import UTC, datetime
+
+    from kontur.evidence.bundle import verify_file
+
+    t0 = time.perf_counter()
+    report = verify_file(bundle, key, datetime.now(UTC))
+    took = time.perf_counter() - t0
+    if not report.ok:
+        raise RuntimeError(f"archive_bench: verify-export of {bundle} failed: {report.reason}")
+    return took
+
+
+def _cli_s(*args: str) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(
+        [archive_kill.kontur_exe(), *args], capture_output=True, text=True, check=False
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"archive_bench: kontur {args[:2]} exited {r.returncode}: {r.stderr}")
+    return time.perf_counter() - t0
+
+
+def bench_export(work: Path, minutes: float, repeats: int) -> dict[str, Any]:
+    """Export + verify-export of ``minutes`` of one camera vs copying + hashing its segments.
+
+    The archive comes from ``kontur demo`` (non-realtime, YOLOX-nano, signed on the fly) of
+    a looped PETS09 clip (:func:`looped_clip`); skipped without ../shared/data.
+    """
+    from kontur.archive import Archive
+
+    if minutes <= 0:
+        return {"skipped": "--export-minutes 0"}
+    for need in (archive_kill.DEMO_VIDEO, archive_kill.DEMO_MODEL):
+        if not need.exists():
+            return {"skipped": f"needs {need} (../shared/data is absent)"}
+    d = work / "export"
+    d.mkdir(parents=True, exist_ok=True)
+    clip = d / f"pets09-loop-{minutes:g}min.mp4"
+    res: dict[str, Any] = {"minutes": minutes, "clip": None, "demo_s": None}
+    if not clip.exists():  # --keep: reuse the clip and the archive of an earlier run
+        res["clip"] = looped_clip(archive_kill.DEMO_VIDEO, clip, minutes)
+    demo_s, _ = archive_kill.demo_archive(d / "data", clip, archive_kill.DEMO_MODEL)
+    res["demo_s"] = round(demo_s, 1) if demo_s else None
+    camera, span = archive_kill.whole_stream(d / "data")
+    with contextlib.closing(Archive.open_readonly(d / "data")) as arc:
+        key, segs = arc.verifier_key, arc.segments
+    res.update(_export_repeats(d, camera, span, key, segs, repeats))
+    (d / "cli.zip").unlink(missing_ok=True)
+    res["cli_export_s"] = round(
+        _cli_s("archive", "export", str(d / "data"), "--camera", camera, "--from",
+               repr(span[0]), "--to", repr(span[1]), "--out", str(d / "cli.zip")), 2,
+    )  # fmt: skip
+    res["cli_verify_export_s"] = round(
+        _cli_s("archive", "verify-export", str(d / "cli.zip"), "--pin-key", str(key)), 2
+    )
+    res["cli_startup_s"] = round(_cli_s("version"), 2)
+    return res
+
+
+def _export_repeats(
+    d: Path, camera: str, span: tuple[float, float], key: Any, segs: Any, repeats: int
+) -> dict[str, Any]:
+    """Interleaved repeats of export vs copy + hash, verify-export vs read + hash; medians
+    (the modules both import lazily, PyAV among them, are imported first, untimed)."""
+    import kontur.evidence.bundle
+    import kontur.evidence.export
+    import kontur.ingest.inventory  # noqa: F401  (the export reads the certificates with it)
+
+    exp, copy, ver, read = [], [], [], []
+    first = None
+    for r in range(repeats):
+        bundle = d / f"bundle-{time.time_ns()}.zip"
+        if r % 2 == 1:
+            copy.append(_copy_and_hash(_paths(first, segs), d / "copy.bin"))
+        t0 = time.perf_counter()
+        result = _export_once(d / "data", camera, span, bundle)
+        exp.append(time.perf_counter() - t0)
+        first = first or result
+        if r % 2 == 0:
+            copy.append(_copy_and_hash(_paths(first, segs), d / "copy.bin"))
+        read.append(_read_and_hash(bundle))
+        ver.append(_verify_once(bundle, key))
+        (d / "copy.bin").unlink()
+        if r:
+            bundle.unlink()
+    m = first.manifest
+    seg_bytes = sum(p.stat().st_size for p in _paths(first, segs))
+    med = statistics.median
+    return {
+        "camera": camera,
+        "span_s": round(span[1] - span[0], 1),
+        "gops": len(m.gops),
+        "segments": len(_paths(first, segs)),
+        "records": len(m.records),
+        "segment_bytes": seg_bytes,
+        "bundle_bytes": first.size,
+        "export_s": round(med(exp), 3),
+        "copy_sha256_s": round(med(copy), 3),
+        "export_ratio": round(med(exp) / med(copy), 1),
+        "verify_export_s": round(med(ver), 3),
+        "read_sha256_s": round(med(read), 3),
+        "verify_ratio": round(med(ver) / med(read), 1),
+        "export_runs_s": [round(x, 3) for x in exp],
+        "verify_runs_s": [round(x, 3) for x in ver],
+    }
+
+
+def _paths(result: Any, segs: Any) -> list[Path]:
+    """The segment files of the bundle's GOPs, in clip order."""
+    shas = dict.fromkeys(s.sha256 for g in result.manifest.gops for s in g.segments)
+    return [segs.path(sha) for sha in shas]
 
 
 # --------------------------------------------------------------------------- main
@@ -331,6 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="append repeats (medians)")
     ap.add_argument("--proofs", type=int, default=2000, help="random inclusion proofs")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--export-minutes", type=float, default=10.0, help="minutes of one camera (0: skip)"
+    )
+    ap.add_argument("--export-only", action="store_true", help="only the export measurement")
     ap.add_argument("--keep", type=Path, default=None, help="build the archives here, keep them")
     ap.add_argument("--json", dest="json_out", default=None, help="PATH, or - for stdout")
     args = ap.parse_args(argv)
@@ -354,7 +558,6 @@ def _measure(args: argparse.Namespace, work: Path) -> int:
 
     console = Console(stderr=args.json_out == "-")
     info = archive_kill.machine_info()
-    big = work / "big"
     res: dict[str, Any] = {}
     t_start = time.perf_counter()
     with Progress(
@@ -364,26 +567,11 @@ def _measure(args: argparse.Namespace, work: Path) -> int:
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        t = progress.add_task("appends (archive / raw)", total=2 * args.repeats)
-        res["appends"] = bench_appends(
-            work, args.appends, args.repeats, lambda: progress.advance(t)
-        )
-        t = progress.add_task(f"build {args.leaves} leaves", total=args.leaves)
-        if not (big / "archive.sqlite").exists():
-            res["build_s"] = round(build(big, args.leaves, lambda k: progress.advance(t, k)), 1)
-        else:
-            progress.advance(t, args.leaves)  # --keep: reuse the archive built before
-        t = progress.add_task("raw table, same rows", total=1)
-        raw_bytes = build_raw(work / f"raw-{time.time_ns()}", big / "archive.sqlite")
+        if not args.export_only:
+            _core(args, work, res, progress)
+        t = progress.add_task(f"export {args.export_minutes:g} min", total=1)
+        res["export"] = bench_export(work, args.export_minutes, args.repeats)
         progress.advance(t)
-        t = progress.add_task("inclusion proofs", total=1)
-        res["inclusion"] = bench_proofs(big, args.proofs, args.seed)
-        progress.advance(t)
-        t = progress.add_task("full verify vs sha256", total=1)
-        res["verify"] = bench_verify(big)
-        progress.advance(t)
-        res["bytes"] = bench_bytes(big, raw_bytes)
-        res["export"] = bench_export()
     res["elapsed_s"] = round(time.perf_counter() - t_start, 1)
     with contextlib.suppress(OSError):
         info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
@@ -394,7 +582,31 @@ def _measure(args: argparse.Namespace, work: Path) -> int:
     return 0
 
 
+def _core(args: argparse.Namespace, work: Path, res: dict[str, Any], progress: Any) -> None:
+    """Appends, the big archive, proofs, verify, bytes per leaf."""
+    big = work / "big"
+    t = progress.add_task("appends (archive / raw)", total=2 * args.repeats)
+    res["appends"] = bench_appends(work, args.appends, args.repeats, lambda: progress.advance(t))
+    t = progress.add_task(f"build {args.leaves} leaves", total=args.leaves)
+    if not (big / "archive.sqlite").exists():
+        res["build_s"] = round(build(big, args.leaves, lambda k: progress.advance(t, k)), 1)
+    else:
+        progress.advance(t, args.leaves)  # --keep: reuse the archive built before
+    t = progress.add_task("raw table, same rows", total=1)
+    raw_bytes = build_raw(work / f"raw-{time.time_ns()}", big / "archive.sqlite")
+    progress.advance(t)
+    t = progress.add_task("inclusion proofs", total=1)
+    res["inclusion"] = bench_proofs(big, args.proofs, args.seed)
+    progress.advance(t)
+    t = progress.add_task("full verify vs sha256", total=1)
+    res["verify"] = bench_verify(big)
+    progress.advance(t)
+    res["bytes"] = bench_bytes(big, raw_bytes)
+
+
 def _goals(res: dict[str, Any]) -> list[dict[str, Any]]:
+    if "appends" not in res:  # --export-only
+        return []
     values = {
         "appends_ratio": res["appends"]["ratio"],
         "inclusion_mean_ms": res["inclusion"]["writer_handle"]["mean_ms"],
@@ -410,14 +622,49 @@ def _goals(res: dict[str, Any]) -> list[dict[str, Any]]:
 def _print(console: Any, res: dict[str, Any], goals: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    a, inc, v, b = res["appends"], res["inclusion"], res["verify"], res["bytes"]
     table = Table(title="kontur archive benchmark (ratios vs a baseline of the same run)", width=80)
     table.add_column("measurement")
     table.add_column("kontur", justify="right")
     table.add_column("baseline", justify="right")
     table.add_column("ratio", justify="right")
+    rows = _core_rows(res) if "appends" in res else []
+    e = res["export"]
+    if "skipped" in e:
+        rows.append(("export + verify-export", "skipped", "", ""))
+    else:
+        rows += [
+            (
+                f"export {e['minutes']:g} min ({e['gops']} GOPs, {e['bundle_bytes'] >> 20} MiB), s",
+                f"{e['export_s']:.2f}",
+                f"{e['copy_sha256_s']:.3f} copy",
+                f"{e['export_ratio']}x",
+            ),
+            (
+                "verify-export of that bundle, s",
+                f"{e['verify_export_s']:.2f}",
+                f"{e['read_sha256_s']:.3f} sha256",
+                f"{e['verify_ratio']}x",
+            ),
+            (
+                "  CLI export / verify-export, s",
+                f"{e['cli_export_s']} / {e['cli_verify_export_s']}",
+                f"{e['cli_startup_s']} start",
+                "",
+            ),
+        ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    for g in goals:
+        mark = "[green]met[/]" if g["met"] else "[red]not met[/]"
+        console.print(f"goal {g['goal']}: {g['value']} -> {mark}")
+    console.print(f"export: {e.get('skipped', 'measured')}; elapsed {res['elapsed_s']} s")
+
+
+def _core_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    a, inc, v, b = res["appends"], res["inclusion"], res["verify"], res["bytes"]
     w, ro, pk = inc["writer_handle"], inc["readonly_handle"], inc["pk_lookup"]
-    rows = [
+    return [
         (
             "appends/s, batch 64",
             f"{a['archive_per_s']:,}",
@@ -455,17 +702,7 @@ def _print(console: Any, res: dict[str, Any], goals: list[dict[str, Any]]) -> No
             f"{b['raw_table_bytes_per_row']:.0f}",
             f"{b['ratio_vs_raw_table']}x",
         ),
-        ("export 10 min of one camera", "skipped", "", ""),
     ]
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    for g in goals:
-        mark = "[green]met[/]" if g["met"] else "[red]not met[/]"
-        console.print(f"goal {g['goal']}: {g['value']} -> {mark}")
-    console.print(
-        f"export: {res['export'].get('skipped', 'measured')}; elapsed {res['elapsed_s']} s"
-    )
 
 
 def _write_json(
@@ -486,6 +723,9 @@ def _write_json(
             "proofs": args.proofs,
             "seed": args.seed,
             "payload_example": payload(0),
+            "export_minutes": args.export_minutes,
+            "export_only": args.export_only,
+            "clip": {"fps": CLIP_FPS, "gop_frames": CLIP_GOP_FRAMES, "x264": CLIP_X264},
         },
         "results": res,
         "goals": goals,

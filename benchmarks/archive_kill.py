@@ -3,6 +3,7 @@
 Run from the repository root (after the README's install)::
 
     python benchmarks/archive_kill.py [--kills 120] [--seed S] [--keep DIR] [--json PATH|-]
+                                      [--with-export [--export-kills 24]]
 
 One archive is grown across every kill: ``DIR/data`` (the archive), its checkpoint key
 outside it (``DIR/archive.key``) and a witness file next to it (``DIR/witness.jsonl``). For
@@ -43,8 +44,9 @@ only:
   there, as a power loss (or a short write on a full disk) leaves it: SIGKILL alone cannot
   tear one small ``write``. The next writer must end the torn line before its own, and
   verify must report it (``torn_lines``) without failing;
-- ``export.write`` -- HOOK for evidence export (``kontur.evidence``): see
-  :func:`_export_step`; not in the rotation until that step is written (:data:`STEP_WRITTEN`).
+- export: not in this rotation. ``kontur archive export`` needs real signed GOPs and the
+  camera's certificates, which this synthetic archive does not have; it is the optional
+  second phase below (``--with-export``).
 
 A writer that does not reach its point within 3 s is killed anyway (``fallback``). After
 each kill the parent checks, and counts every failure as a *violation*:
@@ -67,6 +69,40 @@ verifies once more: the checkpoint at close must cover every record. ``--seed`` 
 plan (the kill points, the writers' operation mixes and batch sizes; timed kills land within
 a few ms of the same moment). The suite runs 20 kills
 (``tests/archive/test_archive_kill_harness.py``).
+
+**Export phase** (``--with-export``; needs ``../shared/data``, skipped with the reason when it
+is absent). ``kontur demo`` runs once on the real PETS09 clip with YOLOX-nano (signed on the
+fly by the demo camera: ~25 s on 2 cores) into ``DIR/export/data``; then ``--export-kills``
+kills of ``kontur archive export`` of that camera's whole stream (four GOPs, ~3.7 MB bundle),
+on that one archive, grown across the kills. Each export runs in a fresh process (this file,
+``--_export-child``) that installs wrappers around the export's steps
+(:mod:`kontur.evidence.export`) and then runs the real CLI entry point (``kontur.cli.main``).
+It reports ``ready`` just before the CLI starts, ``ack <index>`` when the flush holding the
+``export`` record returned, and ``pause <point>`` at its kill point. A clean export first
+gives the calibration time ``T`` (ready to exit). Even kills are ``timed`` (a random moment
+in ``0..T`` after ready; one that lands after the export finished counts as
+``completed``); odd kills rotate through :data:`EXPORT_POINTS`, in step order:
+
+- ``export.zip`` -- the temporary bundle half written (after its n-th member, n = 1-6);
+- ``export.written`` -- the temporary bundle complete and fsynced, no ``export`` record;
+- ``export.appended`` -- the ``export`` record in the open batch, not committed;
+- ``export.flushed`` -- the record committed (acknowledged), the bundle not moved into place;
+- ``export.placed`` -- the bundle moved into place, the writer not closed (no checkpoint of
+  the record yet);
+- ``export.sign`` -- the close's checkpoint (covering the record) about to be signed.
+
+After each kill the parent checks, and counts every failure as a violation: ``verify_archive``
+is ok; every record committed before is still there under the same root, and the acked
+``export`` record is in it; the kill added nothing but that attempt's ``export`` record; no
+stored checkpoint is larger than the tree; a file at ``--out`` exists only if a committed
+``export`` record names it and its SHA-256, and its manifest names that record's index; every
+other file in the output directory is a temporary bundle (``.<name>.<random>.tmp``, counted:
+the export never removes one a kill left); at a kill point, (record committed, bundle in
+place) is that point's state in :data:`EXPORT_POINTS`. Then the export is re-run with the same
+``--out`` (unless the bundle is already in place): it must succeed, add exactly one ``export``
+record and no temporary bundle, and ``kontur archive verify-export --pin-key`` must pass on
+the bundle. The suite runs each point once and three timed kills
+(``tests/evidence/test_evidence_kill.py``), each on a fresh copy of one demo archive.
 """
 
 from __future__ import annotations
@@ -111,14 +147,12 @@ POINTS: tuple[str, ...] = (
 OPTIONAL_POINTS: dict[str, str] = {
     "retention.commit": "kontur.archive.retention",
     "retention.remove": "kontur.archive.retention",
-    "export.write": "kontur.evidence",
 }
-#: Whether the writer's step is written: :func:`_retention_step`; :func:`_export_step` is
-#: still a HOOK (kontur.evidence did not exist yet).
+#: Whether the writer's step is written (:func:`_retention_step`). Export is not a writer
+#: step: it needs real video, so it is the optional export phase (:class:`ExportHarness`).
 STEP_WRITTEN: dict[str, bool] = {
     "retention.commit": True,
     "retention.remove": True,
-    "export.write": False,
 }
 #: The camera whose segments a legal hold (placed by the first writer) keeps from retention.
 HELD_CAMERA = "cam-2"
@@ -145,7 +179,7 @@ def _emit(*words: object) -> None:
     print(*words, flush=True)
 
 
-#: The writer's step in progress ("retention", "export") or "", for naming its commits.
+#: The writer's step in progress ("retention") or "", for naming its commits.
 _STEP = [""]
 
 
@@ -244,21 +278,6 @@ def _retention_step(arc: Any) -> None:
         _STEP[0] = ""
 
 
-def _export_step(arc: Any, out_dir: Path) -> None:
-    """HOOK (issue 10 part 7, export): not written yet, never scheduled (``STEP_WRITTEN``).
-
-    ``kontur.evidence`` appeared while this harness was being finished, without tests. Its
-    ``export_bundle(ExportRequest, now)`` opens the archive itself (its own flock), so this
-    step must close ``arc`` first and reopen it after. It also needs real signed GOPs as
-    segments and the camera's certificates in the inventory (``kontur.ingest.democam``). Kill
-    points to add: ``export.write`` (zip fsynced, no ``export`` record yet), ``export.commit``
-    (the record's commit, through ``_STEP``), ``export.rename`` (record durable, bundle not
-    moved into place). The parent's check to add: a bundle exists in ``out_dir`` only if an
-    ``export`` record names its SHA-256 (a record without a bundle is allowed).
-    """
-    raise NotImplementedError("export step: kontur.evidence is not wired in yet")
-
-
 class _Writer:
     """The writer process's loop: append, flush and checkpoint until killed."""
 
@@ -275,8 +294,6 @@ class _Writer:
             op += 1
             if self._retention_due(op):
                 _retention_step(arc)
-            elif op == self.cfg["export_at"]:
-                _export_step(arc, Path(self.cfg["export_dir"]))
             else:
                 self.random_op(arc)
             if self.seq > acked and (self.cfg["ack_uncommitted"] or arc.pending == 0):
@@ -348,7 +365,6 @@ class Plan:
     batch_size: int
     retention_at: int = 0  # the writer's operation that applies retention (0: none)
     retention_every: int = 0  # and every so many operations after it (0: once)
-    export_at: int = 0  # the writer's operation that exports evidence (0: none; a HOOK)
 
 
 @dataclass
@@ -461,7 +477,6 @@ class Harness:
             "data": str(self.data),
             "key": str(self.key),
             "witness": str(self.witness),
-            "export_dir": str(self.work / "exports"),
             "run": plan.kill,
             "point": plan.point,
             "nth": plan.nth,
@@ -469,7 +484,6 @@ class Harness:
             "batch_size": plan.batch_size,
             "retention_at": plan.retention_at,
             "retention_every": plan.retention_every,
-            "export_at": plan.export_at,
             "hold": any(p.startswith("retention.") for p in self.points),
             "ack_uncommitted": self.ack_uncommitted,
         }
@@ -728,6 +742,498 @@ def summarize(
     }
 
 
+# --------------------------------------------------------------------------- export phase
+
+#: Kill points inside ``kontur archive export``, in step order (module docstring), and the
+#: state each must leave: (an ``export`` record naming ``--out`` committed, a file at --out).
+EXPORT_POINTS: dict[str, tuple[bool, bool]] = {
+    "export.zip": (False, False),
+    "export.written": (False, False),
+    "export.appended": (False, False),
+    "export.flushed": (True, False),
+    "export.placed": (True, True),
+    "export.sign": (True, True),
+}
+#: ``export.zip`` pauses after the n-th zip member, n = 1..this (a bundle has 12 or more).
+EXPORT_ZIP_MEMBERS = 6
+#: A pause point not reached this long after ready is a violation (``fallback``).
+EXPORT_FALLBACK_S = 60.0
+#: Timed kills land in 0..this x the calibrated export time (ready to exit) after ready.
+EXPORT_TIMED_SPAN = 1.0
+SHARED_DATA = REPO.parent / "shared" / "data"
+DEMO_VIDEO = SHARED_DATA / "video" / "pets09_s2l1_480x360.avi"
+DEMO_MODEL = SHARED_DATA / "models" / "yolox_nano.onnx"
+
+
+def kontur_exe() -> str:
+    """The installed ``kontur`` command next to this interpreter."""
+    return str(Path(sys.executable).with_name("kontur"))
+
+
+def _install_export_kill_point(point: str, nth: int) -> None:
+    """Wrap the export's steps so that the export process pauses at ``point`` (the parent
+    kills it there), and acknowledges its ``export`` record once the flush holding it
+    returned. Only ever done inside the export process."""
+    import zipfile
+
+    import kontur.archive.archive as am
+    import kontur.evidence.export as ex
+
+    state = {"members": 0, "index": -1, "flushed": False}
+
+    def reach(name: str) -> None:
+        if name == point:
+            _emit("pause", name)
+            while True:  # until SIGKILL
+                time.sleep(60)
+
+    writestr, write_zip, sign = zipfile.ZipFile.writestr, ex._write_zip, am.sign_checkpoint
+    append, flush, close = am.Archive.append, am.Archive.flush, am.Archive.close
+
+    def _writestr(self: Any, info: Any, data: Any, *args: Any, **kw: Any) -> None:
+        writestr(self, info, data, *args, **kw)
+        state["members"] += 1
+        if state["members"] == nth:
+            reach("export.zip")
+
+    def _write_zip(*args: Any) -> Path:
+        tmp = write_zip(*args)
+        reach("export.written")
+        return tmp
+
+    def _append(self: Any, kind: str, payload: Any) -> Any:
+        rec = append(self, kind, payload)
+        if kind == "export":
+            state["index"] = rec.index
+            reach("export.appended")
+        return rec
+
+    def _flush(self: Any) -> None:
+        flush(self)
+        if state["index"] >= 0 and not state["flushed"]:
+            state["flushed"] = True
+            _emit("ack", state["index"])
+            reach("export.flushed")
+
+    def _close(self: Any) -> None:
+        if state["flushed"] and not self.readonly:
+            reach("export.placed")
+        close(self)
+
+    def _sign(cp: Any, key: Any) -> str:
+        reach("export.sign")
+        return sign(cp, key)
+
+    zipfile.ZipFile.writestr = _writestr  # type: ignore[method-assign,assignment]
+    ex._write_zip = _write_zip  # type: ignore[assignment]
+    am.Archive.append = _append  # type: ignore[method-assign]
+    am.Archive.flush = _flush  # type: ignore[method-assign]
+    am.Archive.close = _close  # type: ignore[method-assign]
+    am.sign_checkpoint = _sign
+
+
+def export_writer(cfg: dict[str, Any]) -> None:
+    """The export process: ``kontur archive export`` through the real CLI entry point, with
+    the wrappers installed (they pause at no point for ``timed`` or ``none``, and ack)."""
+    import kontur.cli
+    import kontur.evidence.export  # imported before ready, so timed kills land in its work
+
+    _install_export_kill_point(cfg["point"], cfg["nth"])
+    sys.argv = [
+        "kontur", "archive", "export", cfg["data"], "--camera", cfg["camera"],
+        "--from", repr(cfg["start"]), "--to", repr(cfg["end"]), "--out", cfg["out"],
+        "--by", "archive_kill",
+    ]  # fmt: skip
+    _emit("ready", 0)
+    kontur.cli.main()
+
+
+@dataclass
+class ExportKill:
+    """One export kill: where (an :data:`EXPORT_POINTS` key, ``timed`` or ``none``)."""
+
+    kill: int
+    point: str
+    nth: int = 1  # export.zip: pause after this many zip members
+    delay_s: float = 0.0  # timed: after ready
+
+
+@dataclass
+class ExportOutcome:
+    """What one export kill saw, the state it left, and the re-run after it."""
+
+    plan: ExportKill
+    bundle: str  # the --out file name (in the output directory)
+    killed_at: str = ""  # the point it paused at, "timed", "completed" or "fallback"
+    acked: int | None = None  # the export record's index, once its flush returned
+    record: bool = False  # a committed export record names --out
+    placed: bool = False  # a file at --out
+    new_records: int = 0
+    temps: int = 0  # temporary bundles in the output directory (every attempt so far)
+    left_temp: bool = False  # this attempt left one
+    export_s: float = 0.0  # ready to exit or kill
+    rerun: str = ""  # "exported" (the export re-run), "in place" (nothing to redo)
+    verify_export_rc: int | None = None
+    violations: list[str] = field(default_factory=list)
+
+
+class ExportHarness:
+    """Kills ``kontur archive export`` on one real archive, grown across the kills."""
+
+    def __init__(self, data: Path, out_dir: Path, camera: str, span: tuple[float, float]) -> None:
+        from kontur.archive import Archive, verify_archive
+
+        self.data, self.out_dir, self.camera, self.span = data, out_dir, camera, span
+        out_dir.mkdir(parents=True, exist_ok=True)
+        report = verify_archive(data)
+        if not report.ok:
+            raise RuntimeError(f"archive_kill: {data}: expected a clean archive, got {report}")
+        self._records, self._head = report.records, report.head
+        with contextlib.closing(Archive.open_readonly(data)) as arc:
+            self.key = str(arc.verifier_key)
+        self.err_path = out_dir.parent / "export.err"
+
+    def plan(self, kill: int, rng: random.Random, calibrated_s: float) -> ExportKill:
+        """Even kills timed, odd kills rotate through :data:`EXPORT_POINTS`."""
+        points = tuple(EXPORT_POINTS)
+        point = "timed" if kill % 2 == 0 else points[(kill // 2) % len(points)]
+        return ExportKill(
+            kill=kill,
+            point=point,
+            nth=rng.randint(1, EXPORT_ZIP_MEMBERS),
+            delay_s=round(rng.uniform(0.0, EXPORT_TIMED_SPAN * calibrated_s), 4),
+        )
+
+    def calibrate(self) -> tuple[float, ExportOutcome]:
+        """One clean export (no kill): its time from ready to exit, checked like a kill."""
+        out = self.kill_once(ExportKill(kill=-1, point="none"), "calibration.zip")
+        return out.export_s, out
+
+    def kill_once(self, plan: ExportKill, bundle: str | None = None) -> ExportOutcome:
+        """Run one export, SIGKILL it as planned, check the archive and the output dir."""
+        out = ExportOutcome(plan, bundle or f"bundle-{plan.kill}.zip")
+        cfg = {
+            "data": str(self.data), "camera": self.camera, "start": self.span[0],
+            "end": self.span[1], "out": str(self.out_dir / out.bundle), "point": plan.point,
+            "nth": plan.nth,
+        }  # fmt: skip
+        before = set(self._temps())
+        self._run_export(cfg, plan, out)
+        self.check(out, f"export kill {plan.kill} ({out.killed_at})")
+        out.left_temp = bool(set(self._temps()) - before)
+        return out
+
+    # ----------------------------------------------------------------- the export process
+
+    def _run_export(self, cfg: dict[str, Any], plan: ExportKill, out: ExportOutcome) -> None:
+        with self.err_path.open("w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--_export-child", json.dumps(cfg)],
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+            lines: queue.Queue[str | None] = queue.Queue()
+            assert proc.stdout is not None
+            pump = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+            pump.start()
+            try:
+                t0 = self._wait_export(plan, out, lines)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                out.export_s = round(time.monotonic() - t0, 3) if t0 else 0.0
+                pump.join()
+            while (line := lines.get()) is not None:  # an ack written just before the kill
+                _take_export(line, out)
+        self._judge_exit(plan, out, proc.returncode)
+
+    def _wait_export(
+        self, plan: ExportKill, out: ExportOutcome, lines: queue.Queue[str | None]
+    ) -> float:
+        """Read lines until the kill is due or the export exits; the monotonic time of ready."""
+        deadline, ready = time.monotonic() + READY_TIMEOUT_S, 0.0
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                out.killed_at = "timed" if plan.point == "timed" else "fallback"
+                if not ready:
+                    out.killed_at = "not ready"
+                return ready
+            if line is None:
+                lines.put(None)
+                out.killed_at = "completed"
+                return ready
+            if line.startswith("ready"):
+                ready = time.monotonic()
+                wait = plan.delay_s if plan.point == "timed" else EXPORT_FALLBACK_S
+                deadline = ready + wait
+            elif line.startswith("pause"):
+                out.killed_at = line.split()[1]
+                return ready
+            else:
+                _take_export(line, out)
+
+    def _judge_exit(self, plan: ExportKill, out: ExportOutcome, rc: int) -> None:
+        where = f"export kill {plan.kill} ({out.killed_at})"
+        tail = self.err_path.read_text()[-1500:].strip() or "no stderr"
+        if out.killed_at == "completed" and rc != 0:
+            out.violations.append(f"{where}: export exited with {rc}: {tail}")
+        elif out.killed_at == "completed" and plan.point in EXPORT_POINTS:
+            out.violations.append(f"{where}: expected a pause at {plan.point}, the export ended")
+        elif out.killed_at in ("fallback", "not ready"):
+            out.violations.append(f"{where}: {plan.point} not reached: {tail}")
+
+    # ----------------------------------------------------------------- the checks
+
+    def check(self, out: ExportOutcome, where: str) -> None:
+        """The export phase's checks (module docstring); a reason per violation in ``out``."""
+        from kontur.archive import Archive, verify_archive
+
+        report = verify_archive(self.data)
+        if not report.ok:
+            out.violations.append(f"{where}: verify failed: {report.first_bad}")
+            return
+        if report.records < self._records:
+            out.violations.append(
+                f"{where}: expected at least the {self._records} records committed before, got "
+                f"{report.records} (committed records lost)"
+            )
+            return
+        with contextlib.closing(Archive.open_readonly(self.data)) as arc:
+            if arc.root_at(self._records).hex() != self._head:
+                out.violations.append(f"{where}: root at size {self._records} changed")
+            new = list(arc.iter_records(self._records))
+            exports = {r.index: r for r in arc.iter_records(kind="export")}
+            stored = max((size for size, _, _ in arc.checkpoints()), default=0)
+        if stored > report.records:
+            out.violations.append(
+                f"{where}: stored checkpoint {stored} covers uncommitted records "
+                f"(the tree holds {report.records})"
+            )
+        self._check_new(where, out, new)
+        self._check_dir(where, out, exports)
+        self._check_state(where, out)
+        out.new_records = report.records - self._records
+        self._records, self._head = report.records, report.head
+
+    def _check_new(self, where: str, out: ExportOutcome, new: list[Any]) -> None:
+        kinds = [r.kind for r in new]
+        if kinds not in ([], ["export"]):
+            out.violations.append(f"{where}: expected at most one export record, got {kinds}")
+        out.record = any(r.kind == "export" and r.payload.get("bundle") == out.bundle for r in new)
+        if out.acked is not None and not any(r.index == out.acked for r in new):
+            out.violations.append(
+                f"{where}: acknowledged export record {out.acked} is missing "
+                f"(the kill added {[r.index for r in new]})"
+            )
+
+    def _check_dir(self, where: str, out: ExportOutcome, exports: dict[int, Any]) -> None:
+        """Every file at a bundle's name is named, with its SHA-256, by an export record and
+        its manifest names that record; everything else is a temporary bundle."""
+        names = {r.payload.get("bundle") for r in exports.values()} | {out.bundle}
+        out.temps = 0
+        for path in sorted(self.out_dir.iterdir()):
+            if _temp_of(path.name) in names:
+                out.temps += 1
+                continue
+            if path.name not in names:
+                out.violations.append(f"{where}: stray file {path.name} in the output directory")
+                continue
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            logged = [
+                i
+                for i, r in exports.items()
+                if r.payload.get("bundle") == path.name and r.payload.get("bundle_sha256") == sha
+            ]
+            if not logged:
+                out.violations.append(
+                    f"{where}: bundle {path.name} (sha256 {sha[:16]}...) is named by no "
+                    "committed export record"
+                )
+                continue
+            claimed = _manifest_record(path)
+            if claimed not in logged:
+                out.violations.append(
+                    f"{where}: bundle {path.name}: manifest names export record {claimed}, "
+                    f"the archive logs it as {logged}"
+                )
+        out.placed = (self.out_dir / out.bundle).exists()
+
+    def _check_state(self, where: str, out: ExportOutcome) -> None:
+        state = (out.record, out.placed)
+        point = out.killed_at
+        if point in EXPORT_POINTS and state != EXPORT_POINTS[point]:
+            out.violations.append(
+                f"{where}: expected (record, bundle) {EXPORT_POINTS[point]}, got {state}"
+            )
+        if point == "completed" and state != (True, True):
+            out.violations.append(f"{where}: a finished export left (record, bundle) {state}")
+
+    # ----------------------------------------------------------------- the re-run
+
+    def recover(self, out: ExportOutcome) -> None:
+        """Re-run the export with the same ``--out`` (unless its bundle is in place), then
+        ``verify-export --pin-key`` the bundle; a violation in ``out`` for each failure."""
+        where = f"export kill {out.plan.kill} ({out.killed_at}), re-run"
+        target = self.out_dir / out.bundle
+        out.rerun = "in place" if target.exists() else "exported"
+        if out.rerun == "exported" and not self._rerun(where, out, target):
+            return
+        v = subprocess.run(
+            [kontur_exe(), "archive", "verify-export", str(target), "--pin-key", self.key],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        out.verify_export_rc = v.returncode
+        if v.returncode != 0:
+            why = v.stdout[-800:]
+            out.violations.append(f"{where}: verify-export exited {v.returncode}: {why}")
+
+    def _rerun(self, where: str, out: ExportOutcome, target: Path) -> bool:
+        """``kontur archive export`` again: it must add one record and the bundle, and no
+        temporary bundle (removing ones a kill left would be fine)."""
+        again = ExportOutcome(out.plan, out.bundle, killed_at="re-run")
+        r = subprocess.run(
+            [
+                kontur_exe(), "archive", "export", str(self.data), "--camera", self.camera,
+                "--from", repr(self.span[0]), "--to", repr(self.span[1]), "--out",
+                str(target), "--by", "archive_kill", "--json", "-",
+            ],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        if r.returncode != 0:
+            out.violations.append(f"{where}: export exited {r.returncode}: {r.stderr[-800:]}")
+            return False
+        again.acked = int(json.loads(r.stdout)["export_record"])
+        self.check(again, where)
+        out.violations += again.violations
+        got = (again.new_records, again.record, again.placed)
+        if got != (1, True, True) or again.temps > out.temps:
+            out.violations.append(
+                f"{where}: expected one new export record, the bundle, at most {out.temps} "
+                f"temporary bundles; got (records, record, bundle) {got}, {again.temps} temps"
+            )
+        out.temps = again.temps
+        return not again.violations
+
+    def _temps(self) -> list[str]:
+        return [p.name for p in self.out_dir.iterdir() if _temp_of(p.name) is not None]
+
+
+def _temp_of(name: str) -> str | None:
+    """The bundle name a temporary bundle ``.<name>.<random>.tmp`` belongs to, else None."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None
+    base, _, rand = name[1:-4].rpartition(".")
+    return base if base and rand else None
+
+
+def _manifest_record(path: Path) -> int | None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return int(json.loads(zf.read("manifest.json"))["created"]["export_record"])
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError):
+        return None
+
+
+def _take_export(line: str, out: ExportOutcome) -> None:
+    words = line.split()
+    if words[:1] == ["ack"] and len(words) == 2:
+        out.acked = int(words[1])
+
+
+def whole_stream(data: Path) -> tuple[str, tuple[float, float]]:
+    """The camera of the first segment record and the span of every record so far."""
+    from kontur.archive import Archive
+
+    with contextlib.closing(Archive.open_readonly(data)) as arc:
+        records = list(arc.iter_records())
+    camera = next(str(r.payload["camera_id"]) for r in records if r.kind == "segment")
+    return camera, (records[0].at, records[-1].at)
+
+
+def demo_archive(
+    data: Path, source: Path = DEMO_VIDEO, model: Path = DEMO_MODEL
+) -> tuple[float, str]:
+    """``kontur demo`` (non-realtime, signed on the fly) of ``source`` into ``data``, unless
+    an archive is there already (``--keep``); (seconds, "") or (0, why it cannot)."""
+    for need in (source, model):
+        if not need.exists():
+            return 0.0, f"needs {need} (../shared/data is absent)"
+    if (data / "archive.sqlite").exists():
+        return 0.0, ""
+    t0 = time.monotonic()
+    r = subprocess.run(
+        [kontur_exe(), "demo", "--source", str(source), "--model", str(model), "--data-dir",
+         str(data)],
+        capture_output=True, text=True, timeout=3600, check=False,
+    )  # fmt: skip
+    if r.returncode != 0:
+        raise RuntimeError(f"archive_kill: kontur demo exited {r.returncode}: {r.stderr[-1500:]}")
+    return time.monotonic() - t0, ""
+
+
+def run_export_phase(
+    work: Path,
+    kills: int,
+    seed: int,
+    on_kill: Callable[[ExportOutcome], None] | None = None,
+) -> tuple[list[ExportOutcome], dict[str, Any]]:
+    """The export phase: a demo archive in ``work/export``, a calibration export, then
+    ``kills`` export kills, each followed by its re-run. Returns outcomes and the summary
+    (``{"skipped": why}`` without ../shared/data)."""
+    demo_s, why = demo_archive(work / "export" / "data")
+    if why:
+        return [], {"skipped": why}
+    camera, span = whole_stream(work / "export" / "data")
+    h = ExportHarness(work / "export" / "data", work / "export" / "out", camera, span)
+    t0 = time.monotonic()
+    calibrated, first = h.calibrate()
+    outcomes = [first]
+    rng = random.Random(seed)
+    for kill in range(kills):
+        out = h.kill_once(h.plan(kill, rng, calibrated))
+        if not out.violations:
+            h.recover(out)
+        outcomes.append(out)
+        if on_kill is not None:
+            on_kill(out)
+    return outcomes, summarize_export(outcomes, seed, demo_s, calibrated, time.monotonic() - t0)
+
+
+def summarize_export(
+    outcomes: list[ExportOutcome], seed: int, demo_s: float, calibrated: float, elapsed: float
+) -> dict[str, Any]:
+    """Counts over the export kills: where they landed, what they left, every violation."""
+    kills = [o for o in outcomes if o.plan.point != "none"]
+    landed: dict[str, int] = {}
+    states: dict[str, int] = {}
+    for o in kills:
+        landed[o.killed_at] = landed.get(o.killed_at, 0) + 1
+        key = f"record={o.record} bundle={o.placed}"
+        states[key] = states.get(key, 0) + 1
+    return {
+        "seed": seed,
+        "kills": len(kills),
+        "points": list(EXPORT_POINTS),
+        "killed_at": dict(sorted(landed.items())),
+        "left_after_kill": dict(sorted(states.items())),
+        "demo_s": round(demo_s, 1),
+        "calibrated_export_s": calibrated,
+        "reruns_exported": sum(o.rerun == "exported" for o in kills),
+        "verify_export_passed": sum(o.verify_export_rc == 0 for o in outcomes),
+        "temporary_bundles_left": outcomes[-1].temps if outcomes else 0,
+        "elapsed_s": round(elapsed, 1),
+        "violations": [v for o in outcomes for v in o.violations],
+    }
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -759,13 +1265,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="default: random, printed")
     ap.add_argument("--keep", type=Path, default=None, help="grow the archive here, keep it")
     ap.add_argument("--json", dest="json_out", default=None, help="PATH, or - for stdout")
+    ap.add_argument(
+        "--with-export",
+        action="store_true",
+        help="then kill `kontur archive export` on a demo archive (needs ../shared/data)",
+    )
+    ap.add_argument("--export-kills", type=int, default=24, help="kills in the export phase")
     ap.add_argument("--_child", dest="child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_export-child", dest="export_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child is not None:
         writer(json.loads(args.child))
         return 0
-    if args.kills < 1:
-        print("archive_kill: --kills must be at least 1", file=sys.stderr)
+    if args.export_child is not None:
+        export_writer(json.loads(args.export_child))
+        return 0
+    if args.kills < (0 if args.with_export else 1) or args.export_kills < 1:
+        print(
+            "archive_kill: --kills must be at least 1 (0 with --with-export), --export-kills "
+            "at least 1",
+            file=sys.stderr,
+        )
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(32)
     work = args.keep if args.keep is not None else Path(tempfile.mkdtemp(prefix="kontur-kill-"))
@@ -776,23 +1296,51 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _measure(args: argparse.Namespace, seed: int, work: Path) -> int:
-    from rich.console import Console
+def _progress(console: Any) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=args.json_out == "-")
-    info = machine_info()
-    console.print(f"archive_kill: seed {seed} (replay: --seed {seed} --kills {args.kills})")
-    bad = 0
-    with Progress(
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         console=console,
-    ) as progress:
-        task = progress.add_task("kills", total=args.kills, status="")
+    )
+
+
+def _measure(args: argparse.Namespace, seed: int, work: Path) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=args.json_out == "-")
+    info = machine_info()
+    replay = f"--seed {seed} --kills {args.kills}"
+    if args.with_export:
+        replay += f" --with-export --export-kills {args.export_kills}"
+    console.print(f"archive_kill: seed {seed} (replay: {replay})")
+    outcomes: list[Outcome] = []
+    summary: dict[str, Any] = {"kills": 0, "violations": []}
+    if args.kills:
+        outcomes, summary = _writer_phase(console, work, args.kills, seed)
+        _print_summary(console, summary)
+    exports: list[ExportOutcome] = []
+    if args.with_export:
+        exports, summary["export"] = _export_phase(console, work, args.export_kills, seed)
+        _print_export_summary(console, summary["export"])
+    with contextlib.suppress(OSError):
+        info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    if args.json_out is not None:
+        _write_json(args, console, info, summary, outcomes, exports)
+    bad = summary["violations"] + summary.get("export", {}).get("violations", [])
+    return 1 if bad else 0
+
+
+def _writer_phase(
+    console: Any, work: Path, kills: int, seed: int
+) -> tuple[list[Outcome], dict[str, Any]]:
+    bad = 0
+    with _progress(console) as progress:
+        task = progress.add_task("kills", total=kills, status="")
 
         def on_kill(o: Outcome) -> None:
             nonlocal bad
@@ -802,35 +1350,72 @@ def _measure(args: argparse.Namespace, seed: int, work: Path) -> int:
             status = f"{o.killed_at:<15} records {o.records:>6}  violations {bad}"
             progress.update(task, advance=1, status=status)
 
-        outcomes, summary = run_harness(work, args.kills, seed, on_kill)
-    with contextlib.suppress(OSError):
-        info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
-    _print_summary(console, summary)
-    if args.json_out is not None:
-        doc = {
-            "benchmark": "archive_kill",
-            "command": "python benchmarks/archive_kill.py " + " ".join(sys.argv[1:]),
-            "machine": info,
-            "config": {
-                "batch_sizes": BATCH_SIZES,
-                "batch_interval_s": BATCH_INTERVAL_S,
-                "checkpoint_every_records": CHECKPOINT_EVERY_RECORDS,
-                "checkpoint_every_s": CHECKPOINT_EVERY_S,
-                "timed_delay_s": TIMED_DELAY_S,
-                "fallback_s": FALLBACK_S,
-            },
-            "summary": summary,
-            "kills": [_outcome_json(o) for o in outcomes],
+        return run_harness(work, kills, seed, on_kill)
+
+
+def _export_phase(
+    console: Any, work: Path, kills: int, seed: int
+) -> tuple[list[ExportOutcome], dict[str, Any]]:
+    bad = 0
+    console.print("export phase: kontur demo on PETS09 (once), a calibration export, then kills")
+    with _progress(console) as progress:
+        task = progress.add_task("export kills", total=kills, status="")
+
+        def on_kill(o: ExportOutcome) -> None:
+            nonlocal bad
+            bad += len(o.violations)
+            for v in o.violations:
+                progress.console.print(f"[red]violation[/] {v}")
+            status = f"{o.killed_at:<16} temps {o.temps:>3}  violations {bad}"
+            progress.update(task, advance=1, status=status)
+
+        outcomes, summary = run_export_phase(work, kills, seed, on_kill)
+    if "skipped" in summary:
+        console.print(f"export phase skipped: {summary['skipped']}")
+    return outcomes, summary
+
+
+def _write_json(
+    args: argparse.Namespace,
+    console: Any,
+    info: dict[str, Any],
+    summary: dict[str, Any],
+    outcomes: list[Outcome],
+    exports: list[ExportOutcome],
+) -> None:
+    doc: dict[str, Any] = {
+        "benchmark": "archive_kill",
+        "command": "python benchmarks/archive_kill.py " + " ".join(sys.argv[1:]),
+        "machine": info,
+        "config": {
+            "batch_sizes": BATCH_SIZES,
+            "batch_interval_s": BATCH_INTERVAL_S,
+            "checkpoint_every_records": CHECKPOINT_EVERY_RECORDS,
+            "checkpoint_every_s": CHECKPOINT_EVERY_S,
+            "timed_delay_s": TIMED_DELAY_S,
+            "fallback_s": FALLBACK_S,
+        },
+        "summary": summary,
+        "kills": [_outcome_json(o) for o in outcomes],
+    }
+    if args.with_export:
+        doc["config"]["export"] = {
+            "points": EXPORT_POINTS,
+            "zip_members": EXPORT_ZIP_MEMBERS,
+            "timed_span": EXPORT_TIMED_SPAN,
+            "fallback_s": EXPORT_FALLBACK_S,
+            "video": str(DEMO_VIDEO),
+            "model": str(DEMO_MODEL),
         }
-        text = json.dumps(doc, indent=2) + "\n"
-        if args.json_out == "-":
-            sys.stdout.write(text)
-        else:
-            path = Path(args.json_out)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            console.print(f"wrote {path}")
-    return 1 if summary["violations"] else 0
+        doc["export_kills"] = [asdict(o) for o in exports]
+    text = json.dumps(doc, indent=2) + "\n"
+    if args.json_out == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(args.json_out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    console.print(f"wrote {path}")
 
 
 def _outcome_json(o: Outcome) -> dict[str, Any]:
@@ -869,6 +1454,31 @@ def _print_summary(console: Any, s: dict[str, Any]) -> None:
         table.add_row(k, v)
     console.print(table)
     console.print(f"killed at: {landed}")
+
+
+def _print_export_summary(console: Any, s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    if "skipped" in s:
+        return
+    table = Table(title=f"kontur archive export kill -9, seed {s['seed']}", width=80)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("kills (SIGKILL) of the export process", str(s["kills"])),
+        ("kontur demo (the archive, once), s", str(s["demo_s"])),
+        ("clean export, ready to exit, s", str(s["calibrated_export_s"])),
+        ("re-runs that exported / verify-export passed", f"{s['reruns_exported']} / "
+         f"{s['verify_export_passed']}"),
+        ("temporary bundles left in the output dir", str(s["temporary_bundles_left"])),
+        ("elapsed s", str(s["elapsed_s"])),
+        ("violations", f"[{'red' if s['violations'] else 'green'}]{len(s['violations'])}[/]"),
+    ]  # fmt: skip
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    console.print("killed at: " + ", ".join(f"{k} {v}" for k, v in s["killed_at"].items()))
+    console.print("left: " + ", ".join(f"{k}: {v}" for k, v in s["left_after_kill"].items()))
 
 
 if __name__ == "__main__":
