@@ -94,3 +94,29 @@ def test_repeated_crashes_keep_one_verifiable_chain(tmp_path: Path, batch_size: 
         assert report.ok, report.first_bad
         assert report.records > seen  # each run committed more on top of the last
         seen = report.records
+
+
+def test_a_writer_killed_outside_wal_leaves_a_verifiable_archive(filled: Path) -> None:
+    """A writer that dies mid-transaction outside WAL mode (kontur's only such write is the
+    switch of a closed archive back to WAL) leaves a journal only a writer may replay. Verify
+    replays it on a copy and checks what the next writer will see (found by the export kill
+    harness: before, verify called such an archive BROKEN at record 0)."""
+    db = filled / "archive.sqlite"
+    code = (
+        "import os, sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('PRAGMA cache_size = 2')\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "c.execute(\"UPDATE records SET payload = payload || ' '\")\n"  # spills: a hot journal
+        "os._exit(9)\n"
+    )
+    before = verify_archive(filled)
+    assert subprocess.run([sys.executable, "-c", code, str(db)], check=False).returncode == 9
+    assert (filled / "archive.sqlite-journal").stat().st_size > 0
+    report = verify_archive(filled)
+    assert (report.ok, report.records, report.head) == (True, before.records, before.head)
+    assert report.notes and "archive.sqlite-journal" in report.notes[0]
+    assert (filled / "archive.sqlite-journal").exists()  # verify changed nothing there
+    with Archive.open(filled, ManualClock()) as arc:  # the next writer rolls it back
+        assert (arc.records, arc.head) == (before.records, before.head)
+    assert verify_archive(filled).notes == ()

@@ -16,7 +16,9 @@ Every ``sqlite3`` error that means "this is not a (healthy) archive" becomes a o
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,7 @@ __all__ = [
     "FORMAT_VERSION",
     "connect_readonly",
     "connect_writer",
+    "hot_journal",
     "iter_rows",
     "one_line",
 ]
@@ -114,14 +117,60 @@ def connect_readonly(data_dir: Path) -> sqlite3.Connection:
     if not db.is_file():
         raise ArchiveNotFound(f"{data_dir}: expected {DB_NAME}, got none")
     try:
+        return _open_ro(db, "mode=ro")
+    except sqlite3.OperationalError as exc:
+        if not hot_journal(data_dir):
+            raise ArchiveCorrupt(f"{db}: expected an SQLite archive, got {one_line(exc)}") from None
+    # A writer died mid-transaction outside WAL mode (kontur's writer only writes outside WAL
+    # while switching a closed archive back to it), leaving a rollback journal that only a
+    # writer may replay. Replay it on a private copy, as the next writer will, and read that.
+    return _rolled_back_copy(db)
+
+
+def _rolled_back_copy(db: Path) -> sqlite3.Connection:
+    """An in-memory, read-only copy of ``db`` after SQLite replays its hot journal."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="kontur-verify-") as tmp:
+            copy = Path(tmp) / DB_NAME
+            shutil.copyfile(db, copy)
+            shutil.copyfile(db.parent / f"{DB_NAME}-journal", Path(tmp) / f"{DB_NAME}-journal")
+            work = sqlite3.connect(copy, isolation_level=None)
+            try:
+                work.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # replays it
+                data = work.serialize()
+            finally:
+                work.close()
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        conn.deserialize(data)
+        conn.execute("PRAGMA query_only = 1")
+        check_schema(conn, db)
+    except (OSError, sqlite3.Error) as exc:
+        raise ArchiveCorrupt(f"{db}: expected an SQLite archive, got {one_line(exc)}") from None
+    return conn
+
+
+def hot_journal(data_dir: Path) -> bool:
+    """True if a writer died mid-transaction outside WAL mode (a non-empty rollback journal)."""
+    journal = Path(data_dir) / f"{DB_NAME}-journal"
+    try:
+        return journal.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _open_ro(db: Path, query: str) -> sqlite3.Connection:
+    try:
         conn = sqlite3.connect(
-            f"{db.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            f"{db.absolute().as_uri()}?{query}", uri=True, check_same_thread=False
         )
     except sqlite3.Error as exc:
         raise ArchiveCorrupt(f"{db}: expected an SQLite archive, got {one_line(exc)}") from None
     try:
         conn.execute("PRAGMA query_only = 1")
         check_schema(conn, db)
+    except sqlite3.OperationalError:
+        conn.close()
+        raise
     except sqlite3.Error as exc:
         conn.close()
         raise ArchiveCorrupt(f"{db}: expected an SQLite archive, got {one_line(exc)}") from None

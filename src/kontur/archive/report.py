@@ -36,9 +36,12 @@ class VerifyReport:
     removed: int = 0
     checkpoint: dict[str, Any] | None = field(default=None, hash=False)
     witness: dict[str, Any] | None = field(default=None, hash=False)
+    notes: tuple[str, ...] = ()
+    """What verification saw that is not damage (e.g. a writer that died while opening)."""
 
     def to_json(self) -> dict[str, object]:
-        """``{ok, records, first_bad, segments, head, checkpoint, witness, removed, format}``."""
+        """``{ok, records, first_bad, segments, head, checkpoint, witness, removed, format,
+        notes}``."""
         bad = (
             None
             if self.first_bad is None
@@ -54,4 +57,5 @@ class VerifyReport:
             "witness": self.witness,
             "removed": self.removed,
             "format": self.format,
+            "notes": list(self.notes),
         }

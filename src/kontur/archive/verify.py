@@ -32,6 +32,7 @@ no valid checkpoint vouches for.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -44,6 +45,7 @@ from kontur.archive._sqlite import (
     FORMAT_V1,
     check_schema,
     connect_readonly,
+    hot_journal,
     iter_rows,
     one_line,
 )
@@ -80,7 +82,14 @@ def verify_archive(
         conn.execute("BEGIN")  # one snapshot for every read below
         if check_schema(conn, data_dir / DB_NAME) == FORMAT_V1:
             return verify_rows_v1(iter_rows(conn, version=FORMAT_V1), SegmentStore(data_dir))
-        return _Verifier(conn, data_dir, key).run(witness)
+        report = _Verifier(conn, data_dir, key).run(witness)
+        if hot_journal(data_dir):
+            note = (
+                "a writer died mid-transaction (archive.sqlite-journal): verified the archive "
+                "as the next writer will see it, after replaying the journal on a copy"
+            )
+            report = dataclasses.replace(report, notes=(*report.notes, note))
+        return report
     except sqlite3.Error as exc:
         reason = f"record 0: expected a readable archive.sqlite, got {one_line(exc)}"
         return VerifyReport(False, 0, 0, EMPTY_ROOT.hex(), BadRecord(0, reason))
