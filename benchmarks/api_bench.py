@@ -360,7 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             result["run"] = {
                 "returncode": site.proc.returncode,
                 "summary_fps": (summary or {}).get("fps"),
-                "frames": (summary or {}).get("frames"),
+                "cameras": [
+                    {k: c.get(k) for k in ("id", "frames", "frames_skipped", "decisions")}
+                    for c in (summary or {}).get("cameras", [])
+                ],
             }
         result["machine"]["loadavg_end"] = os.getloadavg()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -381,8 +384,8 @@ def _report(console: Console, r: dict[str, Any]) -> None:
     p = r["params"]
     console.rule("kontur API benchmark (issue 11)")
     console.print(
-        f"{p['cameras']} cameras (looped files, unpaced), {p['model']}, "
-        f"{r['machine']['cpus']} CPUs, load avg {r['machine']['loadavg_start'][0]:.1f} at start"
+        f"{p['cameras']} cameras (looped, unpaced), {p['model']}, "
+        f"{r['machine']['cpus']} CPUs, load {r['machine']['loadavg_start'][0]:.1f} at start"
     )
     if "api" not in r:
         console.print("[red]no figures: the run did not get that far[/]")
@@ -397,8 +400,8 @@ def _report(console: Console, r: dict[str, Any]) -> None:
         )
     met = "met" if r["fps_ratio_met"] else "NOT met"
     console.print(
-        f"perimeter fps quiet {_f(r['fps_quiet'], '.2f')}, polled at {p['poll_hz']:g} req/s "
-        f"{_f(r['fps_polled'], '.2f')}: ratio {_f(r['fps_ratio'], '.3f')} (goal >= 0.98, {met})"
+        f"fps quiet {_f(r['fps_quiet'])}, polled {p['poll_hz']:g}/s {_f(r['fps_polled'])}: "
+        f"ratio {_f(r['fps_ratio'], '.3f')} (goal >= 0.98, {met})"
     )
     for ph in r["phases"]:
         console.print(
@@ -407,13 +410,13 @@ def _report(console: Console, r: dict[str, Any]) -> None:
         )
     d = r["decision_latency_s"]
     console.print(
-        f"frame-to-decision latency (run state, last {d['n']}): "
+        f"decision latency (run state, {d['n']} recent): "
         f"p50 {_f(d['p50'], '.2f')} s, p99 {_f(d['p99'], '.2f')} s"
     )
     run = r.get("run", {})
     console.print(
         f"kontur run exit {run.get('returncode')}, summary fps {_f(run.get('summary_fps'))}, "
-        f"load avg {r['machine']['loadavg_end'][0]:.1f} at end"
+        f"load {r['machine']['loadavg_end'][0]:.1f} at end"
     )
 
 

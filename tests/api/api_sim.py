@@ -9,11 +9,14 @@ supervisor's real :class:`Inbox` with the ``api -> supervisor`` row of the edge 
 What stands in for the perimeter (the other side's e2e test runs the real one):
 :class:`Supervisor` reads that inbox, keeps every message, and resolves operator verdicts in
 the run state the way the supervisor does (first verdict wins; four-eyes needs a second,
-different operator), so the API's polling sees them.
+different operator), so the API's polling sees them. It answers an ``ExportRequest`` the same
+way: a stand-in bundle in ``DATA_DIR/exports/<id>.zip`` (0400) and ``ready <sha256>`` in the
+run state (``failed …`` for camera ``nocam``); :data:`EXPORT_ID` is ready from the start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
@@ -33,8 +36,22 @@ from kontur.archive import Archive
 from kontur.clock import ManualClock
 from kontur.wire.channel import Inbox, wait_readable
 from kontur.wire.edges import edge
-from kontur.wire.messages import AuditEvent, Decision, Message, OperatorVerdict, Outcome
-from kontur.wire.runstate import BlockState, CameraState, PendingRequest, RunState, write_run_state
+from kontur.wire.messages import (
+    AuditEvent,
+    Decision,
+    ExportRequest,
+    Message,
+    OperatorVerdict,
+    Outcome,
+)
+from kontur.wire.runstate import (
+    BlockState,
+    CameraState,
+    PendingRequest,
+    RunState,
+    export_bundle_path,
+    write_run_state,
+)
 
 #: Still Argon2id, with less memory and time, so a suite of logins stays fast.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
@@ -42,6 +59,8 @@ PASSWORD = "correct horse battery staple"
 RTSP_SECRET = "hunter2-secret"
 RTSP_URL = f"rtsp://admin:{RTSP_SECRET}@10.0.0.5:554/stream1"
 ROLE_NAMES = tuple(ROLES)
+#: An export request that is ready from the start (the matrix reads it and its bundle).
+EXPORT_ID = "e" * 32
 #: Settings that no test trips by accident (rate-limit tests use their own).
 ROOMY = ApiSettings(rate_per_s=1000.0, burst=10_000, remote_free_failures=1000)
 
@@ -174,6 +193,8 @@ class Supervisor:
                 for msg in inbox.drain():
                     if isinstance(msg, OperatorVerdict):
                         self._resolve(msg)
+                    elif isinstance(msg, ExportRequest):
+                        self.export(msg.request_id, msg.camera)
                     with self._cond:
                         self.messages.append(msg)
                         self._cond.notify_all()
@@ -195,6 +216,21 @@ class Supervisor:
             how = f"{'confirmed' if v.confirm else 'rejected'} by {who}"
         resolved = {**st.resolved, v.request_id: how}
         self.publish(st.model_copy(update={"pending": rest, "resolved": resolved}))
+
+    def export(self, request_id: str, camera: str) -> bytes | None:
+        """Answer an export request: a stand-in bundle and ``ready <sha256>``, or ``failed``."""
+        if camera == "nocam":
+            outcome, data = f"failed expected camera {camera} in the archive, got none", None
+        else:
+            data = b"PK\x03\x04 stand-in bundle " + request_id.encode()
+            path = export_bundle_path(self.data_dir, request_id)
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            path.write_bytes(data)
+            path.chmod(0o400)
+            outcome = f"ready {hashlib.sha256(data).hexdigest()}"
+        st = self.state
+        self.publish(st.model_copy(update={"exports": {**st.exports, request_id: outcome}}))
+        return data
 
     def wait_for(self, pred: Callable[[Message], bool], timeout: float = 3.0) -> Message:
         """The first message (received so far or within ``timeout``) that ``pred`` takes."""
@@ -301,6 +337,7 @@ def running_site(
         tokens[role] = users.create_token(user_of(role), "matrix")
     read_fd, write_fd = os.pipe()
     supervisor = Supervisor(data_dir, run_state(clock, requests), read_fd)
+    supervisor.export(EXPORT_ID, "cam1")
     outbox = PipeOutbox(write_fd)
     app = create_app(ApiContext(data_dir, users, outbox, clock, settings))
     try:

@@ -108,6 +108,7 @@ BODY_ROUTES = {
         "operator",
         f"/operator/requests/op-{MATRIX_REQUESTS[1]}",
     ),
+    "POST /exports": ("investigator", "/exports"),
     "POST /users": ("admin", "/users"),
     "POST /users/{name}/disable": ("admin", "/users/nobody-here/disable"),
 }

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from api_sim import PASSWORD, ROLE_NAMES, Site, user_of
+from api_sim import EXPORT_ID, PASSWORD, ROLE_NAMES, Site, user_of
 from fastapi.routing import APIRoute
 
 from conftest import MATRIX_REQUESTS
@@ -37,6 +37,9 @@ CALLS: dict[str, Callable[[Site, str], Call]] = {
         f"/operator/requests/{_req(r)}",
         {"confirm": True, "reason": "seen on the door camera"},
     ),
+    "POST /exports": lambda s, r: ("/exports", {"camera": "cam1", "from": 1.7e9, "to": 1.7e9 + 60}),
+    "GET /exports/{request_id}": lambda s, r: (f"/exports/{EXPORT_ID}", None),
+    "GET /exports/{request_id}/bundle": lambda s, r: (f"/exports/{EXPORT_ID}/bundle", None),
     "GET /metrics": lambda s, r: ("/metrics", None),
     "GET /users": lambda s, r: ("/users", None),
     "POST /users": lambda s, r: ("/users", {"name": f"new-{r}", "roles": ["viewer"]}),

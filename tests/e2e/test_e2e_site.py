@@ -10,16 +10,22 @@ with YOLOX-Nano, the API block on a free loopback port, two operators added with
   refused (409), bo's confirms it, naming both;
 - the requests nobody answers fail safe at their deadline: the restricted alternative
   (``notify``) runs, archived as ``expired``;
+- an investigator asks the running site for an evidence bundle of the span before the alarm
+  (``POST /exports``: the supervisor, the archive's one writer, builds it), polls until it is
+  ready, downloads it, and ``kontur archive verify-export`` passes on it offline;
 - SIGTERM: exit 0, every block stopped, the archive verifies, and it holds who confirmed
-  what and why, the audit records of the logins and of the decisions.
+  what and why, the audit records of the logins and of the decisions, and the ``export``
+  record naming the investigator.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +42,12 @@ from kontur.config import load_config
 
 pytestmark = pytest.mark.e2e
 
-PASSWORDS = {"ana": "ana-correct-horse-battery", "bo": "bo-correct-horse-battery"}
+PASSWORDS = {
+    "ana": "ana-correct-horse-battery",
+    "bo": "bo-correct-horse-battery",
+    "ivy": "ivy-correct-horse-battery",
+}
+USER_ROLES = {"ana": "operator", "bo": "operator", "ivy": "investigator"}
 DEADLINE_S = 20.0
 WAIT_S = 240.0
 
@@ -122,6 +133,8 @@ class SiteRun:
     returncode: int | None = None
     stderr: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    export: dict[str, Any] = field(default_factory=dict)
+    """The export's final status, its request id, span and downloaded bundle path."""
 
 
 def _decide(client: httpx.Client, rid: str, confirm: bool, why: str) -> tuple[int, dict]:
@@ -139,6 +152,7 @@ def _operate(site: SiteRun) -> None:
     site.answers["lock:ana"] = _decide(ana, lock["id"], True, "door must close")
     site.answers["lock:ana-again"] = _decide(ana, lock["id"], True, "really")
     site.answers["lock:bo"] = _decide(bo, lock["id"], True, "agreed on the second screen")
+    _export(site, alarm["at"])
     site.status = ana.get("/status").json()
     site.confirmed = _wait(
         "the confirmed alarm's event",
@@ -157,6 +171,32 @@ def _operate(site: SiteRun) -> None:
     bo.close()
 
 
+def _export_status(client: httpx.Client, rid: str) -> dict[str, Any] | None:
+    r = client.get(f"/exports/{rid}")
+    if r.status_code != 200 or r.json()["state"] == "pending":
+        return None  # 404 until the supervisor published the request
+    status: dict[str, Any] = r.json()
+    return status
+
+
+def _export(site: SiteRun, alarm_at: float) -> None:
+    """The investigator's part: the span before the alarm, exported through the running site."""
+    ivy = _login(site.url, "ivy")
+    span = {"camera": "cam1", "from": alarm_at - 10.0, "to": alarm_at}
+    r = ivy.post("/exports", json=span)
+    assert r.status_code == 202, r.text
+    rid = r.json()["request_id"]
+    status = _wait("the export", lambda: _export_status(ivy, rid), timeout=120)
+    site.export = {"request_id": rid, "span": span, "status": status}
+    if status["state"] == "ready":
+        r = ivy.get(status["bundle"])
+        assert r.status_code == 200, r.text
+        bundle = site.data.parent / "case.zip"
+        bundle.write_bytes(r.content)
+        site.export["bundle"] = bundle
+    ivy.close()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteRun]:
     video = shared("video", "pets09_s2l1_480x360.avi")
@@ -165,7 +205,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteRun]:
     data = tmp / "d"
     for name, password in PASSWORDS.items():
         r = subprocess.run(
-            [str(KONTUR), "user", "add", name, "--role", "operator", "--password-stdin",
+            [str(KONTUR), "user", "add", name, "--role", USER_ROLES[name], "--password-stdin",
              "--data-dir", str(data)],
             input=password + "\n", capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
@@ -267,6 +307,30 @@ def test_the_audit_trail_holds_the_logins_and_the_decisions(site: SiteRun) -> No
     decided = [a for a in audit if a["action"] == "operator:decide"]
     assert any(a["actor"] == "ana" and a["target"] == site.confirmed["request"] for a in decided)
     assert any(a["action"] == "users:admin" and a["target"] == "user ana" for a in audit)
+
+
+def test_an_investigator_exports_through_the_running_site(site: SiteRun) -> None:
+    status = site.export["status"]
+    assert status["state"] == "ready", status
+    bundle: Path = site.export["bundle"]
+    assert hashlib.sha256(bundle.read_bytes()).hexdigest() == status["sha256"]
+    on_disk = site.data / "exports" / f"{site.export['request_id']}.zip"
+    assert stat.S_IMODE(on_disk.stat().st_mode) == 0o400
+    assert stat.S_IMODE(on_disk.parent.stat().st_mode) == 0o700
+    r = run_kontur("archive", "verify-export", str(bundle), "--json", "-")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_archive_names_the_investigator_who_exported(site: SiteRun) -> None:
+    rid = site.export["request_id"]
+    [logged] = [e for e in _records(site.data, "export") if e["bundle"] == f"{rid}.zip"]
+    assert logged["by"] == "ivy" and logged["camera"] == "cam1"
+    assert logged["bundle_sha256"] == site.export["status"]["sha256"]
+    audit = {(a["actor"], a["action"], a["outcome"], a.get("target")) for a in _records(
+        site.data, "audit"
+    )}  # fmt: skip
+    assert ("ivy", "export:create", "ok", f"export {rid}") in audit
+    assert ("ivy", "export:download", "ok", f"export {rid}") in audit
 
 
 def _requests_made(data: Path) -> list[str]:

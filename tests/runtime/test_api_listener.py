@@ -123,7 +123,8 @@ def test_the_api_row_holds_two_descriptors_the_api_edge_and_no_credential(
         assert block.pass_fds == (listener.sock.fileno(), block.spec["supervisor_fd"])
         assert block.minimal_env and block.restartable
         inbox = wiring.inboxes["api"]
-        assert inbox.edge is not None and inbox.edge.types == {"audit", "operator_verdict"}
+        assert inbox.edge is not None
+        assert inbox.edge.types == {"audit", "operator_verdict", "export_request"}
         assert "hunter2" not in repr(block.spec)
         assert block.spec["url"] == listener.url
     finally:

@@ -14,6 +14,7 @@ from kontur.wire import (
     Decision,
     DetectionBatch,
     Evidence,
+    ExportRequest,
     Finding,
     FrameReady,
     FrameStamp,
@@ -113,6 +114,14 @@ ALL = [
     ControlMessage(command="stop"),
     AuditEvent(actor="ana", action="video:archive", outcome="ok", target="cam-1", at=5.0),
     OperatorVerdict(request_id="op-812", operator="ana", confirm=True, reason="seen", at=6.0),
+    ExportRequest(
+        request_id="0123456789abcdef" * 2,
+        requested_by="ivy",
+        camera="cam-1",
+        from_at=1700000000.0,
+        to_at=1700000060.0,
+        at=7.0,
+    ),
 ]
 
 

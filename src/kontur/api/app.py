@@ -26,7 +26,13 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from kontur import __version__
-from kontur.api import _routes_archive, _routes_auth, _routes_run, _routes_users
+from kontur.api import (
+    _routes_archive,
+    _routes_auth,
+    _routes_exports,
+    _routes_run,
+    _routes_users,
+)
 from kontur.api._http import RequestLimits, install_error_handlers
 from kontur.api.context import ApiContext, ApiSettings
 from kontur.api.errors import ApiError
@@ -40,6 +46,7 @@ log = logging.getLogger("kontur.api")
 
 _BODIES: dict[str, type[BaseModel]] = {
     "POST /auth/login": _routes_auth.LoginBody,
+    "POST /exports": _routes_exports.ExportBody,
     "POST /operator/requests/{request_id}": _routes_run.VerdictBody,
     "POST /users": _routes_users.NewUserBody,
 }
@@ -52,7 +59,7 @@ def openapi(request: Request) -> JSONResponse:
 
 def _endpoints() -> dict[str, Callable[..., Any]]:
     out: dict[str, Callable[..., Any]] = {"GET /openapi.json": openapi}
-    for module in (_routes_auth, _routes_archive, _routes_run, _routes_users):
+    for module in (_routes_auth, _routes_archive, _routes_run, _routes_exports, _routes_users):
         out.update(module.ENDPOINTS)
     table = {r.key for r in ROUTES}
     if set(out) != table:

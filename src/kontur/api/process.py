@@ -3,9 +3,9 @@
 Started by the supervisor from its table like every block, in a fresh interpreter, with two
 inherited descriptors only: the listening socket the supervisor bound (so the port is fixed
 before the block starts and survives its restarts) and the write end of its pipe to the
-supervisor (``api -> supervisor: audit, operator_verdict``). It holds no ring and no channel
-to the worker, the verifier or the gate; it reads the archive read-only and the supervisor's
-run-state snapshot (:mod:`kontur.wire.runstate`).
+supervisor (``api -> supervisor: audit, operator_verdict, export_request``). It holds no
+ring and no channel to the worker, the verifier or the gate; it reads the archive read-only
+and the supervisor's run-state snapshot (:mod:`kontur.wire.runstate`).
 
 Order of steps: read the spec; ask to die with the supervisor; open the user store; build
 the app (:func:`kontur.api.app.create_app`) on an :class:`~kontur.api.context.ApiContext`;

@@ -16,19 +16,27 @@
 
 A crash between 5 and 6 leaves an export record without a bundle (the attempt stays on the
 record); a crash before 5 leaves no bundle.
+
+The running site (``POST /exports``, :mod:`kontur.runtime.exports`) cannot open the archive a
+second time: its supervisor is the writer. It uses the same steps in pieces, with its own
+open archive: :func:`prepare_export` (steps 2-3, on a read-only view, off the supervisor's
+loop), :func:`bundle_bytes` and :func:`log_export` (the record's index is the next one, so
+both run where the archive is appended to), then :func:`place_bundle` (step 6).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
+import io
 import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -66,7 +74,16 @@ from kontur.evidence.plan import ExportPlan, plan_export
 from kontur.evidence.readme import readme_text
 from kontur.evidence.verify import CAMERA_CERT, SITE_CA_CERT
 
-__all__ = ["ExportRequest", "ExportResult", "export_bundle"]
+__all__ = [
+    "ExportRequest",
+    "ExportResult",
+    "PreparedExport",
+    "bundle_bytes",
+    "export_bundle",
+    "log_export",
+    "place_bundle",
+    "prepare_export",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +128,14 @@ class ExportResult:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedExport:
+    """Steps 2-3 done: the manifest (its ``export_record`` not yet known) and the members."""
+
+    manifest: Manifest
+    members: dict[str, tuple[bytes, FileRole]]
+
+
 def export_bundle(request: ExportRequest, now: float) -> ExportResult:
     """Export (the module's steps); raises ExportError, ArchiveLocked or another KonturError."""
     out = request.out
@@ -123,11 +148,13 @@ def export_bundle(request: ExportRequest, now: float) -> ExportResult:
     signing = Signing(key_path=request.key_path)
     with Archive.open(request.data_dir, signing=signing) as writer:
         with Archive.open_readonly(request.data_dir) as reader:
-            tmp, manifest = _build(reader, request, now, writer.records)
+            prepared = prepare_export(reader, request, now)
+        manifest = dataclasses.replace(prepared.manifest, export_record=writer.records)
+        readme = readme_text(manifest, out.name).encode("utf-8")
+        tmp = _write_zip(out, now, manifest, readme, prepared.members)
         try:
             sha, size = _digest(tmp)
-            record = writer.append("export", _log_payload(request, manifest, sha, size))
-            writer.flush()
+            record = log_export(writer, request, manifest, sha, size)
             os.replace(tmp, out)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -135,6 +162,46 @@ def export_bundle(request: ExportRequest, now: float) -> ExportResult:
             raise
     _fsync_dir(out.parent)
     return ExportResult(out, sha, size, manifest, record.index)
+
+
+def bundle_bytes(
+    prepared: PreparedExport, export_index: int, out_name: str, now: float
+) -> tuple[bytes, Manifest]:
+    """Step 4 in memory: the zip whose manifest names ``export_index`` as its record."""
+    manifest = dataclasses.replace(prepared.manifest, export_record=export_index)
+    readme = readme_text(manifest, out_name).encode("utf-8")
+    buf = io.BytesIO()
+    _zip_into(buf, now, manifest, readme, prepared.members)
+    return buf.getvalue(), manifest
+
+
+def log_export(
+    writer: Archive, request: ExportRequest, manifest: Manifest, sha: str, size: int
+) -> Record:
+    """Step 5: append the ``export`` record and commit it."""
+    record = writer.append("export", _log_payload(request, manifest, sha, size))
+    writer.flush()
+    return record
+
+
+def place_bundle(data: bytes, out: Path, mode: int = 0o400) -> None:
+    """Step 6 for a bundle built in memory: a temporary file next to ``out``, fsynced, given
+    ``mode``, moved into place, the directory fsynced. Refuses to replace a file."""
+    if out.exists() or out.is_symlink():
+        raise ExportError(f"{out}: expected no file there, got one")
+    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(out.parent)
 
 
 def _log_payload(request: ExportRequest, m: Manifest, sha: str, size: int) -> dict[str, Any]:
@@ -171,10 +238,8 @@ def _checkpoint(reader: Archive) -> tuple[Checkpoint, str]:
     return cp, note
 
 
-def _build(
-    reader: Archive, request: ExportRequest, now: float, export_index: int
-) -> tuple[Path, Manifest]:
-    """Steps 2-4: plan, prove, read, remux, write the zip to a temporary file."""
+def prepare_export(reader: Archive, request: ExportRequest, now: float) -> PreparedExport:
+    """Steps 2-3: plan, prove, read, remux (``reader``: the archive, read-only suffices)."""
     cp, note = _checkpoint(reader)
     records = list(reader.iter_records())
     plan = plan_export(records, request.camera, request.start, request.end, cp.size)
@@ -201,13 +266,12 @@ def _build(
         span=Span(request.start, request.end, plan.first, plan.last),
         created_at=now,
         created_by=request.by,
-        export_record=export_index,
+        export_record=0,  # the record's index, filled in when it is known (step 4)
         gops=tuple(GopEntry(g.gop_index, g.role, g.segments, g.verdict) for g in plan.gops),
         files=tuple(_entry(name, data, role) for name, (data, role) in members.items()),
         records=tuple(proofs),
     )
-    readme = readme_text(manifest, request.out.name).encode("utf-8")
-    return _write_zip(request.out, now, manifest, readme, members), manifest
+    return PreparedExport(manifest, members)
 
 
 def _proof(reader: Archive, record: Record, cp: Checkpoint, plan: ExportPlan) -> RecordProof:
@@ -270,27 +334,38 @@ def _write_zip(
     readme: bytes,
     members: dict[str, tuple[bytes, FileRole]],
 ) -> Path:
-    """The bundle (stored, not compressed: video does not compress) in a temporary file
-    next to ``out``, fsynced; README first, then the manifest, then the listed files."""
-    when = dt.datetime.fromtimestamp(max(now, 315532800.0), dt.UTC)  # zip starts at 1980
-    stamp = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+    """The bundle in a temporary file next to ``out``, fsynced (see :func:`_zip_into`)."""
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                entries = [(README_NAME, readme), (MANIFEST_NAME, manifest.to_bytes())]
-                entries += [(n, data) for n, (data, _) in members.items()]
-                for member, data in entries:
-                    info = zipfile.ZipInfo(member, date_time=stamp)
-                    info.external_attr = 0o444 << 16
-                    zf.writestr(info, data)
+            _zip_into(f, now, manifest, readme, members)
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def _zip_into(
+    f: IO[bytes],
+    now: float,
+    manifest: Manifest,
+    readme: bytes,
+    members: dict[str, tuple[bytes, FileRole]],
+) -> None:
+    """The zip (stored, not compressed: video does not compress): README first, then the
+    manifest, then the listed files."""
+    when = dt.datetime.fromtimestamp(max(now, 315532800.0), dt.UTC)  # zip starts at 1980
+    stamp = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+        entries = [(README_NAME, readme), (MANIFEST_NAME, manifest.to_bytes())]
+        entries += [(n, data) for n, (data, _) in members.items()]
+        for member, data in entries:
+            info = zipfile.ZipInfo(member, date_time=stamp)
+            info.external_attr = 0o444 << 16
+            zf.writestr(info, data)
 
 
 def _digest(path: Path) -> tuple[str, int]:

@@ -53,7 +53,7 @@ from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.site import STOP_GRACE_S, SiteServices
 from kontur.runtime.supervisor import Supervisor, peak_rss_kb
 from kontur.runtime.wiring import CameraPlan, Wiring, build_wiring, make_scratch
-from kontur.wire import ControlMessage, ProtocolViolation, WorkerReady
+from kontur.wire import ControlMessage, ExportRequest, ProtocolViolation, WorkerReady
 from kontur.wire.channel import Inbox, wait_readable
 from kontur.wire.edges import Violation
 from kontur.wire.framering import WORKER_READER
@@ -359,6 +359,9 @@ class Perimeter:
                     self.health.on_violation(
                         Violation(msg.sender, msg.receiver, msg.message_type, msg.detail)
                     )
+                    continue
+                if isinstance(msg, ExportRequest):  # the API's: the export desk's, not a record
+                    self.site.on_export(msg)
                     continue
                 if isinstance(msg, WorkerReady) and not self._first_ready():
                     why = "expected one worker_ready per worker start, got another"

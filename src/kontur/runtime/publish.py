@@ -4,6 +4,28 @@
 about twice a second, and at once when the operator desk changed (a request added, confirmed
 or closed), so an operator sees a new request, and the API the winner of a race, within one
 loop turn. The supervisor is the only writer; the API only reads (ADR 0023).
+
+**Frame-to-decision latency** (``cameras[].latency_s``, the API's
+``kontur_decision_latency_seconds``): for each gate ``Decision``, the time the supervisor
+received it minus the time the supervisor received ingest's ``SegmentStored`` of the GOP
+that holds the decided frame, both read on the supervisor's own monotonic clock
+(:class:`~kontur.runtime.recorder.Recorder`). The frame is placed in its GOP by ingest's own
+frame range for it (``GopClosed.first_frame``/``last_frame``; the decision's ``frame_index``
+and ``gops`` come from the gate, which has them from ingest's stamp via the verifier), so no
+figure rests on anything the worker says; a decision that cannot be placed is counted
+(``CameraStats.unmeasured``), not guessed. What it measures: ingest stores a GOP's segment
+once the GOP is cut, and by default its frames went to analysis as they decoded, just before;
+so the figure runs from the *end* of the decided frame's GOP (not the frame's own decode:
+up to one GOP's duration earlier on a live source, so a frame early in a long GOP waited
+longer than it says) through the worker, the verifier and the gate (which also holds a
+decision until the GOP's verdict) to the supervisor. In strict mode (verify before decode)
+the segment is stored before its frames are decoded, so verification time is included.
+The last 256 decisions per camera are kept, newest last.
+
+**Class mix** (``cameras[].classes``): detections per class name as the worker reports them,
+the worker's claim (labelled so in the metric's help). ``DetectionBatch`` carries only a
+total (``detections``) and track ids today, so this stays empty until the worker's batch
+carries per-class counts; nothing here invents a mix from other figures.
 """
 
 from __future__ import annotations
@@ -44,6 +66,7 @@ class StatePublisher:
         desk: OperatorDesk | None,
         rings: Mapping[str, FrameRing],
         release: Callable[[], tuple[str | None, str | None]] = lambda: (None, None),
+        exports: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self.data_dir = data_dir
         self.site = site
@@ -55,6 +78,8 @@ class StatePublisher:
         self.desk = desk
         self.rings = rings
         self.release = release
+        self.exports = exports
+        """The export desk's outcomes (:mod:`kontur.runtime.exports`), for ``exports``."""
         self._last_at = float("-inf")
         self._last_version = -1
 
@@ -87,6 +112,7 @@ class StatePublisher:
             blocks=tuple(self._blocks()),
             pending=self.desk.pending if self.desk is not None else (),
             resolved=self.desk.resolved if self.desk is not None else {},
+            exports=dict(self.exports()),
             release=release,
             runtime=runtime,
             archive_records=self.archive.records,
@@ -108,6 +134,8 @@ class StatePublisher:
             verifier_agree=st.agree,
             verifier_disagree=st.disagree,
             decisions=dict(st.decisions),
+            classes=dict(st.classes),
+            latency_s=tuple(st.latency_s),
             error=st.error,
         )
 

@@ -20,14 +20,19 @@ awaiting_second, refused) and is committed, and only a request closed for good r
 sinks, as an ``operator`` event naming what runs now. :meth:`Recorder.expire_requests` does
 the same for requests past their deadline (``expired``: the restricted alternative or
 nothing).
+
+For the run state (:mod:`kontur.runtime.publish`) the recorder also notes, on its own clock,
+when each GOP's ``SegmentStored`` arrived, and each decision's frame-to-decision latency
+(:attr:`CameraStats.latency_s`; the definition is in the publish module's docstring).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import Counter
-from collections.abc import Sequence
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,6 +69,9 @@ log = logging.getLogger("kontur.recorder")
 #: GOP verdicts remembered per camera, for the evidence of an operator request.
 RECENT_GOPS = 256
 
+#: Frame-to-decision latencies kept per camera (``CameraState.latency_s``: at most 256).
+RECENT_LATENCIES = 256
+
 #: How a request can be closed for good, as the sinks' ``operator`` event says it.
 _CLOSED: dict[DeskOutcome, Literal["confirmed", "rejected", "expired"]] = {
     DeskOutcome.CONFIRMED: "confirmed",
@@ -92,6 +100,17 @@ class CameraStats:
     """One past the last frame of a closed GOP (where a restarted ingest must go on)."""
     recent_gops: dict[int, tuple[str, str]] = field(default_factory=dict)
     """The last :data:`RECENT_GOPS` GOPs: index → (verdict, segment sha256)."""
+    stored_at: dict[int, float] = field(default_factory=dict)
+    """The last :data:`RECENT_GOPS` GOPs: index → when the supervisor got its
+    ``SegmentStored`` (the recorder's clock)."""
+    gop_frames: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """The last :data:`RECENT_GOPS` closed GOPs: index → (first, last frame), ingest's own."""
+    latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_LATENCIES))
+    """Recent frame-to-decision latencies, newest last (see :mod:`kontur.runtime.publish`)."""
+    unmeasured: int = 0
+    """Decisions whose frame's GOP the recorder could not place (no latency for them)."""
+    classes: Counter[str] = field(default_factory=Counter)
+    """Detections per class name (the worker's claim), when the worker reports them."""
 
 
 class Recorder:
@@ -103,8 +122,13 @@ class Recorder:
         stats: dict[str, CameraStats],
         sinks: Sequence[Sink],
         desk: OperatorDesk | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.archive = archive
+        self.clock = clock
+        """When a message arrived, for latencies (monotonic: a difference of two readings,
+        immune to wall-clock steps)."""
         self.stats = stats
         self.sinks = tuple(sinks)
         self.desk = desk
@@ -147,7 +171,10 @@ class Recorder:
         return None
 
     def _segment(self, msg: SegmentStored) -> None:
-        self.stats[msg.camera_id].stored_gops.add(msg.gop_index)
+        st = self.stats[msg.camera_id]
+        st.stored_gops.add(msg.gop_index)
+        st.stored_at[msg.gop_index] = self.clock()
+        _trim(st.stored_at)
         self.archive.append(
             "segment",
             {
@@ -162,8 +189,9 @@ class Recorder:
         st.gops[msg.verdict.verdict.value] += 1
         st.next_frame = max(st.next_frame, msg.last_frame + 1)
         st.recent_gops[msg.verdict.gop_index] = (msg.verdict.verdict.value, msg.segment_sha256)
-        while len(st.recent_gops) > RECENT_GOPS:
-            del st.recent_gops[min(st.recent_gops)]
+        _trim(st.recent_gops)
+        st.gop_frames[msg.verdict.gop_index] = (msg.first_frame, msg.last_frame)
+        _trim(st.gop_frames)
         rec = self.archive.append("verdict", msg.model_dump(mode="json"))
         if verdict_event(msg) is None:
             return
@@ -195,12 +223,38 @@ class Recorder:
 
     def _decision(self, msg: Decision) -> None:
         """Record, commit, then act: the sinks see only a durable decision."""
-        self.stats[msg.camera_id].decisions[msg.outcome.value] += 1
+        st = self.stats[msg.camera_id]
+        st.decisions[msg.outcome.value] += 1
+        self._latency(st, msg)
         rec = self.archive.append("decision", msg.model_dump(mode="json"))
         self.archive.flush()
         self._emit(decision_event(msg, **self._where(rec)))
         if self.desk is not None and msg.outcome is Outcome.OPERATOR:
             self._request(rec.index, msg)
+
+    def _latency(self, st: CameraStats, msg: Decision) -> None:
+        """Now minus the arrival of the ``SegmentStored`` of the GOP that holds the decided
+        frame (ingest's frame range for it, from its ``GopClosed``); nothing the worker says."""
+        now = self.clock()
+        candidates = [*msg.gops, *sorted(st.gop_frames, reverse=True)]
+        for gop in candidates:
+            span = st.gop_frames.get(gop)
+            if span is None or not span[0] <= msg.frame_index <= span[1]:
+                continue
+            stored = st.stored_at.get(gop)
+            if stored is None:
+                break
+            st.latency_s.append(max(0.0, now - stored))
+            return
+        else:
+            # its GopClosed may still be in ingest's pipe (read after the gate's): the frame is
+            # then in the newest GOP the gate names, if ingest stored it and did not close it
+            newest = max(msg.gops, default=None)
+            stored = st.stored_at.get(newest) if newest is not None else None
+            if newest not in st.gop_frames and stored is not None:
+                st.latency_s.append(max(0.0, now - stored))
+                return
+        st.unmeasured += 1
 
     # ---- the operator loop (ADR 0023) ------------------------------------------------------
     def _request(self, index: int, msg: Decision) -> None:
@@ -366,3 +420,9 @@ class Recorder:
         self._closed = True
         for sink in self.sinks:
             sink.close()
+
+
+def _trim(recent: dict[int, Any]) -> None:
+    """Keep the last :data:`RECENT_GOPS` GOPs of a per-GOP map."""
+    while len(recent) > RECENT_GOPS:
+        del recent[min(recent)]

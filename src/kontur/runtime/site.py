@@ -14,7 +14,12 @@ calls it at fixed points:
    deadline fail safe, the run state is published, and a run that lasts (``forever``)
    applies the archive's retention every :data:`RETENTION_EVERY_S`;
 4. :meth:`SiteServices.close` after the blocks stopped: requests still waiting fail safe
-   (archived, then to the sinks), the last run state is written, the socket closed.
+   (archived, then to the sinks), exports under way finish (or fail), the last run state is
+   written, the socket closed.
+
+With the API, an :class:`~kontur.wire.messages.ExportRequest` from it goes to
+:meth:`SiteServices.on_export`: the export desk (:mod:`kontur.runtime.exports`) builds the
+bundle with the supervisor's own archive, and :meth:`SiteServices.tick` seals and publishes.
 
 A ``forever`` run ends only when ``stop()`` says so (SIGTERM or SIGINT in ``kontur run``):
 the sources are then asked to stop, and the run ends once they did, or after
@@ -35,10 +40,12 @@ from kontur.config import Config
 from kontur.degrade import DegradationMachine
 from kontur.gate.operator import OperatorDesk
 from kontur.runtime.apiblock import ApiListener, attach_api, listen
+from kontur.runtime.exports import SiteExports
 from kontur.runtime.publish import StatePublisher
 from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.supervisor import Supervisor
 from kontur.runtime.wiring import Wiring
+from kontur.wire.messages import ExportRequest
 
 __all__ = ["RETENTION_EVERY_S", "STOP_GRACE_S", "SiteServices"]
 
@@ -76,6 +83,7 @@ class SiteServices:
         self.desk: OperatorDesk | None = None
         self.recorder: Recorder | None = None
         self.publisher: StatePublisher | None = None
+        self.exports: SiteExports | None = None
         self.stopping_since: float | None = None
         self._last_retention = time.monotonic()
         if config.api.enabled:
@@ -103,8 +111,11 @@ class SiteServices:
         """Step 2: the publisher (with the API, or for a lasting run), once the recorder and
         the machine exist."""
         self.recorder = recorder
+        if self.listener is not None:
+            self.exports = SiteExports(archive, self.data_dir, self.clock)
         if self.listener is None and not self.forever:
             return
+        exports = self.exports
         self.publisher = StatePublisher(
             self.data_dir,
             self.config.site,
@@ -116,13 +127,25 @@ class SiteServices:
             desk=self.desk,
             rings=wiring.rings,
             release=release,
+            exports=(lambda: exports.status) if exports is not None else dict,
         )
+
+    def on_export(self, msg: ExportRequest) -> None:
+        """An export request from the API (refused in the log when no export desk runs)."""
+        if self.exports is None:
+            log.warning("export %s: expected the API's export desk, got none", msg.request_id)
+            return
+        self.exports.submit(msg)
+        if self.publisher is not None:
+            self.publisher.publish(self.clock.wall())  # the API sees it pending at once
 
     # ---- step 3 ---------------------------------------------------------------------------
     def tick(self, mono: float) -> None:
         """Deadlines, the run state, retention (see the module)."""
         if self.recorder is not None:
             self.recorder.expire_requests(self.clock.wall())
+        if self.exports is not None and self.exports.tick() and self.publisher is not None:
+            self.publisher.publish(self.clock.wall())
         if self.publisher is not None:
             self.publisher.tick(mono, self.clock.wall())
         if self.forever and mono - self._last_retention >= RETENTION_EVERY_S:
@@ -150,6 +173,8 @@ class SiteServices:
         """Requests still waiting fail safe; the last run state; the socket closed."""
         if self.recorder is not None:
             self.recorder.close_requests(STOPPED)
+        if self.exports is not None:
+            self.exports.close()
         if self.publisher is not None:
             self.publisher.publish(self.clock.wall())
         if self.listener is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "Decision",
     "DetectionBatch",
     "Evidence",
+    "ExportRequest",
     "Finding",
     "FrameReady",
     "FrameStamp",
@@ -310,9 +311,29 @@ class OperatorVerdict(_Msg):
     at: float
 
 
+class ExportRequest(_Msg):
+    """A person asks the running site for an evidence bundle (issue 10 part 5, issue 11).
+
+    Sent by the API; the supervisor, the archive's one writer, builds the bundle with its own
+    archive into ``DATA_DIR/exports/<request_id>.zip``, logs the ``export`` record naming
+    ``requested_by`` and publishes the outcome in the run state (ADR 0020). ``from_at`` and
+    ``to_at`` are on the archive's clock (unix seconds), like ``kontur archive export``.
+    """
+
+    type: Literal["export_request"] = "export_request"
+    request_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    """Random hex chosen by the API: the bundle's file name, so nothing else may appear."""
+    requested_by: str = Field(min_length=1, max_length=128)
+    camera: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    from_at: float = Field(ge=0)
+    to_at: float = Field(ge=0)
+    at: float
+
+
 Message = Annotated[
     AuditEvent
     | OperatorVerdict
+    | ExportRequest
     | FrameReady
     | GopClosed
     | SegmentStored

@@ -13,6 +13,7 @@ What an operator acts on is in ``pending``; what the operator answers travels ba
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -22,17 +23,35 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kontur.wire.messages import Decision, WireError
 
 __all__ = [
+    "EXPORTS_DIR",
+    "EXPORT_ID",
     "STATE_FILE",
     "BlockState",
     "CameraState",
     "PendingRequest",
     "RunState",
+    "export_bundle_path",
     "read_run_state",
     "write_run_state",
 ]
 
 #: Where the snapshot lives, relative to the data dir.
 STATE_FILE = Path("run") / "state.json"
+
+#: Where the supervisor puts the bundles of ``exports`` (0700; each bundle 0400), relative to
+#: the data dir; the API serves them from there.
+EXPORTS_DIR = Path("exports")
+#: An export request id: random hex chosen by the API, the bundle's file name.
+EXPORT_ID = r"^[0-9a-f]{32}$"
+
+
+def export_bundle_path(data_dir: Path, request_id: str) -> Path:
+    """``DATA_DIR/exports/<request_id>.zip``; ValueError for an id that is not :data:`EXPORT_ID`
+    (checked again here, so no caller can build a path out of anything else)."""
+    if not re.fullmatch(EXPORT_ID, request_id):
+        raise ValueError(f"export request id: expected 32 hex digits, got {request_id[:40]!r}")
+    return Path(data_dir) / EXPORTS_DIR / f"{request_id}.zip"
+
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
 
@@ -102,6 +121,9 @@ class RunState(_Model):
     resolved: dict[str, str] = {}
     """Recently resolved request id → how (``confirmed by ana``, ``rejected by bo``,
     ``expired``), so an API call can tell its caller who won."""
+    exports: dict[str, str] = {}
+    """Recent export requests (:class:`~kontur.wire.messages.ExportRequest`) of this run:
+    request id → ``pending``, ``ready <bundle sha256>`` or ``failed <one-line reason>``."""
     release: str | None = None
     runtime: str | None = None
     archive_records: int = Field(default=0, ge=0)
