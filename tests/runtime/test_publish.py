@@ -133,17 +133,18 @@ def test_latencies_keep_the_newest_256(run: _Run) -> None:
     assert lat[0] == 10.0 and lat[-1] == RECENT_LATENCIES + 9
 
 
-def test_detection_batches_carry_no_class_mix_so_none_is_published(run: _Run) -> None:
-    """DetectionBatch carries a total and track ids, no class names: the published class mix
-    stays empty rather than invented (the worker would have to claim it)."""
+def test_the_class_mix_is_summed_from_the_workers_batches(run: _Run) -> None:
+    """The class mix is the worker's claim per GOP, summed per camera (monitoring only)."""
     run.gop("cam1", 0)
-    batch = DetectionBatch(
-        camera_id="cam1", gop_index=0, model_id="m", config_id="c", platform="cpu",
-        frames=10, detections=4, track_ids=(1, 2),
-    )  # fmt: skip
-    assert run.recorder.on_message("worker", batch) is None
+    run.gop("cam1", 1)
+    for gop, classes in ((0, {"person": 3}), (1, {"person": 1, "car": 2})):
+        batch = DetectionBatch(
+            camera_id="cam1", gop_index=gop, model_id="m", config_id="c", platform="cpu",
+            frames=10, detections=4, track_ids=(1, 2), classes=classes,
+        )  # fmt: skip
+        assert run.recorder.on_message("worker", batch) is None
     cam = run.publisher.snapshot(0.0).cameras[0]
-    assert cam.detections == 4 and cam.classes == {}
+    assert cam.detections == 8 and cam.classes == {"person": 4, "car": 2}
 
 
 def test_published_snapshot_and_metrics_show_latency_buckets_and_classes(run: _Run) -> None:

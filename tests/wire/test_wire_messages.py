@@ -236,3 +236,17 @@ def test_confidence_out_of_range_is_refused() -> None:
         WireError, match=re.escape("tracks.objects.0.confidence: Input should be less")
     ):
         decode(json.dumps(d).encode())
+
+
+def test_a_class_mix_flood_from_the_worker_is_refused() -> None:
+    """The worker's class mix is bounded at the wire: 256 names of 64 characters at most."""
+    batch = {
+        "type": "detection_batch", "camera_id": "cam-1", "gop_index": 0, "model_id": "m",
+        "config_id": "c", "platform": "cpu", "frames": 1, "detections": 1, "track_ids": [],
+    }  # fmt: skip
+    assert decode(json.dumps({**batch, "classes": {"person": 2}}).encode()).classes == {  # type: ignore[union-attr]
+        "person": 2
+    }
+    for classes in ({f"c{i}": 1 for i in range(257)}, {"x" * 65: 1}, {"person": -1}):
+        with pytest.raises(WireError, match="malformed message"):
+            decode(json.dumps({**batch, "classes": classes}).encode())

@@ -22,10 +22,9 @@ decision until the GOP's verdict) to the supervisor. In strict mode (verify befo
 the segment is stored before its frames are decoded, so verification time is included.
 The last 256 decisions per camera are kept, newest last.
 
-**Class mix** (``cameras[].classes``): detections per class name as the worker reports them,
-the worker's claim (labelled so in the metric's help). ``DetectionBatch`` carries only a
-total (``detections``) and track ids today, so this stays empty until the worker's batch
-carries per-class counts; nothing here invents a mix from other figures.
+**Class mix** (``cameras[].classes``): tracked objects per class name, summed from each
+``DetectionBatch.classes``: the worker's claim (labelled so in the metric's help), for
+monitoring only; no decision reads it.
 """
 
 from __future__ import annotations

@@ -210,6 +210,7 @@ class Recorder:
             )
         st.detections += msg.detections
         st.tracks.update(msg.track_ids)
+        st.classes.update(msg.classes)
         self.archive.append("detections", {"source": "worker (claim)", **msg.model_dump()})
         return None
 

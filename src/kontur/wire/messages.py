@@ -168,6 +168,11 @@ class DetectionBatch(_Msg):
     frames: int = Field(ge=0)
     detections: int = Field(ge=0)
     track_ids: tuple[int, ...]
+    classes: dict[Annotated[str, Field(max_length=64)], Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, max_length=256
+    )
+    """Tracked objects per class name over the GOP's analysed frames (the worker's claim:
+    the class-mix metric, never a decision)."""
 
 
 class WorkerReady(_Msg):

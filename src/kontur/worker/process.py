@@ -20,6 +20,7 @@ import dataclasses
 import os
 import select
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +142,7 @@ class _Camera:
     frames: int = 0
     detections: int = 0
     track_ids: set[int] = field(default_factory=set)
+    classes: Counter[str] = field(default_factory=Counter)
 
 
 class WorkerLoop:
@@ -198,9 +200,10 @@ class WorkerLoop:
                 frames=cam.frames,
                 detections=cam.detections,
                 track_ids=tuple(sorted(cam.track_ids)),
+                classes=dict(cam.classes),
             )
         )
-        cam.frames, cam.detections, cam.track_ids = 0, 0, set()
+        cam.frames, cam.detections, cam.track_ids, cam.classes = 0, 0, set(), Counter()
 
     def _process(self, cam_id: str, cam: _Camera, slot: RingSlot) -> None:
         try:
@@ -217,6 +220,7 @@ class WorkerLoop:
         cam.frames += 1
         cam.detections += len(dets)
         cam.track_ids.update(o.track_id for o in objects)
+        cam.classes.update(o.class_name for o in objects)
         self.to_verifier.send(
             TrackFrame(
                 camera_id=cam_id,
