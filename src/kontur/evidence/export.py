@@ -147,6 +147,7 @@ def export_bundle(request: ExportRequest, now: float) -> ExportResult:
         raise ExportError(f"{request.data_dir}: expected an archive, got no archive.sqlite")
     signing = Signing(key_path=request.key_path)
     with Archive.open(request.data_dir, signing=signing) as writer:
+        _remove_stale_temps(out)  # under the writer lock: no export of ours is mid-way
         with Archive.open_readonly(request.data_dir) as reader:
             prepared = prepare_export(reader, request, now)
         manifest = dataclasses.replace(prepared.manifest, export_record=writer.records)
@@ -162,6 +163,17 @@ def export_bundle(request: ExportRequest, now: float) -> ExportResult:
             raise
     _fsync_dir(out.parent)
     return ExportResult(out, sha, size, manifest, record.index)
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Delete temporary bundles an export killed before its rename left next to ``out``.
+
+    They are never evidence: a half zip, a bundle no record names, or (killed after its
+    record) a copy the re-run replaces; the archive's ``export`` records say what was made.
+    """
+    for stale in out.parent.glob(f".{out.name}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
 
 
 def bundle_bytes(
