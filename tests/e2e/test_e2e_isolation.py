@@ -45,7 +45,10 @@ def test_verifier_and_gate_load_no_inference_runtime(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(found) < 3:
             for child in psutil.Process(proc.pid).children(recursive=True):
-                cmd = " ".join(child.cmdline())
+                try:
+                    cmd = " ".join(child.cmdline())
+                except psutil.Error:  # a short-lived helper that just exited (not yet reaped)
+                    continue
                 for block in ("verifier", "gate", "worker"):
                     if f"kontur.{block}.process" in cmd:
                         found[block] = child.pid

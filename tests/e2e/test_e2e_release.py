@@ -66,7 +66,7 @@ def test_demo_runs_a_signed_release_in_the_full_sandbox(signed: dict[str, Path])
 
 
 def test_demo_refuses_a_tampered_release_before_running(signed: dict[str, Path]) -> None:
-    bad = signed["tmp"] / "tampered"
+    bad = signed["tmp"] / "tampered-release"
     bad.mkdir()
     for f in signed["all"].iterdir():
         (bad / f.name).write_bytes(f.read_bytes())
