@@ -33,6 +33,7 @@ __all__ = [
     "WRITE_ONCE_MODE",
     "DataDirUnsafe",
     "Tightened",
+    "fsync_dir",
     "open_private",
     "private_dir",
     "private_file",
@@ -75,6 +76,15 @@ class Tightened:
         if self.failed:
             line += f"; could not chmod {len(self.failed)}, e.g. {self.failed[0]}"
         return line
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries durable (after a create, rename or unlink in it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def private_dir(path: Path) -> Path:

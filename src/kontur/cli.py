@@ -56,6 +56,18 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
+#: The signed-release options ``demo`` and ``run`` share.
+ReleaseDir = Annotated[
+    Path | None, typer.Option(help="A signed release directory (kontur model release).")
+]
+ReleasePub = Annotated[
+    Path | None, typer.Option(help="Public key the --release must be signed with.")
+]
+ReleaseCa = Annotated[
+    Path | None, typer.Option(help="CA certificate the --release signer must chain to.")
+]
+
+
 @app.command()
 def version(json_out: JsonOut = None) -> None:
     """Print kontur's version."""
@@ -83,15 +95,9 @@ def demo(
             "--format", help="yolox | yolov8 | ssd for --model (default: from the model)."
         ),
     ] = None,
-    release: Annotated[
-        Path | None, typer.Option(help="A signed release directory (kontur model release).")
-    ] = None,
-    pub: Annotated[
-        Path | None, typer.Option(help="Public key the --release must be signed with.")
-    ] = None,
-    ca: Annotated[
-        Path | None, typer.Option(help="CA certificate the --release signer must chain to.")
-    ] = None,
+    release: ReleaseDir = None,
+    pub: ReleasePub = None,
+    ca: ReleaseCa = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="Archive and run directory (default: a new temp dir, printed)."),
@@ -193,15 +199,9 @@ def run(
     model_format: Annotated[
         str | None, typer.Option("--format", help="yolox | yolov8 | ssd for --model.")
     ] = None,
-    release: Annotated[
-        Path | None, typer.Option(help="A signed release directory (kontur model release).")
-    ] = None,
-    pub: Annotated[
-        Path | None, typer.Option(help="Public key the --release must be signed with.")
-    ] = None,
-    ca: Annotated[
-        Path | None, typer.Option(help="CA certificate the --release signer must chain to.")
-    ] = None,
+    release: ReleaseDir = None,
+    pub: ReleasePub = None,
+    ca: ReleaseCa = None,
     api: Annotated[
         bool | None,
         typer.Option("--api/--no-api", help="Start the API block (default: api.enabled)."),

@@ -39,7 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
-from kontur._private import private_file, secure_data_dir
+from kontur._private import fsync_dir, private_file, secure_data_dir
 from kontur.archive._sqlite import (
     DB_NAME,
     FORMAT_VERSION,
@@ -181,9 +181,9 @@ class Archive:
         try:
             _private(data_dir / DB_NAME)
             signer = _Signer.start(conn, data_dir, signing, on_checkpoint)
-            _fsync_dir(data_dir)
+            fsync_dir(data_dir)
             if created:
-                _fsync_dir(data_dir.parent)
+                fsync_dir(data_dir.parent)
             return cls(
                 data_dir=data_dir,
                 conn=conn,
@@ -610,11 +610,3 @@ def _leave_wal(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         conn.execute("PRAGMA busy_timeout = 100")
         conn.execute("PRAGMA journal_mode = DELETE")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kontur._private import DIR_MODE, WRITE_ONCE_MODE
+from kontur._private import DIR_MODE, WRITE_ONCE_MODE, fsync_dir
 from kontur.archive.errors import ArchiveInputError, SegmentCorrupt, SegmentMissing
 
 __all__ = ["SEGMENT_MODE", "SegmentRef", "SegmentStore"]
@@ -72,10 +72,10 @@ class SegmentStore:
         _mkdir_durable(final.parent)
         if os.path.lexists(final):
             self.check(ref.sha256, ref.size)
-            _fsync_path(final)  # it may be a file whose writer died before its dir fsync
+            _fsync_file(final)  # it may be a file whose writer died before its dir fsync
         else:
             _write_once(final, data)
-        _fsync_path(final.parent)
+        fsync_dir(final.parent)
         return ref
 
     def read(self, sha256: str) -> bytes:
@@ -102,7 +102,7 @@ class SegmentStore:
             path.unlink()
         except FileNotFoundError:
             return False
-        _fsync_path(path.parent)
+        fsync_dir(path.parent)
         return True
 
     def check(self, sha256: str, size: int) -> None:
@@ -166,10 +166,10 @@ def _mkdir_durable(path: Path) -> None:
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=DIR_MODE)
         os.chmod(path, DIR_MODE)  # the umask must not widen or narrow it
-    _fsync_path(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_path(path: Path) -> None:
+def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

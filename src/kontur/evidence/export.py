@@ -41,6 +41,7 @@ from typing import IO, Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from kontur._private import fsync_dir
 from kontur.archive import (
     Archive,
     ArchiveCorrupt,
@@ -161,7 +162,7 @@ def export_bundle(request: ExportRequest, now: float) -> ExportResult:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return ExportResult(out, sha, size, manifest, record.index)
 
 
@@ -213,7 +214,7 @@ def place_bundle(data: bytes, out: Path, mode: int = 0o400) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
 
 
 def _log_payload(request: ExportRequest, m: Manifest, sha: str, size: int) -> dict[str, Any]:
@@ -387,11 +388,3 @@ def _digest(path: Path) -> tuple[str, int]:
             h.update(chunk)
             size += len(chunk)
     return h.hexdigest(), size
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

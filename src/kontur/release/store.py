@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kontur._private import FILE_MODE, WRITE_ONCE_MODE, open_private, private_dir
+from kontur._private import FILE_MODE, WRITE_ONCE_MODE, fsync_dir, open_private, private_dir
 from kontur.clock import Clock
 from kontur.release.errors import (
     ReleaseNotFound,
@@ -78,14 +78,6 @@ class InstalledRelease:
 
     def to_json(self) -> dict[str, object]:
         return {"digest": self.digest, "signer": self.signer, "files": self.files}
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_file(path: Path, data: bytes, mode: int) -> None:
@@ -143,7 +135,7 @@ class ReleaseStore:
         tmp = self.root / f".{INDEX_NAME}.{secrets.token_hex(4)}"
         _write_file(tmp, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), FILE_MODE)
         os.replace(tmp, self.root / INDEX_NAME)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def _record(self, name: str, version: int) -> InstalledRelease | None:
         entry = self._read_index().get(name, {})
@@ -258,13 +250,13 @@ class ReleaseStore:
         try:
             for fname, data in contents.items():
                 _write_file(tmp / fname, data, WRITE_ONCE_MODE)
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             tmp.chmod(0o500)  # write-once: no group/other bit (ADR 0021)
             os.rename(tmp, final)
         except BaseException:
             _rmtree(tmp)
             raise
-        _fsync_dir(base)
+        fsync_dir(base)
         return record
 
     def _adopt(self, final: Path, record: InstalledRelease) -> None:
