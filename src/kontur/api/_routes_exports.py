@@ -32,7 +32,7 @@ from kontur.api.guard import ApiState, JsonBody, principal_of, remote_of, state_
 from kontur.api.users import Principal
 from kontur.redact import redact
 from kontur.wire.messages import ExportRequest, WireError
-from kontur.wire.runstate import EXPORT_ID, export_bundle_path, read_run_state
+from kontur.wire.runstate import EXPORT_ID, export_bundle_path
 
 __all__ = ["ENDPOINTS", "MAX_SPAN_S", "ExportBody"]
 
@@ -101,7 +101,7 @@ def create_export(
     deadline = time.monotonic() + state.ctx.settings.verdict_wait_s
     while True:
         try:
-            rs = read_run_state(state.ctx.data_dir)
+            rs = state.runstate.read()
         except WireError:
             rs = None  # mid-replace; try again
         if rs is not None and request_id in rs.exports:

@@ -26,7 +26,7 @@ from kontur.api.rbac import Permission
 from kontur.api.users import Principal
 from kontur.redact import redact
 from kontur.wire.messages import OperatorVerdict, WireError
-from kontur.wire.runstate import PendingRequest, RunState, read_run_state
+from kontur.wire.runstate import PendingRequest, RunState
 
 __all__ = ["ENDPOINTS", "VerdictBody"]
 
@@ -48,7 +48,7 @@ class VerdictBody(BaseModel):
 def run_state(state: ApiState) -> RunState:
     """The supervisor's snapshot, or 503 with a one-line reason."""
     try:
-        rs = read_run_state(state.ctx.data_dir)
+        rs = state.runstate.read()
     except WireError as exc:
         log.error("run state: %s", exc)
         raise HTTPException(503, "expected a readable run state, got a malformed one") from None
@@ -197,7 +197,7 @@ def _await_resolution(state: ApiState, request_id: str, name: str) -> JSONRespon
     deadline = time.monotonic() + state.ctx.settings.verdict_wait_s
     while True:
         try:
-            rs = read_run_state(state.ctx.data_dir)
+            rs = state.runstate.read()
         except WireError:
             rs = None  # mid-replace on a filesystem without atomic rename; try again
         if rs is not None:

@@ -37,6 +37,7 @@ from kontur.api.rbac import CREDENTIALS, PUBLIC, SIGNED_IN, RouteRule
 from kontur.api.users import Principal
 from kontur.redact import redact_url
 from kontur.wire.messages import AuditEvent
+from kontur.wire.runstate import RunStateReader
 
 __all__ = [
     "SESSION_COOKIE",
@@ -151,6 +152,7 @@ class ApiState:
     buckets: TokenBuckets
     name_throttle: LoginThrottle
     remote_throttle: LoginThrottle
+    runstate: RunStateReader
 
     @classmethod
     def build(cls, ctx: ApiContext) -> ApiState:
@@ -162,6 +164,7 @@ class ApiState:
             buckets=TokenBuckets(s.rate_per_s, s.burst, ctx.clock),
             name_throttle=LoginThrottle(ctx.clock, free=s.login_free_failures),
             remote_throttle=LoginThrottle(ctx.clock, free=s.remote_free_failures),
+            runstate=RunStateReader(ctx.data_dir),
         )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -162,3 +163,33 @@ def read_run_state(data_dir: Path) -> RunState | None:
     except (ValueError, ValidationError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WireError(f"{path}: expected a run-state snapshot, got {first}") from None
+
+
+class RunStateReader:
+    """:func:`read_run_state` for a reader that asks often (the API): the snapshot is parsed
+    again only when the file was replaced (a new inode, time or size), since the supervisor
+    only ever replaces it whole."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._data_dir = Path(data_dir)
+        self._lock = threading.Lock()
+        self._key: tuple[int, int, int] | None = None
+        self._state: RunState | None = None
+
+    def read(self) -> RunState | None:
+        """The current snapshot (None when none was published); WireError if malformed."""
+        path = self._data_dir / STATE_FILE
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise WireError(f"{path}: expected a readable run state, got {exc.strerror}") from None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if key == self._key:
+                return self._state
+        state = read_run_state(self._data_dir)
+        with self._lock:
+            self._key, self._state = key, state
+        return state
