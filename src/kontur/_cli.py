@@ -20,7 +20,7 @@ from rich.console import Console
 
 from kontur.redact import redact_url
 
-__all__ = ["JsonOut", "err", "fail", "human", "json_to_stdout", "out", "write_json"]
+__all__ = ["DataDirOpt", "JsonOut", "err", "fail", "human", "json_to_stdout", "out", "write_json"]
 
 out = Console()
 err = Console(stderr=True)
@@ -55,6 +55,15 @@ JsonOut = Annotated[
     ),
 ]
 """The ``--json PATH|-`` option every command declares (see the module)."""
+
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Data dir (default: $KONTUR_DATA_DIR, else ~/.local/share/kontur)."
+    ),
+]
+"""The ``--data-dir`` option of the commands that work on a site's data dir."""
 
 
 def json_to_stdout(json_out: Path | None) -> bool:

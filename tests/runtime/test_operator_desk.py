@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from committed_sink import CommittedCheckingSink
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from kontur.gate.operator import (
     Resolution,
     request_id,
 )
-from kontur.gate.sinks import OperatorEvent, SinkEvent, SinkStats
+from kontur.gate.sinks import OperatorEvent
 from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.wire import AuditEvent, Decision, Outcome
 from kontur.wire.messages import OperatorVerdict
@@ -250,33 +251,11 @@ def test_any_interleaving_closes_each_request_exactly_once(steps: list[tuple]) -
 # --- the recorder as the desk's shell: record, commit, then act ---------------------------
 
 
-class _CommittedSink:
-    """Looks at the archive as a reader whenever it fires: what it hears of is committed."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.seen: list[tuple[SinkEvent, list[str]]] = []
-
-    def emit(self, event: SinkEvent) -> None:
-        reader = Archive.open_readonly(self.data_dir)
-        try:
-            kinds = [r.kind for r in reader.iter_records()]
-        finally:
-            reader.close()
-        self.seen.append((event, kinds))
-
-    def stats(self) -> SinkStats:
-        return SinkStats(sink="test", delivered=len(self.seen))
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def shell(tmp_path: Path) -> Iterator[tuple[Recorder, _CommittedSink, Archive, ManualClock]]:
+def shell(tmp_path: Path) -> Iterator[tuple[Recorder, CommittedCheckingSink, Archive, ManualClock]]:
     clock = ManualClock()
     archive = Archive.open(tmp_path, clock, batch_size=10_000, batch_interval_s=3600)
-    sink = _CommittedSink(tmp_path)
+    sink = CommittedCheckingSink(tmp_path)
     desk = OperatorDesk(ACTIONS, 30.0, clock)
     rec = Recorder(archive, {"cam1": CameraStats(source="test")}, [sink], desk)
     yield rec, sink, archive, clock
@@ -289,7 +268,7 @@ def _records(archive: Archive, kind: str) -> list[dict]:
 
 
 def test_a_confirmed_request_is_archived_and_committed_before_the_action_fires(
-    shell: tuple[Recorder, _CommittedSink, Archive, ManualClock],
+    shell: tuple[Recorder, CommittedCheckingSink, Archive, ManualClock],
 ) -> None:
     rec, sink, archive, _ = shell
     rec.on_message("gate", _decision())
@@ -316,7 +295,7 @@ def test_a_confirmed_request_is_archived_and_committed_before_the_action_fires(
 
 
 def test_four_eyes_through_the_recorder_archives_each_step(
-    shell: tuple[Recorder, _CommittedSink, Archive, ManualClock],
+    shell: tuple[Recorder, CommittedCheckingSink, Archive, ManualClock],
 ) -> None:
     rec, sink, archive, _ = shell
     rec.on_message("gate", _decision("lock"))
@@ -329,7 +308,7 @@ def test_four_eyes_through_the_recorder_archives_each_step(
 
 
 def test_expired_requests_fail_safe_archived_then_acted_on(
-    shell: tuple[Recorder, _CommittedSink, Archive, ManualClock],
+    shell: tuple[Recorder, CommittedCheckingSink, Archive, ManualClock],
 ) -> None:
     rec, sink, archive, clock = shell
     rec.on_message("gate", _decision())
@@ -346,7 +325,7 @@ def test_expired_requests_fail_safe_archived_then_acted_on(
 
 
 def test_audit_events_are_archived_as_audit_records(
-    shell: tuple[Recorder, _CommittedSink, Archive, ManualClock],
+    shell: tuple[Recorder, CommittedCheckingSink, Archive, ManualClock],
 ) -> None:
     rec, sink, archive, _ = shell
     ev = AuditEvent(actor="ana", action="login", outcome="ok", remote="127.0.0.1", at=5.0)

@@ -5,43 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from committed_sink import CommittedCheckingSink
 
 from kontur.archive import Archive
 from kontur.clock import ManualClock
-from kontur.gate.sinks import SinkEvent, SinkStats
 from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.wire import Decision, DetectionBatch, GopClosed, Outcome, SegmentStored
 from kontur.wire.verdict import GopVerdict, Verdict
 
 
-class _CommittedCheckingSink:
-    """A sink that, when it fires, looks at the archive as a *reader* on another connection:
-    whatever it is told about must already be committed there."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.seen: list[tuple[SinkEvent, list[str]]] = []
-
-    def emit(self, event: SinkEvent) -> None:
-        reader = Archive.open_readonly(self.data_dir)
-        try:
-            kinds = [r.kind for r in reader.iter_records()]
-        finally:
-            reader.close()
-        self.seen.append((event, kinds))
-
-    def stats(self) -> SinkStats:
-        return SinkStats(sink="test", delivered=len(self.seen))
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Recorder, _CommittedCheckingSink, Archive]:
+def setup(tmp_path: Path) -> tuple[Recorder, CommittedCheckingSink, Archive]:
     # a long batch interval: nothing is committed unless the recorder commits it
     archive = Archive.open(tmp_path, ManualClock(), batch_size=10_000, batch_interval_s=3600)
-    sink = _CommittedCheckingSink(tmp_path)
+    sink = CommittedCheckingSink(tmp_path)
     rec = Recorder(archive, {"cam1": CameraStats(source="test")}, [sink])
     yield rec, sink, archive
     archive.close()
@@ -64,7 +41,7 @@ def _gop(verdict: Verdict) -> GopClosed:
 
 @pytest.mark.parametrize("outcome", list(Outcome))
 def test_every_decision_is_committed_before_any_sink_fires(
-    setup: tuple[Recorder, _CommittedCheckingSink, Archive], outcome: Outcome
+    setup: tuple[Recorder, CommittedCheckingSink, Archive], outcome: Outcome
 ) -> None:
     """Point 9: actions fired before their decision was recorded."""
     rec, sink, _ = setup
@@ -76,7 +53,7 @@ def test_every_decision_is_committed_before_any_sink_fires(
 
 
 def test_failing_verdicts_reach_the_sinks_committed_authentic_ones_do_not(
-    setup: tuple[Recorder, _CommittedCheckingSink, Archive],
+    setup: tuple[Recorder, CommittedCheckingSink, Archive],
 ) -> None:
     """Point 10: NOT_AUTHENTIC, MISSING and the others reached no sink."""
     rec, sink, _ = setup
@@ -88,7 +65,7 @@ def test_failing_verdicts_reach_the_sinks_committed_authentic_ones_do_not(
 
 
 def test_a_detection_batch_for_a_gop_ingest_never_stored_is_a_violation(
-    setup: tuple[Recorder, _CommittedCheckingSink, Archive],
+    setup: tuple[Recorder, CommittedCheckingSink, Archive],
 ) -> None:
     rec, _, archive = setup
     ref = archive.segments.put(b"gop 0 bytes")
@@ -115,7 +92,7 @@ def test_an_action_carries_its_proof_and_checkpoints_reach_the_sinks(tmp_path: P
     signed checkpoint also goes to the sinks (the webhook is a witness)."""
     from kontur.archive import Signing, open_checkpoint, verify_inclusion
 
-    sink = _CommittedCheckingSink(tmp_path)
+    sink = CommittedCheckingSink(tmp_path)
     holder: list[Recorder] = []
     archive = Archive.open(
         tmp_path,

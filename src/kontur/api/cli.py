@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from kontur._cli import JsonOut, err, fail, human, write_json
+from kontur._cli import DataDirOpt, JsonOut, err, fail, human, write_json
 from kontur.errors import KonturError
 
 if TYPE_CHECKING:
@@ -37,12 +37,7 @@ user_app = typer.Typer(
 
 _T = TypeVar("_T")
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Data dir (default: $KONTUR_DATA_DIR, else ~/.local/share/kontur)."
-    ),
-]
+DataDir = DataDirOpt
 TokenName = Annotated[str, typer.Option("--token-name", help="The token's name, e.g. the machine.")]
 
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from kontur._cli import JsonOut, err, fail, human, write_json
+from kontur._cli import DataDirOpt, JsonOut, err, fail, human, write_json
 from kontur.errors import KonturError
 
 __all__ = ["camera_app"]
@@ -34,13 +34,7 @@ camera_app = typer.Typer(
 
 _T = TypeVar("_T")
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data dir (default: $KONTUR_DATA_DIR, else ~/.local/share/kontur).",
-    ),
-]
+DataDir = DataDirOpt
 
 
 def _guarded(action: Callable[[], _T]) -> _T:
