@@ -266,6 +266,7 @@ class Gate:
             critical=action.critical,
             track_id=req.track_id,
             frame_index=req.frame_index,
+            box=req.box,
             outcome=outcome,
             reasons=check.reasons + extra,
             gops=req.gops,

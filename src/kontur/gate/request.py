@@ -62,6 +62,9 @@ class ActionRequest:
     frames: tuple[int, ...]
     gops: tuple[int, ...]
     findings: tuple[Finding, ...]
+    box: tuple[float, float, float, float] | None = None
+    """The track's box (x1, y1, x2, y2, pixels) on ``frame_index``: the worker's claim, kept
+    only to show the operator what fired (a snapshot, a crop); no requirement reads it."""
     verdicts: Mapping[int, GopVerdict] = field(default_factory=lambda: _frozen_map({}))
     """GOP index → verdict, for the GOPs in ``gops`` whose verdict has arrived."""
     status: SystemStatus = UNKNOWN_STATUS

@@ -195,17 +195,18 @@ class DwellRule:
             w.gops[t.gop_index] = None
             w.findings.append(evidence.finding)
             if t.pts_s - w.entered_pts >= self.min_seconds - _TIME_SLACK_S:
-                fired.append(self._fire(evidence, obj.track_id, w))
+                fired.append(self._fire(evidence, obj, w))
         self._prune(cam, t.pts_s)
         cam.last_pts, cam.last_frame = t.pts_s, t.frame_index
         return fired
 
-    def _fire(self, ev: Evidence, track_id: int, w: _Window) -> ActionRequest:
+    def _fire(self, ev: Evidence, obj: TrackedObject, w: _Window) -> ActionRequest:
         req = ActionRequest(
             rule=self.rule,
             action=self.action,
             camera_id=ev.frame.camera_id,
-            track_id=track_id,
+            track_id=obj.track_id,
+            box=obj.xyxy,
             frame_index=ev.frame.frame_index,
             frames=tuple(w.frames),
             gops=tuple(sorted(w.gops)),

@@ -253,6 +253,9 @@ class Decision(_Msg):
     critical: bool
     track_id: int | None
     frame_index: int = Field(ge=0, le=MAX_FRAME_INDEX)
+    box: tuple[float, float, float, float] | None = None
+    """The track's box on ``frame_index`` (x1, y1, x2, y2, pixels), the worker's claim: only
+    for showing a person what fired (the API's snapshot and crop), never for deciding."""
     outcome: Outcome
     reasons: tuple[str, ...]
     gops: tuple[int, ...]
