@@ -170,3 +170,30 @@ def test_what_cannot_be_audited_is_not_done_but_refusals_are_answered(bare: Bare
     )
     r = httpx.get(bare.url + "/status", headers={"Authorization": "Bearer kontur_nobody"})
     assert r.status_code == 401  # a refusal is answered even when it cannot be audited
+
+
+def test_pages_of_a_rare_kind_skip_other_kinds_within_the_scan_limit(tmp_path: Path) -> None:
+    """A decision behind thousands of detections records is still found: SQLite selects the
+    kinds, and ``scan_limit`` bounds only records of the asked kinds."""
+    from kontur.api.archive_view import page
+    from kontur.archive import Archive
+
+    arc = Archive.open(tmp_path)
+    try:
+        arc.append("decision", {"n": 0})
+        for i in range(3000):
+            arc.append("detections", {"n": i})
+        arc.append("verdict", {"n": 1})
+        arc.flush()
+        kinds = frozenset({"decision", "verdict"})
+        tail = page(arc, kinds, start=None, limit=10, scan_limit=5)
+        assert [r.kind for r in tail.records] == ["decision", "verdict"]
+        assert tail.next_index == arc.records
+        first = page(arc, kinds, start=0, limit=1, scan_limit=5)
+        assert [r.index for r in first.records] == [0] and first.next_index == 1
+        rest = page(arc, kinds, start=first.next_index, limit=5, scan_limit=5)
+        assert [r.index for r in rest.records] == [3001] and rest.next_index == arc.records
+        odd = page(arc, kinds, lambda r: r.payload["n"] == 1, start=None, limit=5, scan_limit=1)
+        assert [r.index for r in odd.records] == [3001]
+    finally:
+        arc.close()

@@ -168,6 +168,7 @@ def test_the_surface_is_append_only() -> None:
         "segments",
         "verifier_key",
         "witness_error",
+        "tail",
     }
     store_public = {n for n in dir(SegmentStore) if not n.startswith("_")}
     # remove: retention only, after the tombstone is durable (kontur.archive.retention)
@@ -252,3 +253,27 @@ def test_wall_clock_jumps_are_recorded_as_is(archive: Archive, clock: ManualCloc
     clock.jump_wall(-3600)
     rec = archive.append("state", {"to_state": "DEGRADED"})
     assert rec.at == 1_700_000_000.0 - 3600
+
+
+def test_tail_and_kind_sets_select_by_kind_newest_last(tmp_path: Path) -> None:
+    arc = Archive.open(tmp_path)
+    try:
+        for i in range(30):
+            arc.append(("a", "b", "c")[i % 3], {"i": i})
+        arc.flush()
+        tail = arc.tail({"a", "c"}, 4)
+        assert [r.payload["i"] for r in tail] == [24, 26, 27, 29]
+        assert [r.payload["i"] for r in arc.tail("b", 2, stop=10)] == [4, 7]
+        assert [r.payload["i"] for r in arc.tail(None, 2)] == [28, 29]
+        assert arc.tail(set(), 5) == []
+        got = [r.payload["i"] for r in arc.iter_records(20, kind=("b", "c"))]
+        assert got == [20, 22, 23, 25, 26, 28, 29]
+        with pytest.raises(ArchiveInputError):
+            arc.tail({"no spaces allowed"}, 1)
+    finally:
+        arc.close()
+    ro = Archive.open_readonly(tmp_path)
+    try:
+        assert [r.payload["i"] for r in ro.tail("a", 3)] == [21, 24, 27]
+    finally:
+        ro.close()

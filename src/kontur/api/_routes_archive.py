@@ -68,7 +68,7 @@ def events(
     with open_archive(state.ctx.data_dir) as arc:
         found = page(
             arc,
-            lambda r: r.kind in kinds,
+            kinds,
             start=q.since_index,
             limit=min(q.limit, s.page_limit),
             scan_limit=s.scan_limit,
@@ -102,6 +102,7 @@ def audit(
             start = first_index_at(arc, q.since)
         found = page(
             arc,
+            frozenset({"audit"}),
             _audit_filter(q),
             start=start,
             limit=min(q.limit, s.page_limit),
@@ -113,8 +114,6 @@ def audit(
 
 def _audit_filter(q: AuditQuery) -> Callable[[Record], bool]:
     def accept(rec: Record) -> bool:
-        if rec.kind != "audit":
-            return False
         p = rec.payload
         return (
             (q.user is None or p.get("actor") == q.user)

@@ -7,15 +7,16 @@ Records are only ever read through the archive's public surface (``iter_records`
 :func:`kontur.redact.redact`, so a source URL with credentials never leaves in clear.
 
 Paging is by archive index and bounded twice: at most ``limit`` records returned, at most
-``scan_limit`` read. Without a start, a page is the *tail*: the newest matching records among
-the last ``scan_limit``, newest last, and ``next_index`` is the tree size (poll from there).
+``scan_limit`` records of the asked kinds read (SQLite selects the kinds with the archive's
+kind index, newest first for a tail). Without a start, a page is the *tail*: the newest
+matching records among the last ``scan_limit`` of those kinds, newest last, and
+``next_index`` is the tree size (poll from there).
 With a start, it *follows* from there, and ``next_index`` is where the next page begins.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,43 +83,60 @@ class Page:
 
 def page(
     arc: Archive,
-    accept: Callable[[Record], bool],
+    kinds: frozenset[str],
+    accept: Callable[[Record], bool] | None = None,
     *,
     start: int | None,
     limit: int,
     scan_limit: int,
     until: float | None = None,
 ) -> Page:
-    """The records ``accept`` takes (see the module for tail and follow); records after
-    ``until`` (archive time) end a follow early."""
+    """The records of ``kinds`` that ``accept`` takes (all, without it; see the module for
+    tail and follow); records after ``until`` (archive time) end a follow early.
+
+    SQLite selects the kinds (the archive's kind index), so ``scan_limit`` bounds only the
+    records of those kinds parsed and tested here.
+    """
     size = arc.records
+    take = accept or (lambda _r: True)
     if start is None:
-        found: deque[Record] = deque(maxlen=limit)
-        for rec in _records(arc, max(0, size - scan_limit), size):
-            if accept(rec):
-                found.append(rec)
-        return Page(tuple(found), size, size)
+        return Page(_tail(arc, kinds, take, limit, scan_limit, size), size, size)
     out: list[Record] = []
-    end = min(size, start + scan_limit)
     nxt = max(start, 0)
-    for rec in _records(arc, nxt, end):
+    for n, rec in enumerate(arc.iter_records(nxt, kind=kinds)):
+        if rec.index >= size or n == scan_limit:
+            break
         if until is not None and rec.at > until:
             return Page(tuple(out), rec.index, size)
         nxt = rec.index + 1
-        if accept(rec):
+        if take(rec):
             out.append(rec)
             if len(out) == limit:
-                break
+                return Page(tuple(out), nxt, size)
+    else:
+        nxt = size  # no record of these kinds left: poll from the tree size
     return Page(tuple(out), nxt, size)
 
 
-def _records(arc: Archive, start: int, stop: int) -> Iterator[Record]:
-    if start >= stop:
-        return
-    for rec in arc.iter_records(start):
-        if rec.index >= stop:
-            return
-        yield rec
+def _tail(
+    arc: Archive,
+    kinds: frozenset[str],
+    take: Callable[[Record], bool],
+    limit: int,
+    scan_limit: int,
+    size: int,
+) -> tuple[Record, ...]:
+    found: list[Record] = []  # newest first
+    stop, scanned = size, 0
+    while len(found) < limit and scanned < scan_limit:
+        want = min(scan_limit - scanned, max(limit, 64))
+        chunk = arc.tail(kinds, want, stop)
+        found += [r for r in reversed(chunk) if take(r)]
+        scanned += len(chunk)
+        if len(chunk) < want:
+            break
+        stop = chunk[0].index
+    return tuple(reversed(found[:limit]))
 
 
 def first_index_at(arc: Archive, at: float) -> int:

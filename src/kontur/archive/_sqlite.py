@@ -65,6 +65,8 @@ _SCHEMA = (
     )""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
+#: Derived data, not part of the format (no hash covers it): made on every writable open.
+_KIND_INDEX = "CREATE INDEX IF NOT EXISTS records_kind ON records (kind, idx)"
 _SELECT_V1 = "SELECT idx, kind, at, payload, prev, hash FROM records"
 _SELECT = "SELECT idx, kind, at, payload, leaf FROM records"
 
@@ -98,6 +100,7 @@ def connect_writer(db: Path) -> sqlite3.Connection:
                 f"{db}: expected archive format {FORMAT_VERSION} to append to, got format "
                 f"{FORMAT_V1} (verify it with `kontur archive verify`; start a new data dir)"
             )
+        conn.execute(_KIND_INDEX)
     except sqlite3.Error as exc:
         conn.close()
         raise ArchiveCorrupt(f"{db}: expected an SQLite archive, got {one_line(exc)}") from None
@@ -204,21 +207,24 @@ def iter_rows(
     stop: int | None = None,
     *,
     version: int = 2,
-    kind: str | None = None,
+    kinds: tuple[str, ...] | None = None,
     limit: int = -1,
+    newest_first: bool = False,
 ) -> Iterator[tuple[object, ...]]:
-    """Stored rows with ``start <= idx < stop`` (of ``kind``, at most ``limit``; -1: all), in
-    index order, in one read statement.
+    """Stored rows with ``start <= idx < stop`` (of one of ``kinds``, at most ``limit``; -1:
+    all), in index order (``newest_first``: reversed), in one read statement.
 
     Format 2 rows are ``(idx, kind, at, payload, leaf)``; format 1 rows
-    ``(idx, kind, at, payload, prev, hash)``.
+    ``(idx, kind, at, payload, prev, hash)``. The ``records_kind`` index (format 2 archives
+    opened for writing since it exists) makes a scan for a rare kind cheap.
     """
     select = _SELECT if version == FORMAT_VERSION else _SELECT_V1
-    sql = (
-        f"{select} WHERE idx >= ? AND (? IS NULL OR idx < ?) AND (? IS NULL OR kind = ?) "
-        "ORDER BY idx LIMIT ?"
-    )
-    cur = conn.execute(sql, (start, stop, stop, kind, kind, limit))
+    where, args = "idx >= ? AND (? IS NULL OR idx < ?)", [start, stop, stop]
+    if kinds is not None:
+        where += f" AND kind IN ({','.join('?' * len(kinds))})"
+        args += kinds
+    order = "DESC" if newest_first else ""
+    cur = conn.execute(f"{select} WHERE {where} ORDER BY idx {order} LIMIT ?", (*args, limit))
     with contextlib.closing(cur):
         for row in cur:
             yield tuple(row)

@@ -33,7 +33,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -326,29 +326,44 @@ class Archive:
                     os.close(self._lock_fd)  # releases the flock
                     self._lock_fd = None
 
-    def iter_records(self, start: int = 0, kind: str | None = None) -> Iterator[Record]:
-        """Committed records from index ``start`` on (only those of ``kind``, if given),
-        parsed but not proof-checked.
+    def iter_records(
+        self, start: int = 0, kind: str | Collection[str] | None = None
+    ) -> Iterator[Record]:
+        """Committed records from index ``start`` on (only those of ``kind``, one or several,
+        if given), parsed but not proof-checked.
 
         Use :func:`kontur.archive.verify_archive` to check them. A ``kind`` is selected by
         SQLite, so a scan for a rare kind does not parse the whole history.
         """
-        if kind is not None:
-            check_kind(kind)
+        kinds = _kinds(kind)
         pos = start
         while True:
             with self._lock:
                 conn = self._open_conn()
                 stop = self._committed_size() if not self.readonly else None
-                if kind is None:
+                if kinds is None:
                     stop = pos + _PAGE if stop is None else min(pos + _PAGE, stop)
-                rows = list(iter_rows(conn, pos, stop, kind=kind, limit=_PAGE))
+                rows = list(iter_rows(conn, pos, stop, kinds=kinds, limit=_PAGE))
             if not rows:
                 return
             for row in rows:
                 record = Record.from_raw(RawRecord.from_row(row))
                 yield record
             pos = record.index + 1
+
+    def tail(
+        self, kind: str | Collection[str] | None, limit: int, stop: int | None = None
+    ) -> list[Record]:
+        """The newest ``limit`` committed records (of ``kind``, if given) below index ``stop``
+        (default: all), newest last; selected by SQLite, newest first, so a page of recent
+        events costs ``limit`` rows, not a scan of the history."""
+        kinds = _kinds(kind)
+        with self._lock:
+            conn = self._open_conn()
+            size = self._committed_size() if not self.readonly else None
+            end = stop if size is None or (stop is not None and stop < size) else size
+            rows = list(iter_rows(conn, 0, end, kinds=kinds, limit=limit, newest_first=True))
+        return [Record.from_raw(RawRecord.from_row(row)) for row in reversed(rows)]
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """The RFC 9162 audit path of record ``index`` in the tree of ``size`` (default: all)."""
@@ -600,6 +615,13 @@ def _acquire_lock(data_dir: Path) -> int:
         os.close(fd)
         raise ArchiveLocked(f"{data_dir}: expected no other writer, got one holding it") from None
     return fd
+
+
+def _kinds(kind: str | Collection[str] | None) -> tuple[str, ...] | None:
+    if kind is None:
+        return None
+    kinds = (kind,) if isinstance(kind, str) else tuple(sorted(kind))
+    return tuple(check_kind(k) for k in kinds)
 
 
 def _leave_wal(conn: sqlite3.Connection) -> None:
