@@ -219,7 +219,8 @@ def iter_rows(
     opened for writing since it exists) makes a scan for a rare kind cheap.
     """
     select = _SELECT if version == FORMAT_VERSION else _SELECT_V1
-    where, args = "idx >= ? AND (? IS NULL OR idx < ?)", [start, stop, stop]
+    where = "idx >= ? AND (? IS NULL OR idx < ?)"
+    args: list[object] = [start, stop, stop]
     if kinds is not None:
         where += f" AND kind IN ({','.join('?' * len(kinds))})"
         args += kinds
