@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import httpx
@@ -65,6 +66,37 @@ EXPORT_ID = "e" * 32
 ROOMY = ApiSettings(rate_per_s=1000.0, burst=10_000, remote_free_failures=1000)
 
 
+#: Where write_archive puts the decision (segment 0, segment's verdict 1, decision 2).
+DECISION_INDEX = 2
+#: The box of the sim's decision, in the sim GOP's 160x120 pictures (the bright square).
+BOX = (60.0, 30.0, 100.0, 90.0)
+GOP_FRAMES = 12
+
+
+def h264_gop(frames: int = GOP_FRAMES) -> bytes:
+    """A real H.264 GOP as a kontur segment (libx264, 160x120, a bright square moving right),
+    so the picture routes decode what ingest would have stored."""
+    import av
+    import numpy as np
+
+    from kontur.ingest.segment import SegmentPacket, pack_segment
+
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = 160, 120, "yuv420p"
+    enc.time_base = Fraction(1, 10)
+    enc.options = {"tune": "zerolatency", "g": str(frames), "bf": "0"}
+    packets: list[SegmentPacket] = []
+    for n in range(frames):
+        img = np.full((120, 160, 3), 40, np.uint8)
+        img[30:90, 60 + n : 100 + n] = 230
+        frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+        frame.pts = n
+        packets += [SegmentPacket(bytes(p), p.pts, p.is_keyframe) for p in enc.encode(frame)]
+    packets += [SegmentPacket(bytes(p), p.pts, p.is_keyframe) for p in enc.encode(None)]
+    header = {"codec": "h264", "width": 160, "height": 120, "fps": 10.0, "time_base": "1/10"}
+    return pack_segment(header, packets)
+
+
 def user_of(role: str) -> str:
     """The test user who holds exactly ``role``."""
     return f"{role}-user"
@@ -79,6 +111,7 @@ def decision(frame: int) -> Decision:
         critical=True,
         track_id=7,
         frame_index=frame,
+        box=BOX,
         outcome=Outcome.OPERATOR,
         reasons=("verifier disagrees on track 7", f"source {RTSP_URL} reconnected"),
         gops=(1,),
@@ -101,9 +134,16 @@ def write_archive(data_dir: Path) -> Archived:
     """A real archive: a segment, a verdict, a decision, an event quoting an RTSP URL with
     credentials, and two audit records; closing it signs a checkpoint."""
     with Archive.open(data_dir) as arc:
-        seg = arc.append_segment(b"\x00\x00\x00\x01kontur-segment" * 64, {"camera": "cam1"})
-        arc.append("verdict", {"camera_id": "cam1", "gop_index": 1, "verdict": "AUTHENTIC"})
-        dec = arc.append("decision", decision(10).model_dump(mode="json"))
+        seg = arc.append_segment(h264_gop(), {"camera_id": "cam1", "gop_index": 1})
+        sha = seg.payload["sha256"]
+        verdict = {"camera_id": "cam1", "gop_index": 1, "verdict": "AUTHENTIC"}
+        arc.append(
+            "verdict",
+            {"verdict": verdict, "first_frame": 0, "last_frame": GOP_FRAMES - 1,
+             "segment_sha256": sha},
+        )  # fmt: skip
+        dec = arc.append("decision", decision(GOP_FRAMES - 1).model_dump(mode="json"))
+        assert dec.index == DECISION_INDEX
         ev = arc.append("event", {"event": "source_ended", "source": RTSP_URL})
         login = AuditEvent(actor="ana", action="login", outcome="ok", at=1_700_000_000.0)
         aud = arc.append("audit", login.model_dump(mode="json"))
@@ -120,7 +160,7 @@ def pending(number: int, *, two_person: bool = False, segment: str = "") -> Pend
     """A pending OPERATOR request ``op-<number>``."""
     return PendingRequest(
         id=f"op-{number}",
-        decision_index=number,
+        decision_index=DECISION_INDEX,
         decision=decision(number),
         deadline=1_700_000_600.0,
         two_person=two_person,

@@ -31,6 +31,17 @@ CALLS: dict[str, Callable[[Site, str], Call]] = {
     "GET /events/{index}/proof": lambda s, r: (f"/events/{s.archived.decision_index}/proof", None),
     "GET /audit": lambda s, r: ("/audit", None),
     "GET /segments/{sha256}": lambda s, r: (f"/segments/{s.archived.segment}", None),
+    "GET /cameras/{camera_id}/snapshot": lambda s, r: ("/cameras/cam1/snapshot", None),
+    "GET /operator/requests/{request_id}/snapshot": lambda s, r: (
+        f"/operator/requests/{_req(r)}/snapshot",
+        None,
+    ),
+    "GET /events/{index}/snapshot": lambda s, r: (
+        f"/events/{s.archived.decision_index}/snapshot",
+        None,
+    ),
+    "GET /events/{index}/crop": lambda s, r: (f"/events/{s.archived.decision_index}/crop", None),
+    "GET /events/{index}/clip": lambda s, r: (f"/events/{s.archived.decision_index}/clip", None),
     "GET /operator/requests": lambda s, r: ("/operator/requests", None),
     "GET /operator/requests/{request_id}": lambda s, r: (f"/operator/requests/{_req(r)}", None),
     "POST /operator/requests/{request_id}": lambda s, r: (

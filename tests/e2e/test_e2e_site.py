@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 import yaml
 from tests.conftest import KONTUR, REPO, run_kontur, shared
@@ -135,6 +137,8 @@ class SiteRun:
     summary: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
     """The export's final status, its request id, span and downloaded bundle path."""
+    pictures: dict[str, httpx.Response] = field(default_factory=dict)
+    """The confirmed alarm's snapshot and person crop, fetched by the investigator."""
 
 
 def _decide(client: httpx.Client, rid: str, confirm: bool, why: str) -> tuple[int, dict]:
@@ -153,6 +157,7 @@ def _operate(site: SiteRun) -> None:
     site.answers["lock:ana-again"] = _decide(ana, lock["id"], True, "really")
     site.answers["lock:bo"] = _decide(bo, lock["id"], True, "agreed on the second screen")
     _export(site, alarm["at"])
+    _pictures(site, alarm["decision_index"])
     site.status = ana.get("/status").json()
     site.confirmed = _wait(
         "the confirmed alarm's event",
@@ -194,6 +199,20 @@ def _export(site: SiteRun, alarm_at: float) -> None:
         bundle = site.data.parent / "case.zip"
         bundle.write_bytes(r.content)
         site.export["bundle"] = bundle
+    ivy.close()
+
+
+def _pictures(site: SiteRun, index: int) -> None:
+    """The investigator looks at the alarm's frame and the person in it, once its GOP is
+    archived (the picture routes read the archive, never the frame ring)."""
+    ivy = _login(site.url, "ivy")
+
+    def fetch(what: str) -> httpx.Response | None:
+        r = ivy.get(f"/events/{index}/{what}")
+        return r if r.status_code == 200 else None
+
+    for what in ("snapshot", "crop"):
+        site.pictures[what] = _wait(f"the alarm's {what}", lambda w=what: fetch(w), timeout=120)
     ivy.close()
 
 
@@ -247,6 +266,16 @@ def test_an_operator_confirms_and_the_action_fires(site: SiteRun) -> None:
     # exactly one wins: a later confirmation hears who did
     code, body = site.answers["late"]
     assert code == 409 and "confirmed by ana" in body["detail"]
+
+
+def test_the_investigator_sees_the_alarms_frame_and_the_person(site: SiteRun) -> None:
+    snap = cv2.imdecode(np.frombuffer(site.pictures["snapshot"].content, np.uint8), 1)
+    crop = cv2.imdecode(np.frombuffer(site.pictures["crop"].content, np.uint8), 1)
+    assert snap.shape == (360, 480, 3)
+    assert 0 < crop.shape[0] <= 360 and 0 < crop.shape[1] <= 480
+    assert crop.shape[0] > crop.shape[1]  # a standing person is taller than wide
+    audits = [a for a in _records(site.data, "audit") if a["actor"] == "ivy"]
+    assert {"video:archive", "biometrics:read"} <= {a["action"] for a in audits}
 
 
 def test_four_eyes_needs_a_second_different_operator(site: SiteRun) -> None:

@@ -30,6 +30,7 @@ from kontur.api import (
     _routes_archive,
     _routes_auth,
     _routes_exports,
+    _routes_media,
     _routes_run,
     _routes_users,
 )
@@ -59,7 +60,8 @@ def openapi(request: Request) -> JSONResponse:
 
 def _endpoints() -> dict[str, Callable[..., Any]]:
     out: dict[str, Callable[..., Any]] = {"GET /openapi.json": openapi}
-    for module in (_routes_auth, _routes_archive, _routes_run, _routes_exports, _routes_users):
+    modules = (_routes_auth, _routes_archive, _routes_run, _routes_media, _routes_exports)
+    for module in (*modules, _routes_users):
         out.update(module.ENDPOINTS)
     table = {r.key for r in ROUTES}
     if set(out) != table:
