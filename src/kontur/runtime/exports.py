@@ -198,7 +198,10 @@ class SiteExports:
             )
             sha = hashlib.sha256(data).hexdigest()
             record = log_export(self.archive, built.request, manifest, sha, len(data))
-        except KonturError as exc:
+        except (
+            Exception
+        ) as exc:  # the request's failure; the archive's own is seen at its next append
+            log.error("export %s: not sealed: %s", built.rid, _one_line(exc))
             self._queued -= 1
             self._set(built.rid, f"failed {_one_line(exc)}")
             return
