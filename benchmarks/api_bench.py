@@ -4,7 +4,7 @@ polling it costs the perimeter.
 Run from the repository root (after the README's install)::
 
     python benchmarks/api_bench.py [--cameras N] [--seconds S] [--load-seconds L]
-                                   [--model M] [--json PATH|-]
+                                   [--model M] [--paced] [--json PATH|-]
 
 One ``kontur run`` (the site service, API on 127.0.0.1, port picked by the kernel) with N
 cameras (default 4), file sources from ``../shared/data/video`` with ``loop: true``,
@@ -27,6 +27,12 @@ httpx. In that one run, after the first frames:
    limiter; 429s are counted and left out of the latencies. p50/p99 are per call, client
    side (httpx, keep-alive), rps = answered 200s / phase seconds.
 
+``--paced`` runs the cameras at their own frame rate (``kontur run --realtime``), as a site
+does, and counts the frames *analysed* end to end (the verifier's findings, one per frame
+the worker analysed; a frame the worker skipped because it lagged has none): then the ratio
+says whether polling the API costs the site analysed frames, not whether it takes CPU from a
+perimeter that already uses all of it.
+
 Reported too: the perimeter's fps during the load phases, and the run state's own
 frame-to-decision latencies at the end (``cameras[].latency_s``, see
 ``kontur.runtime.publish``). Skips with a message when ``../shared/data`` is absent.
@@ -48,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +112,14 @@ class Site:
         st = self.state()
         return None if st is None else sum(int(c["frames"]) for c in st["cameras"])
 
+    def analysed(self) -> int | None:
+        """Frames analysed end to end: the verifier's findings, one per frame the worker
+        analysed (counted per frame, where ``frames`` moves a whole GOP at a time)."""
+        st = self.state()
+        if st is None:
+            return None
+        return sum(int(c["verifier_agree"]) + int(c["verifier_disagree"]) for c in st["cameras"])
+
     def login(self, name: str) -> httpx.Client:
         c = httpx.Client(base_url=self.url, timeout=30.0)
         r = c.post("/auth/login", json={"name": name, "password": self.passwords[name]})
@@ -128,7 +143,9 @@ def _config(path: Path, cameras: int) -> Path:
     return path
 
 
-def start_site(tmp: Path, cameras: int, model: Path, users: list[str]) -> Site:
+def start_site(
+    tmp: Path, cameras: int, model: Path, users: list[str], *, paced: bool = False
+) -> Site:
     data = tmp / "d"
     passwords = {u: f"{u}-bench-correct-horse" for u in users}
     for name, password in passwords.items():
@@ -143,7 +160,8 @@ def start_site(tmp: Path, cameras: int, model: Path, users: list[str]) -> Site:
     with open(err_path, "w") as err, open(tmp / "stdout.log", "w") as out:
         proc = subprocess.Popen(
             [str(KONTUR), "run", "--config", str(_config(tmp / "site.yaml", cameras)),
-             "--data-dir", str(data), "--model", str(model), "--json", str(summary)],
+             "--data-dir", str(data), "--model", str(model), "--json", str(summary),
+             *(["--realtime"] if paced else [])],
             stdout=out, stderr=err,
         )  # fmt: skip
     site = Site(tmp, data, proc, err_path, summary, passwords=passwords)
@@ -173,16 +191,18 @@ def stop_site(site: Site) -> dict[str, Any] | None:
         return None
 
 
-def _sample_phase(site: Site, seconds: float, poll: httpx.Client | None) -> dict[str, Any]:
-    """Sample the run state every 0.5 s for ``seconds``; with ``poll``, call the API at
-    POLL_HZ in between (status and events in turn)."""
+def _sample_phase(
+    site: Site, seconds: float, poll: httpx.Client | None, count: Callable[[], int | None]
+) -> dict[str, Any]:
+    """Sample ``count`` in the run state every 0.5 s for ``seconds``; with ``poll``, call the
+    API at POLL_HZ in between (status and events in turn)."""
     samples: list[tuple[float, int]] = []
     calls = errors = 0
     t0 = time.monotonic()
     next_sample = next_call = t0
     while (now := time.monotonic()) < t0 + seconds:
         if now >= next_sample:
-            f = site.frames()
+            f = count()
             if f is not None:
                 samples.append((now, f))
             next_sample += 0.5
@@ -267,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="quiet and polled, each")
     ap.add_argument("--load-seconds", type=float, default=20.0, help="per route")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument(
+        "--paced",
+        action="store_true",
+        help="cameras at their frame rate (kontur run --realtime); fps = frames analysed",
+    )
     ap.add_argument("--json", dest="json_out", default=None, help="PATH, or - for stdout")
     args = ap.parse_args(argv)
     console = Console(stderr=args.json_out == "-", width=80)
@@ -293,12 +318,14 @@ def main(argv: list[str] | None = None) -> int:
             "users_per_client": USERS_PER_CLIENT,
             "videos": [VIDEOS[i % 2] for i in range(args.cameras)],
             "model": args.model.name,
+            "paced": args.paced,
+            "fps_counts": "frames analysed" if args.paced else "frames ingested",
         },
     }
     site: Site | None = None
     try:
         with console.status("kontur user add, kontur run (model load, placement)…"):
-            site = start_site(tmp, args.cameras, args.model, users)
+            site = start_site(tmp, args.cameras, args.model, users, paced=args.paced)
             end = time.monotonic() + 300
             while (site.frames() or 0) == 0 and time.monotonic() < end:
                 time.sleep(0.5)
@@ -313,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             task = progress.add_task("fps phases", total=len(order))
             for kind in order:
                 progress.update(task, description=f"fps: {kind} ({half:.0f} s)")
-                ph = _sample_phase(site, half, poller if kind == "polled" else None)
+                count = site.analysed if args.paced else site.frames
+                ph = _sample_phase(site, half, poller if kind == "polled" else None, count)
                 phases.append({"kind": kind, **ph})
                 progress.advance(task)
             sessions = [
@@ -384,7 +412,8 @@ def _report(console: Console, r: dict[str, Any]) -> None:
     p = r["params"]
     console.rule("kontur API benchmark (issue 11)")
     console.print(
-        f"{p['cameras']} cameras (looped, unpaced), {p['model']}, "
+        f"{p['cameras']} cameras (looped, {'paced' if p.get('paced') else 'unpaced'}), "
+        f"{p['model']}, "
         f"{r['machine']['cpus']} CPUs, load {r['machine']['loadavg_start'][0]:.1f} at start"
     )
     if "api" not in r:
