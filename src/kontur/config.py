@@ -8,6 +8,7 @@ file with only ``cameras:`` is a whole config; any problem is a
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -29,6 +30,8 @@ __all__ = [
     "FreshnessConfig",
     "IngestConfig",
     "MotionConfig",
+    "MqttConfig",
+    "MqttTlsConfig",
     "OperatorConfig",
     "PlacementConfig",
     "PolicyConfig",
@@ -42,6 +45,7 @@ __all__ = [
     "WebhookConfig",
     "WorkerConfig",
     "ZoneConfig",
+    "is_loopback_host",
     "load_config",
     "merge_layers",
 ]
@@ -138,9 +142,74 @@ class ReleaseConfig(_Cfg):
         return self
 
 
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): traffic that never
+    leaves the machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class MqttTlsConfig(_Cfg):
+    """TLS to the MQTT broker (``sinks.mqtt.tls``); ``{}``: the system's trust store."""
+
+    ca: str | None = None
+    """PEM file of the CA(s) that sign the broker's certificate; null: the system's store."""
+    cert: str | None = None
+    key: str | None = None
+    """Client certificate and key (PEM), when the broker asks for one; both or neither."""
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> MqttTlsConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("expected both sinks.mqtt.tls.cert and tls.key, or neither")
+        return self
+
+
+class MqttConfig(_Cfg):
+    """The MQTT sink (:mod:`kontur.mqtt`, ADR 0026): Frigate-style topics under ``prefix``."""
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """null: 8883 with ``tls``, 1883 without."""
+    prefix: str = Field(default="kontur", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    """Topic prefix: levels of letters, digits, ``_`` and ``-`` (no wildcard, no empty level)."""
+    client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """null: ``kontur-<prefix>`` (``/`` as ``-``); two kontur on one broker need two."""
+    username: str | None = Field(default=None, min_length=1)
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Name of the environment variable holding the broker password (never the password)."""
+    tls: MqttTlsConfig | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    queue_max: int = Field(default=10000, ge=1, le=1_000_000)
+    """QoS-1 messages held while the broker is away; beyond it they are dropped and counted."""
+    stats_every_s: float = Field(default=30.0, ge=1, le=86400)
+    discovery: bool = True
+    """Publish Home Assistant MQTT discovery configs (retained) under ``discovery_prefix``."""
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_-]+$")
+    unsafe_plain_mqtt: bool = False
+    """Allow plain TCP (no ``tls``) to a broker off loopback. Off by default: events and the
+    password would travel in clear text. On, every start warns loudly."""
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> MqttConfig:
+        if self.password_env is not None and self.username is None:
+            raise ValueError("expected sinks.mqtt.username with password_env, got none")
+        if self.tls is None and not self.unsafe_plain_mqtt and not is_loopback_host(self.host):
+            raise ValueError(
+                f"expected sinks.mqtt.tls for broker {self.host!r} off loopback "
+                "(or unsafe_plain_mqtt: true), got plain TCP"
+            )
+        return self
+
+
 class SinksConfig(_Cfg):
     log: str = "actions.jsonl"
     webhook: WebhookConfig | None = None
+    mqtt: MqttConfig | None = None
 
 
 class VerifierConfig(_Cfg):

@@ -38,6 +38,9 @@ could still lose. The gate process fires no sink.
   blocks and never raises on delivery: the queue is bounded, and an event that does not fit
   is dropped and counted (:meth:`WebhookSink.stats`). It follows no redirects, and a failed
   POST is logged and kept in :attr:`WebhookSink.failures`, never retried.
+- :class:`kontur.mqtt.MqttSink` publishes to an MQTT broker (Frigate-style topics, Home
+  Assistant discovery, ADR 0026). It also follows the run state: a sink with
+  ``on_run_state`` (:class:`RunStateSink`) gets each snapshot the perimeter takes.
 
 **What a webhook receiver gets (the contract, ADR 0017).** ``POST <url>`` with
 ``Content-Type: application/json``, the body :class:`WebhookBody`::
@@ -80,7 +83,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Final, Literal, Protocol
@@ -92,6 +95,7 @@ from kontur.clock import Clock, SystemClock
 from kontur.config import SinksConfig, WebhookConfig
 from kontur.gate.errors import SinkConfigError
 from kontur.wire import Decision, GopClosed
+from kontur.wire.runstate import RunState
 from kontur.wire.verdict import FAILING_VERDICTS, Verdict
 
 __all__ = [
@@ -105,6 +109,7 @@ __all__ = [
     "GopVerdictEvent",
     "LogSink",
     "OperatorEvent",
+    "RunStateSink",
     "Sink",
     "SinkEvent",
     "SinkStats",
@@ -117,6 +122,7 @@ __all__ = [
     "encode_event",
     "operator_event",
     "parse_event",
+    "run_state_sinks",
     "sign",
     "signing_input",
     "verdict_event",
@@ -406,6 +412,17 @@ class Sink(Protocol):
         ...
 
 
+@typing.runtime_checkable
+class RunStateSink(Protocol):
+    """A sink that also follows the run state (optional; MQTT's ``state``, ``stats`` and
+    ``operator/pending``): the perimeter hands it each snapshot it takes, in the supervisor's
+    thread, after the events that snapshot reflects. It must never block or raise."""
+
+    def on_run_state(self, state: RunState) -> None:
+        """Take the snapshot ``state``."""
+        ...
+
+
 class LogSink:
     """Appends one JSON line per event to ``path`` and flushes it (no fsync per line)."""
 
@@ -661,8 +678,19 @@ class WebhookSink:
 def build_sinks(
     config: SinksConfig, data_dir: Path, *, environ: Mapping[str, str] | None = None
 ) -> list[Sink]:
-    """The log sink (always, at ``data_dir / config.log``), then the webhook when configured."""
+    """The log sink (always, at ``data_dir / config.log``), then the webhook and the MQTT
+    sink (:mod:`kontur.mqtt`, ADR 0026) when configured."""
     sinks: list[Sink] = [LogSink(Path(data_dir) / config.log)]
     if config.webhook is not None:
         sinks.append(WebhookSink(config.webhook, environ=environ))
+    if config.mqtt is not None:
+        # imported here: kontur.mqtt builds on this module, and paho only loads when used
+        from kontur.mqtt import MqttSink
+
+        sinks.append(MqttSink(config.mqtt, environ=environ))
     return sinks
+
+
+def run_state_sinks(sinks: Iterable[Sink]) -> list[RunStateSink]:
+    """The sinks among ``sinks`` that follow the run state (:class:`RunStateSink`)."""
+    return [s for s in sinks if isinstance(s, RunStateSink)]

@@ -36,7 +36,7 @@ from kontur.config import ArchiveConfig, CameraConfig, Config
 from kontur.degrade import ClockJumpMonitor, DegradationMachine, ModelIntegrityMonitor, Watchdog
 from kontur.degrade.machine import Trigger
 from kontur.errors import ConfigError, KonturError
-from kontur.gate.sinks import build_sinks
+from kontur.gate.sinks import build_sinks, run_state_sinks
 from kontur.ingest.democam import demo_signable, provision_demo_camera
 from kontur.ingest.inventory import INVENTORY_DB, Inventory
 from kontur.ingest.revocation import Revocations, scan
@@ -49,6 +49,7 @@ from kontur.runtime.faults import FAULT_DELAY_S, FAULTS, inject
 from kontur.runtime.health import Health
 from kontur.runtime.models import PreparedRelease, format_from_output_shape, prepare_release
 from kontur.runtime.prepare import Prepared, output_shape, prepare_sources
+from kontur.runtime.publish import StatePublisher
 from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.site import STOP_GRACE_S, SiteServices
 from kontur.runtime.supervisor import Supervisor, peak_rss_kb
@@ -465,6 +466,7 @@ class Perimeter:
                     self._sync_revocations(wiring)
                 self._check_inventory()
                 self.archive.flush()
+                self.feed_sinks()
                 self._progress(
                     frames=sum(r.published + 1 for r in wiring.rings.values()),
                     state=self.machine.state.value,
@@ -584,6 +586,7 @@ class Perimeter:
             self.supervisor.stop_all(grace_s=2.0)
             self.supervisor.keep_logs()
             self.site.close()  # requests still waiting fail safe, archived, then to the sinks
+            self.feed_sinks()  # the last run state, before the rings close
             wiring.close()
             self.archive.checkpoint()  # the last signed checkpoint still reaches the sinks
             self.recorder.close()
@@ -620,6 +623,30 @@ class Perimeter:
             wiring=wiring,
             release=self._release_names,
         )
+        self.feed_sinks = self._run_state_feed(wiring)
+
+    def _run_state_feed(self, wiring: Wiring) -> Callable[[], None]:
+        """A call that hands a run-state snapshot to the sinks that follow it (MQTT's state,
+        pending and stats, ADR 0026); a no-op when none does. Never fatal to recording."""
+        takers = run_state_sinks(self.recorder.sinks)
+        if not takers:
+            return lambda: None
+        publisher = self.site.publisher or StatePublisher(
+            self.data_dir, self.config.site, self.clock.wall(), stats=self.stats,
+            supervisor=self.supervisor, machine=self.machine, archive=self.archive,
+            desk=self.site.desk, rings=wiring.rings, release=self._release_names,
+        )  # fmt: skip
+
+        def feed() -> None:
+            try:
+                snapshot = publisher.snapshot(self.clock.wall())
+            except Exception as exc:  # monitoring only: the archive already has everything
+                log.warning("run state for the sinks: expected a snapshot, got %s", exc)
+                return
+            for sink in takers:
+                sink.on_run_state(snapshot)
+
+        return feed
 
     def _release_names(self) -> tuple[str | None, str | None]:
         """(model id, runtime) of the running detector, for the run state."""
