@@ -11,8 +11,9 @@ validators match the GOP hash directly), and kontur's validator excuses the refe
 initial state the way it excuses quirk 2, taking the capture time from the end time.
 
 Clips are real libx264/libx265 encodes (one key frame, GOP longer than the clip), short
-(30 frames) and past the 300-entry hash-list bound (400 frames). The reference-signed
-one-GOP clips in ``vectors/`` were made by the reference C library itself (see its README).
+(30 frames) and past the reference signer's 300-hash list (400 frames; its buffer holds 600
+SHA-256 entries, kontur's bound too). The reference-signed one-GOP clips in ``vectors/``
+were made by the reference C library itself (see its README).
 """
 
 from __future__ import annotations
@@ -436,12 +437,6 @@ def test_kontur_resigns_the_reference_one_gop_clip_tlv_by_tlv_but_for_the_genera
     assert others == [(t.tag, t) for t in ref.tlvs if t.tag not in (1, 3, 6)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kontur's SEI parser refuses hash lists over MAX_HASH_LIST_ENTRIES (300); the "
-    "reference's list holds 300 x 64 bytes = 600 SHA-256 entries (oms_defines.h "
-    "HASH_LIST_SIZE) and its validator says valid here (limits.py/sei.py, not the signer)",
-)
 def test_reference_signed_400_frame_one_gop_clip_is_authentic(
     shared_file: Callable[[str], Path],
 ) -> None:

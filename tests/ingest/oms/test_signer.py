@@ -32,6 +32,7 @@ from kontur.ingest.oms.keys import (
     make_camera_certificate,
     private_key_pem,
 )
+from kontur.ingest.oms.limits import MAX_HASH_LIST_ENTRIES
 from kontur.ingest.oms.nal import Codec, parse_extradata, split_packet
 from kontur.ingest.oms.sei import (
     ArbitraryDataTlv,
@@ -404,7 +405,7 @@ def test_final_sei_without_hash_list_states_the_last_gop(keys: Keys) -> None:
     idr, p = b"\x65\x88\x84\x00\x33", b"\x41\x9a\x02\x03"
     for options, (gop_length, last_length) in (
         (SignerOptions(low_bitrate=True), (5, 7)),
-        (SignerOptions(), (301, 302)),
+        (SignerOptions(), (MAX_HASH_LIST_ENTRIES + 1, MAX_HASH_LIST_ENTRIES + 2)),
     ):
         signer = OmsSigner(Codec.H264, keys.ec, options)
         validator = OmsValidator(Codec.H264, [keys.ca], reference_time=NOW)

@@ -10,6 +10,7 @@ __all__ = [
     "MAX_ACCESS_UNIT_BYTES",
     "MAX_CERTIFICATES",
     "MAX_CERT_CHAIN_BYTES",
+    "MAX_HASH_LIST_BYTES",
     "MAX_HASH_LIST_ENTRIES",
     "MAX_NALS_PER_ACCESS_UNIT",
     "MAX_NALS_PER_GOP",
@@ -27,8 +28,11 @@ MAX_ACCESS_UNIT_BYTES = 128 * 1024 * 1024
 MAX_NALS_PER_ACCESS_UNIT = 1024
 #: Largest OMS SEI NAL unit (bytes). TLV lengths are 16-bit; a full SEI with a chain is ~2 KiB.
 MAX_SEI_BYTES = 256 * 1024
-#: Most hashes in one hash-list TLV (the reference's MAX_NUM_HASHES).
-MAX_HASH_LIST_ENTRIES = 300
+#: Largest hash-list TLV body (bytes): the reference's list buffer, 300 hashes of up to 64
+#: bytes (``oms_defines.h`` HASH_LIST_SIZE), so 600 SHA-256 or 300 SHA-512 entries.
+MAX_HASH_LIST_BYTES = 300 * 64
+#: Most SHA-256 hashes in one hash-list TLV (kontur signs with SHA-256).
+MAX_HASH_LIST_ENTRIES = MAX_HASH_LIST_BYTES // 32
 #: Largest certificate chain (PEM bytes) in a certificates TLV.
 MAX_CERT_CHAIN_BYTES = 32 * 1024
 #: Most certificates in a chain.

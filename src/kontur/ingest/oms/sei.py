@@ -33,7 +33,7 @@ from functools import cached_property
 from kontur.ingest.oms.errors import OmsLimitExceeded, SeiParseError, UnsupportedOmsVersion
 from kontur.ingest.oms.limits import (
     MAX_CERT_CHAIN_BYTES,
-    MAX_HASH_LIST_ENTRIES,
+    MAX_HASH_LIST_BYTES,
     MAX_SEI_BYTES,
 )
 from kontur.ingest.oms.nal import (
@@ -207,10 +207,11 @@ class HashListTlv:
                 f"HASH_LIST TLV: expected a multiple of {hash_size} bytes, got {len(body)}"
             )
         count = len(body) // hash_size
-        if count > MAX_HASH_LIST_ENTRIES:
-            raise OmsLimitExceeded(f"hash list of {count} entries exceeds {MAX_HASH_LIST_ENTRIES}")
+        if len(body) > MAX_HASH_LIST_BYTES:
+            most = MAX_HASH_LIST_BYTES // hash_size
+            raise OmsLimitExceeded(f"hash list of {count} entries exceeds {most}")
         layout = _LIST_LAYOUTS.get((count, hash_size))
-        if layout is None:  # at most MAX_HASH_LIST_ENTRIES x 3 hash sizes: bounded
+        if layout is None:  # at most MAX_HASH_LIST_BYTES / size per hash size: bounded
             layout = _LIST_LAYOUTS[count, hash_size] = struct.Struct(f">{f'{hash_size}s' * count}")
         tlv = cls(version, layout.unpack(body))
         tlv.__dict__["joined"] = body  # the cached_property, already known

@@ -30,10 +30,10 @@ the reference validator accepts the output:
   units), which only a hash-list fallback can excuse and which fails outright past the
   list's capacity. In both cases kontur writes the last GOP's own hash, count and times
   (the reference validator then matches the GOP hash directly);
-* a GOP of more than 300 hashable NAL units gets no hash list but, unlike the reference, a
-  correct NAL count. 300 is kontur's bound (:data:`MAX_HASH_LIST_ENTRIES`, which its SEI
-  parser enforces); the reference's list buffer holds 300 hashes of 64 bytes, i.e. 600
-  SHA-256 entries;
+* a GOP of more than 600 hashable NAL units gets no hash list but, unlike the reference, a
+  correct NAL count. 600 is the reference's own bound (:data:`MAX_HASH_LIST_ENTRIES`): its
+  list buffer holds 300 hashes of 64 bytes, i.e. 600 SHA-256 entries, and kontur's SEI parser
+  accepts the same (:data:`MAX_HASH_LIST_BYTES`);
 * certificate-SEI mode (reference ``-C 0``): one SEI with only crypto/vendor/certificates
   (reserved bit 7), built before the first access unit and placed like the others (in the 1st
   access unit when it starts with its slice, else the 2nd); the GOP SEIs omit those TLVs.
