@@ -51,9 +51,10 @@ from kontur.runtime.models import PreparedRelease, format_from_output_shape, pre
 from kontur.runtime.prepare import Prepared, output_shape, prepare_sources
 from kontur.runtime.publish import StatePublisher
 from kontur.runtime.recorder import CameraStats, Recorder
+from kontur.runtime.scratch import make_scratch
 from kontur.runtime.site import STOP_GRACE_S, SiteServices
 from kontur.runtime.supervisor import Supervisor, peak_rss_kb
-from kontur.runtime.wiring import CameraPlan, Wiring, build_wiring, make_scratch
+from kontur.runtime.wiring import CameraPlan, Wiring, build_wiring
 from kontur.wire import ControlMessage, ExportRequest, ProtocolViolation, WorkerReady
 from kontur.wire.channel import Inbox, wait_readable
 from kontur.wire.edges import Violation

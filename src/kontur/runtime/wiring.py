@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kontur.config import CameraConfig, Config, Profile
+from kontur.runtime.scratch import ring_name
 from kontur.runtime.supervisor import Block
 from kontur.wire.channel import Inbox, Outbox
 from kontur.wire.edges import edge
 from kontur.wire.framering import VERIFIER_READER, WORKER_READER, FrameRing
 
-__all__ = ["CameraPlan", "Wiring", "build_wiring", "make_scratch", "sandbox_spec"]
+__all__ = ["CameraPlan", "Wiring", "build_wiring", "sandbox_spec"]
 
 RING_SLOTS = 16
 
@@ -74,13 +73,6 @@ class _Pipes:
         return r, w
 
 
-def make_scratch() -> Path:
-    """A run's scratch root outside the data dir (the sandboxed processes' scratch and logs)."""
-    scratch = Path(tempfile.mkdtemp(prefix="kontur-run-"))
-    os.chmod(scratch, 0o711)  # the worker's uid reaches its own dir, cannot list the parent
-    return scratch
-
-
 def sandbox_spec(config: Config, data_dir: Path, scratch: Path) -> dict[str, Any]:
     """The worker's sandbox policy (:class:`kontur.worker.sandbox.SandboxPolicy` JSON).
 
@@ -112,12 +104,11 @@ def build_wiring(
     scratch: Path,
 ) -> Wiring:
     """Create rings and pipes and the declarative process table (``scratch``: see
-    :func:`make_scratch`)."""
-    run_id = secrets.token_hex(4)
+    :func:`kontur.runtime.scratch.make_scratch`; the rings are named for its run)."""
     p = _Pipes()
     rings = {
         c.config.id: FrameRing(
-            f"kontur-{run_id}-{c.config.id}", RING_SLOTS, c.profile.height, c.profile.width, 2
+            ring_name(scratch, c.config.id), RING_SLOTS, c.profile.height, c.profile.width, 2
         )
         for c in cameras
     }
