@@ -177,6 +177,7 @@ def run_state(clock: ManualClock, requests: tuple[PendingRequest, ...]) -> RunSt
         started_at=clock.wall() - 60,
         state="DEGRADED",
         transitions=2,
+        triggers={"worker_crash": 1, "accelerator_reset": 3},
         cameras=(
             CameraState(
                 id="cam1",

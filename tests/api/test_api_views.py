@@ -111,6 +111,8 @@ def test_metrics_follow_the_prometheus_conventions(site: Site) -> None:
     assert m["kontur_degradation_state"][(("state", "NORMAL"),)] == 0
     assert m["kontur_degradation_transitions_total"][()] == 2
     assert m["kontur_block_restarts_total"][(("block", "worker"),)] == 1
+    assert m["kontur_degradation_triggers_total"][(("trigger", "worker_crash"),)] == 1
+    assert m["kontur_accelerator_resets_total"][()] == 3
     assert m["kontur_queue_depth"][(("queue", "worker"),)] == 2
     [info] = m["kontur_build_info"]
     assert dict(info)["release"] == "people-detector 1.2.0"

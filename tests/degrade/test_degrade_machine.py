@@ -303,3 +303,14 @@ def test_transition_round_trips_through_the_wire(machine: DegradationMachine) ->
         "SAFE",
         "driver_unapproved",
     )
+
+
+def test_every_raise_is_counted_even_when_it_moves_nothing(
+    machine: DegradationMachine, clock: ManualClock
+) -> None:
+    machine.raise_trigger(Trigger.ACCELERATOR_RESET, "Xid 79")
+    clock.advance(1.0)
+    machine.raise_trigger(Trigger.ACCELERATOR_RESET, "Xid 79 again")
+    machine.raise_trigger(Trigger.WORKER_CRASH, "exit -9")
+    assert len(machine.transitions) == 1
+    assert dict(machine.raised) == {Trigger.ACCELERATOR_RESET: 2, Trigger.WORKER_CRASH: 1}

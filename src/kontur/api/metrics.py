@@ -11,6 +11,11 @@ Names follow the Prometheus conventions: ``kontur_`` prefix, ``_total`` counters
 256 per camera), not cumulative buckets, and a gauge histogram is Prometheus's type for a
 distribution that may go down. Label values from the untrusted worker (class names) are
 bounded in number and length.
+
+Accelerator resets are the ``accelerator_reset`` degradation trigger's count
+(``kontur_accelerator_resets_total``, 0 on a CPU-only site). Accelerator *memory* errors have
+no series: neither ONNX Runtime nor OpenVINO reports them apart from a failed run, which the
+worker's crash or hang triggers already count.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class RunStateCollector(Collector):
         yield from self._cameras()
         yield from self._latency()
         yield from self._system()
+        yield from self._triggers()
         yield from self._blocks()
 
     def _counter(self, name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
@@ -139,6 +145,20 @@ class RunStateCollector(Collector):
             },
         )
         yield from (state, transitions, records, pending, age, info)
+
+    def _triggers(self) -> Iterator[Metric]:
+        raised = self._counter(
+            "kontur_degradation_triggers", "Degradation triggers raised.", ["trigger"]
+        )
+        for name, n in sorted(self._s.triggers.items())[:_MAX_CLASSES]:
+            raised.add_metric([_label(name)], n)
+        resets = self._counter(
+            "kontur_accelerator_resets",
+            "Accelerator (GPU/NPU) resets seen: the accelerator_reset trigger.",
+            [],
+        )
+        resets.add_metric([], self._s.triggers.get("accelerator_reset", 0))
+        yield from (raised, resets)
 
     def _blocks(self) -> Iterator[Metric]:
         restarts = self._counter("kontur_block_restarts", "Block restarts.", ["block"])

@@ -230,6 +230,13 @@ class DegradationMachine:
         self._last_event: float | None = None
         self._last_transition: float | None = None
         self._history: list[Transition] = []
+        self._raised: dict[Trigger, int] = {}
+
+    @property
+    def raised(self) -> Mapping[Trigger, int]:
+        """How many times each trigger was raised since construction (a raise that moved
+        nothing counts too: an accelerator that resets twice in DEGRADED reset twice)."""
+        return MappingProxyType(dict(self._raised))
 
     @property
     def state(self) -> State:
@@ -267,6 +274,7 @@ class DegradationMachine:
             times_raised=1 if prev is None else prev.times_raised + 1,
         )
         self._raised_mono[trigger] = mono
+        self._raised[trigger] = self._raised.get(trigger, 0) + 1
         self._last_event = mono
         if trigger.target.level <= self._state.level:
             return []

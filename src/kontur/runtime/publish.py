@@ -107,6 +107,7 @@ class StatePublisher:
             started_at=self.started_at,
             state=self.machine.state.value,
             transitions=len(self.machine.transitions),
+            triggers={t.value: n for t, n in self.machine.raised.items()},
             cameras=tuple(self._camera(cid, st) for cid, st in self.stats.items()),
             blocks=tuple(self._blocks()),
             pending=self.desk.pending if self.desk is not None else (),

@@ -17,7 +17,7 @@ import re
 import tempfile
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -116,6 +116,8 @@ class RunState(_Model):
     state: str
     """The degradation state (``NORMAL``, ``DEGRADED``, ...)."""
     transitions: int = Field(default=0, ge=0)
+    triggers: dict[str, Annotated[int, Field(ge=0)]] = {}
+    """Degradation trigger → times raised this run (``accelerator_reset``, ``worker_crash``…)."""
     cameras: tuple[CameraState, ...] = ()
     blocks: tuple[BlockState, ...] = ()
     pending: tuple[PendingRequest, ...] = ()
