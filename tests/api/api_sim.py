@@ -60,6 +60,8 @@ PASSWORD = "correct horse battery staple"
 RTSP_SECRET = "hunter2-secret"
 RTSP_URL = f"rtsp://admin:{RTSP_SECRET}@10.0.0.5:554/stream1"
 ROLE_NAMES = tuple(ROLES)
+#: Pending OPERATOR requests of the default site: one per role (the matrix decides on them).
+MATRIX_REQUESTS = tuple(range(100, 100 + len(ROLE_NAMES)))
 #: An export request that is ready from the start (the matrix reads it and its bundle).
 EXPORT_ID = "e" * 32
 #: Settings that no test trips by accident (rate-limit tests use their own).

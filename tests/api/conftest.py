@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from api_sim import ROLE_NAMES, Site, pending, running_site
-
-#: Pending OPERATOR requests of the default site: one per role (the matrix decides on them).
-MATRIX_REQUESTS = tuple(range(100, 100 + len(ROLE_NAMES)))
+from api_sim import MATRIX_REQUESTS, Site, pending, running_site
 
 
 @pytest.fixture(scope="module")

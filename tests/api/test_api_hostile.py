@@ -15,9 +15,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from api_sim import ROLE_NAMES, RTSP_SECRET, Site
+from api_sim import MATRIX_REQUESTS, ROLE_NAMES, RTSP_SECRET, Site
 
-from conftest import MATRIX_REQUESTS
 from kontur.api.rbac import ROLES, ROUTES
 
 

@@ -12,10 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from api_sim import EXPORT_ID, PASSWORD, ROLE_NAMES, Site, user_of
+from api_sim import EXPORT_ID, MATRIX_REQUESTS, PASSWORD, ROLE_NAMES, Site, user_of
 from fastapi.routing import APIRoute
 
-from conftest import MATRIX_REQUESTS
 from kontur.api.guard import Guard
 from kontur.api.rbac import CREDENTIALS, PUBLIC, ROLES, ROUTES, SIGNED_IN, RouteRule
 
