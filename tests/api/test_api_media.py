@@ -8,6 +8,7 @@ pixel right per picture; the decision is on its last picture, with the square's 
 from __future__ import annotations
 
 import io
+import time
 
 import av
 import cv2
@@ -135,3 +136,29 @@ def test_a_decision_without_a_box_has_no_crop(site: Site) -> None:
     assert crop.status_code == 404
     assert crop.json()["detail"] == f"expected decision {index} to name a track's box, got none"
     assert snap.status_code == 200  # the frame, without a box
+
+
+def test_a_refreshed_live_view_is_one_audit_record_per_minute(site: Site) -> None:
+    """A console refreshes each camera's snapshot every few seconds: one record says the user
+    is viewing the camera; the next minute's first view is a record again."""
+
+    def views() -> int:
+        return sum(
+            a.actor == "operator-user" and a.action == "video:live" and a.target == "camera cam1"
+            for a in site.supervisor.audits()
+        )
+
+    with site.client("operator") as c:
+        assert c.get("/cameras/cam1/snapshot").status_code == 200
+        site.supervisor.audit(actor="operator-user", action="video:live")
+        before = views()
+        for _ in range(5):
+            assert c.get("/cameras/cam1/snapshot").status_code == 200
+        assert views() == before
+        site.clock.advance(61)
+        assert c.get("/cameras/cam1/snapshot").status_code == 200
+        site.supervisor.audit(actor="operator-user", action="video:live", target="camera cam1")
+        deadline = time.monotonic() + 3
+        while views() == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert views() == before + 1

@@ -41,6 +41,8 @@ _NEAR = 2048
 """How many verdict records either side of a decision are searched for its GOPs."""
 _MAX_CLIP_GOPS = 16
 _CACHE = 64
+#: A live snapshot refreshed by a console is one audit record per user, camera and minute.
+LIVE_VIEW_WINDOW_S = 60.0
 CameraId = Annotated[str, PathParam(pattern=_CAMERA, max_length=64)]
 Index = Annotated[int, PathParam(ge=0, le=_MAX_INDEX)]
 
@@ -184,8 +186,13 @@ def _serve(
     request: Request,
     principal: Principal,
     state: ApiState,
+    *,
+    view_window_s: float | None = None,
 ) -> Response:
-    """Make the picture, audit the access (or the refusal), then hand it out."""
+    """Make the picture, audit the access (or the refusal), then hand it out.
+
+    ``view_window_s``: a refreshed view (the live snapshot), audited once per window per
+    user and camera (:meth:`~kontur.api.guard.Auditor.record_view`)."""
     remote = remote_of(request)
     try:
         data, target = make()
@@ -201,14 +208,15 @@ def _serve(
             required=False,
         )
         raise HTTPException(status, detail) from None
-    state.auditor.record(
-        principal.name,
-        permission,
-        "ok",
-        target=target,
-        detail=f"{len(data)} bytes",
-        remote=remote,
-    )
+    if view_window_s is not None:
+        state.auditor.record_view(
+            principal.name, permission, target, remote=remote, window_s=view_window_s
+        )
+    else:
+        state.auditor.record(
+            principal.name, permission, "ok", target=target, detail=f"{len(data)} bytes",
+            remote=remote,
+        )  # fmt: skip
     return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
 
@@ -227,6 +235,7 @@ def camera_snapshot(
         request,
         principal,
         state,
+        view_window_s=LIVE_VIEW_WINDOW_S,
     )
 
 

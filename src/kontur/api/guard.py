@@ -68,6 +68,7 @@ class Auditor:
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
         self._limited: OrderedDict[str, float] = OrderedDict()
+        self._views: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._lock = threading.Lock()
 
     def event(
@@ -119,6 +120,29 @@ class Auditor:
             self._ctx.outbox.send(event)
         except OutboxClosed:
             self._ctx.users.queue_audit(event)
+
+    def record_view(
+        self, actor: str, action: str, target: str, *, remote: str | None, window_s: float
+    ) -> None:
+        """Audit a repeated view (a console refreshing a live snapshot) once per ``window_s``
+        per actor, action and target: the first view of a window is a record saying so, the
+        others are covered by it. OutboxClosed propagates, as for :meth:`record`."""
+        key, now = (actor, action, target), self._ctx.clock.monotonic()
+        with self._lock:
+            last = self._views.get(key)
+            if last is not None and now - last < window_s:
+                return
+            self._views[key] = now
+            self._views.move_to_end(key)
+            while len(self._views) > 10_000:
+                self._views.popitem(last=False)
+        detail = f"viewing; further views within {window_s:.0f} s are this record"
+        try:
+            self.record(actor, action, "ok", target=target, detail=detail, remote=remote)
+        except OutboxClosed:
+            with self._lock:
+                self._views.pop(key, None)  # not recorded: the next view must try again
+            raise
 
     def limited(self, key: str, target: str, remote: str) -> None:
         """Audit a rate-limited call, at most once a minute per key (a flood stays bounded)."""
