@@ -49,6 +49,9 @@ def _mount_subcommands() -> None:
     app.add_typer(eval_app, name="eval", help="Measure analytics quality on ground truth.")
     app.add_typer(camera_app, name="camera", help="Camera inventory and site CA.")
     app.add_typer(__import__("kontur.api.cli", fromlist=["_"]).user_app, name="user")
+    app.add_typer(
+        __import__("kontur.runtime.incident_cli", fromlist=["_"]).incident_app, name="incident"
+    )
     app.command("sign")(sign)
     app.command("verify")(verify)
 

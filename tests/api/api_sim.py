@@ -11,7 +11,9 @@ What stands in for the perimeter (the other side's e2e test runs the real one):
 the run state the way the supervisor does (first verdict wins; four-eyes needs a second,
 different operator), so the API's polling sees them. It answers an ``ExportRequest`` the same
 way: a stand-in bundle in ``DATA_DIR/exports/<id>.zip`` (0400) and ``ready <sha256>`` in the
-run state (``failed …`` for camera ``nocam``); :data:`EXPORT_ID` is ready from the start.
+run state (``failed …`` for camera ``nocam``); :data:`EXPORT_ID` is ready from the start. An
+``IncidentRequest`` is answered ``done simulated <kind>`` (:data:`INCIDENT_ID` from the start;
+the real desk runs in tests/incident).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from kontur.wire.messages import (
     AuditEvent,
     Decision,
     ExportRequest,
+    IncidentRequest,
     Message,
     OperatorVerdict,
     Outcome,
@@ -64,6 +67,8 @@ ROLE_NAMES = tuple(ROLES)
 MATRIX_REQUESTS = tuple(range(100, 100 + len(ROLE_NAMES)))
 #: An export request that is ready from the start (the matrix reads it and its bundle).
 EXPORT_ID = "e" * 32
+#: An incident request that is done from the start (the matrix reads it).
+INCIDENT_ID = "1" * 32
 #: Settings that no test trips by accident (rate-limit tests use their own).
 ROOMY = ApiSettings(rate_per_s=1000.0, burst=10_000, remote_free_failures=1000)
 
@@ -238,6 +243,8 @@ class Supervisor:
                         self._resolve(msg)
                     elif isinstance(msg, ExportRequest):
                         self.export(msg.request_id, msg.camera)
+                    elif isinstance(msg, IncidentRequest):
+                        self.incident(msg.request_id, f"done simulated {msg.kind}")
                     with self._cond:
                         self.messages.append(msg)
                         self._cond.notify_all()
@@ -274,6 +281,11 @@ class Supervisor:
         st = self.state
         self.publish(st.model_copy(update={"exports": {**st.exports, request_id: outcome}}))
         return data
+
+    def incident(self, request_id: str, outcome: str) -> None:
+        """Answer an incident request the way the desk does: its outcome in the run state."""
+        st = self.state
+        self.publish(st.model_copy(update={"incidents": {**st.incidents, request_id: outcome}}))
 
     def wait_for(self, pred: Callable[[Message], bool], timeout: float = 3.0) -> Message:
         """The first message (received so far or within ``timeout``) that ``pred`` takes."""
@@ -381,6 +393,7 @@ def running_site(
     read_fd, write_fd = os.pipe()
     supervisor = Supervisor(data_dir, run_state(clock, requests), read_fd)
     supervisor.export(EXPORT_ID, "cam1")
+    supervisor.incident(INCIDENT_ID, "done simulated verify_archive")
     outbox = PipeOutbox(write_fd)
     app = create_app(ApiContext(data_dir, users, outbox, clock, settings))
     try:

@@ -111,6 +111,10 @@ BODY_ROUTES = {
     "POST /exports": ("investigator", "/exports"),
     "POST /users": ("admin", "/users"),
     "POST /users/{name}/disable": ("admin", "/users/nobody-here/disable"),
+    "POST /incidents/revoke-camera": ("admin", "/incidents/revoke-camera"),
+    "POST /incidents/failover-cpu": ("operator", "/incidents/failover-cpu"),
+    "POST /incidents/preserve": ("investigator", "/incidents/preserve"),
+    "POST /incidents/verify-archive": ("auditor", "/incidents/verify-archive"),
 }
 
 J = "application/json"
@@ -154,8 +158,8 @@ def test_malformed_bodies_get_a_one_line_4xx(
     site: Site, key: str, name: str, content: bytes, ctype: str
 ) -> None:
     r = _post(site, key, content, ctype)
-    if not content and key == "POST /auth/logout":
-        assert r.status_code == 200
+    if not content and key in ("POST /auth/logout", "POST /incidents/verify-archive"):
+        assert r.status_code in (200, 202)  # no body is right there
         return
     detail = _check(r)
     if not content and key in ("POST /auth/logout", "POST /users/{name}/disable"):

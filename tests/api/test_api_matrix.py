@@ -3,7 +3,7 @@
 For every route × every role: the route's success status when the role grants its
 permission, 403 (audited, naming the permission) when not; and 401 (audited) without
 credentials. The walk of the app's routes shows every route carries its guard and the only
-unauthenticated one is the liveness probe.
+unauthenticated ones are the liveness probe and the console's sign-in page and static files.
 """
 
 from __future__ import annotations
@@ -12,8 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from api_sim import EXPORT_ID, MATRIX_REQUESTS, PASSWORD, ROLE_NAMES, Site, user_of
+from api_sim import (
+    EXPORT_ID,
+    INCIDENT_ID,
+    MATRIX_REQUESTS,
+    PASSWORD,
+    ROLE_NAMES,
+    Site,
+    user_of,
+)
 from fastapi.routing import APIRoute
+from tests.console.console_routes import CONSOLE_CALLS, CONSOLE_PUBLIC
 
 from kontur.api.guard import Guard
 from kontur.api.rbac import CREDENTIALS, PUBLIC, ROLES, ROUTES, SIGNED_IN, RouteRule
@@ -54,7 +63,24 @@ CALLS: dict[str, Callable[[Site, str], Call]] = {
     "GET /users": lambda s, r: ("/users", None),
     "POST /users": lambda s, r: ("/users", {"name": f"new-{r}", "roles": ["viewer"]}),
     "POST /users/{name}/disable": lambda s, r: (f"/users/victim-{r}/disable", None),
+    # incident playbooks (issue 12 §4, ADR 0029)
+    "POST /incidents/revoke-camera": lambda s, r: (
+        "/incidents/revoke-camera",
+        {"camera": "cam1", "reason": "certificate key leaked"},
+    ),
+    "POST /incidents/failover-cpu": lambda s, r: (
+        "/incidents/failover-cpu",
+        {"reason": "GPU driver suspected"},
+    ),
+    "POST /incidents/preserve": lambda s, r: (
+        "/incidents/preserve",
+        {"camera": "cam1", "from": 1.7e9, "to": 1.7e9 + 60, "reason": "case 42"},
+    ),
+    "POST /incidents/verify-archive": lambda s, r: ("/incidents/verify-archive", None),
+    "GET /incidents/{request_id}": lambda s, r: (f"/incidents/{INCIDENT_ID}", None),
 }
+
+CALLS.update(CONSOLE_CALLS)  # the console's pages and data (issue 12)
 
 GUARDED = [r for r in ROUTES if r.access not in (PUBLIC, CREDENTIALS)]
 MATRIX = [(rule, role) for rule in GUARDED for role in ROLE_NAMES]
@@ -102,6 +128,12 @@ def test_permission_matrix(site: Site, rule: RouteRule, role: str) -> None:
 @pytest.mark.parametrize("rule", ROUTES, ids=[r.key for r in ROUTES])
 def test_without_credentials(site: Site, rule: RouteRule) -> None:
     path, body = CALLS[rule.key](site, "viewer") if rule.key in CALLS else (rule.path, None)
+    if rule.key in CONSOLE_PUBLIC:  # the console's sign-in page and files: no data in them
+        path, media = CONSOLE_PUBLIC[rule.key]
+        with site.client() as c:
+            r = c.get(path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith(media), r.text
+        return
     if rule.access == CREDENTIALS:  # the login: without valid credentials, 401
         body = {"name": user_of("viewer"), "password": "not the password"}
     with site.client() as c:
@@ -133,7 +165,7 @@ def test_the_only_unauthenticated_route_is_healthz(site: Site) -> None:
     assert set(guards) == {r.key for r in ROUTES}
     public = {k for k, g in guards.items() if g.rule.access == PUBLIC}
     by_password = {k for k, g in guards.items() if g.rule.access == CREDENTIALS}
-    assert public == {"GET /healthz"}
+    assert public == {"GET /healthz", *CONSOLE_PUBLIC}
     assert by_password == {"POST /auth/login"}
 
 

@@ -124,7 +124,9 @@ def test_the_api_row_holds_two_descriptors_the_api_edge_and_no_credential(
         assert block.minimal_env and block.restartable
         inbox = wiring.inboxes["api"]
         assert inbox.edge is not None
-        assert inbox.edge.types == {"audit", "operator_verdict", "export_request"}
+        assert inbox.edge.types == {
+            "audit", "operator_verdict", "export_request", "incident_request"
+        }  # fmt: skip
         assert "hunter2" not in repr(block.spec)
         assert block.spec["url"] == listener.url
     finally:

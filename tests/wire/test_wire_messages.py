@@ -31,7 +31,7 @@ from kontur.wire import (
     decode,
     encode,
 )
-from kontur.wire.messages import MAX_MESSAGE_BYTES, OperatorVerdict
+from kontur.wire.messages import MAX_MESSAGE_BYTES, IncidentRequest, OperatorVerdict
 
 FRAME = FrameReady(
     camera_id="cam-1", seq=41, frame_index=40, pts_s=4.0, gop_index=1, slot=1, width=480, height=360
@@ -121,6 +121,16 @@ ALL = [
         from_at=1700000000.0,
         to_at=1700000060.0,
         at=7.0,
+    ),
+    IncidentRequest(
+        request_id="0123456789abcdef" * 2,
+        kind="preserve",
+        by="ivy",
+        reason="case 42",
+        camera="cam-1",
+        from_at=1700000000.0,
+        to_at=1700000060.0,
+        at=8.0,
     ),
 ]
 

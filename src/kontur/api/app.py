@@ -4,8 +4,9 @@
 a :class:`~kontur.api.guard.Guard` built from its row as its first dependency; a table row
 without an endpoint, or an endpoint without a row, is a ``RuntimeError`` at build time. The
 OpenAPI schema is served at ``GET /openapi.json`` behind ``status:read`` (FastAPI's own
-unauthenticated schema and docs routes are off). The only unauthenticated route is
-``GET /healthz``; ``POST /auth/login`` authenticates with the body's name and password.
+unauthenticated schema and docs routes are off). The only unauthenticated routes are
+``GET /healthz`` and the console's sign-in page and files (``/ui/login``, ``/ui/static/…``,
+no data); ``POST /auth/login`` authenticates with the body's name and password.
 
 While the app runs, a background task sends the user store's queued audit events (changes
 made with ``kontur user`` while the archive was busy) to the supervisor every
@@ -29,7 +30,9 @@ from kontur import __version__
 from kontur.api import (
     _routes_archive,
     _routes_auth,
+    _routes_console,
     _routes_exports,
+    _routes_incidents,
     _routes_media,
     _routes_run,
     _routes_users,
@@ -50,6 +53,7 @@ _BODIES: dict[str, type[BaseModel]] = {
     "POST /exports": _routes_exports.ExportBody,
     "POST /operator/requests/{request_id}": _routes_run.VerdictBody,
     "POST /users": _routes_users.NewUserBody,
+    **_routes_incidents.BODIES,
 }
 
 
@@ -61,7 +65,7 @@ def openapi(request: Request) -> JSONResponse:
 def _endpoints() -> dict[str, Callable[..., Any]]:
     out: dict[str, Callable[..., Any]] = {"GET /openapi.json": openapi}
     modules = (_routes_auth, _routes_archive, _routes_run, _routes_media, _routes_exports)
-    for module in (*modules, _routes_users):
+    for module in (*modules, _routes_users, _routes_console, _routes_incidents):
         out.update(module.ENDPOINTS)
     table = {r.key for r in ROUTES}
     if set(out) != table:
@@ -113,6 +117,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             name=rule.key,
         )
     install_error_handlers(app)
+    app.add_middleware(_routes_console.LoginRedirect)  # a browser's 401 on a page: sign in
     app.add_middleware(RequestLimits, max_body_bytes=ctx.settings.max_body_bytes)
     return app
 

@@ -1,6 +1,7 @@
 """What the API sends to the supervisor, and the pipe it travels on (ADR 0014's edge table).
 
-The API block's only channel is ``api -> supervisor: audit, operator_verdict, export_request``
+The API block's only channel is ``api -> supervisor: audit, operator_verdict, export_request,
+incident_request``
 (:mod:`kontur.wire.edges`): newline-delimited JSON (:func:`kontur.wire.encode`), read by the
 supervisor's :class:`~kontur.wire.channel.Inbox`, which enforces that row. Nothing is ever
 sent to the API.
@@ -22,7 +23,13 @@ import time
 from typing import Protocol
 
 from kontur.api.errors import OutboxClosed
-from kontur.wire.messages import AuditEvent, ExportRequest, OperatorVerdict, encode
+from kontur.wire.messages import (
+    AuditEvent,
+    ExportRequest,
+    IncidentRequest,
+    OperatorVerdict,
+    encode,
+)
 
 __all__ = ["Outbox", "PipeOutbox"]
 
@@ -30,7 +37,7 @@ __all__ = ["Outbox", "PipeOutbox"]
 class Outbox(Protocol):
     """Where the API's messages to the supervisor go."""
 
-    def send(self, msg: AuditEvent | OperatorVerdict | ExportRequest) -> None:
+    def send(self, msg: AuditEvent | OperatorVerdict | ExportRequest | IncidentRequest) -> None:
         """Deliver one message, or raise OutboxClosed."""
         ...
 
@@ -45,7 +52,7 @@ class PipeOutbox:
         self._lock = threading.Lock()
         self._broken: str | None = None
 
-    def send(self, msg: AuditEvent | OperatorVerdict | ExportRequest) -> None:
+    def send(self, msg: AuditEvent | OperatorVerdict | ExportRequest | IncidentRequest) -> None:
         """Write one line; OutboxClosed if the reader is gone or does not read in time."""
         data = memoryview(encode(msg) + b"\n")
         with self._lock:

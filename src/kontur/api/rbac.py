@@ -11,7 +11,8 @@ Three tables, read top to bottom, are the whole access policy of the API:
   its routes from this table (``kontur.api.app``), a guard dependency built from the row
   enforces it on every request, and the permission-matrix test is generated from it.
 
-``PUBLIC`` is only the liveness probe; ``CREDENTIALS`` is only the login, which takes a name and
+``PUBLIC`` is only the liveness probe and the console's sign-in page and static files (which
+hold no data); ``CREDENTIALS`` is only the login, which takes a name and
 a password instead of a session; ``SIGNED_IN`` needs any valid principal and no permission.
 """
 
@@ -133,6 +134,28 @@ ROUTES: Final[tuple[RouteRule, ...]] = (
     R("GET", "/users", P.USERS_ADMIN),
     R("POST", "/users", P.USERS_ADMIN, success=201, audited=True),
     R("POST", "/users/{name}/disable", P.USERS_ADMIN, audited=True),
+    # the operator console (issue 12, ADR 0027): sign-in page and files (no data), pages, data
+    R("GET", "/ui/login", PUBLIC),
+    R("GET", "/ui/static/{asset}", PUBLIC),
+    R("GET", "/ui/", SIGNED_IN),
+    R("GET", "/ui/operator", P.OPERATOR_DECIDE),
+    R("GET", "/ui/events", P.EVENTS_READ),
+    R("GET", "/ui/evidence", P.EVENTS_READ),
+    R("GET", "/ui/cameras", P.STATUS_READ),
+    R("GET", "/ui/system", P.STATUS_READ),
+    R("GET", "/ui/audit", P.AUDIT_READ),
+    R("GET", "/ui/users", P.USERS_ADMIN),
+    R("GET", "/ui/api/overview", P.STATUS_READ),
+    R("GET", "/ui/api/decisions", P.EVENTS_READ),
+    R("GET", "/ui/api/decisions/{index}", P.EVENTS_READ),
+    R("GET", "/ui/api/system", P.STATUS_READ),
+    # incident playbooks (issue 12 §4, ADR 0029): each its own permission; moving to the CPU
+    # only makes the site safer, so an operator may; a full verify reads the whole trail
+    R("POST", "/incidents/revoke-camera", P.CAMERAS_ADMIN, success=202, audited=True),
+    R("POST", "/incidents/failover-cpu", P.OPERATOR_DECIDE, success=202, audited=True),
+    R("POST", "/incidents/preserve", P.EXPORT_CREATE, success=202, audited=True),
+    R("POST", "/incidents/verify-archive", P.AUDIT_READ, success=202, audited=True),
+    R("GET", "/incidents/{request_id}", P.STATUS_READ),
 )
 
 _BY_KEY: Final = MappingProxyType({r.key: r for r in ROUTES})

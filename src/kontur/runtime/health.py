@@ -183,6 +183,12 @@ class Health:
         if actions.move_priority_to_cpu and on_accelerator and self.fallback() == "cpu":
             self._restart("worker", "moved to the CPU (degradation)", platform="cpu")
 
+    def move_worker_to_cpu(self, why: str) -> None:
+        """Restart the analytics worker on the CPU now (``kontur incident failover-cpu``, ADR
+        0029), archived with ``why``. It stays there: a crash or a hang restarts it on the
+        CPU again, and nothing in a run moves it back to an accelerator."""
+        self._restart("worker", why, platform="cpu")
+
     # ---- the poll ---------------------------------------------------------------------
     def poll(self) -> None:
         """One round: exits, progress, watchdog, monitors (see the module)."""

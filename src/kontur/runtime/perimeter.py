@@ -47,6 +47,7 @@ from kontur.redact import redact, redact_url
 from kontur.release.signing import Trust
 from kontur.runtime.faults import FAULT_DELAY_S, FAULTS, inject
 from kontur.runtime.health import Health
+from kontur.runtime.incidents import IncidentDesk, SiteHooks
 from kontur.runtime.models import PreparedRelease, format_from_output_shape, prepare_release
 from kontur.runtime.prepare import Prepared, output_shape, prepare_sources
 from kontur.runtime.publish import StatePublisher
@@ -59,6 +60,7 @@ from kontur.wire import ControlMessage, ExportRequest, ProtocolViolation, Worker
 from kontur.wire.channel import Inbox, wait_readable
 from kontur.wire.edges import Violation
 from kontur.wire.framering import WORKER_READER
+from kontur.wire.messages import IncidentRequest
 
 __all__ = ["FAULTS", "BlockFailed", "Perimeter", "RunOptions"]
 
@@ -365,6 +367,9 @@ class Perimeter:
                 if isinstance(msg, ExportRequest):  # the API's: the export desk's, not a record
                     self.site.on_export(msg)
                     continue
+                if isinstance(msg, IncidentRequest):  # the API's: the incident desk runs it
+                    self.site.on_incident(msg)
+                    continue
                 if isinstance(msg, WorkerReady) and not self._first_ready():
                     why = "expected one worker_ready per worker start, got another"
                     self.health.on_violation(Violation(inbox.name, "supervisor", msg.type, why))
@@ -624,7 +629,29 @@ class Perimeter:
             wiring=wiring,
             release=self._release_names,
         )
+        self.site.incidents = self._incident_desk(wiring)
         self.feed_sinks = self._run_state_feed(wiring)
+
+    def _incident_desk(self, wiring: Wiring) -> IncidentDesk:
+        """The incident playbooks' desk (ADR 0029), with what only the perimeter can do: a
+        revocation reaches the camera's ingest at once, the worker moves by health's path."""
+
+        def revoke(camera: str, reason: str) -> None:
+            if self._inventory is None:
+                self._inventory = Inventory.open(self.data_dir, self.clock)
+            self._inventory.revoke(camera, reason)
+            self._record_inventory()
+            self._sync_revocations(wiring)
+
+        hooks = SiteHooks(
+            revoke=revoke,
+            worker_platform=lambda: self.supervisor.running["worker"].block.platform,
+            cpu_allowed=lambda: self._fallback() == "cpu",
+            move_to_cpu=self.health.move_worker_to_cpu,
+            exports=self.site.exports,
+            witness=archive_signing(self.config.archive).witness,
+        )
+        return IncidentDesk(self.archive, self.data_dir, self.clock, hooks)
 
     def _run_state_feed(self, wiring: Wiring) -> Callable[[], None]:
         """A call that hands a run-state snapshot to the sinks that follow it (MQTT's state,

@@ -66,6 +66,7 @@ class StatePublisher:
         rings: Mapping[str, FrameRing],
         release: Callable[[], tuple[str | None, str | None]] = lambda: (None, None),
         exports: Callable[[], Mapping[str, str]] = dict,
+        incidents: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self.data_dir = data_dir
         self.site = site
@@ -78,6 +79,8 @@ class StatePublisher:
         self.rings = rings
         self.release = release
         self.exports = exports
+        self.incidents = incidents
+        """The incident desk's outcomes (:mod:`kontur.runtime.incidents`), for ``incidents``."""
         """The export desk's outcomes (:mod:`kontur.runtime.exports`), for ``exports``."""
         self._last_at = float("-inf")
         self._last_version = -1
@@ -113,6 +116,7 @@ class StatePublisher:
             pending=self.desk.pending if self.desk is not None else (),
             resolved=self.desk.resolved if self.desk is not None else {},
             exports=dict(self.exports()),
+            incidents=dict(self.incidents()),
             release=release,
             runtime=runtime,
             archive_records=self.archive.records,

@@ -19,7 +19,11 @@ calls it at fixed points:
 
 With the API, an :class:`~kontur.wire.messages.ExportRequest` from it goes to
 :meth:`SiteServices.on_export`: the export desk (:mod:`kontur.runtime.exports`) builds the
-bundle with the supervisor's own archive, and :meth:`SiteServices.tick` seals and publishes.
+bundle with the supervisor's own archive, and :meth:`SiteServices.tick` seals and publishes. An
+:class:`~kontur.wire.messages.IncidentRequest` (the API's, or a ``kontur incident`` request
+file) goes to the incident desk (:mod:`kontur.runtime.incidents`, ADR 0029), which the
+perimeter sets as :attr:`SiteServices.incidents`; the export desk then exists without the API
+too, for ``preserve``'s bundle.
 
 A ``forever`` run ends only when ``stop()`` says so (SIGTERM or SIGINT in ``kontur run``):
 the sources are then asked to stop, and the run ends once they did, or after
@@ -41,11 +45,12 @@ from kontur.degrade import DegradationMachine
 from kontur.gate.operator import OperatorDesk
 from kontur.runtime.apiblock import ApiListener, attach_api, listen
 from kontur.runtime.exports import SiteExports
+from kontur.runtime.incidents import IncidentDesk
 from kontur.runtime.publish import StatePublisher
 from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.supervisor import Supervisor
 from kontur.runtime.wiring import Wiring
-from kontur.wire.messages import ExportRequest
+from kontur.wire.messages import ExportRequest, IncidentRequest
 
 __all__ = ["RETENTION_EVERY_S", "STOP_GRACE_S", "SiteServices"]
 
@@ -84,6 +89,8 @@ class SiteServices:
         self.recorder: Recorder | None = None
         self.publisher: StatePublisher | None = None
         self.exports: SiteExports | None = None
+        self.incidents: IncidentDesk | None = None
+        """The incident desk (ADR 0029), set by the perimeter once health exists."""
         self.stopping_since: float | None = None
         self._last_retention = time.monotonic()
         if config.api.enabled:
@@ -111,8 +118,8 @@ class SiteServices:
         """Step 2: the publisher (with the API, or for a lasting run), once the recorder and
         the machine exist."""
         self.recorder = recorder
-        if self.listener is not None:
-            self.exports = SiteExports(archive, self.data_dir, self.clock)
+        # with or without the API: `kontur incident preserve` builds its bundle here too
+        self.exports = SiteExports(archive, self.data_dir, self.clock)
         if self.listener is None and not self.forever:
             return
         exports = self.exports
@@ -128,6 +135,7 @@ class SiteServices:
             rings=wiring.rings,
             release=release,
             exports=(lambda: exports.status) if exports is not None else dict,
+            incidents=lambda: self.incidents.status if self.incidents is not None else {},
         )
 
     def on_export(self, msg: ExportRequest) -> None:
@@ -139,12 +147,24 @@ class SiteServices:
         if self.publisher is not None:
             self.publisher.publish(self.clock.wall())  # the API sees it pending at once
 
+    def on_incident(self, msg: IncidentRequest) -> None:
+        """An incident playbook asked through the API (ADR 0029): the desk runs it now."""
+        if self.incidents is None:
+            log.warning("incident %s: expected the incident desk, got none", msg.request_id)
+            return
+        self.incidents.submit(msg, via="api")
+        if self.publisher is not None:
+            self.publisher.publish(self.clock.wall())  # the API sees its outcome at once
+
     # ---- step 3 ---------------------------------------------------------------------------
     def tick(self, mono: float) -> None:
         """Deadlines, the run state, retention (see the module)."""
         if self.recorder is not None:
             self.recorder.expire_requests(self.clock.wall())
         if self.exports is not None and self.exports.tick() and self.publisher is not None:
+            self.publisher.publish(self.clock.wall())
+        changed = self.incidents is not None and self.incidents.tick(mono)
+        if changed and self.publisher is not None:
             self.publisher.publish(self.clock.wall())
         if self.publisher is not None:
             self.publisher.tick(mono, self.clock.wall())
@@ -158,6 +178,8 @@ class SiteServices:
             return False
         self.stopping_since = mono
         log.info("stop asked for: stopping the sources, then every block")
+        if self.incidents is not None:
+            self.incidents.declining = "expected a running site, got one stopping"
         return True
 
     def may_end(self) -> bool:
@@ -175,6 +197,8 @@ class SiteServices:
             self.recorder.close_requests(STOPPED)
         if self.exports is not None:
             self.exports.close()
+        if self.incidents is not None:
+            self.incidents.close()  # after the exports: a preserve's bundle is settled
         if self.publisher is not None:
             self.publisher.publish(self.clock.wall())
         if self.listener is not None:

@@ -22,7 +22,8 @@ verifier         supervisor       finding, violation                          an
 gate             supervisor       decision, violation                         any known
 supervisor       gate             state                                       \u2014
 supervisor       ingest:<cam>     control                                     own camera
-api              supervisor       audit, operator_verdict, export_request     \u2014
+api              supervisor       audit, operator_verdict, export_request,    \u2014
+                                  incident_request
 ===============  ===============  ==========================================  ===========
 
 The API block (issue 11) reads the archive read-only and the supervisor's run-state snapshot
@@ -80,7 +81,7 @@ EDGES: tuple[Edge, ...] = (
     _e("gate", "supervisor", "decision", "violation"),
     _e("supervisor", "gate", "state"),
     _e("supervisor", "ingest", "control"),
-    _e("api", "supervisor", "audit", "operator_verdict", "export_request"),
+    _e("api", "supervisor", "audit", "operator_verdict", "export_request", "incident_request"),
 )
 
 

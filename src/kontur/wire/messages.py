@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from kontur.errors import KonturError
 from kontur.wire.verdict import GopVerdict
@@ -21,6 +21,7 @@ __all__ = [
     "MAX_FRAME_INDEX",
     "MAX_FRAME_SIDE",
     "MAX_MESSAGE_BYTES",
+    "MAX_PRESERVE_SPAN_S",
     "AuditEvent",
     "ControlMessage",
     "Decision",
@@ -31,6 +32,7 @@ __all__ = [
     "FrameReady",
     "FrameStamp",
     "GopClosed",
+    "IncidentRequest",
     "Message",
     "OperatorVerdict",
     "Outcome",
@@ -338,10 +340,70 @@ class ExportRequest(_Msg):
     at: float
 
 
+#: What each incident playbook needs besides the request's id, who and when (ADR 0029).
+_INCIDENT_FIELDS = {
+    "revoke_camera": {"camera", "reason"},
+    "failover_cpu": {"reason"},
+    "preserve": {"camera", "from_at", "to_at", "reason"},
+    "verify_archive": set(),
+}
+#: The longest span a ``preserve`` request may hold and export (the bundle is built in
+#: memory, like ``POST /exports``).
+MAX_PRESERVE_SPAN_S = 3600.0
+
+
+class IncidentRequest(_Msg):
+    """A person runs an incident playbook on the running site (issue 12 §4, ADR 0029).
+
+    Sent by the API, or dropped by ``kontur incident`` as ``DATA_DIR/run/incidents/<id>.json``;
+    the supervisor, the archive's one writer, runs it, archives every step as an ``incident``
+    record and publishes the outcome in the run state (``incidents``). Each kind takes exactly
+    its fields: ``revoke_camera`` camera and reason (and ``preserve_s``, how much of what the
+    camera sent last to hold); ``failover_cpu`` a reason; ``preserve`` camera, ``from_at`` <
+    ``to_at`` (at most :data:`MAX_PRESERVE_SPAN_S` apart, unix seconds on the archive's clock)
+    and a reason; ``verify_archive`` nothing.
+    """
+
+    type: Literal["incident_request"] = "incident_request"
+    request_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    """Random hex chosen by the API or the CLI (a file name, so nothing else may appear)."""
+    kind: Literal["revoke_camera", "failover_cpu", "preserve", "verify_archive"]
+    by: str = Field(min_length=1, max_length=128)
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+    camera: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    from_at: float | None = Field(default=None, ge=0)
+    to_at: float | None = Field(default=None, ge=0)
+    preserve_s: float = Field(default=600.0, gt=0, le=86400)
+    at: float
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> IncidentRequest:
+        wanted = _INCIDENT_FIELDS[self.kind]
+        named = ("camera", "from_at", "to_at", "reason")
+        given = {f for f in named if getattr(self, f) is not None}
+        if given != wanted:
+            raise ValueError(
+                f"{self.kind}: expected the fields {sorted(wanted) or 'none'}, got "
+                f"{sorted(given) or 'none'}"
+            )
+        if self.reason is not None and not self.reason.strip():
+            raise ValueError(f"{self.kind}: expected a reason, got only blanks")
+        if self.from_at is not None and self.to_at is not None:
+            if not self.to_at > self.from_at:
+                raise ValueError(f"to_at: expected a time after from_at, got {self.to_at}")
+            if self.to_at - self.from_at > MAX_PRESERVE_SPAN_S:
+                raise ValueError(
+                    f"to_at: expected at most {MAX_PRESERVE_SPAN_S:g} s after from_at, "
+                    f"got {self.to_at - self.from_at:g} s"
+                )
+        return self
+
+
 Message = Annotated[
     AuditEvent
     | OperatorVerdict
     | ExportRequest
+    | IncidentRequest
     | FrameReady
     | GopClosed
     | SegmentStored

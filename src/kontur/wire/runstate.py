@@ -127,6 +127,10 @@ class RunState(_Model):
     exports: dict[str, str] = {}
     """Recent export requests (:class:`~kontur.wire.messages.ExportRequest`) of this run:
     request id → ``pending``, ``ready <bundle sha256>`` or ``failed <one-line reason>``."""
+    incidents: dict[str, str] = {}
+    """Recent incident playbooks (:class:`~kontur.wire.messages.IncidentRequest`, ADR 0029):
+    request id → ``pending``, ``done <one line>`` or ``failed <one line>``, each published
+    only once its ``incident`` record is committed; the last 100."""
     release: str | None = None
     runtime: str | None = None
     archive_records: int = Field(default=0, ge=0)
