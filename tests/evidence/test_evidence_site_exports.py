@@ -20,8 +20,8 @@ import pytest
 from tests.evidence.conftest import DemoArchive, verify
 
 from kontur.archive import Archive, verify_archive
-from kontur.clock import SystemClock
-from kontur.runtime.exports import MAX_QUEUED, SiteExports, bundle_path
+from kontur.clock import ManualClock, SystemClock
+from kontur.runtime.exports import MAX_QUEUED, SETTLE_S, SiteExports, bundle_path
 from kontur.wire.messages import ExportRequest
 
 WAIT_S = 120.0
@@ -175,3 +175,34 @@ def test_work_still_waiting_at_stop_fails_and_the_archive_verifies(
             assert m.request_id in logged
     assert verify_archive(data).ok
     assert not [p for p in os.listdir(data / "exports") if p.endswith(".tmp")]
+
+
+def test_a_span_reaching_the_gop_being_judged_waits_for_its_verdict(
+    demo_archive: DemoArchive, tmp_path: Path
+) -> None:
+    """The newest segment's verdict comes when the next GOP begins: until then (at most
+    SETTLE_S) the request stays pending and no export starts; once the verdict is recorded
+    it goes on."""
+    data = demo_archive.copy(tmp_path / "d")
+    arc = Archive.open(data)
+    clock = ManualClock(wall=time.time())
+    exports = SiteExports(arc, data, clock)
+    try:
+        last = max(r.payload["gop_index"] for r in demo_archive.records if r.kind == "segment")
+        seg = demo_archive.segment(last)
+        open_gop = arc.append(
+            "segment", {**seg.payload, "gop_index": last + 1, "end_of_stream": False}
+        )
+        arc.flush()
+        msg = _request(20, (demo_archive.records[0].at, open_gop.at + 1.0))
+        exports.submit(msg)
+        for _ in range(3):
+            exports.tick()
+        assert exports.status[msg.request_id] == "pending"
+        assert exports._jobs.empty() and exports._queued == 0  # nothing started yet
+        clock.advance(SETTLE_S + 1)  # the verdict never came: export anyway, and say why
+        status = drive(exports, msg.request_id)
+        assert status.startswith("failed ") and f"GOP {last + 1}" in status, status
+    finally:
+        exports.close()
+        arc.close()

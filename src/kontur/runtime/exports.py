@@ -5,9 +5,10 @@ run`` holds it. Through the site, the supervisor (the one writer) exports with i
 archive. An :class:`~kontur.wire.messages.ExportRequest` from the API goes through these
 steps; recording never waits on the slow ones:
 
-1. :meth:`SiteExports.submit` (the supervisor's loop): the request is ``pending``; the
-   archive commits and signs a checkpoint now (the writer's own job, so a span recorded a
-   moment ago is covered), and the job goes to the export thread;
+1. :meth:`SiteExports.submit` (the supervisor's loop): the request is ``pending``; once the
+   span's GOPs have their verdicts (a span reaching "now" waits for the GOP being judged, at
+   most :data:`SETTLE_S`) the archive commits and signs a checkpoint (the writer's own job,
+   so a span recorded a moment ago is covered), and the job goes to the export thread;
 2. the export thread, holding no lock of the writer: a read-only view of the archive (its own
    SQLite connection), plan, proofs against the newest stored checkpoint, segments, remux
    (:func:`~kontur.evidence.export.prepare_export`);
@@ -47,6 +48,7 @@ from kontur.evidence.export import (
     place_bundle,
     prepare_export,
 )
+from kontur.incident.steps import span_decided
 from kontur.wire.messages import ExportRequest
 from kontur.wire.runstate import export_bundle_path
 
@@ -58,6 +60,8 @@ log = logging.getLogger("kontur.exports")
 MAX_QUEUED = 8
 #: Outcomes kept for the run state (the oldest forgotten first).
 KEEP = 100
+#: How long a request whose span reaches the GOP being judged waits for its verdict.
+SETTLE_S = 60.0
 
 
 def bundle_path(data_dir: Path, request_id: str) -> Path:
@@ -93,14 +97,20 @@ def _one_line(exc: BaseException) -> str:
 class SiteExports:
     """The supervisor's export desk (see the module for who runs which step)."""
 
-    def __init__(self, archive: Archive, data_dir: Path, clock: Clock) -> None:
+    def __init__(
+        self, archive: Archive, data_dir: Path, clock: Clock, settle_s: float = SETTLE_S
+    ) -> None:
         self.archive = archive
+        self.settle_s = settle_s
+        """How long a span reaching the GOP being judged waits for its verdict (0 where
+        nothing records, as ``kontur incident preserve`` with no site running)."""
         self.data_dir = Path(data_dir)
         self.clock = clock
         self._status: OrderedDict[str, str] = OrderedDict()
         self._jobs: queue.Queue[BundleRequest | _Write | None] = queue.Queue()
         self._results: queue.Queue[_Built | _Done] = queue.Queue()
         self._queued = 0
+        self._settling: list[tuple[ExportRequest, float]] = []
         self._thread: threading.Thread | None = None
         self.version = 0
         """Bumped at every change of an outcome (the publisher writes the run state then)."""
@@ -119,17 +129,40 @@ class SiteExports:
 
     # ---- step 1 (the supervisor's loop) ------------------------------------------------------
     def submit(self, msg: ExportRequest) -> None:
-        """Queue one request (a repeated id is ignored: the API chose it at random)."""
+        """Queue one request (a repeated id is ignored: the API chose it at random).
+
+        A span reaching the GOP still being judged waits (``pending``) for that GOP's verdict,
+        at most :data:`SETTLE_S`: a bundle needs every span GOP's verdict, and a GOP's comes
+        when the next one begins (:func:`kontur.incident.steps.span_decided`)."""
         rid = msg.request_id
         if rid in self._status:
             log.warning("export %s: expected a new request id, got a known one", rid)
             return
-        if self._queued >= MAX_QUEUED:
+        if self._queued + len(self._settling) >= MAX_QUEUED:
             self._set(rid, f"failed expected at most {MAX_QUEUED} exports waiting, got more")
             return
         if not msg.to_at > msg.from_at:
             self._set(rid, f"failed expected to after from ({msg.from_at}), got {msg.to_at}")
             return
+        self._set(rid, "pending")
+        if self.settle_s <= 0 or span_decided(self.archive, msg.camera, msg.to_at):
+            self._begin(msg)
+        else:
+            self._settling.append((msg, self.clock.monotonic() + self.settle_s))
+
+    def _settle(self) -> None:
+        """Begin the waiting requests whose span is decided now, or waited long enough (the
+        export then names the GOP that lacks its verdict)."""
+        now, still = self.clock.monotonic(), []
+        for msg, until in self._settling:
+            if now >= until or span_decided(self.archive, msg.camera, msg.to_at):
+                self._begin(msg)
+            else:
+                still.append((msg, until))
+        self._settling = still
+
+    def _begin(self, msg: ExportRequest) -> None:
+        rid = msg.request_id
         out = bundle_path(self.data_dir, rid)
         request = BundleRequest(
             self.data_dir, msg.camera, msg.from_at, msg.to_at, out, msg.requested_by
@@ -140,7 +173,6 @@ class SiteExports:
         except (OSError, KonturError) as exc:
             self._set(rid, f"failed {_one_line(exc)}")
             return
-        self._set(rid, "pending")
         self._queued += 1
         self._start()
         self._jobs.put(request)
@@ -177,6 +209,7 @@ class SiteExports:
     # ---- steps 3 and 5 (the supervisor's loop) -----------------------------------------------
     def tick(self) -> bool:
         """Seal what the export thread prepared, publish what ended; True if anything did."""
+        self._settle()
         changed = False
         while True:
             try:

@@ -310,7 +310,7 @@ def _on_own(
     from kontur.runtime.incidents import IncidentDesk, SiteHooks
 
     clock = SystemClock()
-    exports = SiteExports(writer, ddir, clock)
+    exports = SiteExports(writer, ddir, clock, settle_s=0.0)  # nothing records: no verdict
     hooks = SiteHooks(
         revoke=lambda camera, reason: _revoke(ddir, writer, camera, reason),
         worker_platform=lambda: None,
@@ -319,7 +319,6 @@ def _on_own(
         exports=exports,
         witness=witness,
         spool=False,
-        settle_s=0.0,  # nothing records: a GOP without its verdict never gets one
     )
     desk = IncidentDesk(writer, ddir, clock, hooks)
     with _progress(con, f"{req.kind}: no site runs, on {ddir} itself…"):

@@ -20,10 +20,10 @@ Each request goes through these steps, in the supervisor's loop:
    - ``failover_cpu``: the analytics worker is restarted on the CPU now (:attr:`SiteHooks.
      move_to_cpu`, the health block's restart path) unless it already runs there or the
      release forbids the CPU; nothing moves it back during the run;
-   - ``preserve``: a legal hold of the span; once every GOP of the span has its verdict
-     (a span reaching "now" waits for the GOP being judged, at most :data:`SETTLE_S`), the
-     export desk (:class:`~kontur.runtime.exports.SiteExports`) builds the bundle under the
-     same request id (``DATA_DIR/exports/<id>.zip``); :meth:`IncidentDesk.tick` waits for it;
+   - ``preserve``: a legal hold of the span, then the export desk
+     (:class:`~kontur.runtime.exports.SiteExports`, which lets a span reaching "now" wait
+     for the GOP being judged) builds the bundle under the same request id
+     (``DATA_DIR/exports/<id>.zip``); :meth:`IncidentDesk.tick` waits for it;
    - ``verify_archive``: the archive is committed, the witness's length noted (the loop is
      the only thread that appends to it), and a thread runs a full, read-only
      :func:`~kontur.archive.verify_archive` against that much of the witness; the JSON report
@@ -63,7 +63,6 @@ from kontur.incident.steps import (
     one_line,
     revocation_index,
     save_report,
-    span_decided,
     verify_line,
 )
 from kontur.runtime.exports import SiteExports, bundle_path
@@ -79,9 +78,6 @@ KEEP = 100
 MAX_VERIFYING = 2
 #: How often the supervisor's loop looks for request files.
 SPOOL_EVERY_S = 0.2
-#: How long a preserve whose span reaches the GOPs still being judged waits for their verdicts
-#: before its export is asked for anyway (a bundle needs every span GOP's verdict).
-SETTLE_S = 60.0
 #: Why what is still under way at stop fails.
 STOPPED = "kontur stopped before the incident was done"
 
@@ -107,8 +103,6 @@ class SiteHooks:
     """The configured witness file (``archive.witness``) a verification checks."""
     spool: bool = True
     """Take request files from ``DATA_DIR/run/incidents`` (the running site's desk only)."""
-    settle_s: float = SETTLE_S
-    """How long a preserve waits for its span's verdicts (0 where nothing records)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +126,6 @@ class IncidentDesk:
         self._status: OrderedDict[str, str] = OrderedDict()
         self._open: dict[str, tuple[IncidentRequest, str]] = {}
         self._exporting: dict[str, Facts] = {}
-        self._deferred: dict[str, tuple[IncidentRequest, Facts, float]] = {}
         self._verified: queue.Queue[_Verified] = queue.Queue()
         self._threads: dict[str, threading.Thread] = {}
         self._stuck: set[str] = set()
@@ -256,30 +249,15 @@ class IncidentDesk:
             )
             self._settle(rid, "failed", detail, facts)
             return
-        self._deferred[rid] = (req, facts, self.clock.monotonic() + self.hooks.settle_s)
-        self._export_when_decided()
-
-    def _export_when_decided(self) -> None:
-        """Hand each deferred preserve to the export desk once its span's GOPs are decided
-        (or :data:`SETTLE_S` passed: the export then says which GOP lacks its verdict)."""
-        exports = self.hooks.exports
-        if not self._deferred or exports is None:
-            return
         self.archive.flush()
-        for rid, (req, facts, until) in list(self._deferred.items()):
-            assert req.camera is not None and req.from_at is not None and req.to_at is not None
-            waiting = self.clock.monotonic() < until
-            if waiting and not span_decided(self.archive, req.camera, req.to_at):
-                continue
-            del self._deferred[rid]
-            self._exporting[rid] = facts
-            exports.submit(
-                ExportRequest(
-                    request_id=rid, requested_by=req.by, camera=req.camera,
-                    from_at=req.from_at, to_at=req.to_at, at=self.clock.wall(),
-                )
-            )  # fmt: skip
-        self._collect_exports()  # the export desk may have refused one at once
+        self._exporting[rid] = facts
+        exports.submit(
+            ExportRequest(
+                request_id=rid, requested_by=req.by, camera=camera,
+                from_at=req.from_at, to_at=req.to_at, at=self.clock.wall(),
+            )
+        )  # fmt: skip
+        self._collect_exports()  # the export desk may have refused it at once
 
     def _verify(self, req: IncidentRequest) -> None:
         rid = req.request_id
@@ -336,7 +314,6 @@ class IncidentDesk:
                 else:
                     self.submit(item, via="cli")
         self._collect_verifications()
-        self._export_when_decided()
         self._collect_exports()
         return self.version != before
 
@@ -383,7 +360,6 @@ class IncidentDesk:
     def _settle(self, rid: str, outcome: str, detail: str, facts: Facts | None = None) -> None:
         """Archive the closing record, commit it, then publish the outcome."""
         self._exporting.pop(rid, None)
-        self._deferred.pop(rid, None)
         if rid not in self._open:  # a bug: each request ends once
             log.error("incident %s: expected a request under way, got none", rid)
             return
