@@ -52,6 +52,9 @@ def _mount_subcommands() -> None:
     app.add_typer(
         __import__("kontur.runtime.incident_cli", fromlist=["_"]).incident_app, name="incident"
     )
+    from kontur.textguard.cli import text_app
+
+    app.add_typer(text_app, name="text")
     app.command("sign")(sign)
     app.command("verify")(verify)
 
