@@ -112,7 +112,13 @@ def demo(
         float | None, typer.Option(min=0.1, help="Stop after this many seconds.")
     ] = None,
     inject_fault: Annotated[
-        str | None, typer.Option(help="model-tamper | clock-jump | worker-crash")
+        str | None,
+        typer.Option(
+            help="model-tamper | clock-jump | worker-crash | worker-phantom | worker-suppress "
+            "| worker-teleport | worker-class-flip | worker-replay | worker-freeze "
+            "| tamper-covered | tamper-defocus | tamper-glare | tamper-low-light "
+            "| tamper-shifted | tamper-frozen | tamper-screen (the first camera, from 3 s)"
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="YAML config (default: embedded defaults).")

@@ -40,6 +40,7 @@ __all__ = [
     "SandboxConfig",
     "SinksConfig",
     "SlaConfig",
+    "TamperSettings",
     "TimeCheckConfig",
     "VerifierConfig",
     "WebhookConfig",
@@ -214,11 +215,30 @@ class SinksConfig(_Cfg):
 
 class VerifierConfig(_Cfg):
     max_speed_heights_per_s: float = Field(default=8.0, gt=0)
+    """Box sizes (the larger side: a person's height, a car's length) per second of pts."""
     max_jump_ratio: float = Field(default=2.0, gt=0)
+    """Box diagonals the centre may jump per 0.1 s of pts (and in any one observation)."""
     max_area_ratio: float = Field(default=3.0, gt=1)
+    """Area ratio a box may grow or shrink by per 0.1 s of pts (off the frame's border)."""
     max_confidence_jump: float = Field(default=0.6, gt=0, le=1)
     frozen_seconds: float = Field(default=3.0, gt=0)
     frozen_mad_threshold: float = Field(default=0.5, ge=0)
+    class_groups: tuple[tuple[str, ...], ...] = (
+        ("person", "bicycle", "motorcycle"),
+        ("car", "truck", "bus", "train"),
+    )
+    """Classes a small detector confuses: a change within a group is no class change."""
+    class_flip_seconds: float = Field(default=0.3, ge=0)
+    """How long a track may show a class outside its watched group before it disagrees."""
+    phantom_seconds: float = Field(default=0.5, gt=0, le=5)
+    """Window over which a moving box needs foreground under it (issue 13 §2)."""
+    min_support: float = Field(default=0.1, gt=0, lt=1)
+    """Foreground density a box needs above that of its surroundings to count as supported."""
+    evasion_seconds: float = Field(default=0.5, gt=0, le=5)
+    """How long person-sized moving foreground may stay untracked in a policy zone."""
+    min_person_height: float = Field(default=0.12, gt=0, lt=1)
+    """Smallest person (fraction of the frame's height) the evasion check looks for (windows
+    down to 0.6 of it once it has learnt the camera's perspective from verified people)."""
 
 
 class DegradationConfig(_Cfg):
@@ -259,6 +279,29 @@ class TimeCheckConfig(_Cfg):
 class IngestConfig(_Cfg):
     freshness: FreshnessConfig = FreshnessConfig()
     time_check: TimeCheckConfig = TimeCheckConfig()
+
+
+class TamperSettings(_Cfg):
+    """``tamper:``: the camera tamper and image-quality monitors in ingest (ADR 0030).
+
+    Besides the keys below, any setting of :class:`kontur.tamper.TamperConfig` (``onset_s``,
+    ``clear_s``, ``kinds``, the thresholds...) may be given here; :func:`load_config` checks
+    them with the monitor's own rules (one line each), and ingest builds the monitor from
+    :attr:`monitor`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    enabled: bool = True
+    max_fps: float = Field(default=5.0, gt=0, le=60)
+    """Frames a second each camera's monitor analyses at most (decimated by stream time)."""
+    on_critical: Literal["operator", "deny"] = "operator"
+    """What the gate answers a critical action on a tampered or low-quality camera."""
+
+    @property
+    def monitor(self) -> dict[str, Any]:
+        """The monitor's own settings (everything but the keys above)."""
+        return dict(self.model_extra or {})
 
 
 class SlaConfig(_Cfg):
@@ -394,6 +437,7 @@ class Config(_Cfg):
     placement: PlacementConfig
     worker: WorkerConfig = WorkerConfig()
     ingest: IngestConfig = IngestConfig()
+    tamper: TamperSettings = TamperSettings()
     release: ReleaseConfig = ReleaseConfig()
     archive: ArchiveConfig = ArchiveConfig()
     operator: OperatorConfig = OperatorConfig()
@@ -499,6 +543,28 @@ def load_config(path: Path | None = None) -> Config:
         defaults if path is None else merge_layers(defaults, _parse(_read_text(path, where), where))
     )
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where)) from None
+    _check_tamper(config.tamper, where)
+    return config
+
+
+def _check_tamper(settings: TamperSettings, where: str) -> None:
+    """The ``tamper:`` monitor settings, by the monitor's own rules (imported only here: the
+    gate and the verifier validate a config too, and must not load image code)."""
+    from dataclasses import fields
+
+    from kontur.tamper.config import TamperConfig
+
+    known = {f.name for f in fields(TamperConfig)}
+    for key in settings.monitor:
+        if key not in known:
+            raise ConfigError(
+                f"config {where}: key tamper.{key}: expected a known key (README, "
+                "Configuration reference), got an unknown one"
+            )
+    try:
+        TamperConfig.from_mapping(settings.monitor)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"config {where}: key {exc}") from None

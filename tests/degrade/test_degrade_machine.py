@@ -34,6 +34,7 @@ ESCALATIONS = [
     pytest.param("block_failed", State.DEGRADED, id="ingest_verifier_gate_fault"),
     pytest.param("camera_untrusted", State.DEGRADED, id="sustained_failing_gops"),
     pytest.param("isolation_partial", State.DEGRADED, id="partial_sandbox"),
+    pytest.param("camera_tamper", State.DEGRADED, id="camera_covered"),
 ]
 
 
@@ -53,6 +54,7 @@ def test_trigger_table_covers_every_trigger() -> None:
         Trigger.MODEL_INTEGRITY,
         Trigger.DRIVER_UNAPPROVED,
         Trigger.ISOLATION_PARTIAL,
+        Trigger.CAMERA_TAMPER,
     }
 
 

@@ -379,7 +379,7 @@ def _real_findings(
         if f != unobserved:
             v.observe_frame("cam1", f, float(f), _thumb(0 if frozen else f))
         moved = jump_9_at is not None and f >= jump_9_at
-        box_9 = (80.0, 70.0, 90.0, 90.0) if moved else STILL_9
+        box_9 = (300.0, 200.0, 310.0, 220.0) if moved else STILL_9  # 17 heights in 1 s
         out.append(v.check(_tracks(f, float(f), {7: STILL_7, 9: box_9})))
     return out
 

@@ -43,7 +43,10 @@ def _scale(obj: TrackedObject, k: float) -> TrackedObject:
 
 Tamper = Callable[[TrackedObject, int], TrackedObject]
 
-#: name -> (tamper applied to track 7 from frame 20, checks that must fire, reason fragment)
+#: name -> (tamper applied to track 7 from frame 20, checks that must fire, reason fragment).
+#: The finding judged is that of the last tampered frame: frame 20, or frame 23 for a sprint
+#: (speed is measured over 0.3 s, so one frame of it is not yet one).
+SPRINT_FRAMES = 4
 ATTACKS: dict[str, tuple[Tamper, tuple[str, ...], str]] = {
     "track_teleport": (
         lambda o, f: _shift(o, 300.0),
@@ -53,7 +56,7 @@ ATTACKS: dict[str, tuple[Tamper, tuple[str, ...], str]] = {
     "track_speed_implausible": (
         lambda o, f: _shift(o, 150.0 * (f - TAMPER_FROM + 1)),
         ("speed",),
-        "box-heights/s exceeds 8",
+        "box sizes/s over 0.30 s exceeds 8",
     ),
     "track_size_blowup": (
         lambda o, f: _scale(o, 2.0),
@@ -63,7 +66,8 @@ ATTACKS: dict[str, tuple[Tamper, tuple[str, ...], str]] = {
     "track_class_flip": (
         lambda o, f: o.model_copy(update={"class_id": 2, "class_name": "car"}),
         ("class",),
-        "track 7: class 2 differs from the track's majority class 0 (20 of 20 observations)",
+        "track 7: class car differs from the track's majority class person (20 of 20 "
+        "observations; into a watched class)",
     ),
     "track_confidence_jump": (
         lambda o, f: o.model_copy(update={"confidence": 0.10}),
@@ -87,7 +91,9 @@ def test_tampered_track_disagrees_with_the_right_reason_and_id(sim: StreamSim, a
     before = sim.walk([honest, target], TAMPER_FROM)
     assert all(f.agree for f in before)
 
-    finding = sim.frame([honest.at(sim.pts), tamper(target.at(sim.pts), sim.index)])
+    frames = SPRINT_FRAMES if attack == "track_speed_implausible" else 1
+    for _ in range(frames):
+        finding = sim.frame([honest.at(sim.pts), tamper(target.at(sim.pts), sim.index)])
 
     assert not finding.agree
     assert set(finding.track_reasons) == {7}
@@ -96,13 +102,18 @@ def test_tampered_track_disagrees_with_the_right_reason_and_id(sim: StreamSim, a
     assert finding.reasons == (f"1 of 2 tracked object(s) disagree: track 7 ({', '.join(checks)})",)
 
 
-def test_a_teleported_track_is_judged_from_where_it_landed_on_the_next_frame(
+def test_a_teleported_track_is_judged_from_where_it_landed_once_its_speed_baseline_passed(
     sim: StreamSim,
 ) -> None:
     target = Walker(7)
     sim.walk([target], TAMPER_FROM)
-    assert not sim.frame([_shift(target.at(sim.pts), 300.0)]).agree
-    assert sim.frame([_shift(target.at(sim.pts), 300.0)]).agree
+    jump = sim.frame([_shift(target.at(sim.pts), 300.0)])
+    assert "continuity" in jump.reasons[0]
+    # speed is measured against the box 0.3 s back: until that box is the landed one (frame
+    # 20, three frames on), the jump still counts; after that, it is a walk again
+    after = [sim.frame([_shift(target.at(sim.pts), 300.0)]) for _ in range(3)]
+    assert [f.agree for f in after] == [False, False, True]
+    assert all("(speed)" in f.reasons[0] for f in after[:2])
 
 
 def test_a_frozen_scene_is_a_scene_reason_not_a_track_reason(sim: StreamSim) -> None:

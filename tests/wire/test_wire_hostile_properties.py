@@ -47,7 +47,7 @@ from kontur.wire import (
 )
 from kontur.wire.channel import MAX_VIOLATIONS_KEPT, Inbox, wait_readable
 from kontur.wire.edges import edge
-from kontur.wire.messages import MAX_FRAME_INDEX, MAX_MESSAGE_BYTES
+from kontur.wire.messages import MAX_FRAME_INDEX, MAX_MESSAGE_BYTES, TamperAlarm
 from kontur.wire.verdict import GopVerdict, Verdict
 
 #: The cameras the worker serves (what build_wiring passes as ``cameras``).
@@ -188,6 +188,18 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(
         value=st.none() | st.integers(),
     ),
     st.builds(ProtocolViolation, sender=_text, receiver=_text, message_type=_text, detail=_text),
+    st.builds(
+        TamperAlarm,
+        camera_id=_cameras,
+        transition=st.just("start"),
+        kind=st.sampled_from(["covered", "frozen", "low_quality"]),
+        score=st.just(2.0),
+        reason=st.just("forged by the worker"),
+        start_s=_floats,
+        at_s=_floats,
+        first_frame=_ints,
+        quality_ok=st.booleans(),
+    ),
 )
 
 _WR = b'{"type":"worker_ready","model_id":"m","platform":"p","detector":"d","isolation":%s}'

@@ -31,7 +31,7 @@ from kontur.wire import (
     decode,
     encode,
 )
-from kontur.wire.messages import MAX_MESSAGE_BYTES, IncidentRequest, OperatorVerdict
+from kontur.wire.messages import MAX_MESSAGE_BYTES, IncidentRequest, OperatorVerdict, TamperAlarm
 
 FRAME = FrameReady(
     camera_id="cam-1", seq=41, frame_index=40, pts_s=4.0, gop_index=1, slot=1, width=480, height=360
@@ -110,6 +110,30 @@ ALL = [
         at=1700000000.5,
     ),
     StateChanged(at=12.5, from_state="NORMAL", to_state="DEGRADED", trigger="latency"),
+    TamperAlarm(
+        camera_id="cam-1",
+        transition="start",
+        kind="covered",
+        score=4.2,
+        reason="83% of the textured view lost its texture and layout",
+        start_s=3.2,
+        at_s=4.2,
+        first_frame=31,
+        quality_ok=True,
+    ),
+    TamperAlarm(
+        camera_id="cam-1",
+        transition="end",
+        kind="low_quality",
+        score=1.0,
+        reason="too dark: mean grey 12 < 25",
+        start_s=3.2,
+        end_s=9.0,
+        at_s=9.0,
+        first_frame=31,
+        last_frame=89,
+        quality_ok=True,
+    ),
     ControlMessage(command="analysis_stride", camera_id="cam-1", value=2),
     ControlMessage(command="stop"),
     AuditEvent(actor="ana", action="video:archive", outcome="ok", target="cam-1", at=5.0),

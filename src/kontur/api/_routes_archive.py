@@ -26,7 +26,7 @@ __all__ = ["ENDPOINTS", "AuditQuery", "EventsQuery"]
 _MAX_INDEX = 2**53
 _QUERY = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 _SHA256 = r"^[0-9a-f]{64}$"
-EventKind = Literal["decision", "verdict", "event", "violation", "camera", "state"]
+EventKind = Literal["decision", "verdict", "event", "violation", "camera", "state", "tamper"]
 assert set(get_args(EventKind)) == EVENT_KINDS, "EventKind must list archive_view.EVENT_KINDS"
 
 

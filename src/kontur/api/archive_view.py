@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: What ``GET /events`` shows (never ``audit``: that is ``GET /audit``, audit:read).
-EVENT_KINDS = frozenset({"decision", "verdict", "event", "violation", "camera", "state"})
+EVENT_KINDS = frozenset({"decision", "verdict", "event", "violation", "camera", "state", "tamper"})
 #: Records ``GET /events/{index}/proof`` proves (the events, and the segments they rest on).
 PROOF_KINDS = EVENT_KINDS | {"segment"}
 

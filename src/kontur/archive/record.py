@@ -54,6 +54,8 @@ KINDS = frozenset(
         "export",
         "audit",
         "operator",
+        "incident",
+        "tamper",
     }
 )
 

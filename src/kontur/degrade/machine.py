@@ -19,10 +19,11 @@ How the machine moves:
    trigger requires the current level and (b) ``recovery_seconds`` of the monotonic clock have
    passed both since the last trigger was raised or cleared and since the last transition.
    A transient trigger (a crash, a hang, a clock step, a reset, an anomaly) lapses by itself
-   once it has not fired for ``recovery_seconds``. ``model_integrity`` and
-   ``driver_unapproved`` never lapse: they need :meth:`~DegradationMachine.clear_trigger`,
-   the explicit recovery criterion (the file matches its release again, the driver is
-   approved).
+   once it has not fired for ``recovery_seconds``. ``model_integrity``,
+   ``driver_unapproved``, ``isolation_partial`` and ``camera_tamper`` never lapse: they need
+   :meth:`~DegradationMachine.clear_trigger`, the explicit recovery criterion (the file
+   matches its release again, the driver is approved, the camera's last open tamper event
+   ended).
 
 The core is pure: it reads only the injected :class:`~kontur.clock.Clock` (monotonic time for
 every interval, wall time only to stamp transitions) and starts no thread. The supervisor
@@ -90,6 +91,9 @@ class Trigger(StrEnum):
     """A camera's GOPs keep failing verification (NOT_AUTHENTIC, MISSING, REPLAYED...)."""
     ISOLATION_PARTIAL = "isolation_partial"
     """The worker runs in a partial sandbox (``unsafe_allow_partial_isolation``)."""
+    CAMERA_TAMPER = "camera_tamper"
+    """A camera is covered, defocused, blinded, moved, frozen or shown a screen (ADR 0030);
+    cleared when no camera has a tamper event open any more."""
 
     @property
     def target(self) -> State:
@@ -125,11 +129,17 @@ TRIGGER_TARGETS: Mapping[Trigger, State] = MappingProxyType(
         Trigger.BLOCK_FAILED: State.DEGRADED,
         Trigger.CAMERA_UNTRUSTED: State.DEGRADED,
         Trigger.ISOLATION_PARTIAL: State.DEGRADED,
+        Trigger.CAMERA_TAMPER: State.DEGRADED,
     }
 )
 
 _EXPLICIT_CLEAR = frozenset(
-    {Trigger.MODEL_INTEGRITY, Trigger.DRIVER_UNAPPROVED, Trigger.ISOLATION_PARTIAL}
+    {
+        Trigger.MODEL_INTEGRITY,
+        Trigger.DRIVER_UNAPPROVED,
+        Trigger.ISOLATION_PARTIAL,
+        Trigger.CAMERA_TAMPER,
+    }
 )
 
 

@@ -31,6 +31,7 @@ from kontur.gate.policy import (
     AllGopsAuthentic,
     AllOf,
     AnyOf,
+    CameraNotTampered,
     Check,
     Requirement,
     SystemNotDegraded,
@@ -39,7 +40,7 @@ from kontur.gate.policy import (
     VerifierAgrees,
     most_restrictive,
 )
-from kontur.gate.request import ActionRequest, SystemState, SystemStatus
+from kontur.gate.request import ActionRequest, SystemState, SystemStatus, TamperSpan
 from kontur.gate.rules import DwellRule, foot_point, point_in_polygon, rules_from_config
 from kontur.gate.sinks import LogSink, Sink, WebhookSink, build_sinks, sign
 from kontur.gate.webhook_receiver import AcceptedWebhook, verify_webhook
@@ -53,6 +54,7 @@ __all__ = [
     "AllGopsAuthentic",
     "AllOf",
     "AnyOf",
+    "CameraNotTampered",
     "Check",
     "DwellRule",
     "EmptyPolicyError",
@@ -68,6 +70,7 @@ __all__ = [
     "SystemNotSafe",
     "SystemState",
     "SystemStatus",
+    "TamperSpan",
     "UnknownActionError",
     "UnknownCameraError",
     "UnsafeAllowAll",

@@ -1,10 +1,10 @@
 """The decision gate's pure core: the only component that may trigger an action.
 
 The :class:`Gate` is fed, in any interleaving, GOP verdicts (:meth:`Gate.on_gop`), the
-verifier's evidence (:meth:`Gate.on_evidence`) and the degradation state
-(:meth:`Gate.on_state`). It reads no clock but the injected one (only to stamp decisions), and
-does no I/O: every call returns the decisions it made, and the process shell fires the sinks
-and forwards them to the archive.
+verifier's evidence (:meth:`Gate.on_evidence`), the degradation state
+(:meth:`Gate.on_state`) and ingest's camera tamper alarms (:meth:`Gate.on_tamper`). It reads
+no clock but the injected one (only to stamp decisions), and does no I/O: every call returns
+the decisions it made, and the process shell fires the sinks and forwards them to the archive.
 
 How a request becomes a decision:
 
@@ -21,19 +21,26 @@ How a request becomes a decision:
 4. :meth:`Gate.flush` (shutdown) decides every held request; GOPs whose verdict never
    arrived count as PENDING, which needs an operator. When more than ``max_pending`` requests
    are held, the oldest is decided the same way.
-5. The outcome becomes what is executed: ALLOW → the action; RESTRICT → the action's
+5. Every critical action is also judged by :class:`~kontur.gate.policy.CameraNotTampered`
+   (ADR 0030), whatever ``requirement`` says: a tamper or low-quality event open on the
+   camera, or one that touched the request's frames, makes it OPERATOR (DENY with
+   ``tamper.on_critical: deny``). Its reasons are added only when it refuses. Ingest sends a
+   GOP's verdict to the gate only after its monitor could have confirmed an event on the
+   GOP's frames, so a request is never decided before the alarm that concerns it.
+6. The outcome becomes what is executed: ALLOW → the action; RESTRICT → the action's
    ``restricted_alternative`` (no alternative: OPERATOR instead); OPERATOR →
    :data:`OPERATOR_QUEUE`; DENY → nothing.
 
 Memory is bounded: at most ``max_gops_per_camera`` verdicts are kept per camera (oldest
-dropped; held requests keep their own copies), findings live only in open dwell windows, and
-at most ``max_pending`` requests are held.
+dropped; held requests keep their own copies), findings live only in open dwell windows, at
+most ``max_pending`` requests are held, and at most :data:`MAX_TAMPER_SPANS` ended tamper
+events are kept per camera.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,13 +52,28 @@ from kontur.gate.errors import (
     UnknownActionError,
     UnknownCameraError,
 )
-from kontur.gate.policy import DEFAULT_CRITICAL, DEFAULT_NON_CRITICAL, Requirement
-from kontur.gate.request import ActionRequest, SystemState, SystemStatus
+from kontur.gate.policy import (
+    DEFAULT_CRITICAL,
+    DEFAULT_NON_CRITICAL,
+    CameraNotTampered,
+    Check,
+    Requirement,
+    most_restrictive,
+)
+from kontur.gate.request import ActionRequest, SystemState, SystemStatus, TamperSpan
 from kontur.gate.rules import DwellRule, rules_from_config
 from kontur.wire import Decision, Evidence, GopClosed, Outcome, StateChanged
+from kontur.wire.messages import TamperAlarm
 from kontur.wire.verdict import GopVerdict, Verdict, most_severe
 
-__all__ = ["DEFAULT_MAX_GOPS", "DEFAULT_MAX_PENDING", "INITIAL_STATUS", "OPERATOR_QUEUE", "Gate"]
+__all__ = [
+    "DEFAULT_MAX_GOPS",
+    "DEFAULT_MAX_PENDING",
+    "INITIAL_STATUS",
+    "MAX_TAMPER_SPANS",
+    "OPERATOR_QUEUE",
+    "Gate",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -61,6 +83,8 @@ OPERATOR_QUEUE = "operator-queue"
 DEFAULT_MAX_GOPS = 1000
 #: Requests held for verdicts, over all cameras.
 DEFAULT_MAX_PENDING = 1024
+#: Ended tamper events kept per camera (a held request is judged against those it overlaps).
+MAX_TAMPER_SPANS = 256
 #: The state a gate starts in until the supervisor reports one.
 INITIAL_STATUS = SystemStatus(SystemState.NORMAL, "initial state")
 
@@ -131,6 +155,12 @@ class Gate:
         self._max_gops = max_gops_per_camera
         self._max_pending = max_pending
         self._status = status
+        deny = config.tamper.on_critical == "deny"
+        self._tamper_check = CameraNotTampered(Outcome.DENY if deny else Outcome.OPERATOR)
+        self._tamper_open: dict[str, dict[str, TamperSpan]] = {}
+        self._tamper_ended: dict[str, deque[TamperSpan]] = {}
+        self._quality: dict[str, TamperAlarm] = {}
+        """Per camera: the last alarm, whose ``quality_ok`` is the camera's quality now."""
 
     # --- state --------------------------------------------------------------------------------
 
@@ -173,6 +203,32 @@ class Gate:
         for h in self._held:
             h.status = h.status.worse(self._status)
         return []
+
+    def on_tamper(self, msg: TamperAlarm) -> list[Decision]:
+        """A camera tamper or low-quality event started or ended (ingest, ADR 0030)."""
+        self._camera(msg.camera_id)
+        opened = self._tamper_open.setdefault(msg.camera_id, {})
+        span = TamperSpan(msg.kind, msg.start_s, msg.end_s, msg.score, msg.reason,
+                          msg.first_frame, msg.last_frame)  # fmt: skip
+        if msg.transition == "start":
+            opened[msg.kind] = span
+        else:
+            opened.pop(msg.kind, None)
+            ended = self._tamper_ended.setdefault(msg.camera_id, deque(maxlen=MAX_TAMPER_SPANS))
+            ended.append(span)
+        self._quality[msg.camera_id] = msg
+        return []
+
+    def _tamper_spans(self, camera_id: str) -> tuple[TamperSpan, ...]:
+        """The camera's open and ended tamper events; a quality ingest last reported as not
+        ok counts as an open ``low_quality`` event even without its own start."""
+        opened = dict(self._tamper_open.get(camera_id, {}))
+        last = self._quality.get(camera_id)
+        if last is not None and not last.quality_ok and "low_quality" not in opened:
+            why = f"ingest reported the picture below its quality floor ({last.reason})"
+            opened["low_quality"] = TamperSpan("low_quality", last.at_s, None, 1.0, why,
+                                               last.first_frame)  # fmt: skip
+        return (*opened.values(), *self._tamper_ended.get(camera_id, ()))
 
     def on_gop(self, msg: GopClosed) -> list[Decision]:
         """A GOP's verdict arrived; returns the held requests it completes, decided."""
@@ -253,11 +309,16 @@ class Gate:
     def _decide(self, h: _Held) -> Decision:
         cam = self._camera(h.request.camera_id)
         req = h.request.with_context(
-            verdicts=h.verdicts, status=h.status, signing_required=cam.signing_required
+            verdicts=h.verdicts,
+            status=h.status,
+            signing_required=cam.signing_required,
+            tamper=self._tamper_spans(cam.id),
         )
         action = self._actions[req.action]
         judge = self._requirement if action.critical else self._non_critical
         check = judge.evaluate(req)
+        if action.critical:
+            check = _and_not_tampered(check, self._tamper_check.evaluate(req))
         outcome, executed, extra = _execute(check.outcome, req.action, action)
         return Decision(
             camera_id=req.camera_id,
@@ -273,6 +334,13 @@ class Gate:
             executed=executed,
             at=self._clock.wall(),
         )
+
+
+def _and_not_tampered(check: Check, tamper: Check) -> Check:
+    """``check`` and the tamper requirement (ADR 0030); its reasons only when it refuses."""
+    if tamper.outcome is Outcome.ALLOW:
+        return check
+    return Check(most_restrictive((check.outcome, tamper.outcome)), check.reasons + tamper.reasons)
 
 
 def _execute(

@@ -9,6 +9,11 @@ an empty list must never mean "allowed" (STYLE.md, "Policies that cannot be empt
 The default for critical actions is :data:`DEFAULT_CRITICAL`:
 ``AllOf(AllGopsAuthentic(), VerifierAgrees(), SystemNotDegraded())``. Non-critical actions are
 judged by :data:`DEFAULT_NON_CRITICAL` (:class:`SystemNotSafe`). ADR 0007 has the full table.
+
+Whatever requirement a gate is given, it also judges every critical action by
+:class:`CameraNotTampered` (ADR 0030): a camera tamper or low-quality event open on the
+camera, or one that touched the request's frames, refuses the action (OPERATOR, or DENY with
+``tamper.on_critical: deny``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
 from kontur.gate.errors import EmptyPolicyError
-from kontur.gate.request import ActionRequest, SystemState
+from kontur.gate.request import ActionRequest, SystemState, TamperSpan
 from kontur.wire import Finding, Outcome
 from kontur.wire.verdict import GopVerdict, Verdict
 
@@ -31,6 +36,7 @@ __all__ = [
     "AllGopsAuthentic",
     "AllOf",
     "AnyOf",
+    "CameraNotTampered",
     "Check",
     "Requirement",
     "SystemNotDegraded",
@@ -283,6 +289,57 @@ class SystemNotSafe:
         if st.state is SystemState.SAFE:
             return Check(Outcome.DENY, (f"system SAFE (trigger {st.trigger})",))
         return Check(Outcome.ALLOW, (f"system {st.state.value}: non-critical action allowed",))
+
+
+# --- Camera tamper (ADR 0030) ---------------------------------------------------------------
+
+
+def _tamper_line(span: TamperSpan) -> str:
+    said = f" [ingest: {span.reason}]"
+    if span.kind == "low_quality":
+        if span.open:
+            return f"low image quality since {span.start_s:.1f} s: refuse to decide{said}"
+        return (
+            f"low image quality from {span.start_s:.1f} s to {span.end_s:.1f} s on the "
+            f"request's frames: refuse to decide{said}"
+        )
+    if span.open:
+        since = f"since {span.start_s:.1f} s (score {span.score:.2f})"
+        return f"camera tamper: {span.kind} {since}{said}"
+    return (
+        f"camera tamper: {span.kind} from {span.start_s:.1f} s to {span.end_s:.1f} s on the "
+        f"request's frames (score {span.score:.2f}){said}"
+    )
+
+
+@dataclass(frozen=True)
+class CameraNotTampered:
+    """No tamper or low-quality event is open on the camera, and none touched its frames.
+
+    An open event refuses whatever frames the request rests on (the picture cannot be
+    trusted until it clears, with the monitor's hysteresis); an ended one refuses only the
+    requests whose window (``frames``, else ``frame_index``) it overlaps. ``outcome`` is what
+    a refusal answers: OPERATOR (default) or DENY. A request with no tamper state attached
+    is refused too.
+    """
+
+    outcome: Outcome = Outcome.OPERATOR
+
+    def __post_init__(self) -> None:
+        if self.outcome not in (Outcome.OPERATOR, Outcome.DENY):
+            raise ValueError(f"expected OPERATOR or DENY, got {self.outcome.value}")
+
+    def evaluate(self, request: ActionRequest) -> Check:
+        """Judge ``request.tamper`` against ``request.frames``."""
+        cam = request.camera_id
+        if request.tamper is None:
+            return Check(self.outcome, (f"no camera tamper state attached for {cam}",))
+        frames = request.frames or (request.frame_index,)
+        first, last = min(frames), max(frames)
+        hits = [s for s in request.tamper if s.open or s.touches(first, last)]
+        if not hits:
+            return Check(Outcome.ALLOW, (f"camera {cam}: no tamper alarm",))
+        return Check(self.outcome, tuple(_tamper_line(s) for s in hits))
 
 
 # --- Combinators ------------------------------------------------------------------------------

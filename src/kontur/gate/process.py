@@ -23,6 +23,7 @@ from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.wire import Decision, Evidence, GopClosed, StateChanged
 from kontur.wire.channel import Inbox, Outbox, forward_violations
 from kontur.wire.edges import edge
+from kontur.wire.messages import TamperAlarm
 
 __all__ = ["main"]
 
@@ -61,6 +62,8 @@ class GateLoop:
                         self._emit(self.core.on_evidence(msg))
                     elif isinstance(msg, StateChanged):
                         self._emit(self.core.on_state(msg))
+                    elif isinstance(msg, TamperAlarm):
+                        self._emit(self.core.on_tamper(msg))
                 except GateError as exc:
                     # bad evidence is refused, never acted on; the gate keeps deciding
                     log.warning("gate refused %s from %s: %s", msg.type, inbox.name, exc)

@@ -7,7 +7,8 @@ it knows (the GOP verdicts, the system state, the camera's signing policy) with
 :meth:`ActionRequest.with_context` before any requirement sees it.
 
 The context fields default to what is *least* trusted: no verdicts, state SAFE, signing
-required. A request judged without a gate's context is therefore never allowed by accident.
+required, no camera tamper state. A request judged without a gate's context is therefore
+never allowed by accident.
 
 :class:`SystemState` is the shared enum of :mod:`kontur.wire.verdict` (the degradation
 machine owns the state), named here too; the gate keeps no copy of its own.
@@ -22,7 +23,7 @@ from types import MappingProxyType
 from kontur.wire import Finding
 from kontur.wire.verdict import GopVerdict, SystemState
 
-__all__ = ["UNKNOWN_STATUS", "ActionRequest", "SystemState", "SystemStatus"]
+__all__ = ["UNKNOWN_STATUS", "ActionRequest", "SystemState", "SystemStatus", "TamperSpan"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,32 @@ class SystemStatus:
 
 #: The status a request carries before a gate attaches the real one: fail safe.
 UNKNOWN_STATUS = SystemStatus(SystemState.SAFE, "no system state attached to the request")
+
+
+@dataclass(frozen=True)
+class TamperSpan:
+    """A camera tamper or low-quality event as ingest reported it (``TamperAlarm``, ADR 0030).
+
+    ``first_frame``..``last_frame`` are the frames it may have touched (ingest's numbers);
+    ``end_s`` and ``last_frame`` are None while it is open.
+    """
+
+    kind: str
+    start_s: float
+    end_s: float | None
+    score: float
+    reason: str
+    first_frame: int
+    last_frame: int | None = None
+
+    @property
+    def open(self) -> bool:
+        """True until ingest said the event ended."""
+        return self.end_s is None
+
+    def touches(self, first: int, last: int) -> bool:
+        """True when the event may have touched a frame of ``first``..``last``."""
+        return self.first_frame <= last and (self.last_frame is None or self.last_frame >= first)
 
 
 def _frozen_map(verdicts: Mapping[int, GopVerdict]) -> Mapping[int, GopVerdict]:
@@ -71,6 +98,9 @@ class ActionRequest:
     """The worst system state seen between the trigger and the decision."""
     signing_required: bool = True
     """The camera's ``signing_required`` (UNSIGNED → DENY when true)."""
+    tamper: tuple[TamperSpan, ...] | None = None
+    """The camera's tamper events the gate knows of (open, and recently ended); None: no
+    tamper state attached, which :class:`~kontur.gate.policy.CameraNotTampered` refuses."""
 
     @property
     def unknown_gops(self) -> tuple[int, ...]:
@@ -83,8 +113,10 @@ class ActionRequest:
         verdicts: Mapping[int, GopVerdict] | Iterable[GopVerdict],
         status: SystemStatus,
         signing_required: bool,
+        tamper: Iterable[TamperSpan] | None = None,
     ) -> ActionRequest:
-        """A copy carrying the gate's context: verdicts (only those of ``gops`` are kept)."""
+        """A copy carrying the gate's context: verdicts (only those of ``gops`` are kept) and,
+        when given, the camera's tamper events."""
         if isinstance(verdicts, Mapping):
             found = dict(verdicts)
         else:
@@ -95,4 +127,5 @@ class ActionRequest:
             verdicts=_frozen_map(kept),
             status=status,
             signing_required=signing_required,
+            tamper=self.tamper if tamper is None else tuple(tamper),
         )

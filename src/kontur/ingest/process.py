@@ -21,6 +21,11 @@ Steps per GOP, in order:
 At the end of the source the simulated camera's signed end of stream (if any) goes through
 step 5, and the trust shell decides what is left (a stream cut mid-GOP stays PENDING).
 
+Each decoded frame passes the camera's tamper monitor on its way to the ring
+(:class:`~kontur.ingest.tamperwatch.TamperWatch`, ADR 0030): its alarms go to the supervisor
+and the gate, and a GOP's verdict reaches the gate only once the monitor could have confirmed
+an event on its frames.
+
 Recording never waits on analytics: the ring waits only for readers that make progress, at
 most ``max_wait_s`` a frame, and a live (URL) or paced (``realtime``) source never waits at
 all: a frame the worker did not take in time is skipped for analysis (counted, and reported
@@ -72,6 +77,7 @@ from kontur.ingest.source import (
     probe,
     read_gops,
 )
+from kontur.ingest.tamperwatch import TamperWatch
 from kontur.ingest.trust import OMS_CODECS, CameraTrust, GopTrust
 from kontur.ingest.verdict import Verdict
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
@@ -165,6 +171,9 @@ class IngestLoop:
         self.to_supervisor = Outbox(spec["supervisor_fd"])
         self.to_gate = Outbox(spec["gate_fd"])
         self.control = Inbox(spec["control_fd"], "control")
+        self.tamper = TamperWatch(
+            self.camera_id, spec.get("tamper"), self.to_supervisor.send, self.to_gate.send
+        )
         os.set_blocking(spec["control_fd"], False)
         self.realtime: bool = spec.get("realtime", False)
         # a file standing in for a camera (kontur run): it starts again when it ends
@@ -249,6 +258,7 @@ class IngestLoop:
             delay = self._t0 + pts_s - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+        image = self.tamper.frame(image, pts_s, self.frames)
         why = self._too_large
         if why is None:
             try:
@@ -477,7 +487,7 @@ class IngestLoop:
             decoded=decoded,
         )
         self.to_supervisor.send(msg)
-        self.to_gate.send(msg)
+        self.tamper.to_gate(msg)  # after the monitor could confirm an event on its frames
         self.gops += 1
 
     def _check_time(self, t: GopTrust, held: _Held) -> TimeCheck:
@@ -532,6 +542,7 @@ class IngestLoop:
             self._finish()
         except KonturError as exc:
             error = error or str(exc)
+        self.tamper.finish()
         end = SourceEnded(
             camera_id=self.camera_id,
             frames=self.frames,

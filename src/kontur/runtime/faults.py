@@ -1,19 +1,48 @@
-"""Fault injection for ``kontur demo --inject-fault`` (each fault must move the degradation
-machine while recording goes on; ``tests/e2e/test_e2e_faults.py``)."""
+"""Fault injection for ``kontur demo --inject-fault``.
+
+The first three faults must move the degradation machine while recording goes on
+(``tests/e2e/test_e2e_faults.py``). The ``worker-…`` faults make the worker lie about what it
+saw (:mod:`kontur.worker.faults`) from :data:`WORKER_FAULT_START_S` of stream time on: the
+verifier must disagree and no ALLOW may rest on what the lie touched
+(``tests/e2e/test_e2e_worker_faults.py``, ADR 0025). They are armed in the worker's spec at
+start (:func:`worker_fault_spec`), so :func:`inject` has nothing left to do for them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 from kontur.clock import OffsetClock
+from kontur.config import Config
 from kontur.runtime.supervisor import Supervisor
+from kontur.runtime.tamper_faults import TAMPER_FAULTS
+from kontur.worker.faults import WORKER_FAULTS, FaultPlan
 
-__all__ = ["FAULTS", "FAULT_DELAY_S", "inject"]
+__all__ = ["FAULTS", "FAULT_DELAY_S", "WORKER_FAULT_START_S", "inject", "worker_fault_spec"]
 
-FAULTS = ("model-tamper", "clock-jump", "worker-crash")
+FAULTS = ("model-tamper", "clock-jump", "worker-crash", *WORKER_FAULTS, *TAMPER_FAULTS)
 #: Seconds after the worker is first ready at which an injected fault fires.
 FAULT_DELAY_S = 1.5
+#: Stream time (pts) from which a ``worker-…`` fault rewrites the worker's results: after the
+#: verifier learnt the background (1.5 s) and the first dwells could fire honestly.
+WORKER_FAULT_START_S = 3.0
+
+
+def worker_fault_spec(fault: str | None, config: Config) -> dict[str, Any] | None:
+    """The ``fault`` entry of the worker's spec for a ``worker-…`` fault, else None.
+
+    The zone a ``worker-suppress`` empties is the first policy's (the whole frame if none).
+    """
+    if fault not in WORKER_FAULTS:
+        return None
+    plan = FaultPlan(fault, WORKER_FAULT_START_S)
+    if config.policies:
+        zones = {z.id: z for z in config.zones}
+        plan = dataclasses.replace(plan, zone=zones[config.policies[0].when.zone].polygon)
+    return plan.to_json()
 
 
 def _flip_middle_byte(target: Path) -> None:
@@ -37,4 +66,4 @@ def inject(
         clock.jump_wall(3600.0)
     elif fault == "worker-crash":
         os.kill(supervisor.running["worker"].proc.pid, 9)
-    return None
+    return None  # a worker-… fault was armed in the worker's spec at start

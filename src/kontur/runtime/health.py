@@ -16,8 +16,10 @@ Order of steps of :meth:`Health.poll` (called by the supervisor's loop several t
 
 Between polls, :meth:`Health.on_message` watches what the recorder archived: consecutive
 failing GOP verdicts of one camera raise ``camera_untrusted``; a verifier disagreement ratio
-over a full window raises ``anomalous_results``. :meth:`Health.on_violation` turns an edge
-violation into ``worker_misbehaving`` (the worker) or ``block_failed`` (anyone else).
+over a full window raises ``anomalous_results``; a camera tamper event's start raises
+``camera_tamper``, cleared once no camera has one open (ADR 0030).
+:meth:`Health.on_violation` turns an edge violation into ``worker_misbehaving`` (the worker)
+or ``block_failed`` (anyone else).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from kontur.runtime.wiring import Wiring
 from kontur.wire import ControlMessage, Finding, FrameReady, GopClosed, Message, StateChanged
 from kontur.wire.edges import Violation, role_of
 from kontur.wire.framering import VERIFIER_READER, WORKER_READER
+from kontur.wire.messages import TamperAlarm
 from kontur.wire.verdict import FAILING_VERDICTS, SystemState
 
 __all__ = ["Health"]
@@ -107,6 +110,8 @@ class Health:
         self._violation_window: dict[str, tuple[int, int]] = {}
         self._suppressed: dict[str, int] = {}
         self._api_restarts: deque[float] = deque(maxlen=MAX_API_RESTARTS)
+        self._tamper_open: set[tuple[str, str]] = set()
+        """(camera, kind) of every tamper event open now (``low_quality`` is not one)."""
         self.machine_clock: Callable[[], float] = time.monotonic
 
     # ---- what the recorder saw --------------------------------------------------------
@@ -114,6 +119,8 @@ class Health:
         """Count failing verdicts per camera and the verifier's disagreements."""
         if isinstance(msg, GopClosed):
             self._on_verdict(msg)
+        elif isinstance(msg, TamperAlarm):
+            self._on_tamper(msg)
         elif isinstance(msg, Finding):
             self._findings.append(msg.agree)
             full = len(self._findings) == self._findings.maxlen
@@ -121,6 +128,20 @@ class Health:
             if full and ratio >= self.config.degradation.anomalous_disagree_ratio:
                 detail = f"verifier disagreed on {ratio:.0%} of the last {len(self._findings)}"
                 self.raise_trigger(Trigger.ANOMALOUS_RESULTS, detail)
+
+    def _on_tamper(self, msg: TamperAlarm) -> None:
+        """A tamper event degrades; the trigger clears when the last open one ends."""
+        if msg.kind == "low_quality":
+            return  # the gate refuses to decide on it; night is not an attack
+        key = (msg.camera_id, msg.kind)
+        if msg.transition == "start":
+            self._tamper_open.add(key)
+            detail = f"{msg.camera_id}: {msg.kind} since {msg.start_s:.1f} s ({msg.reason})"
+            self.raise_trigger(Trigger.CAMERA_TAMPER, detail)
+            return
+        self._tamper_open.discard(key)
+        if not self._tamper_open:
+            self.machine.clear_trigger(Trigger.CAMERA_TAMPER)
 
     def _on_verdict(self, msg: GopClosed) -> None:
         v = msg.verdict

@@ -45,7 +45,7 @@ from kontur.placement import choose, load_catalogue
 from kontur.placement.risk import Placement
 from kontur.redact import redact, redact_url
 from kontur.release.signing import Trust
-from kontur.runtime.faults import FAULT_DELAY_S, FAULTS, inject
+from kontur.runtime.faults import FAULT_DELAY_S, FAULTS, inject, worker_fault_spec
 from kontur.runtime.health import Health
 from kontur.runtime.incidents import IncidentDesk, SiteHooks
 from kontur.runtime.models import PreparedRelease, format_from_output_shape, prepare_release
@@ -568,6 +568,9 @@ class Perimeter:
             platform=platform,
             config_id="sha256:" + hashlib.sha256(repr(cfg_json).encode()).hexdigest()[:16],
         )
+        if (fault := worker_fault_spec(self.opts.inject_fault, self.config)) is not None:
+            worker["fault"] = fault  # the simulated compromised worker (ADR 0025)
+        self.plans[0].tamper_fault = self.opts.inject_fault  # tamper-… faults only (ADR 0030)
         wiring = build_wiring(
             self.plans,
             self.config,
@@ -730,6 +733,7 @@ class Perimeter:
                         k: st.decisions.get(k, 0) for k in ("ALLOW", "RESTRICT", "OPERATOR", "DENY")
                     },
                     "error": st.error,
+                    "tamper": [dict(e) for e in st.tamper],
                 }
             )
         frames = sum(c["frames"] for c in cams)

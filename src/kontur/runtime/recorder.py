@@ -12,6 +12,10 @@ Order for a gate decision (issue 8 §8): append the ``decision`` record, commit 
 (:meth:`~kontur.archive.Archive.flush`), and only then hand it to the sinks, so an action
 never fires for a decision the archive could lose. Failing GOP verdicts are sink events too.
 
+A camera's ``TamperAlarm`` (ADR 0030) is a ``tamper`` record; a tamper event's start is
+committed, then reaches the sinks as a ``camera_alarm`` (trigger ``camera_tamper``). A
+``low_quality`` event (the picture below the monitor's floors) is archived only.
+
 The operator loop (ADR 0023) rides on the same order. An OPERATOR decision, once durable,
 enters the :class:`~kontur.gate.operator.OperatorDesk` as ``op-<its archive index>``. From
 the API block come ``AuditEvent`` (an ``audit`` record each) and ``OperatorVerdict``: the
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kontur.archive import Archive, Record
+from kontur.degrade.machine import Trigger
 from kontur.gate.operator import Awaiting, DeskOutcome, OperatorDesk, Refused, Resolution
 from kontur.gate.sinks import (
     Sink,
@@ -61,6 +66,7 @@ from kontur.wire import (
     WorkerReady,
 )
 from kontur.wire.edges import Violation
+from kontur.wire.messages import TamperAlarm
 
 __all__ = ["CameraStats", "Recorder"]
 
@@ -71,6 +77,9 @@ RECENT_GOPS = 256
 
 #: Frame-to-decision latencies kept per camera (``CameraState.latency_s``: at most 256).
 RECENT_LATENCIES = 256
+
+#: Tamper events the summary keeps per camera (the archive keeps every one).
+MAX_TAMPER_EVENTS = 1000
 
 #: How a request can be closed for good, as the sinks' ``operator`` event says it.
 _CLOSED: dict[DeskOutcome, Literal["confirmed", "rejected", "expired"]] = {
@@ -111,6 +120,21 @@ class CameraStats:
     """Decisions whose frame's GOP the recorder could not place (no latency for them)."""
     classes: Counter[str] = field(default_factory=Counter)
     """Detections per class name (the worker's claim), when the worker reports them."""
+    tamper: list[dict[str, Any]] = field(default_factory=list)
+    """The camera's tamper and low-quality events, oldest first (at most
+    :data:`MAX_TAMPER_EVENTS`): ``{kind, start_s, end_s, score, reason}``, ``end_s`` None
+    while open (ADR 0030)."""
+
+    def note_tamper(self, msg: TamperAlarm) -> None:
+        """A start opens an entry; an end closes the open one of its kind (its peak score)."""
+        if msg.transition == "end":
+            for e in reversed(self.tamper):
+                if e["kind"] == msg.kind and e["end_s"] is None:
+                    e.update(end_s=msg.end_s, score=msg.score)
+                    return
+        self.tamper.append({"kind": msg.kind, "start_s": msg.start_s, "end_s": msg.end_s,
+                            "score": msg.score, "reason": msg.reason})  # fmt: skip
+        del self.tamper[:-MAX_TAMPER_EVENTS]
 
 
 class Recorder:
@@ -168,7 +192,20 @@ class Recorder:
             self.archive.append("audit", msg.model_dump(mode="json"))
         elif isinstance(msg, OperatorVerdict):
             self._operator_verdict(msg)
+        elif isinstance(msg, TamperAlarm):
+            self._tamper(msg)
         return None
+
+    def _tamper(self, msg: TamperAlarm) -> None:
+        """Archive a tamper event's start or end; a start, once durable, to the sinks."""
+        self.stats[msg.camera_id].note_tamper(msg)
+        rec = self.archive.append("tamper", msg.model_dump(mode="json"))
+        if msg.transition != "start" or msg.kind == "low_quality":
+            return
+        self.archive.flush()
+        detail = f"{msg.kind} since {msg.start_s:.1f} s (score {msg.score:.2f}): {msg.reason}"
+        trigger = Trigger.CAMERA_TAMPER.value
+        self._emit(camera_event(msg.camera_id, trigger, detail, **self._where(rec)))
 
     def _segment(self, msg: SegmentStored) -> None:
         st = self.stats[msg.camera_id]

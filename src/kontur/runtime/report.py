@@ -59,9 +59,16 @@ def _camera_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
         ("verifier agree/disagree", f"{c['verifier']['agree']}/{c['verifier']['disagree']}"),
         *((k, str(d[k])) for k in _DECISIONS),
     ]
+    if c.get("tamper"):  # ADR 0030: each tamper or low-quality event, open or ended
+        rows.append(("tamper", ", ".join(_tamper_event(e) for e in c["tamper"])))
     if c.get("error"):
         rows.append(("error", str(c["error"])))
     return rows
+
+
+def _tamper_event(e: dict[str, Any]) -> str:
+    end = "open" if e["end_s"] is None else f"{e['end_s']:.1f} s"
+    return f"{e['kind']} {e['start_s']:.1f} s to {end} (score {e['score']:.2f})"
 
 
 def _placement_rows(pl: dict[str, Any]) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ from typing import Any
 from kontur.config import CameraConfig, Config, Profile
 from kontur.runtime.scratch import ring_name
 from kontur.runtime.supervisor import Block
+from kontur.runtime.tamper_faults import ingest_tamper_spec
 from kontur.wire.channel import Inbox, Outbox
 from kontur.wire.edges import edge
 from kontur.wire.framering import VERIFIER_READER, WORKER_READER, FrameRing
@@ -39,6 +40,8 @@ class CameraPlan:
     """``{key, chain}`` of the simulated camera that signs an unsigned demo clip on the fly."""
     revocations: list[dict[str, Any]] = field(default_factory=list)
     """The revocations the archive records (``Revocations.to_json``, ADR 0021)."""
+    tamper_fault: str | None = None
+    """A ``tamper-…`` demo fault ingest applies to this camera's decoded frames (ADR 0030)."""
 
 
 @dataclass
@@ -165,6 +168,7 @@ def build_wiring(
             "time_check": config.ingest.time_check.model_dump(),
             "demo_camera": c.demo_camera,
             "revocations": c.revocations,
+            "tamper": ingest_tamper_spec(config.tamper, c.tamper_fault),
         }
         fds = (worker_wake_w, verifier_wake_w, i2s_w, i2g_w, ctl_r)
         ingest_blocks.append(Block(f"ingest:{c.config.id}", "kontur.ingest.process", spec, fds))
@@ -185,6 +189,9 @@ def build_wiring(
         "kontur.verifier.process",
         {
             "verifier": config.verifier.model_dump(),
+            # the zones and classes the policies watch (evasion, class stability: ADR 0025)
+            "zones": [z.model_dump(mode="json") for z in config.zones],
+            "policies": [p.model_dump(mode="json") for p in config.policies],
             "cameras": ring_specs,
             "reader_index": VERIFIER_READER,
             "wake_fd": verifier_wake_r,

@@ -1,16 +1,21 @@
-"""The independent CPU verifier (DESIGN.md §1, block 4).
+"""The independent CPU verifier (DESIGN.md §1, block 4; issue 13 §2).
 
 A separate process that never loads a GPU/NPU driver or inference runtime: this package
 imports numpy, pydantic, the standard library and :mod:`kontur.wire` / :mod:`kontur.config`
 only. It checks the analytics worker's tracks with simpler, independent rules (trajectory
-continuity, plausible speed and size, class stability, confidence jumps) and the scene's
-liveness (frozen or replayed picture), and answers each ``TrackFrame`` with a
-:class:`~kontur.wire.Finding` for the gate. ADR 0006 explains the checks and their limits.
+continuity, plausible speed and size, class stability within the groups a small detector
+confuses, confidence jumps), looks at the pictures itself with a background model
+(foreground under every moving box, untracked person-sized motion in a policy zone, boxes that
+stop following their object) and checks the scene's liveness (frozen or replayed picture). It
+answers each ``TrackFrame`` with a :class:`~kontur.wire.Finding` for the gate. ADR 0006 and
+ADR 0025 explain the checks and their limits.
 """
 
 from kontur.verifier.checks import (
     ClassStability,
     ConfidenceJump,
+    ForegroundSupport,
+    FrozenBox,
     PlausibleSizeChange,
     PlausibleSpeed,
     SceneLiveness,
@@ -22,36 +27,59 @@ from kontur.verifier.checks import (
 from kontur.verifier.core import (
     FORGET_AFTER_FRAMES,
     FRAME_RECORDS,
+    MASK_RECORDS,
     MAX_TRACKS,
     Verifier,
     VerifierStats,
 )
 from kontur.verifier.errors import FrameStampError, ThumbnailError, VerifierError
+from kontur.verifier.evasion import PersonScale, UnexplainedForeground
+from kontur.verifier.foreground import (
+    BoxMeter,
+    ForegroundModel,
+    SceneMasks,
+    ScenePicture,
+    make_picture,
+)
 from kontur.verifier.history import HISTORY_LENGTH, ObservedBox, TrackHistory
 from kontur.verifier.thumbnail import THUMBNAIL_SHAPE, make_thumbnail, validate_thumbnail
+from kontur.verifier.watch import ClassGroups, Watch, WatchedZone
 
 __all__ = [
     "FORGET_AFTER_FRAMES",
     "FRAME_RECORDS",
     "HISTORY_LENGTH",
+    "MASK_RECORDS",
     "MAX_TRACKS",
     "THUMBNAIL_SHAPE",
+    "BoxMeter",
+    "ClassGroups",
     "ClassStability",
     "ConfidenceJump",
+    "ForegroundModel",
+    "ForegroundSupport",
     "FrameStampError",
+    "FrozenBox",
     "ObservedBox",
+    "PersonScale",
     "PlausibleSizeChange",
     "PlausibleSpeed",
     "SceneLiveness",
+    "SceneMasks",
+    "ScenePicture",
     "ThumbnailError",
     "TrackCheck",
     "TrackHistory",
     "TrajectoryContinuity",
+    "UnexplainedForeground",
     "Verifier",
     "VerifierError",
     "VerifierStats",
+    "Watch",
+    "WatchedZone",
     "WellFormedBox",
     "default_track_checks",
+    "make_picture",
     "make_thumbnail",
     "validate_thumbnail",
 ]

@@ -5,7 +5,11 @@ DESIGN.md §1 block 4 and the paper (section on the model, "CPU-верифика
 size, class stability, sudden confidence jumps and scene liveness. This is the "simple
 checker watching a complex doer" of the Simplex architecture (DESIGN.md §4): each check
 needs only geometry, time and arithmetic, so it shares no code, weights or failure modes with
-the detector it watches (ADR 0006).
+the detector it watches (ADR 0006). Limits scale with time and box size, not frames and
+pixels, and class changes are judged by the groups a small detector confuses and the classes
+the policies watch (ADR 0025). Two checks read the verifier's own measure of the pixels under
+each box (``ObservedBox.support`` and ``.motion``, :mod:`kontur.verifier.foreground`):
+:class:`ForegroundSupport` (a moving box needs foreground of its own) and :class:`FrozenBox`.
 
 Track checks follow the :class:`TrackCheck` protocol: ``check(track_id, history, current)``
 returns None when ``current`` is plausible after ``history`` and otherwise one reason that
@@ -20,7 +24,8 @@ previous thumbnail and a bounded set of thumbnail digests) and is fed one thumbn
 from __future__ import annotations
 
 import hashlib
-from collections import deque
+import math
+from collections import Counter, deque
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -29,10 +34,13 @@ import numpy.typing as npt
 from kontur.config import VerifierConfig
 from kontur.verifier.history import ObservedBox, TrackHistory
 from kontur.verifier.thumbnail import validate_thumbnail
+from kontur.verifier.watch import ClassGroups
 
 __all__ = [
     "ClassStability",
     "ConfidenceJump",
+    "ForegroundSupport",
+    "FrozenBox",
     "PlausibleSizeChange",
     "PlausibleSpeed",
     "SceneLiveness",
@@ -67,8 +75,25 @@ class WellFormedBox:
         return f"track {track_id}: malformed box ({shown}), expected finite x1 < x2 and y1 < y2"
 
 
+#: The interval jumps and size changes are measured against: one frame at 10 fps. A faster
+#: camera gets the same allowance per observation (a detector's noise does not shrink with the
+#: frame interval); a longer gap gets more, in proportion to the time elapsed.
+JUMP_REFERENCE_S = 0.1
+#: Speed is measured over at least this much pts (when the history reaches back that far), so
+#: a pixel of jitter at 30 fps is not read as a sprint.
+SPEED_BASELINE_S = 0.3
+#: Box sizes of detector noise allowed in any speed measurement.
+SPEED_JITTER = 0.25
+
+
+def _periods(prev: ObservedBox, current: ObservedBox) -> float:
+    """Reference intervals elapsed between two observations (at least one)."""
+    return max((current.pts_s - prev.pts_s) / JUMP_REFERENCE_S, 1.0)
+
+
 class TrajectoryContinuity:
-    """The centre may move at most ``max_jump_ratio`` box diagonals per elapsed frame."""
+    """The centre may jump at most ``max_jump_ratio`` box diagonals per 0.1 s of pts elapsed
+    (and that much in any one observation, whatever the frame rate)."""
 
     name: ClassVar[str] = "continuity"
 
@@ -76,24 +101,32 @@ class TrajectoryContinuity:
         self.max_jump_ratio = max_jump_ratio
 
     def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
-        """Compare the centre jump with the previous box's diagonal × frames elapsed."""
+        """Compare the centre jump with the larger diagonal × reference intervals elapsed."""
         prev = history.last
-        if prev is None:
-            return None
-        frames = current.frame_index - prev.frame_index
+        if prev is None or not current.pts_s > prev.pts_s:
+            return None  # time that does not advance is the speed check's to report
+        periods = _periods(prev, current)
         jump = current.distance_to(prev)
-        allowed = self.max_jump_ratio * prev.diagonal * frames
+        allowed = self.max_jump_ratio * max(prev.diagonal, current.diagonal) * periods
         if jump <= allowed:
             return None
+        elapsed = current.pts_s - prev.pts_s
         return (
             f"track {track_id}: trajectory discontinuity, centre jumped {jump:.1f} px in "
-            f"{frames} frame(s), expected at most {allowed:.1f} px "
-            f"({self.max_jump_ratio:g} box diagonals per frame)"
+            f"{elapsed:.2f} s, expected at most {allowed:.1f} px "
+            f"({self.max_jump_ratio:g} box diagonals per {JUMP_REFERENCE_S:g} s)"
         )
 
 
 class PlausibleSpeed:
-    """The centre may move at most ``max_heights_per_s`` box heights per second of pts."""
+    """The centre may move at most ``max_heights_per_s`` box sizes per second of pts.
+
+    A box's size is its larger side (a person's height, a car's length), averaged
+    geometrically over the two ends of the measurement: an object far from the camera has a
+    small box and moves few pixels, so the limit holds near and far alike (perspective).
+    Speed is measured against the track's observation at least :data:`SPEED_BASELINE_S` earlier
+    (or its oldest), with :data:`SPEED_JITTER` sizes allowed for the detector's noise.
+    """
 
     name: ClassVar[str] = "speed"
 
@@ -101,32 +134,39 @@ class PlausibleSpeed:
         self.max_heights_per_s = max_heights_per_s
 
     def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
-        """Speed = centre distance / pts elapsed / mean box height of the two observations."""
+        """Speed = centre distance / pts elapsed / box size, over the baseline."""
         prev = history.last
         if prev is None:
             return None
-        elapsed = current.pts_s - prev.pts_s
-        if not elapsed > 0:
+        if not current.pts_s > prev.pts_s:
             return (
                 f"track {track_id}: time did not advance between frames {prev.frame_index} "
                 f"and {current.frame_index} (pts {prev.pts_s:.3f} s -> {current.pts_s:.3f} s)"
             )
-        # Box heights, not pixels: the limit holds near and far from the camera alike.
-        heights = (prev.height + current.height) / 2.0
-        speed = current.distance_to(prev) / elapsed / heights
-        if speed <= self.max_heights_per_s:
+        base = next(iter(history))  # the oldest, unless one old enough is newer
+        for box in history:  # oldest first: the newest one old enough wins
+            if box.pts_s > current.pts_s - SPEED_BASELINE_S + 1e-6:  # pts are floats
+                break
+            base = box
+        elapsed = current.pts_s - base.pts_s
+        size = math.sqrt(base.size * current.size)
+        distance = current.distance_to(base)
+        if distance <= (self.max_heights_per_s * elapsed + SPEED_JITTER) * size:
             return None
+        speed = distance / elapsed / size
         return (
-            f"track {track_id}: speed {speed:.1f} box-heights/s exceeds {self.max_heights_per_s:g}"
+            f"track {track_id}: speed {speed:.1f} box sizes/s over {elapsed:.2f} s exceeds "
+            f"{self.max_heights_per_s:g}"
         )
 
 
 class PlausibleSizeChange:
-    """The box area may grow or shrink at most ``max_area_ratio`` times per elapsed frame.
+    """The box area may grow or shrink at most ``max_area_ratio`` times per 0.1 s of pts.
 
-    Over a gap of *g* frames the limit is ``1 + (max_area_ratio − 1) · g``: linear, not
-    compound. Compounding 3× per frame would allow 59049× over ten frames, which is no check
-    at all across a short occlusion.
+    Over a gap of *g* reference intervals the limit is ``1 + (max_area_ratio − 1) · g``:
+    linear, not compound. Compounding 3× per interval would allow 59049× over ten, which is no
+    check at all across a short occlusion. A box that touches the frame's border is exempt: the
+    visible part of an object entering or leaving the picture changes size at any rate.
     """
 
     name: ClassVar[str] = "size"
@@ -135,36 +175,94 @@ class PlausibleSizeChange:
         self.max_area_ratio = max_area_ratio
 
     def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
-        """Compare max(new/old, old/new) area with the limit for the frames elapsed."""
+        """Compare max(new/old, old/new) area with the limit for the time elapsed."""
         prev = history.last
-        if prev is None:
+        if prev is None or prev.clipped or current.clipped or not current.pts_s > prev.pts_s:
             return None
-        frames = current.frame_index - prev.frame_index
         ratio = max(current.area / prev.area, prev.area / current.area)
-        allowed = 1.0 + (self.max_area_ratio - 1.0) * frames
+        allowed = 1.0 + (self.max_area_ratio - 1.0) * _periods(prev, current)
         if ratio <= allowed:
             return None
         way = "grew" if current.area > prev.area else "shrank"
+        elapsed = current.pts_s - prev.pts_s
         return (
-            f"track {track_id}: box area {way} {ratio:.1f}x in {frames} frame(s), "
+            f"track {track_id}: box area {way} {ratio:.1f}x in {elapsed:.2f} s, "
             f"expected at most {allowed:.1f}x"
         )
 
 
+#: A track's class is judged once its history spans this long: a small detector often
+#: takes a few frames to settle on a class for an object it has just found.
+CLASS_SETTLE_S = 1.0
+
+
 class ClassStability:
-    """The class must match the track's majority class over its history."""
+    """The class must stay in the group of the track's majority, where a policy cares.
+
+    Groups (:class:`~kontur.verifier.watch.ClassGroups`) hold the classes a small detector
+    confuses: person, bicycle, motorcycle; car, truck, bus. A change within a group is no
+    change. A change between groups matters only when one of them holds a class a policy
+    watches (``watched``; None: every class): a change *into* a watched group disagrees at
+    once (a car that becomes a person could start a dwell), a change *out of* one disagrees
+    once it has lasted ``flip_seconds`` (a person seen for one frame as a fire hydrant only
+    resets a dwell, which is safe). A track younger than :data:`CLASS_SETTLE_S` is not judged.
+    """
 
     name: ClassVar[str] = "class"
 
-    def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
-        """Compare ``current.class_id`` with the most frequent class in ``history``."""
-        majority = history.majority_class()
-        if majority is None or majority[0] == current.class_id:
+    def __init__(
+        self,
+        groups: ClassGroups | None = None,
+        watched: frozenset[str] | None = None,
+        flip_seconds: float = 0.0,
+    ) -> None:
+        self.groups = groups or ClassGroups(())
+        self.watched = watched
+        self.flip_seconds = flip_seconds
+
+    def _majority(self, history: TrackHistory) -> tuple[str, int] | None:
+        """(group key, count) of the most frequent group held; the first seen wins a tie."""
+        if not len(history):
             return None
-        cls, count = majority
+        counts: Counter[str] = Counter()
+        for name, n in history.class_names().items():
+            counts[self.groups.key(name)] += n
+        best = max(counts.values())
+        tied = {k for k, n in counts.items() if n == best}
+        if len(tied) == 1:
+            return tied.pop(), best
+        first = next(k for b in history if (k := self.groups.key(b.label)) in tied)
+        return first, best
+
+    def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
+        """Compare ``current``'s class group with the majority group of ``history``."""
+        groups = self.groups
+        majority = self._majority(history)
+        now = groups.key(current.label)
+        if majority is None or majority[0] == now:
+            return None
+        major, count = majority
+        first = next(iter(history))
+        if current.pts_s - first.pts_s < CLASS_SETTLE_S:
+            return None  # a young track's class is still the detector's guess
+        was = next(b.label for b in history if groups.key(b.label) == major)
+        into = groups.watched(current.label, self.watched)
+        if not into and not groups.watched(was, self.watched):
+            return None  # neither class is one a policy watches: no decision changes
+        lasted = 0.0
+        if not into:
+            start = current.pts_s
+            for box in reversed(list(history)):
+                if groups.key(box.label) == major:
+                    break
+                start = box.pts_s
+            lasted = current.pts_s - start
+            if lasted + 1e-9 < self.flip_seconds:
+                return None
+        how = "into a watched class" if into else f"out of a watched class for {lasted:.1f} s"
         return (
-            f"track {track_id}: class {current.class_id} differs from the track's majority "
-            f"class {cls} ({count} of {len(history)} observations)"
+            f"track {track_id}: class {current.label} differs from the track's "
+            f"majority class {was} ({count} of {len(history)} observations; {how})"
         )
 
 
@@ -190,17 +288,142 @@ class ConfidenceJump:
         )
 
 
-def default_track_checks(config: VerifierConfig) -> tuple[TrackCheck, ...]:
-    """The five track checks of DESIGN.md §1 block 4 with ``config``'s thresholds.
+#: A box that moved this many box sizes since it last had foreground under it (or since it
+#: was first judged), with none under it now, is a phantom.
+PHANTOM_MOVE = 0.4
+#: A box may be supported in at most this share of the window's judged frames and still be
+#: called unsupported (one frame of a passing car does not vouch for it).
+SUPPORTED_SHARE = 0.25
+#: Left behind: the box moved at least this many sizes in the second before the window, with
+#: at least :data:`STRONG_SUPPORT` under it, then stood still (under :data:`STILL`) over none.
+LEFT_MOVE = 0.3
+STRONG_SUPPORT = 0.3
+STILL = 0.15
 
-    :class:`WellFormedBox` is not among them: the verifier runs it first, on its own.
+
+class ForegroundSupport:
+    """A moving track needs foreground under it; a box must follow the object it had.
+
+    Reads ``ObservedBox.support`` (the verifier's own background model: how much more
+    foreground the box holds than its surroundings, :mod:`kontur.verifier.foreground`). Over the
+    last ``phantom_seconds`` of judged frames (the track must have been judged that long):
+
+    - *phantom*: supported (``support >= min_support``) in at most :data:`SUPPORTED_SHARE` of
+      them, after moving :data:`PHANTOM_MOVE` box sizes since it last was (or since it was
+      first judged);
+    - *left behind*: supported in none of them while standing still, after moving with strong
+      support in the second before (the worker kept a box where its object was).
+
+    A box that never moved and never had support (a car parked since before the background was
+    learnt) is neither: background subtraction cannot tell it from a static phantom (ADR 0025).
+    Only tracks of a watched class group are judged: no policy acts on the others.
     """
+
+    name: ClassVar[str] = "foreground"
+
+    def __init__(
+        self,
+        phantom_seconds: float,
+        min_support: float,
+        groups: ClassGroups | None = None,
+        watched: frozenset[str] | None = None,
+    ) -> None:
+        self.phantom_seconds = phantom_seconds
+        self.min_support = min_support
+        self.groups = groups or ClassGroups(())
+        self.watched = watched
+
+    def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
+        """Judge the window of the last ``phantom_seconds`` ending at ``current``."""
+        if current.support is None:
+            return None
+        if not self.groups.watched(current.label, self.watched):
+            return None  # no policy acts on it (a bag carried inside a person's box)
+        start = current.pts_s - self.phantom_seconds
+        window = [b for b in (*history.since(start), current) if b.support is not None]
+        older = [b for b in history if b.pts_s < start and b.support is not None]
+        if not older or len(window) < 3:
+            return None  # not judged for a whole window yet
+        supported = sum(1 for b in window if (b.support or 0.0) >= self.min_support)
+        if supported > SUPPORTED_SHARE * len(window):
+            return None
+        best = max(b.support or 0.0 for b in window)
+        held = [b for b in older if (b.support or 0.0) >= self.min_support]
+        moved = _sizes(held[-1] if held else older[0], current)
+        if moved >= PHANTOM_MOVE:
+            return (
+                f"track {track_id}: moved {moved:.1f} box sizes with foreground under it in "
+                f"{supported} of the last {len(window)} frames (best {best:.2f}), expected a "
+                "moving object's own foreground (a phantom?)"
+            )
+        if supported == 0 and self._left(older, window, start):
+            return (
+                f"track {track_id}: box stopped over no foreground for {self.phantom_seconds:g} "
+                "s right after moving with its object: expected the box to follow it (a "
+                "frozen box?)"
+            )
+        return None
+
+    @staticmethod
+    def _left(older: list[ObservedBox], window: list[ObservedBox], start: float) -> bool:
+        """The box stands still now after moving, with strong support, in the second before."""
+        before = [b for b in older if b.pts_s >= start - 1.0]
+        return (
+            bool(before)
+            and _sizes(window[0], window[-1]) < STILL
+            and _sizes(before[0], before[-1]) >= LEFT_MOVE
+            and max(b.support or 0.0 for b in before) >= STRONG_SUPPORT
+        )
+
+
+def _sizes(a: ObservedBox, b: ObservedBox) -> float:
+    """Centre distance between two observations in box sizes (geometric mean of both)."""
+    return a.distance_to(b) / math.sqrt(a.size * b.size)
+
+
+#: Identical boxes in this many consecutive observations...
+FROZEN_OBSERVATIONS = 3
+#: ... while at least this fraction of the pixels under them moved, each time.
+FROZEN_MOTION = 0.05
+
+
+class FrozenBox:
+    """A detector's box never repeats to the last bit while the picture under it changes."""
+
+    name: ClassVar[str] = "frozen"
+
+    def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
+        """Flag :data:`FROZEN_OBSERVATIONS` bit-identical boxes over moving pixels."""
+        if len(history) < FROZEN_OBSERVATIONS - 1:
+            return None
+        run = [*list(history)[-(FROZEN_OBSERVATIONS - 1) :], current]
+        if any(b.xyxy != current.xyxy for b in run):
+            return None
+        if any(b.motion is None or b.motion < FROZEN_MOTION for b in run[1:]):
+            return None  # a still picture gives a still box
+        return (
+            f"track {track_id}: box identical to the pixel in {len(run)} frames while the "
+            "picture under it moved: expected a detector's box to follow (a frozen box?)"
+        )
+
+
+def default_track_checks(
+    config: VerifierConfig, watched: frozenset[str] | None = None
+) -> tuple[TrackCheck, ...]:
+    """The track checks of DESIGN.md §1 block 4 and issue 13 §2 with ``config``'s thresholds.
+
+    ``watched``: the classes the policies name (None: every class). :class:`WellFormedBox` is
+    not among the checks: the verifier runs it first, on its own.
+    """
+    groups = ClassGroups(config.class_groups)
     return (
         TrajectoryContinuity(config.max_jump_ratio),
         PlausibleSpeed(config.max_speed_heights_per_s),
         PlausibleSizeChange(config.max_area_ratio),
-        ClassStability(),
+        ClassStability(groups, watched, config.class_flip_seconds),
         ConfidenceJump(config.max_confidence_jump),
+        ForegroundSupport(config.phantom_seconds, config.min_support, groups, watched),
+        FrozenBox(),
     )
 
 

@@ -7,17 +7,22 @@ memory; its shell (``kontur.verifier.process``) does that and feeds it.
 
 Order of steps, per camera:
 
-1. ``observe_frame(camera_id, frame_index, pts_s, thumbnail, gop_index)`` for every frame
-   ingest publishes (``FrameReady``, analysed or not), in strictly increasing ``frame_index``. It
-   runs :class:`~kontur.verifier.SceneLiveness` on the thumbnail and keeps the result, with
-   the pts and GOP ingest stamped, for the last :data:`FRAME_RECORDS` frames; :meth:`stamp`
-   gives them back, so the gate gets a frame's provenance from ingest, never from the worker.
-   ``thumbnail=None`` (the slot was overwritten before the shell could read it) carries the
-   last picture's verdict forward and disagrees once no picture was seen for ``frozen_seconds``.
+1. ``observe_frame(camera_id, frame_index, pts_s, thumbnail, gop_index, picture)`` for every
+   frame ingest publishes (``FrameReady``, analysed or not), in strictly increasing
+   ``frame_index``. It runs :class:`~kontur.verifier.SceneLiveness` on the thumbnail and keeps
+   the result, with the pts and GOP ingest stamped, for the last :data:`FRAME_RECORDS` frames;
+   :meth:`stamp` gives them back, so the gate gets a frame's provenance from ingest, never from
+   the worker. ``thumbnail=None`` (the slot was overwritten before the shell could read it)
+   carries the last picture's verdict forward and disagrees once no picture was seen for
+   ``frozen_seconds``. A ``picture`` (:func:`~kontur.verifier.foreground.make_picture`) feeds
+   the camera's background model; its masks are kept for the last :data:`MASK_RECORDS` frames.
 2. ``check(tracks)`` for every ``TrackFrame`` the worker sends, in strictly increasing
-   ``frame_index``, after step 1 for that frame. It runs the track checks on every tracked
-   object against that track's bounded history, appends the new boxes, forgets tracks unseen
-   for :data:`FORGET_AFTER_FRAMES` frames, and returns a :class:`~kontur.wire.Finding`.
+   ``frame_index``, after step 1 for that frame. It measures every box against the frame's
+   masks (when the model judged that frame), runs the track checks on every tracked object
+   against that track's bounded history, appends the new boxes, looks for unexplained
+   person-sized foreground in the watched zones (:mod:`kontur.verifier.evasion`), forgets
+   tracks unseen for :data:`FORGET_AFTER_FRAMES` frames, and returns a
+   :class:`~kontur.wire.Finding`.
 
 A frame index from ingest that does not increase (step 1) is a caller's bug:
 ``RuntimeError``. Tracks for a frame at or before the last one checked (step 2) are the
@@ -33,7 +38,7 @@ it vouches only for pictures it saw itself.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,11 +47,21 @@ import numpy.typing as npt
 from kontur.config import VerifierConfig
 from kontur.verifier.checks import SceneLiveness, TrackCheck, WellFormedBox, default_track_checks
 from kontur.verifier.errors import FrameStampError
+from kontur.verifier.evasion import UnexplainedForeground
+from kontur.verifier.foreground import BoxMeter, ForegroundModel, SceneMasks, ScenePicture
 from kontur.verifier.history import ObservedBox, TrackHistory
 from kontur.verifier.thumbnail import validate_thumbnail
+from kontur.verifier.watch import ClassGroups, Watch
 from kontur.wire.messages import Finding, FrameStamp, TrackedObject, TrackFrame
 
-__all__ = ["FORGET_AFTER_FRAMES", "FRAME_RECORDS", "MAX_TRACKS", "Verifier", "VerifierStats"]
+__all__ = [
+    "FORGET_AFTER_FRAMES",
+    "FRAME_RECORDS",
+    "MASK_RECORDS",
+    "MAX_TRACKS",
+    "Verifier",
+    "VerifierStats",
+]
 
 #: A track not updated for this many frames is forgotten (its id may come back as new).
 FORGET_AFTER_FRAMES = 300
@@ -56,6 +71,11 @@ MAX_TRACKS = 4096
 FRAME_RECORDS = 300
 #: Ingest's pts and the worker's stamp for the same frame may differ by no more than this.
 PTS_TOLERANCE_S = 1e-6
+#: Foreground masks remembered per camera (packed, ~5 KB a frame at 160×120): the worker's
+#: tracks for a frame arrive at most a ring (16 frames) after the verifier saw it.
+MASK_RECORDS = 64
+#: A box within this many pixels of the frame's border is partly outside the picture.
+BORDER_PX = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +99,14 @@ class _FrameRecord:
 @dataclass(slots=True)
 class _Camera:
     liveness: SceneLiveness
+    evasion: UnexplainedForeground
     first_pts: float
+    foreground: ForegroundModel = field(default_factory=ForegroundModel)
+    masks: dict[int, SceneMasks] = field(default_factory=dict)
+    mask_order: deque[int] = field(default_factory=deque)
+    cuts: deque[int] = field(default_factory=lambda: deque(maxlen=MASK_RECORDS))
+    """Frames on which the whole picture changed at once (a cut): tracks start afresh."""
+    picture_at: float | None = None
     picture_pts: float | None = None
     picture_scene: tuple[str, ...] = ()
     last_observed: int | None = None
@@ -102,11 +129,16 @@ class Verifier:
     See the module docstring for the order in which the two steps must be fed.
     """
 
-    def __init__(self, config: VerifierConfig) -> None:
+    def __init__(self, config: VerifierConfig, watch: Watch | None = None) -> None:
+        """``watch``: the zones and classes the policies name (None: everything, strictest)."""
         self._config = config
+        self._watch = watch or Watch.everything()
         self._box = WellFormedBox()
-        self._checks: tuple[TrackCheck, ...] = default_track_checks(config)
+        self._checks: tuple[TrackCheck, ...] = default_track_checks(config, self._watch.classes)
+        self._persons = ClassGroups(config.class_groups).members("person")
         self._cameras: dict[str, _Camera] = {}
+        self.disagreements: Counter[str] = Counter()
+        """Findings that disagreed, per check name (a finding counts once per check)."""
 
     def stats(self) -> VerifierStats:
         """The amount of state held, for health monitoring and memory-bound tests."""
@@ -126,8 +158,10 @@ class Verifier:
         pts_s: float,
         thumbnail: npt.NDArray[np.uint8] | None,
         gop_index: int = 0,
+        picture: ScenePicture | None = None,
     ) -> None:
-        """Step 1: look at frame ``frame_index``'s picture (a 2-D uint8 grey thumbnail)."""
+        """Step 1: look at frame ``frame_index``'s picture (a 2-D uint8 grey thumbnail, and
+        optionally the larger grey picture the background model watches)."""
         if frame_index < 0 or not math.isfinite(pts_s):
             raise FrameStampError(
                 f"expected a frame index >= 0 and a finite pts, got {frame_index} and {pts_s}"
@@ -135,8 +169,7 @@ class Verifier:
         thumb = None if thumbnail is None else validate_thumbnail(thumbnail)
         cam = self._cameras.get(camera_id)
         if cam is None:
-            liveness = SceneLiveness(self._config.frozen_seconds, self._config.frozen_mad_threshold)
-            cam = self._cameras[camera_id] = _Camera(liveness=liveness, first_pts=pts_s)
+            cam = self._cameras[camera_id] = self._new_camera(camera_id, pts_s)
         if cam.last_observed is not None and frame_index <= cam.last_observed:
             raise RuntimeError(
                 f"camera {camera_id!r}: expected a frame after {cam.last_observed}, "
@@ -148,6 +181,34 @@ class Verifier:
             cam.picture_pts, cam.picture_scene = pts_s, () if reason is None else (reason,)
         record = _FrameRecord(pts_s, self._scene_now(cam, pts_s), gop_index)
         self._record(cam, frame_index, record)
+        if picture is not None:
+            self._observe_picture(cam, frame_index, pts_s, picture)
+
+    def _new_camera(self, camera_id: str, pts_s: float) -> _Camera:
+        c = self._config
+        evasion = UnexplainedForeground(
+            self._watch.zones_for(camera_id), c.evasion_seconds, c.min_person_height
+        )
+        liveness = SceneLiveness(c.frozen_seconds, c.frozen_mad_threshold)
+        return _Camera(liveness=liveness, evasion=evasion, first_pts=pts_s)
+
+    @staticmethod
+    def _observe_picture(
+        cam: _Camera, frame_index: int, pts_s: float, picture: ScenePicture
+    ) -> None:
+        """Feed the background model; keep the frame's masks for :meth:`check`."""
+        if cam.picture_at is not None and pts_s <= cam.picture_at:
+            return  # a pts that does not advance: no motion to measure on this frame
+        cam.picture_at = pts_s
+        masks = cam.foreground.observe(pts_s, picture)
+        if not masks.judged:
+            cam.evasion.reset()
+        if masks.cut:
+            cam.cuts.append(frame_index)
+        cam.masks[frame_index] = masks
+        cam.mask_order.append(frame_index)
+        while len(cam.mask_order) > MASK_RECORDS:
+            del cam.masks[cam.mask_order.popleft()]
 
     def stamp(self, camera_id: str, frame_index: int) -> FrameStamp | None:
         """Ingest's stamp of an observed frame (its pts and GOP); None if not observed/held."""
@@ -191,12 +252,14 @@ class Verifier:
         """Step 2: the verifier's finding on the worker's tracks for one frame."""
         cam = self._cameras.get(tracks.camera_id)
         if cam is None:
+            self.disagreements["unobserved"] += 1
             return _refused(
                 tracks,
                 f"camera {tracks.camera_id!r}: expected an observed camera, found none; "
                 "the verifier vouches only for pictures it saw",
             )
         if cam.last_checked is not None and tracks.frame_index <= cam.last_checked:
+            self.disagreements["order"] += 1
             return _refused(
                 tracks,
                 f"camera {tracks.camera_id!r}: expected tracks for a frame after "
@@ -204,10 +267,20 @@ class Verifier:
                 "order: the worker's doing)",
             )
         cam.last_checked = tracks.frame_index
-        scene, pts_s = self._scene_for(cam, tracks)
-        per_track, names = self._check_tracks(cam, tracks.frame_index, pts_s, tracks.objects)
+        scene, pts_s, flagged = self._scene_for(cam, tracks)
+        masks = cam.masks.get(tracks.frame_index)
+        meter = BoxMeter(masks) if masks is not None and masks.judged else None
+        per_track, names = self._check_tracks(cam, tracks.frame_index, pts_s, tracks, meter)
         self._forget(cam, tracks.frame_index)
         reasons = list(scene)
+        if meter is not None:
+            self._learn_scale(cam, tracks, meter.masks)
+            boxes = [o.xyxy for o in tracks.objects if all(map(math.isfinite, o.xyxy))]
+            evasion = cam.evasion.observe(meter.masks, boxes)
+            reasons += evasion
+            flagged |= {"evasion"} if evasion else set()
+        flagged |= {n for ns in names.values() for n in ns}
+        self.disagreements.update(flagged)
         if per_track:
             listed = "; ".join(f"track {tid} ({', '.join(names[tid])})" for tid in per_track)
             reasons.append(
@@ -222,8 +295,9 @@ class Verifier:
         )
 
     @staticmethod
-    def _scene_for(cam: _Camera, tracks: TrackFrame) -> tuple[tuple[str, ...], float]:
-        """The scene reasons recorded for the frame and the pts to use for its tracks."""
+    def _scene_for(cam: _Camera, tracks: TrackFrame) -> tuple[tuple[str, ...], float, set[str]]:
+        """The scene reasons recorded for the frame, the pts to use for its tracks, and the
+        names of the checks those reasons come from."""
         record = cam.records.get(tracks.frame_index)
         k = tracks.frame_index
         if record is None:
@@ -234,27 +308,30 @@ class Verifier:
                     "none; scene liveness unchecked",
                 ),
                 tracks.pts_s,
+                {"unobserved"},
             )
+        names = {"liveness"} if record.scene else set()
         if math.isclose(record.pts_s, tracks.pts_s, rel_tol=0.0, abs_tol=PTS_TOLERANCE_S):
-            return record.scene, record.pts_s
+            return record.scene, record.pts_s, names
         stamp = (
             f"frame {k}: tracks stamped pts {tracks.pts_s:.6f} s, expected {record.pts_s:.6f} s "
             "as ingest saw it"
         )
-        return (*record.scene, stamp), record.pts_s
+        return (*record.scene, stamp), record.pts_s, names | {"stamp"}
 
     def _check_tracks(
         self,
         cam: _Camera,
         frame_index: int,
         pts_s: float,
-        objects: tuple[TrackedObject, ...],
+        tracks: TrackFrame,
+        meter: BoxMeter | None,
     ) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
         """Run every track check; returns reasons and check names keyed by track id."""
         reasons: dict[int, list[str]] = {}
         names: dict[int, list[str]] = {}
         seen: set[int] = set()
-        for obj in objects:
+        for obj in tracks.objects:
             tid = obj.track_id
             if tid in seen:
                 reasons.setdefault(tid, []).append(
@@ -263,15 +340,50 @@ class Verifier:
                 names.setdefault(tid, []).append("duplicate")
                 continue
             seen.add(tid)
-            box = ObservedBox.from_object(obj, frame_index, pts_s)
+            box = self._observed(cam, obj, frame_index, pts_s, meter)
             for name, reason in self._check_one(cam, tid, box):
                 reasons.setdefault(tid, []).append(reason)
                 names.setdefault(tid, []).append(name)
         return reasons, names
 
+    def _learn_scale(self, cam: _Camera, tracks: TrackFrame, masks: SceneMasks) -> None:
+        """Teach the evasion check how tall people are, from boxes the foreground supports."""
+        fh = masks.frame_height
+        for obj in tracks.objects:
+            history = cam.tracks.get(obj.track_id)
+            box = None if history is None else history.last
+            if box is None or box.frame_index != tracks.frame_index or box.support is None:
+                continue  # not recorded this frame: malformed, or reported twice
+            if box.support >= self._config.min_support and obj.class_name in self._persons:
+                cam.evasion.scale.add(box.xyxy[3] / fh, box.height / fh)
+
+    @staticmethod
+    def _observed(
+        cam: _Camera, obj: TrackedObject, frame_index: int, pts_s: float, meter: BoxMeter | None
+    ) -> ObservedBox:
+        """``obj`` as an observation, measured against the frame's masks when judged."""
+        box = ObservedBox.from_object(obj, frame_index, pts_s)
+        if not box.is_well_formed():
+            return box  # WellFormedBox refuses it; nothing to measure
+        masks = meter.masks if meter is not None else cam.masks.get(frame_index)
+        if masks is None:
+            return box
+        x1, y1, x2, y2 = obj.xyxy
+        clipped = (
+            x1 <= BORDER_PX
+            or y1 <= BORDER_PX
+            or x2 >= masks.frame_width - BORDER_PX
+            or y2 >= masks.frame_height - BORDER_PX
+        )
+        support = meter.support(obj.xyxy) if meter is not None else None
+        return ObservedBox.from_object(obj, frame_index, pts_s, support=support, clipped=clipped)
+
     def _check_one(self, cam: _Camera, tid: int, box: ObservedBox) -> list[tuple[str, str]]:
         """(check name, reason) for each check ``box`` fails; records it when well formed."""
         history = cam.tracks.get(tid)
+        last = None if history is None else history.last
+        if last is not None and any(last.frame_index < c <= box.frame_index for c in cam.cuts):
+            history = None  # the picture was cut since: whatever the worker says, a new track
         if history is None:
             history = TrackHistory()
         malformed = self._box.check(tid, history, box)

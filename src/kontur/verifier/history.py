@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kontur.wire.messages import TrackedObject
@@ -23,18 +23,51 @@ HISTORY_LENGTH = 64
 
 @dataclass(frozen=True, slots=True)
 class ObservedBox:
-    """One track's box in one frame, as the worker reported it, with the frame's pts."""
+    """One track's box in one frame, as the worker reported it, with the frame's pts.
+
+    ``support`` and ``motion`` are the verifier's own measure of the pixels under the box
+    (:meth:`kontur.verifier.foreground.BoxMeter.support`), None when the frame was not judged;
+    ``clipped`` says the box touches the frame's border (the object is partly outside).
+    """
 
     frame_index: int
     pts_s: float
     xyxy: tuple[float, float, float, float]
     class_id: int
     confidence: float
+    class_name: str = ""
+    support: float | None = None
+    motion: float | None = None
+    clipped: bool = False
 
     @classmethod
-    def from_object(cls, obj: TrackedObject, frame_index: int, pts_s: float) -> ObservedBox:
+    def from_object(
+        cls,
+        obj: TrackedObject,
+        frame_index: int,
+        pts_s: float,
+        *,
+        support: tuple[float, float] | None = None,
+        clipped: bool = False,
+    ) -> ObservedBox:
         """The box of ``obj`` as seen in frame ``frame_index`` at ``pts_s`` seconds."""
-        return cls(frame_index, pts_s, obj.xyxy, obj.class_id, obj.confidence)
+        fit, moved = (None, None) if support is None else support
+        return cls(
+            frame_index,
+            pts_s,
+            obj.xyxy,
+            obj.class_id,
+            obj.confidence,
+            obj.class_name,
+            fit,
+            moved,
+            clipped,
+        )
+
+    @property
+    def label(self) -> str:
+        """The class name, or the class id as text when the name is not known."""
+        return self.class_name or str(self.class_id)
 
     @property
     def width(self) -> float:
@@ -50,6 +83,11 @@ class ObservedBox:
     def area(self) -> float:
         """width × height in square pixels."""
         return self.width * self.height
+
+    @property
+    def size(self) -> float:
+        """The box's larger side in pixels: a person's height, a car's length."""
+        return max(self.width, self.height)
 
     @property
     def diagonal(self) -> float:
@@ -85,6 +123,7 @@ class TrackHistory:
         if maxlen < 1:
             raise ValueError(f"expected a history length of at least 1, got {maxlen}")
         self._boxes: deque[ObservedBox] = deque(maxlen=maxlen)
+        self._names: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._boxes)
@@ -105,7 +144,33 @@ class TrackHistory:
                 f"expected an observation after frame {last.frame_index}, got frame "
                 f"{box.frame_index}"
             )
+        if len(self._boxes) == self._boxes.maxlen:
+            gone = self._boxes[0].label
+            self._names[gone] -= 1
+            if not self._names[gone]:
+                del self._names[gone]
         self._boxes.append(box)
+        self._names[box.label] += 1
+
+    def class_names(self) -> Counter[str]:
+        """How many observations held carry each class label (kept as boxes come and go)."""
+        return Counter(self._names)
+
+    def since(self, pts_s: float) -> list[ObservedBox]:
+        """The observations at or after ``pts_s``, oldest first."""
+        out: list[ObservedBox] = []
+        for box in reversed(self._boxes):
+            if box.pts_s < pts_s:
+                break
+            out.append(box)
+        out.reverse()
+        return out
+
+    def majority(self, key: Callable[[ObservedBox], str]) -> tuple[str, int] | None:
+        """(key, count) of the most frequent ``key(box)`` held, first seen wins a tie; or None."""
+        if not self._boxes:
+            return None
+        return Counter(key(b) for b in self._boxes).most_common(1)[0]
 
     def majority_class(self) -> tuple[int, int] | None:
         """(class_id, count) of the most frequent class held, first seen wins a tie; or None."""

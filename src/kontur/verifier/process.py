@@ -3,7 +3,8 @@
 It imports numpy, pydantic and kontur's pure verifier core only: never an inference
 runtime or a GPU stack (a test reads ``/proc/<pid>/maps`` to prove it). Order of steps:
 read every new frame from the ingest rings (read-only) and feed its thumbnail to the scene
-liveness check; then check each :class:`TrackFrame` from the worker and send the
+liveness check and its small grey picture to the background model; then check each
+:class:`TrackFrame` from the worker and send the
 :class:`Evidence` (ingest's stamp of the frame + tracks + finding) to the gate and the
 :class:`Finding` to the supervisor. Tracks for a frame the verifier did not observe get a
 disagreeing finding and no evidence: the gate only ever decides on frames ingest stamped.
@@ -20,16 +21,18 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from kontur.config import VerifierConfig
+from kontur.config import PolicyConfig, VerifierConfig, ZoneConfig
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.verifier.core import Verifier
+from kontur.verifier.foreground import make_picture
 from kontur.verifier.thumbnail import make_thumbnail
+from kontur.verifier.watch import Watch
 from kontur.wire import Evidence, FrameReady, ProtocolViolation, TrackFrame
 from kontur.wire.channel import Inbox, Outbox, forward_violations, wait_readable
 from kontur.wire.edges import edge
 from kontur.wire.framering import RingReader
 
-__all__ = ["THUMB_SIZE", "main", "thumbnail"]
+__all__ = ["THUMB_SIZE", "main", "thumbnail", "watch_from_spec"]
 
 #: Thumbnail (width, height) the liveness check compares.
 THUMB_SIZE = (64, 48)
@@ -40,11 +43,22 @@ def thumbnail(frame: np.ndarray) -> np.ndarray:
     return make_thumbnail(frame, shape=(THUMB_SIZE[1], THUMB_SIZE[0]))
 
 
+def watch_from_spec(spec: dict[str, Any]) -> Watch:
+    """The policies' zones and classes from the spec (``zones`` and ``policies``, as in the
+    config); without them, everything is watched (the strictest verifier)."""
+    if "zones" not in spec or "policies" not in spec:
+        return Watch.everything()
+    zones = [ZoneConfig.model_validate(z) for z in spec["zones"]]
+    policies = [PolicyConfig.model_validate(p) for p in spec["policies"]]
+    return Watch.from_policies(zones, policies)
+
+
 class VerifierLoop:
     """Reads frames and tracks, emits findings."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.core = Verifier(VerifierConfig.model_validate(spec["verifier"]))
+        config = VerifierConfig.model_validate(spec["verifier"])
+        self.core = Verifier(config, watch_from_spec(spec))
         self.readers = {
             c["camera_id"]: RingReader(c["ring"], spec["reader_index"]) for c in spec["cameras"]
         }
@@ -75,7 +89,12 @@ class VerifierLoop:
                 if last is not None and meta.frame_index <= last:
                     self.core.forget_camera(cam_id)  # ingest restarted: a new stream
                 self.core.observe_frame(
-                    cam_id, meta.frame_index, meta.pts_s, thumbnail(slot.frame), meta.gop_index
+                    cam_id,
+                    meta.frame_index,
+                    meta.pts_s,
+                    thumbnail(slot.frame),
+                    meta.gop_index,
+                    picture=make_picture(slot.frame),
                 )
                 self.last_frame[cam_id] = meta.frame_index
 

@@ -22,6 +22,8 @@ __all__ = [
     "MAX_FRAME_SIDE",
     "MAX_MESSAGE_BYTES",
     "MAX_PRESERVE_SPAN_S",
+    "MAX_TAMPER_REASON",
+    "TAMPER_ALARM_KINDS",
     "AuditEvent",
     "ControlMessage",
     "Decision",
@@ -40,6 +42,7 @@ __all__ = [
     "SegmentStored",
     "SourceEnded",
     "StateChanged",
+    "TamperAlarm",
     "TrackFrame",
     "TrackedObject",
     "WireError",
@@ -276,6 +279,62 @@ class StateChanged(_Msg):
     trigger: str
 
 
+#: What a :class:`TamperAlarm` may name: the tamper monitor's kinds (``TamperKind``, spelt
+#: here so that the wire imports no image code) and ``low_quality``, the picture below the
+#: monitor's absolute quality floors ("refuse to decide at low quality", ADR 0030).
+TAMPER_ALARM_KINDS = (
+    "covered", "defocus", "glare", "low_light", "shifted", "frozen", "screen", "low_quality",
+)  # fmt: skip
+#: The longest reason a :class:`TamperAlarm` carries (ingest cuts longer ones).
+MAX_TAMPER_REASON = 300
+
+
+class TamperAlarm(_Msg):
+    """A camera tamper or low-quality event started or ended (issue 13 §1, ADR 0030).
+
+    Sent by ingest, the owner of the frames and their times, to the supervisor (archive,
+    sinks, degradation) and the gate (no automatic critical action on the camera while open,
+    nor on frames it covered). ``start_s``/``end_s``/``at_s`` are stream times (pts);
+    ``first_frame``/``last_frame`` the frames the event may have touched, ingest's numbers.
+    ``quality_ok`` is the camera's quality floor after this change.
+    """
+
+    type: Literal["tamper"] = "tamper"
+    camera_id: str
+    transition: Literal["start", "end"]
+    kind: Literal[
+        "covered", "defocus", "glare", "low_light", "shifted", "frozen", "screen", "low_quality"
+    ]
+    score: float = Field(ge=0.0, le=1e6)
+    reason: str = Field(min_length=1, max_length=MAX_TAMPER_REASON)
+    start_s: float
+    end_s: float | None = None
+    at_s: float
+    """When the monitor decided it (stream time): ``start_s`` plus the confirmation delay."""
+    first_frame: int = Field(ge=0, le=MAX_FRAME_INDEX)
+    last_frame: int | None = Field(default=None, ge=0, le=MAX_FRAME_INDEX)
+    quality_ok: bool
+
+    @model_validator(mode="after")
+    def _ends_match_transition(self) -> TamperAlarm:
+        ended = self.transition == "end"
+        if (self.end_s is not None) != ended or (self.last_frame is not None) != ended:
+            raise ValueError(
+                f"{self.transition}: expected end_s and last_frame "
+                f"{'set' if self.transition == 'end' else 'null'}, got {self.end_s} and "
+                f"{self.last_frame}"
+            )
+        if self.end_s is not None and self.end_s < self.start_s:
+            raise ValueError(f"end_s: expected >= start_s {self.start_s}, got {self.end_s}")
+        if self.last_frame is not None and self.last_frame < self.first_frame:
+            raise ValueError(
+                f"last_frame: expected >= first_frame {self.first_frame}, got {self.last_frame}"
+            )
+        if "\n" in self.reason:
+            raise ValueError("reason: expected one line, got several")
+        return self
+
+
 class ControlMessage(_Msg):
     """A command from the supervisor to a block (``stop``, ``analysis_stride``, ``revoke``).
 
@@ -415,6 +474,7 @@ Message = Annotated[
     | Evidence
     | Decision
     | StateChanged
+    | TamperAlarm
     | ControlMessage
     | ProtocolViolation,
     Field(discriminator="type"),

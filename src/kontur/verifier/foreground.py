@@ -1,0 +1,347 @@
+"""What moves in the picture, by the verifier's own eyes: a background model on a small grey frame.
+
+The track checks of :mod:`kontur.verifier.checks` judge the worker's boxes by geometry alone;
+a worker that invents a smoothly moving person, or leaves a real one out, passes them. This
+module gives the verifier a second, independent look at the pixels ingest put in the ring
+(issue 13 §2, the paper's "независимые и более простые проверки"): a running-average
+background with a per-pixel noise estimate, kept on a grey picture about 160 pixels wide
+(:func:`make_picture`), costs a few hundred microseconds per frame and shares nothing with the
+detector (no weights, no OpenCV, numpy only).
+
+Order of steps, per camera: :meth:`ForegroundModel.observe` once per frame, in increasing pts,
+returns that frame's :class:`SceneMasks` (what differs from the background, what moved in the
+last ~0.1 s). The verifier keeps the masks of recent frames and reads them when the worker's
+tracks for the frame arrive (:meth:`SceneMasks.box_support`, :mod:`kontur.verifier.evasion`).
+
+The model abstains (``SceneMasks.judged`` False, with the reason) while it learns a background:
+for :data:`LEARN_S` after the first frame and after every global change (more than
+:data:`RESET_FRACTION` of the picture differing at once: a cut, a pan, a light switched on).
+A moving or shaking camera therefore gets no foreground checks at all; a camera the worker does
+not control is what makes that safe (issue 13 §1 watches the camera itself).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from kontur.verifier.errors import ThumbnailError
+
+__all__ = [
+    "CUT_FRACTION",
+    "LEARN_S",
+    "PICTURE_WIDTH",
+    "RESET_FRACTION",
+    "BoxMeter",
+    "ForegroundModel",
+    "SceneMasks",
+    "ScenePicture",
+    "make_picture",
+]
+
+#: Target width of the verifier's grey picture (pixels); the stride is whole frame pixels.
+PICTURE_WIDTH = 160
+#: Seconds of learning (no judgement) after the first frame and after each global change:
+#: the background is the per-pixel median of :data:`LEARN_SAMPLES` pictures spread over it,
+#: so people walking through while it learns are not learnt as background.
+LEARN_S = 1.5
+LEARN_SAMPLES = 9
+#: Time constant of the background where the picture matches it (seconds).
+BACKGROUND_TAU_S = 2.0
+#: Time constant where the picture differs (seconds): a person who stops stays foreground for
+#: about half a minute, and the ghost of one who left clears as fast. The support check never
+#: flags a box that stands still over no foreground, so absorbing a standing person is safe.
+FOREGROUND_TAU_S = 15.0
+#: A pixel is foreground when it differs from the background by more than this many grey
+#: levels and by more than :data:`NOISE_K` times its own noise.
+MIN_DIFF = 12.0
+NOISE_K = 3.0
+#: Motion: the picture about this long ago is the reference for what just moved (seconds).
+MOTION_INTERVAL_S = 0.1
+#: The surroundings' foreground density counted against a box's at most (see
+#: :meth:`BoxMeter.support`).
+CROWD_CAP = 0.3
+#: More than this fraction of the picture in the foreground at once is a global change.
+RESET_FRACTION = 0.4
+#: More than this fraction of the picture changing between two frames ~0.1 s apart is a cut
+#: (an edited clip, a switched camera, a PTZ preset): no track continues across it.
+CUT_FRACTION = 0.5
+#: When more than this fraction of the picture moved in the last ~0.1 s, the camera itself may
+#: have: phase correlation with the reference picture then tells a pan or a shake (a whole-pixel
+#: shift of the picture) from many objects moving.
+CAMERA_CHECK_FRACTION = 0.08
+
+
+@dataclass(frozen=True, slots=True)
+class ScenePicture:
+    """A grey picture sampled from a frame every ``stride`` pixels, and the frame's size."""
+
+    pixels: npt.NDArray[np.uint8]
+    stride: int
+    frame_width: int
+    frame_height: int
+
+
+def make_picture(frame: npt.NDArray[np.uint8], width: int = PICTURE_WIDTH) -> ScenePicture:
+    """A fresh grey :class:`ScenePicture` about ``width`` pixels wide of a BGR or grey ``frame``.
+
+    Nearest-neighbour sampling at a whole-pixel stride: the cost does not grow with the frame's
+    resolution, and ``frame`` may be a read-only view of shared memory (only sampled pixels are
+    read; the result never aliases it).
+    """
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+        raise ThumbnailError(
+            f"expected a uint8 frame, got {getattr(frame, 'dtype', type(frame).__name__)}"
+        )
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):
+        raise ThumbnailError(f"expected a frame of shape (h, w) or (h, w, 3), got {frame.shape}")
+    fh, fw = frame.shape[:2]
+    stride = max(1, math.ceil(fw / width))
+    if fh // stride < 8 or fw // stride < 8:
+        raise ThumbnailError(
+            f"expected a frame of at least {8 * stride} pixels a side, got {fh}x{fw}"
+        )
+    off = stride // 2
+    picked = frame[off::stride, off::stride]
+    if picked.ndim == 2:
+        pixels = np.ascontiguousarray(picked)
+    else:
+        wide = picked.astype(np.uint16)
+        # BT.601 luma in fixed point (29, 150, 77) / 256, as the thumbnail: sums stay < 2**16
+        pixels = ((29 * wide[..., 0] + 150 * wide[..., 1] + 77 * wide[..., 2]) >> 8).astype(
+            np.uint8
+        )
+    return ScenePicture(pixels, stride, fw, fh)
+
+
+def _shift(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> tuple[int, int]:
+    """The whole-pixel translation from ``a`` to ``b`` by phase correlation."""
+    fa = np.fft.rfft2(a - a.mean())
+    fb = np.fft.rfft2(b - b.mean())
+    cross = fb * np.conj(fa)
+    cross /= np.abs(cross) + 1e-6
+    corr = np.fft.irfft2(cross, s=a.shape)
+    y, x = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    h, w = a.shape
+    return (int(y) - h if y > h // 2 else int(y)), (int(x) - w if x > w // 2 else int(x))
+
+
+def _integral(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
+    ii = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int32)
+    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1, out=ii[1:, 1:])
+    return ii
+
+
+def _sum(ii: npt.NDArray[np.int32], y0: int, x0: int, y1: int, x1: int) -> int:
+    return int(ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0])
+
+
+@dataclass(frozen=True, slots=True)
+class SceneMasks:
+    """One frame's foreground and motion, packed, with the scale back to frame pixels.
+
+    ``judged`` False: the model was learning (``note`` says why) and the masks say nothing.
+    """
+
+    pts_s: float
+    shape: tuple[int, int]
+    stride: int
+    frame_width: int
+    frame_height: int
+    judged: bool
+    note: str | None
+    fg_fraction: float
+    cut: bool
+    """Most of the picture changed in one step on this frame (a cut): no track of the
+    worker's can be followed across it."""
+    packed_fg: bytes
+    packed_motion: bytes
+
+    def foreground(self) -> npt.NDArray[np.bool_]:
+        """The foreground mask (picture pixels), unpacked."""
+        return self._unpack(self.packed_fg)
+
+    def motion(self) -> npt.NDArray[np.bool_]:
+        """What changed in the last :data:`MOTION_INTERVAL_S` (picture pixels), unpacked."""
+        return self._unpack(self.packed_motion)
+
+    def _unpack(self, packed: bytes) -> npt.NDArray[np.bool_]:
+        h, w = self.shape
+        bits = np.unpackbits(np.frombuffer(packed, np.uint8), count=h * w)
+        return bits.reshape(h, w).astype(bool)
+
+    def to_picture(self, xyxy: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+        """A frame-pixel box as picture rows and columns ``(y0, x0, y1, x1)``, clipped."""
+        h, w = self.shape
+        s = float(self.stride)
+        x0 = min(max(math.floor(xyxy[0] / s), 0), w)
+        x1 = min(max(math.ceil(xyxy[2] / s), 0), w)
+        y0 = min(max(math.floor(xyxy[1] / s), 0), h)
+        y1 = min(max(math.ceil(xyxy[3] / s), 0), h)
+        return y0, x0, y1, x1
+
+
+class BoxMeter:
+    """Measures boxes against one frame's masks (integral images, O(1) per box)."""
+
+    def __init__(self, masks: SceneMasks) -> None:
+        self.masks = masks
+        self._fg = _integral(masks.foreground())
+        self._motion = _integral(masks.motion())
+
+    def support(self, xyxy: tuple[float, float, float, float]) -> tuple[float, float] | None:
+        """(fit, motion) of a box, or None for a box outside the picture.
+
+        *fit* is the box's foreground density minus that of a ring around it (half a box
+        wider each side, a quarter taller), the ring counted at most :data:`CROWD_CAP`: a real
+        object fills its box more than its surroundings, a box drawn over moving traffic or an
+        empty street does not, and one in a crowd (or a bag on a walking person) still fills
+        its box. *motion* is
+        the fraction of the box's pixels that changed in the last ~0.1 s.
+        """
+        m = self.masks
+        y0, x0, y1, x1 = m.to_picture(xyxy)
+        area = (y1 - y0) * (x1 - x0)
+        if area <= 0:
+            return None
+        bw, bh = xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]
+        ring = (xyxy[0] - bw / 2, xyxy[1] - bh / 4, xyxy[2] + bw / 2, xyxy[3] + bh / 4)
+        ry0, rx0, ry1, rx1 = m.to_picture(ring)
+        inside = _sum(self._fg, y0, x0, y1, x1)
+        around = _sum(self._fg, ry0, rx0, ry1, rx1) - inside
+        ring_area = (ry1 - ry0) * (rx1 - rx0) - area
+        ring_density = around / ring_area if ring_area > 0 else 0.0
+        fit = inside / area - min(ring_density, CROWD_CAP)
+        moved = _sum(self._motion, y0, x0, y1, x1) / area
+        return fit, moved
+
+
+class ForegroundModel:
+    """A camera's background: running average, per-pixel noise, selective update.
+
+    Fed one :class:`ScenePicture` per frame (:meth:`observe`); never reads a clock.
+    """
+
+    def __init__(self) -> None:
+        self._bg: npt.NDArray[np.float32] | None = None
+        self._noise: npt.NDArray[np.float32] | None = None
+        self._recent: deque[tuple[float, npt.NDArray[np.float32]]] = deque(maxlen=16)
+        self._samples: list[npt.NDArray[np.float32]] = []
+        self._sampled_at = -math.inf
+        self._pts: float | None = None
+        self._learn_until = 0.0
+        self._learn_note = "learning the background"
+
+    def observe(self, pts_s: float, picture: ScenePicture) -> SceneMasks:
+        """Feed the next frame's picture; returns its masks (unjudged while learning)."""
+        img = picture.pixels.astype(np.float32)
+        bg, noise = self._bg, self._noise
+        if bg is None or noise is None or bg.shape != img.shape or self._pts is None:
+            return self._restart(pts_s, picture, img, "learning the background")
+        if pts_s <= self._pts:
+            raise RuntimeError(f"expected a pts after {self._pts}, got {pts_s}")
+        dt = pts_s - self._pts
+        self._pts = pts_s
+        diff = img - bg
+        diff -= np.median(diff[::4, ::4])  # a global change of gain or exposure is no object
+        dist = np.abs(diff)
+        fg = dist > np.maximum(MIN_DIFF, NOISE_K * noise)
+        motion = self._motion(pts_s, img)
+        self._recent.append((pts_s, img))
+        fraction, moved = float(fg.mean()), float(motion.mean())
+        if moved > CUT_FRACTION:
+            cut = f"{moved:.0%} of the picture changed in one step (a cut)"
+            restart = self._restart(pts_s, picture, img, f"relearning the background: {cut}")
+            return dataclasses.replace(restart, cut=True)
+        if self._samples:
+            self._learn(pts_s, img)
+            return self._masks(pts_s, picture, fg, motion, False, fraction)
+        change = self._global_change(fraction, motion, img)
+        if change is not None:
+            return self._restart(pts_s, picture, img, f"relearning the background: {change}")
+        a_bg = np.float32(1.0 - math.exp(-dt / BACKGROUND_TAU_S))
+        a_fg = np.float32(1.0 - math.exp(-dt / FOREGROUND_TAU_S))
+        bg += np.where(fg, a_fg, a_bg) * (img - bg)
+        noise += np.where(fg, np.float32(0.0), a_bg) * (np.minimum(dist, 4 * MIN_DIFF) - noise)
+        return self._masks(pts_s, picture, fg, motion, True, fraction)
+
+    def _global_change(
+        self, fraction: float, motion: npt.NDArray[np.bool_], img: npt.NDArray[np.float32]
+    ) -> str | None:
+        """Why the whole picture changed (a cut, a pan, the lights), or None."""
+        if fraction > RESET_FRACTION:
+            return f"{fraction:.0%} of the picture differs from the background (the lights?)"
+        moved = float(motion.mean())
+        if moved <= CAMERA_CHECK_FRACTION or len(self._recent) < 2:
+            return None
+        dy, dx = _shift(self._recent[-2][1], img)
+        if dy == 0 and dx == 0:
+            return None
+        return f"the picture shifted by ({dx}, {dy}) pixels (the camera moved)"
+
+    def _learn(self, pts_s: float, img: npt.NDArray[np.float32]) -> None:
+        """Collect a sample; at the end of learning, the median becomes the background."""
+        if pts_s - self._sampled_at >= LEARN_S / (LEARN_SAMPLES - 1) - 1e-6:
+            self._samples.append(img)
+            self._sampled_at = pts_s
+        if pts_s < self._learn_until and len(self._samples) < LEARN_SAMPLES:
+            return
+        stack = np.stack(self._samples)
+        bg = np.median(stack, axis=0).astype(np.float32)
+        spread = np.abs(stack - bg).mean(axis=0)
+        self._bg, self._noise = bg, np.maximum(spread, MIN_DIFF / NOISE_K).astype(np.float32)
+        self._samples = []
+
+    def _restart(
+        self, pts_s: float, picture: ScenePicture, img: npt.NDArray[np.float32], why: str
+    ) -> SceneMasks:
+        self._bg = img.copy()
+        self._noise = np.full_like(img, MIN_DIFF / NOISE_K)
+        self._recent.clear()
+        self._recent.append((pts_s, img))
+        self._samples, self._sampled_at = [img], pts_s
+        self._pts = pts_s
+        self._learn_until = pts_s + LEARN_S
+        self._learn_note = why
+        empty = np.zeros(img.shape, bool)
+        return self._masks(pts_s, picture, empty, empty, False, 0.0)
+
+    def _motion(self, pts_s: float, img: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+        ref = None
+        for t, old in reversed(self._recent):
+            ref = old
+            if pts_s - t >= MOTION_INTERVAL_S:
+                break
+        if ref is None:
+            return np.zeros(img.shape, bool)
+        moved: npt.NDArray[np.bool_] = np.abs(img - ref) > MIN_DIFF
+        return moved
+
+    def _masks(
+        self,
+        pts_s: float,
+        picture: ScenePicture,
+        fg: npt.NDArray[np.bool_],
+        motion: npt.NDArray[np.bool_],
+        judged: bool,
+        fraction: float,
+    ) -> SceneMasks:
+        h, w = fg.shape
+        return SceneMasks(
+            pts_s=pts_s,
+            shape=(h, w),
+            stride=picture.stride,
+            frame_width=picture.frame_width,
+            frame_height=picture.frame_height,
+            judged=judged,
+            note=None if judged else self._learn_note,
+            fg_fraction=fraction,
+            cut=False,
+            packed_fg=np.packbits(fg).tobytes(),
+            packed_motion=np.packbits(motion).tobytes(),
+        )

@@ -1,0 +1,195 @@
+"""The verifier's own look at the pixels, on real footage (issue 13 §2, ADR 0025).
+
+PETS09-S2L1 and TUD-Campus are decoded here with PyAV (never in kontur.verifier); their
+MOTChallenge ground-truth tracks stand in for an honest worker. The background model must
+agree with every real person, and catch within a second a worker that invents a walking
+person, hides the real ones, or freezes their boxes.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_verifier_real_data import CLIPS, PETS_GT, PETS_VIDEO, _require, gt_tracks
+from verifier_sim import person, track_frame
+
+from kontur.config import PolicyConfig, VerifierConfig, ZoneConfig
+from kontur.verifier import (
+    ForegroundModel,
+    ScenePicture,
+    ThumbnailError,
+    Verifier,
+    Watch,
+    make_picture,
+    make_thumbnail,
+)
+from kontur.verifier.foreground import LEARN_S
+from kontur.wire import Finding, TrackedObject
+
+FPS = 10.0
+ONSET = 40  # frame at which the simulated worker starts to lie (4.0 s, after learning)
+
+
+@functools.cache
+def frames(video: Path, limit: int | None = None) -> tuple[tuple[np.ndarray, ScenePicture], ...]:
+    """(thumbnail, picture) of the first ``limit`` frames of ``video``."""
+    av = pytest.importorskip("av")
+    out = []
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            bgr = frame.to_ndarray(format="bgr24")
+            out.append((make_thumbnail(bgr), make_picture(bgr)))
+            if limit is not None and len(out) >= limit:
+                break
+    return tuple(out)
+
+
+def run(
+    clip: tuple[tuple[np.ndarray, ScenePicture], ...],
+    fps: float,
+    tracks: dict[int, list[TrackedObject]],
+    watch: Watch | None = None,
+) -> list[Finding]:
+    verifier = Verifier(VerifierConfig(), watch)
+    findings = []
+    for i, (thumb, picture) in enumerate(clip):
+        verifier.observe_frame("cam-1", i, i / fps, thumb, picture=picture)
+        findings.append(verifier.check(track_frame(i, i / fps, tracks.get(i, []))))
+    return findings
+
+
+@pytest.mark.parametrize("clip", list(CLIPS))
+def test_real_people_always_have_foreground_and_nothing_is_unexplained(clip: str) -> None:
+    video, gt, fps, scale = CLIPS[clip]
+    _require(video, gt)
+    findings = run(frames(video), fps, gt_tracks(gt, scale))
+    assert len(findings) > 70
+    assert [(f.frame_index, f.reasons) for f in findings if not f.agree] == []
+
+
+def _walker(t: float) -> TrackedObject:
+    """A phantom: a person 108 px high walking at 0.7 heights/s over PETS's empty grass."""
+    x = 60.0 + 0.7 * 108.0 * t
+    return person(999, (x, 240.0, x + 43.0, 348.0))
+
+
+def test_a_smooth_phantom_over_real_footage_is_caught_within_a_second() -> None:
+    _require(PETS_VIDEO, PETS_GT)
+    tracks = gt_tracks(PETS_GT, 0.625)
+    for i in range(ONSET, 120):
+        tracks[i] = [*tracks.get(i, []), _walker((i - ONSET) / FPS)]
+    findings = run(frames(PETS_VIDEO, 120), FPS, tracks)
+    flagged = [f.frame_index for f in findings if 999 in f.track_reasons]
+    assert flagged and flagged[0] - ONSET < FPS
+    assert "(a phantom?)" in findings[flagged[0]].track_reasons[999][0]
+    # the real people stay unblamed
+    assert all(set(f.track_reasons) <= {999} for f in findings)
+
+
+def test_real_people_hidden_by_the_worker_are_seen_as_unexplained_foreground() -> None:
+    _require(PETS_VIDEO, PETS_GT)
+    tracks = gt_tracks(PETS_GT, 0.625)
+    for i in range(ONSET, 120):
+        tracks[i] = []
+    findings = run(frames(PETS_VIDEO, 120), FPS, tracks)
+    late = [f for f in findings[ONSET:] if not f.agree]
+    assert late and late[0].frame_index - ONSET < FPS
+    reason = late[0].reasons[0]
+    assert reason.startswith("zone whole-frame: person-sized foreground moving for 0.")
+    assert reason.endswith("nothing-there is unverified (possible evasion)")
+    assert all(f.agree for f in findings[:ONSET])
+
+
+def test_boxes_frozen_while_people_walk_on_are_caught() -> None:
+    _require(PETS_VIDEO, PETS_GT)
+    tracks = gt_tracks(PETS_GT, 0.625)
+    for i in range(ONSET, 120):
+        tracks[i] = list(tracks[ONSET - 1])
+    findings = run(frames(PETS_VIDEO, 120), FPS, tracks)
+    late = [f for f in findings[ONSET:] if not f.agree]
+    assert late and late[0].frame_index - ONSET < FPS
+    assert any("(a frozen box?)" in r for rs in late[0].track_reasons.values() for r in rs)
+
+
+def test_evasion_is_looked_for_only_in_the_watched_zones() -> None:
+    _require(PETS_VIDEO, PETS_GT)
+    zone = ZoneConfig(id="sky", polygon=((0.0, 0.0), (1.0, 0.0), (1.0, 0.05)))
+    policy = PolicyConfig.model_validate(
+        {"rule": "r", "when": {"type": "dwell", "zone": "sky", "classes": ["person"],
+                               "min_seconds": 1.0}, "action": "alarm"}
+    )  # fmt: skip
+    tracks = {i: [] for i in range(120)}
+    findings = run(frames(PETS_VIDEO, 120), FPS, tracks, Watch.from_policies([zone], [policy]))
+    assert all(f.agree for f in findings)  # people walk below the "sky" zone only
+
+
+def test_the_background_model_abstains_while_it_learns() -> None:
+    _require(PETS_VIDEO)
+    model = ForegroundModel()
+    masks = [model.observe(i / FPS, p) for i, (_, p) in enumerate(frames(PETS_VIDEO, 30))]
+    learning = [m.note for m in masks if not m.judged]
+    assert len(learning) == round(LEARN_S * FPS) + 1  # 0.0 s to 1.5 s: the median is taken
+    assert set(learning) == {"learning the background"}
+    assert all(m.judged for m in masks[len(learning) :])
+
+
+def test_a_cut_to_another_camera_restarts_the_model_and_every_track() -> None:
+    video = CLIPS["tud_campus"][0]
+    _require(PETS_VIDEO, video)
+    spliced = (*frames(PETS_VIDEO, 40), *frames(video, 40))
+    model = ForegroundModel()
+    masks = [model.observe(i / FPS, p) for i, (_, p) in enumerate(spliced)]
+    cuts = [i for i, m in enumerate(masks) if m.cut]
+    assert cuts == [40]
+    assert masks[40].note is not None and "(a cut)" in masks[40].note
+    # a worker keeping its track id across the cut is judged as a new track, not a teleport
+    tracks = {i: [person(1, (10.0, 10.0, 50.0, 110.0))] for i in range(40)}
+    tracks |= {i: [person(1, (400.0, 300.0, 440.0, 400.0))] for i in range(40, 80)}
+    findings = run(spliced, FPS, tracks)
+    assert findings[40].track_reasons == {}
+
+
+def test_a_camera_that_moves_is_not_judged() -> None:
+    _require(PETS_VIDEO)
+    model = ForegroundModel()
+    clip = frames(PETS_VIDEO, 40)
+    for i, (_, picture) in enumerate(clip[:30]):
+        model.observe(i / FPS, picture)
+    pixels = clip[30][1].pixels
+    shifted = ScenePicture(np.roll(pixels, 3, axis=1), *_geometry(clip[30][1]))
+    masks = model.observe(3.0, shifted)
+    assert not masks.judged and masks.note is not None
+    assert "the camera moved" in masks.note
+
+
+def _geometry(p: ScenePicture) -> tuple[int, int, int]:
+    return p.stride, p.frame_width, p.frame_height
+
+
+@pytest.mark.parametrize(
+    ("shape", "stride", "picture"),
+    [((360, 480, 3), 3, (120, 160)), ((1080, 1920, 3), 12, (90, 160)), ((48, 64), 1, (48, 64))],
+)
+def test_pictures_are_about_160_wide_at_a_whole_pixel_stride(
+    shape: tuple[int, ...], stride: int, picture: tuple[int, int]
+) -> None:
+    p = make_picture(np.zeros(shape, np.uint8))
+    assert (p.stride, p.pixels.shape, p.pixels.dtype) == (stride, picture, np.uint8)
+    assert (p.frame_height, p.frame_width) == shape[:2]
+
+
+@pytest.mark.parametrize(
+    ("frame", "fragment"),
+    [
+        (np.zeros((100, 100), np.float32), "expected a uint8 frame, got float32"),
+        (np.zeros((100, 100, 4), np.uint8), "expected a frame of shape (h, w) or (h, w, 3)"),
+        (np.zeros((4, 4), np.uint8), "expected a frame of at least 8 pixels a side, got 4x4"),
+    ],
+)
+def test_a_picture_of_an_unusable_frame_is_refused(frame: np.ndarray, fragment: str) -> None:
+    with pytest.raises(ThumbnailError) as err:
+        make_picture(frame)
+    assert fragment in str(err.value)
