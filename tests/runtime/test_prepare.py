@@ -12,8 +12,8 @@ from tests.conftest import shared
 
 from kontur.config import load_config
 from kontur.runtime.prepare import PrepareFailed, _measurements, prepare_sources
-from kontur.runtime.supervisor import Supervisor
 from kontur.runtime.scratch import make_scratch
+from kontur.runtime.supervisor import Supervisor
 from kontur.worker.prepare import SYNTHETIC
 
 
