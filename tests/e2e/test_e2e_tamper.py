@@ -11,13 +11,12 @@ camera's tamper monitor must catch it. A clean run is the control: no tamper eve
 from __future__ import annotations
 
 import json
-import sqlite3
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import run_kontur, shared
+from tests.e2e.pets_clip import pets09_h264, records
 
 from kontur.runtime.tamper_faults import TAMPER_FAULT_START_S
 
@@ -31,32 +30,7 @@ ONSET = round(TAMPER_FAULT_START_S * FPS)  # the first tampered frame
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """PETS09's first 10 s as H.264 in MP4 (GOPs of 2 s), cut from the real footage."""
-    av = pytest.importorskip("av")
-    src = shared("video", "pets09_s2l1_480x360.avi")
-    out_path = tmp_path_factory.mktemp("clip") / "pets09_10s.mp4"
-    with av.open(str(src)) as inp, av.open(str(out_path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = 480, 360, "yuv420p"
-        stream.options = {"g": str(2 * FPS), "bf": "0", "crf": "20"}
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i >= FRAMES:
-                break
-            again = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
-            again.pts, again.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(again):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return out_path
-
-
-def _records(data_dir: Path, kind: str) -> list[dict[str, Any]]:
-    con = sqlite3.connect(data_dir / "archive.sqlite")
-    try:
-        rows = con.execute("SELECT payload FROM records WHERE kind = ?", (kind,)).fetchall()
-    finally:
-        con.close()
-    return [json.loads(r[0]) for r in rows]
+    return pets09_h264(tmp_path_factory.mktemp("clip") / "pets09_10s.mp4", FRAMES, FPS)
 
 
 def _demo(tmp_path: Path, clip: Path, *fault: str) -> tuple[dict[str, Any], Path]:
@@ -83,16 +57,16 @@ def test_a_tampered_camera_is_alarmed_degrades_and_never_allowed(
     assert TAMPER_FAULT_START_S <= event["start_s"] < TAMPER_FAULT_START_S + 2.0, event
     assert event["score"] >= 1.0 and event["reason"]
     # archived as a tamper record, then a degradation naming the trigger
-    (start,) = [t for t in _records(data, "tamper") if t["kind"] == kind]
+    (start,) = [t for t in records(data, "tamper") if t["kind"] == kind]
     assert (start["camera_id"], start["transition"]) == ("cam1", "start")
     assert start["at_s"] - TAMPER_FAULT_START_S <= 2.0
-    states = _records(data, "state")
+    states = records(data, "state")
     assert any((s["to"], s["trigger"]) == ("DEGRADED", "camera_tamper") for s in states), states
     trans = summary["degradation"]["transitions"]
     assert ("NORMAL", "DEGRADED", "camera_tamper") in [(t["from"], t["to"], t["trigger"])
                                                       for t in trans]  # fmt: skip
     # the gate: critical actions were asked for, and none was ALLOWed after the onset
-    decisions = _records(data, "decision")
+    decisions = records(data, "decision")
     critical = [d for d in decisions if d["critical"]]
     assert critical, "expected critical requests (else the checks below prove nothing)"
     late = [d for d in critical if d["frame_index"] >= ONSET and d["outcome"] == "ALLOW"]
@@ -106,7 +80,7 @@ def test_a_tampered_camera_is_alarmed_degrades_and_never_allowed(
 def test_a_clean_camera_has_no_tamper_event_and_is_allowed(tmp_path: Path, clip: Path) -> None:
     summary, data = _demo(tmp_path, clip)
     cam = summary["cameras"][0]
-    assert cam["tamper"] == [] and _records(data, "tamper") == []
+    assert cam["tamper"] == [] and records(data, "tamper") == []
     assert summary["degradation"]["transitions"] == []
     assert cam["decisions"]["ALLOW"] > 0  # the tamper check does not refuse a clean camera
     assert run_kontur("archive", "verify", str(data)).returncode == 0

@@ -10,13 +10,12 @@ the right reason, and no ALLOW may rest on what the lie touched (issue 13 §2, A
 from __future__ import annotations
 
 import json
-import sqlite3
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import run_kontur, shared
+from tests.e2e.pets_clip import pets09_h264, records
 
 from kontur.runtime.faults import WORKER_FAULT_START_S
 from kontur.worker.faults import PHANTOM_TRACK_ID
@@ -31,32 +30,7 @@ ONSET = round(WORKER_FAULT_START_S * FPS)  # the first frame the worker lies abo
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """PETS09's first 7 s as H.264 in MP4 (GOPs of 2 s), cut from the real footage."""
-    av = pytest.importorskip("av")
-    src = shared("video", "pets09_s2l1_480x360.avi")
-    out_path = tmp_path_factory.mktemp("clip") / "pets09_7s.mp4"
-    with av.open(str(src)) as inp, av.open(str(out_path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = 480, 360, "yuv420p"
-        stream.options = {"g": str(2 * FPS), "bf": "0", "crf": "20"}
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i >= FRAMES:
-                break
-            again = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
-            again.pts, again.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(again):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return out_path
-
-
-def _records(data_dir: Path, kind: str) -> list[dict[str, Any]]:
-    con = sqlite3.connect(data_dir / "archive.sqlite")
-    try:
-        rows = con.execute("SELECT payload FROM records WHERE kind = ?", (kind,)).fetchall()
-    finally:
-        con.close()
-    return [json.loads(r[0]) for r in rows]
+    return pets09_h264(tmp_path_factory.mktemp("clip") / "pets09_7s.mp4", FRAMES, FPS)
 
 
 def _demo(tmp_path: Path, clip: Path, fault: str) -> tuple[dict[str, Any], Path]:
@@ -101,7 +75,7 @@ def test_a_lying_worker_is_contradicted_and_never_allowed(
     # the verifier disagrees after the onset, within a second, for the fault's own reason
     disagreed = [
         e
-        for e in _records(data, "event")
+        for e in records(data, "event")
         if e.get("event") == "verifier_disagree" and e["frame_index"] >= ONSET
     ]
     said = [
@@ -114,7 +88,7 @@ def test_a_lying_worker_is_contradicted_and_never_allowed(
     assert first < ONSET + FPS, f"first caught at frame {first}"
     assert cam["verifier"]["disagree"] >= len(disagreed) > 0
     # no ALLOW rests on what the lie touched
-    decisions = _records(data, "decision")
+    decisions = records(data, "decision")
     allowed = [d for d in decisions if d["outcome"] == "ALLOW"]
     if fault == "worker-phantom":
         assert all(d["track_id"] != PHANTOM_TRACK_ID for d in allowed), allowed

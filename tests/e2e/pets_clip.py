@@ -1,0 +1,45 @@
+"""Helpers shared by the short e2e demos: a cut of PETS09 as H.264 with 2 s GOPs, and the
+archive's payloads of one kind read straight from SQLite (read-only)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import shared
+
+
+def pets09_h264(out_path: Path, frames: int, fps: int = 10) -> Path:
+    """PETS09's first ``frames`` frames as H.264 in MP4 (GOPs of 2 s), from the real footage."""
+    av = pytest.importorskip("av")
+    src = shared("video", "pets09_s2l1_480x360.avi")
+    with av.open(str(src)) as inp, av.open(str(out_path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 480, 360, "yuv420p"
+        stream.options = {"g": str(2 * fps), "bf": "0", "crf": "20"}
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i >= frames:
+                break
+            again = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
+            again.pts, again.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(again):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return out_path
+
+
+def records(data_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """The payloads of the archive's records of ``kind``, in index order."""
+    con = sqlite3.connect(f"file:{data_dir / 'archive.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            "SELECT payload FROM records WHERE kind = ? ORDER BY idx", (kind,)
+        ).fetchall()
+    finally:
+        con.close()
+    return [json.loads(r[0]) for r in rows]
