@@ -37,6 +37,7 @@ from fastapi import FastAPI
 from kontur.api import ROLES, ApiContext, ApiSettings, PipeOutbox, UserStore, create_app
 from kontur.archive import Archive
 from kontur.clock import ManualClock
+from kontur.extraction import ExtractionSettings, QueryDetector, QueryWorkerSpec, SandboxedDetector
 from kontur.wire.channel import Inbox, wait_readable
 from kontur.wire.edges import edge
 from kontur.wire.messages import (
@@ -78,6 +79,20 @@ DECISION_INDEX = 2
 #: The box of the sim's decision, in the sim GOP's 160x120 pictures (the bright square).
 BOX = (60.0, 30.0, 100.0, 90.0)
 GOP_FRAMES = 12
+
+
+def detect_image() -> str:
+    """A query for ``POST /v1/detect``: the sim's 160x120 picture as a base64 PNG."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    img = np.full((120, 160, 3), 40, np.uint8)
+    img[30:90, 60:100] = 230
+    ok, png = cv2.imencode(".png", img)
+    assert ok
+    return base64.b64encode(png.tobytes()).decode()
 
 
 def h264_gop(frames: int = GOP_FRAMES) -> bytes:
@@ -381,8 +396,12 @@ def running_site(
     data_dir: Path,
     settings: ApiSettings = ROOMY,
     requests: tuple[PendingRequest, ...] = (),
+    extraction: ExtractionSettings | None = None,
+    detector: QueryDetector | None = None,
 ) -> Iterator[Site]:
-    """Everything of the module docstring, torn down on exit."""
+    """Everything of the module docstring, torn down on exit. ``POST /v1/detect`` runs
+    ``detector``, by default a real sandboxed query worker with the weight-free HOG detector
+    (started at the first query only)."""
     clock = ManualClock(wall=1_700_000_300.0)
     archived = write_archive(data_dir)
     users = UserStore.open(data_dir, clock, CHEAP_HASHER)
@@ -395,11 +414,17 @@ def running_site(
     supervisor.export(EXPORT_ID, "cam1")
     supervisor.incident(INCIDENT_ID, "done simulated verify_archive")
     outbox = PipeOutbox(write_fd)
-    app = create_app(ApiContext(data_dir, users, outbox, clock, settings))
+    if detector is None:
+        scratch = data_dir / "run" / "scratch" / "query-worker"
+        detector = SandboxedDetector(QueryWorkerSpec("hog", scratch_dir=scratch, deny=(data_dir,)))
+    extraction = extraction or ExtractionSettings()
+    context = ApiContext(data_dir, users, outbox, clock, settings, extraction, detector)
+    app = create_app(context)
     try:
         with serve(app) as url:
             yield Site(url, data_dir, clock, users, supervisor, archived, app, tokens)
     finally:
+        detector.close()
         outbox.close()
         supervisor.stop()
         os.close(read_fd)

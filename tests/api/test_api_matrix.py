@@ -19,6 +19,7 @@ from api_sim import (
     PASSWORD,
     ROLE_NAMES,
     Site,
+    detect_image,
     user_of,
 )
 from fastapi.routing import APIRoute
@@ -78,6 +79,9 @@ CALLS: dict[str, Callable[[Site, str], Call]] = {
     ),
     "POST /incidents/verify-archive": lambda s, r: ("/incidents/verify-archive", None),
     "GET /incidents/{request_id}": lambda s, r: (f"/incidents/{INCIDENT_ID}", None),
+    # the inference query API (issue 14 §2, ADR 0031): a real PNG through the query worker
+    "POST /v1/detect": lambda s, r: ("/v1/detect", {"image": detect_image()}),
+    "POST /v1/detect/blocks/{name}/lift": lambda s, r: (f"/v1/detect/blocks/victim-{r}/lift", None),
 }
 
 CALLS.update(CONSOLE_CALLS)  # the console's pages and data (issue 12)

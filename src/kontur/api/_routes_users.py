@@ -14,7 +14,7 @@ from kontur.api.users import MAX_PASSWORD, MIN_PASSWORD, NAME_PATTERN, Principal
 
 __all__ = ["ENDPOINTS", "NewUserBody"]
 
-RoleName = Literal["viewer", "operator", "investigator", "auditor", "admin"]
+RoleName = Literal["viewer", "operator", "investigator", "auditor", "admin", "integrator"]
 assert set(get_args(RoleName)) == set(ROLES), "RoleName must list exactly the roles of rbac.ROLES"
 
 UserName = Annotated[str, Path(pattern=NAME_PATTERN.pattern, max_length=64)]

@@ -31,13 +31,14 @@ from kontur.api import (
     _routes_archive,
     _routes_auth,
     _routes_console,
+    _routes_detect,
     _routes_exports,
     _routes_incidents,
     _routes_media,
     _routes_run,
     _routes_users,
 )
-from kontur.api._http import RequestLimits, install_error_handlers
+from kontur.api._http import install_error_handlers
 from kontur.api.context import ApiContext, ApiSettings
 from kontur.api.errors import ApiError
 from kontur.api.guard import ApiState, Guard, no_body
@@ -54,6 +55,7 @@ _BODIES: dict[str, type[BaseModel]] = {
     "POST /operator/requests/{request_id}": _routes_run.VerdictBody,
     "POST /users": _routes_users.NewUserBody,
     **_routes_incidents.BODIES,
+    **_routes_detect.BODIES,
 }
 
 
@@ -65,7 +67,7 @@ def openapi(request: Request) -> JSONResponse:
 def _endpoints() -> dict[str, Callable[..., Any]]:
     out: dict[str, Callable[..., Any]] = {"GET /openapi.json": openapi}
     modules = (_routes_auth, _routes_archive, _routes_run, _routes_media, _routes_exports)
-    for module in (*modules, _routes_users, _routes_console, _routes_incidents):
+    for module in (*modules, _routes_users, _routes_console, _routes_incidents, _routes_detect):
         out.update(module.ENDPOINTS)
     table = {r.key for r in ROUTES}
     if set(out) != table:
@@ -105,6 +107,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.kontur = state
+    app.state.kontur_detect = _routes_detect.DetectState.build(ctx)
     endpoints = _endpoints()
     for rule in ROUTES:
         app.add_api_route(
@@ -118,7 +121,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
         )
     install_error_handlers(app)
     app.add_middleware(_routes_console.LoginRedirect)  # a browser's 401 on a page: sign in
-    app.add_middleware(RequestLimits, max_body_bytes=ctx.settings.max_body_bytes)
+    app.add_middleware(
+        _routes_detect.BodyLimits,  # RequestLimits, with room for an image on /v1/detect
+        max_body_bytes=ctx.settings.max_body_bytes,
+        image_body_bytes=_routes_detect.image_body_bytes(ctx.extraction),
+    )
     return app
 
 

@@ -125,7 +125,10 @@ def user_add(
     name: Annotated[str, typer.Argument(help="The user's name ([a-z][a-z0-9_.-]{0,63}).")],
     role: Annotated[
         list[str],
-        typer.Option("--role", help="viewer | operator | investigator | auditor | admin (repeat)."),
+        typer.Option(
+            "--role",
+            help="viewer | operator | investigator | auditor | admin | integrator (repeat).",
+        ),
     ],
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin (one line).")

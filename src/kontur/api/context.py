@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from kontur.api.outbox import Outbox
 from kontur.api.users import UserStore
 from kontur.clock import Clock
+from kontur.extraction.client import QueryDetector
+from kontur.extraction.defence import ExtractionSettings
 
 __all__ = ["ApiContext", "ApiSettings"]
 
@@ -69,3 +71,7 @@ class ApiContext:
     outbox: Outbox
     clock: Clock
     settings: ApiSettings = ApiSettings()
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+    """The query path's quota, PRADA and policy (ADR 0031)."""
+    detector: QueryDetector | None = None
+    """What ``POST /v1/detect`` runs pictures through (a sandboxed query worker); None: 503."""

@@ -55,6 +55,8 @@ class Permission(StrEnum):
     CAMERAS_ADMIN = "cameras:admin"
     RELEASES_ADMIN = "releases:admin"
     USERS_ADMIN = "users:admin"
+    DETECT_QUERY = "detect:query"
+    """The inference query API (``POST /v1/detect``, issue 14 §2, ADR 0031)."""
 
 
 P = Permission
@@ -71,6 +73,8 @@ ROLES: Final[Mapping[str, frozenset[Permission]]] = MappingProxyType(
         "admin": frozenset(
             {P.STATUS_READ, P.METRICS_READ, P.USERS_ADMIN, P.CAMERAS_ADMIN, P.RELEASES_ADMIN}
         ),
+        # a machine that only queries the model (ADR 0031): no video, no events, no audit
+        "integrator": frozenset({P.STATUS_READ, P.DETECT_QUERY}),
     }
 )
 
@@ -156,6 +160,9 @@ ROUTES: Final[tuple[RouteRule, ...]] = (
     R("POST", "/incidents/preserve", P.EXPORT_CREATE, success=202, audited=True),
     R("POST", "/incidents/verify-archive", P.AUDIT_READ, success=202, audited=True),
     R("GET", "/incidents/{request_id}", P.STATUS_READ),
+    # the inference query API behind the extraction defence (issue 14 §2, ADR 0031)
+    R("POST", "/v1/detect", P.DETECT_QUERY),
+    R("POST", "/v1/detect/blocks/{name}/lift", P.USERS_ADMIN, audited=True),
 )
 
 _BY_KEY: Final = MappingProxyType({r.key: r for r in ROUTES})

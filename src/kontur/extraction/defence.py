@@ -1,0 +1,216 @@
+"""The extraction defence on the query path: blocks, throttles, the quota and PRADA (pure core).
+
+For each query of a principal the API shell calls, in this order:
+
+1. :meth:`ExtractionDefence.admit` before the image is even decoded: a blocked principal is
+   refused (``BLOCKED``, 403) until its block ends or an admin lifts it; a throttled one gets
+   one query per ``throttle_interval_s`` (``THROTTLED``, 429 with ``Retry-After``);
+2. :meth:`ExtractionDefence.assess` with the query's feature: the daily quota
+   (``OVER_QUOTA``, 429 until the day turns), then PRADA
+   (:class:`~kontur.extraction.prada.Prada`). An alarm applies the policy at once (block or
+   throttle) and refuses the alarming query itself (``ALARM``: the shell archives it as an
+   ``audit`` record, action ``detect:extraction_alarm``). Otherwise ``ANSWER``.
+
+A decision is a frozen :class:`Admission`. Blocks are facts the shell persists
+(:meth:`blocks`, and ``blocks=`` when built) so a restart of the API does not lift them;
+PRADA's streams and the quota counts live in memory (ADR 0031 says what a restart loses).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from kontur.clock import Clock
+from kontur.extraction.images import ImageLimits
+from kontur.extraction.prada import Prada, PradaConfig, PradaResult
+from kontur.extraction.quota import DailyQuota
+
+__all__ = ["Admission", "Block", "ExtractionDefence", "ExtractionSettings", "OnAlarm", "Verdict"]
+
+
+class OnAlarm(StrEnum):
+    """What an alarm does to the principal."""
+
+    BLOCK = "block"
+    """403 from then on, until ``block_s`` passed or (None) an admin lifts it."""
+    THROTTLE = "throttle"
+    """One query per ``throttle_interval_s`` from then on, until an admin lifts it."""
+
+
+class Verdict(StrEnum):
+    """The defence's answer to one query."""
+
+    ANSWER = "answer"
+    BLOCKED = "blocked"
+    THROTTLED = "throttled"
+    OVER_QUOTA = "over_quota"
+    ALARM = "alarm"
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractionSettings:
+    """The query path's bounds and policy; every value is checked on creation."""
+
+    daily_quota: int = 10_000
+    """Queries per principal per UTC day."""
+    on_alarm: OnAlarm = OnAlarm.BLOCK
+    block_s: float | None = None
+    """How long an alarm blocks; None: until an admin lifts it (the default)."""
+    throttle_interval_s: float = 30.0
+    """Under ``on_alarm: throttle``: one query per this many seconds."""
+    prada: PradaConfig = field(default_factory=PradaConfig)
+    image: ImageLimits = field(default_factory=ImageLimits)
+    infer_timeout_s: float = 20.0
+    """How long one inference may take in the query worker before it is killed (503)."""
+
+    def __post_init__(self) -> None:
+        if self.daily_quota < 1:
+            raise ValueError(f"extraction.daily_quota: expected >= 1, got {self.daily_quota}")
+        for name in ("throttle_interval_s", "infer_timeout_s", "block_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"extraction.{name}: expected a positive number, got {value!r}")
+        OnAlarm(self.on_alarm)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A principal refused or throttled since an alarm."""
+
+    principal: str
+    since: float
+    """Wall time of the alarm."""
+    until: float | None
+    """Wall time it ends by itself; None: until an admin lifts it."""
+    policy: OnAlarm
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        """The persisted form (:meth:`from_json` reads it back)."""
+        return {
+            "principal": self.principal, "since": self.since, "until": self.until,
+            "policy": str(self.policy), "reason": self.reason,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, obj: object) -> Block:
+        """A block from its persisted form; ValueError naming what is wrong."""
+        if not isinstance(obj, dict) or set(obj) != {
+            "principal",
+            "since",
+            "until",
+            "policy",
+            "reason",
+        }:
+            raise ValueError(
+                f"block: expected principal, since, until, policy, reason, got {obj!r:.80}"
+            )
+        until = obj["until"]
+        if not isinstance(obj["principal"], str) or not isinstance(obj["reason"], str):
+            raise ValueError("block: expected a principal and a reason as strings")
+        if not isinstance(obj["since"], int | float) or not (
+            until is None or isinstance(until, int | float)
+        ):
+            raise ValueError("block: expected since and until as numbers (until may be null)")
+        return cls(
+            obj["principal"], float(obj["since"]), until, OnAlarm(obj["policy"]), obj["reason"]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """One decision of the defence."""
+
+    verdict: Verdict
+    reason: str
+    """One line: what was expected and what was found (the answer's ``detail``)."""
+    retry_after_s: float | None = None
+    audit: bool = False
+    """The shell records this decision (a day's first quota refusal, every block, the alarm)."""
+    prada: PradaResult | None = None
+
+
+class ExtractionDefence:
+    """Blocks, throttles, the daily quota and PRADA per principal (see the module)."""
+
+    def __init__(
+        self, settings: ExtractionSettings, clock: Clock, blocks: tuple[Block, ...] = ()
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.prada = Prada(settings.prada)
+        self.quota = DailyQuota(settings.daily_quota, clock)
+        self._blocks = {b.principal: b for b in blocks}
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def blocks(self) -> tuple[Block, ...]:
+        """The blocks in force (the shell persists them after every change)."""
+        with self._lock:
+            return tuple(sorted(self._blocks.values(), key=lambda b: b.principal))
+
+    def lift(self, principal: str) -> Block | None:
+        """An admin lifts ``principal``'s block; its PRADA stream starts afresh. The lifted
+        block, or None if there was none."""
+        with self._lock:
+            block = self._blocks.pop(principal, None)
+            self._last.pop(principal, None)
+        self.prada.forget(principal)
+        return block
+
+    def admit(self, principal: str) -> Admission:
+        """Step 1 of the module."""
+        now, mono = self._clock.wall(), self._clock.monotonic()
+        with self._lock:
+            block = self._blocks.get(principal)
+            if block is not None and block.until is not None and now >= block.until:
+                del self._blocks[principal]
+                self.prada.forget(principal)
+                block = None
+            if block is None:
+                return Admission(Verdict.ANSWER, "")
+            if block.policy is OnAlarm.BLOCK:
+                until = "an admin lifts it" if block.until is None else f"{block.until - now:.0f} s"
+                why = (
+                    "expected a principal without an extraction alarm, "
+                    f"got one (blocked until {until})"
+                )
+                return Admission(Verdict.BLOCKED, why, audit=True)
+            wait = self._last.get(principal, -1e18) + self.settings.throttle_interval_s - mono
+            if wait > 0:
+                why = (
+                    f"expected at most one query per {self.settings.throttle_interval_s:g} s "
+                    "after an extraction alarm, got more"
+                )
+                return Admission(Verdict.THROTTLED, why, retry_after_s=wait)
+            self._last[principal] = mono
+            return Admission(Verdict.ANSWER, "")
+
+    def assess(self, principal: str, features: np.ndarray) -> Admission:
+        """Step 2 of the module, for a query ``admit`` let through."""
+        quota = self.quota.take(principal)
+        if not quota.allowed:
+            why = (
+                f"expected at most {quota.limit} queries a day, "
+                f"got more (the day turns in {quota.retry_after_s:.0f} s)"
+            )
+            return Admission(
+                Verdict.OVER_QUOTA, why, quota.retry_after_s, audit=quota.first_refusal
+            )
+        result = self.prada.observe(principal, features)
+        if result.alarm is None:
+            return Admission(Verdict.ANSWER, "", prada=result)
+        s = self.settings
+        now = self._clock.wall()
+        until = None if s.on_alarm is OnAlarm.THROTTLE or s.block_s is None else now + s.block_s
+        block = Block(principal, now, until, s.on_alarm, result.reason(s.prada))
+        with self._lock:
+            self._blocks[principal] = block
+            self._last[principal] = self._clock.monotonic()
+        why = "expected a query stream unlike model extraction, got an extraction alarm"
+        retry = s.throttle_interval_s if s.on_alarm is OnAlarm.THROTTLE else None
+        return Admission(Verdict.ALARM, why, retry, audit=True, prada=result)
