@@ -16,8 +16,12 @@ def test_same_seed_same_attack(kind: TamperKind, pets: list) -> None:
     assert a.injection == b.injection
     out_a, out_b = a.apply(frame, 1.5), b.apply(frame, 1.5)
     assert out_a.shape == frame.shape and out_a.dtype == np.uint8
-    if kind not in (TamperKind.COVERED, TamperKind.LOW_LIGHT, TamperKind.FROZEN,
-                    TamperKind.SCREEN):  # fmt: skip  (these draw fresh noise per frame)
+    if kind not in (
+        TamperKind.COVERED,
+        TamperKind.LOW_LIGHT,
+        TamperKind.FROZEN,
+        TamperKind.SCREEN,
+    ):  # fmt: skip  (these draw fresh noise per frame)
         assert np.array_equal(out_a, out_b)
     assert not np.array_equal(out_a, frame)
 

@@ -310,9 +310,7 @@ def _tamper_summary(run: TamperRun) -> str:
     line = f"{run.frames} frames, {run.seconds:.1f} s, {len(run.events)} tamper event(s)"
     if run.injected is not None:
         inj = run.injected
-        found = (
-            f"detected after {run.delay_s:.2f} s" if run.detected else "NOT detected within 2 s"
-        )
+        found = f"detected after {run.delay_s:.2f} s" if run.detected else "NOT detected within 2 s"
         line += f"\ninjected {inj.kind.value} at {inj.at_s:.2f} s (seed {inj.seed}): {found}"
     return line
 

@@ -1,19 +1,22 @@
 """Per-frame image features for the tamper monitor: cheap, CPU only, no state but the last frame.
 
-Order of work for one BGR frame (about 0.3 ms at 480p on one core):
+Order of work for one BGR frame (about half a millisecond at 640x480):
 
-1. grey at full size, then INTER_AREA down to ``2 * width`` (the *fine* picture, for
-   sharpness, saturation and moiré) and to ``width`` (the *coarse* picture, for the rest);
-2. global statistics: brightness, contrast, black and white levels, dark and saturated fractions;
-3. an ``grid`` of cells: mean, standard deviation and mean absolute Laplacian per cell (a
-   partial covering shows as some cells losing their texture);
-4. a ``4 * grid`` thumbnail (structure against the enrolled reference view, the reference's
-   phase correlation runs on the ``_SHIFT`` thumbnail);
-5. the frame difference to the previous frame (frozen picture, abrupt global change);
-6. the whitened spectrum of a centre crop of the fine picture (the moiré of a screen).
+1. INTER_AREA down by an integer factor to about ``2 * width`` and grey (the *fine*
+   picture: sharpness, moiré), then by 2 (the *coarse* picture: everything else);
+2. global statistics: brightness, contrast, black and white levels, dark and saturated
+   fractions;
+3. a ``grid`` of cells: mean, structure (standard deviation of the cell's 4x4 block of the
+   thumbnail) and texture (mean absolute Laplacian): a partial covering shows as some cells
+   losing texture and layout;
+4. the ``4 * grid`` thumbnail (layout against the enrolled reference view) and a half-size
+   coarse picture (phase correlation against the reference);
+5. the difference to the previous frame (frozen picture, abrupt global change);
+6. the whitened spectrum of a centre crop of the fine picture (a screen's moiré), which
+   the caller may ask for at a lower rate.
 
-:class:`FeatureExtractor` is pure: it keeps only the previous coarse picture, reads no clock
-and does no I/O.
+:class:`FeatureExtractor` is pure: it keeps only the previous coarse picture and spectrum,
+reads no clock and does no I/O.
 """
 
 from __future__ import annotations

@@ -235,7 +235,6 @@ class Scorer:
         self._spectrum_t: float | None = None
         self._window: F32 | None = None
         self._cell_state: tuple[npt.NDArray[np.bool_], F32, F32, float] = _NO_CELLS
-        self.screen_parts = (0.0, 0.0)
 
     def reset(self) -> None:
         """Forget the short histories (shift estimates, brightness, recent spectrum)."""
@@ -418,7 +417,6 @@ class Scorer:
         s_m = peak / c.screen_moire
         fl = flicker if math.isfinite(flicker) else 0.0
         s_f = fl / max(c.screen_flicker * b.flicker, _FLICKER_FLOOR)
-        self.screen_parts = (s_m, s_f)
         # Moiré only supports flicker: on real footage a striped shirt or a fence walking
         # into view makes as strong a new periodic peak as a screen does (ADR 0024).
         score = s_f + _MOIRE_WEIGHT * s_m

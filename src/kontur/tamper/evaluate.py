@@ -61,8 +61,9 @@ class TamperRun:
 def decode(path: Path) -> tuple[float, Iterator[tuple[Frame, float]]]:
     """Open ``path`` with PyAV: the frame rate and a generator of (BGR frame, time in s).
 
-    Times are the pts from the first frame on; a frame without pts takes the previous one's
-    time plus one frame interval.
+    Times are the pts from the first frame on, as long as they increase; from the first
+    frame without pts or with a pts that does not increase (an AVI with B-frames hands them
+    out of order; an AVI is timed so from the start) the stream is timed by its frame rate.
     """
     import av
 
@@ -78,16 +79,20 @@ def decode(path: Path) -> tuple[float, Iterator[tuple[Frame, float]]]:
 
     def frames() -> Iterator[tuple[Frame, float]]:
         t0: float | None = None
-        last = -1.0 / fps
+        # AVI keeps no presentation times: with B-frames its "pts" come out of order.
+        last, by_rate = -1.0 / fps, "avi" in str(container.format.name).split(",")
         try:
             with container:
                 for frame in container.decode(video=0):
                     t = None if frame.time is None else float(frame.time)
-                    if t is not None and t0 is None:
+                    if t0 is None and t is not None:
                         t0 = t
-                    ts = last + 1.0 / fps if t is None or t0 is None else t - t0
-                    if ts <= last:  # pts that do not increase: fall back to the frame rate
-                        ts = last + 1.0 / fps
+                    ts = last + 1.0 / fps
+                    if not by_rate and t is not None and t0 is not None:
+                        if t - t0 > last + 0.25 / fps:
+                            ts = t - t0
+                        else:
+                            by_rate = True
                     last = ts
                     yield np.asarray(frame.to_ndarray(format="bgr24"), np.uint8), ts
         except av.error.FFmpegError as exc:
