@@ -21,11 +21,13 @@ successes (bytes written, threads or processes started). A policy the sandbox re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import errno
 import functools
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +45,7 @@ __all__ = ["main"]
 _PTRACE_ATTACH, _PTRACE_DETACH = 16, 17
 _CLONE_NEWUSER = 0x10000000
 _SIGCHLD = 17
+_WALL = 0x40000000  # waitpid: any child, and a ptrace tracee
 _MiB = 1 << 20
 
 
@@ -92,8 +95,16 @@ def _vm_read(pid: int) -> int:
 
 
 def _ptrace_attach(pid: int) -> int:
+    """Attach to ``pid`` and let it go at once. Where the attach succeeds (a control run with
+    no sandbox) the kernel has sent the parent a SIGSTOP: wait for that stop, detach with no
+    signal and continue it, or the parent (a test runner) stays stopped for good."""
     result = _syscall.syscall("ptrace", _PTRACE_ATTACH, pid, 0, 0)
-    _syscall.syscall("ptrace", _PTRACE_DETACH, pid, 0, 0)
+    with contextlib.suppress(OSError):
+        os.waitpid(pid, _WALL)
+    try:
+        _syscall.syscall("ptrace", _PTRACE_DETACH, pid, 0, 0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
     return result
 
 
