@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from tests.conftest import shared
+from tests.e2e.pets_clip import pets09_h264
 from tests.ingest.ingest_harness import IngestRig
 
 from kontur.config import load_config
@@ -211,29 +211,10 @@ def test_a_bad_fault_or_a_disabled_monitor_never_stops_a_frame(frames: list[np.n
     assert [g.verdict.gop_index for g in pipes.gate] == [0]  # nothing to wait for
 
 
-def _clip(path: Path) -> Path:
-    """PETS09's first 10 s as H.264 in MP4 (GOPs of 2 s), cut from the real footage."""
-    src = shared("video", "pets09_s2l1_480x360.avi")
-    with av.open(str(src)) as inp, av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = 480, 360, "yuv420p"
-        stream.options = {"g": str(GOP), "bf": "0", "crf": "20"}
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i >= FRAMES:
-                break
-            again = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
-            again.pts, again.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(again):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
 def test_the_ingest_process_tampers_what_it_publishes_never_what_it_records(
     tmp_path: Path,
 ) -> None:
-    clip = _clip(tmp_path / "pets09_10s.mp4")
+    clip = pets09_h264(tmp_path / "pets09_10s.mp4", FRAMES, FPS)  # GOPs of 2 s
     with av.open(str(clip)) as c:
         source = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
     seen: dict[int, np.ndarray] = {}

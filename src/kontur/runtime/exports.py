@@ -30,7 +30,6 @@ import hashlib
 import logging
 import queue
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from kontur.evidence.export import (
     prepare_export,
 )
 from kontur.incident.steps import span_decided
+from kontur.runtime.outcomes import OutcomeTable
 from kontur.wire.messages import ExportRequest
 from kontur.wire.runstate import export_bundle_path
 
@@ -58,8 +58,6 @@ log = logging.getLogger("kontur.exports")
 
 #: Export requests waiting for the export thread, at most.
 MAX_QUEUED = 8
-#: Outcomes kept for the run state (the oldest forgotten first).
-KEEP = 100
 #: How long a request whose span reaches the GOP being judged waits for its verdict.
 SETTLE_S = 60.0
 
@@ -94,38 +92,24 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-class SiteExports:
+class SiteExports(OutcomeTable):
     """The supervisor's export desk (see the module for who runs which step)."""
 
     def __init__(
         self, archive: Archive, data_dir: Path, clock: Clock, settle_s: float = SETTLE_S
     ) -> None:
+        super().__init__()
         self.archive = archive
         self.settle_s = settle_s
         """How long a span reaching the GOP being judged waits for its verdict (0 where
         nothing records, as ``kontur incident preserve`` with no site running)."""
         self.data_dir = Path(data_dir)
         self.clock = clock
-        self._status: OrderedDict[str, str] = OrderedDict()
         self._jobs: queue.Queue[BundleRequest | _Write | None] = queue.Queue()
         self._results: queue.Queue[_Built | _Done] = queue.Queue()
         self._queued = 0
         self._settling: list[tuple[ExportRequest, float]] = []
         self._thread: threading.Thread | None = None
-        self.version = 0
-        """Bumped at every change of an outcome (the publisher writes the run state then)."""
-
-    @property
-    def status(self) -> dict[str, str]:
-        """request id → ``pending``, ``ready <sha256>`` or ``failed <reason>`` (a copy)."""
-        return dict(self._status)
-
-    def _set(self, rid: str, status: str) -> None:
-        self._status[rid] = status
-        self._status.move_to_end(rid)
-        while len(self._status) > KEEP:
-            self._status.popitem(last=False)
-        self.version += 1
 
     # ---- step 1 (the supervisor's loop) ------------------------------------------------------
     def submit(self, msg: ExportRequest) -> None:

@@ -44,7 +44,6 @@ import os
 import queue
 import sqlite3
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,14 +65,13 @@ from kontur.incident.steps import (
     verify_line,
 )
 from kontur.runtime.exports import SiteExports, bundle_path
+from kontur.runtime.outcomes import OutcomeTable
 from kontur.wire.messages import ExportRequest, IncidentRequest
 
-__all__ = ["KEEP", "MAX_VERIFYING", "SPOOL_EVERY_S", "IncidentDesk", "SiteHooks"]
+__all__ = ["MAX_VERIFYING", "SPOOL_EVERY_S", "IncidentDesk", "SiteHooks"]
 
 log = logging.getLogger("kontur.incidents")
 
-#: Outcomes kept for the run state (the oldest forgotten first).
-KEEP = 100
 #: Verifications running at once, at most (each reads the whole archive).
 MAX_VERIFYING = 2
 #: How often the supervisor's loop looks for request files.
@@ -113,17 +111,15 @@ class _Verified:
     facts: Facts
 
 
-class IncidentDesk:
+class IncidentDesk(OutcomeTable):
     """The supervisor's incident desk (see the module for who runs which step)."""
 
     def __init__(self, archive: Archive, data_dir: Path, clock: Clock, hooks: SiteHooks) -> None:
+        super().__init__()
         self.archive = archive
         self.data_dir = Path(data_dir)
         self.clock = clock
         self.hooks = hooks
-        self.version = 0
-        """Bumped at every change of an outcome (the publisher writes the run state then)."""
-        self._status: OrderedDict[str, str] = OrderedDict()
         self._open: dict[str, tuple[IncidentRequest, str]] = {}
         self._exporting: dict[str, Facts] = {}
         self._verified: queue.Queue[_Verified] = queue.Queue()
@@ -133,18 +129,6 @@ class IncidentDesk:
         self.declining: str | None = None
         """Set when the site stops: why new requests fail at once (no worker is moved while
         the blocks stop)."""
-
-    @property
-    def status(self) -> dict[str, str]:
-        """request id → ``pending``, ``done <detail>`` or ``failed <detail>`` (a copy)."""
-        return dict(self._status)
-
-    def _set(self, rid: str, status: str) -> None:
-        self._status[rid] = status
-        self._status.move_to_end(rid)
-        while len(self._status) > KEEP:
-            self._status.popitem(last=False)
-        self.version += 1
 
     # ---- steps 1 and 2 ----------------------------------------------------------------------
     def submit(self, request: IncidentRequest, via: str = "api") -> None:
