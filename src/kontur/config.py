@@ -127,6 +127,20 @@ class WebhookConfig(_Cfg):
         return self
 
 
+class ReleaseAuditConfig(_Cfg):
+    """The floor on a release's robustness audit (``kontur model audit``, ADR 0033), checked
+    at start. A release whose own trigger scan flagged it is refused whatever is set here."""
+
+    required: bool = False
+    """Refuse a release (a throwaway ``--model`` one too) that carries no audit. Off by
+    default: an audit needs footage with ground truth, which not every site has; each start
+    with an unaudited release says so in the run's notes."""
+    min_rpc: float = Field(default=0.0, ge=0, le=1)
+    """The lowest relative performance under corruption (rPC = mPC / clean AP50) accepted."""
+    max_patch_drop: float | None = Field(default=None, ge=0, le=1)
+    """The largest person recall an adversarial patch may take; None: not checked."""
+
+
 class ReleaseConfig(_Cfg):
     """Which signed model releases this site runs (ADR 0016)."""
 
@@ -134,6 +148,7 @@ class ReleaseConfig(_Cfg):
     """Release names a ``--release DIR`` may carry; any other, validly signed or not, is
     refused at start. Empty: the site runs no external release (only the built-in fallback
     or a throwaway ``--model`` release)."""
+    audit: ReleaseAuditConfig = ReleaseAuditConfig()
 
     @model_validator(mode="after")
     def _names_valid(self) -> ReleaseConfig:

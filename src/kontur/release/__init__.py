@@ -7,7 +7,9 @@ who may sign in certificate mode, and the name binding, are ADR 0016
 (:mod:`kontur.release.signer`).
 """
 
+from kontur.release.audit import AuditPolicy, check_audit
 from kontur.release.errors import (
+    AuditRefused,
     KeyMaterialError,
     ManifestError,
     OutputNotEmpty,
@@ -27,6 +29,7 @@ from kontur.release.errors import (
 from kontur.release.keys import KeyPair, issue_signing_cert, keygen, make_ca
 from kontur.release.manifest import (
     MANIFEST_NAME,
+    AuditRecord,
     Preprocessing,
     ReleaseFiles,
     ReleaseManifest,
@@ -46,6 +49,7 @@ from kontur.release.signing import (
     BuiltRelease,
     Trust,
     VerifiedRelease,
+    build_audited_release,
     build_release,
     release_digest,
     verify_release,
@@ -57,6 +61,9 @@ __all__ = [
     "KONTUR_RELEASE_SIGNING_EKU",
     "MANIFEST_NAME",
     "SIGNATURE_NAME",
+    "AuditPolicy",
+    "AuditRecord",
+    "AuditRefused",
     "BuiltRelease",
     "InstalledRelease",
     "KeyMaterialError",
@@ -84,7 +91,9 @@ __all__ = [
     "UntrustedSigner",
     "VerifiedRelease",
     "VersionConflict",
+    "build_audited_release",
     "build_release",
+    "check_audit",
     "check_signer",
     "default_store_root",
     "issue_signing_cert",

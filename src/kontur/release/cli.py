@@ -173,6 +173,7 @@ def _thresholds(output_format: str, score: float | None, nms: float | None) -> T
 
 def _report(release: VerifiedRelease) -> dict[str, Any]:
     m = release.manifest.manifest
+    audit = m.robustness_audit
     return {
         "valid": True,
         "name": m.name,
@@ -180,12 +181,13 @@ def _report(release: VerifiedRelease) -> dict[str, Any]:
         "signer": release.signer,
         "digest": release.digest,
         "files": release.file_digests,
+        "audit": None if audit is None else audit.model_dump(mode="json", by_alias=True),
         "error": None,
     }
 
 
 def _invalid(error: str) -> dict[str, Any]:
-    keys = ("name", "version", "signer", "digest")
+    keys = ("name", "version", "signer", "digest", "audit")
     return {"valid": False, **dict.fromkeys(keys), "files": {}, "error": error}
 
 
@@ -241,18 +243,37 @@ def install(
     ] = None,
     platform: Annotated[str | None, typer.Option(help="Require this platform.")] = None,
     name: Annotated[str | None, typer.Option(help=_NAME_HELP)] = None,
+    require_audit: Annotated[
+        bool, typer.Option("--require-audit", help="Refuse a release without an audit.")
+    ] = False,
+    min_rpc: Annotated[
+        float, typer.Option(min=0, max=1, help="Lowest audited rPC (mPC / clean AP50) accepted.")
+    ] = 0.0,
+    max_patch_drop: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="Largest audited patch recall drop accepted."),
+    ] = None,
     json_out: JsonOut = None,
 ) -> None:
-    """Verify a release and install it write-once; refuses rollback and expired releases."""
+    """Verify a release and install it write-once; refuses rollback and expired releases,
+    and a release whose robustness audit is missing (--require-audit), flagged a trigger, or
+    falls below --min-rpc / above --max-patch-drop."""
     from kontur.clock import SystemClock
+    from kontur.release.audit import AuditPolicy
     from kontur.release.store import ReleaseStore, default_store_root
 
     trust = trust_from_options(pub, ca)
     names = expected_name(name)
     root = store or default_store_root()
+    policy = AuditPolicy(required=require_audit, min_rpc=min_rpc, max_patch_drop=max_patch_drop)
     try:
         release = ReleaseStore(root).install(
-            directory, trust, SystemClock(), expected_names=names, platform=platform
+            directory,
+            trust,
+            SystemClock(),
+            expected_names=names,
+            platform=platform,
+            audit_policy=policy,
         )
     except KonturError as exc:
         fail(str(exc), exc.exit_code)

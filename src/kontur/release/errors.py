@@ -32,6 +32,7 @@ from __future__ import annotations
 from kontur.errors import KonturError
 
 __all__ = [
+    "AuditRefused",
     "KeyMaterialError",
     "ManifestError",
     "OutputNotEmpty",
@@ -92,6 +93,10 @@ class RollbackRefused(ReleaseError):
 
 class VersionConflict(ReleaseError):
     """The version is already installed with a different release digest."""
+
+
+class AuditRefused(ReleaseError):
+    """The release's robustness audit is missing or below the site's floor (ADR 0033)."""
 
 
 class ReleaseExpired(ReleaseError):

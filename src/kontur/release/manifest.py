@@ -24,11 +24,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from kontur.release.errors import ManifestError
 
 __all__ = [
+    "AUDIT_SCHEMA",
     "FORMATS",
     "MANIFEST_NAME",
     "MAX_MANIFEST_BYTES",
     "PLATFORMS",
     "SCHEMA",
+    "AuditRecord",
     "ManifestError",
     "OutputFormat",
     "Platform",
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 SCHEMA = "kontur.release/1"
+AUDIT_SCHEMA = "kontur.audit/1"
 MANIFEST_NAME = "release.json"
 MAX_MANIFEST_BYTES = 1 << 20
 
@@ -108,6 +111,42 @@ class ReleaseFiles(_Frozen):
         return (self.model,) if self.weights is None else (self.model, self.weights)
 
 
+class AuditRecord(_Frozen):
+    """The robustness audit a release carries (``kontur model audit``, ADR 0033).
+
+    The full report is a file of the release (``report``), signed with it; these are the
+    figures a site's policy checks at install and at start. ``model_sha256`` names the model
+    bytes that were audited: an audit of another model says nothing about this one.
+    """
+
+    schema_: Literal["kontur.audit/1"] = Field(alias="schema")
+    report: str
+    report_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    audited: AwareDatetime
+    clip: str = Field(min_length=1, max_length=256)
+    frames: int = Field(ge=1)
+    #: Person AP at IoU 0.5 on the clean frames.
+    clean_ap50: float = Field(ge=0, le=1)
+    #: Mean AP50 over every corruption and severity (Michaelis et al. 2019).
+    mpc: float = Field(ge=0, le=1)
+    #: ``mpc / clean_ap50``; above 1 only by chance.
+    rpc: float = Field(ge=0, le=10)
+    trigger: Literal["pass", "flagged"]
+    #: Person recall lost to the black-box patch, beyond a control patch of its size.
+    patch_recall_drop: float = Field(ge=-1, le=1)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _report_name(self) -> AuditRecord:
+        if not _FILE.match(self.report) or self.report == MANIFEST_NAME:
+            raise ValueError(
+                f"report must be a plain file name in the release, got {self.report!r}"
+            )
+        return self
+
+
 class ReleaseManifest(_Frozen):
     schema_: Literal["kontur.release/1"] = Field(alias="schema")
     name: str = Field(pattern=_NAME)
@@ -123,8 +162,8 @@ class ReleaseManifest(_Frozen):
     #: Only these classes may feed a critical decision (a door, an alarm).
     critical_classes: tuple[str, ...]
     platforms: tuple[Platform, ...] = Field(min_length=1)
-    #: Filled by the robustness-audit issue; ``None`` means "not audited".
-    robustness_audit: dict[str, object] | None = None
+    #: ``None``: not audited. Otherwise the audit and its signed report file.
+    robustness_audit: AuditRecord | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
@@ -137,7 +176,15 @@ class ReleaseManifest(_Frozen):
             raise ValueError(f"critical classes {unknown} are not among the class names")
         if len(set(self.platforms)) != len(self.platforms):
             raise ValueError(f"platforms listed twice: {self.platforms}")
+        if self.robustness_audit is not None and self.robustness_audit.report in self.files.names():
+            raise ValueError(f"audit report {self.robustness_audit.report!r} is a model file name")
         return self
+
+    def signed_names(self) -> tuple[str, ...]:
+        """Every file the release signs besides ``release.json``: the model file(s) and the
+        audit report, if any."""
+        audit = () if self.robustness_audit is None else (self.robustness_audit.report,)
+        return (*self.files.names(), *audit)
 
     @classmethod
     def from_json(cls, data: bytes) -> ReleaseManifest:

@@ -69,6 +69,7 @@ from kontur.release.errors import (
 from kontur.release.manifest import (
     MANIFEST_NAME,
     PLATFORMS,
+    AuditRecord,
     ReleaseFiles,
     ReleaseManifest,
     SignedManifest,
@@ -83,6 +84,7 @@ __all__ = [
     "BuiltRelease",
     "Trust",
     "VerifiedRelease",
+    "build_audited_release",
     "build_release",
     "release_digest",
     "verify_release",
@@ -369,11 +371,19 @@ def _parse_manifest(files: dict[str, bytes]) -> SignedManifest:
         raise ManifestError(f"{MANIFEST_NAME}: expected among the signed files, got none")
     raw = files[MANIFEST_NAME]
     manifest = ReleaseManifest.from_json(raw)
-    expected = {MANIFEST_NAME, *manifest.files.names()}
+    expected = {MANIFEST_NAME, *manifest.signed_names()}
     if set(files) != expected:
         raise ManifestError(
             f"{MANIFEST_NAME}: expected signed files {sorted(expected)}, got {sorted(files)}"
         )
+    audit = manifest.robustness_audit
+    if audit is not None:
+        got = hashlib.sha256(files[audit.report]).hexdigest()
+        if got != audit.report_sha256:
+            raise ManifestError(
+                f"{MANIFEST_NAME}: robustness_audit: expected report {audit.report} with sha256 "
+                f"{audit.report_sha256}, got {got}"
+            )
     return SignedManifest(manifest, raw)
 
 
@@ -547,10 +557,21 @@ def build_release(
         critical_classes=critical_classes,
         platforms=platforms,
     )
+    contents = {path.name: _read_model(path) for path in model_paths}
+    return _write_signed(out_dir, manifest, contents, key, cert, cert_chain)
+
+
+def _write_signed(
+    out_dir: Path,
+    manifest: ReleaseManifest,
+    files: dict[str, bytes],
+    key: Path,
+    cert: Path | None,
+    cert_chain: Sequence[Path],
+) -> BuiltRelease:
+    """Write ``release.json`` and ``files`` into the new ``out_dir`` and sign them together."""
     raw = manifest.to_json()
-    contents = {MANIFEST_NAME: raw}
-    for path in model_paths:
-        contents[path.name] = _read_model(path)
+    contents = {MANIFEST_NAME: raw, **files}
     _prepare_out_dir(out_dir)
     try:
         for fname, data in contents.items():
@@ -565,6 +586,56 @@ def build_release(
         shutil.rmtree(out_dir, ignore_errors=True)
         raise SignatureInvalid(f"release {out_dir}: expected to sign {sorted(mine)}, signed others")
     return BuiltRelease(out_dir, SignedManifest(manifest, raw), release_digest(mine))
+
+
+def build_audited_release(
+    source: VerifiedRelease,
+    audit: AuditRecord,
+    report: bytes,
+    out_dir: Path,
+    *,
+    key: Path,
+    cert: Path | None = None,
+    cert_chain: Sequence[Path] = (),
+    version: int | None = None,
+    clock: Clock,
+) -> BuiltRelease:
+    """``source`` re-released with ``audit`` in its audit slot and ``report`` beside it,
+    signed as a new version (default: the source's + 1), valid as long as the source was.
+
+    The audit must be of the source's model bytes (``audit.model_sha256``) and ``report`` the
+    bytes ``audit.report_sha256`` names; a report the source already carried is replaced.
+    """
+    old = source.manifest.manifest
+    model = source.files[old.files.model]
+    if hashlib.sha256(model).hexdigest() != audit.model_sha256:
+        raise ManifestError(
+            f"audit: expected an audit of {old.name}@{old.version}'s model, got one of sha256 "
+            f"{audit.model_sha256}"
+        )
+    if hashlib.sha256(report).hexdigest() != audit.report_sha256:
+        raise ManifestError(f"audit: expected report bytes of sha256 {audit.report_sha256}")
+    new_version = old.version + 1 if version is None else version
+    if new_version <= old.version:
+        raise ManifestError(
+            f"version: expected more than {old.name}'s {old.version}, got {new_version}"
+        )
+    _check_signing_material(key, cert)
+    created = datetime.fromtimestamp(clock.wall(), UTC)
+    fields = old.model_dump(by_alias=True) | {
+        "version": new_version,
+        "created": created,
+        "expires": created + (old.expires - old.created),
+        "robustness_audit": audit,
+    }
+    try:
+        manifest = ReleaseManifest.model_validate(fields, strict=False)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"]) or "(top)"
+        raise ManifestError(f"{MANIFEST_NAME}: {where}: {e['msg']}") from None
+    files = {n: source.files[n] for n in old.files.names()} | {audit.report: report}
+    return _write_signed(out_dir, manifest, files, key, cert, cert_chain)
 
 
 def _read_model(path: Path) -> bytes:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from kontur._private import FILE_MODE, WRITE_ONCE_MODE, fsync_dir, open_private, private_dir
 from kontur.clock import Clock
+from kontur.release.audit import AuditPolicy, check_audit
 from kontur.release.errors import (
     ReleaseNotFound,
     RollbackRefused,
@@ -188,11 +189,14 @@ class ReleaseStore:
         *,
         expected_names: tuple[str, ...],
         platform: str | None = None,
+        audit_policy: AuditPolicy | None = None,
     ) -> VerifiedRelease:
         """Verify the release in ``directory`` and install it write-once; see the module rules.
 
         ``expected_names``: the release names this caller runs; any other is refused
         (:class:`~kontur.release.errors.ReleaseNameMismatch`), an empty tuple refuses all.
+        ``audit_policy``: the site's floor on the release's robustness audit (ADR 0033),
+        checked before anything is written (:class:`~kontur.release.errors.AuditRefused`).
         """
         release = verify_release(
             directory,
@@ -204,6 +208,8 @@ class ReleaseStore:
             clock=clock,
         )
         m = release.manifest.manifest
+        if audit_policy is not None:
+            check_audit(m, release.file_digests[m.files.model], audit_policy)
         with self._locked():
             existing = self._record(m.name, m.version)
             if existing is not None:

@@ -24,15 +24,23 @@ from pathlib import Path
 from typing import Any
 
 from kontur.clock import Clock
+from kontur.config import ReleaseAuditConfig
 from kontur.errors import ConfigError
+from kontur.release.audit import AuditPolicy
 from kontur.release.errors import KeyMaterialError
 from kontur.release.keys import keygen
+from kontur.release.manifest import AuditRecord
 from kontur.release.signing import Trust, VerifiedRelease, build_release
 from kontur.release.store import ReleaseStore
 from kontur.worker.bundle import pack
 from kontur.worker.errors import ModelFormatError, ModelUnreadable
 
-__all__ = ["PreparedRelease", "format_from_output_shape", "prepare_release"]
+__all__ = [
+    "PreparedRelease",
+    "audit_policy",
+    "format_from_output_shape",
+    "prepare_release",
+]
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,22 @@ class PreparedRelease:
             "expires": m.expires.isoformat(),
             "installed": str(self.installed_dir),
             "throwaway": self.throwaway,
+            "audit": _audit_summary(m.robustness_audit),
         }
+
+
+def _audit_summary(audit: AuditRecord | None) -> dict[str, Any] | None:
+    if audit is None:
+        return None
+    keep = {"report_sha256", "audited", "clip", "clean_ap50", "mpc", "rpc", "trigger"}
+    return audit.model_dump(mode="json", include=keep | {"patch_recall_drop"})
+
+
+def audit_policy(config: ReleaseAuditConfig) -> AuditPolicy:
+    """The site config's ``release.audit`` as the release store's policy."""
+    return AuditPolicy(
+        required=config.required, min_rpc=config.min_rpc, max_patch_drop=config.max_patch_drop
+    )
 
 
 def format_from_output_shape(model: Path, shape: tuple[object, ...]) -> str:
@@ -143,12 +166,14 @@ def prepare_release(
     model_format: str | None = None,
     guess: Callable[[Path], str] | None = None,
     release_names: tuple[str, ...] = (),
+    audit_policy: AuditPolicy | None = None,
 ) -> PreparedRelease:
     """Verify and install the release to run (module docstring, steps 1-2).
 
     ``guess`` reads a bare ONNX model's format without ``--format``; it runs the model in the
     worker's sandbox (the supervisor loads no inference runtime). ``release_names`` is the
-    config's ``release.names``: the names a ``release_dir`` may carry.
+    config's ``release.names``: the names a ``release_dir`` may carry. ``audit_policy`` is
+    the config's ``release.audit`` floor (ADR 0033).
     """
     throwaway = release_dir is None
     store = ReleaseStore(data_dir / "releases")
@@ -169,7 +194,9 @@ def prepare_release(
         )
     if trust is None:
         raise KeyMaterialError(f"release {release_dir}: expected --pub or --ca, got neither")
-    release = store.install(release_dir, trust, clock, expected_names=names)
+    release = store.install(
+        release_dir, trust, clock, expected_names=names, audit_policy=audit_policy
+    )
     m = release.manifest.manifest
     record = store.record(m.name, m.version)
     return PreparedRelease(

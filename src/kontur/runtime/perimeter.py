@@ -48,7 +48,12 @@ from kontur.release.signing import Trust
 from kontur.runtime.faults import FAULT_DELAY_S, FAULTS, inject, worker_fault_spec
 from kontur.runtime.health import Health
 from kontur.runtime.incidents import IncidentDesk, SiteHooks
-from kontur.runtime.models import PreparedRelease, format_from_output_shape, prepare_release
+from kontur.runtime.models import (
+    PreparedRelease,
+    audit_policy,
+    format_from_output_shape,
+    prepare_release,
+)
 from kontur.runtime.prepare import Prepared, output_shape, prepare_sources
 from kontur.runtime.publish import StatePublisher
 from kontur.runtime.recorder import CameraStats, Recorder
@@ -298,9 +303,15 @@ class Perimeter:
             model_format=self.opts.model_format,
             guess=self._guess_format,
             release_names=self.config.release.names,
+            audit_policy=audit_policy(self.config.release.audit),
         )
         self.prepared = prepared
         m = prepared.release.manifest.manifest
+        if m.robustness_audit is None:
+            self.notes.append(
+                f"release {m.name}@{m.version} carries no robustness audit "
+                "(release.audit.required is off; see kontur model audit)"
+            )
         self._check_critical_classes(prepared)
         self.detector_name = f"{m.output_format}-{m.files.runtime}"
         self.model_id = prepared.model_id
