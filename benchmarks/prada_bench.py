@@ -10,8 +10,14 @@ In one run, the PRADA core (:class:`kontur.extraction.prada.Prada`, default
 (:func:`kontur.extraction.images.query_features`; no HTTP, no model), one principal per
 stream:
 
-- **benign**: every frame of every public clip (``DATA/video/*`` and the MOT15 clips
-  ``DATA/mot15/*/*.mp4``), in order and in ``--shuffles`` shuffled orders. Goal: no alarm.
+- **benign** (goal: no alarm): every frame of every public clip (``DATA/video/*`` and the
+  MOT15 clips ``DATA/mot15/*/*.mp4``), in order and in ``--shuffles`` shuffled orders; and
+  what an integrator's cameras send besides, per clip: a frozen feed (one picture 300 times),
+  a static scene (one frame under fresh sensor noise of 1, 3 and 6 grey levels, JPEG-encoded,
+  300 times), a stuttering feed (each frame twice), a feed that freezes for 150 queries and
+  resumes, every 5th frame (a slow camera), a stuck double buffer (two frames in turn); and
+  across clips: the shortest clip looping 4 times, the clips queried in turn (round robin),
+  4 frozen feeds in turn, 3 static scenes in turn.
 - **attack** (``--budget`` queries each, default 300; goal: an alarm by query 200):
 
   - ``jacobian``: Papernot et al. 2017's augmentation, black-box: a seed set of frames, then
@@ -23,13 +29,16 @@ stream:
   - ``art-fee``: the queries of ART's ``FunctionallyEquivalentExtraction`` (Jagielski et al.
     2020) against the two-layer ReLU network it is built for (a random one on 32x32 inputs),
     each query drawn as a picture; recorded through a ``BlackBoxClassifierNeuralNetwork``
-    until twice the budget, in 8 runs with their own random lines;
+    until twice the budget, in 8 runs with their own random lines, with a first step
+    ``delta_0`` of 1 and with ART's default (0.05: below a grey level, so the search asks
+    pictures it already asked);
   - ``art-knockoff``: the queries of ART's ``KnockoffNets`` (random strategy) drawing from a
     pool of another clip's frames. Reported, but natural pictures are PRADA's blind spot by
     design (Juuti et al. §7): the daily quota bounds this one.
 
 Reported per stream: its length, the query number of the alarm (or none), the test that
-fired and its figure, and the lowest W seen. Skips with a message when ``DATA`` is absent.
+fired and its figure, the lowest W seen, the queries on lines and the most out-of-order
+revisits in a window (before the alarm). Skips with a message when ``DATA`` is absent.
 """
 
 from __future__ import annotations
@@ -73,7 +82,15 @@ class Row:
     goal: str
     met: bool | None
     baseline_alarm_query: int | None = None
-    """Attacks: the alarm of PRADA's W alone (same delta and sample; no spread, no line test)."""
+    """Attacks: the alarm of PRADA's W alone (same delta and sample; no other test)."""
+    max_lines: int = 0
+    """Queries on lines, at the end (or the alarm)."""
+    max_revisits: int = 0
+    """The most out-of-order revisits in one window."""
+    spread: float | None = None
+    """The log distances' spread at the end (or the alarm)."""
+    novelty: float | None = None
+    """The median novelty at the end (or the alarm)."""
 
 
 def clips(data: Path) -> dict[str, list[np.ndarray]]:
@@ -95,8 +112,8 @@ def clips(data: Path) -> dict[str, list[np.ndarray]]:
     return out
 
 
-#: The baseline: PRADA's Shapiro-Wilk test alone (the other two tests never fire).
-W_ONLY = PradaConfig(spread_floor=0.0, line_alarm=1 << 30)
+#: The baseline: PRADA's Shapiro-Wilk test alone (the other tests never fire).
+W_ONLY = PradaConfig(spread_floor=0.0, line_alarm=1 << 30, revisit_alarm=1 << 30)
 #: Seconds per ``observe`` call, over every stream of the run.
 TIMES: list[float] = []
 
@@ -105,7 +122,7 @@ def run_stream(config: PradaConfig, pictures: Iterable[np.ndarray]) -> dict[str,
     """Feed one stream to a fresh core; the first alarm and the lowest W."""
     prada = Prada(config)
     alarm: dict[str, Any] = {"query": None, "test": None, "figure": None}
-    min_w, n = None, 0
+    min_w, n, lines, revisits, spread, novelty = None, 0, 0, 0, None, None
     for picture in pictures:
         n += 1
         features = query_features(picture)
@@ -114,13 +131,17 @@ def run_stream(config: PradaConfig, pictures: Iterable[np.ndarray]) -> dict[str,
         TIMES.append(time.perf_counter() - start)
         if result.w is not None:
             min_w = result.w if min_w is None else min(min_w, result.w)
+        if alarm["query"] is None:
+            lines, revisits = result.lines, max(revisits, result.revisits)
+            spread, novelty = result.spread, result.novelty
         if result.alarm is not None and alarm["query"] is None:
             alarm = {
                 "query": result.query,
                 "test": str(result.alarm),
                 "figure": result.reason(config),
             }
-    return {"queries": n, "min_w": min_w, **alarm}
+    tests = {"lines": lines, "revisits": revisits, "spread": spread, "novelty": novelty}
+    return {"queries": n, "min_w": min_w, **tests, **alarm}
 
 
 def _sample(frames: list[np.ndarray], n: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -217,8 +238,11 @@ def _as_picture(v: np.ndarray) -> np.ndarray:
     )
 
 
-def art_fee(budget: int, rng: np.random.Generator) -> list[np.ndarray] | str:
-    """The first ``budget`` queries of ART's FunctionallyEquivalentExtraction, or why none."""
+def art_fee(
+    budget: int, rng: np.random.Generator, delta_0: float | None = _FEE_DELTA_0
+) -> list[np.ndarray] | str:
+    """The first ``budget`` queries of ART's FunctionallyEquivalentExtraction, or why none
+    (``delta_0`` None: ART's own default first step)."""
     try:
         from art.attacks.extraction import FunctionallyEquivalentExtraction
         from art.estimators.classification import BlackBoxClassifierNeuralNetwork
@@ -239,8 +263,9 @@ def art_fee(budget: int, rng: np.random.Generator) -> list[np.ndarray] | str:
     classifier = BlackBoxClassifierNeuralNetwork(victim, input_shape=(1024,), nb_classes=classes)
     np.random.seed(int(rng.integers(1 << 31)))  # ART draws its lines with the global generator
     try:
+        step = {} if delta_0 is None else {"delta_0": delta_0}
         FunctionallyEquivalentExtraction(classifier, num_neurons=hidden).extract(
-            np.zeros((1, 1024), np.float32), delta_0=_FEE_DELTA_0
+            np.zeros((1, 1024), np.float32), **step
         )
     except _Enough:
         pass
@@ -308,10 +333,59 @@ def machine() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
-def streams(
+def static_scene(
+    picture: np.ndarray, sigma: float, n: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """A camera on a scene where nothing moves: ``picture`` under fresh Gaussian sensor noise
+    (``sigma`` grey levels) each time, JPEG-encoded as an integrator would send it."""
+    for _ in range(n):
+        noisy = picture.astype(np.float32) + rng.normal(0.0, sigma, picture.shape)
+        ok, data = cv2.imencode(".jpg", np.clip(noisy, 0, 255).round().astype(np.uint8))
+        assert ok
+        yield cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+def _in_turn(*feeds: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Several cameras queried in turn (round robin), until the shortest ends."""
+    for pictures in zip(*feeds, strict=False):
+        yield from pictures
+
+
+Streams = Iterator[tuple[str, str, Callable[[], Iterator[np.ndarray] | list[np.ndarray] | str]]]
+
+
+def _camera_patterns(name: str, clip: list[np.ndarray], rng: np.random.Generator) -> Streams:
+    """One camera's benign patterns besides its clip in order: frozen, static, stuttering..."""
+    mid = len(clip) // 2
+    yield f"{name} frozen feed", "benign", lambda: [clip[mid]] * 300
+    for sigma in (1.0, 3.0, 6.0):
+        yield (
+            f"{name} static scene, noise {sigma:g}",
+            "benign",
+            lambda sigma=sigma: static_scene(clip[0], sigma, 300, rng),
+        )
+    twice = (f for f in clip[:300] for _ in range(2))
+    yield f"{name} stuttering (each frame twice)", "benign", lambda: twice
+    frozen = [*clip[:mid], *[clip[mid]] * 150, *clip[mid:]]
+    yield f"{name} freezes 150 queries, resumes", "benign", lambda: frozen
+    yield f"{name} every 5th frame", "benign", lambda: clip[::5]
+    yield (
+        f"{name} stuck double buffer (two frames in turn)",
+        "benign",
+        lambda: (
+            [
+                clip[0],
+                clip[mid],
+            ]
+            * 150
+        ),
+    )
+
+
+def benign_streams(
     frames: dict[str, list[np.ndarray]], args: argparse.Namespace, rng: np.random.Generator
-) -> Iterator[tuple[str, str, Callable[[], Iterator[np.ndarray] | list[np.ndarray] | str]]]:
-    """Every (name, kind, stream) of the module docstring."""
+) -> Streams:
+    """The benign streams of the module docstring: what an integrator's cameras send."""
     for name, clip in frames.items():
         yield f"{name} in order", "benign", lambda clip=clip: iter(clip)
         for s in range(args.shuffles):
@@ -321,6 +395,23 @@ def streams(
                 "benign",
                 lambda clip=clip, order=order: (clip[i] for i in order),
             )
+    for name, clip in frames.items():
+        yield from _camera_patterns(name, clip, rng)
+    names = sorted(frames, key=lambda n: len(frames[n]))
+    feeds = [frames[n] for n in names]
+    yield f"{names[0]} looping (4 passes)", "benign", lambda: feeds[0] * 4
+    yield "every clip in turn, in order", "benign", lambda: _in_turn(*feeds)
+    yield "the two longest clips in turn, in order", "benign", lambda: _in_turn(*feeds[-2:])
+    stills = [*(f[0] for f in feeds), feeds[-1][-1]]
+    yield "4 frozen feeds in turn", "benign", lambda: stills * 75
+    scenes = [static_scene(f[0], s, 100, rng) for f, s in zip(feeds, (1, 3, 6), strict=False)]
+    yield "3 static scenes in turn, noise 1, 3, 6", "benign", lambda: _in_turn(*scenes)
+
+
+def attack_streams(
+    frames: dict[str, list[np.ndarray]], args: argparse.Namespace, rng: np.random.Generator
+) -> Streams:
+    """The attack streams of the module docstring."""
     budget = args.budget
     for name, clip in frames.items():
         for seeds in (10, 30):
@@ -336,16 +427,25 @@ def streams(
     for cells in (None, 32, 8):
         label = "full resolution" if cells is None else f"{cells}x{cells} cells"
         yield f"noise {label}", "attack", lambda cells=cells: noise(cells, budget, rng)
-    for seed in range(_FEE_RUNS):  # its own random lines each run: their fates differ
-        yield (
-            f"art-fee (FunctionallyEquivalentExtraction) run {seed + 1}",
-            "attack",
-            lambda seed=seed: art_fee(2 * budget, np.random.default_rng(seed)),
-        )
+    for delta_0, label in ((_FEE_DELTA_0, f"delta_0 {_FEE_DELTA_0:g}"), (None, "ART defaults")):
+        for seed in range(_FEE_RUNS):  # its own random lines each run: their fates differ
+            yield (
+                f"art-fee (FunctionallyEquivalentExtraction) {label} run {seed + 1}",
+                "attack",
+                lambda seed=seed, d=delta_0: art_fee(2 * budget, np.random.default_rng(seed), d),
+            )
     name = max(frames, key=lambda n: len(frames[n]))
     pool = frames[name]
     yield (f"art-knockoff (KnockoffNets, random) pool {name}", "natural",
            lambda: art_knockoff(pool, budget))  # fmt: skip
+
+
+def streams(
+    frames: dict[str, list[np.ndarray]], args: argparse.Namespace, rng: np.random.Generator
+) -> Streams:
+    """Every (name, kind, stream) of the module docstring."""
+    yield from benign_streams(frames, args, rng)
+    yield from attack_streams(frames, args, rng)
 
 
 def evaluate(frames: dict[str, list[np.ndarray]], args: argparse.Namespace) -> list[Row]:
@@ -390,6 +490,10 @@ def evaluate(frames: dict[str, list[np.ndarray]], args: argparse.Namespace) -> l
                     goal,
                     met,
                     base,
+                    out["lines"],
+                    out["revisits"],
+                    out["spread"],
+                    out["novelty"],
                 )
             )
             bar.advance(task)
@@ -401,6 +505,7 @@ def report(rows: list[Row], seconds: float, args: argparse.Namespace) -> dict[st
     benign = [r for r in rows if r.kind == "benign"]
     attacks = [r for r in rows if r.kind == "attack" and r.goal != "skipped"]
     ws = [r.min_w for r in benign if r.min_w is not None]
+    floor = PradaConfig().spread_floor
     return {
         "benchmark": "prada_bench",
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -412,6 +517,12 @@ def report(rows: list[Row], seconds: float, args: argparse.Namespace) -> dict[st
             "benign_streams": len(benign),
             "benign_false_alarms": sum(r.alarm_query is not None for r in benign),
             "benign_lowest_w": min(ws) if ws else None,
+            "benign_most_lines": max((r.max_lines for r in benign), default=None),
+            "benign_most_revisits": max((r.max_revisits for r in benign), default=None),
+            "benign_flat_spread_highest_novelty": max(
+                (r.novelty for r in benign if r.spread is not None and r.spread < floor),
+                default=None,
+            ),
             "attack_streams": len(attacks),
             "attacks_detected_by_200": sum(bool(r.met) for r in attacks),
             "attack_latest_alarm": max((r.alarm_query or 10**9) for r in attacks)

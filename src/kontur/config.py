@@ -424,6 +424,10 @@ class ApiConfig(_Cfg):
     unsafe_plain_http: bool = False
     """Serve plain HTTP off loopback. Off by default: credentials and video would travel in
     clear text. On, every start warns loudly."""
+    extraction: dict[str, Any] = {}
+    """The query path's quota, PRADA and alarm policy (``POST /v1/detect``, ADR 0031): any
+    setting of :class:`kontur.extraction.ExtractionSettings`, with nested ``prada:`` and
+    ``image:`` mappings; :func:`load_config` checks them by the defence's own rules."""
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> ApiConfig:
@@ -562,6 +566,7 @@ def load_config(path: Path | None = None) -> Config:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where)) from None
     _check_tamper(config.tamper, where)
+    _check_extraction(config.api.extraction, where)
     return config
 
 
@@ -583,3 +588,13 @@ def _check_tamper(settings: TamperSettings, where: str) -> None:
         TamperConfig.from_mapping(settings.monitor)
     except (ConfigError, TypeError, ValueError) as exc:
         raise ConfigError(f"config {where}: key {exc}") from None
+
+
+def _check_extraction(settings: Mapping[str, Any], where: str) -> None:
+    """``api.extraction``, by the query path's own rules (imported only here, like tamper's)."""
+    from kontur.extraction.defence import ExtractionSettings
+
+    try:
+        ExtractionSettings.from_mapping(settings)
+    except ValueError as exc:
+        raise ConfigError(f"config {where}: key api.{exc}") from None

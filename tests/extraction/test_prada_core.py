@@ -8,10 +8,18 @@ from collections.abc import Iterable
 
 import numpy as np
 import pytest
-from tests.extraction.streams import clip, jacobian, line, noise
+from tests.extraction.streams import (
+    art_fee,
+    clip,
+    jacobian,
+    line,
+    noise,
+    static_scene,
+    wandering_search,
+)
 
 from kontur.extraction import Prada, PradaConfig, PradaTest, query_features
-from kontur.extraction.prada import PradaResult
+from kontur.extraction.prada import PradaResult, QueryKind
 
 
 def _run(pictures: Iterable[np.ndarray], config: PradaConfig | None = None) -> list[PradaResult]:
@@ -76,14 +84,80 @@ def test_a_repeated_picture_is_counted_but_adds_no_distance() -> None:
     assert results[-1].samples == 0 and results[-1].alarm is None
 
 
-def test_a_revisited_picture_counts_at_the_floor() -> None:
-    a, b = clip("tud")[0], clip("tud")[30]
-    results = _run([a, b, a, a])
-    assert [(r.repeat, r.distance == 0.0, r.samples) for r in results[1:]] == [
-        (False, False, 1),  # b: a new distance
-        (False, True, 2),  # a again, after b: a revisit joins the distances
-        (True, True, 2),  # a right after a: a repeat does not
+def test_a_picture_asked_again_is_a_repeat_a_replay_or_a_revisit() -> None:
+    a, b, c = clip("tud")[0], clip("tud")[30], clip("tud")[60]
+    results = _run([a, b, a, a, b, c, a, b])
+    assert [(r.kind, r.samples) for r in results[1:]] == [
+        (QueryKind.NEW, 1),  # b: a new distance
+        (QueryKind.REVISIT, 1),  # a after b: a goes back, out of order (a came first)
+        (QueryKind.REPEAT, 1),  # a right after a
+        (QueryKind.REPLAY, 1),  # b after a, as before: the sequence again
+        (QueryKind.NEW, 2),
+        (QueryKind.REVISIT, 2),  # a after c: never before
+        (QueryKind.REPLAY, 2),  # b after a: as before
     ]
+    assert [r.revisits for r in results] == [0, 0, 1, 1, 1, 1, 2, 2]
+    assert all(r.distance == 0.0 for r in results[2:5])
+
+
+@pytest.mark.parametrize(
+    "pattern", ["looping clip", "frozen feeds in turn", "stuck double buffer", "static scene"]
+)
+def test_pictures_asked_again_by_a_camera_stay_quiet(pattern: str) -> None:
+    """What an integrator's cameras send again: a looping clip (4 passes), 4 frozen feeds
+    queried in turn, a double buffer stuck on two frames, one scene under sensor noise
+    (its distances are all at one scale, as random noise's are, but a hundred times closer
+    than the pictures' contrast)."""
+    tud, pets, car = clip("tud"), clip("pets"), clip("car")
+    stream = {
+        "looping clip": list(tud) * 4,
+        "frozen feeds in turn": [tud[0], pets[0], car[0], car[-1]] * 75,
+        "stuck double buffer": [pets[0], pets[400]] * 150,
+        "static scene": list(static_scene(car[0], 3.0, 300)),
+    }[pattern]
+    results = _run(stream)
+    assert _alarm(results) is None, _alarm(results)
+    assert max(r.revisits for r in results) <= 1  # a replay's first wrap, at most
+    if pattern == "static scene":
+        last = results[-1]
+        assert last.spread is not None and last.spread < PradaConfig().spread_floor
+        assert last.novelty is not None and last.novelty < 0.05
+
+
+def test_a_search_below_a_grey_level_alarms_on_its_revisits() -> None:
+    """A search whose steps fell below a grey level asks pictures it asked before, out of
+    order (as ART's FunctionallyEquivalentExtraction's do). W alone never sees it."""
+    frames = clip("pets")
+    stream = list(wandering_search(frames[0], frames[500], 200))
+    first = _alarm(_run(stream))
+    assert first is not None and first.query <= 200  # its points are on a line, too
+    no_lines = PradaConfig(line_alarm=1 << 30)
+    alarm = _alarm(_run(stream, no_lines))
+    assert alarm is not None and alarm.alarm is PradaTest.REVISIT
+    assert alarm.query <= 200 and alarm.revisits == no_lines.revisit_alarm
+    assert alarm.reason(no_lines).startswith(
+        f"PRADA revisit: 16 out-of-order revisits in 256 queries >= 16 at query {alarm.query}"
+    )
+    w_only = PradaConfig(spread_floor=0.0, line_alarm=1 << 30, revisit_alarm=1 << 30)
+    assert _alarm(_run(stream, w_only)) is None
+
+
+@pytest.mark.parametrize("run", [5, 8])
+def test_art_fee_runs_that_stalled_below_a_grey_level_alarm_by_query_200(run: int) -> None:
+    """The two runs of ART's FunctionallyEquivalentExtraction that the line test caught only at
+    queries 439-441 (benchmarks/prada-results-2026-12-05.json), now by their revisits."""
+    stream = art_fee(600, seed=run - 1)
+    alarm = _alarm(_run(stream))
+    assert alarm is not None and alarm.alarm is PradaTest.REVISIT, alarm
+    assert alarm.query <= 200
+
+
+def test_clips_queried_in_turn_make_no_lines() -> None:
+    """A frame next to its clip's previous one is not "on a line" with it and a far frame of
+    another clip: the triangle is degenerate, not flat."""
+    tud, pets, car = clip("tud"), clip("pets"), clip("car")
+    results = _run(p for trio in zip(tud, pets, car, strict=False) for p in trio)
+    assert _alarm(results) is None and results[-1].lines < PradaConfig().line_alarm
 
 
 def test_an_alarm_is_raised_once_and_the_stream_stays_alarmed() -> None:
@@ -121,6 +195,8 @@ def test_streams_are_per_principal_and_bounded() -> None:
             "prada: expected spread_floor >= 0 and line_ratio >= 1, got 0.2, 0.9",
         ),
         ({"max_kept": 0}, "prada.max_kept: expected a positive count, got 0"),
+        ({"trim": 0.3}, "prada.trim: expected 0 <= trim < 0.25, got 0.3"),
+        ({"revisit_alarm": 0}, "prada.revisit_alarm: expected a positive count, got 0"),
     ],
 )
 def test_config_refuses_what_cannot_hold(kw: dict[str, float], fragment: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,31 @@ def test_a_killed_worker_is_replaced_at_the_next_query(
     _wait_dead(first)
     assert detector.detect(picture, timeout_s=60).detections
     assert detector.pid not in (None, first)
+
+
+def test_the_worker_outlives_the_thread_that_asked_first(
+    tmp_path: Path, yolox_detector: Callable[[Path], SandboxedDetector]
+) -> None:
+    """The API answers from a thread pool whose idle threads end; the worker dies with the
+    thread that started it (PDEATHSIG), so that must not be one of them."""
+    detector = yolox_detector(tmp_path)
+    picture = cv2.imread(str(shared("images", "bus.jpg")))
+    asker = threading.Thread(target=detector.detect, args=(picture, 60))
+    asker.start()
+    asker.join()
+    first = detector.pid
+    assert first is not None
+    time.sleep(0.5)
+    assert _state(first) not in ("Z", "X", None), "the worker died with the asking thread"
+    assert detector.detect(picture, timeout_s=60).detections
+    assert detector.pid == first
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
 
 
 def _wait_dead(pid: int) -> None:

@@ -54,7 +54,7 @@ from kontur.extraction.defence import (
     Verdict,
 )
 from kontur.extraction.errors import ImageRejected, QueryWorkerError
-from kontur.extraction.images import decode_image, query_features
+from kontur.extraction.images import MAX_IMAGE_BYTES, decode_image, query_features
 
 __all__ = ["BODIES", "DETECT_PATH", "ENDPOINTS", "BodyLimits", "DetectBody", "DetectState"]
 
@@ -64,7 +64,7 @@ DETECT_PATH = "/v1/detect"
 TARGET = f"POST {DETECT_PATH}"
 #: The most base64 characters an image field may hold (an 8 MiB image; the configured
 #: ``extraction.image.max_bytes`` is enforced on the decoded bytes).
-MAX_IMAGE_B64 = 4 * math.ceil((8 << 20) / 3)
+MAX_IMAGE_B64 = 4 * math.ceil(MAX_IMAGE_BYTES / 3)
 _QUERY_AUDIT_WINDOW_S = 60.0
 BLOCKS_FILE = Path("extraction") / "blocks.json"
 UserName = Annotated[str, PathParam(pattern=NAME_PATTERN.pattern, max_length=64)]

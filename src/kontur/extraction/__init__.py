@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         QueryWorkerError,
     )
     from kontur.extraction.images import ImageLimits, decode_image, query_features
-    from kontur.extraction.prada import Prada, PradaConfig, PradaResult, PradaTest
+    from kontur.extraction.prada import Prada, PradaConfig, PradaResult, PradaTest, QueryKind
     from kontur.extraction.quota import DailyQuota, QuotaVerdict
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "PradaResult",
     "PradaTest",
     "QueryDetector",
+    "QueryKind",
     "QueryWorkerError",
     "QueryWorkerSpec",
     "QuotaVerdict",
@@ -87,7 +88,7 @@ _HOME = {
         "QueryWorkerError",
     ),
     "images": ("ImageLimits", "decode_image", "query_features"),
-    "prada": ("Prada", "PradaConfig", "PradaResult", "PradaTest"),
+    "prada": ("Prada", "PradaConfig", "PradaResult", "PradaTest", "QueryKind"),
     "quota": ("DailyQuota", "QuotaVerdict"),
 }
 _WHERE = {name: module for module, names in _HOME.items() for name in names}

@@ -3,8 +3,11 @@
 :class:`QueryDetector` is the interface the route needs. Its production implementation,
 :class:`SandboxedDetector`, starts ``python -m kontur.extraction.query_worker`` lazily (at
 the first query), hands it the spec and the verified release bundle on stdin, waits for its
-:class:`~kontur.extraction.messages.WorkerHello`, then sends one picture at a time (a lock:
-the API answers from a thread pool) and parses every answer strictly. A worker that times
+:class:`~kontur.extraction.messages.WorkerHello`, measures its isolation from outside
+(:func:`kontur.worker.sandbox.measure`, as the supervisor does for the analytics worker: the
+hello's report is only a claim) and refuses a worker whose sandbox falls short of a policy
+that requires every mechanism, then sends one picture at a time (a lock: the API answers
+from a thread pool) and parses every answer strictly. A worker that times
 out, dies or breaks the protocol is killed (by its own pid) and the query answered 503; the
 next query starts a fresh one. The worker inherits no descriptor but its three standard
 ones and a minimal environment.
@@ -19,6 +22,7 @@ import os
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -116,8 +120,14 @@ class SandboxedDetector:
         self._start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self.hello: WorkerHello | None = None
+        self.isolation: dict[str, Any] | None = None
+        """The running worker's isolation as measured from outside (``source: supervisor``)."""
         self._seq = 0
         self._lock = threading.Lock()
+        # The worker asks for SIGKILL when the *thread* that started it ends (PDEATHSIG is
+        # per thread), and the API answers from a pool whose idle threads end: it is started
+        # from this one thread, which lives as long as the detector.
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="query-worker-spawner")
 
     def detect(self, picture: np.ndarray, timeout_s: float) -> DetectAnswer:
         """Run ``picture`` through the worker, starting it first if none runs."""
@@ -172,23 +182,38 @@ class SandboxedDetector:
             return self._proc, self.hello
         self._stop("not running")
         env = {"PATH": os.defpath, "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kontur.extraction.query_worker"],
+        proc = self._spawner.submit(
+            subprocess.Popen, [sys.executable, "-m", "kontur.extraction.query_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, env=env,
-        )  # fmt: skip
+        ).result()  # fmt: skip
         self._proc = proc
         try:
             assert proc.stdin is not None and proc.stdout is not None
             write_frame(proc.stdin.fileno(), json.dumps(self.spec.to_json()).encode())
             write_frame(proc.stdin.fileno(), self._blob)
             raw = read_frame(proc.stdout.fileno(), MAX_ANSWER_BYTES, self._start_timeout_s)
-            self.hello = WorkerHello.from_bytes(raw)
+            hello = WorkerHello.from_bytes(raw)
+            self.isolation = self._measure(proc.pid, hello)
         except (OSError, QueryWorkerError) as exc:
             self._stop(f"start: {exc}")
             raise QueryWorkerError(f"query worker: expected it to start, got {exc}") from None
-        log.info("query worker %d runs %s (%s), isolation %s", proc.pid, self.hello.model_id,
-                 self.hello.detector, self.hello.isolation.get("level"))  # fmt: skip
-        return proc, self.hello
+        self.hello = hello
+        log.info("query worker %d runs %s (%s), isolation %s (measured)", proc.pid,
+                 hello.model_id, hello.detector, self.isolation.get("level"))  # fmt: skip
+        return proc, hello
+
+    def _measure(self, pid: int, hello: WorkerHello) -> dict[str, Any]:
+        """The worker's isolation from ``/proc``; QueryWorkerError when a policy requiring
+        every mechanism is not met (the worker refuses to start itself; this is the check
+        that does not take its word for it)."""
+        from kontur.worker.sandbox import SandboxPolicy, measure
+
+        policy = SandboxPolicy.from_json(self.spec.sandbox, default_scratch=self.spec.scratch_dir)
+        report = measure(pid, policy, claimed=hello.isolation).to_json()
+        if policy.required and report["level"] != "full":
+            missing = "; ".join(str(m) for m in report.get("missing", ())) or "unknown"
+            raise QueryWorkerError(f"query worker: expected full isolation, measured {missing}")
+        return report
 
     def _stop(self, why: str) -> None:
         proc, self._proc, self.hello = self._proc, None, None

@@ -18,9 +18,12 @@ PRADA's streams and the quota counts live in memory (ADR 0031 says what a restar
 
 from __future__ import annotations
 
+import math
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +78,61 @@ class ExtractionSettings:
             if value is not None and not value > 0:
                 raise ValueError(f"extraction.{name}: expected a positive number, got {value!r}")
         OnAlarm(self.on_alarm)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> ExtractionSettings:
+        """Settings from the config's ``api.extraction`` mapping (nested ``prada:`` and
+        ``image:`` mappings); what it does not name keeps its default. Unknown keys, wrong
+        types and values a check refuses are one-line ValueErrors naming the key's path
+        (``extraction.prada.delta: expected 0 < delta < 1, got 1.5``)."""
+        settings = _build(cls, {} if data is None else data, "extraction")
+        assert isinstance(settings, ExtractionSettings)
+        return settings
+
+
+def _value(path: str, kind: str, value: Any, default: Any) -> Any:
+    """One setting of a dataclass, checked against its annotation (``kind``)."""
+    if value is None and "None" in kind:
+        return None
+    if is_dataclass(default):
+        return _build(type(default), value, path)
+    if isinstance(default, StrEnum):
+        allowed = [str(m) for m in type(default)]
+        if value not in allowed:
+            raise ValueError(f"{path}: expected one of {', '.join(allowed)}, got {value!r}")
+        return type(default)(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{path}: expected a number, got {value!r}")
+    if kind.startswith("int"):
+        if not isinstance(value, int):
+            raise ValueError(f"{path}: expected a whole number, got {value!r}")
+        return value
+    if not math.isfinite(value):
+        raise ValueError(f"{path}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _build(cls: type, data: Any, path: str) -> object:
+    """A settings dataclass from a mapping, every key checked (see ``from_mapping``)."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: expected a mapping, got {data!r:.60}")
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ValueError(
+                f"{path}.{key}: expected a known key (README, Configuration reference), "
+                "got an unknown one"
+            )
+    defaults = cls()  # every settings dataclass here has a default for each field
+    values = {
+        key: _value(f"{path}.{key}", str(known[key].type), value, getattr(defaults, key))
+        for key, value in data.items()
+    }
+    try:
+        return cls(**values)
+    except ValueError as exc:  # its message starts with the section's own name: "prada.delta"
+        parent = path.rpartition(".")[0]
+        raise ValueError(f"{parent}.{exc}" if parent else str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,18 @@ import numpy as np
 
 from kontur.extraction.errors import ImageInvalid, ImageTooLarge
 
-__all__ = ["FEATURE_SIDE", "ImageLimits", "decode_image", "image_size", "query_features"]
+__all__ = [
+    "FEATURE_SIDE",
+    "MAX_IMAGE_BYTES",
+    "ImageLimits",
+    "decode_image",
+    "image_size",
+    "query_features",
+]
 
 FEATURE_SIDE = 32
+#: The most bytes a query image may have: the bound of ``POST /v1/detect``'s body.
+MAX_IMAGE_BYTES = 8 << 20
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
 #: JPEG start-of-frame markers (baseline, progressive, lossless...; not DHT/JPG/DAC).
@@ -38,13 +47,21 @@ _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 class ImageLimits:
     """Bounds on one query image."""
 
-    max_bytes: int = 8 << 20
+    max_bytes: int = MAX_IMAGE_BYTES
     max_side: int = 4096
     max_pixels: int = 4096 * 4096
 
     def __post_init__(self) -> None:
+        if self.max_bytes > MAX_IMAGE_BYTES:
+            raise ValueError(
+                f"image.max_bytes: expected at most {MAX_IMAGE_BYTES} (the route's body bound), "
+                f"got {self.max_bytes}"
+            )
         if min(self.max_bytes, self.max_side, self.max_pixels) < 1:
-            raise ValueError(f"image limits: expected positive bounds, got {self}")
+            raise ValueError(
+                "image: expected positive max_bytes, max_side and max_pixels, got "
+                f"{self.max_bytes}, {self.max_side}, {self.max_pixels}"
+            )
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -15,6 +15,13 @@ Order of steps, before the process tree starts:
    by an :class:`~kontur.wire.channel.Inbox` holding the ``api -> supervisor`` edge); no
    ring, no channel to the worker, the verifier or the gate. It starts before the other
    blocks and stops after them, and inherits only a minimal environment (no webhook key).
+4. With it, the model ``POST /v1/detect`` runs (:class:`QueryModel`, ADR 0031): the site's
+   own detector, the analytics worker's entries (``detector``, ``model_id``, the bundle
+   index) in the spec's ``query_worker`` with the worker's sandbox policy (a scratch dir of
+   its own under the run's scratch root, the data dir denied), and the verified release
+   bundle on the block's stdin, framed as the worker's (:mod:`kontur.worker.bundle`). The
+   API re-checks every digest and hands the bytes to its sandboxed query worker; it never
+   loads the model itself. The spec's ``extraction`` is ``api.extraction`` (ADR 0031).
 """
 
 from __future__ import annotations
@@ -35,11 +42,11 @@ from kontur.config import ApiConfig, Config
 from kontur.errors import ConfigError
 from kontur.redact import redact
 from kontur.runtime.supervisor import Block
-from kontur.runtime.wiring import Wiring
+from kontur.runtime.wiring import Wiring, sandbox_spec
 from kontur.wire.channel import Inbox
 from kontur.wire.edges import edge
 
-__all__ = ["ApiListener", "attach_api", "is_loopback", "listen", "tls_fingerprint"]
+__all__ = ["ApiListener", "QueryModel", "attach_api", "is_loopback", "listen", "tls_fingerprint"]
 
 log = logging.getLogger("kontur.api")
 
@@ -72,6 +79,33 @@ class ApiListener:
             "fingerprint": self.fingerprint,
             "certificate": str(self.tls_cert) if self.tls_cert else None,
             "generated": self.generated,
+        }
+
+
+@dataclass(frozen=True)
+class QueryModel:
+    """What the API's query worker runs (step 4 of the module): the site's own detector."""
+
+    entries: dict[str, Any]
+    """The analytics worker's detector entries: ``{"detector": "hog"}``, or ``release`` with
+    its ``model_id`` and ``bundle`` index (:meth:`PreparedRelease.worker_spec`)."""
+    blob: bytes | None
+    """The verified release bundle (None for the built-in detector)."""
+    scratch: Path
+    """The run's scratch root (outside the data dir): the query worker's scratch goes under it."""
+
+    def spec(self, config: Config, data_dir: Path) -> dict[str, Any]:
+        """The API spec's ``query_worker``: what :class:`QueryWorkerSpec` is built from."""
+        w = config.worker
+        return {
+            "detector": self.entries["detector"],
+            "model_id": self.entries.get("model_id", "builtin:hog"),
+            "bundle": list(self.entries.get("bundle", ())),
+            "platform": "cpu",  # no device node in its sandbox: the release must allow the CPU
+            "score_threshold": w.score_threshold,
+            "nms_threshold": w.nms_threshold,
+            "intra_op_threads": w.intra_op_threads,
+            "sandbox": sandbox_spec(config, data_dir, self.scratch / "query-worker"),
         }
 
 
@@ -196,8 +230,15 @@ def listen(cfg: ApiConfig, data_dir: Path) -> ApiListener:
     return listener
 
 
-def attach_api(wiring: Wiring, listener: ApiListener, config: Config, data_dir: Path) -> Block:
-    """Step 3 of the module: the API's pipe, its inbox and its row, first in the table."""
+def attach_api(
+    wiring: Wiring,
+    listener: ApiListener,
+    config: Config,
+    data_dir: Path,
+    model: QueryModel | None = None,
+) -> Block:
+    """Steps 3-4 of the module: the API's pipe, its inbox and its row, first in the table;
+    with ``model``, what its query worker runs (without: ``POST /v1/detect`` answers 503)."""
     r, w = os.pipe()
     os.set_inheritable(w, True)
     wiring.fds += [r, w]
@@ -212,12 +253,15 @@ def attach_api(wiring: Wiring, listener: ApiListener, config: Config, data_dir: 
         "tls_key": str(listener.tls_key) if listener.tls_key else None,
         # what the API may show of the configuration: never a credential (ADR 0019)
         "config": redact(config.model_dump(mode="json")),
+        "extraction": config.api.extraction,
+        "query_worker": None if model is None else model.spec(config, data_dir),
     }
     block = Block(
         "api",
         "kontur.api.process",
         spec,
         (listener.sock.fileno(), w),
+        stdin_data=None if model is None else model.blob,
         restartable=True,
         minimal_env=True,
     )

@@ -45,6 +45,7 @@ from kontur.placement import choose, load_catalogue
 from kontur.placement.risk import Placement
 from kontur.redact import redact, redact_url
 from kontur.release.signing import Trust
+from kontur.runtime.apiblock import QueryModel
 from kontur.runtime.faults import FAULT_DELAY_S, FAULTS, inject, worker_fault_spec
 from kontur.runtime.health import Health
 from kontur.runtime.incidents import IncidentDesk, SiteHooks
@@ -572,6 +573,8 @@ class Perimeter:
     def _run_prepared(
         self, cfg_json: dict[str, Any], worker: dict[str, Any], model_bytes: bytes | None
     ) -> dict[str, Any]:
+        # the API's query worker runs the same verified release (ADR 0031), never a fault spec
+        self.query_model = QueryModel(dict(worker), model_bytes, self.scratch)
         prepared = self._prepare_sources(worker, model_bytes)
         self.plans = self._plan_cameras(prepared)
         platform = self._place(self.plans, prepared)
@@ -626,6 +629,7 @@ class Perimeter:
                 forever=self.opts.forever,
                 stop=self.opts.stop,
                 retention=self._apply_retention,
+                query_model=self.query_model,
             )
         except BaseException:  # e.g. the API's port is taken: no ring is left behind
             wiring.close()

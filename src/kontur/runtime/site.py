@@ -5,7 +5,8 @@ The :class:`~kontur.runtime.perimeter.Perimeter` owns one :class:`SiteServices` 
 calls it at fixed points:
 
 1. construction, right after the wiring: with ``api.enabled`` the API's listener is bound
-   (:mod:`kontur.runtime.apiblock`), its row joins the table, and an
+   (:mod:`kontur.runtime.apiblock`), its row joins the table (with ``query_model``, the site's
+   own detector for ``POST /v1/detect``), and an
    :class:`~kontur.gate.operator.OperatorDesk` is made (without the API nobody could answer
    an OPERATOR request, so none is queued: decisions go to the sinks as before);
 2. :meth:`SiteServices.attach` once the recorder and the degradation machine exist: the
@@ -43,7 +44,7 @@ from kontur.clock import Clock
 from kontur.config import Config
 from kontur.degrade import DegradationMachine
 from kontur.gate.operator import OperatorDesk
-from kontur.runtime.apiblock import ApiListener, attach_api, listen
+from kontur.runtime.apiblock import ApiListener, QueryModel, attach_api, listen
 from kontur.runtime.exports import SiteExports
 from kontur.runtime.incidents import IncidentDesk
 from kontur.runtime.publish import StatePublisher
@@ -77,6 +78,7 @@ class SiteServices:
         forever: bool = False,
         stop: Callable[[], bool] | None = None,
         retention: Callable[[], None] = lambda: None,
+        query_model: QueryModel | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -95,7 +97,7 @@ class SiteServices:
         self._last_retention = time.monotonic()
         if config.api.enabled:
             self.listener = listen(config.api, data_dir)
-            attach_api(wiring, self.listener, config, data_dir)
+            attach_api(wiring, self.listener, config, data_dir, query_model)
             op = config.operator
             self.desk = OperatorDesk(
                 config.actions, op.deadline_s, clock, max_pending=op.max_pending
