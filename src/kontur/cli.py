@@ -117,7 +117,9 @@ def demo(
             help="model-tamper | clock-jump | worker-crash | worker-phantom | worker-suppress "
             "| worker-teleport | worker-class-flip | worker-replay | worker-freeze "
             "| tamper-covered | tamper-defocus | tamper-glare | tamper-low-light "
-            "| tamper-shifted | tamper-frozen | tamper-screen (the first camera, from 3 s)"
+            "| tamper-shifted | tamper-frozen | tamper-screen (the first camera, from 3 s) "
+            "| runtime-unapproved | driver-unapproved | accelerator-reset (a simulated GPU) "
+            "| drift-classes | drift-recall (once the drift baseline is learnt)"
         ),
     ] = None,
     config: Annotated[

@@ -22,10 +22,12 @@ from kontur.errors import ConfigError
 
 __all__ = [
     "ActionConfig",
+    "AllowlistConfig",
     "ApiConfig",
     "CameraConfig",
     "Config",
     "DegradationConfig",
+    "DriftConfig",
     "DwellCondition",
     "FreshnessConfig",
     "IngestConfig",
@@ -228,6 +230,40 @@ class SinksConfig(_Cfg):
     mqtt: MqttConfig | None = None
 
 
+class DriftConfig(_Cfg):
+    """``verifier.drift:``: each camera's detection rate and class mix against a rolling
+    baseline, in the verifier (issue 13 §3, :mod:`kontur.verifier.drift`)."""
+
+    enabled: bool = True
+    step_s: float = Field(default=15.0, gt=0, le=3600)
+    """Observed stream time per window: the tests run each time a window closes."""
+    window_s: float = Field(default=60.0, gt=0, le=86400)
+    """The recent block tested: the shortest shift that can raise the alarm."""
+    guard_s: float = Field(default=60.0, ge=0, le=86400)
+    """Between the recent block and the baseline: a shift is tested against a baseline that
+    has not seen it, for at least this long."""
+    baseline_s: float = Field(default=600.0, gt=0, le=7 * 86400)
+    """Observed time the rolling baseline holds (learnt first, before any test)."""
+    false_alarms_per_day: float = Field(default=0.1, gt=0, le=100)
+    """Expected false alarms per camera per day of stream: sets every test's level."""
+    quarantine_p: float = Field(default=0.01, gt=0, lt=1)
+    """A window whose tests fell below this level never joins the baseline."""
+    min_track_s: float = Field(default=0.5, ge=0, le=60)
+    """A track counts as a detected object once the worker reported it this long."""
+    unsafe_follow_slow_drift: bool = False
+    """Drop the test of the rolling baseline against the one learnt first. Off by default:
+    without it a shift slow enough to be learnt step by step is never noticed."""
+
+    @model_validator(mode="after")
+    def _windows(self) -> DriftConfig:
+        if self.window_s < self.step_s or self.baseline_s < 3 * self.window_s:
+            raise ValueError(
+                f"expected step_s <= window_s <= baseline_s / 3, got step_s {self.step_s}, "
+                f"window_s {self.window_s}, baseline_s {self.baseline_s}"
+            )
+        return self
+
+
 class VerifierConfig(_Cfg):
     max_speed_heights_per_s: float = Field(default=8.0, gt=0)
     """Box sizes (the larger side: a person's height, a car's length) per second of pts."""
@@ -254,6 +290,8 @@ class VerifierConfig(_Cfg):
     min_person_height: float = Field(default=0.12, gt=0, lt=1)
     """Smallest person (fraction of the frame's height) the evasion check looks for (windows
     down to 0.6 of it once it has learnt the camera's perspective from verified people)."""
+    drift: DriftConfig = DriftConfig()
+    """Detection rate and class mix against a rolling baseline (issue 13 §3)."""
 
 
 class DegradationConfig(_Cfg):
@@ -325,12 +363,44 @@ class SlaConfig(_Cfg):
     accuracy_min: float = Field(ge=0, le=1)
 
 
+_VERSION_PATTERN = re.compile(r"^[A-Za-z0-9.+_*-]{1,128}$")
+
+
+class AllowlistConfig(_Cfg):
+    """``placement.allowlist:``: the approved inference stack (issue 13 §3,
+    :mod:`kontur.placement.allowlist`). Versions are exact, or globs with ``*``."""
+
+    runtimes: dict[str, tuple[str, ...]] = {}
+    """Python distribution (``onnxruntime``, ``onnxruntime-gpu``, ``openvino``,
+    ``opencv-python-headless``...) → approved versions. One not listed keeps the version found
+    at start: a change while the site runs is a mismatch."""
+    drivers: dict[str, tuple[str, ...]] = {}
+    """Kernel module (``nvidia``, ``intel_vpu``) → approved versions. An accelerator whose
+    driver is not listed is never placed on (CPU-first)."""
+    check_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often the supervisor reads the versions again while the site runs."""
+
+    @model_validator(mode="after")
+    def _patterns(self) -> AllowlistConfig:
+        for key, table in (("runtimes", self.runtimes), ("drivers", self.drivers)):
+            for name, patterns in table.items():
+                bad = [p for p in patterns if not _VERSION_PATTERN.match(p)]
+                if not patterns or bad:
+                    raise ValueError(
+                        f"placement.allowlist.{key}.{name}: expected one or more versions of "
+                        f"letters, digits, '.+_-' and '*', got {list(patterns)}"
+                    )
+        return self
+
+
 class PlacementConfig(_Cfg):
     tie_margin: float = Field(default=0.10, ge=0, le=1)
     sla: SlaConfig
     bench_frames: int = Field(default=12, ge=2, le=500)
     catalogue: str | None = None
     """Path to a threat catalogue YAML; the built-in one (paper Tables 1 and 3) when null."""
+    allowlist: AllowlistConfig = AllowlistConfig()
+    """Runtime, execution-provider and driver versions the analytics may run on."""
 
 
 class MotionConfig(_Cfg):

@@ -29,6 +29,7 @@ from kontur.degrade.monitors import (
     ClockJumpMonitor,
     ModelIntegrityMonitor,
     Monitor,
+    StackMonitor,
     Watchdog,
     step,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "ModelIntegrityMonitor",
     "Monitor",
     "MonitorSetupError",
+    "StackMonitor",
     "State",
     "Transition",
     "Trigger",

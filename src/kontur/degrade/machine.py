@@ -78,11 +78,14 @@ class Trigger(StrEnum):
     WORKER_HANG = "worker_hang"
     """The analytics worker stopped reporting progress."""
     ACCELERATOR_RESET = "accelerator_reset"
-    """The GPU/NPU was reset (driver recovery, Xid, device lost)."""
+    """The GPU/NPU was reset (driver recovery, Xid, device lost): the worker placed on it
+    exited because its execution provider failed."""
     DRIVER_UNAPPROVED = "driver_unapproved"
-    """The accelerator driver's version is not on the approved list."""
+    """A runtime, execution provider or driver the analytics ran on is not on the approved
+    list (``placement.allowlist``), or changed since start."""
     ANOMALOUS_RESULTS = "anomalous_results"
-    """The verifier keeps disagreeing with the detector's results."""
+    """The verifier keeps disagreeing with the detector's results, or a camera's detection
+    rate or class mix drifted from its baseline."""
     WORKER_MISBEHAVING = "worker_misbehaving"
     """The worker sent a message its edge does not allow (evidence of compromise)."""
     BLOCK_FAILED = "block_failed"

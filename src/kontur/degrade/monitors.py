@@ -1,16 +1,19 @@
 """Health monitors that feed the degradation machine (DESIGN.md §1, "Safe degradation").
 
 The paper lists what pushes the perimeter into degradation: an unapproved driver version,
-GPU/NPU resets, a broken model integrity, lost time and anomalous results. Three of these are
+GPU/NPU resets, a broken model integrity, lost time and anomalous results. Four of these are
 watched here, on the CPU, without threads:
 
 - :class:`ModelIntegrityMonitor`: the installed model file still hashes to its release digest;
 - :class:`ClockJumpMonitor`: the wall clock did not step against the monotonic clock;
+- :class:`StackMonitor`: the runtime, EP and driver versions the analytics ran on are still
+  approved (the check itself is :mod:`kontur.placement.allowlist`'s, fed by the supervisor's
+  own probe, never by the worker);
 - :class:`Watchdog`: the worker processes keep beating and do not exit on their own.
 
-The other triggers come from the blocks that see them: ``driver_unapproved`` and
-``accelerator_reset`` from the worker and the placement dispatcher, ``anomalous_results`` from
-the verifier.
+The other triggers come from the blocks that see them: ``accelerator_reset`` from the
+supervisor when the worker it placed on an accelerator exits because the EP failed,
+``anomalous_results`` from the verifier's findings (disagreement, drift).
 
 Every monitor follows :class:`Monitor`: ``poll()`` returns the ``(trigger, detail)`` pairs to
 raise now, and ``take_cleared()`` then returns the triggers whose condition went away. The
@@ -23,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +38,7 @@ __all__ = [
     "ClockJumpMonitor",
     "ModelIntegrityMonitor",
     "Monitor",
+    "StackMonitor",
     "Watchdog",
     "step",
 ]
@@ -179,6 +183,45 @@ class ClockJumpMonitor:
     def take_cleared(self) -> list[str]:
         """Always empty: a clock step is an event and lapses in the machine by time."""
         return []
+
+
+class StackMonitor:
+    """Asks ``check`` at most once per ``interval_s`` (monotonic) whether the inference stack
+    is still approved.
+
+    ``check`` returns None when it is, else one line saying what is not. A problem raises
+    ``driver_unapproved`` at every check while it lasts (SAFE: the priority task moves to the
+    CPU); the first check that finds none again reports it cleared, the explicit recovery
+    criterion (the version is approved again, or rolled back).
+    """
+
+    def __init__(self, check: Callable[[], str | None], clock: Clock, interval_s: float) -> None:
+        self._check = check
+        self._clock = clock
+        self._interval = _positive("interval_s", interval_s)
+        self._last: float | None = None
+        self._bad = False
+        self._cleared: list[str] = []
+
+    def poll(self) -> list[tuple[str, str]]:
+        """Check if ``interval_s`` has passed since the last check; report a problem."""
+        now = self._clock.monotonic()
+        if self._last is not None and now - self._last < self._interval:
+            return []
+        self._last = now
+        problem = self._check()
+        if problem is None:
+            if self._bad:
+                self._bad = False
+                self._cleared.append(Trigger.DRIVER_UNAPPROVED.value)
+            return []
+        self._bad = True
+        return [(Trigger.DRIVER_UNAPPROVED.value, problem)]
+
+    def take_cleared(self) -> list[str]:
+        """``["driver_unapproved"]`` once after the stack is approved again, else nothing."""
+        out, self._cleared = self._cleared, []
+        return out
 
 
 def _describe_exit(exitcode: int) -> str:

@@ -5,7 +5,10 @@ The first three faults must move the degradation machine while recording goes on
 saw (:mod:`kontur.worker.faults`) from :data:`WORKER_FAULT_START_S` of stream time on: the
 verifier must disagree and no ALLOW may rest on what the lie touched
 (``tests/e2e/test_e2e_worker_faults.py``, ADR 0025). They are armed in the worker's spec at
-start (:func:`worker_fault_spec`), so :func:`inject` has nothing left to do for them.
+start (:func:`worker_fault_spec`), so :func:`inject` has nothing left to do for them. So are
+the ``drift-…`` faults, from the time the verifier's drift baseline is learnt. The stack and
+accelerator faults (``runtime-unapproved``, ``driver-unapproved``, ``accelerator-reset``:
+:mod:`kontur.runtime.trigger_faults`) are issue 13 §3's (``tests/e2e/test_e2e_triggers.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +22,20 @@ from kontur.clock import OffsetClock
 from kontur.config import Config
 from kontur.runtime.supervisor import Supervisor
 from kontur.runtime.tamper_faults import TAMPER_FAULTS
-from kontur.worker.faults import WORKER_FAULTS, FaultPlan
+from kontur.runtime.trigger_faults import TRIGGER_FAULTS, SimulatedHost, drift_fault_start_s
+from kontur.worker.faults import DRIFT_FAULTS, WORKER_FAULTS, FaultPlan
 
 __all__ = ["FAULTS", "FAULT_DELAY_S", "WORKER_FAULT_START_S", "inject", "worker_fault_spec"]
 
-FAULTS = ("model-tamper", "clock-jump", "worker-crash", *WORKER_FAULTS, *TAMPER_FAULTS)
+FAULTS = (
+    "model-tamper",
+    "clock-jump",
+    "worker-crash",
+    *WORKER_FAULTS,
+    *TAMPER_FAULTS,
+    *TRIGGER_FAULTS,
+    *DRIFT_FAULTS,
+)
 #: Seconds after the worker is first ready at which an injected fault fires.
 FAULT_DELAY_S = 1.5
 #: Stream time (pts) from which a ``worker-…`` fault rewrites the worker's results: after the
@@ -36,6 +48,8 @@ def worker_fault_spec(fault: str | None, config: Config) -> dict[str, Any] | Non
 
     The zone a ``worker-suppress`` empties is the first policy's (the whole frame if none).
     """
+    if fault in DRIFT_FAULTS:
+        return FaultPlan(fault, drift_fault_start_s(config.verifier.drift)).to_json()
     if fault not in WORKER_FAULTS:
         return None
     plan = FaultPlan(fault, WORKER_FAULT_START_S)
@@ -55,9 +69,22 @@ def _flip_middle_byte(target: Path) -> None:
 
 
 def inject(
-    fault: str, *, model_file: Path | None, clock: OffsetClock, supervisor: Supervisor
+    fault: str,
+    *,
+    model_file: Path | None,
+    clock: OffsetClock,
+    supervisor: Supervisor,
+    host: SimulatedHost | None = None,
 ) -> str | None:
     """Fire ``fault`` now; returns a note when there was nothing to fire it on."""
+    if fault in ("runtime-unapproved", "driver-unapproved"):
+        if host is None:
+            return f"{fault}: no simulated host to change; nothing to fire"
+        if fault == "runtime-unapproved":
+            host.upgrade_runtime()
+        else:
+            host.reload_driver()
+        return None
     if fault == "model-tamper":
         if model_file is None:
             return "model-tamper: no model file (HOG fallback); nothing to tamper"

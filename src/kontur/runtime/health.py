@@ -3,7 +3,9 @@
 Order of steps of :meth:`Health.poll` (called by the supervisor's loop several times a second):
 
 1. block exits: each process that exited unasked is a trigger (``worker_crash`` for the
-   worker, ``block_failed`` for ingest, the verifier and the gate) and is recovered as the
+   worker, and ``accelerator_reset`` too when it ran on an accelerator and exited with
+   :data:`~kontur.worker.errors.ACCELERATOR_FAULT_EXIT`; ``block_failed`` for ingest, the
+   verifier and the gate) and is recovered as the
    README's table says: the worker restarts on the CPU, the verifier and the gate restart, an
    ingest whose source had not ended marks its camera failed (recording of the other cameras
    goes on; the run ends instead of hanging); the API block restarts without a trigger (it
@@ -16,7 +18,8 @@ Order of steps of :meth:`Health.poll` (called by the supervisor's loop several t
 
 Between polls, :meth:`Health.on_message` watches what the recorder archived: consecutive
 failing GOP verdicts of one camera raise ``camera_untrusted``; a verifier disagreement ratio
-over a full window raises ``anomalous_results``; a camera tamper event's start raises
+over a full window, or a finding that says a camera's results drifted (issue 13 §3), raises
+``anomalous_results``; a camera tamper event's start raises
 ``camera_tamper``, cleared once no camera has one open (ADR 0030).
 :meth:`Health.on_violation` turns an edge violation into ``worker_misbehaving`` (the worker)
 or ``block_failed`` (anyone else).
@@ -42,11 +45,13 @@ from kontur.ingest.source import is_live
 from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.supervisor import Supervisor
 from kontur.runtime.wiring import Wiring
+from kontur.verifier.drift import DRIFT_REASON
 from kontur.wire import ControlMessage, Finding, FrameReady, GopClosed, Message, StateChanged
 from kontur.wire.edges import Violation, role_of
 from kontur.wire.framering import VERIFIER_READER, WORKER_READER
 from kontur.wire.messages import TamperAlarm
 from kontur.wire.verdict import FAILING_VERDICTS, SystemState
+from kontur.worker.errors import ACCELERATOR_FAULT_EXIT
 
 __all__ = ["Health"]
 
@@ -122,12 +127,20 @@ class Health:
         elif isinstance(msg, TamperAlarm):
             self._on_tamper(msg)
         elif isinstance(msg, Finding):
+            self._on_drift(msg)
             self._findings.append(msg.agree)
             full = len(self._findings) == self._findings.maxlen
             ratio = self._findings.count(False) / len(self._findings)
             if full and ratio >= self.config.degradation.anomalous_disagree_ratio:
                 detail = f"verifier disagreed on {ratio:.0%} of the last {len(self._findings)}"
                 self.raise_trigger(Trigger.ANOMALOUS_RESULTS, detail)
+
+    def _on_drift(self, msg: Finding) -> None:
+        """A camera's results drifted from their baseline: the verifier says so on every
+        finding while it lasts, and each one keeps ``anomalous_results`` up."""
+        drift = next((r for r in msg.reasons if r.startswith(DRIFT_REASON)), None)
+        if drift is not None:
+            self.raise_trigger(Trigger.ANOMALOUS_RESULTS, f"{msg.camera_id}: {drift}")
 
     def _on_tamper(self, msg: TamperAlarm) -> None:
         """A tamper event degrades; the trigger clears when the last open one ends."""
@@ -236,8 +249,22 @@ class Health:
                 self._api_exit(rc)
                 continue
             _, detail = self.watchdog.report_exit(name, rc)
+            was_on = self.supervisor.running[name].block.platform
             platform = self.fallback() if name == "worker" else None
             self._restart(name, detail, **({"platform": platform} if platform else {}))
+            if name == "worker":  # after the restart: the trigger must not move it twice
+                self._accelerator_fault(rc, was_on)
+
+    def _accelerator_fault(self, rc: int, platform: str) -> None:
+        """The worker says its accelerator's EP failed (its exit status): ``accelerator_reset``
+        when this supervisor had placed it on an accelerator (``platform``, the supervisor's
+        table). The claim can only degrade: on the CPU it is the crash it is, nothing more."""
+        if rc != ACCELERATOR_FAULT_EXIT or platform == "cpu":
+            return
+        detail = f"worker on {platform}: its execution provider failed (exit {rc})"
+        self.archive.append("event", {"event": "accelerator_reset", "platform": platform,
+                                      "detail": detail})  # fmt: skip
+        self.raise_trigger(Trigger.ACCELERATOR_RESET, detail)
 
     def _ingest_exit(self, name: str, rc: int) -> None:
         cam = name.split(":", 1)[1]

@@ -61,6 +61,7 @@ from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.scratch import make_scratch
 from kontur.runtime.site import STOP_GRACE_S, SiteServices
 from kontur.runtime.supervisor import Supervisor, peak_rss_kb
+from kontur.runtime.triggers import Triggers
 from kontur.runtime.wiring import CameraPlan, Wiring, build_wiring
 from kontur.wire import ControlMessage, ExportRequest, ProtocolViolation, WorkerReady
 from kontur.wire.channel import Inbox, wait_readable
@@ -174,6 +175,7 @@ class Perimeter:
         allowed: list[str] | None = None
         if self.prepared is not None:
             allowed = [str(p) for p in self.prepared.release.manifest.manifest.platforms]
+        allowed = self.triggers.allowed(allowed)  # approved stacks only (issue 13 §3)
         return prepare_sources(
             self.supervisor,
             self.config,
@@ -439,7 +441,13 @@ class Perimeter:
         if self.prepared is not None:
             files = self.prepared.release.manifest.manifest.files
             model_file = self.prepared.installed_dir / files.model
-        note = inject(fault, model_file=model_file, clock=self.clock, supervisor=self.supervisor)
+        note = inject(
+            fault,
+            model_file=model_file,
+            clock=self.clock,
+            supervisor=self.supervisor,
+            host=self.triggers.host,
+        )
         if note is not None:
             self.notes.append(note)
 
@@ -573,11 +581,16 @@ class Perimeter:
     def _run_prepared(
         self, cfg_json: dict[str, Any], worker: dict[str, Any], model_bytes: bytes | None
     ) -> dict[str, Any]:
+        self._start_triggers()
         # the API's query worker runs the same verified release (ADR 0031), never a fault spec
         self.query_model = QueryModel(dict(worker), model_bytes, self.scratch)
         prepared = self._prepare_sources(worker, model_bytes)
         self.plans = self._plan_cameras(prepared)
         platform = self._place(self.plans, prepared)
+        if (placed := self.triggers.place(platform)) != platform:  # a simulated accelerator
+            self.archive.append("event", self.triggers.simulated_event(platform))
+            self.notes.append(f"{self.opts.inject_fault}: the task runs on a simulated {placed}")
+            platform, worker["simulated_accelerator"] = placed, self.triggers.worker_spec()
         worker.update(
             platform=platform,
             config_id="sha256:" + hashlib.sha256(repr(cfg_json).encode()).hexdigest()[:16],
@@ -700,6 +713,19 @@ class Perimeter:
             return "builtin:opencv-hog", "opencv"
         return self.prepared.model_id, str(self.prepared.release.manifest.manifest.files.runtime)
 
+    def _start_triggers(self) -> None:
+        """Probe the inference stack from here, before the sandboxed worker runs, and archive
+        what was found and approved (issue 13 §3, :mod:`kontur.runtime.triggers`)."""
+        runtime = "opencv"
+        if self.prepared is not None:
+            runtime = str(self.prepared.release.manifest.manifest.files.runtime)
+        self.triggers = Triggers(self.config.placement.allowlist, runtime, self.opts.inject_fault)
+        event = self.triggers.start()
+        self.archive.append("event", event)
+        self.stack = event
+        if self.triggers.note is not None:
+            self.notes.append(self.triggers.note)
+
     def _build_health(self, wiring: Wiring) -> Health:
         dc = self.config.degradation
         self.machine = DegradationMachine(dc, self.clock)
@@ -710,6 +736,8 @@ class Perimeter:
                 path = self.prepared.installed_dir / fname
                 interval = dc.model_check_interval_s
                 monitors.append(ModelIntegrityMonitor(path, sha, self.clock, interval))
+        platform = lambda: self.supervisor.running["worker"].block.platform  # noqa: E731
+        monitors.append(self.triggers.monitor(platform, self.clock))
         health = Health(
             self.config,
             self.machine,
@@ -796,6 +824,7 @@ class Perimeter:
             "violations": self.recorder.violations,
             **({"api": api} if (api := self.site.summary()) is not None else {}),
             "fault": self.opts.inject_fault,
+            "stack": {k: self.stack[k] for k in ("runtime", "verdicts")},
             "elapsed_s": round(self.elapsed, 3),
             "fps": round(frames / self.elapsed, 2) if self.elapsed > 0 else 0.0,
             "notes": self.notes,

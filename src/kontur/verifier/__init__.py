@@ -6,9 +6,11 @@ only. It checks the analytics worker's tracks with simpler, independent rules (t
 continuity, plausible speed and size, class stability within the groups a small detector
 confuses, confidence jumps), looks at the pictures itself with a background model
 (foreground under every moving box, untracked person-sized motion in a policy zone, boxes that
-stop following their object) and checks the scene's liveness (frozen or replayed picture). It
-answers each ``TrackFrame`` with a :class:`~kontur.wire.Finding` for the gate. ADR 0006 and
-ADR 0025 explain the checks and their limits.
+stop following their object) and checks the scene's liveness (frozen or replayed picture).
+It also watches each camera's detection rate and class mix against a rolling baseline
+(:mod:`kontur.verifier.drift`). It answers each ``TrackFrame`` with a
+:class:`~kontur.wire.Finding` for the gate. ADR 0006 and ADR 0025 explain the checks and
+their limits.
 """
 
 from kontur.verifier.checks import (
@@ -32,6 +34,7 @@ from kontur.verifier.core import (
     Verifier,
     VerifierStats,
 )
+from kontur.verifier.drift import DRIFT_REASON, CameraDrift
 from kontur.verifier.errors import FrameStampError, ThumbnailError, VerifierError
 from kontur.verifier.evasion import PersonScale, UnexplainedForeground
 from kontur.verifier.foreground import (
@@ -46,6 +49,7 @@ from kontur.verifier.thumbnail import THUMBNAIL_SHAPE, make_thumbnail, validate_
 from kontur.verifier.watch import ClassGroups, Watch, WatchedZone
 
 __all__ = [
+    "DRIFT_REASON",
     "FORGET_AFTER_FRAMES",
     "FRAME_RECORDS",
     "HISTORY_LENGTH",
@@ -53,6 +57,7 @@ __all__ = [
     "MAX_TRACKS",
     "THUMBNAIL_SHAPE",
     "BoxMeter",
+    "CameraDrift",
     "ClassGroups",
     "ClassStability",
     "ConfidenceJump",

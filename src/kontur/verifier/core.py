@@ -46,6 +46,7 @@ import numpy.typing as npt
 
 from kontur.config import VerifierConfig
 from kontur.verifier.checks import SceneLiveness, TrackCheck, WellFormedBox, default_track_checks
+from kontur.verifier.drift import CameraDrift
 from kontur.verifier.errors import FrameStampError
 from kontur.verifier.evasion import UnexplainedForeground
 from kontur.verifier.foreground import BoxMeter, ForegroundModel, SceneMasks, ScenePicture
@@ -114,6 +115,8 @@ class _Camera:
     records: dict[int, _FrameRecord] = field(default_factory=dict)
     order: deque[int] = field(default_factory=deque)
     tracks: OrderedDict[int, TrackHistory] = field(default_factory=OrderedDict)
+    drift: CameraDrift | None = None
+    """Detection rate and class mix against a rolling baseline (:mod:`.drift`)."""
 
 
 def _refused(tracks: TrackFrame, reason: str) -> Finding:
@@ -190,7 +193,8 @@ class Verifier:
             self._watch.zones_for(camera_id), c.evasion_seconds, c.min_person_height
         )
         liveness = SceneLiveness(c.frozen_seconds, c.frozen_mad_threshold)
-        return _Camera(liveness=liveness, evasion=evasion, first_pts=pts_s)
+        drift = CameraDrift(c.drift, c.class_groups) if c.drift.enabled else None
+        return _Camera(liveness=liveness, evasion=evasion, first_pts=pts_s, drift=drift)
 
     @staticmethod
     def _observe_picture(
@@ -266,7 +270,7 @@ class Verifier:
                 f"{cam.last_checked}, got frame {tracks.frame_index} (repeated or out of "
                 "order: the worker's doing)",
             )
-        cam.last_checked = tracks.frame_index
+        previous, cam.last_checked = cam.last_checked, tracks.frame_index
         scene, pts_s, flagged = self._scene_for(cam, tracks)
         masks = cam.masks.get(tracks.frame_index)
         meter = BoxMeter(masks) if masks is not None and masks.judged else None
@@ -280,6 +284,9 @@ class Verifier:
             reasons += evasion
             flagged |= {"evasion"} if evasion else set()
         flagged |= {n for ns in names.values() for n in ns}
+        drift = self._drift(cam, previous, pts_s, tracks)
+        reasons += drift
+        flagged |= {"drift"} if drift else set()
         self.disagreements.update(flagged)
         if per_track:
             listed = "; ".join(f"track {tid} ({', '.join(names[tid])})" for tid in per_track)
@@ -293,6 +300,17 @@ class Verifier:
             reasons=tuple(reasons),
             track_reasons={tid: tuple(r) for tid, r in per_track.items()},
         )
+
+    @staticmethod
+    def _drift(cam: _Camera, previous: int | None, pts_s: float, tracks: TrackFrame) -> list[str]:
+        """The camera's open drift alarm, after counting this frame's objects (a cut since the
+        previous frame checked starts the learning afresh: another scene)."""
+        if cam.drift is None:
+            return []
+        if previous is not None and any(previous < c <= tracks.frame_index for c in cam.cuts):
+            cam.drift.reset()
+        alarm = cam.drift.observe(pts_s, ((o.track_id, o.class_name) for o in tracks.objects))
+        return [] if alarm is None else [alarm]
 
     @staticmethod
     def _scene_for(cam: _Camera, tracks: TrackFrame) -> tuple[tuple[str, ...], float, set[str]]:

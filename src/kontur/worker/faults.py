@@ -22,6 +22,14 @@ frames; it needs no numpy, so the worker imports it before entering its sandbox.
 - ``worker-replay``: the tracks of ``replay_delay_s`` earlier (or of the oldest frame held,
   when the stream is younger) are replayed, as time goes on;
 - ``worker-freeze``: the boxes of the last frame before the onset are sent again and again.
+
+The ``drift-…`` faults are a worker whose results drift (a poisoned or broken model, an EP
+gone wrong): each honest frame is left alone, but objects the worker had not shown before
+the onset change, so the drift test of the verifier (:mod:`kontur.verifier.drift`) has
+something to find while every other check sees plausible tracks:
+
+- ``drift-classes``: every new person, bicycle or motorcycle is reported as a dog;
+- ``drift-recall``: 70% of the new objects (a fixed draw per track id) are never reported.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from typing import Any
 from kontur.wire import TrackedObject, TrackFrame
 
 __all__ = [
+    "DRIFT_FAULTS",
+    "DRIFT_RECALL_LOST",
     "PHANTOM_TRACK_ID",
     "TELEPORT_PERIOD_S",
     "WORKER_FAULTS",
@@ -50,6 +60,10 @@ WORKER_FAULTS = (
     "worker-replay",
     "worker-freeze",
 )
+#: Faults of a worker whose results drift (see the module); armed like the others.
+DRIFT_FAULTS = ("drift-classes", "drift-recall")
+#: Share of new objects a ``drift-recall`` worker never reports.
+DRIFT_RECALL_LOST = 0.7
 #: The track id the phantom walks under (a real tracker's ids start at 0 or 1).
 PHANTOM_TRACK_ID = 1_000_001
 #: Teleported boxes switch between their place and a third of the frame away this often.
@@ -72,8 +86,9 @@ class FaultPlan:
     replay_delay_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.kind not in WORKER_FAULTS:
-            raise ValueError(f"expected a fault among {WORKER_FAULTS}, got {self.kind!r}")
+        if self.kind not in (*WORKER_FAULTS, *DRIFT_FAULTS):
+            known = (*WORKER_FAULTS, *DRIFT_FAULTS)
+            raise ValueError(f"expected a fault among {known}, got {self.kind!r}")
         if not (math.isfinite(self.start_s) and self.start_s >= 0 and len(self.zone) >= 3):
             raise ValueError(
                 f"expected a start >= 0 s and a zone of 3 points or more, got {self.start_s} s "
@@ -162,6 +177,8 @@ class WorkerFault:
             objects = tuple(self._flipped(o) for o in tracks.objects)
         elif kind == "worker-replay":
             objects = self._replayed(tracks)
+        elif kind in DRIFT_FAULTS:
+            objects = self._drifted(tracks.objects)
         else:  # worker-freeze
             objects = self._frozen if self._frozen is not None else tracks.objects
         return tracks.model_copy(update={"objects": objects})
@@ -193,6 +210,19 @@ class WorkerFault:
             confidence=conf,
             xyxy=(left + jx, foot - h + jy, left + w + jx, foot + jy),
         )
+
+    def _drifted(self, objects: tuple[TrackedObject, ...]) -> tuple[TrackedObject, ...]:
+        new = [o for o in objects if o.track_id not in self._seen]
+        if self.plan.kind == "drift-classes":
+            dog = {"class_id": 16, "class_name": "dog"}
+            relabel = {o.track_id for o in new if o.class_name in _PERSONS}
+            return tuple(o.model_copy(update=dog) if o.track_id in relabel else o for o in objects)
+        lost = {o.track_id for o in new if self._draw(o.track_id) < DRIFT_RECALL_LOST}
+        return tuple(o for o in objects if o.track_id not in lost)
+
+    def _draw(self, track_id: int) -> float:
+        """A fixed draw in [0, 1) per track id (and seed): the same track is always lost."""
+        return random.Random(self.plan.seed * 1_000_003 + track_id).random()
 
     def _teleported(self, tracks: TrackFrame, width: int) -> tuple[TrackedObject, ...]:
         phase = int((tracks.pts_s - self.plan.start_s) / TELEPORT_PERIOD_S)

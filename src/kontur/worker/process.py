@@ -31,7 +31,7 @@ from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.wire import DetectionBatch, FrameReady, TrackFrame, WorkerReady
 from kontur.wire.channel import Outbox
 from kontur.worker.bundle import MAX_BUNDLE_BYTES, BundlePart, unpack
-from kontur.worker.errors import ModelIntegrityError
+from kontur.worker.errors import ACCELERATOR_FAULT_EXIT, AcceleratorFault, ModelIntegrityError
 from kontur.worker.faults import FaultPlan, WorkerFault
 from kontur.worker.sandbox import SandboxPolicy, enter
 
@@ -121,16 +121,26 @@ def build_detector(
         )
     from kontur.release.manifest import ReleaseManifest
     from kontur.worker.runners import build_detector as build_release_detector
+    from kontur.worker.runners import simulated_accelerator
 
     assert release is not None
     manifest_raw, files = release
-    return build_release_detector(
+    # `--inject-fault accelerator-reset | driver-unapproved`: the CPU runner behind a simulated
+    # accelerator whose EP fails (kontur.worker.runners.simulated); never outside a demo fault
+    simulated = spec.get("simulated_accelerator") if spec["platform"] != "cpu" else None
+    detector = build_release_detector(
         ReleaseManifest.from_json(manifest_raw),
         files,
         model_id=spec["model_id"],
-        platform=spec["platform"],
+        platform="cpu" if simulated else spec["platform"],
         intra_op_threads=w["intra_op_threads"],
     )
+    if not simulated:
+        return detector
+    from kontur.worker.runners import ReleaseDetector
+
+    assert isinstance(detector, ReleaseDetector)
+    return simulated_accelerator(detector, spec["platform"], simulated.get("reset_after_calls"))
 
 
 @dataclass
@@ -274,7 +284,11 @@ def main() -> int:
             isolation=isolation.to_json(),
         )
     )
-    loop.run()
+    try:
+        loop.run()
+    except AcceleratorFault as exc:  # the EP failed: the supervisor moves us to the CPU
+        print(f"accelerator fault: {exc}", file=sys.stderr)
+        return ACCELERATOR_FAULT_EXIT
     return 0
 
 

@@ -14,7 +14,9 @@ this order:
    output shape must be the one ``output_format`` implies (:class:`ModelFormatError`).
 
 Per frame, :class:`ReleaseDetector` runs :func:`.preprocess.prepare`, the backend, the
-format's decoder (:mod:`.decoders`) and maps the boxes back to the frame.
+format's decoder (:mod:`.decoders`) and maps the boxes back to the frame. On an accelerator,
+a backend that raises is an :class:`~kontur.worker.errors.AcceleratorFault` (issue 13 §3:
+a failing GPU/NPU EP is a degradation trigger); on the CPU its error stays what it was.
 """
 
 from __future__ import annotations
@@ -24,18 +26,20 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import supervision as sv
 
-from kontur.worker.errors import ModelUnreadable
+from kontur.worker.errors import AcceleratorFault, ModelUnreadable
 from kontur.worker.runners.decoders import DECODERS, check_shape, expected_output_shape
 from kontur.worker.runners.errors import PlatformNotAllowed, PlatformUnavailable
 from kontur.worker.runners.onnx import OnnxRunner
 from kontur.worker.runners.openvino import OpenVinoRunner
 from kontur.worker.runners.preprocess import prepare
+from kontur.worker.runners.simulated import FailingRunner
 
 if TYPE_CHECKING:
     from kontur.release.manifest import ReleaseManifest
     from kontur.worker.detectors import Detector
 
 __all__ = [
+    "FailingRunner",
     "OnnxRunner",
     "OpenVinoRunner",
     "PlatformNotAllowed",
@@ -43,6 +47,7 @@ __all__ = [
     "ReleaseDetector",
     "Runner",
     "build_detector",
+    "simulated_accelerator",
 ]
 
 
@@ -58,9 +63,13 @@ class Runner(Protocol):
 class ReleaseDetector:
     """A release's model behind the detector interface ``infer(frame) -> Detections``."""
 
-    def __init__(self, manifest: ReleaseManifest, runner: Runner, *, model_id: str) -> None:
+    def __init__(
+        self, manifest: ReleaseManifest, runner: Runner, *, model_id: str, platform: str = "cpu"
+    ) -> None:
         self.name = f"{manifest.name}-v{manifest.version}-{runner.engine}"
         self.model_id = model_id
+        self.platform = platform
+        self.manifest = manifest
         self.class_names: tuple[str, ...] = manifest.class_names
         self.output_format = manifest.output_format
         self.score_threshold = manifest.thresholds.score
@@ -77,7 +86,7 @@ class ReleaseDetector:
     def infer(self, frame: np.ndarray) -> sv.Detections:
         """Detect objects in one BGR uint8 frame; boxes in frame pixels."""
         blob, transform = prepare(frame, self._pre)
-        raw = self.runner(blob)
+        raw = self._run(blob)
         dets = self._decode(
             raw,
             self._input_hw,
@@ -86,6 +95,26 @@ class ReleaseDetector:
             num_classes=len(self.class_names),
         )
         return transform.to_frame(dets)
+
+    def _run(self, blob: np.ndarray) -> np.ndarray:
+        if self.platform == "cpu":
+            return self.runner(blob)
+        try:
+            return self.runner(blob)
+        except Exception as exc:  # an EP's error types are its own: any failure counts
+            first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise AcceleratorFault(
+                f"{self.name} on {self.platform}: expected an output, got {first}"
+            ) from exc
+
+
+def simulated_accelerator(
+    detector: ReleaseDetector, platform: str, reset_after_calls: int | None
+) -> ReleaseDetector:
+    """``detector``'s CPU runner behind a simulated ``platform`` whose EP fails from its
+    ``reset_after_calls``-th call on (:mod:`.simulated`; ``--inject-fault`` only)."""
+    runner = FailingRunner(detector.runner, reset_after_calls)
+    return ReleaseDetector(detector.manifest, runner, model_id=detector.model_id, platform=platform)
 
 
 def _file(manifest: ReleaseManifest, files: dict[str, bytes], name: str) -> bytes:
@@ -138,4 +167,4 @@ def build_detector(
             intra_op_threads=intra_op_threads,
             label=label,
         )
-    return ReleaseDetector(manifest, runner, model_id=model_id)
+    return ReleaseDetector(manifest, runner, model_id=model_id, platform=platform)

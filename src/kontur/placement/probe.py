@@ -1,0 +1,77 @@
+"""The inference stack's versions, read from the host by the supervisor (issue 13 §3).
+
+The facts :func:`kontur.placement.allowlist.judge` checks must come from somewhere the worker
+cannot forge: the worker is untrusted and sandboxed, so what it would say of its own runtime
+is a claim. This probe runs in the supervisor, before the sandboxed worker starts and again at
+every run-time check, and imports no runtime and loads no driver library:
+
+- a runtime's version is its distribution's installed metadata (``importlib.metadata``: the
+  ``*.dist-info`` the worker's interpreter imports from, read, never imported);
+- which distributions provide a module (``onnxruntime`` may come from ``onnxruntime``,
+  ``onnxruntime-gpu`` or ``onnxruntime-openvino``) is read once, at start: it walks every
+  installed distribution (about half a second);
+- a driver's version is the kernel's own: ``/sys/module/<name>/version`` (an out-of-tree
+  module such as ``nvidia``), or the running kernel's release for an in-tree module that has
+  no version of its own (``intel_vpu``); no ``/sys/module/<name>`` means it is not loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from kontur.placement.allowlist import StackFacts
+
+__all__ = ["SYS_MODULE", "HostProbe", "module_distributions"]
+
+#: Where the kernel lists its loaded modules.
+SYS_MODULE = Path("/sys/module")
+_MAX_VERSION = 128
+
+
+def module_distributions(modules: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Each import name → the installed distributions that provide it (sorted)."""
+    provided = metadata.packages_distributions()
+    return {m: tuple(sorted(set(provided.get(m, ())))) for m in modules}
+
+
+def _dist_version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def driver_version(module: str, sys_module: Path = SYS_MODULE) -> str | None:
+    """The loaded kernel module's version; the kernel's release for an in-tree one."""
+    where = sys_module / module
+    if not where.is_dir():
+        return None
+    try:
+        return (where / "version").read_text("ascii").strip()[:_MAX_VERSION]
+    except FileNotFoundError:
+        return f"kernel-{os.uname().release}"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"unreadable ({type(exc).__name__})"
+
+
+class HostProbe:
+    """Reads :class:`StackFacts` for the given modules and drivers (see the module)."""
+
+    def __init__(
+        self, modules: Iterable[str], drivers: Iterable[str], sys_module: Path = SYS_MODULE
+    ) -> None:
+        self._providers = module_distributions(modules)
+        self._drivers = tuple(sorted(set(drivers)))
+        self._sys_module = sys_module
+
+    def facts(self) -> StackFacts:
+        """The versions installed and loaded now."""
+        modules: dict[str, dict[str, str]] = {}
+        for module, dists in self._providers.items():
+            versions = {d: v for d in dists if (v := _dist_version(d)) is not None}
+            modules[module] = versions
+        drivers = {d: driver_version(d, self._sys_module) for d in self._drivers}
+        return StackFacts(modules, drivers)
