@@ -43,7 +43,9 @@ def _mount_subcommands() -> None:
     from kontur.ingest.sign_cli import sign
     from kontur.ingest.verify_cli import verify
     from kontur.release.cli import model_app
+    from kontur.robustness.cli import audit as model_audit
 
+    model_app.command("audit")(model_audit)
     app.add_typer(archive_app, name="archive")
     app.add_typer(model_app, name="model", help="Signed model releases.")
     app.add_typer(eval_app, name="eval", help="Measure analytics quality on ground truth.")
