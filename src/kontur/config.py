@@ -138,9 +138,11 @@ class ReleaseAuditConfig(_Cfg):
     default: an audit needs footage with ground truth, which not every site has; each start
     with an unaudited release says so in the run's notes."""
     min_rpc: float = Field(default=0.0, ge=0, le=1)
-    """The lowest relative performance under corruption (rPC = mPC / clean AP50) accepted."""
+    """The lowest relative performance under corruption (rPC = mPC / clean AP50) accepted;
+    above 0 it also requires an audit."""
     max_patch_drop: float | None = Field(default=None, ge=0, le=1)
-    """The largest person recall an adversarial patch may take; None: not checked."""
+    """The largest person recall an adversarial patch may take; None: not checked; set, it
+    also requires an audit."""
 
 
 class ReleaseConfig(_Cfg):
@@ -668,3 +670,7 @@ def _check_extraction(settings: Mapping[str, Any], where: str) -> None:
         ExtractionSettings.from_mapping(settings)
     except ValueError as exc:
         raise ConfigError(f"config {where}: key api.{exc}") from None
+    except OverflowError as exc:  # an integer too large for a float field
+        raise ConfigError(
+            f"config {where}: key api.extraction: expected finite numbers, got {exc}"
+        ) from None

@@ -122,3 +122,10 @@ def test_the_supervisor_hands_the_api_its_settings_and_the_sites_model(tmp_path:
     assert entry["sandbox"]["scratch_dir"] == str(scratch / "query-worker")
     assert entry["sandbox"]["deny"] == [str(data_dir)]
     assert entry["sandbox"]["required"] == "all"
+
+
+def test_a_number_too_large_for_a_float_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("api: {extraction: {throttle_interval_s: " + "9" * 400 + "}}\n")
+    with pytest.raises(ConfigError, match=r"key api\.extraction: expected finite numbers"):
+        load_config(path)

@@ -33,22 +33,28 @@ from kontur.runtime.models import audit_policy, prepare_release
 REPORT = b'{"schema": "kontur.audit-report/1"}\n'
 
 
-def record(**over: Any) -> AuditRecord:
+def record(model_digest: str = "0" * 64, **over: Any) -> AuditRecord:
     doc: dict[str, Any] = {
         "schema": "kontur.audit/1",
         "report": "audit.json",
         "report_sha256": hashlib.sha256(REPORT).hexdigest(),
-        "model_sha256": hashlib.sha256(MODEL_BYTES).hexdigest(),
+        "model_digest": model_digest,
         "audited": datetime.now(UTC),
         "clip": "pets09.avi",
         "frames": 200,
+        "corruptions": 105,
+        "patch_queries": 2000,
+        "trigger_budget": 2000,
         "clean_ap50": 0.8,
         "mpc": 0.6,
         "rpc": 0.75,
         "trigger": "pass",
         "patch_recall_drop": 0.2,
     }
-    return AuditRecord.model_validate(doc | over, strict=False)
+    doc |= over
+    if "rpc" in over and "mpc" not in over:
+        doc["mpc"] = over["rpc"] * doc["clean_ap50"]
+    return AuditRecord.model_validate(doc, strict=False)
 
 
 def audited(
@@ -56,10 +62,13 @@ def audited(
 ) -> Path:
     n = len(list(tmp_path.iterdir()))
     src = verify_release(build(3, out=f"src-{n}"), public_key=keyring.key.public_key, clock=clock)
+    m = src.manifest.manifest
+    over.setdefault("model_digest", m.model_digest(src.file_digests))
     out = tmp_path / f"audited-{n}"
     built = build_audited_release(
         src, record(**over), REPORT, out, key=keyring.key.private_key, clock=clock
     )
+    assert built.manifest.manifest.expires == m.expires  # an audit does not extend a life
     return built.directory
 
 
@@ -89,7 +98,24 @@ def test_an_audit_of_other_model_bytes_is_not_signed(
     build: Builder, keyring: Keyring, clock: ManualClock, tmp_path: Path
 ) -> None:
     with pytest.raises(ManifestError, match="expected an audit of tiny@3's model"):
-        audited(build, keyring, clock, tmp_path, model_sha256="0" * 64)
+        audited(build, keyring, clock, tmp_path, model_digest="0" * 64)
+
+
+def test_the_model_digest_covers_thresholds_and_every_model_file(
+    build: Builder, keyring: Keyring, clock: ManualClock
+) -> None:
+    rel = verify_release(build(3), public_key=keyring.key.public_key, clock=clock)
+    m = rel.manifest.manifest
+    base = m.model_digest(rel.file_digests)
+    looser = m.model_copy(update={"thresholds": m.thresholds.model_copy(update={"score": 0.9})})
+    assert looser.model_digest(rel.file_digests) != base
+    other = {**rel.file_digests, "tiny.onnx": "1" * 64}
+    assert m.model_digest(other) != base
+
+
+def test_an_rpc_that_is_not_mpc_over_clean_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"rpc: expected mpc / clean_ap50 = 0\.750000"):
+        record(rpc=0.9, mpc=0.6)
 
 
 def test_report_bytes_must_match_the_record(
@@ -105,9 +131,14 @@ def test_version_must_rise(
     src = verify_release(build(3), public_key=keyring.key.public_key, clock=clock)
     with pytest.raises(ManifestError, match="expected more than tiny's 3, got 3"):
         build_audited_release(
-            src, record(), REPORT, tmp_path / "x", key=keyring.key.private_key, version=3,
+            src,
+            record(src.manifest.manifest.model_digest(src.file_digests)),
+            REPORT,
+            tmp_path / "x",
+            key=keyring.key.private_key,
+            version=3,
             clock=clock,
-        )  # fmt: skip
+        )
 
 
 def test_a_report_name_that_is_a_model_file_is_refused() -> None:
@@ -151,6 +182,10 @@ def test_install_requires_an_audit_only_when_the_policy_does(
     with pytest.raises(AuditRefused, match="expected a robustness audit"):
         store.install(
             plain, trust, clock, expected_names=("tiny",), audit_policy=AuditPolicy(required=True)
+        )
+    with pytest.raises(AuditRefused, match="expected a robustness audit"):  # a floor requires one
+        store.install(
+            plain, trust, clock, expected_names=("tiny",), audit_policy=AuditPolicy(min_rpc=0.1)
         )
     store.install(plain, trust, clock, expected_names=("tiny",), audit_policy=AuditPolicy())
     d = audited(build, keyring, clock, tmp_path)

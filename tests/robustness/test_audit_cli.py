@@ -62,6 +62,7 @@ def test_audit_signs_a_new_version_that_install_checks(
     assert noise[5] < rep["clean"]["ap50"]
     assert rec["rpc"] == pytest.approx(rep["mpc"] / rep["clean"]["ap50"], rel=1e-4)
     assert rec["trigger"] == "pass"  # the clean YOLOX-Nano
+    assert (rec["corruptions"], rec["trigger_budget"]) == (10, 200)
     assert rep["patch"]["queries"] <= 24
     # the new release: version 2, the report signed beside the model
     v2 = verify_release(out, public_key=pub, clock=SystemClock())
@@ -90,7 +91,16 @@ def test_audit_input_errors_are_one_line(signed: tuple[Path, Path, Path], tmp_pa
         "missing video": ("--video", str(tmp_path / "none.avi"), "--gt", gt, "--scale", "0.625"),
         "wrong scale": ("--video", video, "--gt", gt, "--scale", "3"),
         "unknown corruption": ("--video", video, "--gt", gt, "--corruptions", "acid"),
-    }
+        # found before the long run, not after it
+        "html nowhere": ("--video", video, "--gt", gt, "--html", str(tmp_path / "no" / "r.html")),
+        "out not empty": (
+            "--video", video, "--gt", gt, "--key", str(signed[2]), "--out", str(release),
+        ),
+        "key unreadable": (
+            "--video", video, "--gt", gt, "--key", str(tmp_path / "none.key"),
+            "--out", str(tmp_path / "new"),
+        ),
+    }  # fmt: skip
     for why, args in cases.items():
         r = run_kontur("model", "audit", str(release), *common, *args, timeout=300)
         assert r.returncode == 2, (why, r.stderr)

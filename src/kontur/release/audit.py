@@ -3,8 +3,9 @@
 A release carries its audit in the signed manifest (:class:`~kontur.release.manifest.
 AuditRecord`, written by ``kontur model audit``). :func:`check_audit` is the pure check:
 
-- a release without an audit is refused when the policy requires one;
-- an audit of other model bytes than the release's is refused (it says nothing here);
+- a release without an audit is refused when the policy requires one, or sets a floor;
+- an audit of another model than the release's (its files, preprocessing, decoding,
+  classes, thresholds) is refused: it says nothing here;
 - a trigger scan that flagged the model is always refused: no setting runs a model its own
   audit found a backdoor in;
 - an rPC below the floor, or a patch recall drop above the ceiling, is refused.
@@ -37,24 +38,29 @@ class AuditPolicy:
             raise ValueError(f"max_patch_drop: expected 0..1, got {self.max_patch_drop}")
 
 
-def check_audit(manifest: ReleaseManifest, model_sha256: str, policy: AuditPolicy) -> None:
+def check_audit(
+    manifest: ReleaseManifest, file_digests: dict[str, str], policy: AuditPolicy
+) -> None:
     """Raise :class:`AuditRefused` (one line) when the release falls below ``policy``.
 
-    ``model_sha256`` is the digest of the release's verified model file.
+    ``file_digests`` are the release's verified file digests. A floor (``min_rpc`` above 0,
+    a ``max_patch_drop``) requires an audit even when ``required`` is off: otherwise a
+    release re-signed without its audit slot would step around the floor.
     """
     rid = f"release {manifest.name}@{manifest.version}"
     audit = manifest.robustness_audit
     if audit is None:
-        if policy.required:
+        if policy.required or policy.min_rpc > 0 or policy.max_patch_drop is not None:
             raise AuditRefused(
                 f"{rid}: expected a robustness audit (the site requires one; run kontur model "
                 "audit), got none"
             )
         return
-    if audit.model_sha256 != model_sha256:
+    mine = manifest.model_digest(file_digests)
+    if audit.model_digest != mine:
         raise AuditRefused(
-            f"{rid}: expected an audit of its model sha256 {model_sha256}, got one of "
-            f"{audit.model_sha256}"
+            f"{rid}: expected an audit of its model (digest {mine}), got one of "
+            f"{audit.model_digest}"
         )
     if audit.trigger != "pass":
         raise AuditRefused(f"{rid}: expected trigger scan pass, got {audit.trigger}")

@@ -13,6 +13,7 @@ invariant, and keep the exact bytes beside it (:class:`SignedManifest`).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -115,17 +116,23 @@ class AuditRecord(_Frozen):
     """The robustness audit a release carries (``kontur model audit``, ADR 0033).
 
     The full report is a file of the release (``report``), signed with it; these are the
-    figures a site's policy checks at install and at start. ``model_sha256`` names the model
-    bytes that were audited: an audit of another model says nothing about this one.
+    figures a site's policy checks at install and at start. ``model_digest`` names what was
+    audited (:meth:`ReleaseManifest.model_digest`: every model file and the preprocessing,
+    decoding, classes and thresholds): an audit of another model says nothing about this one.
+    ``corruptions``, ``patch_queries`` and ``trigger_budget`` say how thorough it was.
     """
 
     schema_: Literal["kontur.audit/1"] = Field(alias="schema")
     report: str
     report_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     audited: AwareDatetime
     clip: str = Field(min_length=1, max_length=256)
     frames: int = Field(ge=1)
+    #: Corruption x severity runs behind ``mpc``.
+    corruptions: int = Field(ge=1)
+    patch_queries: int = Field(ge=0)
+    trigger_budget: int = Field(ge=0)
     #: Person AP at IoU 0.5 on the clean frames.
     clean_ap50: float = Field(ge=0, le=1)
     #: Mean AP50 over every corruption and severity (Michaelis et al. 2019).
@@ -140,6 +147,9 @@ class AuditRecord(_Frozen):
 
     @model_validator(mode="after")
     def _report_name(self) -> AuditRecord:
+        want = min(self.mpc / self.clean_ap50, 10.0) if self.clean_ap50 > 0 else 0.0
+        if abs(self.rpc - want) > 1e-6:
+            raise ValueError(f"rpc: expected mpc / clean_ap50 = {want:.6f}, got {self.rpc:.6f}")
         if not _FILE.match(self.report) or self.report == MANIFEST_NAME:
             raise ValueError(
                 f"report must be a plain file name in the release, got {self.report!r}"
@@ -179,6 +189,19 @@ class ReleaseManifest(_Frozen):
         if self.robustness_audit is not None and self.robustness_audit.report in self.files.names():
             raise ValueError(f"audit report {self.robustness_audit.report!r} is a model file name")
         return self
+
+    def model_digest(self, file_digests: dict[str, str]) -> str:
+        """SHA-256 over what decides the model's detections: each model file's digest (from
+        ``file_digests``, the verified ones) and the preprocessing, output format, class
+        names and thresholds. What a robustness audit is bound to."""
+        doc = {
+            "files": {n: file_digests[n] for n in self.files.names()},
+            **self.model_dump(
+                mode="json",
+                include={"preprocessing", "output_format", "class_names", "thresholds"},
+            ),
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def signed_names(self) -> tuple[str, ...]:
         """Every file the release signs besides ``release.json``: the model file(s) and the

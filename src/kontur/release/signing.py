@@ -601,17 +601,17 @@ def build_audited_release(
     clock: Clock,
 ) -> BuiltRelease:
     """``source`` re-released with ``audit`` in its audit slot and ``report`` beside it,
-    signed as a new version (default: the source's + 1), valid as long as the source was.
+    signed as a new version (default: the source's + 1).
 
-    The audit must be of the source's model bytes (``audit.model_sha256``) and ``report`` the
+    The audit must be of the source's model (``audit.model_digest``) and ``report`` the
     bytes ``audit.report_sha256`` names; a report the source already carried is replaced.
+    The new version expires when the source does: an audit does not extend a model's life.
     """
     old = source.manifest.manifest
-    model = source.files[old.files.model]
-    if hashlib.sha256(model).hexdigest() != audit.model_sha256:
+    if old.model_digest(source.file_digests) != audit.model_digest:
         raise ManifestError(
-            f"audit: expected an audit of {old.name}@{old.version}'s model, got one of sha256 "
-            f"{audit.model_sha256}"
+            f"audit: expected an audit of {old.name}@{old.version}'s model, got one of "
+            f"{audit.model_digest}"
         )
     if hashlib.sha256(report).hexdigest() != audit.report_sha256:
         raise ManifestError(f"audit: expected report bytes of sha256 {audit.report_sha256}")
@@ -625,7 +625,7 @@ def build_audited_release(
     fields = old.model_dump(by_alias=True) | {
         "version": new_version,
         "created": created,
-        "expires": created + (old.expires - old.created),
+        "expires": old.expires,
         "robustness_audit": audit,
     }
     try:

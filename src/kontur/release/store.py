@@ -209,7 +209,7 @@ class ReleaseStore:
         )
         m = release.manifest.manifest
         if audit_policy is not None:
-            check_audit(m, release.file_digests[m.files.model], audit_policy)
+            check_audit(m, release.file_digests, audit_policy)
         with self._locked():
             existing = self._record(m.name, m.version)
             if existing is not None:

@@ -91,10 +91,13 @@ def _record(report: AuditReport, release: VerifiedRelease, raw: bytes, clip: str
             "schema": "kontur.audit/1",
             "report": REPORT_NAME,
             "report_sha256": hashlib.sha256(raw).hexdigest(),
-            "model_sha256": release.file_digests[m.files.model],
+            "model_digest": m.model_digest(release.file_digests),
             "audited": datetime.now(UTC),
             "clip": clip,
             "frames": report.frames,
+            "corruptions": len(report.corruptions),
+            "patch_queries": report.patch.queries,
+            "trigger_budget": report.settings.trigger_budget,
             "clean_ap50": report.clean.ap50,
             "mpc": report.mpc,
             "rpc": min(report.rpc, 10.0),
@@ -111,10 +114,10 @@ def _summary(report: AuditReport) -> str:
     lines = [
         f"clean: AP50 {report.clean.ap50:.3f}, precision {report.clean.precision:.3f}, "
         f"recall {report.clean.recall:.3f} on {report.frames} frames",
-        f"corruptions: mPC {report.mpc:.3f}, rPC {report.rpc:.3f}; weakest: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in worst),
+        f"corruptions: mPC {report.mpc:.3f}, rPC {report.rpc:.3f}",
+        "  weakest: " + ", ".join(f"{k} {v:.2f}" for k, v in worst),
         f"patch: recall {p.recall_clean:.2f} clean, {p.recall_control:.2f} control, "
-        f"{p.recall_patch:.2f} adversarial ({p.queries} queries)",
+        f"{p.recall_patch:.2f} adversarial: drop {p.drop:.3f} ({p.queries} queries)",
         f"trigger scan: {t.verdict} (suppression {t.suppression:.2f}, control "
         f"{t.control:.2f}, threshold {t.threshold:.2f})",
     ]
@@ -170,8 +173,7 @@ def audit(
     from kontur.robustness.frames import load_audit_frames
     from kontur.robustness.report import report_html, report_json
 
-    if (key is None) != (out is None):
-        fail("--key/--out: expected both (to sign the audited release) or neither, got one")
+    _preflight(key, out, html_out)
     trust = trust_from_options(pub, ca)
     names = expected_name(name)
     settings = _settings(frames, seed, corruptions, patch_queries, trigger_budget)
@@ -185,10 +187,20 @@ def audit(
             signer_policy=trust.signer_policy,
             clock=SystemClock(),
         )
+        if version is not None and version <= release.manifest.manifest.version:
+            fail(
+                f"--version: expected more than {release.manifest.manifest.version}, got {version}"
+            )
         picked = load_audit_frames(video, gt, scale=scale, count=frames)
         report = _run(release, picked, settings, threads)
     except KonturError as exc:
         fail(str(exc), exc.exit_code)
+    except Exception as exc:  # the model failing mid-run (onnxruntime): one line, no traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        fail(
+            f"audit: expected the model to run on every audit frame, got "
+            f"{type(exc).__name__}: {first}"
+        )
     m = release.manifest.manifest
     report.extra.update(
         release={"name": m.name, "version": m.version, "digest": release.digest},
@@ -210,8 +222,28 @@ def audit(
         except KonturError as exc:
             fail(str(exc), exc.exit_code)
     if html_out is not None:
-        html_out.write_text(report_html(report), encoding="utf-8")
+        try:
+            html_out.write_text(report_html(report), encoding="utf-8")
+        except OSError as exc:
+            fail(f"--html {html_out}: expected a writable file, got {exc.strerror or exc}")
     _finish(report, record, built, json_out)
+
+
+def _preflight(key: Path | None, out: Path | None, html_out: Path | None) -> None:
+    """What would fail only after a long run fails now: the signing key, the output places."""
+    from kontur.release.keys import load_private_key
+
+    if (key is None) != (out is None):
+        fail("--key/--out: expected both (to sign the audited release) or neither, got one")
+    if key is not None:
+        try:
+            load_private_key(key)
+        except KonturError as exc:
+            fail(str(exc), exc.exit_code)
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        fail(f"--out {out}: expected a new or empty directory, got entries")
+    if html_out is not None and not html_out.parent.is_dir():
+        fail(f"--html {html_out}: expected an existing directory for it, got none")
 
 
 def _finish(report: AuditReport, record: AuditRecord, built: Any, json_out: Path | None) -> None:
