@@ -174,6 +174,7 @@ def run_audit(
     tell: Progress = progress or (lambda stage, done, total: None)
     names = settings.names()
     rng = np.random.default_rng(settings.seed)
+    tell("clean", 0, 1)
     clean = _quality(detector, iter(frames), score_threshold)
     tell("clean", 1, 1)
     results: list[CorruptionResult] = []

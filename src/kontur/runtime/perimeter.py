@@ -55,7 +55,7 @@ from kontur.runtime.models import (
     format_from_output_shape,
     prepare_release,
 )
-from kontur.runtime.prepare import Prepared, output_shape, prepare_sources
+from kontur.runtime.prepare import Prepared, PrepareFailed, output_shape, prepare_sources
 from kontur.runtime.publish import StatePublisher
 from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.scratch import make_scratch
@@ -172,10 +172,16 @@ class Perimeter:
     def _prepare_sources(self, worker: dict[str, Any], model_bytes: bytes | None) -> Prepared:
         """Probe and bench in the worker's sandbox: the supervisor decodes nothing."""
         cams = self._cameras()
-        allowed: list[str] | None = None
+        signed: list[str] | None = None
         if self.prepared is not None:
-            allowed = [str(p) for p in self.prepared.release.manifest.manifest.platforms]
-        allowed = self.triggers.allowed(allowed)  # approved stacks only (issue 13 §3)
+            signed = [str(p) for p in self.prepared.release.manifest.manifest.platforms]
+        allowed = self.triggers.allowed(signed)  # approved stacks only (issue 13 §3)
+        if self.prepared is not None and not allowed:
+            raise PrepareFailed(
+                f"release {self.prepared.model_id}: expected one of the platforms this "
+                f"machine has and approves (placement.allowlist), got a release for {signed}",
+                exit_code=1,
+            )
         return prepare_sources(
             self.supervisor,
             self.config,
@@ -582,8 +588,7 @@ class Perimeter:
         self, cfg_json: dict[str, Any], worker: dict[str, Any], model_bytes: bytes | None
     ) -> dict[str, Any]:
         self._start_triggers()
-        # the API's query worker runs the same verified release (ADR 0031), never a fault spec
-        self.query_model = QueryModel(dict(worker), model_bytes, self.scratch)
+        self.query_model = self._query_model(worker, model_bytes)
         prepared = self._prepare_sources(worker, model_bytes)
         self.plans = self._plan_cameras(prepared)
         platform = self._place(self.plans, prepared)
@@ -712,6 +717,20 @@ class Perimeter:
         if self.prepared is None:
             return "builtin:opencv-hog", "opencv"
         return self.prepared.model_id, str(self.prepared.release.manifest.manifest.files.runtime)
+
+    def _query_model(self, worker: dict[str, Any], blob: bytes | None) -> QueryModel | None:
+        """What the API's query worker runs: the same verified release (ADR 0031), never a
+        fault spec; none when the release forbids the CPU (its sandbox has no device node)."""
+        if (
+            self.prepared is not None
+            and "cpu" not in self.prepared.release.manifest.manifest.platforms
+        ):
+            self.notes.append(
+                "the query API (POST /v1/detect) answers 503: the release does not allow the "
+                "CPU, the only platform its sandboxed query worker has"
+            )
+            return None
+        return QueryModel(dict(worker), blob, self.scratch)
 
     def _start_triggers(self) -> None:
         """Probe the inference stack from here, before the sandboxed worker runs, and archive
