@@ -113,19 +113,15 @@ class AuditReport:
                 {"name": c.name, "family": c.family, "severity": c.severity, **asdict(c.quality)}
                 for c in self.corruptions
             ],
-            "patch": _patch_json(self.patch),
-            "trigger": _trigger_json(self.trigger),
+            "patch": _attack_json(self.patch),
+            "trigger": _attack_json(self.trigger),
         }
 
 
-def _patch_json(p: PatchResult) -> dict[str, Any]:
-    doc = {k: v for k, v in asdict(p).items() if not isinstance(v, np.ndarray)}
-    return {**doc, "patch_shape": list(p.patch.shape)}
-
-
-def _trigger_json(t: TriggerScan) -> dict[str, Any]:
-    doc = {k: v for k, v in asdict(t).items() if not isinstance(v, np.ndarray)}
-    return {**doc, "patch_shape": list(t.patch.shape)}
+def _attack_json(result: PatchResult | TriggerScan) -> dict[str, Any]:
+    """An attack's figures; its pictures (arrays) only by shape."""
+    doc = {k: v for k, v in asdict(result).items() if not isinstance(v, np.ndarray)}
+    return {**doc, "patch_shape": list(result.patch.shape)}
 
 
 def _quality(
