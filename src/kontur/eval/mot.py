@@ -30,7 +30,13 @@ import supervision as sv
 
 from kontur.config import MotionConfig
 from kontur.eval._metrics import HotaFigures, MotAccumulator
-from kontur.eval.errors import EvalError, EvalInputError, FrameCountError, VideoDecodeError
+from kontur.eval.errors import (
+    EvalError,
+    EvalInputError,
+    FrameCountError,
+    GroundTruthError,
+    VideoDecodeError,
+)
 from kontur.eval.gt import GroundTruth, GtFormat, load_gt
 from kontur.wire import TrackedObject
 from kontur.worker.detectors import Detector
@@ -177,14 +183,17 @@ class _Run:
         )
 
 
-def _check_scale(gt: GroundTruth, shape: tuple[int, ...]) -> None:
+def check_scale(gt: GroundTruth, shape: tuple[int, ...], scale: float | None = None) -> None:
+    """Refuse gt whose box centres fall outside a frame of ``shape`` (H, W, ...) more than
+    rarely: the sign of a wrong ``--scale`` (named in the message when given)."""
     h, w = shape[:2]
     cx = gt.xywh[:, 0] + gt.xywh[:, 2] / 2
     cy = gt.xywh[:, 1] + gt.xywh[:, 3] / 2
     outside = float(np.mean((cx < 0) | (cx > w) | (cy < 0) | (cy > h)))
     if outside > _MAX_OUTSIDE:
-        raise EvalError(
-            f"{gt.source}: expected gt boxes inside the {w}x{h} video (check --scale), "
+        now = "" if scale is None else f", now {scale:g}"
+        raise GroundTruthError(
+            f"{gt.source}: expected gt boxes inside the {w}x{h} video (check --scale{now}), "
             f"got {outside:.0%} of box centres outside"
         )
 
@@ -213,7 +222,7 @@ def evaluate_variants(
                 f"{gt.source}: expected a video of {gt.num_frames} frames, got more"
             )
         if i == 0:
-            _check_scale(gt, frame.shape)
+            check_scale(gt, frame.shape)
         truth = gt.at(i)
         for run in runs:
             run.step(frame, truth, clock)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kontur.eval.errors import FrameCountError, GroundTruthError
+from kontur.eval.errors import FrameCountError
 from kontur.eval.gt import GroundTruth, load_gt
-from kontur.eval.mot import open_video
+from kontur.eval.mot import check_scale, open_video
 from kontur.robustness.errors import AuditFramesError
 
 __all__ = ["MIN_SIDE", "AuditFrame", "clip_boxes", "load_audit_frames", "pick_frames"]
@@ -32,7 +32,6 @@ __all__ = ["MIN_SIDE", "AuditFrame", "clip_boxes", "load_audit_frames", "pick_fr
 #: Boxes narrower or shorter than this many pixels (after clipping) are not a person to find.
 MIN_SIDE = 2.0
 #: More gt box centres than this outside the picture means a wrong ``--scale``.
-_MAX_OUTSIDE = 0.10
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,17 +89,6 @@ def pick_frames(gt: GroundTruth, *, count: int, min_persons: int = 0) -> np.ndar
     return eligible[at]
 
 
-def _check_fit(gt: GroundTruth, width: int, height: int, scale: float) -> None:
-    cx = gt.xywh[:, 0] + gt.xywh[:, 2] / 2
-    cy = gt.xywh[:, 1] + gt.xywh[:, 3] / 2
-    outside = float(np.mean((cx < 0) | (cx > width) | (cy < 0) | (cy > height)))
-    if outside > _MAX_OUTSIDE:
-        raise GroundTruthError(
-            f"{gt.source}: expected gt boxes inside the {width}x{height} video "
-            f"(check --scale, now {scale:g}), got {outside:.0%} of box centres outside"
-        )
-
-
 def _gt_xyxy(gt: GroundTruth, index: int, width: int, height: int) -> np.ndarray:
     xywh = gt.at(index)[1]
     xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
@@ -124,7 +112,7 @@ def load_audit_frames(
             f"--video {video}: expected {truth.num_frames} frames (as {gt}), "
             f"got {info.frames} in the container header"
         )
-    _check_fit(truth, info.width, info.height, scale)
+    check_scale(truth, (info.height, info.width), scale)
     keep = set(wanted.tolist())
     frames: list[AuditFrame] = []
     decoded = 0
