@@ -251,6 +251,19 @@ class WorkerLoop:
         cam.classes.update(o.class_name for o in tracks.objects)
         self.to_verifier.send(tracks)
 
+    def drain(self) -> None:
+        """Analyse what the rings hold, one frame per camera in turn, until every ring is
+        empty: a camera with a backlog (an unpaced file, a burst) never starves the others
+        of analysis while it is worked off."""
+        waiting = dict(self.cameras)
+        while waiting and not stop_requested():
+            for cam_id, cam in list(waiting.items()):
+                slot = cam.reader.read_next()
+                if slot is None:
+                    del waiting[cam_id]
+                else:
+                    self._process(cam_id, cam, slot)
+
     def run(self) -> None:
         """Process frames until asked to stop."""
         while not stop_requested():
@@ -258,11 +271,7 @@ class WorkerLoop:
             with contextlib.suppress(BlockingIOError):
                 if os.read(self.wake_fd, 4096) == b"":
                     break  # every writer is gone (the supervisor died): stop, never spin
-            for cam_id, cam in self.cameras.items():
-                while (slot := cam.reader.read_next()) is not None:
-                    self._process(cam_id, cam, slot)
-                    if stop_requested():
-                        break
+            self.drain()
         for cam_id, cam in self.cameras.items():
             self._flush_batch(cam_id, cam)
 

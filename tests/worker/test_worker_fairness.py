@@ -1,0 +1,77 @@
+"""The worker shares its analysis fairly between cameras.
+
+With two rings full (a backlog, as when one camera is an unpaced file), the worker takes one
+frame per camera in turn; before, it drained the first ring completely, and a looping file
+camera could starve the others of analysis for minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from kontur.wire import FrameReady, TrackFrame
+from kontur.wire.channel import Inbox
+from kontur.wire.framering import FrameRing
+from kontur.worker.detectors import HogPersonDetector
+from kontur.worker.process import WorkerLoop
+
+H, W, FRAMES = 64, 96, 6
+
+
+def _fill(ring: FrameRing, camera_id: str) -> None:
+    for i in range(FRAMES):
+        meta = FrameReady(
+            camera_id=camera_id,
+            seq=ring.seq + 1,
+            frame_index=i,
+            pts_s=i / 10,
+            gop_index=0,
+            slot=(ring.seq + 1) % ring.slots,
+            width=W,
+            height=H,
+            analyse=True,
+        )
+        ring.write(np.zeros((H, W, 3), np.uint8), meta.model_dump_json().encode(), max_wait_s=0)
+
+
+@pytest.fixture
+def rings() -> Iterator[list[FrameRing]]:
+    made = [FrameRing(f"kontur-fair-{secrets.token_hex(4)}", 8, H, W, readers=1) for _ in (1, 2)]
+    try:
+        yield made
+    finally:
+        for ring in made:
+            ring.close(unlink=True)
+
+
+def test_a_backlog_is_worked_off_one_frame_per_camera_in_turn(rings: list[FrameRing]) -> None:
+    (wake_r, wake_w), (v_r, v_w), (s_r, s_w) = os.pipe(), os.pipe(), os.pipe()
+    spec = {
+        "platform": "cpu",
+        "config_id": "sha256:fairness-test",
+        "cameras": [
+            {"camera_id": f"cam{i}", "ring": ring.name, "fps": 10.0}
+            for i, ring in enumerate(rings, 1)
+        ],
+        "reader_index": 0,
+        "wake_fd": wake_r,
+        "verifier_fd": v_w,
+        "supervisor_fd": s_w,
+        "worker": {},
+    }
+    loop = WorkerLoop(spec, HogPersonDetector(score_threshold=0.3, nms_threshold=0.5))
+    for i, ring in enumerate(rings, 1):
+        _fill(ring, f"cam{i}")
+    loop.drain()
+    os.close(v_w)
+    got = [m for m in Inbox(v_r, "worker").drain() if isinstance(m, TrackFrame)]
+    order = [(m.camera_id, m.frame_index) for m in got]
+    assert len(order) == 2 * FRAMES, order
+    assert order[:4] == [("cam1", 0), ("cam2", 0), ("cam1", 1), ("cam2", 1)], order
+    for fd in (wake_r, wake_w, v_r, s_r, s_w):
+        os.close(fd)
