@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,17 @@ def shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (../shared/data is absent in this checkout)")
     return path
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:
+    """Poll ``probe`` every 0.3 s until it returns something truthy; fail naming ``what``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"expected {what} within {timeout:.0f} s, got none")
 
 
 def run_kontur(*args: str, timeout: float = 300, **kw: object) -> subprocess.CompletedProcess[str]:

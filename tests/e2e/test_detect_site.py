@@ -21,7 +21,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tests.conftest import KONTUR, shared
+from tests.conftest import KONTUR, shared, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -54,13 +53,7 @@ def _config(path: Path, video: Path) -> Path:
 
 
 def _wait(what: str, probe: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"expected {what} within {timeout:.0f} s, got none")
+    return wait_for(what, probe, timeout)
 
 
 def _kontur(*args: str, stdin: str | None = None) -> str:

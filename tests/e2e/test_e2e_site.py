@@ -27,7 +27,6 @@ import signal
 import sqlite3
 import stat
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from tests.conftest import KONTUR, REPO, run_kontur, shared
+from tests.conftest import KONTUR, REPO, run_kontur, shared, wait_for
 
 from kontur.config import load_config
 
@@ -76,13 +75,7 @@ def _config(path: Path, video: Path) -> Path:
 
 
 def _wait(what: str, probe: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"expected {what} within {timeout:.0f} s, got none")
+    return wait_for(what, probe, timeout)
 
 
 def _events(data: Path) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tests.conftest import KONTUR, run_kontur, shared
+from tests.conftest import KONTUR, run_kontur, shared, wait_for
 from tests.incident.incident_footage import short_clip
 
 pytestmark = pytest.mark.e2e
@@ -45,13 +45,7 @@ WAIT_S = 180.0
 
 
 def _wait(what: str, probe: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"expected {what} within {timeout:.0f} s, got none")
+    return wait_for(what, probe, timeout)
 
 
 def _rows(data: Path, kind: str) -> list[tuple[int, float, dict[str, Any]]]:
