@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import av
 
+from kontur.decoder.packets import padded_packet
 from kontur.evidence.errors import BundleInputError, ExportError
 from kontur.ingest.oms.errors import OmsError
 from kontur.ingest.oms.nal import Codec, parse_extradata, split_packet
@@ -172,8 +173,8 @@ def _presentation_rank(stream: ClipStream) -> dict[int, int]:
         ctx.extradata = stream.extradata
     order: list[int] = []
     for i, p in enumerate(stream.packets):
-        packet = av.Packet(p.data)
-        packet.pts = packet.dts = i
+        packet = padded_packet(p.data, i)
+        packet.dts = i
         try:
             order += [int(f.pts) for f in ctx.decode(packet) if f.pts is not None]
         except av.FFmpegError:

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from kontur.decoder.packets import padded_packet
 from kontur.evidence.clip import clip_stream, write_mp4
 from kontur.evidence.errors import ExportError
 from kontur.ingest.segment import unpack_segment
@@ -59,7 +60,7 @@ def decode_frame(segment: bytes, position: int) -> Image:
         if extradata:
             ctx.extradata = bytes.fromhex(extradata)
         seen = 0
-        for pkt in (*(av.Packet(p.data) for p in packets), None):
+        for pkt in (*(padded_packet(p.data) for p in packets), None):
             for frame in ctx.decode(pkt):
                 last = frame.to_ndarray(format="bgr24")
                 if seen == position:

@@ -39,6 +39,7 @@ import av
 import numpy as np
 
 from kontur.config import Profile
+from kontur.decoder.packets import padded_packet
 from kontur.ingest.checks import StreamInfo
 from kontur.ingest.errors import (
     NoVideoStream,
@@ -732,11 +733,9 @@ class GopDecoder:
         for pkt, picture in zip(packets, pictures, strict=True):
             if not picture:
                 continue
-            p = av.Packet(pkt.data)
-            if pkt.pts is not None:
-                p.pts = pkt.pts
-                if self._tb:
-                    p.time_base = self._tb
+            p = padded_packet(pkt.data, pkt.pts)
+            if pkt.pts is not None and self._tb:
+                p.time_base = self._tb
             yield from self._frames(p)
         yield from self._frames(None)
         self._ctx.flush_buffers()
