@@ -7,23 +7,28 @@ nothing but the standard library (and this package's stdlib-only modules).
 
 Order of steps (:func:`measure`):
 
-1. ``status``, ``limits`` and the namespace links of the worker, compared with the
-   supervisor's namespaces (``supervisor_pid``, the caller by default);
-2. network: a network namespace of its own, a seccomp filter (the layers in force);
-3. user: as root, the worker must have dropped to the policy's uid/gid (to a non-root one
+1. ``status``, ``limits`` and the namespaces of the worker, compared with the supervisor's
+   (``supervisor_pid``, the caller by default; :mod:`~kontur.worker.sandbox.describe` says
+   from which evidence: the ``/proc/PID/ns`` links, or where those are unreadable to a
+   non-root supervisor (ADR 0036), ``net/dev``'s inode, ``mountinfo``'s mount ids, ``NSpid``
+   and ``uid_map``);
+2. network: a network namespace of its own, a seccomp filter of its own (the layers in force);
+3. syscalls: more seccomp filters than any thread of the supervisor has: the worker inherits
+   the supervisor's (systemd's, under the unit), which prove nothing about the worker;
+4. user: as root, the worker must have dropped to the policy's uid/gid (to a non-root one
    without a policy), with no groups and no capabilities; ``no_new_privs``; non-dumpable;
-4. limits: the *hard* limits (the worker may raise a soft limit up to its hard one) within
+5. limits: the *hard* limits (the worker may raise a soft limit up to its hard one) within
    the policy's (finite, without a policy), and no core;
-5. scratch: a size-capped tmpfs on the policy's scratch dir, in a mount namespace of its own;
-6. descendants: no process has the worker as its parent;
-7. the claim, when given: what the worker says is *missing* is believed (a false "missing"
+6. scratch: a size-capped tmpfs on the policy's scratch dir, in a mount namespace of its own;
+7. descendants: no process has the worker as its parent;
+8. the claim, when given: what the worker says is *missing* is believed (a false "missing"
    only lowers the level, which the worker could cause anyway by exiting); what it says is
    in place counts for nothing, and is shown only where nothing can be measured (Landlock).
 
 What ``/proc`` cannot show is listed in ``unmeasured`` (:data:`UNMEASURED`), never counted
-as in place or as missing. ``level`` is ``full`` only when everything measured holds.
-Reading another process's namespace links and mounts needs root (or ``CAP_SYS_PTRACE``) once
-the worker is non-dumpable; a fact the supervisor cannot read counts as missing.
+as in place or as missing. ``level`` is ``full`` only when everything measured holds. A fact
+the supervisor cannot read, or cannot tell from its own (a namespace, a filter), counts as
+missing; the notes say from which evidence the namespaces were measured.
 """
 
 from __future__ import annotations
@@ -92,26 +97,51 @@ def _limits(
     return shown
 
 
+def _own_filter(seen: dict[str, Any]) -> bool:
+    """A seccomp filter the worker loaded itself, beyond those it inherited."""
+    own = seen["own_seccomp_filters"]
+    return seen["seccomp"] == "filter" and own is not None and own >= 1
+
+
 def _network(seen: dict[str, Any], missing: list[str]) -> str:
     layers = []
     if seen["own_net_ns"]:
         layers.append("netns")
     elif seen["own_net_ns"] is None:
-        missing.append("netns: the supervisor cannot read the worker's /proc/PID/ns/net")
+        missing.append(
+            "netns: expected its own network namespace, cannot tell it from the supervisor's: "
+            f"{seen['ns_evidence']['net']}"
+        )
     else:
         missing.append(
             f"netns: expected its own network namespace, got the supervisor's {seen['net_ns']}"
         )
-    if seen["seccomp"] == "filter" and seen["seccomp_filters"] >= 1:
+    if _own_filter(seen):
         layers.append("seccomp")
     return "+".join(layers) if layers else "unavailable: the supervisor's network, no filter"
 
 
 def _syscalls(seen: dict[str, Any], missing: list[str]) -> str:
-    if seen["seccomp"] == "filter" and seen["seccomp_filters"] >= 1:
-        return f"seccomp-bpf ({seen['seccomp_filters']} filter(s))"
-    missing.append(f"seccomp: expected a seccomp filter, got mode {seen['seccomp']}")
-    return f"unavailable: seccomp mode {seen['seccomp']}"
+    mode, total, own = seen["seccomp"], seen["seccomp_filters"], seen["own_seccomp_filters"]
+    if _own_filter(seen):
+        if total is None:  # before Linux 5.9: only the modes (the supervisor's is off)
+            return "seccomp-bpf (its own; the kernel shows no filter count)"
+        inherited = f", {total - own} inherited" if total > own else ""
+        return f"seccomp-bpf ({own} filter(s){inherited})"
+    if mode != "filter":
+        missing.append(f"seccomp: expected a seccomp filter, got mode {mode}")
+        return f"unavailable: seccomp mode {mode}"
+    if own is None:
+        missing.append(
+            "seccomp: expected a seccomp filter of its own, cannot tell it from those inherited "
+            "from the supervisor (the kernel shows no Seccomp_filters)"
+        )
+        return "unavailable: cannot tell its filters from the supervisor's"
+    missing.append(
+        f"seccomp: expected a seccomp filter of its own, got {total} filter(s), no more than "
+        "the supervisor has (inherited)"
+    )
+    return f"unavailable: only the {total} filter(s) inherited from the supervisor"
 
 
 def _real_uid(pid: int) -> int:
@@ -141,7 +171,7 @@ def _user(seen: dict[str, Any], policy: SandboxPolicy | None, ref: int, missing:
     if holds:
         return f"uid {uids[1]} gid {gids[1]}{how}"
     want = f"uid {want_uid}" if want_uid is not None else "a non-root uid"
-    userns = "its own" if seen["own_user_ns"] else "the supervisor's"
+    userns = {True: "its own", False: "the supervisor's"}.get(seen["own_user_ns"], "an unknown")
     missing.append(
         f"user: expected {want}, no groups, no capabilities; got uids {uids} gids {gids} "
         f"groups {seen['groups']} CapEff {seen['cap_eff']:#x} CapPrm {seen['cap_prm']:#x} "
@@ -171,7 +201,9 @@ def _scratch(pid: int, seen: dict[str, Any], policy: SandboxPolicy, missing: lis
     kib, found = _tmpfs_kib(pid, where)
     if kib is not None and kib * 1024 <= cap and seen["own_mnt_ns"]:
         return f"tmpfs {kib >> 10} MiB"
-    if kib is not None and not seen["own_mnt_ns"]:
+    if kib is not None and seen["own_mnt_ns"] is None:
+        found += " in a mount namespace not told from the supervisor's"
+    elif kib is not None and not seen["own_mnt_ns"]:
         found += " in the supervisor's mount namespace"
     missing.append(
         f"scratch: expected a tmpfs of at most {cap >> 20} MiB on {where} in the worker's own "
@@ -193,6 +225,16 @@ def _claim(claimed: IsolationReport | Mapping[str, Any] | None, missing: list[st
         return "malformed"
     missing += [f"claimed by the worker: {m}" for m in claim.missing]
     return claim.filesystem
+
+
+def _notes(seen: dict[str, Any]) -> tuple[str, ...]:
+    pid_ns = {True: "own", False: "shared with the supervisor"}.get(seen["own_pid_ns"], "unknown")
+    evidence = "; ".join(f"{ns} from {how}" for ns, how in seen["ns_evidence"].items())
+    return (
+        f"pid namespace {pid_ns}: no descendants now; new processes are refused by the "
+        "seccomp filter",
+        f"namespaces measured: {evidence}",
+    )
 
 
 def measure(
@@ -232,10 +274,7 @@ def measure(
         user=user,
         limits=limits,
         missing=tuple(missing),
-        notes=(
-            f"pid namespace {'own' if seen['own_pid_ns'] else 'shared with the supervisor'}: "
-            f"no descendants now; new processes are refused by the seccomp filter",
-        ),
+        notes=_notes(seen),
         scratch_dir=str(policy.scratch_dir) if policy is not None else "",
         scratch=scratch,
         source="supervisor",
