@@ -54,9 +54,11 @@ def _mount_subcommands() -> None:
     app.add_typer(
         __import__("kontur.runtime.incident_cli", fromlist=["_"]).incident_app, name="incident"
     )
+    from kontur.runtime.unit_cli import service_app
     from kontur.textguard.cli import text_app
 
     app.add_typer(text_app, name="text")
+    app.add_typer(service_app, name="service")
     app.command("sign")(sign)
     app.command("verify")(verify)
 
