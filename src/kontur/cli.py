@@ -37,6 +37,7 @@ app.add_typer(placement_app, name="placement")
 
 def _mount_subcommands() -> None:
     import kontur.evidence.cli  # noqa: F401  registers archive export / verify-export
+    import kontur.runmanifest.cli as _manifest_cli  # noqa: F401  registers archive manifest
     from kontur.archive.cli import archive_app
     from kontur.eval.cli import eval_app
     from kontur.ingest.camera_cli import camera_app

@@ -56,6 +56,8 @@ KINDS = frozenset(
         "operator",
         "incident",
         "tamper",
+        "manifest",
+        "manifest_change",
     }
 )
 

@@ -49,6 +49,7 @@ from kontur.runtime.apiblock import QueryModel
 from kontur.runtime.faults import FAULT_DELAY_S, FAULTS, inject, worker_fault_spec
 from kontur.runtime.health import Health
 from kontur.runtime.incidents import IncidentDesk, SiteHooks
+from kontur.runtime.kmsg import KernelResetMonitor, KmsgReader
 from kontur.runtime.models import (
     PreparedRelease,
     audit_policy,
@@ -131,6 +132,8 @@ class Perimeter:
         """The archive's revocations: the authority over the inventory (ADR 0021)."""
         self._revocations_scanned = 0
         self._tampered: set[str] = set()
+        self.config_sha256 = ""
+        """SHA-256 of the run's redacted config (its ``config`` record), set at start."""
 
     def _apply_retention(self) -> None:
         """Remove expired segment bytes (each behind a tombstone) before this run records.
@@ -564,10 +567,8 @@ class Perimeter:
         # credentials never reach the archive, not even hashed: a hash of a config with a
         # short password is a dictionary attack away from it (ADR 0019)
         cfg_json = redact(self.config.model_dump(mode="json"))
-        self.archive.append(
-            "config",
-            {"sha256": hashlib.sha256(repr(cfg_json).encode()).hexdigest(), "config": cfg_json},
-        )
+        self.config_sha256 = hashlib.sha256(repr(cfg_json).encode()).hexdigest()
+        self.archive.append("config", {"sha256": self.config_sha256, "config": cfg_json})
         if self.config.worker.sandbox.unsafe_allow_partial_isolation:
             warning = (
                 "UNSAFE: worker.sandbox.unsafe_allow_partial_isolation is on: the untrusted "
@@ -579,14 +580,12 @@ class Perimeter:
         self.scratch = make_scratch()
         try:
             worker, model_bytes = self._prepare_model()
-            return self._run_prepared(cfg_json, worker, model_bytes)
+            return self._run_prepared(worker, model_bytes)
         finally:
             self.supervisor.remove_specs()  # they hold camera and webhook credentials
             shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _run_prepared(
-        self, cfg_json: dict[str, Any], worker: dict[str, Any], model_bytes: bytes | None
-    ) -> dict[str, Any]:
+    def _run_prepared(self, worker: dict[str, Any], model_bytes: bytes | None) -> dict[str, Any]:
         self._start_triggers()
         self.query_model = self._query_model(worker, model_bytes)
         prepared = self._prepare_sources(worker, model_bytes)
@@ -598,7 +597,7 @@ class Perimeter:
             platform, worker["simulated_accelerator"] = placed, self.triggers.worker_spec()
         worker.update(
             platform=platform,
-            config_id="sha256:" + hashlib.sha256(repr(cfg_json).encode()).hexdigest()[:16],
+            config_id="sha256:" + self.config_sha256[:16],
         )
         if (fault := worker_fault_spec(self.opts.inject_fault, self.config)) is not None:
             worker["fault"] = fault  # the simulated compromised worker (ADR 0025)
@@ -618,6 +617,7 @@ class Perimeter:
             consumers = [b for b in wiring.blocks if not b.name.startswith("ingest:")]
             self.supervisor.start(consumers)
             self._wait_readers_attached(wiring, timeout=120.0)
+            self._archive_manifest()  # before any frame: every decision names it
             self.supervisor.start([b for b in wiring.blocks if b.name.startswith("ingest:")])
             for name in ("worker", "verifier"):
                 self.watchdog.expect(name)
@@ -634,6 +634,24 @@ class Perimeter:
         self.elapsed = time.monotonic() - started
         self.archive.flush()
         return self._summary()
+
+    def _archive_manifest(self) -> None:
+        """The run manifest (issue 15 §3, :mod:`kontur.runtime.manifest`, ADR 0035)."""
+        from kontur.runmanifest import Release
+        from kontur.runtime.manifest import archive_run_manifest
+
+        model_id, runtime = self._release_names()
+        digest = self.prepared.release.digest if self.prepared is not None else None
+        release = Release(model_id=model_id or "", digest=digest, runtime=runtime or "")
+        worker = self.supervisor.running["worker"]
+        found = archive_run_manifest(
+            self.archive, worker, release, self.config_sha256, self.config.placement.allowlist
+        )
+        self.recorder.manifest_sha256 = found.digest
+        if found.unapproved:
+            note = "run manifest: " + "; ".join(found.unapproved)
+            self.notes.append(note)
+            self.health.raise_trigger(Trigger.DRIVER_UNAPPROVED, note)
 
     def _build_supervision(self, wiring: Wiring) -> None:
         """The site's parts (the API's row, the operator desk: ADR 0023), the recorder, health,
@@ -757,6 +775,8 @@ class Perimeter:
                 monitors.append(ModelIntegrityMonitor(path, sha, self.clock, interval))
         platform = lambda: self.supervisor.running["worker"].block.platform  # noqa: E731
         monitors.append(self.triggers.monitor(platform, self.clock))
+        # a reset the kernel reports is a trigger even before the worker's EP fails (ADR 0034)
+        monitors.append(KernelResetMonitor(KmsgReader(), self.clock, 1.0, platform))
         health = Health(
             self.config,
             self.machine,

@@ -11,6 +11,8 @@ about a camera its sender serves. What the recorder still checks is what only it
 Order for a gate decision (issue 8 §8): append the ``decision`` record, commit it durably
 (:meth:`~kontur.archive.Archive.flush`), and only then hand it to the sinks, so an action
 never fires for a decision the archive could lose. Failing GOP verdicts are sink events too.
+Each decision record also names the run manifest's digest (``manifest_sha256``, ADR 0035),
+which the supervisor sets before any camera starts.
 
 A camera's ``TamperAlarm`` (ADR 0030) is a ``tamper`` record; a tamper event's start is
 committed, then reaches the sinks as a ``camera_alarm`` (trigger ``camera_tamper``). A
@@ -159,6 +161,9 @@ class Recorder:
         """Where OPERATOR decisions wait for a person; None: they only go to the sinks."""
         self.violations = 0
         self._closed = False
+        self.manifest_sha256: str | None = None
+        """The run manifest's digest (ADR 0035), set at start: every decision record names
+        it. The supervisor's fact, not the gate's: the gate cannot vouch for the versions."""
 
     def on_checkpoint(self, note: str) -> None:
         """Hand a signed checkpoint to the sinks (called by the archive after it stored it);
@@ -264,7 +269,10 @@ class Recorder:
         st = self.stats[msg.camera_id]
         st.decisions[msg.outcome.value] += 1
         self._latency(st, msg)
-        rec = self.archive.append("decision", msg.model_dump(mode="json"))
+        payload = msg.model_dump(mode="json")
+        if self.manifest_sha256 is not None:
+            payload["manifest_sha256"] = self.manifest_sha256
+        rec = self.archive.append("decision", payload)
         self.archive.flush()
         self._emit(decision_event(msg, **self._where(rec)))
         if self.desk is not None and msg.outcome is Outcome.OPERATOR:
