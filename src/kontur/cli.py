@@ -119,7 +119,8 @@ def demo(
     inject_fault: Annotated[
         str | None,
         typer.Option(
-            help="model-tamper | clock-jump | worker-crash | worker-phantom | worker-suppress "
+            help="model-tamper | clock-jump | worker-crash | decoder-crash "
+            "| worker-phantom | worker-suppress "
             "| worker-teleport | worker-class-flip | worker-replay | worker-freeze "
             "| tamper-covered | tamper-defocus | tamper-glare | tamper-low-light "
             "| tamper-shifted | tamper-frozen | tamper-screen (the first camera, from 3 s) "

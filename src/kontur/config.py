@@ -331,9 +331,27 @@ class TimeCheckConfig(_Cfg):
     """Drift allowed between the container and the signed clock, in s per signed s."""
 
 
+class DecoderConfig(_Cfg):
+    """``ingest.decoder``: the sandboxed decoder each camera's ingest runs (ADR 0038)."""
+
+    timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """The longest the decoder may take to answer for one packet; past it, it is hung: it is
+    killed and restarted, and the packet counts as not decoded."""
+    max_restarts: int = Field(default=5, ge=0, le=1000)
+    """Losses (crash, hang, protocol violation) after which a camera's decoder is not
+    restarted: its frames are then not decoded (not analysed); recording goes on."""
+    threads: int = Field(default=0, ge=0, le=64)
+    """FFmpeg's decoding threads (0: FFmpeg's choice)."""
+    unsafe_in_process: bool = False
+    """Decode in the ingest process itself, outside any sandbox (kontur before ADR 0038): a
+    decoder exploit then owns ingest, which writes the archive and owns frame provenance.
+    Off by default; on, the run warns at start."""
+
+
 class IngestConfig(_Cfg):
     freshness: FreshnessConfig = FreshnessConfig()
     time_check: TimeCheckConfig = TimeCheckConfig()
+    decoder: DecoderConfig = DecoderConfig()
 
 
 class TamperSettings(_Cfg):

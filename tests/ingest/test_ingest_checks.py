@@ -166,3 +166,16 @@ def test_resync_after_a_gop_not_decoded_reports_no_gap() -> None:
     c2 = GopChecker("cam-1", PROFILE)  # without resync the same gap is reported
     _run(c2, GOOD, [(0.0, True), (0.1, True)])
     assert any("missing" in r for r in _run(c2, GOOD, [(2.2, True)]).reasons)
+
+
+def test_a_run_of_frames_that_do_not_decode_is_one_reason() -> None:
+    """A decoder lost mid-GOP leaves every later frame of it undecoded: one reason per run,
+    not hundreds."""
+    frames = [(0.0, True), (0.1, False), (0.2, False), (0.3, False), (0.4, True), (0.5, False)]
+    result = _run(GopChecker("cam-1", PROFILE), GOOD, frames)
+    assert result.verdict is Verdict.NOT_AUTHENTIC
+    undecoded = [r for r in result.reasons if "decode" in r]
+    assert undecoded == [
+        "3 frames from 0.100 s to 0.300 s do not decode (damaged bitstream)",
+        "frame at 0.500 s does not decode (damaged bitstream)",
+    ]

@@ -198,7 +198,7 @@ def test_every_edge_of_the_table_is_unique_and_names_known_types() -> None:
     assert len(pairs) == len(set(pairs))
     known = {"frame", "segment", "gop", "source_ended", "tracks", "detection_batch"}
     known |= {"worker_ready", "finding", "evidence", "decision", "state", "control", "violation"}
-    known |= {"tamper"}  # ingest only (ADR 0030)
+    known |= {"tamper", "decoder"}  # ingest only (ADR 0030, 0038)
     known |= {"audit", "operator_verdict", "export_request", "incident_request"}  # api only
     assert set().union(*(e.types for e in EDGES)) == known
     assert [e for e in EDGES if e.sender == "api"] == [edge("api", "supervisor")]

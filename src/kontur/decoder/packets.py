@@ -10,9 +10,45 @@ copied in through the packet's buffer.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-__all__ = ["padded_packet"]
+__all__ = ["DecodeFailed", "DecoderLost", "PacketDecoder", "RawFrame", "padded_packet"]
+
+
+class DecodeFailed(Exception):
+    """A packet was not decoded: FFmpeg refused it, or the decoder was lost on it."""
+
+
+class DecoderLost(DecodeFailed):
+    """The decoder was lost on a packet (crashed, hung, broke the protocol) or is given up:
+    a fresh one holds none of the GOP's reference frames, so the rest of the GOP cannot
+    decode; its packets are not sent (they count as frames not decoded)."""
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    """A decoded frame: its packet's ``pts`` (the container's time base), the image (BGR
+    ``numpy`` array, read-only, valid until the next frame is asked for) and FFmpeg's
+    corrupt flag."""
+
+    pts: int | None
+    image: Any
+    corrupt: bool
+
+
+class PacketDecoder(Protocol):
+    """Decodes one stream's packets out of process
+    (:class:`~kontur.decoder.client.SandboxedDecoder`)."""
+
+    def open(self, codec: str, extradata: bytes) -> None:
+        """Decode ``codec`` (FFmpeg's name) with ``extradata`` from now on."""
+
+    def decode(self, data: bytes | None, pts: int | None) -> Iterator[RawFrame]:
+        """The frames of one packet (``data`` None: drain, then reset for the next GOP);
+        raises :class:`DecodeFailed` when the packet was not decoded."""
+        ...
 
 
 def padded_packet(data: bytes, pts: int | None = None) -> Any:

@@ -51,6 +51,8 @@ class _Open:
     findings: list[Finding] = field(default_factory=list)
     frames: int = 0
     last_pts: float | None = None
+    undecoded: list[float] = field(default_factory=list)
+    """``[first, last, count]`` of the current run of frames that did not decode."""
 
 
 class GopChecker:
@@ -105,13 +107,12 @@ class GopChecker:
         if g is None:
             raise RuntimeError("frame() called with no open GOP; call begin() first")
         g.frames += 1
-        if not decoded:
-            g.findings.append(
-                (
-                    Verdict.NOT_AUTHENTIC,
-                    f"frame at {pts_s:.3f} s does not decode (damaged bitstream)",
-                )
-            )
+        if decoded:
+            _end_run(g)
+        elif g.undecoded:
+            g.undecoded[1:] = [pts_s, g.undecoded[2] + 1]
+        else:
+            g.undecoded = [pts_s, pts_s, 1]
         prev = g.last_pts if g.last_pts is not None else self._prev_pts
         period = 1.0 / self.profile.fps
         if prev is not None:
@@ -149,12 +150,27 @@ class GopChecker:
         if g is None:
             raise RuntimeError("close() called with no open GOP")
         self._open = None
+        _end_run(g)
         if g.last_pts is not None:
             self._prev_pts = g.last_pts
         findings = list(g.findings)
         if g.frames == 0:
             findings.append((Verdict.MISSING, "expected at least one frame in the GOP, got none"))
         return g.index, findings
+
+
+def _end_run(g: _Open) -> None:
+    """One finding for a run of frames that did not decode (a lost decoder leaves hundreds)."""
+    if not g.undecoded:
+        return
+    first, last, n = g.undecoded
+    g.undecoded = []
+    what = (
+        f"frame at {first:.3f} s does not decode"
+        if n == 1
+        else f"{n:.0f} frames from {first:.3f} s to {last:.3f} s do not decode"
+    )
+    g.findings.append((Verdict.NOT_AUTHENTIC, f"{what} (damaged bitstream)"))
 
 
 def merge_findings(camera_id: str, gop_index: int, findings: list[Finding]) -> GopVerdict:

@@ -47,6 +47,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -60,6 +62,7 @@ from pydantic import ValidationError
 from kontur.archive import SegmentRef, SegmentStore
 from kontur.clock import SystemClock
 from kontur.config import Profile
+from kontur.decoder.client import DecoderEventKind, DecoderSettings, SandboxedDecoder
 from kontur.errors import KonturError
 from kontur.ingest.checks import Finding, GopChecker, StreamInfo, merge_findings
 from kontur.ingest.democam import DemoCamera
@@ -81,10 +84,18 @@ from kontur.ingest.tamperwatch import TamperWatch
 from kontur.ingest.trust import OMS_CODECS, CameraTrust, GopTrust
 from kontur.ingest.verdict import Verdict
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
-from kontur.wire import ControlMessage, FrameReady, GopClosed, SegmentStored, SourceEnded
+from kontur.wire import (
+    ControlMessage,
+    DecoderEvent,
+    FrameReady,
+    GopClosed,
+    SegmentStored,
+    SourceEnded,
+)
 from kontur.wire.channel import Inbox, Outbox
 from kontur.wire.framering import WORKER_READER, FrameRing
 from kontur.wire.messages import MAX_FRAME_SIDE
+from kontur.worker.sandbox import IsolationReport
 
 __all__ = ["IngestLoop", "main"]
 
@@ -93,6 +104,34 @@ DEMO_TIMES = (
     "signed by the simulated demo camera with the time ingest read it, after the container "
     "(its times say nothing about the container's)"
 )
+
+
+#: Stream time at which ``decoder-crash`` kills the decoder (as the worker faults start).
+DECODER_FAULT_AT_S = 3.0
+
+
+def _decoder_settings(spec: dict[str, Any], profile: Profile) -> DecoderSettings | None:
+    """The sandboxed decoder's settings (ADR 0038); None when ``unsafe_in_process``.
+
+    Without a ``decoder`` entry in the spec: the defaults, a scratch dir of its own under
+    the system's temporary dir, the data dir denied. A slot of the frame buffer holds a frame
+    of four times the profile's pixels (at least 1080p): a camera switching to more decodes
+    nothing.
+    """
+    d = spec.get("decoder")
+    if d is None:  # removed by main() at exit
+        scratch = Path(tempfile.mkdtemp(prefix="kontur-decoder-"))
+        d = {"sandbox": {"scratch_dir": str(scratch), "deny": [spec["data_dir"]]}}
+    if d.get("in_process"):
+        return None
+    pixels = min(max(4 * profile.width * profile.height, 1920 * 1080), MAX_FRAME_SIDE**2)
+    return DecoderSettings(
+        sandbox={"required": "all", **d["sandbox"]},
+        slot_bytes=3 * pixels,
+        timeout_s=float(d.get("timeout_s", 10.0)),
+        max_restarts=int(d.get("max_restarts", 5)),
+        threads=int(d.get("threads", 0)),
+    )
 
 
 def _one_line(exc: Exception) -> str:
@@ -174,6 +213,14 @@ class IngestLoop:
         self.tamper = TamperWatch(
             self.camera_id, spec.get("tamper"), self.to_supervisor.send, self.to_gate.send
         )
+        settings = _decoder_settings(spec, self.profile)
+        self.remote = None if settings is None else SandboxedDecoder(settings, self._decoder)
+        self.remote_scratch: Path | None = None
+        if settings is not None and "decoder" not in spec:
+            self.remote_scratch = Path(str(settings.sandbox["scratch_dir"]))
+        self.decoder_fault: str | None = (spec.get("decoder") or {}).get("fault")
+        self.decoder_notes: list[str] = []
+        """Losses of the decoder since the last GOP took them (its verdict names them)."""
         os.set_blocking(spec["control_fd"], False)
         self.realtime: bool = spec.get("realtime", False)
         # a file standing in for a camera (kontur run): it starts again when it ends
@@ -219,6 +266,27 @@ class IngestLoop:
         self.last_pts: int | None = None
         self._t0: float | None = None
 
+    def _decoder(self, kind: DecoderEventKind, detail: str, iso: IsolationReport | None) -> None:
+        """The sandboxed decoder started (with its measured isolation) or was lost."""
+        msg = DecoderEvent(
+            camera_id=self.camera_id,
+            kind=kind,
+            detail=detail[:500],
+            isolation=None if iso is None else iso.level,
+            missing=() if iso is None else tuple(m[:200] for m in iso.missing[:32]),
+        )
+        self.to_supervisor.send(msg)
+        if kind != "started":
+            after = "not restarted" if kind == "given_up" else "restarted for the next GOP"
+            self.decoder_notes.append(
+                f"sandboxed decoder {kind} ({detail[:200]}): the GOP's later frames were not "
+                f"decoded; {after}"
+            )
+
+    def _take_decoder_notes(self) -> list[str]:
+        notes, self.decoder_notes = self.decoder_notes, []
+        return notes
+
     def _poll_control(self) -> None:
         for msg in self.control.drain():
             if isinstance(msg, ControlMessage) and msg.command == "analysis_stride":
@@ -258,6 +326,9 @@ class IngestLoop:
             delay = self._t0 + pts_s - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+        if self.decoder_fault and pts_s >= DECODER_FAULT_AT_S and self.remote is not None:
+            self.decoder_fault = None  # `kontur demo --inject-fault decoder-crash`, once
+            self.remote.inject_crash()
         image = self.tamper.frame(image, pts_s, self.frames)
         why = self._too_large
         if why is None:
@@ -354,6 +425,7 @@ class IngestLoop:
                 bytes.fromhex(str(header.get("extradata") or "")),
                 None if synthesised else (str(header.get("time_base") or "") or None),
                 info.fps,
+                remote=self.remote,
             )
 
     def _on_packet(
@@ -415,9 +487,8 @@ class IngestLoop:
         ref = self._store(header, gop.packets, index)
         first = self.frames if self._gop_first is None else self._gop_first
         # only the frames' times travel on: their images went to the ring as they decoded
-        held = _Held(
-            gop.info, list(gop.packets), header, list(gop.notes), gop.times, first, first, ref
-        )
+        notes = [*gop.notes, *([] if self.strict else self._take_decoder_notes())]
+        held = _Held(gop.info, list(gop.packets), header, notes, gop.times, first, first, ref)
         if not self.strict:
             # its frames were published as decoded (_on_frame); a GOP without one still counts
             if self._gop_first is None:
@@ -463,6 +534,7 @@ class IngestLoop:
             )
             held.findings = self._frames_in(t.gop_index, held, frames)
             held.last_frame = max(held.first_frame, self.frames - 1)
+            held.notes += self._take_decoder_notes()
             if not decoded:
                 self.checker.resync()
                 # a note, not a finding: the trust findings already say why it failed
@@ -526,10 +598,12 @@ class IngestLoop:
         try:
             gops = read_gops(
                 self.source,
-                probe(self.source),
+                # strict: not even the probe sends the decoder a byte before it verified
+                probe(self.source, decoder=self.remote, decode=not self.strict),
                 decode=not self.strict,
                 on_packet=self._on_packet,
                 on_frame=None if self.strict else self._on_frame,
+                decoder=self.remote,
                 loop=self.loop,
             )
             for gop in gops:
@@ -562,6 +636,10 @@ def main() -> int:
     try:
         loop.run()
     finally:
+        if loop.remote is not None:
+            loop.remote.close()
+            if loop.remote_scratch is not None:  # a scratch dir of its own (no spec entry)
+                shutil.rmtree(loop.remote_scratch, ignore_errors=True)
         # the supervisor owns the ring files; if it died (kill -9), nobody else will remove them
         loop.ring.close(unlink=os.getppid() == 1)
     return 0

@@ -1,10 +1,11 @@
 """Check a recorded (or received) file GOP by GOP with the ingest's own trust shell.
 
-:func:`check_recording` demuxes ``source`` without decoding (:func:`read_gops` with
-``decode=False``), feeds every GOP to a :class:`~kontur.ingest.trust.CameraTrust` and
-returns one :class:`CheckedGop` per GOP, in order: what ``kontur verify`` prints and what
-the attack suite asserts. The freshness guard passed in decides how strict the time and
-replay checks are (live bounds, or a recording's scratch state).
+:func:`check_recording` demuxes ``source`` without decoding (:func:`probe` and
+:func:`read_gops` with ``decode=False``), feeds every GOP to a
+:class:`~kontur.ingest.trust.CameraTrust` and returns one :class:`CheckedGop` per GOP, in
+order: what ``kontur verify`` prints and what the attack suite asserts. The freshness guard
+passed in decides how strict the time and replay checks are (live bounds, or a recording's
+scratch state).
 
 Each GOP's frame times, as ingest would stamp them (the packets' presentation times, or
 synthesised at the frame rate where the container has none), are then checked in GOP order
@@ -92,7 +93,7 @@ def check_recording(
 ) -> list[CheckedGop]:
     """Every GOP of ``source`` checked (signature, then freshness when ``guard`` is given,
     then its frame times against its signed times under ``time_policy``)."""
-    pr = probe(str(source))
+    pr = probe(str(source), decode=False)
     trust: CameraTrust | None = None
     decided: list[GopTrust] = []
     spans: dict[int, FrameSpan | None] = {}

@@ -27,19 +27,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
+import itertools
 import math
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import av
 import numpy as np
 
 from kontur.config import Profile
-from kontur.decoder.packets import padded_packet
+from kontur.decoder.packets import DecodeFailed, DecoderLost, PacketDecoder, padded_packet
 from kontur.ingest.checks import StreamInfo
 from kontur.ingest.errors import (
     NoVideoStream,
@@ -50,6 +51,7 @@ from kontur.ingest.errors import (
 )
 from kontur.ingest.rtsp import (
     RtspPolicy,
+    SourceUnreachable,
     describe_loss,
     is_rtsp,
     open_rtsp,
@@ -260,12 +262,18 @@ def probe(
     fps: float | None = None,
     policy: RtspPolicy | None = None,
     file: BinaryIO | None = None,
+    decoder: PacketDecoder | None = None,
+    decode: bool = True,
 ) -> SourceProbe:
     """Open ``source``, check it has a supported video stream that decodes, and describe it.
 
     ``fps`` is the declared frame rate for a raw stream without SPS VUI timing (and for a
     container that states none); ``policy`` the RTSP timeouts (probing never reconnects);
     ``file`` the source already opened (a sandbox that may open no path reads it so).
+    Whether the first frame decodes is checked by ``decoder`` (ingest's sandboxed one, ADR
+    0038), or without one in this process, which only a sandbox should do; ``decode=False``
+    checks a packet arrives instead (the supervisor, ``kontur verify``, strict mode: no
+    unverified byte reaches a decoder).
     """
     shown = redact(source)
     container = _open(source, policy) if file is None else _open_file(source, file)
@@ -280,15 +288,7 @@ def probe(
             )
         rate, fps_from = _fps(source, stream, fps)
         info = _stream_info(source, stream, rate)
-        try:
-            first = next(container.decode(stream), None)
-        except av.error.FFmpegError as exc:
-            raise SourceCorrupt(
-                f"source {shown}: expected decodable {codec} video, got a decode error "
-                f"({exc.strerror or type(exc).__name__})"
-            ) from None
-        if first is None:
-            raise SourceCorrupt(f"source {shown}: expected at least one frame, got none")
+        _first_frame(source, container, stream, decoder if decode else False, policy)
         return SourceProbe(
             source=shown,
             info=info,
@@ -298,6 +298,53 @@ def probe(
         )
     finally:
         container.close()
+
+
+#: Packets :func:`probe` reads at most looking for a frame that decodes.
+PROBE_PACKETS = 300
+
+
+def _first_frame(
+    source: str,
+    container: Any,
+    stream: Any,
+    decoder: PacketDecoder | Literal[False] | None,
+    policy: RtspPolicy | None,
+) -> None:
+    """SourceCorrupt unless a frame decodes (``decoder`` False: unless a packet arrives)."""
+    shown, codec = redact(source), stream.codec_context.name
+    try:
+        if decoder is False:
+            found = any(p.size for p in itertools.islice(container.demux(stream), PROBE_PACKETS))
+        elif decoder is None:
+            found = next(container.decode(stream), None) is not None
+        else:
+            found = _decodes_remotely(container, stream, decoder)
+    except (av.error.FFmpegError, DecodeFailed) as exc:
+        if is_rtsp(source) and isinstance(exc, av.error.ExitError):
+            why = describe_loss(exc, policy or RtspPolicy())
+            raise SourceUnreachable(f"source {shown}: expected a first frame, got {why}") from None
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise SourceCorrupt(
+            f"source {shown}: expected decodable {codec} video, got a decode error ({why})"
+        ) from None
+    if not found:
+        what = "a packet" if decoder is False else "at least one frame"
+        raise SourceCorrupt(f"source {shown}: expected {what}, got none")
+
+
+def _decodes_remotely(container: Any, stream: Any, decoder: PacketDecoder) -> bool:
+    """Whether one of the first packets decodes in ``decoder``; it is drained afterwards,
+    so it starts the stream from a clean state."""
+    ctx = stream.codec_context
+    decoder.open(ctx.name, bytes(ctx.extradata or b""))
+    found = False
+    for packet in itertools.islice(container.demux(stream), PROBE_PACKETS):
+        if packet.size:
+            found = sum(1 for _ in decoder.decode(bytes(packet), packet.pts)) > 0
+        if found:
+            break
+    return sum(1 for _ in decoder.decode(None, None)) > 0 or found
 
 
 def _framing(codec: str, extradata: bytes, first: bytes) -> str | None:
@@ -383,10 +430,23 @@ class _Cutter:
     (shifted by the wall-clock gap), and a reconnect always closes the current GOP.
     """
 
-    def __init__(self, fps: float, synthesise: bool, decode: bool = True) -> None:
+    def __init__(
+        self,
+        fps: float,
+        synthesise: bool,
+        decode: bool = True,
+        decoder: PacketDecoder | None = None,
+    ) -> None:
         self.fps = fps
         self.synthesise = synthesise
         self.decoding = decode
+        self.decoder = decoder
+        """Where packets are decoded (ingest: a sandboxed child); None: the demuxer's own
+        decoder, in this process."""
+        self.lost = False
+        """The decoder was lost earlier in this GOP: the rest of it is not decoded."""
+        self.held_back = 0
+        """Pictures sent to the decoder since its last frame came out (frame threading)."""
         self.no_picture = 0
         self.packets = 0
         self.last_cut = False
@@ -428,30 +488,67 @@ class _Cutter:
         self.last_pts = float(out)
         return float(out)
 
+    def open_decoder(self, stream: Any) -> None:
+        """A session starts: an out-of-process decoder gets its codec and extradata."""
+        if self.decoding and self.decoder is not None:
+            ctx = stream.codec_context
+            self.decoder.open(ctx.name, bytes(ctx.extradata or b""))
+
+    def _raw_frames(self, stream: Any, packet: Any) -> Iterator[tuple[int | None, Any, bool]]:
+        """``(pts, BGR image, corrupt)`` per frame the decoder returns for ``packet``."""
+        if self.decoder is None:
+            for fr in stream.decode(packet):
+                yield fr.pts, fr.to_ndarray(format="bgr24"), bool(fr.is_corrupt)
+            return
+        data = None if packet is None else bytes(packet)
+        for raw in self.decoder.decode(data, None if packet is None else packet.pts):
+            yield raw.pts, raw.image, raw.corrupt
+
     def decode(self, stream: Any, packet: Any) -> Iterator[DecodedFrame]:
         """Feed the decoder one packet (None: flush); a decode error is one failed frame.
 
         Each frame is converted to BGR only when the caller takes it, so no more than one
-        image exists at a time. With decoding off (strict mode: verify before decode)
-        nothing reaches the decoder here; :class:`GopDecoder` decodes the packets once
-        their GOP has verified.
+        image exists at a time (an out-of-process decoder's image is valid until the next
+        is asked for). With decoding off (strict mode: verify before decode) nothing
+        reaches the decoder here; :class:`GopDecoder` decodes the packets once their GOP
+        has verified. A decoder lost on a packet takes with it the frames it still held
+        back (frame threading): each is a failed frame, as is every later packet of the GOP.
         """
         if not self.decoding:
             return
+        if self.lost:  # a fresh decoder holds none of this GOP's references
+            self.lost = packet is not None  # a drain ends the GOP: the next one decodes
+            yield from self._failed(stream, packet, 1 if packet is not None else 0)
+            return
         if packet is not None:
             self.tail_damaged = False
+            self.held_back += 1
+        out = 0
         try:
-            frames = stream.decode(packet)
-        except (av.error.FFmpegError, EOFError) as exc:
-            self.tail_damaged |= isinstance(exc, av.error.FFmpegError)
-            if packet is not None:
-                tb = float(stream.time_base) if stream.time_base else 0.0
-                raw = packet.pts * tb if packet.pts is not None else None
-                yield DecodedFrame(pts_s=self.pts(raw), image=None)
-            return
-        for fr in frames:
-            self.tail_damaged |= bool(fr.is_corrupt)
-            yield DecodedFrame(pts_s=self.pts(fr.time), image=fr.to_ndarray(format="bgr24"))
+            for pts, image, corrupt in self._raw_frames(stream, packet):
+                self.tail_damaged |= corrupt
+                t = float(pts * stream.time_base) if pts is not None and stream.time_base else None
+                out += 1
+                self.held_back = max(0, self.held_back - 1)
+                yield DecodedFrame(pts_s=self.pts(t), image=image)
+        except (av.error.FFmpegError, EOFError, DecodeFailed) as exc:
+            self.tail_damaged |= not isinstance(exc, EOFError)
+            self.lost = isinstance(exc, DecoderLost) and packet is not None
+            failed = self.held_back if self.lost else int(packet is not None and not out)
+            self.held_back -= min(failed, self.held_back)
+            yield from self._failed(stream, packet, failed)
+        if packet is None or self.lost:
+            self.held_back = 0
+
+    def _failed(self, stream: Any, packet: Any, n: int) -> Iterator[DecodedFrame]:
+        """``n`` frames that did not decode: the first at ``packet``'s time, the others (held
+        back by a decoder that was lost) one frame period apart."""
+        tb = stream.time_base
+        raw = (
+            float(packet.pts * tb) if packet is not None and packet.pts is not None and tb else None
+        )
+        for i in range(n):
+            yield DecodedFrame(pts_s=self.pts(raw if i == 0 else None), image=None)
 
     def _add_frames(self, frames: Iterable[DecodedFrame]) -> None:
         """Frames the decoder returned, into the open GOP: each to ``on_frame`` at once (the
@@ -461,6 +558,9 @@ class _Cutter:
             self.gop.times.add(frame)
             if self.on_frame is not None:
                 self.on_frame(frame)
+            elif self.decoder is not None and frame.image is not None:
+                # an out-of-process decoder's image lives until the next one: keep a copy
+                self.gop.frames.append(DecodedFrame(frame.pts_s, frame.image.copy()))
             else:
                 self.gop.frames.append(frame)
 
@@ -469,7 +569,8 @@ class _Cutter:
         if not self.decoding:
             return
         yield from self.decode(stream, None)
-        stream.codec_context.flush_buffers()
+        if self.decoder is None:  # an out-of-process decoder resets itself after a drain
+            stream.codec_context.flush_buffers()
 
     def feed(
         self, stream: Any, packet: Any, info: StreamInfo, header: dict[str, object]
@@ -575,6 +676,7 @@ def read_gops(
     on_packet: OnPacket | None = None,
     on_frame: Callable[[DecodedFrame], None] | None = None,
     loop: bool = False,
+    decoder: PacketDecoder | None = None,
 ) -> Generator[RawGop, None, None]:
     """Yield the source's GOPs in order; raises :class:`SourceTruncated` at a short end.
 
@@ -594,18 +696,23 @@ def read_gops(
     the current GOP and puts a note on the next one (a gap, never silently joined); when
     the stream does not come back it raises :class:`kontur.ingest.rtsp.SourceUnreachable`.
 
+    ``decoder``: where packets are decoded (ingest hands its sandboxed decoder, ADR 0038);
+    None: the demuxer's own decoder, in this process.
+
     ``loop=True`` (a file only): at its end the file starts again from its first frame, as
     one stream: presentation times go on one frame period after the last one, and the first
     GOP of each new pass carries a note saying so. It never ends by itself.
     """
     if is_rtsp(source):
         yield from _read_rtsp(
-            source, probe_result, policy or RtspPolicy(), decode, on_packet, on_frame
+            source, probe_result, policy or RtspPolicy(), decode, on_packet, on_frame, decoder
         )
         return
     cut: _Cutter | None = None
     while True:
-        cut = yield from _read_file_pass(source, probe_result, cut, decode, on_packet, on_frame)
+        cut = yield from _read_file_pass(
+            source, probe_result, cut, decode, on_packet, on_frame, decoder
+        )
         if not loop:
             return
         cut.packets = 0  # the header's frame count is checked per pass
@@ -619,6 +726,7 @@ def _read_file_pass(
     decode: bool,
     on_packet: OnPacket | None,
     on_frame: Callable[[DecodedFrame], None] | None,
+    decoder: PacketDecoder | None = None,
 ) -> Generator[RawGop, None, _Cutter]:
     """One pass over a file (see :func:`read_gops`); returns the cutter to go on with."""
     container = _open(source)
@@ -635,9 +743,10 @@ def _read_file_pass(
             # output order, and a verified-bytes decoder must do the same (strict mode)
             header["pts"] = "synthesised"
         if cut is None:
-            cut = _Cutter(info.fps, synthesise=no_pts, decode=decode)
+            cut = _Cutter(info.fps, synthesise=no_pts, decode=decode, decoder=decoder)
             cut.on_packet, cut.on_frame = on_packet, on_frame
             cut.notes = list(probe_result.notes)
+        cut.open_decoder(stream)
         try:
             for packet in container.demux(stream):
                 yield from cut.feed(stream, packet, info, header)
@@ -661,9 +770,10 @@ def _read_rtsp(
     decode: bool = True,
     on_packet: OnPacket | None = None,
     on_frame: Callable[[DecodedFrame], None] | None = None,
+    decoder: PacketDecoder | None = None,
 ) -> Iterator[RawGop]:
     """RTSP sessions back to back: a session ends (EOF or error), we reconnect, note the gap."""
-    cut = _Cutter(probe_result.info.fps, synthesise=False, decode=decode)
+    cut = _Cutter(probe_result.info.fps, synthesise=False, decode=decode, decoder=decoder)
     cut.on_packet, cut.on_frame = on_packet, on_frame
     cut.notes = list(probe_result.notes)
     container = _open(source, policy)
@@ -671,6 +781,7 @@ def _read_rtsp(
         with contextlib.closing(container):
             stream, info, header = _session(source, container, probe_result.info.fps, "container")
             cut.fps = info.fps
+            cut.open_decoder(stream)
             ended, last_rx = "the stream ended", time.monotonic()
             try:
                 for packet in container.demux(stream):
@@ -693,33 +804,69 @@ class GopDecoder:
     """Decodes GOPs from bytes that were verified first (strict mode, verify before decode).
 
     A fresh decoder is built from the codec name and its extradata only, so nothing but the
-    bytes handed to :meth:`decode` ever reaches it. Each GOP is drained at its end (closed
-    GOPs, as signed cameras send them). Presentation times come from the packets' own
-    timestamps (``time_base``), or are synthesised at ``fps`` when the packets carry none.
+    bytes handed to :meth:`decode` ever reaches it: ``remote`` (ingest's sandboxed decoder,
+    ADR 0038), or without one an FFmpeg decoder in this process. Each GOP is drained at its
+    end (closed GOPs, as signed cameras send them). Presentation times come from the
+    packets' own timestamps (``time_base``), or are synthesised at ``fps`` when the packets
+    carry none.
     """
 
-    def __init__(self, codec: str, extradata: bytes, time_base: str | None, fps: float) -> None:
-        self._ctx: Any = av.CodecContext.create(codec, "r")
-        if extradata:
-            self._ctx.extradata = extradata
+    def __init__(
+        self,
+        codec: str,
+        extradata: bytes,
+        time_base: str | None,
+        fps: float,
+        remote: PacketDecoder | None = None,
+    ) -> None:
+        self._remote = remote
+        self._ctx: Any = None
+        if remote is not None:
+            remote.open(codec, extradata)
+        else:
+            self._ctx = av.CodecContext.create(codec, "r")
+            if extradata:
+                self._ctx.extradata = extradata
         self._tb = Fraction(time_base) if time_base else None
         self._period = 1.0 / fps if fps > 0 else 0.0
         self._next = 0.0
+        self._lost = False
+        """The decoder was lost in this GOP: its other packets are not decoded."""
 
-    def _stamp(self, frame: Any) -> float:
-        t = float(frame.pts * self._tb) if frame.pts is not None and self._tb else self._next
+    def _stamp(self, pts: int | None) -> float:
+        t = float(pts * self._tb) if pts is not None and self._tb else self._next
         self._next = t + self._period
         return t
 
-    def _frames(self, packet: Any) -> Iterator[DecodedFrame]:
-        try:
-            frames = self._ctx.decode(packet)
-        except (av.error.FFmpegError, EOFError):
-            if packet is not None:
-                yield DecodedFrame(pts_s=self._next, image=None)
+    def _raw(self, data: bytes | None, pts: int | None) -> Iterator[tuple[int | None, Any]]:
+        if self._remote is not None:
+            for raw in self._remote.decode(data, pts):
+                yield raw.pts, raw.image
             return
-        for f in frames:
-            yield DecodedFrame(pts_s=self._stamp(f), image=f.to_ndarray(format="bgr24"))
+        packet = None if data is None else padded_packet(data, pts)
+        if packet is not None and pts is not None and self._tb:
+            packet.time_base = self._tb
+        try:
+            for f in self._ctx.decode(packet):
+                yield f.pts, f.to_ndarray(format="bgr24")
+        finally:
+            if packet is None:
+                self._ctx.flush_buffers()  # drained: ready for the next GOP
+
+    def _frames(self, data: bytes | None, pts: int | None) -> Iterator[DecodedFrame]:
+        if self._lost:
+            if data is not None:
+                yield DecodedFrame(pts_s=self._stamp(pts), image=None)
+            return
+        out = 0
+        try:
+            for out_pts, image in self._raw(data, pts):
+                out += 1
+                yield DecodedFrame(pts_s=self._stamp(out_pts), image=image)
+        except (av.error.FFmpegError, EOFError, DecodeFailed) as exc:
+            self._lost = isinstance(exc, DecoderLost)
+            if data is not None and not out:
+                yield DecodedFrame(pts_s=self._next, image=None)
 
     def frames(
         self, packets: list[SegmentPacket], pictures: list[bool]
@@ -728,18 +875,19 @@ class GopDecoder:
 
         ``pictures[i]`` says whether packet ``i`` carries a picture (an SEI-only access
         unit, such as a signed end of stream, is not fed to the decoder). Consume it to the
-        end: the decoder is flushed for the next GOP after the last frame.
+        end: the decoder is drained and reset for the next GOP after the last frame.
         """
+        self._lost = False
         for pkt, picture in zip(packets, pictures, strict=True):
-            if not picture:
-                continue
-            p = padded_packet(pkt.data, pkt.pts)
-            if pkt.pts is not None and self._tb:
-                p.time_base = self._tb
-            yield from self._frames(p)
-        yield from self._frames(None)
-        self._ctx.flush_buffers()
+            if picture:
+                yield from self._frames(pkt.data, pkt.pts)
+        yield from self._frames(None, None)
 
     def decode(self, packets: list[SegmentPacket], pictures: list[bool]) -> list[DecodedFrame]:
-        """Every frame of one GOP in a list (see :meth:`frames`, which holds one at a time)."""
-        return list(self.frames(packets, pictures))
+        """Every frame of one GOP in a list (see :meth:`frames`, which holds one at a time;
+        an out-of-process decoder's images are copied here, as the list outlives them)."""
+        out = []
+        for fr in self.frames(packets, pictures):
+            image = fr.image if self._remote is None or fr.image is None else fr.image.copy()
+            out.append(DecodedFrame(fr.pts_s, image))
+        return out

@@ -9,6 +9,8 @@ start (:func:`worker_fault_spec`), so :func:`inject` has nothing left to do for 
 the ``drift-…`` faults, from the time the verifier's drift baseline is learnt. The stack and
 accelerator faults (``runtime-unapproved``, ``driver-unapproved``, ``accelerator-reset``:
 :mod:`kontur.runtime.trigger_faults`) are issue 13 §3's (``tests/e2e/test_e2e_triggers.py``).
+``decoder-crash`` has the first camera's ingest kill its sandboxed decoder (SIGKILL) at
+:data:`WORKER_FAULT_START_S` of stream time (ADR 0038, ``tests/decoder/test_decoder_e2e.py``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,22 @@ from kontur.runtime.tamper_faults import TAMPER_FAULTS
 from kontur.runtime.trigger_faults import TRIGGER_FAULTS, SimulatedHost, drift_fault_start_s
 from kontur.worker.faults import DRIFT_FAULTS, WORKER_FAULTS, FaultPlan
 
-__all__ = ["FAULTS", "FAULT_DELAY_S", "WORKER_FAULT_START_S", "inject", "worker_fault_spec"]
+__all__ = [
+    "DECODER_FAULTS",
+    "FAULTS",
+    "FAULT_DELAY_S",
+    "WORKER_FAULT_START_S",
+    "inject",
+    "worker_fault_spec",
+]
 
+#: Faults ingest plays on its own sandboxed decoder (the first camera).
+DECODER_FAULTS = ("decoder-crash",)
 FAULTS = (
     "model-tamper",
     "clock-jump",
     "worker-crash",
+    *DECODER_FAULTS,
     *WORKER_FAULTS,
     *TAMPER_FAULTS,
     *TRIGGER_FAULTS,

@@ -49,7 +49,7 @@ from kontur.verifier.drift import DRIFT_REASON
 from kontur.wire import ControlMessage, Finding, FrameReady, GopClosed, Message, StateChanged
 from kontur.wire.edges import Violation, role_of
 from kontur.wire.framering import VERIFIER_READER, WORKER_READER
-from kontur.wire.messages import TamperAlarm
+from kontur.wire.messages import DecoderEvent, TamperAlarm
 from kontur.wire.verdict import FAILING_VERDICTS, SystemState
 from kontur.worker.errors import ACCELERATOR_FAULT_EXIT
 
@@ -126,6 +126,8 @@ class Health:
             self._on_verdict(msg)
         elif isinstance(msg, TamperAlarm):
             self._on_tamper(msg)
+        elif isinstance(msg, DecoderEvent):
+            self._on_decoder(msg)
         elif isinstance(msg, Finding):
             self._on_drift(msg)
             self._findings.append(msg.agree)
@@ -141,6 +143,16 @@ class Health:
         drift = next((r for r in msg.reasons if r.startswith(DRIFT_REASON)), None)
         if drift is not None:
             self.raise_trigger(Trigger.ANOMALOUS_RESULTS, f"{msg.camera_id}: {drift}")
+
+    def _on_decoder(self, msg: DecoderEvent) -> None:
+        """Ingest's decoder is a block: a loss is ``block_failed`` (ingest restarts it), and
+        a decoder that ingest measured short of full isolation is ``isolation_partial``."""
+        who = f"{msg.camera_id}: decoder"
+        if msg.kind != "started":
+            self.raise_trigger(Trigger.BLOCK_FAILED, f"{who} {msg.kind}: {msg.detail}")
+        elif msg.isolation != "full":
+            missing = "; ".join(msg.missing) or "not measured"
+            self.raise_trigger(Trigger.ISOLATION_PARTIAL, f"{who} isolation: {missing}")
 
     def _on_tamper(self, msg: TamperAlarm) -> None:
         """A tamper event degrades; the trigger clears when the last open one ends."""

@@ -576,6 +576,13 @@ class Perimeter:
             )
             log.warning(warning)
             self.notes.append(warning)
+        if self.config.ingest.decoder.unsafe_in_process:
+            warning = (
+                "UNSAFE: ingest.decoder.unsafe_in_process is on: each camera's video is decoded "
+                "inside its ingest, outside any sandbox (a decoder exploit owns ingest)"
+            )
+            log.warning(warning)
+            self.notes.append(warning)
         self.supervisor = Supervisor(self.data_dir / "run")
         self.scratch = make_scratch()
         try:
@@ -816,6 +823,7 @@ class Perimeter:
                     },
                     "error": st.error,
                     "tamper": [dict(e) for e in st.tamper],
+                    "decoder": dict(st.decoder) or None,
                 }
             )
         frames = sum(c["frames"] for c in cams)

@@ -225,7 +225,8 @@ def _probe_live(sources: dict[str, str]) -> dict[str, Profile]:
     out: dict[str, Profile] = {}
     for cam, source in sources.items():
         if not _is_local(source):
-            out[cam] = probe(source).profile()
+            # the supervisor decodes nothing: the first frame is ingest's decoder's (ADR 0038)
+            out[cam] = probe(source, decode=False).profile()
     return out
 
 

@@ -68,7 +68,7 @@ from kontur.wire import (
     WorkerReady,
 )
 from kontur.wire.edges import Violation
-from kontur.wire.messages import TamperAlarm
+from kontur.wire.messages import DecoderEvent, TamperAlarm
 
 __all__ = ["CameraStats", "Recorder"]
 
@@ -126,6 +126,23 @@ class CameraStats:
     """The camera's tamper and low-quality events, oldest first (at most
     :data:`MAX_TAMPER_EVENTS`): ``{kind, start_s, end_s, score, reason}``, ``end_s`` None
     while open (ADR 0030)."""
+
+    decoder: dict[str, Any] = field(default_factory=dict)
+    """Ingest's sandboxed decoder (ADR 0038): ``{isolation, missing, starts, losses,
+    given_up, last}``; empty when the camera decodes in process (``unsafe_in_process``)."""
+
+    def note_decoder(self, msg: DecoderEvent) -> None:
+        """Count the decoder's starts and losses; keep its measured isolation."""
+        d = self.decoder or {"isolation": None, "missing": [], "starts": 0, "losses": 0,
+                             "given_up": False, "last": None}  # fmt: skip
+        if msg.kind == "started":
+            d.update(isolation=msg.isolation, missing=list(msg.missing), starts=d["starts"] + 1)
+        elif msg.kind == "given_up":
+            d["given_up"] = True
+        else:
+            d["losses"] += 1
+            d["last"] = f"{msg.kind}: {msg.detail}"
+        self.decoder = d
 
     def note_tamper(self, msg: TamperAlarm) -> None:
         """A start opens an entry; an end closes the open one of its kind (its peak score)."""
@@ -199,6 +216,9 @@ class Recorder:
             self._operator_verdict(msg)
         elif isinstance(msg, TamperAlarm):
             self._tamper(msg)
+        elif isinstance(msg, DecoderEvent):
+            self.stats[msg.camera_id].note_decoder(msg)
+            self.archive.append("event", {"event": "decoder", **msg.model_dump(mode="json")})
         return None
 
     def _tamper(self, msg: TamperAlarm) -> None:

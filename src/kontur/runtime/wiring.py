@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kontur.config import CameraConfig, Config, Profile
+from kontur.runtime.faults import DECODER_FAULTS
 from kontur.runtime.scratch import ring_name
 from kontur.runtime.supervisor import Block
 from kontur.runtime.tamper_faults import ingest_tamper_spec
@@ -97,6 +98,20 @@ def sandbox_spec(config: Config, data_dir: Path, scratch: Path) -> dict[str, Any
     }
 
 
+def decoder_spec(config: Config, data_dir: Path, scratch: Path) -> dict[str, Any]:
+    """Ingest's sandboxed decoder (ADR 0038): its settings, and the worker's sandbox with a
+    smaller scratch and no file to write beyond a 1 MiB log."""
+    d = config.ingest.decoder
+    sandbox = dict(sandbox_spec(config, data_dir, scratch), max_file_mb=1, scratch_max_mb=16)
+    return {
+        "in_process": d.unsafe_in_process,
+        "timeout_s": d.timeout_s,
+        "max_restarts": d.max_restarts,
+        "threads": d.threads,
+        "sandbox": sandbox,
+    }
+
+
 def build_wiring(
     cameras: list[CameraPlan],
     config: Config,
@@ -169,6 +184,10 @@ def build_wiring(
             "demo_camera": c.demo_camera,
             "revocations": c.revocations,
             "tamper": ingest_tamper_spec(config.tamper, c.tamper_fault),
+            "decoder": {
+                **decoder_spec(config, data_dir, scratch / f"decoder-{c.config.id}"),
+                "fault": c.tamper_fault if c.tamper_fault in DECODER_FAULTS else None,
+            },
         }
         fds = (worker_wake_w, verifier_wake_w, i2s_w, i2g_w, ctl_r)
         ingest_blocks.append(Block(f"ingest:{c.config.id}", "kontur.ingest.process", spec, fds))

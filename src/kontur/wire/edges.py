@@ -13,7 +13,8 @@ sender           receiver         message types                               ca
 ===============  ===============  ==========================================  ===========
 ingest:<cam>     worker           frame (ring slot metadata, read-only map)   own camera
 ingest:<cam>     verifier         frame (ring slot metadata, read-only map)   own camera
-ingest:<cam>     supervisor       segment, gop, source_ended, tamper          own camera
+ingest:<cam>     supervisor       segment, gop, source_ended, tamper,         own camera
+                                  decoder
 ingest:<cam>     gate             gop, source_ended, tamper                   own camera
 worker           verifier         tracks                                      any known
 worker           supervisor       detection_batch, worker_ready               any known
@@ -72,7 +73,7 @@ def _e(sender: str, receiver: str, *types: str, via: str = "pipe") -> Edge:
 EDGES: tuple[Edge, ...] = (
     _e("ingest", "worker", "frame", via="ring"),
     _e("ingest", "verifier", "frame", via="ring"),
-    _e("ingest", "supervisor", "segment", "gop", "source_ended", "tamper"),
+    _e("ingest", "supervisor", "segment", "gop", "source_ended", "tamper", "decoder"),
     _e("ingest", "gate", "gop", "source_ended", "tamper"),
     _e("worker", "verifier", "tracks"),
     _e("worker", "supervisor", "detection_batch", "worker_ready"),

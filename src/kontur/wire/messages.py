@@ -18,6 +18,7 @@ from kontur.errors import KonturError
 from kontur.wire.verdict import GopVerdict
 
 __all__ = [
+    "DECODER_EVENTS",
     "MAX_FRAME_INDEX",
     "MAX_FRAME_SIDE",
     "MAX_MESSAGE_BYTES",
@@ -27,6 +28,7 @@ __all__ = [
     "AuditEvent",
     "ControlMessage",
     "Decision",
+    "DecoderEvent",
     "DetectionBatch",
     "Evidence",
     "ExportRequest",
@@ -289,6 +291,24 @@ TAMPER_ALARM_KINDS = (
 MAX_TAMPER_REASON = 300
 
 
+#: The events of ingest's sandboxed decoder (ADR 0038).
+DECODER_EVENTS = ("started", "crashed", "hung", "violation", "given_up")
+
+
+class DecoderEvent(_Msg):
+    """Ingest's sandboxed decoder started (with the isolation ingest *measured*), or was lost
+    (it crashed, hung, or broke the protocol: it is restarted), or was given up (ADR 0038)."""
+
+    type: Literal["decoder"] = "decoder"
+    camera_id: str
+    kind: Literal["started", "crashed", "hung", "violation", "given_up"]
+    detail: str = Field(max_length=500)
+    isolation: str | None = Field(default=None, max_length=32)
+    """On ``started``: the measured level (``full`` or ``degraded``)."""
+    missing: tuple[Annotated[str, Field(max_length=200)], ...] = Field(default=(), max_length=32)
+    """On ``started``: what the measurement found missing."""
+
+
 class TamperAlarm(_Msg):
     """A camera tamper or low-quality event started or ended (issue 13 §1, ADR 0030).
 
@@ -475,6 +495,7 @@ Message = Annotated[
     | Decision
     | StateChanged
     | TamperAlarm
+    | DecoderEvent
     | ControlMessage
     | ProtocolViolation,
     Field(discriminator="type"),
