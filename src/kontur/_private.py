@@ -24,6 +24,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from kontur.errors import KonturError
 
@@ -37,6 +38,7 @@ __all__ = [
     "open_private",
     "private_dir",
     "private_file",
+    "read_exact",
     "secure_data_dir",
 ]
 
@@ -174,3 +176,16 @@ def _walk(root: Path) -> list[Path]:
             if not p.is_symlink():
                 out.append(p)
     return out
+
+
+def read_exact(stream: BinaryIO, n: int) -> bytes:
+    """Exactly ``n`` bytes from ``stream`` (a sandboxed child's stdin); EOFError when it ends
+    first."""
+    chunks, left = [], n
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise EOFError(f"expected {n} bytes on stdin, got {n - left}")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

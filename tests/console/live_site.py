@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -49,13 +49,7 @@ class LiveSite:
 
 def wait(what: str, probe: Callable[[], Any], timeout: float = START_S) -> Any:
     """``probe()`` once it is truthy; AssertionError naming ``what`` after ``timeout`` s."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"expected {what} within {timeout:.0f} s, got none")
+    return wait_for(what, probe, timeout)
 
 
 def site_config(path: Path, videos: dict[str, Path], deadline_s: float, loop: bool) -> Path:

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kontur._private import read_exact
 from kontur.decoder.messages import (
     MAX_FRAMES_PER_PACKET,
     MAX_SIDE,
@@ -44,26 +45,15 @@ __all__ = ["main"]
 _MAX_MESSAGE = 1 << 21
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
-    chunks, left = [], n
-    while left:
-        chunk = stream.read(left)
-        if not chunk:
-            raise EOFError(f"expected {n} bytes on stdin, got {n - left}")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def _receive(stdin: BinaryIO) -> Any:
     """The parent's next message, or None at the end of its input."""
     head = stdin.read(4)
     if not head:
         return None
-    size = int.from_bytes(_read_exact(stdin, 4 - len(head)) if len(head) < 4 else head, "big")
+    size = int.from_bytes(head + read_exact(stdin, 4 - len(head)), "big")
     if size > _MAX_MESSAGE:
         raise ValueError(f"expected a message <= {_MAX_MESSAGE} bytes, got {size}")
-    return decode_parent(_read_exact(stdin, size))
+    return decode_parent(read_exact(stdin, size))
 
 
 def _send(msg: DecoderReady | FrameOut | PacketDone | DecoderFailure, flush: bool = True) -> None:
@@ -117,7 +107,7 @@ class _Decoder:
 
         if self.ctx is None:
             raise ValueError("expected an open message before the first packet")
-        data = _read_exact(self.stdin, msg.size) if msg.size else None
+        data = read_exact(self.stdin, msg.size) if msg.size else None
         packet = None if data is None else padded_packet(data, msg.pts)
         try:
             frames = self.ctx.decode(packet)

@@ -19,23 +19,13 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
+from kontur._private import read_exact
 from kontur.textguard.messages import OcrFailure, OcrLine, OcrReady, OcrRequest, OcrResult
 from kontur.worker.sandbox import SandboxPolicy, enter
 
 __all__ = ["main"]
 
 _MAX_REQUEST = 1 << 16
-
-
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
-    chunks, left = [], n
-    while left:
-        chunk = stream.read(left)
-        if not chunk:
-            raise ValueError(f"expected {n} bytes on stdin, got {n - left}")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 def _send(msg: OcrReady | OcrResult | OcrFailure) -> None:
@@ -45,11 +35,11 @@ def _send(msg: OcrReady | OcrResult | OcrFailure) -> None:
 
 
 def _request(stdin: BinaryIO) -> tuple[OcrRequest, bytes]:
-    size = int.from_bytes(_read_exact(stdin, 4), "big")
+    size = int.from_bytes(read_exact(stdin, 4), "big")
     if size > _MAX_REQUEST:
         raise ValueError(f"expected a request <= {_MAX_REQUEST} bytes, got {size}")
-    req = OcrRequest.model_validate_json(_read_exact(stdin, size))
-    return req, _read_exact(stdin, req.width * req.height * 3)
+    req = OcrRequest.model_validate_json(read_exact(stdin, size))
+    return req, read_exact(stdin, req.width * req.height * 3)
 
 
 def _run(stdin: BinaryIO) -> None:
