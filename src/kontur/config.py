@@ -82,6 +82,20 @@ class CameraConfig(_Cfg):
     loop: bool = False
     """A file source starts again from its first frame when it ends (test footage standing in
     for a camera under ``kontur run``); frame and GOP numbers and times go on. URLs: ignored."""
+    encryption_required: bool = False
+    """The camera's stream must be ``rtsps://`` (TLS, checked against the site CA or the pin
+    in the inventory, ADR 0037): a plain ``rtsp://`` or other URL source is refused, here and
+    again when ingest opens it."""
+
+    @model_validator(mode="after")
+    def _encrypted_if_required(self) -> CameraConfig:
+        src = self.source or ""
+        if self.encryption_required and "://" in src and not src.lower().startswith("rtsps://"):
+            raise ValueError(
+                f"expected an rtsps:// source (encryption_required: true), got "
+                f"{src.partition('://')[0]}://"
+            )
+        return self
 
 
 class ZoneConfig(_Cfg):

@@ -58,6 +58,9 @@ def _free_port() -> int:
 class RtspServer:
     """One gst-rtsp-server process serving ``file`` at ``rtsp://127.0.0.1:PORT/stream``."""
 
+    extra: tuple[str, ...] = ()
+    """More arguments for tests/rtsp_server.py (the RTSPS tests' --tls-cert, --client-ca)."""
+
     def __init__(self, file: Path, codec: str, fast: bool) -> None:
         self.file, self.codec, self.fast = file, codec, fast
         self.port = _free_port()
@@ -74,6 +77,7 @@ class RtspServer:
         args += ["--file", str(self.file), "--codec", self.codec]
         if self.fast if fast is None else fast:
             args.append("--fast")
+        args += self.extra
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

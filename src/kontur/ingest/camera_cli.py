@@ -131,11 +131,28 @@ def enroll(
         bool, typer.Option("--signing-required", help="Unsigned GOPs are UNSIGNED (deny).")
     ] = False,
     critical: Annotated[bool, typer.Option("--critical", help="Mark the camera critical.")] = False,
+    tls_pin: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-pin",
+            help="RTSPS: pin the camera's TLS server certificate (sha256:HEX of its DER) "
+            "instead of checking its chain to the site CA.",
+        ),
+    ] = None,
+    tls_client: Annotated[
+        bool,
+        typer.Option(
+            "--tls-client",
+            help="RTSPS: issue kontur a client certificate for this camera (site CA; key "
+            "0600 in DATA_DIR/rtsps), for cameras that demand mutual TLS.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     json_out: JsonOut = None,
 ) -> None:
     """Enrol a camera whose certificate chain verifies to the site CA."""
     from kontur.ingest.inventory import Inventory, check_camera_id, parse_profile
+    from kontur.ingest.tls import parse_sha256
 
     if cert is not None and issue:
         fail("expected --cert CHAIN.pem or --issue, got both")
@@ -147,6 +164,11 @@ def enroll(
         fail("--out: expected only with --issue, got it with --cert")
     _guarded(lambda: check_camera_id(camera_id))
     prof = _guarded(lambda: parse_profile(profile)) if profile is not None else None
+    if tls_pin is not None:
+        try:
+            parse_sha256(tls_pin)
+        except ValueError as exc:
+            fail(f"--tls-pin: {exc}")
     ddir = _data_dir(data_dir)
 
     def run() -> tuple[Any, Path | None]:
@@ -162,7 +184,12 @@ def enroll(
             cam = inv.enroll(
                 camera_id, pem, profile=prof, signing_required=signing_required, critical=critical
             )
+            if tls_pin is not None or tls_client:
+                inv.set_rtsps(camera_id, server_sha256=tls_pin, issue_client=tls_client)
+                rtsps.update(_rtsps_row(inv.rtsps_trust(camera_id)))
         return cam, key_path
+
+    rtsps: dict[str, Any] = {}
 
     cam, key_path = _guarded(run)
     _guarded(lambda: _archive_changes(ddir))
@@ -177,9 +204,28 @@ def enroll(
         highlight=False,
         soft_wrap=True,
     )
+    if rtsps.get("client_cert"):
+        console.print(
+            f"issued RTSPS client certificate {rtsps['client_cert']} (key mode 0600)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if json_out is not None:
         issued = None if key_path is None else str(key_path)
-        write_json(json_out, {"data_dir": str(ddir), "camera": _row(cam), "issued_key": issued})
+        doc = {"data_dir": str(ddir), "camera": _row(cam), "issued_key": issued}
+        write_json(json_out, {**doc, "rtsps": rtsps or None})
+
+
+def _rtsps_row(trust: Any) -> dict[str, Any]:
+    """The RTSPS settings shown for a camera: fingerprints and paths, never key bytes."""
+    if trust is None:
+        return {}
+    return {
+        "server_check": "pin" if trust.server_sha256 else "site-ca",
+        "server_sha256": trust.server_sha256,
+        "client_cert": str(trust.client_cert) if trust.client_cert else None,
+    }
 
 
 @camera_app.command("list")
@@ -214,6 +260,54 @@ def _print_rows(rows: list[dict[str, Any]], console: Console) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+@camera_app.command("tls")
+def tls_settings(
+    camera_id: Annotated[str, typer.Argument(metavar="ID", help="Camera id.")],
+    pin: Annotated[
+        str | None,
+        typer.Option("--pin", help="Pin the camera's TLS server certificate: sha256:HEX."),
+    ] = None,
+    issue_client: Annotated[
+        bool,
+        typer.Option("--issue-client", help="Issue kontur's RTSPS client certificate for it."),
+    ] = False,
+    data_dir: DataDir = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Set a camera's RTSPS trust (ADR 0037): pin its certificate, issue kontur's client one.
+
+    Without options, show it. The site CA is checked when no pin is set.
+    """
+    from kontur.ingest.inventory import Inventory, check_camera_id
+    from kontur.ingest.tls import parse_sha256
+
+    _guarded(lambda: check_camera_id(camera_id))
+    if pin is not None:
+        try:
+            parse_sha256(pin)
+        except ValueError as exc:
+            fail(f"--pin: {exc}")
+    ddir = _data_dir(data_dir)
+
+    def run() -> dict[str, Any]:
+        with Inventory.open(ddir) as inv:
+            if pin is not None or issue_client:
+                inv.set_rtsps(camera_id, server_sha256=pin, issue_client=issue_client)
+            return _rtsps_row(inv.rtsps_trust(camera_id))
+
+    row = _guarded(run)
+    if pin is not None or issue_client:
+        _guarded(lambda: _archive_changes(ddir))
+    check = row.get("server_check") or "none (no site CA, no pin: rtsps:// is refused)"
+    text = f"{camera_id} rtsps: server check {check}"
+    if row.get("server_sha256"):
+        text += f" sha256:{row['server_sha256']}"
+    text += f", client certificate {row.get('client_cert') or 'none'}"
+    human(json_out).print(text, markup=False, highlight=False, soft_wrap=True)
+    if json_out is not None:
+        write_json(json_out, {"data_dir": str(ddir), "camera_id": camera_id, "rtsps": row or None})
 
 
 @camera_app.command()

@@ -9,7 +9,13 @@
     │   ├── SourceTruncated        a bitstream cut short (last packet cut, tail undecodable)
     │   ├── NoVideoStream          a container without a video stream
     │   ├── UnsupportedCodec       a codec outside SUPPORTED_CODECS
-    │   └── SourceUnreachable      an RTSP stream that did not come back (ingest/rtsp.py)
+    │   ├── SourceUnreachable      an RTSP stream that did not come back (ingest/rtsp.py)
+    │   ├── TlsRefused             an RTSPS peer whose certificate does not verify, or that
+    │   │                          refuses kontur's (ingest/tls.py, ADR 0037)
+    │   ├── TlsNotConfigured       rtsps:// with no site CA or pin to check the camera against
+    │   ├── EncryptionRequired     a plain source for a camera with encryption_required
+    │   └── ReplyRefused           a camera reply kontur refuses: a redirect, or a header over
+    │                              64 KiB (ingest/rtsp.py, ADR 0037)
     ├── OmsError                   ONVIF Media Signing (ingest/oms/errors.py has its subtree)
     ├── FreshnessError             freshness layer (ingest/freshness.py)
     │   ├── FactsInvalid           facts the core cannot use

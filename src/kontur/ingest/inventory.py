@@ -6,6 +6,8 @@ Layout of the data dir (the archive's directory)::
     site-ca.key          its private key, PKCS#8 PEM, mode 0600, no password (see the ADR)
     inventory.sqlite     WAL; tables site, cameras, events (outbox of archive records)
     freshness.sqlite     WAL; tables sessions, hashes, signed (replay/downgrade state)
+    rtsps/ID.key, ID.pem kontur's RTSPS client key and certificate for camera ID, 0600
+                         (``enroll --tls-client``; table rtsps holds the server pin, ADR 0037)
 
 Every file is 0600 and the data dir 0700 whatever the umask; a data dir found with group or
 other bits is tightened with a warning (:mod:`kontur._private`, ADR 0021).
@@ -76,6 +78,7 @@ from kontur.ingest.freshness import (
 )
 from kontur.ingest.oms.keys import make_ca, make_camera_certificate, private_key_pem
 from kontur.ingest.revocation import Revocations
+from kontur.ingest.tls import RtspsTrust, issue_client_certificate, leaf_sha256, parse_sha256
 from kontur.ingest.verdict import Verdict
 
 __all__ = [
@@ -207,6 +210,12 @@ CREATE TRIGGER cameras_no_delete BEFORE DELETE ON cameras
     BEGIN SELECT RAISE(ABORT, 'cameras are never deleted, only revoked'); END;
 """
 
+_RTSPS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rtsps (
+    camera_id TEXT PRIMARY KEY, server_sha256 TEXT, client_cert TEXT, client_key TEXT,
+    client_sha256 TEXT, set_at TEXT NOT NULL)"""
+RTSPS_DIR = "rtsps"
+
 _CAMERA_COLS = (
     "camera_id, subject, leaf_der, key_der, profile, signing_required, critical, "
     "enrolled_at, revoked_at, revoked_reason"
@@ -274,6 +283,11 @@ class Inventory:
         data_dir = Path(data_dir)
         _secure(data_dir)
         conn = _connect(data_dir / INVENTORY_DB, _INV_SCHEMA, _INV_VERSION)
+        try:
+            conn.execute(_RTSPS_SCHEMA)  # added after format 1: created on first open
+        except sqlite3.Error as exc:
+            conn.close()
+            raise InventoryCorrupt(f"{data_dir / INVENTORY_DB}: {_one_line(exc)}") from None
         return cls(data_dir, conn, clock if clock is not None else SystemClock())
 
     @property
@@ -472,6 +486,79 @@ class Inventory:
         _write_new(issued.key_path, pem, FILE_MODE)
         _write_new(issued.chain_path, chain, FILE_MODE)
         return issued
+
+    # -- RTSPS (ADR 0037) ---------------------------------------------------------------
+
+    def set_rtsps(
+        self, camera_id: str, *, server_sha256: str | None = None, issue_client: bool = False
+    ) -> None:
+        """Record the camera's pinned server fingerprint and/or issue kontur's client
+        certificate for it (key and certificate 0600 under ``rtsps/``; never in the database
+        or the archive, which get the certificate's fingerprint only). What is not given
+        stays as it was."""
+        check_camera_id(camera_id)
+        pin = _parse_pin(server_sha256) if server_sha256 is not None else None
+        old = self._conn.execute(
+            "SELECT server_sha256, client_cert, client_key, client_sha256 FROM rtsps "
+            "WHERE camera_id = ?",
+            (camera_id,),
+        ).fetchone() or (None, None, None, None)
+        pin = pin or old[0]
+        paths, client_fp = (old[1], old[2]), old[3]
+        if issue_client:
+            paths, client_fp = self._issue_rtsps_client(camera_id)
+        with self._tx():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO rtsps VALUES (?, ?, ?, ?, ?, ?)",
+                (camera_id, pin, *paths, client_fp, self._now().isoformat()),
+            )
+            self._event(
+                "rtsps",
+                {"camera_id": camera_id, "server_sha256": pin, "client_sha256": client_fp},
+            )
+
+    def rtsps_trust(self, camera_id: str) -> RtspsTrust | None:
+        """How camera ``camera_id``'s RTSPS peer is verified (site CA, pin, client pair), or
+        None when there is neither a site CA nor a pin."""
+        row = self._conn.execute(
+            "SELECT server_sha256, client_cert, client_key FROM rtsps WHERE camera_id = ?",
+            (camera_id,),
+        ).fetchone()
+        try:
+            site: bytes | None = self.site_ca_der()
+        except SiteCaMissing:
+            site = None
+        pin, cert, key = row if row is not None else (None, None, None)
+        if site is None and pin is None:
+            return None
+        return RtspsTrust(
+            ca_der=site,
+            server_sha256=pin,
+            client_cert=Path(cert) if cert else None,
+            client_key=Path(key) if key else None,
+        )
+
+    def _issue_rtsps_client(self, camera_id: str) -> tuple[tuple[str | None, str | None], str]:
+        """Write ``rtsps/ID.key`` and ``rtsps/ID.pem``; returns their paths and the cert hash."""
+        self.site_ca_der()
+        if not (self._dir / CA_KEY_NAME).exists():
+            raise SiteCaMissing(
+                f"{self._dir}: expected the site CA's key to issue an RTSPS client certificate, "
+                "got an imported CA without one"
+            )
+        ca_key = _load_ca_key(self._dir / CA_KEY_NAME)
+        ca_cert = x509.load_pem_x509_certificate((self._dir / CA_CERT_NAME).read_bytes())
+        key_pem, cert_pem = issue_client_certificate(ca_key, ca_cert, camera_id, self._now())
+        out = self._dir / RTSPS_DIR
+        try:
+            private_dir(out)
+        except OSError as exc:
+            raise InventoryInputError(f"{out}: expected a directory, got {exc.strerror}") from None
+        key_path, cert_path = out / f"{camera_id}.key", out / f"{camera_id}.pem"
+        _write_new(key_path, key_pem, FILE_MODE)
+        _write_new(cert_path, cert_pem, FILE_MODE)
+        der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+        return (str(cert_path), str(key_path)), leaf_sha256(der)
 
     def revoke(self, camera_id: str, reason: str) -> EnrolledCamera:
         """Revoke a camera, irreversibly; AlreadyRevoked on a second revocation."""
@@ -792,6 +879,13 @@ def _load_pem_chain(data: bytes) -> list[x509.Certificate]:
             f"--cert: expected PEM certificates (leaf first), got {_one_line(exc)}"
         ) from None
     return certs
+
+
+def _parse_pin(text: str) -> str:
+    try:
+        return parse_sha256(text)
+    except ValueError as exc:
+        raise InventoryInputError(f"--tls-pin: {exc}") from None
 
 
 def _load_ca_key(path: Path) -> ec.EllipticCurvePrivateKey:

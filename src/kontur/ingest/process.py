@@ -69,6 +69,7 @@ from kontur.ingest.democam import DemoCamera
 from kontur.ingest.freshness import FreshnessPolicy
 from kontur.ingest.inventory import FreshnessGuard, FreshnessStore, Inventory
 from kontur.ingest.revocation import Revocations, Revoked
+from kontur.ingest.rtsp import RtspPolicy
 from kontur.ingest.segment import SegmentPacket, pack_segment
 from kontur.ingest.signedtime import FrameSpan, SignedTimeCheck, TimeCheck, TimeCheckPolicy
 from kontur.ingest.source import (
@@ -235,6 +236,7 @@ class IngestLoop:
         self.not_published = 0
         self._too_large = self._oversize()
         self.strict: bool = spec.get("critical", False)
+        self.encryption_required: bool = spec.get("encryption_required", False)
         self.clock = SystemClock()
         fresh = spec.get("freshness") or {}
         self.policy = FreshnessPolicy(
@@ -596,10 +598,16 @@ class IngestLoop:
         """Ingest until the source ends or a stop is requested; returns an error or None."""
         error: str | None = None
         try:
+            # the camera's TLS trust from the inventory; encryption_required refuses rtsp://
+            policy = RtspPolicy(
+                tls=self.inventory.rtsps_trust(self.camera_id),
+                encryption_required=self.encryption_required,
+            )
             gops = read_gops(
                 self.source,
                 # strict: not even the probe sends the decoder a byte before it verified
-                probe(self.source, decoder=self.remote, decode=not self.strict),
+                probe(self.source, policy=policy, decoder=self.remote, decode=not self.strict),
+                policy=policy,
                 decode=not self.strict,
                 on_packet=self._on_packet,
                 on_frame=None if self.strict else self._on_frame,

@@ -208,7 +208,7 @@ def prepare_sources(
     allowed: list[str] | None,
 ) -> Prepared:
     """Probe every source and bench the detector, in the sandbox (see the module)."""
-    live = _probe_live(sources)
+    live = _probe_live(sources, data_dir, config)
     fds = _open_sources(sources)
     try:
         spec = _spec(config, data_dir, scratch, worker, sources, fds, strict, allowed, live)
@@ -220,13 +220,18 @@ def prepare_sources(
     return _prepared(result, sources, live)
 
 
-def _probe_live(sources: dict[str, str]) -> dict[str, Profile]:
-    """RTSP sources are probed here: the sandbox has no network (see the module)."""
+def _probe_live(sources: dict[str, str], data_dir: Path, config: Config) -> dict[str, Profile]:
+    """RTSP sources are probed here: the sandbox has no network (see the module). An
+    ``rtsps://`` camera is checked as ingest checks it (ADR 0037: inventory trust)."""
+    from kontur.ingest.rtsp import camera_policy
+
+    required = {c.id: c.encryption_required for c in config.cameras}
     out: dict[str, Profile] = {}
     for cam, source in sources.items():
         if not _is_local(source):
+            policy = camera_policy(data_dir, cam, encryption_required=required.get(cam, False))
             # the supervisor decodes nothing: the first frame is ingest's decoder's (ADR 0038)
-            out[cam] = probe(source, decode=False).profile()
+            out[cam] = probe(source, policy=policy, decode=False).profile()
     return out
 
 

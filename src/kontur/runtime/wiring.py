@@ -179,6 +179,7 @@ def build_wiring(
             "realtime": realtime,
             "loop": c.config.loop,
             "critical": c.config.critical,
+            "encryption_required": c.config.encryption_required,
             "freshness": config.ingest.freshness.model_dump(),
             "time_check": config.ingest.time_check.model_dump(),
             "demo_camera": c.demo_camera,
