@@ -18,6 +18,7 @@ import av
 import numpy as np
 import pytest
 from tests.conftest import shared
+from tests.hang import Hang, alarms_raise_hang
 
 from kontur.decoder.client import DecoderSettings, SandboxedDecoder
 from kontur.errors import KonturError
@@ -60,14 +61,6 @@ def _mutant(data: bytes, rng: np.random.Generator) -> bytes:
     return bytes(buf)
 
 
-class _Hang(Exception):
-    pass
-
-
-def _alarm(signum: int, frame: object) -> None:
-    raise _Hang
-
-
 def _ingest(path: Path, decoder: SandboxedDecoder | None = None) -> None:
     """Ingest's demux path over ``path``; raises what ingest would see."""
     pr = probe(str(path))
@@ -86,10 +79,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 @pytest.fixture
 def hang_guard() -> Iterator[None]:
-    old = signal.signal(signal.SIGALRM, _alarm)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    with alarms_raise_hang():
+        yield
 
 
 @pytest.mark.parametrize("fmt", ["mp4", "matroska", "h264"])
@@ -109,7 +100,7 @@ def test_malformed_containers_end_in_one_line_errors(
         except KonturError as exc:
             assert "\n" not in str(exc), (i, str(exc))
             outcome = type(exc).__name__
-        except _Hang:
+        except Hang:
             pytest.fail(f"mutant {i} of {fmt}: demuxing hung for 20 s")
         except Exception as exc:
             pytest.fail(f"mutant {i} of {fmt}: expected ok or a KonturError, got {exc!r}")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import shared
+from tests.hang import Hang, alarms_raise_hang
 from tests.hostile_rtsp import KINDS, Clip, HostileRtspServer, Plan, plan, redirect
 
 from kontur.decoder.client import DecoderSettings, SandboxedDecoder
@@ -55,20 +56,10 @@ def clip() -> Clip:
     return Clip.from_mp4(shared("video", "car_traffic_640x360.mp4"), FRAMES)
 
 
-class _Hang(Exception):
-    pass
-
-
-def _alarm(signum: int, frame: object) -> None:
-    raise _Hang
-
-
 @pytest.fixture
 def hang_guard() -> Iterator[None]:
-    old = signal.signal(signal.SIGALRM, _alarm)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    with alarms_raise_hang():
+        yield
 
 
 def _server(
@@ -127,7 +118,7 @@ def _guarded(
     signal.alarm(HANG_S)
     try:
         out = _ingest(url, decoder, on_frame)
-    except _Hang:
+    except Hang:
         pytest.fail(f"{what}: ingest hung for {HANG_S} s")
     except Exception as exc:
         pytest.fail(f"{what}: expected a one-line KonturError, got {exc!r}")
