@@ -250,6 +250,7 @@ def test_default_checks_take_their_thresholds_from_the_config() -> None:
         "confidence",
         "foreground",
         "frozen",
+        "coherence",
     ]
     # 3 sizes/s over 0.3 s: plausible under the default 8, implausible under 2.
     walk = [box(i, 100.0 + 30.0 * i) for i in range(4)]

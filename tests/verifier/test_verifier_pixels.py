@@ -84,7 +84,9 @@ def test_a_smooth_phantom_over_real_footage_is_caught_within_a_second() -> None:
     findings = run(frames(PETS_VIDEO, 120), FPS, tracks)
     flagged = [f.frame_index for f in findings if 999 in f.track_reasons]
     assert flagged and flagged[0] - ONSET < FPS
-    assert "(a phantom?)" in findings[flagged[0]].track_reasons[999][0]
+    # the background model (foreground) or the pixels' own coherence, whichever is first
+    first = findings[flagged[0]].track_reasons[999][0]
+    assert first.endswith(("(a phantom?)", "(a phantom or replayed box?)"))
     # the real people stay unblamed
     assert all(set(f.track_reasons) <= {999} for f in findings)
 

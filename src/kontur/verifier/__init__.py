@@ -6,7 +6,9 @@ only. It checks the analytics worker's tracks with simpler, independent rules (t
 continuity, plausible speed and size, class stability within the groups a small detector
 confuses, confidence jumps), looks at the pictures itself with a background model
 (foreground under every moving box, untracked person-sized motion in a policy zone, boxes that
-stop following their object) and checks the scene's liveness (frozen or replayed picture).
+stop following their object) and without one (:mod:`kontur.verifier.coherence`: a box must
+carry its own pixels along, which also holds on a moving camera), and checks the scene's
+liveness (frozen or replayed picture).
 It also watches each camera's detection rate and class mix against a rolling baseline
 (:mod:`kontur.verifier.drift`). It answers each ``TrackFrame`` with a
 :class:`~kontur.wire.Finding` for the gate. ADR 0006 and ADR 0025 explain the checks and
@@ -16,6 +18,7 @@ their limits.
 from kontur.verifier.checks import (
     ClassStability,
     ConfidenceJump,
+    ContentCoherence,
     ForegroundSupport,
     FrozenBox,
     PlausibleSizeChange,
@@ -61,6 +64,7 @@ __all__ = [
     "ClassGroups",
     "ClassStability",
     "ConfidenceJump",
+    "ContentCoherence",
     "ForegroundModel",
     "ForegroundSupport",
     "FrameStampError",

@@ -39,6 +39,7 @@ from kontur.verifier.watch import ClassGroups
 __all__ = [
     "ClassStability",
     "ConfidenceJump",
+    "ContentCoherence",
     "ForegroundSupport",
     "FrozenBox",
     "PlausibleSizeChange",
@@ -143,11 +144,11 @@ class PlausibleSpeed:
                 f"track {track_id}: time did not advance between frames {prev.frame_index} "
                 f"and {current.frame_index} (pts {prev.pts_s:.3f} s -> {current.pts_s:.3f} s)"
             )
-        base = next(iter(history))  # the oldest, unless one old enough is newer
-        for box in history:  # oldest first: the newest one old enough wins
-            if box.pts_s > current.pts_s - SPEED_BASELINE_S + 1e-6:  # pts are floats
+        base = prev
+        for box in reversed(history):  # newest first: the newest one old enough wins
+            base = box  # else the oldest
+            if box.pts_s <= current.pts_s - SPEED_BASELINE_S + 1e-6:  # pts are floats
                 break
-            base = box
         elapsed = current.pts_s - base.pts_s
         size = math.sqrt(base.size * current.size)
         distance = current.distance_to(base)
@@ -237,8 +238,10 @@ class ClassStability:
     def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
         """Compare ``current``'s class group with the majority group of ``history``."""
         groups = self.groups
-        majority = self._majority(history)
         now = groups.key(current.label)
+        if all(groups.key(name) == now for name in history.labels()):
+            return None  # the usual case: every class held is in the current one's group
+        majority = self._majority(history)
         if majority is None or majority[0] == now:
             return None
         major, count = majority
@@ -294,6 +297,9 @@ PHANTOM_MOVE = 0.4
 #: A box may be supported in at most this share of the window's judged frames and still be
 #: called unsupported (one frame of a passing car does not vouch for it).
 SUPPORTED_SHARE = 0.25
+#: A supported box counts towards a moving track's window only when at least this fraction
+#: of its pixels changed in the last ~0.1 s.
+OWN_MOTION = 0.03
 #: Left behind: the box moved at least this many sizes in the second before the window, with
 #: at least :data:`STRONG_SUPPORT` under it, then stood still (under :data:`STILL`) over none.
 LEFT_MOVE = 0.3
@@ -341,14 +347,14 @@ class ForegroundSupport:
             return None  # no policy acts on it (a bag carried inside a person's box)
         start = current.pts_s - self.phantom_seconds
         window = [b for b in (*history.since(start), current) if b.support is not None]
+        supported = sum(1 for b in window if self._moving_support(b))
+        if len(window) < 3 or supported > SUPPORTED_SHARE * len(window):
+            return None  # supported (the usual case), or not judged for a whole window yet
         older = [b for b in history if b.pts_s < start and b.support is not None]
-        if not older or len(window) < 3:
+        if not older:
             return None  # not judged for a whole window yet
-        supported = sum(1 for b in window if (b.support or 0.0) >= self.min_support)
-        if supported > SUPPORTED_SHARE * len(window):
-            return None
         best = max(b.support or 0.0 for b in window)
-        held = [b for b in older if (b.support or 0.0) >= self.min_support]
+        held = [b for b in older if self._moving_support(b)]
         moved = _sizes(held[-1] if held else older[0], current)
         if moved >= PHANTOM_MOVE:
             return (
@@ -363,6 +369,14 @@ class ForegroundSupport:
                 "frozen box?)"
             )
         return None
+
+    def _moving_support(self, box: ObservedBox) -> bool:
+        """Foreground of its own under the box, part of which moved in the last ~0.1 s: a
+        box sliding over a still patch of foreground (a shadow, a change of light the
+        background has not absorbed yet) is not carried by it."""
+        if (box.support or 0.0) < self.min_support:
+            return False
+        return box.motion is None or box.motion >= OWN_MOTION
 
     @staticmethod
     def _left(older: list[ObservedBox], window: list[ObservedBox], start: float) -> bool:
@@ -379,6 +393,51 @@ class ForegroundSupport:
 def _sizes(a: ObservedBox, b: ObservedBox) -> float:
     """Centre distance between two observations in box sizes (geometric mean of both)."""
     return a.distance_to(b) / math.sqrt(a.size * b.size)
+
+
+#: Steps whose mean score (:func:`~kontur.verifier.coherence.measure`) is at most minus this
+#: left their content behind: the old content correlates that much better with its old place.
+INCOHERENT = 0.3
+#: Window over which the judged steps are averaged (seconds of pts) ...
+COHERENCE_WINDOW_S = 0.6
+#: ... at least this many of them, spanning at least this long (seconds).
+INCOHERENT_STEPS = 3
+INCOHERENT_SPAN_S = 0.15
+
+
+class ContentCoherence:
+    """A box must carry its content along: the pixels it held must not stay behind.
+
+    Reads ``ObservedBox.coherence`` (:mod:`kontur.verifier.coherence`: the verifier's own grey
+    pictures, no background model, so it judges a moving camera and busy traffic too). Over
+    the last :data:`COHERENCE_WINDOW_S`, a track with at least :data:`INCOHERENT_STEPS` judged
+    steps spanning :data:`INCOHERENT_SPAN_S` whose mean score is at most −:data:`INCOHERENT`
+    (its box left its old content behind), the newest among them too, is not following a real
+    object: a phantom, a replayed or teleported box, a box frozen on a moving camera. The
+    verifier measures only tracks of a watched class group.
+    """
+
+    name: ClassVar[str] = "coherence"
+
+    def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
+        """Average the judged steps of the window ending at ``current``."""
+        if current.coherence is None or current.coherence > -INCOHERENT:
+            return None  # only a judged, incoherent step raises the alarm
+        recent = (*history.since(current.pts_s - COHERENCE_WINDOW_S), current)
+        judged = [(b.pts_s, c) for b in recent if (c := b.coherence) is not None]
+        if len(judged) < INCOHERENT_STEPS:
+            return None
+        if current.pts_s - judged[0][0] + 1e-9 < INCOHERENT_SPAN_S:
+            return None
+        mean = sum(c for _, c in judged) / len(judged)
+        if mean > -INCOHERENT:
+            return None
+        window = judged
+        return (
+            f"track {track_id}: box left its content behind over {len(window)} judged steps "
+            f"in {COHERENCE_WINDOW_S:g} s (mean {mean:.2f}, now {current.coherence:.2f}), "
+            "expected the pixels under it to move with it (a phantom or replayed box?)"
+        )
 
 
 #: Identical boxes in this many consecutive observations...
@@ -424,6 +483,7 @@ def default_track_checks(
         ConfidenceJump(config.max_confidence_jump),
         ForegroundSupport(config.phantom_seconds, config.min_support, groups, watched),
         FrozenBox(),
+        ContentCoherence(),
     )
 
 

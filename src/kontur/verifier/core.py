@@ -15,10 +15,13 @@ Order of steps, per camera:
    the worker. ``thumbnail=None`` (the slot was overwritten before the shell could read it)
    carries the last picture's verdict forward and disagrees once no picture was seen for
    ``frozen_seconds``. A ``picture`` (:func:`~kontur.verifier.foreground.make_picture`) feeds
-   the camera's background model; its masks are kept for the last :data:`MASK_RECORDS` frames.
+   the camera's background model; its masks and the picture itself are kept for the last
+   :data:`MASK_RECORDS` frames.
 2. ``check(tracks)`` for every ``TrackFrame`` the worker sends, in strictly increasing
    ``frame_index``, after step 1 for that frame. It measures every box against the frame's
-   masks (when the model judged that frame), runs the track checks on every tracked object
+   masks (its support when the model judged that frame, its motion in any case), scores each
+   watched track's content coherence against an earlier picture
+   (:mod:`kontur.verifier.coherence`), runs the track checks on every tracked object
    against that track's bounded history, appends the new boxes, looks for unexplained
    person-sized foreground in the watched zones (:mod:`kontur.verifier.evasion`), forgets
    tracks unseen for :data:`FORGET_AFTER_FRAMES` frames, and returns a
@@ -37,6 +40,7 @@ it vouches only for pictures it saw itself.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
@@ -46,10 +50,25 @@ import numpy.typing as npt
 
 from kontur.config import VerifierConfig
 from kontur.verifier.checks import SceneLiveness, TrackCheck, WellFormedBox, default_track_checks
+from kontur.verifier.coherence import (
+    BASELINES_S,
+    MIN_MOVE,
+    Baseline,
+    measure,
+    moved,
+    shift_between,
+    spectrum,
+)
 from kontur.verifier.drift import CameraDrift
 from kontur.verifier.errors import FrameStampError
 from kontur.verifier.evasion import UnexplainedForeground
-from kontur.verifier.foreground import BoxMeter, ForegroundModel, SceneMasks, ScenePicture
+from kontur.verifier.foreground import (
+    CAMERA_CHECK_FRACTION,
+    BoxMeter,
+    ForegroundModel,
+    SceneMasks,
+    ScenePicture,
+)
 from kontur.verifier.history import ObservedBox, TrackHistory
 from kontur.verifier.thumbnail import validate_thumbnail
 from kontur.verifier.watch import ClassGroups, Watch
@@ -97,6 +116,24 @@ class _FrameRecord:
     gop_index: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Picture:
+    """A judged-or-not grey picture kept for the content-coherence check."""
+
+    pixels: npt.NDArray[np.uint8]
+    stride: int
+    still: bool
+    """The camera stood still: the background model judged the frame, or (while it learns)
+    too little of the picture moved for the camera to have (as the model itself decides)."""
+
+
+#: Content coherence is measured at most once per track in each slot this long (seconds of
+#: pts): every frame at 10 fps, one in three at 30.
+COHERENCE_EVERY_S = 0.1
+#: Camera shifts between two pictures remembered per camera (phase correlation is cached).
+SHIFT_RECORDS = 256
+
+
 @dataclass(slots=True)
 class _Camera:
     liveness: SceneLiveness
@@ -104,6 +141,9 @@ class _Camera:
     first_pts: float
     foreground: ForegroundModel = field(default_factory=ForegroundModel)
     masks: dict[int, SceneMasks] = field(default_factory=dict)
+    pictures: dict[int, _Picture] = field(default_factory=dict)
+    shifts: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    spectra: dict[int, npt.NDArray[np.complex64]] = field(default_factory=dict)
     mask_order: deque[int] = field(default_factory=deque)
     cuts: deque[int] = field(default_factory=lambda: deque(maxlen=MASK_RECORDS))
     """Frames on which the whole picture changed at once (a cut): tracks start afresh."""
@@ -117,6 +157,33 @@ class _Camera:
     tracks: OrderedDict[int, TrackHistory] = field(default_factory=OrderedDict)
     drift: CameraDrift | None = None
     """Detection rate and class mix against a rolling baseline (:mod:`.drift`)."""
+
+
+def _shift(cam: _Camera, first: int, second: int) -> tuple[int, int]:
+    """The camera's whole-pixel (dy, dx) between two held pictures: none where the background
+    model judged both (it saw a still camera), else phase correlation, cached."""
+    a, b = cam.pictures[first], cam.pictures[second]
+    if a.still and b.still:
+        return 0, 0
+    shift = cam.shifts.get((first, second))
+    if shift is None:
+        fa, fb = _spectrum(cam, first), _spectrum(cam, second)
+        shape = (a.pixels.shape[0], a.pixels.shape[1])
+        shift = cam.shifts[(first, second)] = shift_between(fa, fb, shape)
+    return shift
+
+
+def _slot(pts_s: float) -> int:
+    """The :data:`COHERENCE_EVERY_S` slot of a pts (a track is measured once per slot)."""
+    return math.floor(pts_s / COHERENCE_EVERY_S + 1e-6)
+
+
+def _spectrum(cam: _Camera, frame_index: int) -> npt.NDArray[np.complex64]:
+    """A held picture's spectrum, computed once."""
+    found = cam.spectra.get(frame_index)
+    if found is None:
+        found = cam.spectra[frame_index] = spectrum(cam.pictures[frame_index].pixels)
+    return found
 
 
 def _refused(tracks: TrackFrame, reason: str) -> Finding:
@@ -138,7 +205,8 @@ class Verifier:
         self._watch = watch or Watch.everything()
         self._box = WellFormedBox()
         self._checks: tuple[TrackCheck, ...] = default_track_checks(config, self._watch.classes)
-        self._persons = ClassGroups(config.class_groups).members("person")
+        self._groups = ClassGroups(config.class_groups)
+        self._persons = self._groups.members("person")
         self._cameras: dict[str, _Camera] = {}
         self.disagreements: Counter[str] = Counter()
         """Findings that disagreed, per check name (a finding counts once per check)."""
@@ -210,9 +278,18 @@ class Verifier:
         if masks.cut:
             cam.cuts.append(frame_index)
         cam.masks[frame_index] = masks
+        still = masks.judged or (
+            not masks.cut and float(masks.motion().mean()) <= CAMERA_CHECK_FRACTION
+        )
+        cam.pictures[frame_index] = _Picture(picture.pixels, picture.stride, still)
         cam.mask_order.append(frame_index)
         while len(cam.mask_order) > MASK_RECORDS:
-            del cam.masks[cam.mask_order.popleft()]
+            gone = cam.mask_order.popleft()
+            del cam.masks[gone]
+            del cam.pictures[gone]
+            cam.spectra.pop(gone, None)
+        if len(cam.shifts) > SHIFT_RECORDS:
+            cam.shifts.clear()
 
     def stamp(self, camera_id: str, frame_index: int) -> FrameStamp | None:
         """Ingest's stamp of an observed frame (its pts and GOP); None if not observed/held."""
@@ -273,8 +350,9 @@ class Verifier:
         previous, cam.last_checked = cam.last_checked, tracks.frame_index
         scene, pts_s, flagged = self._scene_for(cam, tracks)
         masks = cam.masks.get(tracks.frame_index)
-        meter = BoxMeter(masks) if masks is not None and masks.judged else None
-        per_track, names = self._check_tracks(cam, tracks.frame_index, pts_s, tracks, meter)
+        any_meter = BoxMeter(masks) if masks is not None else None
+        meter = any_meter if masks is not None and masks.judged else None
+        per_track, names = self._check_tracks(cam, tracks.frame_index, pts_s, tracks, any_meter)
         self._forget(cam, tracks.frame_index)
         reasons = list(scene)
         if meter is not None:
@@ -379,7 +457,10 @@ class Verifier:
     def _observed(
         cam: _Camera, obj: TrackedObject, frame_index: int, pts_s: float, meter: BoxMeter | None
     ) -> ObservedBox:
-        """``obj`` as an observation, measured against the frame's masks when judged."""
+        """``obj`` as an observation, measured against the frame's masks: its support and
+        motion when the model judged the frame, its motion alone when not (what moved in the
+        last ~0.1 s needs no background: the frozen-box check then still sees a moving
+        camera's pictures change under a box that does not)."""
         box = ObservedBox.from_object(obj, frame_index, pts_s)
         if not box.is_well_formed():
             return box  # WellFormedBox refuses it; nothing to measure
@@ -394,6 +475,9 @@ class Verifier:
             or y2 >= masks.frame_height - BORDER_PX
         )
         support = meter.support(obj.xyxy) if meter is not None else None
+        if support is not None and not masks.judged:
+            box = ObservedBox.from_object(obj, frame_index, pts_s, clipped=clipped)
+            return dataclasses.replace(box, motion=support[1])
         return ObservedBox.from_object(obj, frame_index, pts_s, support=support, clipped=clipped)
 
     def _check_one(self, cam: _Camera, tid: int, box: ObservedBox) -> list[tuple[str, str]]:
@@ -407,11 +491,42 @@ class Verifier:
         malformed = self._box.check(tid, history, box)
         if malformed is not None:
             return [(self._box.name, malformed)]
+        if self._coherence_on(box):
+            box = dataclasses.replace(box, coherence=self._coherence(cam, history, box))
         found = [(c.name, r) for c in self._checks if (r := c.check(tid, history, box))]
         history.append(box)
         cam.tracks[tid] = history
         cam.tracks.move_to_end(tid)
         return found
+
+    def _coherence_on(self, box: ObservedBox) -> bool:
+        """Content coherence is measured for tracks of a watched class group only."""
+        return self._groups.watched(box.label, self._watch.classes)
+
+    @staticmethod
+    def _coherence(cam: _Camera, history: TrackHistory, box: ObservedBox) -> float | None:
+        """The content-coherence score of ``box`` against the newest baseline of
+        :data:`~kontur.verifier.coherence.BASELINES_S` it moved far enough from."""
+        now = cam.pictures.get(box.frame_index)
+        last = history.last
+        if now is None or (last is not None and _slot(last.pts_s) == _slot(box.pts_s)):
+            return None  # measured once per COHERENCE_EVERY_S: the cost stays per second
+        tried: set[int] = set()
+        for age in BASELINES_S:
+            base = next((b for b in reversed(history) if b.pts_s <= box.pts_s - age), None)
+            then = None if base is None else cam.pictures.get(base.frame_index)
+            if base is None or then is None or then.stride != now.stride:
+                return None  # older baselines are older still, or gone
+            if base.frame_index in tried:
+                continue
+            tried.add(base.frame_index)
+            shift = _shift(cam, base.frame_index, box.frame_index)
+            s = float(now.stride)
+            if moved(base.xyxy, box.xyxy, (shift[0] * s, shift[1] * s)) < MIN_MOVE:
+                continue
+            baseline = Baseline(then.pixels, then.stride, base.xyxy)
+            return measure(baseline, now.pixels, box.xyxy, shift)
+        return None
 
     @staticmethod
     def _forget(cam: _Camera, frame_index: int) -> None:

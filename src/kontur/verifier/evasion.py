@@ -20,8 +20,9 @@ background model (:mod:`kontur.verifier.foreground`) still sees the person. Per 
 3. hits are followed as blobs: a hit near where a blob was last seen (within
    :data:`FOLLOW_HEIGHTS_PER_S` of its heights per second) continues its streak. A zone whose
    polygon holds a blob followed for ``evasion_seconds`` (gaps of up to :data:`MAX_GAP_S`
-   allowed) gets a reason: "nothing there" is unverified there. Noise that hits here and there
-   never builds a streak.
+   allowed, and hit in at least :data:`PERSIST` of the analysed frames since) gets a reason:
+   "nothing there" is unverified there. Noise that hits here and there never builds a
+   streak.
 
 The reason is a scene reason of the finding. The gate treats it like any scene reason: no
 critical ALLOW on that camera's frames while it lasts (ADR 0025 on what the gate still lacks).
@@ -58,8 +59,13 @@ ASPECT = 0.4
 MIN_FILL = 0.45
 #: ... and fraction that must have moved in the last ~0.1 s.
 MIN_MOTION = 0.15
-#: Frames without a hit this long break a zone's streak (seconds).
-MAX_GAP_S = 0.25
+#: Searches without a hit for this long break a zone's streak (seconds; one search in between
+#: may miss).
+MAX_GAP_S = 0.45
+#: The windows are searched at most this often (seconds of pts; every other frame at 10 fps,
+#: every fifth at 30): a person does not appear and vanish faster, and the search is the
+#: verifier's largest cost per frame. Frames in between carry the last search's reasons.
+SEARCH_EVERY_S = 0.15
 #: A box larger than this fraction of the frame covers nothing: a worker must not hide the
 #: people it left out under one huge box of some unwatched class.
 MAX_COVER = 0.25
@@ -78,10 +84,18 @@ class _Streak:
     x: float
     y: float
     h: float
+    frames: int = 1
+    """Analysed frames since the streak began..."""
+    hits: int = 1
+    """... and how many of them had a hit on the blob."""
 
 
 #: A blob seen again within this many of its heights per second of pts continues its streak.
 FOLLOW_HEIGHTS_PER_S = 3.0
+#: A streak raises its reason only while its blob was hit in at least this share of the
+#: analysed frames since it began: a walking person is a persistent blob, the fragments of a
+#: partly hidden car or of a cloud's shadow come and go.
+PERSIST = 0.65
 #: Streaks followed per zone at most (bounds memory and time whatever the picture).
 MAX_STREAKS = 16
 
@@ -155,6 +169,8 @@ class UnexplainedForeground:
     evasion_seconds: float
     min_person_height: float
     _streaks: dict[str, list[_Streak]] = field(default_factory=dict)
+    _searched: tuple[float, list[str]] | None = None
+    """When the windows were last searched, and the reasons found then."""
     scale: PersonScale = field(init=False)
 
     def __post_init__(self) -> None:
@@ -163,11 +179,23 @@ class UnexplainedForeground:
     def reset(self) -> None:
         """Forget every streak (the background was relearnt)."""
         self._streaks.clear()
+        self._searched = None
 
     def observe(
         self, masks: SceneMasks, boxes: list[tuple[float, float, float, float]]
     ) -> list[str]:
         """One analysed frame's judged masks and every box reported for it; reasons per zone."""
+        last = self._searched
+        if last is not None and 0 <= masks.pts_s - last[0] < SEARCH_EVERY_S - 1e-6:
+            return list(last[1])  # searched moments ago: the streaks stand as they were
+        reasons = self._search(masks, boxes)
+        self._searched = masks.pts_s, reasons
+        return list(reasons)
+
+    def _search(
+        self, masks: SceneMasks, boxes: list[tuple[float, float, float, float]]
+    ) -> list[str]:
+        """Search the frame's windows and follow the streaks (every :data:`SEARCH_EVERY_S`)."""
         hits = self._hits(masks, boxes)
         fw, fh = masks.frame_width, masks.frame_height
         reasons = []
@@ -175,11 +203,17 @@ class UnexplainedForeground:
             inside = [(x * fw, y * fh, h * fh) for x, y, h in hits if zone.contains(x, y)]
             streaks = self._follow(self._streaks.get(zone.zone_id, []), inside, masks.pts_s)
             self._streaks[zone.zone_id] = streaks
-            longest = max(streaks, key=lambda k: masks.pts_s - k.since, default=None)
-            if longest is None or longest.last != masks.pts_s:
-                continue
-            lasted = masks.pts_s - longest.since
-            if lasted + 1e-6 >= self.evasion_seconds:
+            now = masks.pts_s
+            found = [
+                k
+                for k in streaks
+                if k.last == now
+                and now - k.since + 1e-6 >= self.evasion_seconds
+                and k.hits >= PERSIST * k.frames
+            ]
+            longest = min(found, key=lambda k: k.since, default=None)
+            if longest is not None:
+                lasted = now - longest.since
                 reasons.append(
                     f"zone {zone.zone_id}: person-sized foreground moving for {lasted:.1f} s "
                     f"with no track over it (foot at x={longest.x / fw:.2f}, "
@@ -196,6 +230,7 @@ class UnexplainedForeground:
         kept = [k for k in streaks if now - k.last <= MAX_GAP_S]
         free = list(hits)
         for k in kept:
+            k.frames += 1
             reach = k.h * (0.5 + FOLLOW_HEIGHTS_PER_S * (now - k.last))
             near = [(math.hypot(x - k.x, y - k.y), i) for i, (x, y, _) in enumerate(free)]
             near = [d for d in near if d[0] <= reach]
@@ -204,6 +239,7 @@ class UnexplainedForeground:
             _, i = min(near)
             k.x, k.y, k.h = free.pop(i)
             k.last = now
+            k.hits += 1
             free = [p for p in free if math.hypot(p[0] - k.x, p[1] - k.y) > k.h / 2]
         while free and len(kept) < MAX_STREAKS:
             x, y, h = free[0]  # hits come best first

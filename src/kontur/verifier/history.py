@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, KeysView
 from dataclasses import dataclass
 
 from kontur.wire.messages import TrackedObject
@@ -28,6 +28,7 @@ class ObservedBox:
     ``support`` and ``motion`` are the verifier's own measure of the pixels under the box
     (:meth:`kontur.verifier.foreground.BoxMeter.support`), None when the frame was not judged;
     ``clipped`` says the box touches the frame's border (the object is partly outside).
+    ``coherence`` is filled in by the verifier once the track's history is known.
     """
 
     frame_index: int
@@ -39,6 +40,10 @@ class ObservedBox:
     support: float | None = None
     motion: float | None = None
     clipped: bool = False
+    coherence: float | None = None
+    """The verifier's content-coherence score of this step
+    (:func:`kontur.verifier.coherence.measure`): negative when the box left its old content
+    behind; None when the step was not judged."""
 
     @classmethod
     def from_object(
@@ -130,6 +135,13 @@ class TrackHistory:
 
     def __iter__(self) -> Iterator[ObservedBox]:
         return iter(self._boxes)
+
+    def __reversed__(self) -> Iterator[ObservedBox]:
+        return reversed(self._boxes)
+
+    def labels(self) -> KeysView[str]:
+        """The class labels held (a view: no copy)."""
+        return self._names.keys()
 
     @property
     def last(self) -> ObservedBox | None:
