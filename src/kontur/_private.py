@@ -36,6 +36,7 @@ __all__ = [
     "Tightened",
     "fsync_dir",
     "open_private",
+    "printable",
     "private_dir",
     "private_file",
     "read_exact",
@@ -189,3 +190,9 @@ def read_exact(stream: BinaryIO, n: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (newlines, escapes) as ``?``: what a
+    sandboxed child says goes into one-line errors, verdicts and logs."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

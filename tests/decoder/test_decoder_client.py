@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from kontur.decoder.client import DecodeFailed, DecoderLost, DecoderSettings, Sa
 from kontur.ingest.source import probe, read_gops
 from kontur.worker.sandbox import IsolationReport
 
-pytestmark = pytest.mark.skipif(
-    sys.platform != "linux" or os.geteuid() != 0,
-    reason="the decoder sandbox is the worker's (Linux); these tests run as root, as CI does",
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="memfd and /proc: Linux only")
+needs_sandbox = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="the decoder sandbox is the worker's; these tests run as root, as CI does",
 )
 
 HOSTILE = Path(__file__).with_name("hostile_decoder.py")
@@ -63,6 +65,7 @@ def _frames(src: str, decoder: SandboxedDecoder | None) -> list[np.ndarray]:
     ]
 
 
+@needs_sandbox
 @pytest.mark.parametrize("clip", CLIPS, ids=lambda c: c[-1])
 def test_frames_equal_the_in_process_decoder(clip: tuple[str, ...], decoder: SandboxedDecoder,
                                              events: Events) -> None:  # fmt: skip
@@ -75,6 +78,7 @@ def test_frames_equal_the_in_process_decoder(clip: tuple[str, ...], decoder: San
     assert [e[0] for e in events] == ["started"]
 
 
+@needs_sandbox
 def test_the_decoder_is_measured_fully_isolated(decoder: SandboxedDecoder, events: Events) -> None:
     src = str(shared("video", "pets09_s2l1_480x360.avi"))
     gop = next(iter(read_gops(src, probe(src), decode=False)))
@@ -98,8 +102,11 @@ def test_the_decoder_is_measured_fully_isolated(decoder: SandboxedDecoder, event
         ("oversize", "violation"),
         ("garbage", "violation"),
         ("reuse-slot", "violation"),
+        ("forged-pts", "violation"),
         ("hang", "hung"),
+        ("trickle", "hung"),
         ("die", "crashed"),
+        ("control-chars", "crashed"),
     ],
 )
 def test_a_hostile_decoder_is_lost_reported_and_replaced(
@@ -109,9 +116,10 @@ def test_a_hostile_decoder_is_lost_reported_and_replaced(
                    command=(sys.executable, str(HOSTILE), mode))  # fmt: skip
     dec.open("h264", b"")
     try:
-        with pytest.raises(DecoderLost):
+        with pytest.raises(DecoderLost) as lost:
             list(dec.decode(b"\x00\x00\x01\x65", 0))
         assert [e[0] for e in events] == ["started", kind]
+        assert str(lost.value).isprintable() and events[1][1].isprintable()  # one line
         with pytest.raises(DecoderLost):  # the next packet goes to a fresh child
             list(dec.decode(b"\x00\x00\x01\x65", 1))
         assert dec.starts == 2 and dec.losses == 2
@@ -152,6 +160,7 @@ def test_after_max_restarts_the_decoder_is_given_up(tmp_path: Path, events: Even
         dec.close()
 
 
+@needs_sandbox
 def test_a_killed_decoder_is_restarted_and_decodes_the_next_gop(
     decoder: SandboxedDecoder, events: Events
 ) -> None:
@@ -168,3 +177,52 @@ def test_a_killed_decoder_is_restarted_and_decodes_the_next_gop(
     out += list(decoder.decode(None, None))
     assert len(out) == len(gops[1].packets)
     assert decoder.starts == 2
+
+
+def _stand_in(tmp: Path, events: Events, mode: str, **kw: Any) -> SandboxedDecoder:
+    dec = _decoder(tmp, events, slots=2, slot_bytes=3 * 64 * 64,
+                   command=(sys.executable, str(HOSTILE), mode), **kw)  # fmt: skip
+    dec.open("h264", b"")
+    return dec
+
+
+def test_more_frames_than_pictures_is_a_violation(tmp_path: Path, events: Events) -> None:
+    dec = _stand_in(tmp_path, events, "multiply")
+    try:
+        for pts in (0, 1):  # 2 then 4 frames for 1 then 2 pictures: within the slack
+            assert len(list(dec.decode(b"\x00\x00\x01\x65", pts))) == 2
+        with pytest.raises(DecoderLost, match="at most 3 frame"):
+            list(dec.decode(b"\x00\x00\x01\x65", 2))
+        assert events[-1][0] == "violation"
+    finally:
+        dec.close()
+
+
+def test_a_decoder_that_stops_reading_cannot_block_ingest(tmp_path: Path,
+                                                         events: Events) -> None:  # fmt: skip
+    dec = _stand_in(tmp_path, events, "stop-reading", timeout_s=1.0)
+    try:
+        assert len(list(dec.decode(b"\x00\x00\x01\x65", 0))) == 1
+        began = time.monotonic()
+        with pytest.raises(DecoderLost, match="read its input in time"):
+            list(dec.decode(b"\x00" * (1 << 20), 1))  # far more than a pipe holds
+        assert time.monotonic() - began < 5
+        assert events[-1][0] == "hung"
+    finally:
+        dec.close()
+
+
+def test_pictures_held_back_by_a_decoder_lost_at_the_drain_are_counted(
+    tmp_path: Path, events: Events
+) -> None:
+    """Every picture of a GOP is a frame, decoded or not, even when the decoder that held
+    them back dies at the GOP's end (ingest's count of frames must not shrink)."""
+    dec = _stand_in(tmp_path, events, "die-at-drain", max_restarts=100)
+    src = str(shared("video", "pets09_s2l1_480x360.avi"))
+    try:
+        gops = list(read_gops(src, probe(src), decoder=dec))
+        assert [g.times.count for g in gops] == [len(g.packets) for g in gops]
+        assert all(f.image is None for g in gops for f in g.frames)
+        assert [e[0] for e in events].count("crashed") == len(gops)
+    finally:
+        dec.close()

@@ -43,7 +43,7 @@ from typer.testing import CliRunner
 
 from kontur.archive import Archive
 from kontur.config import CameraConfig
-from kontur.ingest._rtsps_relay import RtspsRelay
+from kontur.ingest._rtsps_relay import RtspRelay
 from kontur.ingest.camera_cli import camera_app
 from kontur.ingest.checks import merge_findings
 from kontur.ingest.inventory import Inventory
@@ -448,7 +448,7 @@ def test_the_relay_serves_only_this_process_on_one_connection(
     trust = site.policy().tls
     assert trust is not None
     port = int(url.split(":")[2].split("/")[0])
-    relay = RtspsRelay(connect_tls("127.0.0.1", port, trust, 3.0), accept_timeout_s=10)
+    relay = RtspRelay(connect_tls("127.0.0.1", port, trust, 3.0), accept_timeout_s=10)
     try:
         intruder = (
             f"import socket\ns = socket.create_connection(('127.0.0.1', {relay.port}))\n"

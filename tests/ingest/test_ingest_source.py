@@ -328,3 +328,15 @@ def test_frames_are_handed_over_as_decoded_and_before_their_gop_closes(
     assert runs[-1] == 0
     assert all(g.times.count == len(g.packets) for g in gops[1:])
     assert all(g.frames == [] for g in gops)  # handed over, so not kept (memory bound)
+
+
+def test_urls_other_than_rtsp_are_refused() -> None:
+    """FFmpeg would open them itself, following redirects past kontur's relay (ADR 0037)."""
+    from kontur.ingest.errors import SourceError
+
+    for url in ("http://127.0.0.1:9/cam.mp4", "udp://127.0.0.1:9", "srt://127.0.0.1:9"):
+        scheme = url.partition("://")[0]
+        with pytest.raises(
+            SourceError, match=f"expected a file, rtsp:// or rtsps://, got {scheme}://"
+        ):
+            probe(url)

@@ -22,6 +22,7 @@ child holds no free slot), so a packet costs one round trip, not one per frame.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import mmap
 import os
@@ -37,9 +38,12 @@ from typing import IO, Any, Literal
 import numpy as np
 from pydantic import ValidationError
 
+from kontur._private import printable
 from kontur.decoder.messages import (
     MAX_FRAMES_PER_PACKET,
     MAX_LINE_BYTES,
+    MAX_PACKET_BYTES,
+    MAX_PTS,
     DecoderFailure,
     DecoderOpen,
     DecoderReady,
@@ -67,6 +71,9 @@ _log = logging.getLogger(__name__)
 DecoderEventKind = Literal["started", "crashed", "hung", "violation", "given_up"]
 #: The child's command line (a test may name a stand-in that misbehaves).
 CHILD = (sys.executable, "-m", "kontur.decoder._child")
+#: Frames a decoder may return beyond the pictures sent since its drain (an MPEG-4 Part 2
+#: packed B-frame carries two pictures in one packet).
+FRAME_SLACK = 2
 #: Imported inside the sandbox, before the drop to uid 65534 (see :mod:`kontur.worker.sandbox`).
 PRELOAD = ("numpy", "av")
 _ENV_KEYS = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV")
@@ -97,6 +104,42 @@ class _Lost(Exception):
         self.kind, self.why = kind, why
 
 
+class _Sent:
+    """What the child was sent since its last drain: how many pictures, and their times.
+
+    A decoder returns each picture it was sent once, in presentation order, holding some
+    back (reordering, frame threads) until the drain. More frames than pictures (a slack of
+    :data:`FRAME_SLACK` for packed B-frames), or a time outside the ones sent, is a decoder
+    that lies: a forged time would move frames in the stream (and pace a paced source by it).
+    """
+
+    def __init__(self) -> None:
+        self.pictures = 0
+        self.frames = 0
+        self.low: int | None = None
+        self.high: int | None = None
+
+    def note_packet(self, picture: bool, pts: int | None) -> None:
+        if picture:
+            self.pictures += 1
+        if pts is not None:
+            self.low = pts if self.low is None else min(self.low, pts)
+            self.high = pts if self.high is None else max(self.high, pts)
+
+    def refuses(self, pts: int | None) -> str | None:
+        """Why a frame with ``pts`` cannot be one of these pictures, or None."""
+        self.frames += 1
+        if self.frames > self.pictures + FRAME_SLACK:
+            return f"expected at most {self.pictures} frame(s) for the pictures sent, got more"
+        if pts is None:
+            return None
+        if self.low is None or self.high is None:
+            return f"expected no time (none was sent), got {pts}"
+        if not self.low <= pts <= self.high:
+            return f"expected a time within {self.low}..{self.high} (as sent), got {pts}"
+        return None
+
+
 class _Child:
     """One running child: its process, pipes, and buffered output lines."""
 
@@ -117,28 +160,36 @@ class _Child:
             )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin: IO[bytes] = self.proc.stdin
+        self.in_fd = self.stdin.fileno()
+        os.set_blocking(self.in_fd, False)  # a child that stops reading cannot block ingest
         self.fd = self.proc.stdout.fileno()
 
-    def send(self, *msgs: Any, payload: bytes = b"") -> None:
-        """Messages in one write (``payload`` after the last one)."""
+    def send(self, *msgs: Any, payload: bytes = b"", deadline: float) -> None:
+        """Messages in one write (``payload`` after the last one), done by ``deadline``."""
         out = bytearray()
         for msg in msgs:
             body = msg.model_dump_json().encode()
             out += len(body).to_bytes(4, "big") + body
-        try:
-            self.stdin.write(bytes(out) + payload)
-            self.stdin.flush()
-        except (BrokenPipeError, ValueError):
-            raise _Lost("crashed", self._exit("its input closed")) from None
+        view = memoryview(bytes(out) + payload)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [self.in_fd], [], left)[1]:
+                raise _Lost("hung", "expected it to read its input in time, got a full pipe")
+            try:
+                view = view[os.write(self.in_fd, view) :]
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, OSError):
+                raise _Lost("crashed", self._exit("its input closed")) from None
 
-    def receive(self, timeout: float) -> Any:
-        """The child's next message (checked for shape only)."""
-        deadline = time.monotonic() + timeout
+    def receive(self, deadline: float) -> Any:
+        """The child's next message by ``deadline`` (checked for shape only)."""
         while b"\n" not in self.buf:
             if len(self.buf) > MAX_LINE_BYTES:
                 raise _Lost("violation", f"expected a line <= {MAX_LINE_BYTES} bytes, got more")
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                timeout = self.settings.timeout_s
                 raise _Lost("hung", f"expected an answer within {timeout:g} s, got none")
             chunk = os.read(self.fd, 65536)
             if not chunk:
@@ -151,7 +202,7 @@ class _Child:
             err = exc.errors()[0]
             raise _Lost("violation", f"expected a decoder message, got {err['msg']}") from None
         if isinstance(msg, DecoderFailure):
-            raise _Lost("crashed", f"it failed: {msg.error[:300]}")
+            raise _Lost("crashed", f"it failed: {printable(msg.error[:300])}")
         return msg
 
     def _exit(self, what: str) -> str:
@@ -161,7 +212,7 @@ class _Child:
         tail = ""
         with contextlib.suppress(OSError):
             tail = self.log.read_bytes()[-300:].decode("utf-8", "replace").strip()
-        tail = tail.splitlines()[-1] if tail else ""
+        tail = printable(tail.splitlines()[-1]) if tail else ""
         return f"{what} (exit {code}){': ' + tail if tail else ''}"
 
     def kill(self) -> None:
@@ -188,8 +239,12 @@ class SandboxedDecoder:
             settings.sandbox, default_scratch=Path(str(settings.sandbox["scratch_dir"]))
         )
         size = settings.slots * settings.slot_bytes
-        self._fd = os.memfd_create("kontur-decoder", os.MFD_CLOEXEC)
+        self._fd = os.memfd_create("kontur-decoder", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         os.ftruncate(self._fd, size)
+        # its size is fixed: a child that shrank it would fault ingest's reads (SIGBUS)
+        fcntl.fcntl(
+            self._fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+        )
         self._mm = mmap.mmap(self._fd, size, prot=mmap.PROT_READ)
         self._returning: list[int] = []
         """Slots the caller is done with that the child has not been told of yet."""
@@ -198,6 +253,8 @@ class SandboxedDecoder:
         self._child: _Child | None = None
         self._codec: DecoderOpen | None = None
         self._seq = 0
+        self._deadline = 0.0
+        self._sent = _Sent()
         self.starts = 0
         self.losses = 0
         self.given_up = False
@@ -219,41 +276,53 @@ class SandboxedDecoder:
     def decode(self, data: bytes | None, pts: int | None) -> Iterator[RawFrame]:
         """The frames of one packet (``data`` None: drain the decoder, then reset it).
 
-        Raises :class:`DecodeFailed` when the packet was not decoded."""
+        Raises :class:`DecodeFailed` when the packet was not decoded (:class:`DecoderLost`
+        when the decoder was lost on it). The child has ``timeout_s`` for the packet, the
+        time the caller spends on each frame not counted."""
         if self.given_up:
             raise DecoderLost(f"decoder not restarted after {self.losses} losses")
+        if data is not None and len(data) > MAX_PACKET_BYTES:
+            raise DecodeFailed(f"packet of {len(data)} bytes over {MAX_PACKET_BYTES}: not sent")
+        if pts is not None and not -MAX_PTS <= pts <= MAX_PTS:
+            pts = None  # a time no frame can carry back: the frame is timed by its place
         self._seq += 1
-        seq = self._seq
         try:
             child = self._running()
-            packet = PacketIn(seq=seq, size=len(data or b""), pts=pts)
-            child.send(*self._hand_back(), packet, payload=data or b"")
-            yield from self._frames(child, seq)
+            self._deadline = time.monotonic() + self.settings.timeout_s
+            packet = PacketIn(seq=self._seq, size=len(data or b""), pts=pts)
+            child.send(*self._hand_back(), packet, payload=data or b"", deadline=self._deadline)
+            self._sent.note_packet(data is not None, pts)
+            yield from self._frames(child, self._seq)
         except _Lost as lost:
             self._lose(lost)
             raise DecoderLost(f"decoder {lost.kind}: {lost.why}") from None
         except GeneratorExit:
             self._stop()  # abandoned mid-packet: the protocol cannot go on with this child
             raise
+        if data is None:
+            self._sent = _Sent()  # drained: nothing is held back any more
 
     def _frames(self, child: _Child, seq: int) -> Iterator[RawFrame]:
         count = 0
         while True:
-            msg = child.receive(self.settings.timeout_s)
+            msg = child.receive(self._deadline)
             if isinstance(msg, PacketDone):
                 if msg.seq != seq or msg.frames != count:
                     raise _Lost("violation", f"expected packet {seq} done after {count} "
                                 f"frame(s), got packet {msg.seq} with {msg.frames}")  # fmt: skip
                 if msg.error is not None:
-                    raise DecodeFailed(msg.error)
+                    raise DecodeFailed(printable(msg.error))
                 return
             if not isinstance(msg, FrameOut):
                 raise _Lost("violation", f"expected a frame or done, got {msg.type}")
             count += 1
-            yield self._frame(msg, seq, count)
+            frame = self._frame(msg, seq, count)
+            paused = time.monotonic()
+            yield frame
+            self._deadline += time.monotonic() - paused  # the caller's time is not the child's
             self._returning.append(msg.slot)
             if len(self._returning) == self.settings.slots:  # the child may wait for one
-                child.send(*self._hand_back())
+                child.send(*self._hand_back(), deadline=self._deadline)
 
     def _hand_back(self) -> list[FrameTaken]:
         """:class:`FrameTaken` for every slot the caller is done with."""
@@ -271,6 +340,8 @@ class SandboxedDecoder:
                         f"for one packet, got more")  # fmt: skip
         if msg.slot >= slots or msg.slot in self._held:
             raise _Lost("violation", f"expected a free slot of {slots}, got slot {msg.slot}")
+        if why := self._sent.refuses(msg.pts):
+            raise _Lost("violation", why)
         size = msg.width * msg.height * 3
         if size > limit:
             raise _Lost("violation", f"expected a frame within {limit} bytes, "
@@ -287,11 +358,15 @@ class SandboxedDecoder:
         self.starts += 1
         root = Path(str(self.settings.sandbox["scratch_dir"]))
         scratch = root / f"start-{os.getpid()}-{self.starts}"
-        sandbox = self.sandbox_for(scratch)
-        child = _Child(self.settings, self._fd, scratch)
+        try:
+            sandbox = self.sandbox_for(scratch)
+            child = _Child(self.settings, self._fd, scratch)
+        except OSError as exc:  # no process, no descriptor, no scratch: a lost start
+            raise _Lost("crashed", f"expected to start it, got {exc}") from None
         self._child = child
-        child.send(DecoderStart(sandbox=sandbox, buffer_fd=self._fd))
-        ready = child.receive(self.settings.start_timeout_s)
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        child.send(DecoderStart(sandbox=sandbox, buffer_fd=self._fd), deadline=deadline)
+        ready = child.receive(deadline)
         if not isinstance(ready, DecoderReady):
             raise _Lost("violation", f"expected ready, got {ready.type}")
         policy = SandboxPolicy.from_json(sandbox, default_scratch=scratch)
@@ -300,7 +375,7 @@ class SandboxedDecoder:
         except OSError as exc:
             raise _Lost("crashed", f"expected to measure its sandbox, got {exc}") from None
         self.on_event("started", f"start {self.starts}, pid {child.proc.pid}", self.isolation)
-        child.send(self._codec)
+        child.send(self._codec, deadline=deadline)
         return child
 
     def sandbox_for(self, scratch: Path) -> dict[str, Any]:
@@ -330,6 +405,7 @@ class SandboxedDecoder:
             self._child = None
         self._held.clear()  # a fresh child starts with every slot free
         self._returning.clear()
+        self._sent = _Sent()
 
     def inject_crash(self) -> bool:
         """SIGKILL the running child (``kontur demo --inject-fault decoder-crash``); False

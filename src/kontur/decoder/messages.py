@@ -28,6 +28,7 @@ __all__ = [
     "MAX_FRAMES_PER_PACKET",
     "MAX_LINE_BYTES",
     "MAX_PACKET_BYTES",
+    "MAX_PTS",
     "MAX_SIDE",
     "MAX_SLOTS",
     "ChildMessage",
@@ -58,7 +59,8 @@ MAX_SLOTS = 16
 #: buffer's slot size is the real bound.
 MAX_SIDE = 2 * MAX_FRAME_SIDE
 _MAX_SEQ = 2**62
-_MAX_PTS = 2**62
+#: The largest packet or frame time (in the stream's time base) on the wire.
+MAX_PTS = 2**62
 
 
 class _Msg(BaseModel):
@@ -93,7 +95,7 @@ class PacketIn(_Msg):
     type: Literal["packet"] = "packet"
     seq: int = Field(ge=0, le=_MAX_SEQ)
     size: int = Field(ge=0, le=MAX_PACKET_BYTES)
-    pts: int | None = Field(default=None, ge=-_MAX_PTS, le=_MAX_PTS)
+    pts: int | None = Field(default=None, ge=-MAX_PTS, le=MAX_PTS)
 
 
 class FrameTaken(_Msg):
@@ -124,7 +126,7 @@ class FrameOut(_Msg):
     slot: int = Field(ge=0, lt=MAX_SLOTS)
     width: int = Field(ge=1, le=MAX_SIDE)
     height: int = Field(ge=1, le=MAX_SIDE)
-    pts: int | None = Field(default=None, ge=-_MAX_PTS, le=_MAX_PTS)
+    pts: int | None = Field(default=None, ge=-MAX_PTS, le=MAX_PTS)
     corrupt: bool = False
     """FFmpeg flagged the frame corrupt (concealed errors)."""
 

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kontur.redact import redact_url
 
-__all__ = ["ReplyFraming", "RtspRelay", "RtspsRelay"]
+__all__ = ["ReplyFraming", "RtspRelay"]
 
 _CHUNK = 65536
 
@@ -108,7 +108,10 @@ class RtspRelay:
                 self.failure = "FFmpeg did not connect to the relay"
                 return None
             self._listener.settimeout(left)
-            conn, peer = self._listener.accept()
+            try:
+                conn, peer = self._listener.accept()
+            except TimeoutError:
+                continue  # the deadline check above says why
             if _ours(peer[1], self.port):
                 self._listener.close()
                 conn.settimeout(None)
@@ -182,10 +185,6 @@ class RtspRelay:
                 return False
             view = view[sent:]
         return True
-
-
-RtspsRelay = RtspRelay
-"""The relay's name before it carried plain ``rtsp://`` too."""
 
 
 def _ours(peer_port: int, relay_port: int) -> bool:

@@ -287,6 +287,8 @@ class IngestLoop:
 
     def _take_decoder_notes(self) -> list[str]:
         notes, self.decoder_notes = self.decoder_notes, []
+        if not notes and self.remote is not None and self.remote.given_up:
+            notes = [f"sandboxed decoder given up after {self.remote.losses} losses: not decoded"]
         return notes
 
     def _poll_control(self) -> None:

@@ -45,6 +45,7 @@ from kontur.ingest.checks import StreamInfo
 from kontur.ingest.errors import (
     NoVideoStream,
     SourceCorrupt,
+    SourceError,
     SourceNotFound,
     SourceTruncated,
     UnsupportedCodec,
@@ -200,7 +201,13 @@ def _raw_format(source: str) -> str | None:
 def _open(source: str, policy: RtspPolicy | None = None) -> Any:
     if is_rtsp(source):
         return open_rtsp(source, policy or RtspPolicy())
-    if not _is_url(source) and not Path(source).is_file():
+    if _is_url(source):  # FFmpeg would connect (and follow redirects) past kontur's relay
+        scheme = source.partition("://")[0]
+        raise SourceError(
+            f"source {redact(source)}: expected a file, rtsp:// or rtsps://, got {scheme}:// "
+            "(ADR 0037)"
+        )
+    if not Path(source).is_file():
         raise SourceNotFound(f"source {source}: expected a readable video file, found nothing")
     return _open_file(source, None)
 
@@ -532,9 +539,10 @@ class _Cutter:
                 self.held_back = max(0, self.held_back - 1)
                 yield DecodedFrame(pts_s=self.pts(t), image=image)
         except (av.error.FFmpegError, EOFError, DecodeFailed) as exc:
-            self.tail_damaged |= not isinstance(exc, EOFError)
-            self.lost = isinstance(exc, DecoderLost) and packet is not None
-            failed = self.held_back if self.lost else int(packet is not None and not out)
+            lost = isinstance(exc, DecoderLost)  # what it held back is gone, at a drain too
+            self.tail_damaged |= not isinstance(exc, EOFError) and not lost  # the bitstream's
+            self.lost = lost and packet is not None
+            failed = self.held_back if lost else int(packet is not None and not out)
             self.held_back -= min(failed, self.held_back)
             yield from self._failed(stream, packet, failed)
         if packet is None or self.lost:
@@ -832,6 +840,8 @@ class GopDecoder:
         self._next = 0.0
         self._lost = False
         """The decoder was lost in this GOP: its other packets are not decoded."""
+        self._held_back = 0
+        """Pictures sent since the decoder's last frame (frame threading, reordering)."""
 
     def _stamp(self, pts: int | None) -> float:
         t = float(pts * self._tb) if pts is not None and self._tb else self._next
@@ -858,15 +868,22 @@ class GopDecoder:
             if data is not None:
                 yield DecodedFrame(pts_s=self._stamp(pts), image=None)
             return
+        self._held_back += data is not None
         out = 0
         try:
             for out_pts, image in self._raw(data, pts):
                 out += 1
+                self._held_back = max(0, self._held_back - 1)
                 yield DecodedFrame(pts_s=self._stamp(out_pts), image=image)
         except (av.error.FFmpegError, EOFError, DecodeFailed) as exc:
-            self._lost = isinstance(exc, DecoderLost)
-            if data is not None and not out:
-                yield DecodedFrame(pts_s=self._next, image=None)
+            lost = isinstance(exc, DecoderLost)  # what it held back is gone, at a drain too
+            self._lost = lost
+            failed = self._held_back if lost else int(data is not None and not out)
+            self._held_back -= min(failed, self._held_back)
+            for _ in range(failed):  # held-back pictures a period apart; a refused one at _next
+                yield DecodedFrame(pts_s=self._stamp(None) if lost else self._next, image=None)
+        if data is None or self._lost:
+            self._held_back = 0
 
     def frames(
         self, packets: list[SegmentPacket], pictures: list[bool]
@@ -877,7 +894,7 @@ class GopDecoder:
         unit, such as a signed end of stream, is not fed to the decoder). Consume it to the
         end: the decoder is drained and reset for the next GOP after the last frame.
         """
-        self._lost = False
+        self._lost, self._held_back = False, 0
         for pkt, picture in zip(packets, pictures, strict=True):
             if picture:
                 yield from self._frames(pkt.data, pkt.pts)

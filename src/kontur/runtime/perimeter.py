@@ -783,7 +783,13 @@ class Perimeter:
         platform = lambda: self.supervisor.running["worker"].block.platform  # noqa: E731
         monitors.append(self.triggers.monitor(platform, self.clock))
         # a reset the kernel reports is a trigger even before the worker's EP fails (ADR 0034)
-        monitors.append(KernelResetMonitor(KmsgReader(), self.clock, 1.0, platform))
+        kmsg = KmsgReader()
+        if kmsg.unavailable:  # e.g. the service unit's ProtectKernelLogs (ADR 0036)
+            self.notes.append(
+                f"kernel log unavailable ({kmsg.unavailable}): accelerator resets are seen "
+                "by the worker's EP failure only"
+            )
+        monitors.append(KernelResetMonitor(kmsg, self.clock, 1.0, platform))
         health = Health(
             self.config,
             self.machine,

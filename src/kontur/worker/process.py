@@ -252,16 +252,16 @@ class WorkerLoop:
         self.to_verifier.send(tracks)
 
     def drain(self) -> None:
-        """Analyse what the rings hold, one frame per camera in turn, until every ring is
-        empty: a camera with a backlog (an unpaced file, a burst) never starves the others
-        of analysis while it is worked off."""
-        waiting = dict(self.cameras)
-        while waiting and not stop_requested():
-            for cam_id, cam in list(waiting.items()):
+        """Analyse what the rings hold, one frame per camera in turn, until a whole round
+        finds every ring empty: a camera that keeps its ring full (an unpaced file, a burst)
+        never starves the others, whose frames are taken in the next round they arrive."""
+        busy = True
+        while busy and not stop_requested():
+            busy = False
+            for cam_id, cam in self.cameras.items():
                 slot = cam.reader.read_next()
-                if slot is None:
-                    del waiting[cam_id]
-                else:
+                if slot is not None:
+                    busy = True
                     self._process(cam_id, cam, slot)
 
     def run(self) -> None:
