@@ -50,9 +50,19 @@ _MOIRE_SMOOTH_S = 0.3
 #: How much a new periodic spectral peak (moiré, in units of ``screen_moire``) adds to
 #: the screen score, whose main evidence is refresh flicker.
 _MOIRE_WEIGHT = 0.3
-#: Whole-picture flicker below this fraction is never a screen (sensor and encoder jitter),
-#: and the lag the flicker's changes are taken over.
-_FLICKER_FLOOR, _FLICKER_LAG_S = 0.002, 0.1
+#: A cell of the static background is steady when its pixels' variance around the reference
+#: (traffic) is below this fraction of its structure; the view did not move when this
+#: fraction of the steady cells still match the reference where they were.
+_STEADY, _STAYED = 0.25, 0.5
+#: A covering stays: a cell whose thumbnail block changed by more than this many grey levels
+#: (mean absolute) over the last ``_STILL_LAG_S`` is passing traffic, not a covering.
+_STILL, _STILL_LAG_S = 4.0, 0.2
+#: Whole-picture flicker below this fraction is never a screen (sensor and encoder jitter,
+#: an encoder's brightness steps), and the lag the flicker's changes are taken over.
+_FLICKER_FLOOR, _FLICKER_LAG_S = 0.005, 0.1
+#: The most a moiré peak adds to the screen score (in units of ``_MOIRE_WEIGHT``): a passing
+#: grille or a magnified lane marking makes as strong a peak, so it never passes alone.
+_MOIRE_CAP = 1.0
 
 
 @dataclass
@@ -216,6 +226,37 @@ def _cell_ncc(cur: F32, ref: F32, grid: tuple[int, int]) -> F32:
     return np.asarray(cov / (np.sqrt(vc * vr) + 1.0), np.float32)
 
 
+def _block(x: F32, grid: tuple[int, int]) -> F32:
+    return np.asarray(cv2.resize(x, grid, interpolation=cv2.INTER_AREA), np.float32)
+
+
+def _stayed(ref: F32, var: F32, cur: F32, shift: tuple[float, float],
+            grid: tuple[int, int]) -> float:  # fmt: skip
+    """Fraction of the static background's cells that still match ``ref`` where they were.
+
+    Static background: textured cells whose pixels varied around the reference (``var``,
+    traffic) much less than their structure. A cell stayed when it correlates with the
+    reference unmoved, and better than with the reference moved by ``shift`` (dx, dy pixels):
+    a moved camera moves every such cell (rotation and zoom too), while a vehicle that steers
+    the shift estimate leaves the background in place. 0.0 when too few cells can tell.
+    """
+    dx, dy = shift
+    h, w = ref.shape
+    m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    moved = np.asarray(cv2.warpAffine(ref, m, (w, h), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REPLICATE), np.float32)  # fmt: skip
+    before, after = _cell_ncc(cur, ref, grid), _cell_ncc(cur, moved, grid)
+    ref_var = np.maximum(_block(ref * ref, grid) - _block(ref, grid) ** 2, 0.0)
+    cells = (ref_var >= _STD_FLOOR**2) & (_block(var, grid) < _STEADY * ref_var)
+    n = int(cells.sum())
+    if n < _MIN_CELLS:
+        return 0.0
+    stayed = before >= _NCC_KEPT
+    if math.hypot(dx, dy) >= 1.0:
+        stayed &= before > after + 0.05
+    return float((stayed & cells).sum()) / n
+
+
 #: The cell state before the first frame is scored: no textured cells.
 _NO_CELLS = (np.zeros((1, 1), bool), np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32),
              1.0)  # fmt: skip
@@ -235,6 +276,7 @@ class Scorer:
         self._spectrum_t: float | None = None
         self._window: F32 | None = None
         self._cell_state: tuple[npt.NDArray[np.bool_], F32, F32, float] = _NO_CELLS
+        self._thumbs: deque[tuple[float, F32]] = deque()
 
     def reset(self) -> None:
         """Forget the short histories (shift estimates, brightness, recent spectrum)."""
@@ -243,6 +285,7 @@ class Scorer:
         self._level, self._prev_cells = 0.0, None
         self._spectrum = None
         self._spectrum_t = None
+        self._thumbs.clear()
 
     def flicker(self, f: Features, t: float) -> float:
         """How much the whole picture's brightness wavers over the last second (a fraction)."""
@@ -258,7 +301,7 @@ class Scorer:
         """Every kind's score for frame ``f`` at ``t``."""
         score: dict[TamperKind, float] = {}
         reason: dict[TamperKind, str] = {}
-        self._cell_state = self._cells(f, b)
+        self._cell_state = self._cells(f, b, self._moving_cells(f, t))
         for kind, fn in (
             (TamperKind.LOW_LIGHT, self._low_light),
             (TamperKind.GLARE, self._glare),
@@ -301,8 +344,23 @@ class Scorer:
                    f"{b.brightness:.0f}")  # fmt: skip
         return max(s_sat, s_wash, 0.0), why
 
-    def _cells(self, f: Features, b: Baseline) -> tuple[npt.NDArray[np.bool_], F32, F32, float]:
-        """Textured cells, their layout correlation, texture ratio and texture gain."""
+    def _moving_cells(self, f: Features, t: float) -> npt.NDArray[np.bool_]:
+        """Cells whose picture changed over the last ``_STILL_LAG_S`` (passing traffic)."""
+        thumbs = self._thumbs
+        thumbs.append((t, f.thumb))
+        while len(thumbs) > 1 and thumbs[1][0] <= t - _STILL_LAG_S:
+            thumbs.popleft()
+        then = thumbs[0][1]
+        if then.shape != f.thumb.shape:
+            thumbs.clear()
+            thumbs.append((t, f.thumb))
+            then = f.thumb
+        return _block(np.abs(f.thumb - then), self._grid) > _STILL
+
+    def _cells(
+        self, f: Features, b: Baseline, moving: npt.NDArray[np.bool_]
+    ) -> tuple[npt.NDArray[np.bool_], F32, F32, float]:
+        """Textured cells, their layout correlation, covered (still) cells, texture gain."""
         info = (b.lap_floor >= _LAP_FLOOR) & (b.cell_std >= _STD_FLOOR)
         ncc = _cell_ncc(f.thumb, b.thumb, self._grid)
         # Texture against the least the cell normally shows, so that a road whose texture
@@ -321,7 +379,8 @@ class Scorer:
         changed = (ncc < _NCC_LOST) | (stdr < 0.35 * min(float(gain[1]), 1.0))
         # A cell washed out to near white is glare's, not a covering's.
         washed = (f.cell_mean > 220.0) & (f.cell_mean - b.cell_mean > 40.0)
-        return info, ncc, (blank & changed & ~washed).astype(np.float32), float(gain[0])
+        covered = blank & changed & ~washed & ~moving
+        return info, ncc, covered.astype(np.float32), float(gain[0])
 
     def _covered(self, f: Features, b: Baseline, *_: object) -> tuple[float, str]:
         info, _ncc, covered, _gain = self._cell_state
@@ -371,12 +430,23 @@ class Scorer:
         # A view that lost its layout *and* its texture is covered, not redirected.
         blank = float(covered[info].sum()) / n if n >= _MIN_CELLS else 0.0
         s_lost = lost / self._cfg.redirect_fraction if blank < 0.5 else 0.0
+        stayed = 0.0
+        if max(s_shift, s_lost) >= self._cfg.clear_ratio:
+            # A vehicle standing in the enrolled view, or traffic over the only texture,
+            # can steer the estimate; the static background then still matches where it was.
+            w = float(ref.shape[1])
+            stayed = _stayed(ref, b.shift_var, cur, (mx * w, my * w), self._grid)
+            if stayed >= _STAYED:
+                s_shift, s_lost = min(s_shift, 0.5), min(s_lost, 0.5)
+        kept = f", but {100 * stayed:.0f}% of the static background stayed" if stayed else ""
         if s_shift >= s_lost:
             return s_shift, (
                 f"view moved {100 * shift:.1f}% of the width (dx {100 * mx:+.1f}%, "
-                f"dy {100 * my:+.1f}%) from the reference"
+                f"dy {100 * my:+.1f}%) from the reference{kept}"
             )
-        return s_lost, f"{100 * lost:.0f}% of the textured view no longer matches the reference"
+        return s_lost, (
+            f"{100 * lost:.0f}% of the textured view no longer matches the reference{kept}"
+        )
 
     def _frozen(
         self, f: Features, b: Baseline, _t: float, _fl: float, done: dict[TamperKind, float]
@@ -414,7 +484,7 @@ class Scorer:
         peak = float(ratio.max())
         if explained:
             return 0.0, f"not judged while {explained}"
-        s_m = peak / c.screen_moire
+        s_m = min(peak / c.screen_moire, _MOIRE_CAP)
         fl = flicker if math.isfinite(flicker) else 0.0
         s_f = fl / max(c.screen_flicker * b.flicker, _FLICKER_FLOOR)
         # Moiré only supports flicker: on real footage a striped shirt or a fence walking

@@ -71,10 +71,11 @@ class TamperConfig:
     frozen_min_motion: float = 0.004
     """``frozen`` is armed only on a camera whose usual moving fraction is at least this."""
     screen_moire: float = 10.0
-    """A periodic peak this many times the baseline's spectrum adds 0.3 to ``screen``'s score."""
+    """A periodic peak this many times the baseline's spectrum adds 0.3 to ``screen``'s score
+    (and no more: a peak alone is never a screen)."""
     screen_flicker: float = 3.0
     """``screen`` when the whole picture flickers this many times more than the baseline's
-    (and by at least 0.2 % per 0.1 s)."""
+    (and by at least 0.5 % per 0.1 s)."""
 
     min_brightness: float = 25.0
     """Quality floor: mean grey level below this refuses decisions."""
