@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import REPO
+from tests.service_user import SERVICE_UID
+from tests.service_user import as_service_user as run_as_service_user
 
 from kontur.worker.process import SANDBOX_PRELOAD
 
@@ -141,10 +140,6 @@ def test_openvino_does_not_run_under_memory_deny_write_execute(
 
 # --- the unit's credentials: an unprivileged user, no capabilities, no_new_privs ------------
 
-SERVICE_UID = 4242
-#: An interpreter the service user can execute (this venv's may sit under a 0700 /root); the
-#: sandbox and its measurement use the standard library only.
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 _AS_SERVICE = """
 import json, subprocess, sys
@@ -169,33 +164,9 @@ print(json.dumps({"claim": claim, "measured": measured}))
 
 @pytest.fixture(scope="module")
 def as_service_user() -> Iterator[dict[str, Any]]:
-    setpriv = shutil.which("setpriv")
-    if os.geteuid() != 0 or setpriv is None or not SYSTEM_PYTHON.exists():
-        pytest.skip("needs root, setpriv and /usr/bin/python3 to take the unit's credentials")
-    version = subprocess.run(
-        [str(SYSTEM_PYTHON), "-c", "import sys; print(sys.version_info >= (3, 11))"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if version.stdout.strip() != "True":
-        pytest.skip(f"{SYSTEM_PYTHON} is older than the 3.11 kontur needs")
-    root = Path(tempfile.mkdtemp(prefix="kontur-unit-"))
-    try:
-        os.chmod(root, 0o755)
-        os.chown(root, SERVICE_UID, SERVICE_UID)
-        cmd = [
-            setpriv, f"--reuid={SERVICE_UID}", f"--regid={SERVICE_UID}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
-            str(SYSTEM_PYTHON), "-c", _AS_SERVICE, str(root),
-        ]  # fmt: skip
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "src")}
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-        if not out.stdout:
-            pytest.fail(f"the service-user run printed nothing: {out.stderr[-2000:]}")
-        yield json.loads(out.stdout.splitlines()[-1])
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with run_as_service_user(lambda root: ["-c", _AS_SERVICE, str(root)],
+                             prefix="kontur-unit-", timeout=120) as out:  # fmt: skip
+        yield out
 
 
 def test_the_sandbox_is_full_with_the_units_credentials(as_service_user: dict[str, Any]) -> None:

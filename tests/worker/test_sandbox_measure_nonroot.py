@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import REPO
+from tests.service_user import SYSTEM_PYTHON, as_service_user
 
 from kontur.worker.sandbox.describe import (
     NamespaceEvidence,
@@ -195,9 +193,6 @@ def test_the_fallback_evidence_agrees_with_the_links(flags: int) -> None:
     assert seen["own_net_ns"] is seen["own_user_ns"] is bool(flags)
 
 
-SERVICE_UID = 4242
-SYSTEM_PYTHON = Path("/usr/bin/python3")
-
 #: Loads one allow-all seccomp filter (systemd's, in the unit), then executes argv[1:].
 _UNIT_FILTER = r"""
 import ctypes, os, struct, sys
@@ -251,40 +246,15 @@ print(json.dumps(results))
 @pytest.fixture(scope="module")
 def under_the_unit() -> Iterator[dict[str, Any]]:
     """Every scenario run by a supervisor with the unit's credentials and an inherited filter."""
-    setpriv = shutil.which("setpriv")
-    if sys.platform != "linux" or os.geteuid() != 0 or setpriv is None:
-        pytest.skip("needs Linux, root and setpriv to take the unit's credentials")
-    if not SYSTEM_PYTHON.exists():
-        pytest.skip(f"needs {SYSTEM_PYTHON}, which the service user can execute")
-    version = subprocess.run(
-        [str(SYSTEM_PYTHON), "-c", "import sys; print(sys.version_info >= (3, 11))"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if version.stdout.strip() != "True":
-        pytest.skip(f"{SYSTEM_PYTHON} is older than the 3.11 kontur needs")
-    root = Path(tempfile.mkdtemp(prefix="kontur-measure-unit-"))
-    try:
-        os.chmod(root, 0o755)
-        os.chown(root, SERVICE_UID, SERVICE_UID)
-        cmd = [
-            setpriv, f"--reuid={SERVICE_UID}", f"--regid={SERVICE_UID}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
-            str(SYSTEM_PYTHON), "-c", _UNIT_FILTER,
-            str(SYSTEM_PYTHON), "-c", _SUPERVISOR, str(root), _PLAIN,
-        ]  # fmt: skip
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "src")}
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
-        if not out.stdout:
-            pytest.fail(f"the service-user run printed nothing: {out.stderr[-2000:]}")
-        results: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
+
+    def argv(root: Path) -> list[str]:
+        return ["-c", _UNIT_FILTER, str(SYSTEM_PYTHON), "-c", _SUPERVISOR, str(root), _PLAIN]
+
+    with as_service_user(argv, prefix="kontur-measure-unit-", timeout=180) as results:
         claim = json.loads(results["full"]["line"])["isolation"]
         if claim["level"] != "full":
             pytest.skip(f"the sandbox is not full for a non-root user here: {claim['missing']}")
         yield results
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _areas(measured: Mapping[str, Any]) -> list[str]:

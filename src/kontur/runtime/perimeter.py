@@ -569,18 +569,17 @@ class Perimeter:
         cfg_json = redact(self.config.model_dump(mode="json"))
         self.config_sha256 = hashlib.sha256(repr(cfg_json).encode()).hexdigest()
         self.archive.append("config", {"sha256": self.config_sha256, "config": cfg_json})
-        if self.config.worker.sandbox.unsafe_allow_partial_isolation:
-            warning = (
-                "UNSAFE: worker.sandbox.unsafe_allow_partial_isolation is on: the untrusted "
-                "worker may run in a partial sandbox (critical actions stay restricted if so)"
-            )
-            log.warning(warning)
-            self.notes.append(warning)
-        if self.config.ingest.decoder.unsafe_in_process:
-            warning = (
-                "UNSAFE: ingest.decoder.unsafe_in_process is on: each camera's video is decoded "
-                "inside its ingest, outside any sandbox (a decoder exploit owns ingest)"
-            )
+        unsafe = {
+            "worker.sandbox.unsafe_allow_partial_isolation is on: the untrusted worker may run "
+            "in a partial sandbox (critical actions stay restricted if so)": (
+                self.config.worker.sandbox.unsafe_allow_partial_isolation
+            ),
+            "ingest.decoder.unsafe_in_process is on: each camera's video is decoded inside its "
+            "ingest, outside any sandbox (a decoder exploit owns ingest)": (
+                self.config.ingest.decoder.unsafe_in_process
+            ),
+        }
+        for warning in (f"UNSAFE: {text}" for text, on in unsafe.items() if on):
             log.warning(warning)
             self.notes.append(warning)
         self.supervisor = Supervisor(self.data_dir / "run")
