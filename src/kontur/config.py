@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -542,6 +542,11 @@ class ApiConfig(_Cfg):
 
 class WorkerConfig(_Cfg):
     intra_op_threads: int = Field(default=1, ge=1, le=64)
+    """Threads inside one inference call (ONNX Runtime's intra-op pool)."""
+    analysis_threads: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
+    """Threads that analyse frames, each serving its own share of the cameras, so a
+    camera's frames stay in order on one thread and the inference calls of different
+    cameras run at once. ``auto``: one per camera, at most one per CPU the worker may use."""
     score_threshold: float = Field(default=0.3, gt=0, lt=1)
     nms_threshold: float = Field(default=0.45, gt=0, lt=1)
     motion: MotionConfig = MotionConfig()

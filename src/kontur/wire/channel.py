@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import select
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 
@@ -43,20 +44,25 @@ class Outbox:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.broken = False
+        self._lock = threading.Lock()
 
     def send(self, msg: _Msg) -> bool:
-        """Write one message; returns False (and stays quiet) once the reader is gone."""
-        if self.broken:
-            return False
+        """Write one message; returns False (and stays quiet) once the reader is gone.
+
+        Safe from several threads: a message longer than the pipe's atomic size is written
+        in pieces, which another thread's message must not split."""
         data = encode(msg) + b"\n"
         view = memoryview(data)
-        try:
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
-        except BrokenPipeError:
-            self.broken = True
-            return False
+        with self._lock:
+            if self.broken:
+                return False
+            try:
+                while view:
+                    n = os.write(self.fd, view)
+                    view = view[n:]
+            except BrokenPipeError:
+                self.broken = True
+                return False
         return True
 
     def close(self) -> None:

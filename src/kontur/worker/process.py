@@ -20,6 +20,7 @@ import dataclasses
 import os
 import select
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,29 +252,101 @@ class WorkerLoop:
         cam.classes.update(o.class_name for o in tracks.objects)
         self.to_verifier.send(tracks)
 
-    def drain(self) -> None:
-        """Analyse what the rings hold, one frame per camera in turn, until a whole round
-        finds every ring empty: a camera that keeps its ring full (an unpaced file, a burst)
-        never starves the others, whose frames are taken in the next round they arrive."""
+    def drain(self, cameras: dict[str, _Camera] | None = None) -> None:
+        """Analyse what the rings of ``cameras`` (default: all) hold, one frame per camera in
+        turn, until a whole round finds every ring empty: a camera that keeps its ring full
+        (an unpaced file, a burst) never starves the others, whose frames are taken in the
+        next round they arrive."""
+        cams = self.cameras if cameras is None else cameras
         busy = True
         while busy and not stop_requested():
             busy = False
-            for cam_id, cam in self.cameras.items():
+            for cam_id, cam in cams.items():
                 slot = cam.reader.read_next()
                 if slot is not None:
                     busy = True
                     self._process(cam_id, cam, slot)
 
+    def wait_wake(self) -> bool:
+        """Wait up to 0.2 s for ingest's wake-up byte; False once every writer is gone (the
+        supervisor died), so the worker stops rather than spins."""
+        select.select([self.wake_fd], [], [], 0.2)
+        with contextlib.suppress(BlockingIOError):
+            if os.read(self.wake_fd, 4096) == b"":
+                return False
+        return True
+
+    def shards(self) -> list[dict[str, _Camera]]:
+        """The cameras split among the analysis threads (``worker.analysis_threads``)."""
+        n = analysis_threads(self.spec["worker"].get("analysis_threads", 1), len(self.cameras))
+        items = list(self.cameras.items())
+        return [dict(items[k::n]) for k in range(n)]
+
     def run(self) -> None:
-        """Process frames until asked to stop."""
-        while not stop_requested():
-            select.select([self.wake_fd], [], [], 0.2)
-            with contextlib.suppress(BlockingIOError):
-                if os.read(self.wake_fd, 4096) == b"":
-                    break  # every writer is gone (the supervisor died): stop, never spin
-            self.drain()
+        """Process frames until asked to stop: on this thread when one analysis thread is
+        asked for, else on :class:`_Analysers`."""
+        shards = self.shards()
+        if len(shards) > 1:
+            _Analysers(self, shards).run()
+        else:
+            while not stop_requested() and self.wait_wake():
+                self.drain()
         for cam_id, cam in self.cameras.items():
             self._flush_batch(cam_id, cam)
+
+
+def analysis_threads(setting: int | str, cameras: int) -> int:
+    """How many threads analyse frames: the setting, or for ``auto`` one per CPU this
+    process may run on; never more than there are cameras."""
+    wanted = len(os.sched_getaffinity(0)) if setting == "auto" else int(setting)
+    return max(1, min(wanted, cameras))
+
+
+class _Analysers:
+    """One thread per shard of cameras. Each drains its own cameras' rings, so a camera's
+    frames stay in order while different cameras' inference runs at once (the runtimes
+    release the GIL). The calling thread waits on the wake pipe and wakes them all.
+
+    The first error on any thread (an :class:`AcceleratorFault`, a crash) stops the others
+    and is raised from :meth:`run`, as the single-threaded loop would raise it.
+    """
+
+    def __init__(self, loop: WorkerLoop, shards: list[dict[str, _Camera]]) -> None:
+        self.loop = loop
+        self.done = threading.Event()
+        self.errors: list[BaseException] = []
+        self.wakes = [threading.Event() for _ in shards]
+        self.threads = [
+            threading.Thread(target=self._serve, args=(shard, wake), name=f"analysis-{k}")
+            for k, (shard, wake) in enumerate(zip(shards, self.wakes, strict=True))
+        ]
+
+    def _serve(self, shard: dict[str, _Camera], wake: threading.Event) -> None:
+        try:
+            while not self.done.is_set():
+                wake.wait(0.2)
+                wake.clear()
+                self.loop.drain(shard)
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            self.errors.append(exc)
+            self.done.set()
+
+    def run(self) -> None:
+        """Serve until stopped, the supervisor is gone, or a thread failed."""
+        for t in self.threads:
+            t.start()
+        try:
+            while not stop_requested() and not self.done.is_set() and self.loop.wait_wake():
+                for wake in self.wakes:
+                    wake.set()
+        finally:
+            self.done.set()
+            for wake in self.wakes:
+                wake.set()
+            for t in self.threads:
+                t.join()
+        if self.errors:
+            raise self.errors[0]
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ device this machine lacks is a :class:`PlatformUnavailable`.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -95,9 +96,13 @@ class OpenVinoRunner:
         self.output_shape = _dims(model.outputs[0].get_partial_shape())
         self.device = device
         self.compiled = core.compile_model(model, device, compile_config(device, intra_op_threads))
-        self._request = self.compiled.create_infer_request()
+        #: One infer request per calling thread (a request is not safe to share).
+        self._requests = threading.local()
 
     def __call__(self, blob: np.ndarray) -> np.ndarray:
         """Run one input tensor; returns (a copy of) the first output."""
-        self._request.infer({0: blob})
-        return np.array(self._request.get_output_tensor(0).data, copy=True)
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        request.infer({0: blob})
+        return np.array(request.get_output_tensor(0).data, copy=True)

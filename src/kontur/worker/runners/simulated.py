@@ -20,6 +20,7 @@ The ADR on the degradation triggers says how a site reads them.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,10 +48,13 @@ class FailingRunner:
         self.output_shape = inner.output_shape
         self.reset_after_calls = reset_after_calls
         self.calls = 0
+        self._lock = threading.Lock()
 
     def __call__(self, blob: np.ndarray) -> np.ndarray:
         """The wrapped runner's output, until the simulated device is lost."""
-        self.calls += 1
-        if self.reset_after_calls is not None and self.calls >= self.reset_after_calls:
+        with self._lock:  # the analysis threads share the runner
+            self.calls += 1
+            failed = self.reset_after_calls is not None and self.calls >= self.reset_after_calls
+        if failed:
             raise RuntimeError(SIMULATED_RESET)
         return self.inner(blob)
