@@ -247,6 +247,11 @@ def site_config(n: int, clip: Path, probe: bool) -> dict[str, Any]:
     return cfg
 
 
+def _with_children(p: dict[str, Any]) -> float:
+    """A block's peak RSS plus its descendants' (ingest's sandboxed decoder, ADR 0038)."""
+    return float(p["peak_rss_mb"]) + float(p.get("children_peak_rss_mb") or 0.0)
+
+
 def run_perimeter(
     n: int,
     clip: Path,
@@ -322,9 +327,13 @@ def run_perimeter(
         "command_wall_s": round(wall, 2),
         "elapsed_s": summary["elapsed_s"],
         "cpu_s": round(cpu, 2),
-        "peak_rss_mb_sum": round(sum(float(p["peak_rss_mb"]) for p in procs), 1),
+        "peak_rss_mb_sum": round(sum(_with_children(p) for p in procs), 1),
         "processes": [
-            {k: p.get(k) for k in ("name", "restarts", "peak_rss_mb", "platform")} for p in procs
+            {
+                k: p.get(k)
+                for k in ("name", "restarts", "peak_rss_mb", "children_peak_rss_mb", "platform")
+            }
+            for p in procs
         ],
         "processes_unsampled": [p["name"] for p in procs if not p["peak_rss_mb"]],
         "degradation": {

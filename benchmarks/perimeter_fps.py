@@ -231,6 +231,11 @@ def _forbidden_maps(pid: int) -> set[str]:
     return {lib for lib in FORBIDDEN_LIBS if lib in text}
 
 
+def _with_children(p: dict[str, Any]) -> float:
+    """A block's peak RSS plus its descendants' (ingest's sandboxed decoder, ADR 0038)."""
+    return round(float(p["peak_rss_mb"]) + float(p.get("children_peak_rss_mb") or 0.0), 1)
+
+
 def run_perimeter(video: Path, model: Path, src: Path | None) -> dict[str, Any]:
     kontur = Path(sys.executable).with_name("kontur")
     tmp = Path(tempfile.mkdtemp(prefix="kontur-bench-"))
@@ -281,9 +286,10 @@ def run_perimeter(video: Path, model: Path, src: Path | None) -> dict[str, Any]:
         # the whole process tree of the command (reaped descendants), startup included
         "cpu_ms_per_frame": round(cpu_s * 1000.0 / max(frames, 1), 2),
         "loadavg_1m_after": _load1(),
-        "processes": {p["name"]: p["peak_rss_mb"] for p in summary["processes"]},
+        # each block with its descendants (ingest's sandboxed decoder, ADR 0038)
+        "processes": {p["name"]: _with_children(p) for p in summary["processes"]},
         # every process of the tree, summed over the summary's list (names may repeat)
-        "peak_rss_mb_sum": round(sum(float(p["peak_rss_mb"]) for p in summary["processes"]), 1),
+        "peak_rss_mb_sum": round(sum(_with_children(p) for p in summary["processes"]), 1),
         "processes_unsampled": [p["name"] for p in summary["processes"] if not p["peak_rss_mb"]],
         "gops": _gop_totals(summary),
         "restarts": sum(int(p.get("restarts", 0)) for p in summary["processes"]),

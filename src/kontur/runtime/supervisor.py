@@ -35,6 +35,30 @@ def peak_rss_kb(pid: int | str = "self") -> int:
     return 0
 
 
+def descendants(roots: set[int]) -> dict[int, int]:
+    """Every live descendant of the processes ``roots``, as ``{pid: its root}`` (one pass
+    over ``/proc``: the kernel here may not offer ``/proc/PID/task/TID/children``)."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    out: dict[int, int] = {}
+    for pid in parents:
+        p = parents[pid]
+        for _ in range(64):  # a bounded walk up: pids are reused, a loop is possible
+            if p in roots:
+                out[pid] = p
+                break
+            if p not in parents:
+                break
+            p = parents[p]
+    return out
+
+
 @dataclass
 class Block:
     """One row of the process table."""
@@ -70,6 +94,9 @@ class Running:
     pids: list[int] = field(default_factory=list)
     peak_rss_kb: int = 0
     """Highest VmHWM seen across this block's processes (read just before each stop)."""
+    children_peak_kb: dict[int, int] = field(default_factory=dict)
+    """VmHWM of each process the block started (ingest's sandboxed decoder, the RTSPS
+    relay), by pid: their sum is what the block's children cost on top of it."""
 
 
 class Supervisor:
@@ -81,6 +108,7 @@ class Supervisor:
         private_dir(run_dir / "specs")
         self.running: dict[str, Running] = {}
         self.order: list[str] = []
+        self._children_sampled = -1e9
 
     def _spawn(self, block: Block) -> subprocess.Popen[bytes]:
         spec_path = self.run_dir / "specs" / f"{block.name.replace(':', '_')}.json"
@@ -162,7 +190,7 @@ class Supervisor:
     def restart(self, name: str, **spec_updates: Any) -> Running:
         """Start a block again (after a crash or hang), optionally with a changed spec."""
         r = self.running[name]
-        self.sample_memory()
+        self.sample_memory(force=True)
         self._terminate(r.proc, grace_s=0.5)
         r.block.spec.update(spec_updates)
         if "platform" in spec_updates:
@@ -177,11 +205,20 @@ class Supervisor:
         """Blocks whose process has exited since start, with their exit codes."""
         return [(name, rc) for name, r in self.running.items() if (rc := r.proc.poll()) is not None]
 
-    def sample_memory(self) -> None:
-        """Record each live block's peak resident memory so far."""
+    def sample_memory(self, *, force: bool = False) -> None:
+        """Record each live block's peak resident memory so far, and that of its
+        descendants (at most once a second unless ``force``: a stop or restart forces it)."""
         for r in self.running.values():
             if r.proc.poll() is None:
                 r.peak_rss_kb = max(r.peak_rss_kb, peak_rss_kb(r.proc.pid))
+        now = time.monotonic()
+        if not force and now - self._children_sampled < 1.0:
+            return
+        self._children_sampled = now
+        by_root = {r.proc.pid: r for r in self.running.values() if r.proc.poll() is None}
+        for pid, root in descendants(set(by_root)).items():
+            kb = by_root[root].children_peak_kb
+            kb[pid] = max(kb.get(pid, 0), peak_rss_kb(pid))
 
     @staticmethod
     def _terminate(proc: subprocess.Popen[bytes], grace_s: float) -> None:
@@ -204,7 +241,7 @@ class Supervisor:
 
     def stop(self, name: str, grace_s: float = 5.0) -> None:
         """Stop one block (SIGTERM, then SIGKILL after ``grace_s``)."""
-        self.sample_memory()
+        self.sample_memory(force=True)
         self._terminate(self.running[name].proc, grace_s)
 
     def stop_all(self, grace_s: float = 5.0) -> None:
@@ -222,6 +259,9 @@ class Supervisor:
                 "platform": self.running[n].block.platform,
                 "restarts": self.running[n].restarts,
                 "peak_rss_mb": round(self.running[n].peak_rss_kb / 1024, 1),
+                "children_peak_rss_mb": round(
+                    sum(self.running[n].children_peak_kb.values()) / 1024, 1
+                ),
             }
             for n in self.order
         ]
