@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-_CHILD = "import sys, time; b = bytearray(int(sys.argv[1]) << 20); b[::4096] = b'x' * len(b[::4096]); print('ready', flush=True); time.sleep(60)"
+_CHILD = (
+    "import sys, time; b = bytearray(int(sys.argv[1]) << 20); b[::4096] = b'x' * len(b[::4096]); "
+    "print('ready', flush=True); time.sleep(60)"
+)
 
 
 def main() -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kontur.runtime.supervisor import Block, Supervisor, descendants
 from tests.conftest import wait_for
+
+from kontur.runtime.supervisor import Block, Supervisor, descendants
 
 
 def test_a_blocks_child_is_counted_in_the_table(tmp_path: Path) -> None:

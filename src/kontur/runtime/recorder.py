@@ -131,6 +131,25 @@ class CameraStats:
     """Ingest's sandboxed decoder (ADR 0038): ``{isolation, missing, starts, losses,
     given_up, last}``; empty when the camera decodes in process (``unsafe_in_process``)."""
 
+    def to_summary(self, cam_id: str) -> dict[str, Any]:
+        """The camera's entry in the run's summary (``cameras[]``, README: "JSON summary")."""
+        return {
+            "id": cam_id,
+            "source": self.source,
+            "frames": self.frames,
+            "frames_skipped": self.frames_skipped,
+            "gops": dict(self.gops),
+            "detections": self.detections,
+            "tracks": len(self.tracks),
+            "verifier": {"agree": self.agree, "disagree": self.disagree},
+            "decisions": {
+                k: self.decisions.get(k, 0) for k in ("ALLOW", "RESTRICT", "OPERATOR", "DENY")
+            },
+            "error": self.error,
+            "tamper": [dict(e) for e in self.tamper],
+            "decoder": dict(self.decoder) or None,
+        }
+
     def note_decoder(self, msg: DecoderEvent) -> None:
         """Count the decoder's starts and losses; keep its measured isolation."""
         d = self.decoder or {"isolation": None, "missing": [], "starts": 0, "losses": 0,
