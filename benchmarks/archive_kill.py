@@ -109,12 +109,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as _dt
 import hashlib
 import importlib.util
 import json
 import os
-import platform
 import queue
 import random
 import shutil
@@ -131,6 +129,8 @@ from pathlib import Path
 from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _machine import machine  # noqa: E402 - the benchmarks' shared helper, beside this file
 
 #: Kill points the writer pauses at (see the module docstring); ``timed`` is not one of them.
 POINTS: tuple[str, ...] = (
@@ -1237,28 +1237,6 @@ def summarize_export(
 # --------------------------------------------------------------------------- main
 
 
-def machine_info() -> dict[str, Any]:
-    """The machine, as the other benchmarks record it."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load: list[str] = []
-    with contextlib.suppress(OSError):
-        load = Path("/proc/loadavg").read_text().split()[:3]
-    return {
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        "loadavg_start": load,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=120)
@@ -1313,7 +1291,7 @@ def _measure(args: argparse.Namespace, seed: int, work: Path) -> int:
     from rich.console import Console
 
     console = Console(stderr=args.json_out == "-")
-    info = machine_info()
+    info = machine(sqlite=sqlite3.sqlite_version)
     replay = f"--seed {seed} --kills {args.kills}"
     if args.with_export:
         replay += f" --with-export --export-kills {args.export_kills}"

@@ -25,12 +25,8 @@ Skips with a message when ``DATA`` is absent.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import hashlib
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -45,6 +41,9 @@ from kontur.robustness.patch import PatchResult, apply_patch, attack_patch, plac
 from kontur.worker.runners import build_detector
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _machine import machine  # noqa: E402 - the benchmarks' shared helper, beside this file
+
 LOW_THRESHOLD = 0.01
 
 
@@ -182,26 +181,6 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['objective_start']:.1f} -> {r['objective_end']:.1f} |"
         )
     return "\n".join(lines)
-
-
-def machine() -> dict[str, Any]:
-    """CPU, cores, load, Python, date."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load: list[str] = []
-    with contextlib.suppress(OSError):
-        load = Path("/proc/loadavg").read_text().split()[:3]
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "loadavg_at_end": load,
-        "python": platform.python_version(),
-    }
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
