@@ -95,6 +95,14 @@ def test_the_config_record_is_redacted_and_its_digest_is_of_what_is_archived(
     )  # fmt: skip
     (warning,) = unsafe_warnings(unsafe)
     assert warning.startswith("UNSAFE: ingest.decoder.unsafe_in_process is on")
+    partial = cfg.model_copy(
+        update={"worker": cfg.worker.model_copy(update={
+            "sandbox": cfg.worker.sandbox.model_copy(
+                update={"unsafe_allow_partial_isolation": True})})}
+    )  # fmt: skip
+    (warning,) = unsafe_warnings(partial)
+    assert warning.startswith("UNSAFE: worker.sandbox.unsafe_allow_partial_isolation is on")
+    assert "partial sandbox" in warning
 
 
 def _built(tmp_path: Path, fault: str | None) -> tuple[StartupPlan, list[Any], list[str], str]:
