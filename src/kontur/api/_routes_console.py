@@ -425,7 +425,7 @@ def decision(
 
 def _transition_json(rec: Record) -> dict[str, Any]:
     p = rec.payload
-    keys = ("from", "to", "trigger", "detail")
+    keys = ("from", "to", "trigger", "detail", "camera")  # camera: None for the site (ADR 0040)
     return {"index": rec.index, "at": p.get("at", rec.at), **{k: p.get(k) for k in keys}}
 
 

@@ -13,7 +13,12 @@ Typical supervisor loop::
         publish(transition.to_message())
 """
 
-from kontur.degrade.errors import DegradationError, MonitorSetupError, UnknownTriggerError
+from kontur.degrade.errors import (
+    DegradationError,
+    MonitorSetupError,
+    ScopeError,
+    UnknownTriggerError,
+)
 from kontur.degrade.machine import (
     RECOVERED,
     TRIGGER_TARGETS,
@@ -45,6 +50,7 @@ __all__ = [
     "ModelIntegrityMonitor",
     "Monitor",
     "MonitorSetupError",
+    "ScopeError",
     "StackMonitor",
     "State",
     "Transition",

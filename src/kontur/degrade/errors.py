@@ -5,6 +5,7 @@
     KonturError
     └── DegradationError            (kontur.degrade) root of this package's errors
         ├── UnknownTriggerError     a trigger name that is not in the trigger table
+        ├── ScopeError              a site-wide trigger raised for one camera (ADR 0040)
         └── MonitorSetupError       a health monitor given an impossible setting
 
 Conditions the monitors detect (a swapped model, a stepped clock, a hung worker) are not
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from kontur.errors import KonturError
 
-__all__ = ["DegradationError", "MonitorSetupError", "UnknownTriggerError"]
+__all__ = ["DegradationError", "MonitorSetupError", "ScopeError", "UnknownTriggerError"]
 
 
 class DegradationError(KonturError):
@@ -26,6 +27,11 @@ class DegradationError(KonturError):
 
 class UnknownTriggerError(DegradationError):
     """A trigger name that is not in the trigger table (e.g. a typo in a caller)."""
+
+
+class ScopeError(DegradationError):
+    """A trigger that concerns the whole site (the model, the clock, the worker...) raised
+    for one camera, or an empty camera id (ADR 0040)."""
 
 
 class MonitorSetupError(DegradationError):

@@ -18,6 +18,9 @@ How a request becomes a decision:
    (default :data:`~kontur.gate.policy.DEFAULT_CRITICAL`). Otherwise it is *held*; each verdict
    that arrives is attached, and the request is decided when the last one arrives. A held
    request is judged on the worst system state seen between its trigger and its decision.
+   The state a request on camera C is judged on is C's *effective* state: the more severe of
+   the site's state and C's own (ADR 0040), so a covered camera holds back automatic actions
+   on itself only, and a site-wide trigger on every camera.
 4. :meth:`Gate.flush` (shutdown) decides every held request; GOPs whose verdict never
    arrived count as PENDING, which needs an operator. When more than ``max_pending`` requests
    are held, the oldest is decided the same way.
@@ -104,11 +107,12 @@ def _worse(a: GopVerdict | None, b: GopVerdict) -> GopVerdict:
 
 
 def _parse_state(msg: StateChanged) -> SystemStatus:
+    trigger = msg.trigger if msg.camera_id is None else f"{msg.trigger} on camera {msg.camera_id}"
     try:
-        return SystemStatus(SystemState(msg.to_state.upper()), msg.trigger)
+        return SystemStatus(SystemState(msg.to_state.upper()), trigger)
     except ValueError:
         _log.warning("gate: unknown system state %r, treated as SAFE", msg.to_state)
-        return SystemStatus(SystemState.SAFE, f"unknown state {msg.to_state!r}, {msg.trigger}")
+        return SystemStatus(SystemState.SAFE, f"unknown state {msg.to_state!r}, {trigger}")
 
 
 class Gate:
@@ -155,6 +159,8 @@ class Gate:
         self._max_gops = max_gops_per_camera
         self._max_pending = max_pending
         self._status = status
+        self._camera_status: dict[str, SystemStatus] = {}
+        """Per camera: its own state, when the supervisor reported one (ADR 0040)."""
         deny = config.tamper.on_critical == "deny"
         self._tamper_check = CameraNotTampered(Outcome.DENY if deny else Outcome.OPERATOR)
         self._tamper_open: dict[str, dict[str, TamperSpan]] = {}
@@ -166,8 +172,14 @@ class Gate:
 
     @property
     def status(self) -> SystemStatus:
-        """The system state the gate currently decides under."""
+        """The site's state (what every camera shares)."""
         return self._status
+
+    def status_of(self, camera_id: str) -> SystemStatus:
+        """The state a request on ``camera_id`` is decided under: the more severe of the
+        site's and the camera's own (the site's on a tie)."""
+        own = self._camera_status.get(camera_id)
+        return self._status if own is None else self._status.worse(own)
 
     @property
     def pending(self) -> int:
@@ -198,10 +210,18 @@ class Gate:
         self._sizes[camera_id] = (int(width), int(height))
 
     def on_state(self, msg: StateChanged) -> list[Decision]:
-        """The degradation state moved; held requests remember the worst state they saw."""
-        self._status = _parse_state(msg)
+        """The site's or one camera's state moved; held requests remember the worst
+        effective state of their camera they saw. An unknown camera raises
+        :class:`UnknownCameraError` (refused, the states stay as they were)."""
+        status = _parse_state(msg)
+        if msg.camera_id is None:
+            self._status = status
+        else:
+            self._camera(msg.camera_id)
+            self._camera_status[msg.camera_id] = status
         for h in self._held:
-            h.status = h.status.worse(self._status)
+            if msg.camera_id in (None, h.request.camera_id):
+                h.status = h.status.worse(self.status_of(h.request.camera_id))
         return []
 
     def on_tamper(self, msg: TamperAlarm) -> list[Decision]:
@@ -289,7 +309,8 @@ class Gate:
 
     def _submit(self, req: ActionRequest) -> list[Decision]:
         known = self._verdicts.get(req.camera_id, OrderedDict())
-        h = _Held(req, {g: known[g] for g in req.gops if g in known}, self._status)
+        verdicts = {g: known[g] for g in req.gops if g in known}
+        h = _Held(req, verdicts, self.status_of(req.camera_id))
         below = self._forgotten_below.get(req.camera_id, 0)
         for g in req.gops:
             if g < below and g not in h.verdicts:

@@ -17,12 +17,20 @@ Order of steps of :meth:`Health.poll` (called by the supervisor's loop several t
 3. the monitors (model integrity, clock jump) and the machine's recovery tick.
 
 Between polls, :meth:`Health.on_message` watches what the recorder archived: consecutive
-failing GOP verdicts of one camera raise ``camera_untrusted``; a verifier disagreement ratio
-over a full window, or a finding that says a camera's results drifted (issue 13 §3), raises
-``anomalous_results``; a camera tamper event's start raises
-``camera_tamper``, cleared once no camera has one open (ADR 0030).
+failing GOP verdicts of one camera raise ``camera_untrusted`` for that camera; a verifier
+disagreement ratio over a camera's full window raises ``anomalous_results`` for that camera
+(for the site when a majority of the cameras are over it: the shared worker is wrong), a
+finding that says a camera's results drifted (issue 13 §3) raises it for that camera; a
+camera tamper event's start raises ``camera_tamper`` for that camera, cleared once that
+camera has none open (ADR 0030); a lost decoder is ``block_failed`` for its camera.
 :meth:`Health.on_violation` turns an edge violation into ``worker_misbehaving`` (the worker)
-or ``block_failed`` (anyone else).
+or ``block_failed`` (anyone else), both for the site.
+
+Camera-scoped triggers move that camera's state only (ADR 0040): a covered camera does not
+take automatic decisions away from the healthy ones. Each transition is archived as a
+``state`` record (with ``camera`` for a camera's) and sent to the gate; the analysis stride
+of each non-priority camera follows its effective state, and the worker moves to the CPU on
+the site's state only (a camera's trouble says nothing about the accelerator).
 """
 
 from __future__ import annotations
@@ -107,9 +115,9 @@ class Health:
         self.drain_all: Callable[[], None] = lambda: None
         """Reads every inbox empty (set by the supervisor's loop): an exited ingest's last
         messages are read before its exit is judged."""
-        dc = config.degradation
         self._streak: dict[str, int] = {}
-        self._findings: deque[bool] = deque(maxlen=dc.anomalous_window)
+        self._findings: dict[str, deque[bool]] = {}
+        """Per camera: whether the verifier agreed, over its last ``anomalous_window``."""
         self._progress = {name: _Progress() for name in _READERS}
         self._handled: set[int] = set()
         self._violation_window: dict[str, tuple[int, int]] = {}
@@ -128,45 +136,70 @@ class Health:
             self._on_tamper(msg)
         elif isinstance(msg, DecoderEvent):
             self._on_decoder(msg)
-        elif isinstance(msg, Finding):
-            self._on_drift(msg)
-            self._findings.append(msg.agree)
-            full = len(self._findings) == self._findings.maxlen
-            ratio = self._findings.count(False) / len(self._findings)
-            if full and ratio >= self.config.degradation.anomalous_disagree_ratio:
-                detail = f"verifier disagreed on {ratio:.0%} of the last {len(self._findings)}"
-                self.raise_trigger(Trigger.ANOMALOUS_RESULTS, detail)
+        elif isinstance(msg, Finding) and not self._on_drift(msg):
+            self._on_finding(msg)
 
-    def _on_drift(self, msg: Finding) -> None:
+    def _on_finding(self, msg: Finding) -> None:
+        """The verifier's disagreement ratio over a camera's last ``anomalous_window``
+        findings: over ``anomalous_disagree_ratio``, ``anomalous_results`` for the camera;
+        for the site when a majority of the configured cameras are over it (the shared worker
+        is wrong, not one camera's scene; a one-camera site: the site, as before ADR 0040)."""
+        dc = self.config.degradation
+        window = self._findings.setdefault(msg.camera_id, deque(maxlen=dc.anomalous_window))
+        window.append(msg.agree)
+        ratio = window.count(False) / len(window)
+        if len(window) < dc.anomalous_window or ratio < dc.anomalous_disagree_ratio:
+            return
+        detail = f"verifier disagreed on {ratio:.0%} of the last {len(window)}"
+        full = [w for w in self._findings.values() if len(w) == dc.anomalous_window]
+        over = sum(w.count(False) / len(w) >= dc.anomalous_disagree_ratio for w in full)
+        cameras = max(len(self.config.cameras), len(full))
+        if 2 * over <= cameras:
+            self.raise_trigger(
+                Trigger.ANOMALOUS_RESULTS, f"{msg.camera_id}: {detail}", camera=msg.camera_id
+            )
+        elif cameras == 1:
+            self.raise_trigger(Trigger.ANOMALOUS_RESULTS, detail)
+        else:
+            where = f"{over} of {cameras} cameras, last {msg.camera_id}"
+            self.raise_trigger(Trigger.ANOMALOUS_RESULTS, f"{detail} ({where})")
+
+    def _on_drift(self, msg: Finding) -> bool:
         """A camera's results drifted from their baseline: the verifier says so on every
-        finding while it lasts, and each one keeps ``anomalous_results`` up."""
+        finding while it lasts, and each one keeps the camera's ``anomalous_results`` up.
+        True when it said so (the finding is the drift's, not counted in the window)."""
         drift = next((r for r in msg.reasons if r.startswith(DRIFT_REASON)), None)
-        if drift is not None:
-            self.raise_trigger(Trigger.ANOMALOUS_RESULTS, f"{msg.camera_id}: {drift}")
+        if drift is None:
+            return False
+        detail = f"{msg.camera_id}: {drift}"
+        self.raise_trigger(Trigger.ANOMALOUS_RESULTS, detail, camera=msg.camera_id)
+        return True
 
     def _on_decoder(self, msg: DecoderEvent) -> None:
         """Ingest's decoder is a block: a loss is ``block_failed`` (ingest restarts it), and
         a decoder that ingest measured short of full isolation is ``isolation_partial``."""
         who = f"{msg.camera_id}: decoder"
         if msg.kind != "started":
-            self.raise_trigger(Trigger.BLOCK_FAILED, f"{who} {msg.kind}: {msg.detail}")
+            detail = f"{who} {msg.kind}: {msg.detail}"
+            self.raise_trigger(Trigger.BLOCK_FAILED, detail, camera=msg.camera_id)
         elif msg.isolation != "full":
             missing = "; ".join(msg.missing) or "not measured"
             self.raise_trigger(Trigger.ISOLATION_PARTIAL, f"{who} isolation: {missing}")
 
     def _on_tamper(self, msg: TamperAlarm) -> None:
-        """A tamper event degrades; the trigger clears when the last open one ends."""
+        """A tamper event degrades its camera; the camera's trigger clears when its last
+        open one ends."""
         if msg.kind == "low_quality":
             return  # the gate refuses to decide on it; night is not an attack
         key = (msg.camera_id, msg.kind)
         if msg.transition == "start":
             self._tamper_open.add(key)
             detail = f"{msg.camera_id}: {msg.kind} since {msg.start_s:.1f} s ({msg.reason})"
-            self.raise_trigger(Trigger.CAMERA_TAMPER, detail)
+            self.raise_trigger(Trigger.CAMERA_TAMPER, detail, camera=msg.camera_id)
             return
         self._tamper_open.discard(key)
-        if not self._tamper_open:
-            self.machine.clear_trigger(Trigger.CAMERA_TAMPER)
+        if not any(cam == msg.camera_id for cam, _ in self._tamper_open):
+            self.machine.clear_trigger(Trigger.CAMERA_TAMPER, camera=msg.camera_id)
 
     def _on_verdict(self, msg: GopClosed) -> None:
         v = msg.verdict
@@ -176,7 +209,7 @@ class Health:
         n = self._streak[v.camera_id] = self._streak.get(v.camera_id, 0) + 1
         if n >= self.config.degradation.camera_failing_gops:
             detail = f"{v.camera_id}: {n} consecutive failing GOPs, last {v.verdict.value}"
-            self.raise_trigger(Trigger.CAMERA_UNTRUSTED, detail)
+            self.raise_trigger(Trigger.CAMERA_UNTRUSTED, detail, camera=v.camera_id)
             self.recorder.alarm_camera(v.camera_id, Trigger.CAMERA_UNTRUSTED.value, detail)
 
     def on_violation(self, v: Violation) -> None:
@@ -196,13 +229,19 @@ class Health:
         self.raise_trigger(trigger, f"{v.sender} sent {v.message_type}: {v.detail}")
 
     # ---- triggers and transitions -----------------------------------------------------
-    def raise_trigger(self, trigger: Trigger, detail: str) -> None:
-        """Raise ``trigger`` and act on the transitions it causes."""
-        self.apply(self.machine.raise_trigger(trigger, detail))
+    def raise_trigger(self, trigger: Trigger, detail: str, camera: str | None = None) -> None:
+        """Raise ``trigger`` (for ``camera``, or the site) and act on what it moves."""
+        self.apply(self.machine.raise_trigger(trigger, detail, camera=camera))
+
+    def camera_states(self) -> dict[str, str]:
+        """Each configured camera's effective state (the more severe of the site's and its
+        own), for the run summary and the operator (ADR 0040)."""
+        return {c.id: self.machine.camera_state(c.id).value for c in self.config.cameras}
 
     def apply(self, transitions: list[Transition]) -> None:
         """Archive each transition, tell the gate and ingest, move the worker if required."""
         for t in transitions:
+            where = {} if t.camera is None else {"camera": t.camera}
             self.archive.append(
                 "state",
                 {
@@ -211,19 +250,22 @@ class Health:
                     "to": t.to_state.value,
                     "trigger": t.trigger,
                     "detail": t.detail,
+                    **where,
                 },
             )
             self.wiring.to_gate.send(t.to_message())
             if self.progress_callback is not None:
-                self.progress_callback({"state": t.to_state.value, "trigger": t.trigger})
+                state = self.machine.state.value  # the operator's view: the most severe
+                self.progress_callback({"state": state, "trigger": t.trigger, **where})
         if not transitions:
             return
-        actions = self.machine.actions()
         for cam in self.config.cameras:
             out = self.wiring.to_ingest.get(cam.id)
             if out is not None and not cam.priority:
+                actions = self.machine.actions(self.machine.camera_state(cam.id))
                 stride = actions.analysis_stride_non_priority
                 out.send(ControlMessage(command="analysis_stride", camera_id=cam.id, value=stride))
+        actions = self.machine.actions(self.machine.site_state)
         worker = self.supervisor.running.get("worker")
         on_accelerator = worker is not None and worker.block.platform != "cpu"
         if actions.move_priority_to_cpu and on_accelerator and self.fallback() == "cpu":
@@ -330,13 +372,21 @@ class Health:
             self.watchdog.expect(name)
             self._progress[name] = _Progress()
         if name == "gate":
-            # a new gate starts NORMAL: tell it the state the machine is in now
+            self._tell_new_gate()
+
+    def _tell_new_gate(self) -> None:
+        """A new gate starts NORMAL: tell it the site's state and each camera's own now."""
+        at = self.machine.transitions[-1].at if self.machine.transitions else 0.0
+        scopes: dict[str | None, SystemState] = {None: self.machine.site_state}
+        scopes.update(self.machine.camera_states)
+        for camera, state in scopes.items():
             self.wiring.to_gate.send(
                 StateChanged(
-                    at=self.machine.transitions[-1].at if self.machine.transitions else 0.0,
+                    at=at,
                     from_state=SystemState.NORMAL.value,
-                    to_state=self.machine.state.value,
+                    to_state=state.value,
                     trigger="gate restarted: the current state",
+                    camera_id=camera,
                 )
             )
 

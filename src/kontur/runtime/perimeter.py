@@ -573,9 +573,12 @@ class Perimeter:
     # ---- the summary -------------------------------------------------------------------
     def _summary(self) -> dict[str, Any]:
         """The run's JSON summary (README: "JSON summary"), redacted."""
-        cams = [st.to_summary(cam_id) for cam_id, st in self.stats.items()]
-        frames = sum(c["frames"] for c in cams)
         plan, blocks, machine = self.plan, self.blocks, self.health.machine
+        cams = [  # each camera with its effective state (ADR 0040)
+            {**st.to_summary(cam_id), "state": machine.camera_state(cam_id).value}
+            for cam_id, st in self.stats.items()
+        ]
+        frames = sum(c["frames"] for c in cams)
         summary: dict[str, Any] = {
             "cameras": cams,
             "placement": [p.to_summary() for p in plan.placements],
@@ -614,9 +617,11 @@ class Perimeter:
 
 
 def _degradation_summary(machine: DegradationMachine) -> dict[str, Any]:
-    """The machine's state and every transition it made, oldest first."""
+    """The machine's state (the most severe of the site's and every camera's, ADR 0040), the
+    site's own, and every transition it made, oldest first (a camera's names its camera)."""
     return {
         "state": machine.state.value,
+        "site_state": machine.site_state.value,
         "transitions": [
             {
                 "at": t.at,
@@ -624,6 +629,7 @@ def _degradation_summary(machine: DegradationMachine) -> dict[str, Any]:
                 "to": t.to_state.value,
                 "trigger": t.trigger,
                 "detail": t.detail,
+                **({} if t.camera is None else {"camera": t.camera}),
             }
             for t in machine.transitions
         ],

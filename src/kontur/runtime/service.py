@@ -68,11 +68,14 @@ def _progress() -> Callable[[dict[str, Any]], None]:
 
     def progress(update: dict[str, Any]) -> None:
         if "trigger" in update:
+            camera = update.get("camera")  # a camera's own transition (ADR 0040)
+            where = f"{update['trigger']} on camera {camera}" if camera else update["trigger"]
             runlog.event(
                 "state_changed",
-                f"degradation: now {update['state']} ({update['trigger']})",
+                f"degradation: now {update['state']} ({where})",
                 state=update["state"],
                 trigger=update["trigger"],
+                camera=camera,
             )
         elif time.monotonic() - last[0] >= STATUS_EVERY_S:
             last[0] = time.monotonic()

@@ -21,7 +21,7 @@ worker           supervisor       detection_batch, worker_ready               an
 verifier         gate             evidence                                    any known
 verifier         supervisor       finding, violation                          any known
 gate             supervisor       decision, violation                         any known
-supervisor       gate             state                                       \u2014
+supervisor       gate             state (site, or one camera: ADR 0040)       any known
 supervisor       ingest:<cam>     control                                     own camera
 api              supervisor       audit, operator_verdict, export_request,    \u2014
                                   incident_request

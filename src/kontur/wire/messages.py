@@ -272,13 +272,19 @@ class Decision(_Msg):
 
 
 class StateChanged(_Msg):
-    """The degradation state machine moved."""
+    """The degradation state machine moved: the site's state, or one camera's (ADR 0040).
+
+    A camera's *effective* state is the more severe of the site's and its own; the gate
+    keeps both and decides a request on its camera's effective state.
+    """
 
     type: Literal["state"] = "state"
     at: float
     from_state: str
     to_state: str
     trigger: str
+    camera_id: str | None = Field(default=None, min_length=1)
+    """The camera whose own state moved; None (or absent) for the site's state."""
 
 
 #: What a :class:`TamperAlarm` may name: the tamper monitor's kinds (``TamperKind``, spelt
