@@ -3,7 +3,7 @@
 Run from the repository root (after the README's install)::
 
     python benchmarks/perimeter_fps.py [--video V] [--model M] [--repeats N] [--frames F]
-                                       [--quick] [--json OUT]
+                                       [--steady-frames F] [--quick] [--json OUT]
 
 Measured in the same run, interleaved per repeat (baseline 1 thread, baseline 2 threads,
 perimeter), each in its own process:
@@ -36,7 +36,9 @@ against the baseline at the worker's thread count, reported met / not met:
 ``--frames F`` measures both sides on the clip's first F frames (remuxed, not re-encoded,
 into a temporary file, so the perimeter ends with its source instead of being cut by
 ``--seconds``); ``--quick`` is ``--repeats 1 --frames 300``, for checking the script, not
-for figures (startup weighs more on a short clip).
+for figures (startup weighs more on a short clip). ``--steady-frames F`` runs both sides
+again on the first F frames and reports the marginal CPU per frame of the frames after F
+(start-up out of both sides).
 
 While the perimeter runs, the script also polls ``/proc/<pid>/maps`` of the verifier and gate
 processes and warns if onnxruntime or OpenCV is ever mapped there (the test suite checks this
@@ -379,6 +381,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="--repeats 1 --frames 300: checks the script runs; not for figures",
     )
+    ap.add_argument(
+        "--steady-frames",
+        type=int,
+        default=None,
+        help="also run both sides on the clip's first F frames and give the steady-state "
+        "CPU per frame: (CPU of the whole clip - CPU of F frames) / (frames - F), start-up out",
+    )
     ap.add_argument("--json", dest="json_out", type=Path, default=None)
     ap.add_argument(
         "--src",
@@ -421,6 +430,47 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(clip_dir, ignore_errors=True)
 
 
+def _steady_state(
+    args: argparse.Namespace, full_video: Path, base: dict[str, Any], peri: dict[str, Any]
+) -> dict[str, Any]:
+    """Marginal CPU per frame on each side: both run again on the first ``steady_frames``
+    frames (``repeats`` times, medians), and the difference to the whole clip's CPU is
+    divided by the difference in frames, so start-up (five interpreters, the release
+    signing and the placement bench on the perimeter's side) drops out."""
+    from rich.console import Console
+
+    threads = load_worker_threads()
+    with tempfile.TemporaryDirectory(prefix="kontur-bench-steady-") as tmp:
+        clip, frames = clip_prefix(args.video, args.steady_frames, Path(tmp))
+        short_b = [run_baseline(clip, args.model, threads, args.src) for _ in range(args.repeats)]
+        short_p = [run_perimeter(clip, args.model, args.src) for _ in range(args.repeats)]
+
+    def marginal(full: dict[str, Any], short: list[dict[str, Any]]) -> float:
+        cpu_full = float(full["cpu_ms_per_frame"]) * int(full["frames"])
+        cpu_short = _median([float(x["cpu_ms_per_frame"]) * int(x["frames"]) for x in short])
+        return round((cpu_full - cpu_short) / max(int(full["frames"]) - frames, 1), 2)
+
+    out = {
+        "short_frames": frames,
+        "baseline_ms_per_frame": marginal(base, short_b),
+        "perimeter_ms_per_frame": marginal(peri, short_p),
+    }
+    out["ratio"] = round(out["perimeter_ms_per_frame"] / out["baseline_ms_per_frame"], 3)
+    Console(stderr=True).print(
+        f"steady state (frames {frames + 1}…{peri['frames']}): CPU ms/frame perimeter "
+        f"{out['perimeter_ms_per_frame']:.1f} vs bare loop {out['baseline_ms_per_frame']:.1f}: "
+        f"{out['ratio']:.2f}x (goal <= 1.15x)"
+    )
+    return out
+
+
+def load_worker_threads() -> int:
+    """The worker's ONNX Runtime threads in the embedded defaults (the baseline matches)."""
+    from kontur.config import load_config
+
+    return load_config().worker.intra_op_threads
+
+
 #: Goals of the issue "the untrusted worker must not move the gate", against the bare loop at
 #: the worker's thread count: (key in ``ratios``, "min" or "max", limit, label).
 GOALS = (
@@ -435,9 +485,7 @@ def _measure(args: argparse.Namespace, full_video: Path) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from kontur.config import load_config
-
-    worker_threads = load_config().worker.intra_op_threads
+    worker_threads = load_worker_threads()
     info_git = _git_info()
     console = Console(stderr=True)
     info = machine_info()
@@ -615,6 +663,7 @@ def _measure(args: argparse.Namespace, full_video: Path) -> int:
         "e.g. the frame ring, are counted once per process that maps them)."
     )
 
+    steady = _steady_state(args, full_video, b[worker_threads], p) if args.steady_frames else None
     with contextlib.suppress(OSError):
         info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     if args.json_out is not None:
@@ -632,6 +681,7 @@ def _measure(args: argparse.Namespace, full_video: Path) -> int:
             "perimeter": p,
             "ratios": ratios,
             "goals": goals,
+            "steady_state": steady,
             "warnings": warnings,
         }
         args.json_out.parent.mkdir(parents=True, exist_ok=True)

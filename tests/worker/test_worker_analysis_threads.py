@@ -105,7 +105,7 @@ def _run(loop: WorkerLoop, fds: dict, expect: int) -> tuple[list[TrackFrame], Ba
     def target() -> None:
         try:
             loop.run()
-        except BaseException as exc:  # noqa: BLE001 - what run raised is what is asserted
+        except BaseException as exc:
             errors.append(exc)
 
     os.write(fds["wake_w"], b"\x01")
