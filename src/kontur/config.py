@@ -316,6 +316,9 @@ class DegradationConfig(_Cfg):
     watchdog_timeout_s: float = Field(default=6.0, gt=0)
     degraded_analysis_stride: int = Field(default=3, ge=1)
     model_check_interval_s: float = Field(default=0.5, gt=0)
+    """How often the installed model files are checked: their metadata each time."""
+    model_rehash_interval_s: float = Field(default=60.0, gt=0)
+    """How often they are read and hashed whole even when their metadata did not change."""
     camera_failing_gops: int = Field(default=3, ge=1)
     """Consecutive failing GOPs (NOT_AUTHENTIC, MISSING, REPLAYED, STALE, KEY_CHANGED, REVOKED,
     DOWNGRADE) of one camera that raise ``camera_untrusted``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -108,6 +109,31 @@ def test_model_is_not_rehashed_more_often_than_interval(model: Path, clock: Manu
     assert [t for t, _ in monitor.poll()] == ["model_integrity"]
     assert monitor.checks == 2
     assert monitor.poll() == []
+    assert monitor.checks == 2
+
+
+def test_an_unchanged_model_is_not_read_again_until_the_rehash(
+    model: Path, clock: ManualClock
+) -> None:
+    monitor = ModelIntegrityMonitor(model, _sha(MODEL), clock, INTERVAL, rehash_s=INTERVAL * 10)
+    assert monitor.poll() == []
+    for _ in range(9):  # each check only stats the unchanged file
+        clock.advance(INTERVAL)
+        assert monitor.poll() == []
+    assert monitor.checks == 1
+    clock.advance(INTERVAL)  # rehash_s since the last hash: read again, whatever the metadata
+    assert monitor.poll() == []
+    assert monitor.checks == 2
+
+
+def test_a_write_that_restores_the_mtime_is_still_found(model: Path, clock: ManualClock) -> None:
+    monitor = ModelIntegrityMonitor(model, _sha(MODEL), clock, INTERVAL, rehash_s=3600.0)
+    assert monitor.poll() == []
+    st = model.stat()
+    _flip_byte(model, 1000)
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime: ctime moved
+    clock.advance(INTERVAL)
+    assert [t for t, _ in monitor.poll()] == ["model_integrity"]
     assert monitor.checks == 2
 
 

@@ -95,8 +95,20 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _fingerprint(path: Path) -> tuple[int, ...]:
+    """What a write to ``path`` must change: device, inode, size, mtime and ctime (ctime
+    cannot be set back without stepping the system clock)."""
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 class ModelIntegrityMonitor:
-    """Re-hashes the installed model file, at most once per ``interval_s`` (monotonic).
+    """Checks the installed model file at most once per ``interval_s`` (monotonic).
+
+    Each check reads the file's metadata (:func:`_fingerprint`); the file is hashed again
+    when that changed since the last hash that matched, and in any case every
+    ``rehash_s``, so a large model costs a ``stat`` per check rather than a full read (a
+    write that left the metadata alone, e.g. to the raw device, is found by the re-hash).
 
     A changed, missing or unreadable file raises ``model_integrity`` at every check while it
     lasts; the first check that matches again reports it cleared. The running worker keeps the
@@ -104,7 +116,14 @@ class ModelIntegrityMonitor:
     which the next restart would otherwise load.
     """
 
-    def __init__(self, path: Path, expected_sha256: str, clock: Clock, interval_s: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        expected_sha256: str,
+        clock: Clock,
+        interval_s: float,
+        rehash_s: float = 60.0,
+    ) -> None:
         expected = expected_sha256.lower()
         if not _SHA256.match(expected):
             raise MonitorSetupError(f"expected a sha256 of 64 hex digits, got {expected_sha256!r}")
@@ -112,7 +131,10 @@ class ModelIntegrityMonitor:
         self._expected = expected
         self._clock = clock
         self._interval = _positive("interval_s", interval_s)
+        self._rehash = _positive("rehash_s", rehash_s)
         self._last_check: float | None = None
+        #: The fingerprint and the time of the last hash that matched (None: hash next time).
+        self._good: tuple[tuple[int, ...], float] | None = None
         self._bad = False
         self._cleared: list[str] = []
         self._checks = 0
@@ -123,13 +145,13 @@ class ModelIntegrityMonitor:
         return self._checks
 
     def poll(self) -> list[tuple[str, str]]:
-        """Hash the file if ``interval_s`` has passed since the last check; report a mismatch."""
+        """Check the file if ``interval_s`` has passed since the last check; report a
+        mismatch."""
         now = self._clock.monotonic()
         if self._last_check is not None and now - self._last_check < self._interval:
             return []
         self._last_check = now
-        self._checks += 1
-        problem = self._problem()
+        problem = None if self._unchanged(now) else self._hash(now)
         if problem is None:
             if self._bad:
                 self._bad = False
@@ -143,9 +165,21 @@ class ModelIntegrityMonitor:
         out, self._cleared = self._cleared, []
         return out
 
-    def _problem(self) -> str | None:
+    def _unchanged(self, now: float) -> bool:
+        """The file's metadata is the one of the last matching hash, within ``rehash_s``."""
+        if self._good is None or now - self._good[1] >= self._rehash:
+            return False
+        try:
+            return _fingerprint(self._path) == self._good[0]
+        except OSError:
+            return False
+
+    def _hash(self, now: float) -> str | None:
+        self._checks += 1
+        self._good = None
         want = f"model file {self._path}: expected sha256 {self._expected[:_SHOWN]}…"
         try:
+            before = _fingerprint(self._path)  # before the read: a write during it shows next
             got = _sha256_file(self._path)
         except FileNotFoundError:
             return f"{want}, got nothing (file missing)"
@@ -153,6 +187,7 @@ class ModelIntegrityMonitor:
             return f"{want}, got an unreadable file ({type(exc).__name__}: {exc.strerror})"
         if got != self._expected:
             return f"{want}, got {got[:_SHOWN]}…"
+        self._good = (before, now)
         return None
 
 

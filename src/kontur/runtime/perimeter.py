@@ -545,8 +545,15 @@ class Perimeter:
         if prepared is not None:
             for fname, sha in sorted(prepared.installed_files.items()):
                 path = prepared.installed_dir / fname
-                interval = dc.model_check_interval_s
-                monitors.append(ModelIntegrityMonitor(path, sha, self.clock, interval))
+                monitors.append(
+                    ModelIntegrityMonitor(
+                        path,
+                        sha,
+                        self.clock,
+                        dc.model_check_interval_s,
+                        rehash_s=dc.model_rehash_interval_s,
+                    )
+                )
         platform = lambda: self.supervisor.running["worker"].block.platform  # noqa: E731
         monitors.append(triggers.monitor(platform, self.clock))
         # a reset the kernel reports is a trigger even before the worker's EP fails (ADR 0034)
