@@ -1,5 +1,14 @@
 """The ingest process for one camera: demux, sign-check, archive, decode and publish frames.
 
+:class:`IngestLoop` is the shell around the pure ingest core
+(:class:`~kontur.ingest.core.IngestCore`, shared with
+:func:`kontur.ingest.recording.check_recording`): it reads the source, hands the core each
+packet, frame and GOP cut, and acts on the events it returns, in order: it writes the ring
+(:class:`~kontur.ingest.core.Publish`), stores segments
+(:class:`~kontur.ingest.core.StoreSegment`), runs the sandboxed decoder
+(:class:`~kontur.ingest.core.Decode`, strict mode) and sends :class:`GopClosed`
+(:class:`~kontur.ingest.core.Closed`). The verdict logic lives in the core.
+
 Steps per GOP, in order:
 
 1. demux the GOP's packets (:func:`read_gops`; in strict mode without decoding them);
@@ -45,14 +54,11 @@ why (PROFILE_CHANGED), and recording goes on: one bad frame never stops ingest.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -64,17 +70,17 @@ from kontur.clock import SystemClock
 from kontur.config import Profile
 from kontur.decoder.client import DecoderEventKind, DecoderSettings, SandboxedDecoder
 from kontur.errors import KonturError
-from kontur.ingest.checks import Finding, GopChecker, StreamInfo, merge_findings
+from kontur.ingest.checks import GopChecker, StreamInfo
+from kontur.ingest.core import Closed, Decode, Event, IngestCore, Publish, StoreSegment
 from kontur.ingest.democam import DemoCamera
 from kontur.ingest.freshness import FreshnessPolicy
 from kontur.ingest.inventory import FreshnessGuard, FreshnessStore, Inventory
 from kontur.ingest.revocation import Revocations, Revoked
 from kontur.ingest.rtsp import RtspPolicy
 from kontur.ingest.segment import SegmentPacket, pack_segment
-from kontur.ingest.signedtime import FrameSpan, SignedTimeCheck, TimeCheck, TimeCheckPolicy
+from kontur.ingest.signedtime import TimeCheckPolicy
 from kontur.ingest.source import (
     DecodedFrame,
-    FrameTimes,
     GopDecoder,
     RawGop,
     is_live,
@@ -82,8 +88,7 @@ from kontur.ingest.source import (
     read_gops,
 )
 from kontur.ingest.tamperwatch import TamperWatch
-from kontur.ingest.trust import OMS_CODECS, CameraTrust, GopTrust
-from kontur.ingest.verdict import Verdict
+from kontur.ingest.trust import OMS_CODECS
 from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
 from kontur.wire import (
     ControlMessage,
@@ -99,12 +104,6 @@ from kontur.wire.messages import MAX_FRAME_SIDE
 from kontur.worker.sandbox import IsolationReport
 
 __all__ = ["IngestLoop", "main"]
-
-#: Why the demo camera's GOPs are not time-checked: it signs inside ingest, after the demuxer.
-DEMO_TIMES = (
-    "signed by the simulated demo camera with the time ingest read it, after the container "
-    "(its times say nothing about the container's)"
-)
 
 
 #: Stream time at which ``decoder-crash`` kills the decoder (as the worker faults start).
@@ -143,48 +142,6 @@ def _one_line(exc: Exception) -> str:
     return (str(exc).splitlines() or [""])[0] or type(exc).__name__
 
 
-def _sized(
-    frames: Iterator[DecodedFrame],
-) -> tuple[tuple[int, int] | None, Iterator[DecodedFrame]]:
-    """The ``(width, height)`` of a GOP's first decoded image, and all its frames again.
-
-    Reads ahead only to the first frame that decoded (the failed ones before it have no
-    image), so no more than one image is held.
-    """
-    head: list[DecodedFrame] = []
-    for fr in frames:
-        head.append(fr)
-        if fr.image is not None:
-            break
-    size = None
-    if head and head[-1].image is not None:
-        h, w = head[-1].image.shape[:2]
-        size = (int(w), int(h))
-
-    def replay() -> Iterator[DecodedFrame]:
-        while head:
-            yield head.pop(0)
-        yield from frames
-
-    return size, replay()
-
-
-@dataclass
-class _Held:
-    """A GOP archived and (in default mode) published, waiting for its signature verdict."""
-
-    info: StreamInfo
-    packets: list[SegmentPacket]
-    header: dict[str, object]
-    notes: list[str]
-    times: FrameTimes
-    """Its frames' count and time span (never their images: those went to the ring)."""
-    first_frame: int
-    last_frame: int
-    ref: SegmentRef
-    findings: list[Finding] = field(default_factory=list)
-
-
 class IngestLoop:
     """One camera's ingest, wired to its ring and pipes."""
 
@@ -194,7 +151,6 @@ class IngestLoop:
         self.profile = Profile.model_validate(spec["profile"])
         # an ingest restarted on a live camera goes on from the supervisor's frame and GOP
         self.first_gop: int = spec.get("first_gop", 0)
-        self.checker = GopChecker(self.camera_id, self.profile, first_index=self.first_gop)
         self.data_dir = Path(spec["data_dir"])
         self.store = SegmentStore(self.data_dir)
         self.ring = FrameRing(
@@ -231,8 +187,6 @@ class IngestLoop:
         live = self.realtime or is_live(self.source)
         self.max_wait_s: float = 0.0 if live else spec.get("max_wait_s", 5.0)
         self.reader_timeout_s: float = spec.get("reader_timeout_s", 2.0)
-        self.unpublished: Counter[str] = Counter()
-        """Why frames of the GOP being published could not go to the ring, and how many."""
         self.not_published = 0
         self._too_large = self._oversize()
         self.strict: bool = spec.get("critical", False)
@@ -244,7 +198,6 @@ class IngestLoop:
             max_skew_s=fresh.get("max_skew_s", 2.0),
             max_delay_s=fresh.get("max_delay_s", 30.0),
         )
-        self.times = SignedTimeCheck(TimeCheckPolicy(**(spec.get("time_check") or {})))
         self.demo_spec: dict[str, str] | None = spec.get("demo_camera")
         self.inventory = Inventory.open(self.data_dir, self.clock)
         enrolled = self.inventory.camera(self.camera_id)
@@ -254,19 +207,27 @@ class IngestLoop:
         # the archive's revocations (ADR 0021): the authority when the inventory forgets one
         self.revocations = Revocations.from_json(spec.get("revocations"))
         self.guard: FreshnessGuard | None = None
-        self.trust: CameraTrust | None = None
         self.demo: DemoCamera | None = None
         self.decoder: GopDecoder | None = None
-        self.held: dict[int, _Held] = {}
-        self._info: StreamInfo | None = None
-        self._gop_first: int | None = None  # first frame index of the GOP being read
-        self.early: dict[int, GopTrust] = {}
+        # the verdict logic (trust, checks, held GOPs, signed time, merge) is the pure core
+        # that kontur verify and the attack suite drive too
+        self.core = IngestCore(
+            self.camera_id,
+            checker=GopChecker(self.camera_id, self.profile, first_index=self.first_gop),
+            strict=self.strict,
+            first_gop=self.first_gop,
+            first_frame=spec.get("first_frame", 0),
+            time_policy=TimeCheckPolicy(**(spec.get("time_check") or {})),
+        )
         self.stride = 1
-        self.frames: int = spec.get("first_frame", 0)
         self.gops = 0
-        self.read = self.first_gop
         self.last_pts: int | None = None
         self._t0: float | None = None
+
+    @property
+    def frames(self) -> int:
+        """Frames ingested so far (the next frame's index)."""
+        return self.core.frames
 
     def _decoder(self, kind: DecoderEventKind, detail: str, iso: IsolationReport | None) -> None:
         """The sandboxed decoder started (with its measured isolation) or was lost."""
@@ -322,8 +283,9 @@ class IngestLoop:
 
         return cv2.resize(image, (self.profile.width, self.profile.height))
 
-    def _publish(self, image: np.ndarray, pts_s: float, gop_index: int) -> None:
+    def _publish(self, ev: Publish) -> None:
         """One frame to the ring for analysis; one that cannot go is counted, never fatal."""
+        pts_s = ev.pts_s
         if self.realtime:
             if self._t0 is None:
                 self._t0 = time.monotonic() - pts_s
@@ -333,37 +295,28 @@ class IngestLoop:
         if self.decoder_fault and pts_s >= DECODER_FAULT_AT_S and self.remote is not None:
             self.decoder_fault = None  # `kontur demo --inject-fault decoder-crash`, once
             self.remote.inject_crash()
-        image = self.tamper.frame(image, pts_s, self.frames)
+        image = self.tamper.frame(ev.image, pts_s, ev.frame_index)
         why = self._too_large
         if why is None:
             try:
-                self._write(image, pts_s, gop_index)
+                self._write(image, ev)
                 return
             except Exception as exc:  # one bad frame must never stop recording
                 why = _one_line(exc)
-        self.unpublished[why] += 1
+        self.core.unpublished(why)  # its GOP's verdict says why (PROFILE_CHANGED)
         self.not_published += 1
 
-    def _take_unpublished(self) -> list[Finding]:
-        """The findings for the frames of a GOP that were not published (then forgets them)."""
-        found = [
-            (Verdict.PROFILE_CHANGED, f"{n} frame(s) not published for analysis: {why}")
-            for why, n in self.unpublished.items()
-        ]
-        self.unpublished.clear()
-        return found
-
-    def _write(self, image: np.ndarray, pts_s: float, gop_index: int) -> None:
+    def _write(self, image: np.ndarray, ev: Publish) -> None:
         """Write one frame and its :class:`FrameReady` into the ring, then wake the readers."""
         seq = self.ring.seq + 1
-        analyse = self.stride > 0 and self.frames % self.stride == 0
+        analyse = self.stride > 0 and ev.frame_index % self.stride == 0
         meta = (
             FrameReady(
                 camera_id=self.camera_id,
                 seq=seq,
-                frame_index=self.frames,
-                pts_s=pts_s,
-                gop_index=gop_index,
+                frame_index=ev.frame_index,
+                pts_s=ev.pts_s,
+                gop_index=ev.gop_index,
                 slot=seq % self.ring.slots,
                 width=self.profile.width,
                 height=self.profile.height,
@@ -383,30 +336,32 @@ class IngestLoop:
             with contextlib.suppress(BlockingIOError, BrokenPipeError):
                 os.write(fd, b"\x01")
 
-    def _frames_in(self, index: int, held: _Held, frames: Iterator[DecodedFrame]) -> list[Finding]:
-        """Strict mode: publish a verified GOP's frames as they decode; the findings.
+    def _act(self, events: list[Event]) -> None:
+        """Carry out the core's events in order: publish, store, decode, send verdicts."""
+        todo = deque(events)
+        while todo:
+            ev = todo.popleft()
+            if isinstance(ev, Publish):
+                if not stop_requested():
+                    self._publish(ev)
+            elif isinstance(ev, StoreSegment):
+                self._store(ev)
+            elif isinstance(ev, Decode):
+                todo.extendleft(reversed(self._decode(ev)))
+            elif isinstance(ev, Closed):
+                self._send_closed(ev)
 
-        ``held`` gets the size the GOP really decodes to and its frames' times; no image
-        outlives its publishing.
-        """
-        size, frames = _sized(frames)
-        if size is not None:
-            held.info = dataclasses.replace(held.info, width=size[0], height=size[1])
-        got = self.checker.begin(held.info)
-        if got != index:
-            raise RuntimeError(f"expected checker GOP {index}, got {got}")
-        held.times = FrameTimes()
-        for fr in frames:
-            held.times.add(fr)
-            self.checker.frame(fr.pts_s, fr.image is not None)
-            if fr.image is not None and not stop_requested():
-                self._publish(fr.image, fr.pts_s, index)
-            self.frames += 1
-            self._poll_control()
-        return [*self.checker.close_findings()[1], *self._take_unpublished()]
+    def _decode(self, ev: Decode) -> list[Event]:
+        """Strict mode: decode a decided GOP's verified bytes (none if it may not be decoded)
+        and publish its frames as they decode; no image outlives its publishing."""
+        if ev.decode and self.decoder is not None:
+            for fr in self.decoder.frames(list(ev.packets), list(ev.pictures)):
+                self._act(list(self.core.frame(fr.pts_s, fr.image)))
+                self._poll_control()
+        return self.core.decoded(self._take_decoder_notes())
 
     def _start(self, header: dict[str, object], info: StreamInfo) -> None:
-        """First packet: the trust shell, the demo camera and (strict) the verified decoder."""
+        """First packet: the demo camera, the core's trust shell and (strict) the decoder."""
         codec = OMS_CODECS.get(info.codec)
         if self.demo_spec is not None and codec is not None:
             self.demo = DemoCamera.load(
@@ -419,9 +374,7 @@ class IngestLoop:
         self.guard = FreshnessGuard(
             self.inventory, self.freshness, self.policy, self.clock, self.revocations
         )
-        self.trust = CameraTrust(
-            self.camera_id, info.codec, header, guard=self.guard, first_gop=self.first_gop
-        )
+        self.core.start(header, info, guard=self.guard, demo=self.demo is not None)
         if self.strict:
             synthesised = header.get("pts") == "synthesised"
             self.decoder = GopDecoder(
@@ -435,166 +388,77 @@ class IngestLoop:
     def _on_packet(
         self, packet: SegmentPacket, header: dict[str, object], info: StreamInfo
     ) -> SegmentPacket:
-        """Each packet as demuxed: the demo camera signs it, the trust shell checks it.
+        """Each packet as demuxed: the demo camera signs it, the core checks it.
 
-        Called before the packet's GOP is yielded, so GOP ``self.read`` is the one it belongs
-        to, and a verdict on the previous GOP (its SEI rides in this GOP's second access unit)
-        is acted on two frames after that GOP ended.
+        Called before the packet's GOP is yielded, so it belongs to the GOP the core is
+        reading, and a verdict on the previous GOP (its SEI rides in this GOP's second access
+        unit) is acted on two frames after that GOP ended.
         """
-        if self.trust is None:
+        if not self.core.started:
             self._start(header, info)
-        assert self.trust is not None
-        self._info = info
         if self.demo is not None:
             packet = self.demo.sign_packet(packet)
         self.last_pts = packet.pts if packet.pts is not None else self.last_pts
-        for decided in self.trust.push_packet(self.read, packet, info):
-            self._decided(decided)
+        self._act(self.core.packet(packet, info))
         return packet
 
     def _on_frame(self, frame: DecodedFrame) -> None:
         """Default mode: each frame to analytics as soon as it is decoded.
 
-        The decoder is drained before its GOP is yielded, so the frame belongs to GOP
-        ``self.read``; its verdict follows with :class:`GopClosed`, and the gate holds any
-        decision on the frame until then.
+        The decoder is drained before its GOP is yielded, so the frame belongs to the GOP
+        the core is reading; its verdict follows with :class:`GopClosed`, and the gate holds
+        any decision on the frame until then.
         """
-        if self._gop_first is None:
-            info = self._info
-            if info is not None and frame.image is not None:
-                h, w = frame.image.shape[:2]
-                info = dataclasses.replace(info, width=int(w), height=int(h))
-            assert info is not None
-            got = self.checker.begin(info)
-            if got != self.read:
-                raise RuntimeError(f"expected checker GOP {self.read}, got {got}")
-            self._gop_first = self.frames
-        self.checker.frame(frame.pts_s, frame.image is not None)
-        if frame.image is not None and not stop_requested():
-            self._publish(frame.image, frame.pts_s, self.read)
-        self.frames += 1
+        self._act(list(self.core.frame(frame.pts_s, frame.image)))
         self._poll_control()
 
-    def _decided(self, t: GopTrust) -> None:
-        """A verdict: close its GOP now, or when the GOP has been cut (it may still be open)."""
-        if t.gop_index in self.held:
-            self._close(t)
-        else:
-            self.early[t.gop_index] = t
-
     def _handle_gop(self, gop: RawGop) -> None:
-        index = self.read
-        self.read += 1
-        header = dict(gop.header, camera_id=self.camera_id, gop_index=index)
-        if self.demo is not None:
-            header["signed_by"] = "kontur demo camera (simulated, throwaway key)"
-        ref = self._store(header, gop.packets, index)
-        first = self.frames if self._gop_first is None else self._gop_first
+        """A GOP cut: store its segment, then the core holds it for its verdict."""
         # only the frames' times travel on: their images went to the ring as they decoded
         notes = [*gop.notes, *([] if self.strict else self._take_decoder_notes())]
-        held = _Held(gop.info, list(gop.packets), header, notes, gop.times, first, first, ref)
-        if not self.strict:
-            # its frames were published as decoded (_on_frame); a GOP without one still counts
-            if self._gop_first is None:
-                self.checker.begin(gop.info)
-            self._gop_first = None
-            held.findings = [*self.checker.close_findings()[1], *self._take_unpublished()]
-            held.last_frame = max(first, self.frames - 1)
-        self.held[index] = held
-        if self.trust is not None:
-            self.trust.set_info(index, gop.info)  # the decoded size, for the profile check
-        early = self.early.pop(index, None)
-        if early is not None:
-            self._close(early)
+        ref = self._store(self.core.cut(gop, notes))
+        self._act(self.core.stored(ref))
 
-    def _store(
-        self, header: dict[str, object], packets: list[SegmentPacket], index: int
-    ) -> SegmentRef:
+    def _store(self, ev: StoreSegment) -> SegmentRef:
         """Write the segment (fsynced) and have the supervisor archive it at once."""
-        ref = self.store.put(pack_segment(header, packets))
+        ref = self.store.put(pack_segment(ev.header, list(ev.packets)))
         self.to_supervisor.send(
             SegmentStored(
                 camera_id=self.camera_id,
-                gop_index=index,
+                gop_index=ev.gop_index,
                 segment_sha256=ref.sha256,
                 segment_size=ref.size,
-                end_of_stream=bool(header.get("end_of_stream")),
+                end_of_stream=ev.end_of_stream,
             )
         )
         return ref
 
-    def _close(self, t: GopTrust) -> None:
-        held = self.held.pop(t.gop_index, None)
-        if held is None:
-            return  # a GOP the validator counted that ingest did not cut (partial lead-in)
-        decoded = True
-        if self.strict:
-            decoded = self.decoder is not None and t.decodable
-            held.first_frame = self.frames
-            frames: Iterator[DecodedFrame] = (
-                self.decoder.frames(held.packets, self.trust.pictures(held.packets))
-                if decoded and self.decoder is not None and self.trust is not None
-                else iter(())
-            )
-            held.findings = self._frames_in(t.gop_index, held, frames)
-            held.last_frame = max(held.first_frame, self.frames - 1)
-            held.notes += self._take_decoder_notes()
-            if not decoded:
-                self.checker.resync()
-                # a note, not a finding: the trust findings already say why it failed
-                held.findings.append(
-                    (Verdict.AUTHENTIC, "strict mode: not decoded (verify before decode)")
-                )
-        notes = [
-            (Verdict.MISSING if "reconnected" in n else Verdict.AUTHENTIC, n) for n in held.notes
-        ]
-        timed = self._check_time(t, held)
-        findings = [*t.findings, *held.findings, *notes, *timed.findings()]
-        verdict = merge_findings(self.camera_id, t.gop_index, findings)
+    def _send_closed(self, c: Closed) -> None:
+        """A GOP's verdict to the supervisor (archive) and, through the tamper monitor, the
+        gate."""
+        if c.segment is None:
+            raise RuntimeError(f"expected GOP {c.verdict.gop_index} stored, got no segment")
         msg = GopClosed(
-            verdict=verdict,
-            first_frame=held.first_frame,
-            last_frame=held.last_frame,
-            start_pts_s=held.times.start_pts_s,
-            end_pts_s=held.times.end_pts_s,
-            segment_sha256=held.ref.sha256,
-            segment_size=held.ref.size,
-            signature={**t.record(), "time": timed.record()},
-            decoded=decoded,
+            verdict=c.verdict,
+            first_frame=c.first_frame,
+            last_frame=c.last_frame,
+            start_pts_s=c.start_pts_s,
+            end_pts_s=c.end_pts_s,
+            segment_sha256=c.segment.sha256,
+            segment_size=c.segment.size,
+            signature=c.signature(),
+            decoded=c.decoded,
         )
         self.to_supervisor.send(msg)
         self.tamper.to_gate(msg)  # after the monitor could confirm an event on its frames
         self.gops += 1
 
-    def _check_time(self, t: GopTrust, held: _Held) -> TimeCheck:
-        """The GOP's frame times (what the dwell timer and the verifier use) against its
-        signed capture times (ADR 0018); a reconnect starts a new timeline."""
-        if any("reconnected" in n for n in held.notes):
-            self.times.resync()
-        times = held.times
-        frames = FrameSpan(times.start_pts_s, times.end_pts_s) if times.count else None
-        signed = DEMO_TIMES if self.demo is not None else t.signed_times()
-        return self.times.check(t.gop_index, signed, frames)
-
     def _finish(self) -> None:
-        """End of source: the signed end of stream, then whatever the trust shell holds."""
-        if self.trust is None:
+        """End of source: the signed end of stream, then whatever the core holds."""
+        if not self.core.started:
             return
-        if self.demo is not None:
-            eos = self.demo.finish(self.last_pts)
-            if eos is not None:
-                index = self.read - 1
-                header = {"camera_id": self.camera_id, "gop_index": index, "end_of_stream": True}
-                self._store(header, [eos], index)
-                info = self.held[index].info if index in self.held else None
-                if info is not None:
-                    self.held[index].packets.append(eos)
-                    for decided in self.trust.push(index, [eos], info):
-                        self._decided(decided)
-        for decided in self.trust.finish():
-            self._decided(decided)
-        for index in sorted(self.held):
-            self._close(GopTrust(index, ((Verdict.PENDING, "no signature verdict reached"),)))
+        eos = self.demo.finish(self.last_pts) if self.demo is not None else None
+        self._act(self.core.finish(eos))
 
     def run(self) -> str | None:
         """Ingest until the source ends or a stop is requested; returns an error or None."""
@@ -622,6 +486,7 @@ class IngestLoop:
                     break
         except KonturError as exc:
             error = str(exc)
+            self.core.abort()  # a GOP being stored or decoded when it failed never closes
         try:
             self._finish()
         except KonturError as exc:

@@ -1,11 +1,13 @@
 """Check a recorded (or received) file GOP by GOP with the ingest's own trust shell.
 
 :func:`check_recording` demuxes ``source`` without decoding (:func:`probe` and
-:func:`read_gops` with ``decode=False``), feeds every GOP to a
-:class:`~kontur.ingest.trust.CameraTrust` and returns one :class:`CheckedGop` per GOP, in
-order: what ``kontur verify`` prints and what the attack suite asserts. The freshness guard
-passed in decides how strict the time and replay checks are (live bounds, or a recording's
-scratch state).
+:func:`read_gops` with ``decode=False``) and drives the live ingest's own pure core
+(:class:`~kontur.ingest.core.IngestCore`: trust shell, signed time, merge of findings) with
+every packet, the time of every picture and every GOP cut, without a profile check and
+storing nothing. It returns one :class:`CheckedGop` per GOP the signature decided, in order:
+what ``kontur verify`` prints and what the attack suite asserts. The freshness guard passed
+in decides how strict the time and replay checks are (live bounds, or a recording's scratch
+state).
 
 Each GOP's frame times, as ingest would stamp them (the packets' presentation times, or
 synthesised at the frame rate where the container has none), are then checked in GOP order
@@ -23,11 +25,11 @@ from typing import Any
 
 from cryptography import x509
 
-from kontur.ingest.checks import merge_findings
+from kontur.ingest.core import Closed, Event, IngestCore
 from kontur.ingest.inventory import FreshnessGuard
-from kontur.ingest.signedtime import FrameSpan, SignedTimeCheck, TimeCheck, TimeCheckPolicy
+from kontur.ingest.signedtime import TimeCheck, TimeCheckPolicy
 from kontur.ingest.source import RawGop, probe, read_gops
-from kontur.ingest.trust import CameraTrust, GopTrust
+from kontur.ingest.trust import GopTrust
 from kontur.ingest.verdict import GopVerdict
 
 __all__ = ["CheckedGop", "check_recording"]
@@ -65,8 +67,8 @@ class _FrameTimes:
     def __init__(self) -> None:
         self.pictures = 0
 
-    def span(self, gop: RawGop, pictures: list[bool]) -> FrameSpan | None:
-        """The earliest and latest picture time of ``gop``, None without a picture."""
+    def times(self, gop: RawGop, pictures: list[bool]) -> list[float]:
+        """The time of each picture of ``gop``, in packet order."""
         tb_text = str(gop.header.get("time_base") or "")
         tb = Fraction(tb_text) if "/" in tb_text else None
         synthesise = gop.header.get("pts") == "synthesised" or tb is None
@@ -80,7 +82,7 @@ class _FrameTimes:
             else:
                 times.append(float(packet.pts * tb))
             self.pictures += 1
-        return FrameSpan(min(times), max(times)) if times else None
+        return times
 
 
 def check_recording(
@@ -92,23 +94,24 @@ def check_recording(
     time_policy: TimeCheckPolicy | None = None,
 ) -> list[CheckedGop]:
     """Every GOP of ``source`` checked (signature, then freshness when ``guard`` is given,
-    then its frame times against its signed times under ``time_policy``)."""
+    then its frame times against its signed times under ``time_policy``).
+
+    Per GOP, in order: its packets to the core, then its pictures' times (as frames that
+    were not decoded), then its cut; at the end the core decides what is left.
+    """
     pr = probe(str(source), decode=False)
-    trust: CameraTrust | None = None
-    decided: list[GopTrust] = []
-    spans: dict[int, FrameSpan | None] = {}
+    core = IngestCore(camera_id, anchors=anchors, time_policy=time_policy, report_all=True)
     clock = _FrameTimes()
-    for index, gop in enumerate(read_gops(str(source), pr, decode=False)):
-        if trust is None:
-            trust = CameraTrust(camera_id, gop.info.codec, gop.header, guard=guard, anchors=anchors)
-        decided += trust.push(index, gop.packets, gop.info)
-        spans[index] = clock.span(gop, trust.pictures(gop.packets))
-    if trust is not None:
-        decided += trust.finish()
-    times = SignedTimeCheck(time_policy)
-    out = []
-    for t in sorted(decided, key=lambda t: t.gop_index):
-        timed = times.check(t.gop_index, t.signed_times(), spans.get(t.gop_index))
-        verdict = merge_findings(camera_id, t.gop_index, [*t.findings, *timed.findings()])
-        out.append(CheckedGop(verdict, t, timed))
-    return out
+    events: list[Event] = []
+    for gop in read_gops(str(source), pr, decode=False):
+        if not core.started:
+            core.start(gop.header, gop.info, guard=guard)
+        for packet in gop.packets:
+            events += core.packet(packet, gop.info)
+        for pts_s in clock.times(gop, core.pictures(gop.packets)):
+            events += core.frame(pts_s, None)
+        core.cut(gop, ())  # nothing is stored
+        events += core.stored(None)
+    events += core.finish()
+    closed = sorted((e for e in events if isinstance(e, Closed)), key=lambda c: c.verdict.gop_index)
+    return [CheckedGop(c.verdict, c.trust, c.time) for c in closed]
