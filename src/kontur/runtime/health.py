@@ -100,6 +100,9 @@ class Health:
         recorder: Recorder,
         stats: dict[str, CameraStats],
         fallback: Callable[[], str],
+        *,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        drain_all: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.machine = machine
@@ -111,10 +114,10 @@ class Health:
         self.recorder = recorder
         self.stats = stats
         self.fallback = fallback
-        self.progress_callback: Callable[[dict[str, Any]], None] | None = None
-        self.drain_all: Callable[[], None] = lambda: None
-        """Reads every inbox empty (set by the supervisor's loop): an exited ingest's last
-        messages are read before its exit is judged."""
+        self.progress_callback = progress
+        self.drain_all: Callable[[], None] = drain_all or (lambda: None)
+        """Reads every inbox empty (the supervisor's loop): an exited ingest's last messages
+        are read before its exit is judged."""
         self._streak: dict[str, int] = {}
         self._findings: dict[str, deque[bool]] = {}
         """Per camera: whether the verifier agreed, over its last ``anomalous_window``."""

@@ -564,18 +564,16 @@ class Perimeter:
                 "by the worker's EP failure only"
             )
         monitors.append(KernelResetMonitor(kmsg, self.clock, 1.0, platform))
-        health = Health(
-            self.config, machine, watchdog, monitors, self.supervisor, wiring, self.archive,
-            recorder, self.stats, self.plan.fallback_platform,
-        )  # fmt: skip
-        health.progress_callback = self.opts.progress
 
         def drain_all() -> None:
             while self._drain(wiring, 0.0):
                 pass
 
-        health.drain_all = drain_all
-        return health
+        return Health(
+            self.config, machine, watchdog, monitors, self.supervisor, wiring, self.archive,
+            recorder, self.stats, self.plan.fallback_platform,
+            progress=self.opts.progress, drain_all=drain_all,
+        )  # fmt: skip
 
     # ---- the summary -------------------------------------------------------------------
     def _summary(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ __all__ = ["CameraPlan", "Wiring", "build_wiring", "sandbox_spec"]
 RING_SLOTS = 16
 
 
-@dataclass
+@dataclass(frozen=True)
 class CameraPlan:
     """One camera as it will run: its config, source and the profile it is held to."""
 
