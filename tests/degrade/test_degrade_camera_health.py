@@ -201,6 +201,18 @@ def test_a_majority_of_cameras_disagreeing_degrades_the_site(rig: Rig) -> None:
     )
 
 
+def test_cameras_drifting_together_degrade_the_site(rig: Rig) -> None:
+    """A worker skewed on every camera (drift reasons on every finding) is the site's
+    problem: the drifting cameras' findings count in the majority, so the worker can move."""
+    for cam in CAMS:
+        for i in range(WINDOW):
+            rig.health.on_message(
+                Finding(camera_id=cam, frame_index=i, agree=False, reasons=("drift: x3 rate",))
+            )
+    assert rig.health.machine.site_state is State.DEGRADED
+    assert [(c, t) for c, _, t in _states(rig)][-1] == (None, "anomalous_results")
+
+
 def test_a_restarted_gate_is_told_the_site_state_and_each_cameras(rig: Rig) -> None:
     # a stand-in gate that waits to be stopped (its spec says "cpu"), then dies unasked
     rig.supervisor.start([Block("gate", "tests.runtime.exiting_block", {"platform": "cpu"}, ())])

@@ -92,6 +92,8 @@ def test_a_held_request_sees_its_own_camera_degrade_only() -> None:
 def test_a_state_for_an_unknown_camera_is_refused() -> None:
     g = _gate()
     with pytest.raises(UnknownCameraError, match=r"expected a camera among \['cam1', 'cam2'\]"):
-        g.on_state(_state("NORMAL", "recovered", "cam9", frm="SAFE"))
+        g.on_state(_state("SAFE", "model_integrity", "cam9"))
+    assert g.status.state is SystemState.NORMAL  # nothing of the refused message was kept
+    assert g.status_of("cam1").state is SystemState.NORMAL
     assert g.status_of("cam9").state is SystemState.NORMAL
     assert _decide(g, "cam1").outcome is Outcome.ALLOW

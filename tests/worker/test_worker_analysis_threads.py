@@ -27,22 +27,27 @@ from kontur.worker.process import WorkerLoop, analysis_threads
 H, W, FRAMES = 480, 360, 6
 
 
+_PIXELS = np.random.default_rng(7).integers(0, 255, (H, W, 3), dtype=np.uint8)
+
+
+def _write(ring: FrameRing, camera_id: str, index: int) -> None:
+    meta = FrameReady(
+        camera_id=camera_id,
+        seq=ring.seq + 1,
+        frame_index=index,
+        pts_s=index / 10,
+        gop_index=0,
+        slot=(ring.seq + 1) % ring.slots,
+        width=W,
+        height=H,
+        analyse=True,
+    )
+    ring.write(_PIXELS, meta.model_dump_json().encode(), max_wait_s=0)
+
+
 def _fill(ring: FrameRing, camera_id: str) -> None:
-    rng = np.random.default_rng(int.from_bytes(camera_id.encode(), "big"))
     for i in range(FRAMES):
-        meta = FrameReady(
-            camera_id=camera_id,
-            seq=ring.seq + 1,
-            frame_index=i,
-            pts_s=i / 10,
-            gop_index=0,
-            slot=(ring.seq + 1) % ring.slots,
-            width=W,
-            height=H,
-            analyse=True,
-        )
-        frame = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
-        ring.write(frame, meta.model_dump_json().encode(), max_wait_s=0)
+        _write(ring, camera_id, i)
 
 
 def _fill_all(rings: list[FrameRing]) -> None:
@@ -172,3 +177,51 @@ def test_a_fault_on_one_thread_stops_the_worker_with_that_fault(rings: list[Fram
     got, error = _run(loop, fds, 2 * FRAMES)
     assert isinstance(error, AcceleratorFault), error
     assert all(m.camera_id == "cam1" for m in got)
+
+
+def test_a_fault_stops_the_worker_while_another_camera_keeps_it_busy(
+    rings: list[FrameRing],
+) -> None:
+    """cam1's ring refills without end (an overloaded site): cam2's thread fails, and the
+    worker must still stop with that fault rather than analyse cam1 for ever."""
+    detector = _Timed(fail_on="analysis-1")
+    loop, fds = _loop(rings, detector, 2)
+    _fill_all(rings)
+    stop_feeding, bound_hit = threading.Event(), threading.Event()
+
+    def feed() -> None:
+        i, end = FRAMES, time.monotonic() + 30
+        while not stop_feeding.is_set():
+            if time.monotonic() > end:
+                bound_hit.set()
+                return
+            _write(rings[0], "cam1", i)
+            i += 1
+            time.sleep(0.005)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        _, error = _run(loop, fds, 10**9)
+    finally:
+        stop_feeding.set()
+        feeder.join()
+    assert isinstance(error, AcceleratorFault), error
+    assert not bound_hit.is_set(), "the worker ran on while one of its threads had failed"
+
+
+def test_a_thread_that_cannot_start_leaves_none_running(
+    rings: list[FrameRing], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = threading.Thread.start
+
+    def refuse_the_second(self: threading.Thread) -> None:
+        if self.name == "analysis-1":
+            raise RuntimeError("can't start new thread")
+        start(self)
+
+    loop, fds = _loop(rings, _Timed(), 2)
+    monkeypatch.setattr(threading.Thread, "start", refuse_the_second)
+    _, error = _run(loop, fds, 1)
+    assert isinstance(error, RuntimeError) and "can't start" in str(error), error
+    assert not [t for t in threading.enumerate() if t.name.startswith("analysis-")]

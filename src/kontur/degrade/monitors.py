@@ -23,6 +23,7 @@ machine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import signal
@@ -187,7 +188,9 @@ class ModelIntegrityMonitor:
             return f"{want}, got an unreadable file ({type(exc).__name__}: {exc.strerror})"
         if got != self._expected:
             return f"{want}, got {got[:_SHOWN]}…"
-        self._good = (before, now)
+        with contextlib.suppress(OSError):  # written while it was read: hash again next time
+            if _fingerprint(self._path) == before:
+                self._good = (before, now)
         return None
 
 

@@ -139,14 +139,17 @@ class Health:
             self._on_tamper(msg)
         elif isinstance(msg, DecoderEvent):
             self._on_decoder(msg)
-        elif isinstance(msg, Finding) and not self._on_drift(msg):
+        elif isinstance(msg, Finding):
+            self._on_drift(msg)
             self._on_finding(msg)
 
     def _on_finding(self, msg: Finding) -> None:
         """The verifier's disagreement ratio over a camera's last ``anomalous_window``
         findings: over ``anomalous_disagree_ratio``, ``anomalous_results`` for the camera;
-        for the site when a majority of the configured cameras are over it (the shared worker
-        is wrong, not one camera's scene; a one-camera site: the site, as before ADR 0040)."""
+        for the site when a majority of the running cameras are over it (the shared worker
+        is wrong, not one camera's scene; a one-camera site: the site, as before ADR 0040).
+        A drifting camera's findings count too: a worker drifting on every camera is wrong
+        for the site."""
         dc = self.config.degradation
         window = self._findings.setdefault(msg.camera_id, deque(maxlen=dc.anomalous_window))
         window.append(msg.agree)
@@ -156,7 +159,7 @@ class Health:
         detail = f"verifier disagreed on {ratio:.0%} of the last {len(window)}"
         full = [w for w in self._findings.values() if len(w) == dc.anomalous_window]
         over = sum(w.count(False) / len(w) >= dc.anomalous_disagree_ratio for w in full)
-        cameras = max(len(self.config.cameras), len(full))
+        cameras = max(len(self.stats), len(full))
         if 2 * over <= cameras:
             self.raise_trigger(
                 Trigger.ANOMALOUS_RESULTS, f"{msg.camera_id}: {detail}", camera=msg.camera_id
@@ -167,16 +170,14 @@ class Health:
             where = f"{over} of {cameras} cameras, last {msg.camera_id}"
             self.raise_trigger(Trigger.ANOMALOUS_RESULTS, f"{detail} ({where})")
 
-    def _on_drift(self, msg: Finding) -> bool:
+    def _on_drift(self, msg: Finding) -> None:
         """A camera's results drifted from their baseline: the verifier says so on every
-        finding while it lasts, and each one keeps the camera's ``anomalous_results`` up.
-        True when it said so (the finding is the drift's, not counted in the window)."""
+        finding while it lasts, and each one keeps the camera's ``anomalous_results`` up
+        (the finding also counts in the disagreement window)."""
         drift = next((r for r in msg.reasons if r.startswith(DRIFT_REASON)), None)
-        if drift is None:
-            return False
-        detail = f"{msg.camera_id}: {drift}"
-        self.raise_trigger(Trigger.ANOMALOUS_RESULTS, detail, camera=msg.camera_id)
-        return True
+        if drift is not None:
+            detail = f"{msg.camera_id}: {drift}"
+            self.raise_trigger(Trigger.ANOMALOUS_RESULTS, detail, camera=msg.camera_id)
 
     def _on_decoder(self, msg: DecoderEvent) -> None:
         """Ingest's decoder is a block: a loss is ``block_failed`` (ingest restarts it), and
@@ -237,9 +238,9 @@ class Health:
         self.apply(self.machine.raise_trigger(trigger, detail, camera=camera))
 
     def camera_states(self) -> dict[str, str]:
-        """Each configured camera's effective state (the more severe of the site's and its
+        """Each running camera's effective state (the more severe of the site's and its
         own), for the run summary and the operator (ADR 0040)."""
-        return {c.id: self.machine.camera_state(c.id).value for c in self.config.cameras}
+        return {cam: self.machine.camera_state(cam).value for cam in self.stats}
 
     def apply(self, transitions: list[Transition]) -> None:
         """Archive each transition, tell the gate and ingest, move the worker if required."""

@@ -94,9 +94,10 @@ class Running:
     pids: list[int] = field(default_factory=list)
     peak_rss_kb: int = 0
     """Highest VmHWM seen across this block's processes (read just before each stop)."""
-    children_peak_kb: dict[int, int] = field(default_factory=dict)
-    """VmHWM of each process the block started (ingest's sandboxed decoder, the RTSPS
-    relay), by pid: their sum is what the block's children cost on top of it."""
+    children_peak_kb: int = 0
+    """The highest sum, over the samples, of the VmHWM of the processes the block started
+    and still runs (ingest's sandboxed decoder, the RTSPS relay): what its children cost at
+    once on top of it (a decoder restarted many times is not counted many times)."""
 
 
 class Supervisor:
@@ -216,9 +217,11 @@ class Supervisor:
             return
         self._children_sampled = now
         by_root = {r.proc.pid: r for r in self.running.values() if r.proc.poll() is None}
+        summed = dict.fromkeys(by_root, 0)
         for pid, root in descendants(set(by_root)).items():
-            kb = by_root[root].children_peak_kb
-            kb[pid] = max(kb.get(pid, 0), peak_rss_kb(pid))
+            summed[root] += peak_rss_kb(pid)
+        for root, kb in summed.items():
+            by_root[root].children_peak_kb = max(by_root[root].children_peak_kb, kb)
 
     @staticmethod
     def _terminate(proc: subprocess.Popen[bytes], grace_s: float) -> None:
@@ -259,9 +262,7 @@ class Supervisor:
                 "platform": self.running[n].block.platform,
                 "restarts": self.running[n].restarts,
                 "peak_rss_mb": round(self.running[n].peak_rss_kb / 1024, 1),
-                "children_peak_rss_mb": round(
-                    sum(self.running[n].children_peak_kb.values()) / 1024, 1
-                ),
+                "children_peak_rss_mb": round(self.running[n].children_peak_kb / 1024, 1),
             }
             for n in self.order
         ]

@@ -252,14 +252,16 @@ class WorkerLoop:
         cam.classes.update(o.class_name for o in tracks.objects)
         self.to_verifier.send(tracks)
 
-    def drain(self, cameras: dict[str, _Camera] | None = None) -> None:
+    def drain(
+        self, cameras: dict[str, _Camera] | None = None, halt: threading.Event | None = None
+    ) -> None:
         """Analyse what the rings of ``cameras`` (default: all) hold, one frame per camera in
         turn, until a whole round finds every ring empty: a camera that keeps its ring full
         (an unpaced file, a burst) never starves the others, whose frames are taken in the
-        next round they arrive."""
+        next round they arrive. Stops early when asked to stop or ``halt`` is set."""
         cams = self.cameras if cameras is None else cameras
         busy = True
-        while busy and not stop_requested():
+        while busy and not stop_requested() and not (halt is not None and halt.is_set()):
             busy = False
             for cam_id, cam in cams.items():
                 slot = cam.reader.read_next()
@@ -317,7 +319,9 @@ class _Analysers:
         self.errors: list[BaseException] = []
         self.wakes = [threading.Event() for _ in shards]
         self.threads = [
-            threading.Thread(target=self._serve, args=(shard, wake), name=f"analysis-{k}")
+            threading.Thread(
+                target=self._serve, args=(shard, wake), name=f"analysis-{k}", daemon=True
+            )
             for k, (shard, wake) in enumerate(zip(shards, self.wakes, strict=True))
         ]
 
@@ -326,16 +330,19 @@ class _Analysers:
             while not self.done.is_set():
                 wake.wait(0.2)
                 wake.clear()
-                self.loop.drain(shard)
-        except BaseException as exc:  # handed to the main thread, which re-raises it
+                self.loop.drain(shard, halt=self.done)
+        except BaseException as exc:  # handed to the main thread, which re-raises the first
+            if self.errors:
+                print(f"analysis thread also failed: {exc!r}", file=sys.stderr)
             self.errors.append(exc)
             self.done.set()
 
     def run(self) -> None:
-        """Serve until stopped, the supervisor is gone, or a thread failed."""
-        for t in self.threads:
-            t.start()
+        """Serve until stopped, the supervisor is gone, or a thread failed: the others stop
+        within the frame they are analysing, and the first error is raised."""
         try:
+            for t in self.threads:
+                t.start()
             while not stop_requested() and not self.done.is_set() and self.loop.wait_wake():
                 for wake in self.wakes:
                     wake.set()
@@ -344,7 +351,8 @@ class _Analysers:
             for wake in self.wakes:
                 wake.set()
             for t in self.threads:
-                t.join()
+                if t.is_alive():
+                    t.join()
         if self.errors:
             raise self.errors[0]
 
