@@ -167,3 +167,16 @@ def test_published_snapshot_and_metrics_show_latency_buckets_and_classes(run: _R
     assert 'kontur_decision_latency_seconds_gcount{camera="cam1"} 4.0' in lines
     assert 'kontur_detections_by_class_total{camera="cam1",class="person"} 3.0' in lines
     assert "worker's claim" in text
+
+
+def test_each_cameras_own_state_is_published(run: _Run) -> None:
+    """ADR 0040: cam1 covered degrades cam1 only; the snapshot and the metrics say so."""
+    run.publisher.machine.raise_trigger("camera_tamper", "cam1: covered", camera="cam1")
+    run.publisher.publish(150.0)
+    state = read_run_state(run.data_dir)
+    assert state is not None
+    assert [(c.id, c.state) for c in state.cameras] == [("cam1", "DEGRADED"), ("cam2", "NORMAL")]
+    lines = set(exposition(state, 150.0).decode().splitlines())
+    assert 'kontur_camera_degradation_state{camera="cam1",state="DEGRADED"} 1.0' in lines
+    assert 'kontur_camera_degradation_state{camera="cam1",state="NORMAL"} 0.0' in lines
+    assert 'kontur_camera_degradation_state{camera="cam2",state="NORMAL"} 1.0' in lines

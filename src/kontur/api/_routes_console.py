@@ -201,6 +201,7 @@ def _camera_json(cam: CameraState, rs: RunState, strip: list[Any]) -> dict[str, 
         "decisions": cam.decisions,
         "latency_s": list(cam.latency_s),
         "error": cam.error,
+        "state": cam.state,
         "strip": strip,
         "alarms": _alarms(cam, waiting),
     }

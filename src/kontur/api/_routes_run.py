@@ -78,6 +78,7 @@ def status(state: Annotated[ApiState, Depends(state_of)]) -> dict[str, Any]:
                 "verifier": {"agree": c.verifier_agree, "disagree": c.verifier_disagree},
                 "decisions": c.decisions,
                 "error": c.error,
+                "state": c.state,
             }
             for c in rs.cameras
         ],

@@ -122,6 +122,15 @@ class RunStateCollector(Collector):
         known = [s.value for s in SystemState]
         for name in sorted({*known, _label(self._s.state)}):
             state.add_metric([name], 1.0 if name == self._s.state else 0.0)
+        per_camera = GaugeMetricFamily(
+            "kontur_camera_degradation_state",
+            "1 for each camera's effective degradation state (its own or the site's, ADR 0040).",
+            labels=["camera", "state"],
+        )
+        for cam in self._s.cameras:
+            for name in sorted({*known, _label(cam.state)}):
+                value = 1.0 if name == cam.state else 0.0
+                per_camera.add_metric([_label(cam.id), name], value)
         transitions = self._counter(
             "kontur_degradation_transitions", "Degradation state changes.", []
         )
@@ -144,7 +153,7 @@ class RunStateCollector(Collector):
                 "site": _label(self._s.site),
             },
         )
-        yield from (state, transitions, records, pending, age, info)
+        yield from (state, per_camera, transitions, records, pending, age, info)
 
     def _triggers(self) -> Iterator[Metric]:
         raised = self._counter(

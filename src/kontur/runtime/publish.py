@@ -127,8 +127,7 @@ class StatePublisher:
             },
         )
 
-    @staticmethod
-    def _camera(cid: str, st: CameraStats) -> CameraState:
+    def _camera(self, cid: str, st: CameraStats) -> CameraState:
         return CameraState(
             id=cid,
             frames=max(st.frames, st.next_frame),
@@ -141,6 +140,7 @@ class StatePublisher:
             classes=dict(st.classes),
             latency_s=tuple(st.latency_s),
             error=st.error,
+            state=self.machine.camera_state(cid).value,
         )
 
     def _blocks(self) -> list[BlockState]:

@@ -76,6 +76,9 @@ class CameraState(_Model):
     latency_s: tuple[float, ...] = ()
     """Recent frame-to-decision latencies (for the histogram), newest last, at most 256."""
     error: str | None = None
+    state: str = "NORMAL"
+    """The camera's effective degradation state: the more severe of the site's and its own
+    (ADR 0040)."""
 
 
 class BlockState(_Model):
