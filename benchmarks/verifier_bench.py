@@ -25,7 +25,7 @@ Everything is measured in ONE run (issue 13 §2):
    could act on (a person, bicycle or motorcycle added, moved, relabelled, replayed or
    removed, or a vehicle relabelled as one); it is **caught** when a finding within 1 s of the onset
    disagrees for a reason the honest run did not have on that frame: a reason on a track the
-   fault touched, or (``worker-suppress``) the evasion check's zone reason.
+   fault touched, or a zone reason (``evasion`` or ``vanished``) new on that frame.
 
 Goals (issue 13): false disagreement ≤ 2% of analysed frames on every clip with both models;
 ≥ 95% of injections caught per kind within 1 s; ≤ 2 ms of verifier CPU per analysed 480p frame.
@@ -155,8 +155,14 @@ def _track_checks(reasons: tuple[str, ...]) -> dict[int, set[str]]:
     return out
 
 
-def _zone_reasons(reasons: tuple[str, ...]) -> set[str]:
-    return {r.split(":")[0] for r in reasons if r.startswith("zone ")}
+def _zone_reasons(reasons: tuple[str, ...]) -> set[tuple[str, str]]:
+    """(zone, check) of each zone reason: ``vanished`` (a track dropped over its own moving
+    foreground) or ``evasion`` (unexplained person-sized foreground)."""
+    return {
+        (r.split(":")[0], "vanished" if ") vanished " in r else "evasion")
+        for r in reasons
+        if r.startswith("zone ")
+    }
 
 
 #: The classes of the default policy's group (person, bicycle, motorcycle): a lie about
@@ -214,8 +220,9 @@ class Branch:
             if tid in self.touched and fresh:
                 self.caught_at, self.caught_by = pts, sorted(fresh)[0]
                 return
-        if _zone_reasons(finding.reasons) - _zone_reasons(clean.reasons):
-            self.caught_at, self.caught_by = pts, "evasion"
+        fresh_zone = _zone_reasons(finding.reasons) - _zone_reasons(clean.reasons)
+        if fresh_zone:
+            self.caught_at, self.caught_by = pts, sorted(c for _, c in fresh_zone)[0]
 
 
 def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
@@ -276,6 +283,7 @@ def _model_summary(
             "rate": round(len(caught) / len(counted), 4) if counted else None,
             "median_delay_s": round(statistics.median(delays), 3) if delays else None,
             "caught_by": dict(Counter(b.caught_by for b in caught)),
+            "missed_onsets_s": [b.onset for b in counted if b.caught_at is None],
         }
     cpu_ms = 1000 * statistics.mean(cpu)
     decode_ms = 1000 * statistics.mean(decode)
@@ -379,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--every", type=float, default=3.0, help="seconds between fault onsets")
     ap.add_argument("--quick", action="store_true", help="150 frames a clip: a smoke run")
+    ap.add_argument(
+        "--cache",
+        default=None,
+        help="DIR: keep each clip's decoded pictures and tracks there (pickle) and reuse them "
+        "(iteration only: decode CPU is then not measured afresh; never for a recorded run)",
+    )
     args = ap.parse_args(argv)
     clips = [c.strip() for c in args.clips.split(",") if c.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -395,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     load_before = os.getloadavg()
     started = time.time()
-    results = _run(clips, models, paths, args.every, 150 if args.quick else None)
+    limit = 150 if args.quick else None
+    results = _run(clips, models, paths, args.every, limit, args.cache)
     totals = _totals(results)
     out = {
         "command": "python benchmarks/verifier_bench.py " + " ".join(argv or sys.argv[1:]),
@@ -419,12 +434,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _cached_clip(
+    name: str, path: Path, models: list[str], limit: int | None, cache: str | None
+) -> Clip:
+    """``decode_clip``, or its pickle from ``cache`` (a directory) when one was kept."""
+    if cache is None:
+        return decode_clip(name, path, models, limit)
+    import pickle
+
+    key = f"{name}-{'_'.join(sorted(models))}-{limit or 'all'}.pickle"
+    file = Path(cache) / key
+    if file.is_file():
+        with file.open("rb") as f:
+            clip: Clip = pickle.load(f)
+        return clip
+    clip = decode_clip(name, path, models, limit)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("wb") as f:
+        pickle.dump(clip, f)
+    return clip
+
+
 def _run(
     clips: list[str],
     models: list[str],
     paths: dict[str, Path | None],
     every: float,
     limit: int | None,
+    cache: str | None = None,
 ) -> dict[str, Any]:
     from rich.progress import Progress
 
@@ -435,7 +472,7 @@ def _run(
             path = paths[name]
             assert path is not None
             progress.update(task, description=f"{name}: decode + detect")
-            clip = decode_clip(name, path, models, limit)
+            clip = _cached_clip(name, path, models, limit, cache)
             progress.advance(task)
             entry: dict[str, Any] = {"frames": len(clip.thumbs), "fps": clip.fps, "size": clip.size}
             entry["models"] = {}

@@ -251,6 +251,8 @@ def test_default_checks_take_their_thresholds_from_the_config() -> None:
         "foreground",
         "frozen",
         "coherence",
+        "stature",
+        "picture",
     ]
     # 3 sizes/s over 0.3 s: plausible under the default 8, implausible under 2.
     walk = [box(i, 100.0 + 30.0 * i) for i in range(4)]

@@ -21,6 +21,8 @@ from kontur.verifier.checks import (
     ContentCoherence,
     ForegroundSupport,
     FrozenBox,
+    InsidePicture,
+    PersonStature,
     PlausibleSizeChange,
     PlausibleSpeed,
     SceneLiveness,
@@ -49,6 +51,7 @@ from kontur.verifier.foreground import (
 )
 from kontur.verifier.history import HISTORY_LENGTH, ObservedBox, TrackHistory
 from kontur.verifier.thumbnail import THUMBNAIL_SHAPE, make_thumbnail, validate_thumbnail
+from kontur.verifier.vanished import VanishedTracks
 from kontur.verifier.watch import ClassGroups, Watch, WatchedZone
 
 __all__ = [
@@ -69,8 +72,10 @@ __all__ = [
     "ForegroundSupport",
     "FrameStampError",
     "FrozenBox",
+    "InsidePicture",
     "ObservedBox",
     "PersonScale",
+    "PersonStature",
     "PlausibleSizeChange",
     "PlausibleSpeed",
     "SceneLiveness",
@@ -81,6 +86,7 @@ __all__ = [
     "TrackHistory",
     "TrajectoryContinuity",
     "UnexplainedForeground",
+    "VanishedTracks",
     "Verifier",
     "VerifierError",
     "VerifierStats",

@@ -42,6 +42,8 @@ __all__ = [
     "ContentCoherence",
     "ForegroundSupport",
     "FrozenBox",
+    "InsidePicture",
+    "PersonStature",
     "PlausibleSizeChange",
     "PlausibleSpeed",
     "SceneLiveness",
@@ -440,6 +442,90 @@ class ContentCoherence:
         )
 
 
+#: A box with more than this share of its area outside the picture was not found in it.
+OUTSIDE = 0.1
+
+
+class InsidePicture:
+    """A detector finds boxes in the picture it is given: the product's runner clips them to
+    it, and a tracker's smoothing overshoots the border by a pixel or two, not by a tenth of the
+    box. Reads ``ObservedBox.outside`` (the verifier's own frame size, from the picture it
+    saw); only tracks of a watched class group are judged."""
+
+    name: ClassVar[str] = "picture"
+
+    def __init__(self, groups: ClassGroups | None = None, watched: frozenset[str] | None = None):
+        self.groups = groups or ClassGroups(())
+        self.watched = watched
+
+    def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
+        """Flag a box more than :data:`OUTSIDE` outside the picture."""
+        if current.outside <= OUTSIDE or not self.groups.watched(current.label, self.watched):
+            return None
+        shown = ", ".join(f"{v:.0f}" for v in current.xyxy)
+        return (
+            f"track {track_id}: box ({shown}) lies {current.outside:.0%} outside the picture, "
+            f"expected at most {OUTSIDE:.0%}: a detector finds boxes in the picture it sees"
+        )
+
+
+#: A person's box taller than this multiple of the modelled height at its foot point is
+#: implausible (the top of the band of person heights the evasion search tries,
+#: :data:`kontur.verifier.evasion.SCALE_HIGH`).
+TOO_TALL = 1.6
+#: Measured boxes needed in the window (spanning at least half of it).
+STATURE_OBSERVATIONS = 3
+
+
+class PersonStature:
+    """A person stands on the ground: a box far taller than a person at its foot point is not
+    one.
+
+    Reads ``ObservedBox.stature`` (box height over the height the camera's perspective model
+    expects at the box's foot point: a line fitted to person boxes the verifier's own
+    foreground supports, :class:`kontur.verifier.evasion.PersonScale`). Over the last
+    ``phantom_seconds``, a track of a watched class group whose every measured box (at least
+    three, spanning half the window) is more than :data:`TOO_TALL` times the modelled height
+    is flagged: a phantom drawn at a size no person has there. Too *short* is never flagged (legs
+    hidden behind a bench, a child, a crouching person). Clipped boxes are not measured (their
+    foot is outside the picture).
+    """
+
+    name: ClassVar[str] = "stature"
+
+    def __init__(
+        self,
+        phantom_seconds: float,
+        groups: ClassGroups | None = None,
+        watched: frozenset[str] | None = None,
+    ) -> None:
+        self.phantom_seconds = phantom_seconds
+        self.groups = groups or ClassGroups(())
+        self.watched = watched
+
+    def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
+        """Judge the window of the last ``phantom_seconds`` ending at ``current``."""
+        if current.stature is None or current.stature <= TOO_TALL:
+            return None
+        if not self.groups.watched(current.label, self.watched):
+            return None
+        start = current.pts_s - self.phantom_seconds
+        window = [b for b in (*history.since(start), current) if b.stature is not None]
+        if len(window) < STATURE_OBSERVATIONS:
+            return None
+        if current.pts_s - window[0].pts_s + 1e-9 < self.phantom_seconds / 2:
+            return None
+        if any(b.stature is not None and b.stature <= TOO_TALL for b in window):
+            return None
+        least = min(b.stature or 0.0 for b in window)
+        return (
+            f"track {track_id}: box {least:.1f}× or more the height of a person standing at "
+            f"its foot point for {current.pts_s - window[0].pts_s:.1f} s (the camera's "
+            f"perspective, learnt from verified people), expected at most {TOO_TALL:g}× (a "
+            "phantom?)"
+        )
+
+
 #: Identical boxes in this many consecutive observations...
 FROZEN_OBSERVATIONS = 3
 #: ... while at least this fraction of the pixels under them moved, each time.
@@ -484,6 +570,8 @@ def default_track_checks(
         ForegroundSupport(config.phantom_seconds, config.min_support, groups, watched),
         FrozenBox(),
         ContentCoherence(),
+        PersonStature(config.phantom_seconds, groups, watched),
+        InsidePicture(groups, watched),
     )
 
 

@@ -61,7 +61,7 @@ from kontur.verifier.coherence import (
 )
 from kontur.verifier.drift import CameraDrift
 from kontur.verifier.errors import FrameStampError
-from kontur.verifier.evasion import UnexplainedForeground
+from kontur.verifier.evasion import MAX_COVER, UnexplainedForeground
 from kontur.verifier.foreground import (
     CAMERA_CHECK_FRACTION,
     BoxMeter,
@@ -71,6 +71,7 @@ from kontur.verifier.foreground import (
 )
 from kontur.verifier.history import ObservedBox, TrackHistory
 from kontur.verifier.thumbnail import validate_thumbnail
+from kontur.verifier.vanished import SUPPORT_S, VanishedTracks
 from kontur.verifier.watch import ClassGroups, Watch
 from kontur.wire.messages import Finding, FrameStamp, TrackedObject, TrackFrame
 
@@ -138,6 +139,7 @@ SHIFT_RECORDS = 256
 class _Camera:
     liveness: SceneLiveness
     evasion: UnexplainedForeground
+    vanished: VanishedTracks
     first_pts: float
     foreground: ForegroundModel = field(default_factory=ForegroundModel)
     masks: dict[int, SceneMasks] = field(default_factory=dict)
@@ -157,6 +159,8 @@ class _Camera:
     tracks: OrderedDict[int, TrackHistory] = field(default_factory=OrderedDict)
     drift: CameraDrift | None = None
     """Detection rate and class mix against a rolling baseline (:mod:`.drift`)."""
+    reported: set[int] = field(default_factory=set)
+    """Track ids of the last frame checked on a judged frame (for :mod:`.vanished`)."""
 
 
 def _shift(cam: _Camera, first: int, second: int) -> tuple[int, int]:
@@ -171,6 +175,14 @@ def _shift(cam: _Camera, first: int, second: int) -> tuple[int, int]:
         shape = (a.pixels.shape[0], a.pixels.shape[1])
         shift = cam.shifts[(first, second)] = shift_between(fa, fb, shape)
     return shift
+
+
+def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: int) -> float:
+    """The share of a well-formed box's area inside a ``width`` × ``height`` picture."""
+    x1, y1, x2, y2 = xyxy
+    iw = max(0.0, min(x2, width) - max(x1, 0.0))
+    ih = max(0.0, min(y2, height) - max(y1, 0.0))
+    return iw * ih / ((x2 - x1) * (y2 - y1))
 
 
 def _slot(pts_s: float) -> int:
@@ -262,7 +274,11 @@ class Verifier:
         )
         liveness = SceneLiveness(c.frozen_seconds, c.frozen_mad_threshold)
         drift = CameraDrift(c.drift, c.class_groups) if c.drift.enabled else None
-        return _Camera(liveness=liveness, evasion=evasion, first_pts=pts_s, drift=drift)
+        zones = self._watch.zones_for(camera_id)
+        vanished = VanishedTracks(zones, c.evasion_seconds, c.min_support)
+        return _Camera(
+            liveness=liveness, evasion=evasion, vanished=vanished, first_pts=pts_s, drift=drift
+        )
 
     @staticmethod
     def _observe_picture(
@@ -275,6 +291,7 @@ class Verifier:
         masks = cam.foreground.observe(pts_s, picture)
         if not masks.judged:
             cam.evasion.reset()
+            cam.vanished.reset()
         if masks.cut:
             cam.cuts.append(frame_index)
         cam.masks[frame_index] = masks
@@ -353,7 +370,6 @@ class Verifier:
         any_meter = BoxMeter(masks) if masks is not None else None
         meter = any_meter if masks is not None and masks.judged else None
         per_track, names = self._check_tracks(cam, tracks.frame_index, pts_s, tracks, any_meter)
-        self._forget(cam, tracks.frame_index)
         reasons = list(scene)
         if meter is not None:
             self._learn_scale(cam, tracks, meter.masks)
@@ -361,6 +377,10 @@ class Verifier:
             evasion = cam.evasion.observe(meter.masks, boxes)
             reasons += evasion
             flagged |= {"evasion"} if evasion else set()
+            vanished = self._vanished(cam, previous, tracks, meter, boxes, pts_s)
+            reasons += vanished
+            flagged |= {"vanished"} if vanished else set()
+        self._forget(cam, tracks.frame_index)
         flagged |= {n for ns in names.values() for n in ns}
         drift = self._drift(cam, previous, pts_s, tracks)
         reasons += drift
@@ -378,6 +398,31 @@ class Verifier:
             reasons=tuple(reasons),
             track_reasons={tid: tuple(r) for tid, r in per_track.items()},
         )
+
+    def _vanished(
+        self,
+        cam: _Camera,
+        previous: int | None,
+        tracks: TrackFrame,
+        meter: BoxMeter,
+        boxes: list[tuple[float, float, float, float]],
+        pts_s: float,
+    ) -> list[str]:
+        """Ghosts for the watched tracks of the previous frame checked that this one lacks
+        (:mod:`kontur.verifier.vanished`), followed on this judged frame; the zones' reasons."""
+        here = {o.track_id for o in tracks.objects}
+        gone, cam.reported = cam.reported - here, here
+        if previous is not None:
+            for tid in gone:
+                history = cam.tracks.get(tid)
+                last = None if history is None else history.last
+                if history is None or last is None or last.frame_index != previous:
+                    continue
+                if self._groups.watched(last.label, self._watch.classes):
+                    held = history.since(last.pts_s - SUPPORT_S)  # ends with ``last``
+                    fits = [b.support for b in held if b.support is not None]
+                    cam.vanished.lost(tid, last, sum(fits) / len(fits) if fits else 0.0)
+        return cam.vanished.observe(meter, boxes, pts_s)
 
     @staticmethod
     def _drift(cam: _Camera, previous: int | None, pts_s: float, tracks: TrackFrame) -> list[str]:
@@ -427,6 +472,7 @@ class Verifier:
         reasons: dict[int, list[str]] = {}
         names: dict[int, list[str]] = {}
         seen: set[int] = set()
+        own = self._own_meters(meter, tracks)
         for obj in tracks.objects:
             tid = obj.track_id
             if tid in seen:
@@ -436,11 +482,53 @@ class Verifier:
                 names.setdefault(tid, []).append("duplicate")
                 continue
             seen.add(tid)
-            box = self._observed(cam, obj, frame_index, pts_s, meter)
+            mine = own.get(self._groups.key(obj.class_name), meter)
+            box = self._stature(cam, self._observed(cam, obj, frame_index, pts_s, mine), meter)
             for name, reason in self._check_one(cam, tid, box):
                 reasons.setdefault(tid, []).append(reason)
                 names.setdefault(tid, []).append(name)
         return reasons, names
+
+    def _stature(self, cam: _Camera, box: ObservedBox, meter: BoxMeter | None) -> ObservedBox:
+        """``box`` with its height over the camera's modelled person height at its foot point
+        (:class:`~kontur.verifier.checks.PersonStature`): a person-group box, measured on a
+        judged frame, wholly inside the picture, once the perspective model is fitted."""
+        if meter is None or box.support is None or box.clipped or box.label not in self._persons:
+            return box
+        fh = meter.masks.frame_height
+        expected = cam.evasion.scale.height_at(box.xyxy[3] / fh)
+        if expected is None:
+            return box
+        return dataclasses.replace(box, stature=box.height / fh / expected)
+
+    def _own_meters(self, meter: BoxMeter | None, tracks: TrackFrame) -> dict[str, BoxMeter]:
+        """Per watched class group, a meter that leaves out the pixels of the other groups'
+        boxes the verifier's own foreground carries (:class:`~kontur.verifier.foreground.
+        BoxMeter`'s cover: a person's box is measured on its own pixels, not a passing car's).
+        Only on judged frames, only for groups that have such cover; others use ``meter``."""
+        key = self._groups.key
+        groups = {key(o.class_name): o.class_name for o in tracks.objects}
+        if meter is None or not meter.masks.judged or len(groups) < 2:
+            return {}  # the usual case at a crowd: one group, nothing of another's to leave out
+        judged = {g for g, c in groups.items() if self._groups.watched(c, self._watch.classes)}
+        m = meter.masks
+        limit = MAX_COVER * m.frame_width * m.frame_height
+        carried: dict[str, list[tuple[float, float, float, float]]] = {}
+        for o in tracks.objects:
+            g, (x1, y1, x2, y2) = key(o.class_name), o.xyxy
+            if judged <= {g} or not all(map(math.isfinite, o.xyxy)):
+                continue  # no watched group but its own to cover, or malformed
+            if not (x2 > x1 and y2 > y1 and (x2 - x1) * (y2 - y1) <= limit):
+                continue  # malformed, or an umbrella over the scene
+            fit = meter.support(o.xyxy)
+            if fit is not None and fit[0] >= self._config.min_support:
+                carried.setdefault(g, []).append(o.xyxy)
+        out = {}
+        for g in judged:
+            cover = tuple(b for k, boxes in carried.items() if k != g for b in boxes)
+            if cover:
+                out[g] = BoxMeter(m, cover)
+        return out
 
     def _learn_scale(self, cam: _Camera, tracks: TrackFrame, masks: SceneMasks) -> None:
         """Teach the evasion check how tall people are, from boxes the foreground supports."""
@@ -474,11 +562,13 @@ class Verifier:
             or x2 >= masks.frame_width - BORDER_PX
             or y2 >= masks.frame_height - BORDER_PX
         )
+        outside = 1.0 - _inside_area(obj.xyxy, masks.frame_width, masks.frame_height)
         support = meter.support(obj.xyxy) if meter is not None else None
         if support is not None and not masks.judged:
             box = ObservedBox.from_object(obj, frame_index, pts_s, clipped=clipped)
-            return dataclasses.replace(box, motion=support[1])
-        return ObservedBox.from_object(obj, frame_index, pts_s, support=support, clipped=clipped)
+            return dataclasses.replace(box, motion=support[1], outside=outside)
+        box = ObservedBox.from_object(obj, frame_index, pts_s, support=support, clipped=clipped)
+        return dataclasses.replace(box, outside=outside) if outside > 0 else box
 
     def _check_one(self, cam: _Camera, tid: int, box: ObservedBox) -> list[tuple[str, str]]:
         """(check name, reason) for each check ``box`` fails; records it when well formed."""

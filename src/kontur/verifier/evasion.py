@@ -145,6 +145,16 @@ class PersonScale:
         slope = syh / syy  # least squares; syy > 0 since the ys are spread
         self._fit = slope, mh - slope * my
 
+    def height_at(self, foot_y: float) -> float | None:
+        """The modelled person height at ``foot_y`` (fractions of the frame's height), or None
+        while the model is not fitted or its line is not a perspective: a camera above the
+        ground sees a person taller the lower their foot is in the picture, so a line that
+        does not rise with ``foot_y`` was learnt from too few or too odd boxes to judge by."""
+        if self._fit is None or self._fit[0] <= 0:
+            return None
+        slope, icept = self._fit
+        return min(max(slope * foot_y + icept, self.lo), MAX_HEIGHT)
+
     def span(self) -> tuple[float, float]:
         """The lowest and highest person height to try anywhere (fractions of the frame)."""
         if self._fit is None:

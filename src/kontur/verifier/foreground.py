@@ -66,6 +66,9 @@ MOTION_INTERVAL_S = 0.1
 #: The surroundings' foreground density counted against a box's at most (see
 #: :meth:`BoxMeter.support`).
 CROWD_CAP = 0.3
+#: A box is measured against a cover (:class:`BoxMeter`) only when at least this fraction of
+#: its pixels lies outside it.
+MIN_FREE = 0.3
 #: More than this fraction of the picture in the foreground at once is a global change.
 RESET_FRACTION = 0.4
 #: More than this fraction of the picture changing between two frames ~0.1 s apart is a cut
@@ -187,38 +190,67 @@ class SceneMasks:
 
 
 class BoxMeter:
-    """Measures boxes against one frame's masks (integral images, O(1) per box)."""
+    """Measures boxes against one frame's masks (integral images, O(1) per box).
 
-    def __init__(self, masks: SceneMasks) -> None:
+    ``cover``: boxes of *other* objects whose pixels are theirs (the core passes the boxes of
+    unwatched classes, a car or a bus, that the verifier's own foreground carries). Their
+    pixels are left out of every measure: a person's box is carried by its own pixels, not
+    by those of a car passing through it. A box with less than :data:`MIN_FREE` of its pixels
+    outside the cover is not measured (None): a person wholly in front of a car cannot be
+    told from the car by foreground, so the checks abstain rather than call it a phantom.
+    """
+
+    def __init__(
+        self, masks: SceneMasks, cover: tuple[tuple[float, float, float, float], ...] = ()
+    ) -> None:
         self.masks = masks
-        self._fg = _integral(masks.foreground())
-        self._motion = _integral(masks.motion())
+        fg, motion = masks.foreground(), masks.motion()
+        self._free: npt.NDArray[np.int32] | None = None
+        if cover:
+            free = np.ones(fg.shape, bool)
+            for box in cover:
+                y0, x0, y1, x1 = masks.to_picture(box)
+                free[y0:y1, x0:x1] = False
+            fg, motion = fg & free, motion & free
+            self._free = _integral(free)
+        self._fg = _integral(fg)
+        self._motion = _integral(motion & fg if masks.judged else motion)
 
     def support(self, xyxy: tuple[float, float, float, float]) -> tuple[float, float] | None:
-        """(fit, motion) of a box, or None for a box outside the picture.
+        """(fit, motion) of a box, or None for a box outside the picture (or, with a cover,
+        mostly under it).
 
         *fit* is the box's foreground density minus that of a ring around it (half a box
         wider each side, a quarter taller), the ring counted at most :data:`CROWD_CAP`: a real
         object fills its box more than its surroundings, a box drawn over moving traffic or an
         empty street does not, and one in a crowd (or a bag on a walking person) still fills
-        its box. *motion* is
-        the fraction of the box's pixels that changed in the last ~0.1 s.
+        its box. *motion* is the fraction of the box's pixels that changed in the last
+        ~0.1 s and, on a judged frame, are foreground too: a box is carried by its own
+        foreground moving, not by a still patch of foreground (a shadow) beside a moving edge
+        that is not (a car's, passing along the box). On a frame the model does not judge
+        (learning, a moving camera) every changed pixel counts: the foreground says nothing.
         """
         m = self.masks
         y0, x0, y1, x1 = m.to_picture(xyxy)
-        area = (y1 - y0) * (x1 - x0)
-        if area <= 0:
+        area = self._area(y0, x0, y1, x1)
+        if area <= 0 or area < MIN_FREE * (y1 - y0) * (x1 - x0):
             return None
         bw, bh = xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]
         ring = (xyxy[0] - bw / 2, xyxy[1] - bh / 4, xyxy[2] + bw / 2, xyxy[3] + bh / 4)
         ry0, rx0, ry1, rx1 = m.to_picture(ring)
         inside = _sum(self._fg, y0, x0, y1, x1)
         around = _sum(self._fg, ry0, rx0, ry1, rx1) - inside
-        ring_area = (ry1 - ry0) * (rx1 - rx0) - area
+        ring_area = self._area(ry0, rx0, ry1, rx1) - area
         ring_density = around / ring_area if ring_area > 0 else 0.0
         fit = inside / area - min(ring_density, CROWD_CAP)
         moved = _sum(self._motion, y0, x0, y1, x1) / area
         return fit, moved
+
+    def _area(self, y0: int, x0: int, y1: int, x1: int) -> int:
+        """Pixels of the rectangle outside the cover."""
+        if self._free is None:
+            return (y1 - y0) * (x1 - x0)
+        return _sum(self._free, y0, x0, y1, x1)
 
 
 class ForegroundModel:

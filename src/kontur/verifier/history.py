@@ -40,6 +40,13 @@ class ObservedBox:
     support: float | None = None
     motion: float | None = None
     clipped: bool = False
+    outside: float = 0.0
+    """The share of the box's area outside the picture the verifier saw (0 when not
+    measured)."""
+    stature: float | None = None
+    """The box's height over the height the verifier's perspective model
+    (:class:`kontur.verifier.evasion.PersonScale`) expects of a person standing at its foot
+    point; None when the model is not fitted, the frame not judged or the box clipped."""
     coherence: float | None = None
     """The verifier's content-coherence score of this step
     (:func:`kontur.verifier.coherence.measure`): negative when the box left its old content
