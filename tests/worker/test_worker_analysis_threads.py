@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.worker.rings import loop_spec, publish
 
-from kontur.wire import FrameReady, TrackFrame
+from kontur.wire import TrackFrame
 from kontur.wire.channel import Inbox, wait_readable
 from kontur.wire.framering import FrameRing
 from kontur.worker.detectors import HogPersonDetector
@@ -25,24 +26,11 @@ from kontur.worker.errors import AcceleratorFault
 from kontur.worker.process import WorkerLoop, analysis_threads
 
 H, W, FRAMES = 480, 360, 6
-
-
 _PIXELS = np.random.default_rng(7).integers(0, 255, (H, W, 3), dtype=np.uint8)
 
 
 def _write(ring: FrameRing, camera_id: str, index: int) -> None:
-    meta = FrameReady(
-        camera_id=camera_id,
-        seq=ring.seq + 1,
-        frame_index=index,
-        pts_s=index / 10,
-        gop_index=0,
-        slot=(ring.seq + 1) % ring.slots,
-        width=W,
-        height=H,
-        analyse=True,
-    )
-    ring.write(_PIXELS, meta.model_dump_json().encode(), max_wait_s=0)
+    publish(ring, camera_id, index, _PIXELS)
 
 
 def _fill(ring: FrameRing, camera_id: str) -> None:
@@ -86,19 +74,7 @@ def rings() -> Iterator[list[FrameRing]]:
 
 def _loop(rings: list[FrameRing], detector: Any, threads: int | str) -> tuple[WorkerLoop, dict]:
     (wake_r, wake_w), (v_r, v_w), (s_r, s_w) = os.pipe(), os.pipe(), os.pipe()
-    spec = {
-        "platform": "cpu",
-        "config_id": "sha256:threads-test",
-        "cameras": [
-            {"camera_id": f"cam{i}", "ring": ring.name, "fps": 10.0}
-            for i, ring in enumerate(rings, 1)
-        ],
-        "reader_index": 0,
-        "wake_fd": wake_r,
-        "verifier_fd": v_w,
-        "supervisor_fd": s_w,
-        "worker": {"analysis_threads": threads},
-    }
+    spec = loop_spec(rings, (wake_r, v_w, s_w), {"analysis_threads": threads})
     return WorkerLoop(spec, detector), {"wake_w": wake_w, "v_r": v_r, "others": (wake_r, s_r)}
 
 

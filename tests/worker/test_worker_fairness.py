@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.worker.rings import loop_spec, publish
 
-from kontur.wire import FrameReady, TrackFrame
+from kontur.wire import TrackFrame
 from kontur.wire.channel import Inbox
 from kontur.wire.framering import FrameRing
 from kontur.worker.detectors import HogPersonDetector
@@ -26,18 +27,7 @@ H, W, FRAMES = 64, 96, 6
 
 
 def _write(ring: FrameRing, camera_id: str, index: int) -> None:
-    meta = FrameReady(
-        camera_id=camera_id,
-        seq=ring.seq + 1,
-        frame_index=index,
-        pts_s=index / 10,
-        gop_index=0,
-        slot=(ring.seq + 1) % ring.slots,
-        width=W,
-        height=H,
-        analyse=True,
-    )
-    ring.write(np.zeros((H, W, 3), np.uint8), meta.model_dump_json().encode(), max_wait_s=0)
+    publish(ring, camera_id, index, np.zeros((H, W, 3), np.uint8))
 
 
 def _fill(ring: FrameRing, camera_id: str) -> None:
@@ -46,19 +36,7 @@ def _fill(ring: FrameRing, camera_id: str) -> None:
 
 
 def _spec(rings: list[FrameRing], wake_r: int, v_w: int, s_w: int) -> dict[str, Any]:
-    return {
-        "platform": "cpu",
-        "config_id": "sha256:fairness-test",
-        "cameras": [
-            {"camera_id": f"cam{i}", "ring": ring.name, "fps": 10.0}
-            for i, ring in enumerate(rings, 1)
-        ],
-        "reader_index": 0,
-        "wake_fd": wake_r,
-        "verifier_fd": v_w,
-        "supervisor_fd": s_w,
-        "worker": {},
-    }
+    return loop_spec(rings, (wake_r, v_w, s_w), {})
 
 
 @pytest.fixture
