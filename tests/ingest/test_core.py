@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import shared
-from tests.ingest.attacks.streams import Packet, encode, flip, read_clip, utc
+from tests.ingest.attacks.streams import Packet, enrolled_signed_clip, flip, read_clip
 from tests.ingest.ingest_harness import IngestRig
 
 from kontur.archive import SegmentStore
@@ -28,8 +27,6 @@ from kontur.ingest.checks import GopChecker, StreamInfo
 from kontur.ingest.core import Closed, Decode, Event, IngestCore, Publish, StoreSegment
 from kontur.ingest.freshness import FreshnessPolicy
 from kontur.ingest.inventory import FreshnessGuard, FreshnessStore, Inventory
-from kontur.ingest.oms.keys import load_signing_identity
-from kontur.ingest.oms.writer import sign_file
 from kontur.ingest.recording import check_recording
 from kontur.ingest.segment import SegmentPacket, pack_segment
 from kontur.ingest.signedtime import TimeStatus
@@ -56,16 +53,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     """60 pictures of PETS09 (6 GOPs of 10 at 10 fps) signed by the enrolled camera."""
     avi = shared("video", "pets09_s2l1_480x360.avi")
     tmp = tmp_path_factory.mktemp("core")
-    data = tmp / "data"
-    with Inventory.open(data, SystemClock()) as inv:
-        inv.init_ca()
-        issued = inv.issue("cam", tmp / "keys")
-        chain = issued.chain_path.read_bytes()
-        inv.enroll("cam", chain)
-    identity = load_signing_identity(issued.key_path.read_bytes(), chain)
-    raw = encode(avi, tmp / "raw.mp4", frames=GOPS * PER_GOP, gop=PER_GOP)
-    signed = tmp / "signed.mp4"
-    sign_file(raw, signed, identity, utc(time.time() - 6))
+    data, signed = enrolled_signed_clip(tmp, avi, GOPS * PER_GOP, PER_GOP)
     return Site(data, signed)
 
 

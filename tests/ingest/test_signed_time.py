@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,18 +23,14 @@ import pytest
 import yaml
 from cryptography import x509
 from tests.conftest import shared
-from tests.ingest.attacks.streams import encode, read_clip, utc
+from tests.ingest.attacks.streams import enrolled_signed_clip, read_clip
 from tests.ingest.conftest import RtspServer
 from tests.ingest.ingest_harness import IngestRig
 from tests.ingest.test_ingest_rtsp import ONE_SHOT
 
-from kontur.clock import SystemClock
 from kontur.config import TimeCheckConfig, load_config
 from kontur.ingest.checks import merge_findings
-from kontur.ingest.inventory import Inventory
-from kontur.ingest.oms.keys import load_signing_identity
 from kontur.ingest.oms.reader import validate_file
-from kontur.ingest.oms.writer import sign_file
 from kontur.ingest.recording import check_recording
 from kontur.ingest.rtsp import SourceUnreachable
 from kontur.ingest.signedtime import (
@@ -173,18 +168,7 @@ def signed_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """60 pictures of PETS09 (6 GOPs of 10 at 10 fps) signed by camera ``cam`` of a site
     inventory: (the data dir, the signed clip)."""
     avi = shared("video", "pets09_s2l1_480x360.avi")
-    tmp = tmp_path_factory.mktemp("signedtime")
-    data = tmp / "data"
-    with Inventory.open(data, SystemClock()) as inv:
-        inv.init_ca()
-        issued = inv.issue("cam", tmp / "keys")
-        chain = issued.chain_path.read_bytes()
-        inv.enroll("cam", chain)
-    identity = load_signing_identity(issued.key_path.read_bytes(), chain)
-    raw = encode(avi, tmp / "raw.mp4", frames=60, gop=10)
-    signed = tmp / "signed.mp4"
-    sign_file(raw, signed, identity, utc(time.time() - 6))  # captured up to now
-    return data, signed
+    return enrolled_signed_clip(tmp_path_factory.mktemp("signedtime"), avi, 60, 10)
 
 
 def _ingest(tmp: Path, site: Path, source: Path, strict: bool) -> list[GopClosed]:

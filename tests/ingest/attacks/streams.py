@@ -251,3 +251,27 @@ def encode(
 def utc(seconds: float) -> dt.datetime:
     """Epoch seconds as an aware UTC datetime."""
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def enrolled_signed_clip(tmp: Path, source: Path, frames: int, gop: int) -> tuple[Path, Path]:
+    """A site inventory (``tmp/data``) with camera ``cam`` enrolled, and the first ``frames``
+    pictures of ``source`` (GOPs of ``gop``) signed by that camera, captured until about now:
+    (the data dir, the signed clip)."""
+    import time
+
+    from kontur.clock import SystemClock
+    from kontur.ingest.inventory import Inventory
+    from kontur.ingest.oms.keys import load_signing_identity
+    from kontur.ingest.oms.writer import sign_file
+
+    data = tmp / "data"
+    with Inventory.open(data, SystemClock()) as inv:
+        inv.init_ca()
+        issued = inv.issue("cam", tmp / "keys")
+        chain = issued.chain_path.read_bytes()
+        inv.enroll("cam", chain)
+    identity = load_signing_identity(issued.key_path.read_bytes(), chain)
+    raw = encode(source, tmp / "raw.mp4", frames=frames, gop=gop)
+    signed = tmp / "signed.mp4"
+    sign_file(raw, signed, identity, utc(time.time() - 6))
+    return data, signed
