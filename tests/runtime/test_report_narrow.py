@@ -33,8 +33,14 @@ def _summary() -> dict:
         "verifier": {"agree": 7001, "disagree": 95},
         "decisions": {"ALLOW": 11, "RESTRICT": 22, "OPERATOR": 33, "DENY": 44},
         "error": None,
+        "state": "DEGRADED",
     }
-    failed = dict(cam, id="yard", error="ingest:yard exited with code 1 before its source ended")
+    failed = dict(
+        cam,
+        id="yard",
+        state="NORMAL",
+        error="ingest:yard exited with code 1 before its source ended",
+    )
     return {
         "cameras": [cam, failed],
         "placement": [
@@ -48,7 +54,9 @@ def _summary() -> dict:
         ],
         "degradation": {
             "state": "DEGRADED",
-            "transitions": [{"at": 1.0, "from": "NORMAL", "to": "DEGRADED", "trigger": "x"}],
+            "transitions": [
+                {"at": 1.0, "from": "NORMAL", "to": "DEGRADED", "trigger": "x", "camera": "yard"}
+            ],
         },
         "archive": {
             "path": "/var/lib/kontur/sites/north-gate/runs/2024-05-01T12-00-00",
@@ -95,7 +103,9 @@ def test_80_columns_give_one_block_per_camera_without_cut_headers() -> None:
         "  verifier agree/disagree  7001/95" in lines and "  DENY                     44" in lines
     )
     yard = lines[lines.index("camera yard") :]
-    assert yard[10].startswith("  error") and "ingest:yard exited with code 1" in yard[10]
+    assert yard[10] == "  state                    NORMAL"  # ADR 0040: each camera's own
+    assert yard[11].startswith("  error") and "ingest:yard exited with code 1" in yard[11]
+    assert "  NORMAL → DEGRADED  (x on yard)" in lines
     assert "kontur demo: cameras" not in text  # no squeezed table
 
 

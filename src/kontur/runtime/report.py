@@ -59,6 +59,8 @@ def _camera_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
         ("verifier agree/disagree", f"{c['verifier']['agree']}/{c['verifier']['disagree']}"),
         *((k, str(d[k])) for k in _DECISIONS),
     ]
+    if "state" in c:  # ADR 0040: the camera's effective state at the end
+        rows.append(("state", str(c["state"])))
     if c.get("tamper"):  # ADR 0030: each tamper or low-quality event, open or ended
         rows.append(("tamper", ", ".join(_tamper_event(e) for e in c["tamper"])))
     if c.get("error"):
@@ -143,7 +145,8 @@ def _print_tail(s: dict[str, Any], console: Console) -> None:
         f"degradation: final state {deg['state']}, {len(deg['transitions'])} transition(s)"
     )
     for tr in deg["transitions"]:
-        console.print(f"  {tr['from']} → {tr['to']}  ({tr['trigger']})", markup=False)
+        on = f" on {tr['camera']}" if tr.get("camera") else ""  # a camera's own (ADR 0040)
+        console.print(f"  {tr['from']} → {tr['to']}  ({tr['trigger']}{on})", markup=False)
     procs = ", ".join(f"{p['name']}[{p['pid']}]" for p in s["processes"])
     console.print(f"processes: {procs}", markup=False)
     a = s["archive"]
