@@ -13,8 +13,9 @@ import pytest
 from tests.conftest import shared
 
 
-def pets09_h264(out_path: Path, frames: int, fps: int = 10) -> Path:
-    """PETS09's first ``frames`` frames as H.264 in MP4 (GOPs of 2 s), from the real footage."""
+def pets09_h264(out_path: Path, frames: int, fps: int = 10, *, mirror: bool = False) -> Path:
+    """PETS09's first ``frames`` frames as H.264 in MP4 (GOPs of 2 s), from the real footage;
+    ``mirror``: flipped left to right (another camera's own bitstream of the same scene)."""
     av = pytest.importorskip("av")
     src = shared("video", "pets09_s2l1_480x360.avi")
     with av.open(str(src)) as inp, av.open(str(out_path), "w") as out:
@@ -24,7 +25,8 @@ def pets09_h264(out_path: Path, frames: int, fps: int = 10) -> Path:
         for i, frame in enumerate(inp.decode(video=0)):
             if i >= frames:
                 break
-            again = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
+            pic = frame.to_ndarray(format="bgr24")
+            again = av.VideoFrame.from_ndarray(pic[:, ::-1].copy() if mirror else pic, "bgr24")
             again.pts, again.time_base = i, Fraction(1, fps)
             for packet in stream.encode(again):
                 out.mux(packet)
