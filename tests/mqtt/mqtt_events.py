@@ -128,23 +128,29 @@ def run_state(
     pending_requests: tuple[PendingRequest, ...] = (),
     authentic: int = 5,
     error: str | None = None,
+    cameras: tuple[tuple[str, str], ...] = (("cam1", "NORMAL"),),
 ) -> RunState:
-    """A run-state snapshot of one camera, cam1."""
-    cam = CameraState(
-        id="cam1",
-        frames=240,
-        gops={"AUTHENTIC": authentic, "NOT_AUTHENTIC": 3},
-        detections=900,
-        decisions={"OPERATOR": 2},
-        latency_s=(0.2, 0.1, 0.3),
-        error=error,
+    """A run-state snapshot; ``cameras``: (id, effective degradation state) each, cam1 alone
+    by default, every one with the same counters."""
+    cams = tuple(
+        CameraState(
+            id=camera,
+            frames=240,
+            gops={"AUTHENTIC": authentic, "NOT_AUTHENTIC": 3},
+            detections=900,
+            decisions={"OPERATOR": 2},
+            latency_s=(0.2, 0.1, 0.3),
+            error=error,
+            state=camera_state,
+        )
+        for camera, camera_state in cameras
     )
     return RunState(
         at=at,
         site="test-site",
         started_at=T0,
         state=state,
-        cameras=(cam,),
+        cameras=cams,
         pending=pending_requests,
         archive_records=records,
         queue_depths={"ring:cam1": 0},

@@ -24,7 +24,14 @@ from mqtt_events import CAM_URL, alarm, closed, decided, failing_gop, pending, r
 from kontur.clock import ManualClock
 from kontur.config import MqttConfig
 from kontur.gate.sinks import parse_event
-from kontur.mqtt import EventMessage, MqttSink, PendingPayload, StatePayload, StatsPayload
+from kontur.mqtt import (
+    CameraStatePayload,
+    EventMessage,
+    MqttSink,
+    PendingPayload,
+    StatePayload,
+    StatsPayload,
+)
 from kontur.mqtt.payloads import DiscoveryConfig
 from kontur.wire import Outcome
 
@@ -38,7 +45,9 @@ RETAINED = {
     "kontur/operator/pending": True,
     "kontur/cam1/alarm": True,
     "kontur/cam1/tamper": True,
+    "kontur/cam1/state": True,
     "homeassistant/sensor/kontur/state/config": True,
+    "homeassistant/sensor/kontur/cam1_state/config": True,
     "homeassistant/binary_sensor/kontur/cam1_alarm/config": True,
     "homeassistant/binary_sensor/kontur/cam1_tamper/config": True,
     "kontur/stats": False,
@@ -81,7 +90,10 @@ def _scenario(sink: MqttSink) -> None:
     sink.emit(alarm())
     sink.on_run_state(run_state(at=run_state().at + 5, records=8, pending_requests=(pending(7),)))
     sink.emit(closed(7))
-    sink.on_run_state(run_state(at=run_state().at + 9, records=20, state="DEGRADED"))
+    degraded = (("cam1", "DEGRADED"),)  # its effective state follows (ADR 0040)
+    sink.on_run_state(
+        run_state(at=run_state().at + 9, records=20, state="DEGRADED", cameras=degraded)
+    )
 
 
 def test_topics_payloads_and_retained_flags(
@@ -103,6 +115,10 @@ def test_topics_payloads_and_retained_flags(
 
     states = [StatePayload.model_validate_json(m.payload) for m in recorder.on("kontur/state")]
     assert [s.state for s in states] == ["NORMAL", "DEGRADED"]
+    cam_states = [
+        CameraStatePayload.model_validate_json(m.payload) for m in recorder.on("kontur/cam1/state")
+    ]
+    assert [(c.camera, c.state) for c in cam_states] == [("cam1", "NORMAL"), ("cam1", "DEGRADED")]
     assert [parse_event(m.payload).archive_index for m in recorder.on("kontur/decisions")] == [3, 7]
     (verdict,) = [parse_event(m.payload) for m in recorder.on("kontur/cam1/verdict")]
     assert verdict.type == "gop_verdict" and verdict.gop_index == 4
@@ -137,6 +153,7 @@ def test_topics_payloads_and_retained_flags(
     last = {m.topic: m.payload for m in retained}
     assert last["kontur/available"] == b"offline" and last["kontur/cam1/alarm"] == b"OFF"
     assert StatePayload.model_validate_json(last["kontur/state"]).state == "DEGRADED"
+    assert CameraStatePayload.model_validate_json(last["kontur/cam1/state"]).state == "DEGRADED"
 
 
 def test_home_assistant_discovery(
@@ -144,10 +161,15 @@ def test_home_assistant_discovery(
 ) -> None:
     sink = make_sink(broker.ports["plain"], prefix="site/north", discovery_prefix="ha")
     sink.emit(alarm())
+    sink.on_run_state(run_state(state="SAFE", cameras=(("cam1", "SAFE"),)))
     assert sink.drain(60), sink.stats()
     got = recorder.wait_for(
-        "3 discovery configs and tamper ON",
-        lambda ms: len(_configs(ms)) == 3 and b"ON" in _payloads(ms, "site/north/cam1/tamper"),
+        "4 discovery configs, tamper ON and cam1's state",
+        lambda ms: (
+            len(_configs(ms)) == 4
+            and b"ON" in _payloads(ms, "site/north/cam1/tamper")
+            and bool(_payloads(ms, "site/north/cam1/state"))
+        ),
     )
     configs = _configs(got)
     system = configs["ha/sensor/site_north/state/config"]
@@ -161,12 +183,19 @@ def test_home_assistant_discovery(
     assert tamper_cfg.state_topic == "site/north/cam1/tamper"
     assert (tamper_cfg.payload_on, tamper_cfg.payload_off) == ("ON", "OFF")
     assert tamper_cfg.device.via_device == "site_north"
+    cam_state_cfg = configs["ha/sensor/site_north/cam1_state/config"]
+    assert cam_state_cfg.state_topic == "site/north/cam1/state"
+    assert cam_state_cfg.device_class == "enum" and cam_state_cfg.device == tamper_cfg.device
+    assert cam_state_cfg.options == system.options
+    assert cam_state_cfg.value_template == "{{ value_json.state }}"
+    (cam_state,) = _payloads(got, "site/north/cam1/state")
+    assert CameraStatePayload.model_validate_json(cam_state).state == "SAFE"
     for cfg in configs.values():
         assert cfg.availability_topic == "site/north/available"
         assert cfg.unique_id.startswith("site_north_")
     # every state topic named is one kontur publishes to
     published = {m.topic for m in got}
-    assert {alarm_cfg.state_topic, tamper_cfg.state_topic} <= published
+    assert {alarm_cfg.state_topic, tamper_cfg.state_topic, cam_state_cfg.state_topic} <= published
 
 
 def _configs(messages: list[Message]) -> dict[str, DiscoveryConfig]:

@@ -3,7 +3,8 @@
 PETS09 (unsigned, ``--no-sign``) with YOLOX-Nano for a few seconds: people dwell, so the gate
 asks for an operator. Without the API no desk takes the requests, so each one's event ends
 ``not_queued`` at the next run-state snapshot. A subscriber sees ``online`` first, then the
-degradation ``state``, then the decisions as the archive recorded them, and ``offline`` last.
+degradation ``state`` and the camera's own (``<camera>/state``, ADR 0040), then the
+decisions as the archive recorded them, and ``offline`` last.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tests.conftest import run_kontur, shared
 
 from kontur.archive import Archive
 from kontur.gate.sinks import DecisionEvent, parse_event
-from kontur.mqtt import EventMessage, StatePayload, StatsPayload
+from kontur.mqtt import CameraStatePayload, EventMessage, StatePayload, StatsPayload
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +64,16 @@ def test_a_demo_run_publishes_to_mqtt(tmp_path: Path, broker: Mosquitto) -> None
     assert topics.index("kontur/state") < first_decision
     state = StatePayload.model_validate_json(got[topics.index("kontur/state")].payload)
     assert state.site == "demo-site"
+    # the camera's own effective state (ADR 0040), from the same snapshot as the site's
+    camera = summary["cameras"][0]
+    cam_topic = f"kontur/{camera['id']}/state"
+    assert topics.index(cam_topic) < first_decision
+    cam_states = [
+        CameraStatePayload.model_validate_json(m.payload) for m in got if m.topic == cam_topic
+    ]
+    assert all(c.camera == camera["id"] and c.site == "demo-site" for c in cam_states)
+    assert got[topics.index(cam_topic)].retain
+    assert cam_states[-1].state == camera["state"]
 
     decisions = [parse_event(m.payload) for m in got if m.topic == "kontur/decisions"]
     assert len(decisions) == summary["cameras"][0]["decisions"]["OPERATOR"] > 0

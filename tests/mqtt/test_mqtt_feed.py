@@ -60,6 +60,7 @@ def test_a_request_opens_is_updated_and_ends(feed: Feed) -> None:
     assert [p.topic for p in pubs] == [
         "homeassistant/binary_sensor/kontur/cam1_alarm/config",
         "homeassistant/binary_sensor/kontur/cam1_tamper/config",
+        "homeassistant/sensor/kontur/cam1_state/config",
         "kontur/cam1/alarm",
         "kontur/cam1/tamper",
         "kontur/decisions",
@@ -180,7 +181,9 @@ def test_connected_sends_online_then_everything_retained(feed: Feed) -> None:
     assert all(p.retain for p in pubs)
     topics = {p.topic for p in pubs}
     assert {"kontur/state", "kontur/operator/pending", "kontur/cam1/alarm"} <= topics
+    assert "kontur/cam1/state" in topics  # each camera's degradation state (ADR 0040)
     assert "homeassistant/sensor/kontur/state/config" in topics
+    assert "homeassistant/sensor/kontur/cam1_state/config" in topics
     assert not topics & {"kontur/events", "kontur/decisions", "kontur/stats"}
 
 

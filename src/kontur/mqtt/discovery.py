@@ -7,7 +7,10 @@
   ``<discovery_prefix>/binary_sensor/<node>/<camera>_alarm/config`` (device class
   ``safety``: on while any event on the camera is open) and ``..._tamper/config`` (device
   class ``tamper``: on while a camera alarm is open; today the stream's own alarm,
-  ``camera_untrusted``, later also the tamper monitors' events).
+  ``camera_untrusted``, later also the tamper monitors' events), and a ``sensor`` of its
+  effective degradation state (ADR 0040; an ``enum`` sensor like kontur's, its attributes
+  the whole ``<camera>/state`` payload):
+  ``<discovery_prefix>/sensor/<node>/<camera>_state/config``.
 
 Every entity names ``<prefix>/available`` as its availability topic, so Home Assistant shows
 it unavailable once kontur stops or its connection dies (the last will).
@@ -35,27 +38,36 @@ def _system_device(topics: Topics) -> DiscoveryDevice:
     )
 
 
-def system_config(topics: Topics) -> tuple[str, DiscoveryConfig]:
-    """The degradation-state sensor: its config topic and payload."""
-    node = topics.node
-    config = DiscoveryConfig(
-        name="Degradation state",
-        unique_id=f"{node}_state",
-        object_id=f"{node}_state",
-        state_topic=topics.state,
+def _state_config(
+    topics: Topics, name: str, key: str, state_topic: str, device: DiscoveryDevice
+) -> DiscoveryConfig:
+    """An ``enum`` sensor of a degradation state whose JSON payload has ``state``."""
+    return DiscoveryConfig(
+        name=name,
+        unique_id=f"{topics.node}_{key}",
+        object_id=f"{topics.node}_{key}",
+        state_topic=state_topic,
         value_template="{{ value_json.state }}",
-        json_attributes_topic=topics.state,
+        json_attributes_topic=state_topic,
         device_class="enum",
         options=tuple(s.value for s in SystemState),
         icon="mdi:shield-half-full",
         availability_topic=topics.available,
-        device=_system_device(topics),
+        device=device,
+    )
+
+
+def system_config(topics: Topics) -> tuple[str, DiscoveryConfig]:
+    """The degradation-state sensor: its config topic and payload."""
+    config = _state_config(
+        topics, "Degradation state", "state", topics.state, _system_device(topics)
     )
     return topics.discovery("sensor", "state"), config
 
 
 def camera_configs(topics: Topics, camera: str) -> list[tuple[str, DiscoveryConfig]]:
-    """The alarm and tamper binary sensors of ``camera``: config topics and payloads."""
+    """The alarm and tamper binary sensors and the degradation-state sensor of ``camera``:
+    config topics and payloads."""
     node, obj = topics.node, object_id(camera)
     device = DiscoveryDevice(
         identifiers=(f"{node}_{obj}",),
@@ -80,4 +92,7 @@ def camera_configs(topics: Topics, camera: str) -> list[tuple[str, DiscoveryConf
             device=device,
         )
         out.append((topics.discovery("binary_sensor", f"{obj}_{kind}"), config))
+    name = f"{camera} degradation state"
+    state = _state_config(topics, name, f"{obj}_state", topics.camera_state(camera), device)
+    out.append((topics.discovery("sensor", f"{obj}_state"), state))
     return out

@@ -28,6 +28,15 @@ A step after :meth:`Feed.stop` raises :class:`RuntimeError` (a caller's bug).
 
 A camera's ``alarm`` sensor is ``ON`` while any event on it is open; its ``tamper`` sensor
 while a camera alarm on it is open. Both start ``OFF`` when the feed first sees the camera.
+
+**Degradation states.** ``<prefix>/state`` is the run state's ``state`` (the most severe of
+the site and every camera), ``<prefix>/<camera>/state`` each camera's effective state (the
+more severe of the site's and its own, ADR 0040). Both come from run-state snapshots only,
+which the supervisor builds from its degradation machine; no sink event sets one (a camera
+first seen in an event has its sensors discovered, and its state once a snapshot lists it).
+A snapshot with a state that is none of ``NORMAL``, ``DEGRADED``, ``SAFE`` is refused
+(ValueError) before the feed changes or publishes anything for it.
+
 Every string in every payload goes through :func:`kontur.redact.redact_url`: a camera's
 credentials never leave in a message.
 """
@@ -55,6 +64,7 @@ from kontur.mqtt.payloads import (
     ON,
     ONLINE,
     BlockStats,
+    CameraStatePayload,
     CameraStats,
     EndReason,
     EventMessage,
@@ -77,6 +87,8 @@ MAX_OPEN: Final = 4096
 _REASONS_KEPT = 8
 _FAILING: Final = frozenset(v.value for v in FAILING_VERDICTS)
 _CLEARABLE = "camera_untrusted"
+_STATES: Final = frozenset(s.value for s in SystemState)
+_NAMES: Final = ", ".join(s.value for s in SystemState)
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,8 @@ class Feed:
         """Open ``camera_untrusted`` alarm → its camera's passing GOPs in the first snapshot
         after its last raise (None until that snapshot)."""
         self._state_key: tuple[SystemState, int, str] | None = None
+        self._camera_states: dict[str, SystemState] = {}
+        """Camera → its effective degradation state, as last published."""
         self._pending: tuple[PendingItem, ...] | None = None
         self._last_stats: float | None = None
         self._stopped = False
@@ -187,13 +201,17 @@ class Feed:
         return []
 
     def run_state(self, state: RunState) -> list[Publication]:
-        """What a run-state snapshot changes: cameras seen, ``state``, ``operator/pending``
-        and the requests' updates, alarms cleared, and ``stats`` when due."""
+        """What a run-state snapshot changes: cameras seen, ``state``, each camera's
+        ``<camera>/state``, ``operator/pending`` and the requests' updates, alarms cleared,
+        and ``stats`` when due. ValueError (nothing published) for a state that is none of
+        NORMAL, DEGRADED, SAFE."""
         self._running()
+        states = _checked_states(state)
         out: list[Publication] = []
         for cam in state.cameras:
             out += self._camera(cam.id)
         out += self._state(state)
+        out += self._camera_state_changes(states, state)
         out += self._requests(state)
         out += self._clear_alarms(state)
         out += self._stats(state)
@@ -366,6 +384,19 @@ class Feed:
         payload = StatePayload(state=key[0], transitions=rs.transitions, site=rs.site, at=rs.at)
         return [self._retain(self.topics.state, encode(payload))]
 
+    def _camera_state_changes(
+        self, states: dict[str, SystemState], rs: RunState
+    ) -> list[Publication]:
+        """Each camera's effective state, retained, where it changed since last published."""
+        out: list[Publication] = []
+        for camera, state in states.items():
+            if self._camera_states.get(camera) is state:
+                continue
+            self._camera_states[camera] = state
+            payload = CameraStatePayload(camera=camera, state=state, site=rs.site, at=rs.at)
+            out.append(self._retain(self.topics.camera_state(camera), encode(payload)))
+        return out
+
     def _requests(self, rs: RunState) -> list[Publication]:
         items = tuple(_pending_item(p) for p in rs.pending)
         out: list[Publication] = []
@@ -419,6 +450,23 @@ class Feed:
             return []
         self._last_stats = rs.at
         return [Publication(self.topics.stats, encode(stats_payload(rs)))]
+
+
+def _checked_states(rs: RunState) -> dict[str, SystemState]:
+    """Camera → its effective state in ``rs``, checked before the feed changes anything:
+    ValueError for a camera id that is no safe topic level, or a state (the run's or a
+    camera's) that is none of NORMAL, DEGRADED, SAFE."""
+    if rs.state not in _STATES:
+        raise ValueError(f"expected the run's state to be one of {_NAMES}, got {rs.state[:40]!r}")
+    states: dict[str, SystemState] = {}
+    for cam in rs.cameras:
+        check_level(cam.id)
+        if cam.state not in _STATES:
+            raise ValueError(
+                f"expected camera {cam.id}'s state to be one of {_NAMES}, got {cam.state[:40]!r}"
+            )
+        states[cam.id] = SystemState(cam.state)
+    return states
 
 
 def _pending_item(p: PendingRequest) -> PendingItem:

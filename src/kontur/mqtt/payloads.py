@@ -26,6 +26,7 @@ __all__ = [
     "ON",
     "ONLINE",
     "BlockStats",
+    "CameraStatePayload",
     "CameraStats",
     "DiscoveryConfig",
     "DiscoveryDevice",
@@ -60,6 +61,20 @@ class StatePayload(_Payload):
     state: SystemState
     transitions: int = Field(ge=0)
     """Transitions of the degradation machine since the run started."""
+    site: str
+    at: float
+    """Wall time of the run-state snapshot it was read from (Unix seconds)."""
+
+
+class CameraStatePayload(_Payload):
+    """``<prefix>/<camera>/state`` (retained, QoS 1): one camera's effective degradation
+    state (ADR 0040), sent when it changes. Read from the supervisor's run-state snapshot,
+    which has it from the degradation machine; nothing the worker sends sets it."""
+
+    camera: str
+    state: SystemState
+    """The more severe of the site's state and the camera's own: the state under which the
+    gate decides this camera's requests (``Gate.status_of``)."""
     site: str
     at: float
     """Wall time of the run-state snapshot it was read from (Unix seconds)."""

@@ -280,7 +280,8 @@ class MqttSink:
         self._feed_with("event", event)
 
     def on_run_state(self, state: RunState) -> None:
-        """Publish what the run state changed (``state``, ``operator/pending``, ``stats``)."""
+        """Publish what the run state changed (``state``, each camera's ``<camera>/state``,
+        ``operator/pending``, ``stats``)."""
         self._feed_with("run state", state)
 
     def stats(self) -> SinkStats:

@@ -10,6 +10,7 @@ topic                                     retained   QoS   payload
 ``<prefix>/events``                       no         1     :class:`EventMessage`
 ``<prefix>/decisions``                    no         1     ``DecisionEvent``
 ``<prefix>/<camera>/verdict``             no         1     ``GopVerdictEvent``
+``<prefix>/<camera>/state``               yes        1     :class:`CameraStatePayload`
 ``<prefix>/<camera>/alarm``               yes        1     ``ON`` / ``OFF``
 ``<prefix>/<camera>/tamper``              yes        1     ``ON`` / ``OFF``
 ``<discovery_prefix>/.../config``         yes        1     :class:`DiscoveryConfig`
@@ -56,7 +57,7 @@ class Topics:
 
     @property
     def state(self) -> str:
-        """The degradation state, retained."""
+        """The degradation state (the most severe of the site and every camera), retained."""
         return f"{self.prefix}/state"
 
     @property
@@ -82,6 +83,10 @@ class Topics:
     def verdict(self, camera: str) -> str:
         """A camera's failing GOP verdicts."""
         return f"{self.prefix}/{check_level(camera)}/verdict"
+
+    def camera_state(self, camera: str) -> str:
+        """A camera's effective degradation state (ADR 0040), retained."""
+        return f"{self.prefix}/{check_level(camera)}/state"
 
     def alarm(self, camera: str) -> str:
         """A camera's alarm binary sensor: ``ON`` while any event on it is open."""
