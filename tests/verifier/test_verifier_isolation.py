@@ -19,7 +19,14 @@ import kontur.verifier
 FORBIDDEN = ("onnxruntime", "cv2", "torch", "openvino", "supervision", "trackers")
 #: What the pure core may import, besides the standard library.
 ALLOWED_THIRD_PARTY = {"numpy", "pydantic"}
-ALLOWED_KONTUR = {"kontur.config", "kontur.errors", "kontur.wire", "kontur.verifier"}
+#: kontur.geometry: the zone geometry the gate and the verifier share (pure Python, no I/O).
+ALLOWED_KONTUR = {
+    "kontur.config",
+    "kontur.errors",
+    "kontur.geometry",
+    "kontur.wire",
+    "kontur.verifier",
+}
 #: The process shell (reads rings and pipes) is not part of the pure core.
 SHELL = {"process.py"}
 

@@ -160,3 +160,20 @@ def test_the_demo_arms_a_worker_fault_in_the_first_policy_zone_and_nothing_else(
     assert worker_fault_spec("worker-crash", cfg) is None
     assert worker_fault_spec(None, cfg) is None
     assert set(WORKER_FAULTS) <= set(FAULTS)
+
+
+def test_the_gate_the_verifier_and_the_fault_agree_on_a_zone_border() -> None:
+    """A person whose feet touch the bottom of the picture is in a whole-frame zone for the
+    gate's rules, for the verifier's zone checks and for a suppressing worker alike."""
+    from kontur.gate import point_in_polygon
+    from kontur.verifier import WatchedZone
+
+    whole = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+    half = ((0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0))
+    for polygon in (whole, half):
+        zone = WatchedZone("z", "*", polygon, None)
+        for point in ((0.5, 1.0), (0.0, 0.7), (1.0, 0.7), (0.5, 0.5), (0.5, 0.2), (1.2, 0.7)):
+            assert zone.contains(*point) is point_in_polygon(*point, polygon), (polygon, point)
+    standing = track_frame(0, 0.0, [person(1, (300.0, 200.0, 340.0, 480.0))])  # feet at y = 1
+    fault = WorkerFault(FaultPlan("worker-suppress", 0.0))
+    assert fault.apply(standing, 640, 480).objects == ()

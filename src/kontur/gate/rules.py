@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from kontur.config import Config
 from kontur.gate.request import ActionRequest
+from kontur.geometry import foot_point, point_in_polygon
 from kontur.wire import Evidence, Finding, TrackedObject
 
 __all__ = ["MAX_OPEN_WINDOWS", "DwellRule", "foot_point", "point_in_polygon", "rules_from_config"]
@@ -39,52 +40,8 @@ __all__ = ["MAX_OPEN_WINDOWS", "DwellRule", "foot_point", "point_in_polygon", "r
 #: Per rule and camera; beyond it the windows seen least recently are dropped.
 MAX_OPEN_WINDOWS = 4096
 
-_EPS = 1e-9
 #: Stream times are floats (frame / fps): 4.6 - 2.6 < 2.0 in binary, so compare with slack.
 _TIME_SLACK_S = 1e-6
-
-
-def _on_segment(x: float, y: float, a: tuple[float, float], b: tuple[float, float]) -> bool:
-    (ax, ay), (bx, by) = a, b
-    cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
-    if abs(cross) > _EPS:
-        return False
-    return (
-        min(ax, bx) - _EPS <= x <= max(ax, bx) + _EPS
-        and min(ay, by) - _EPS <= y <= max(ay, by) + _EPS
-    )
-
-
-def point_in_polygon(x: float, y: float, polygon: Sequence[tuple[float, float]]) -> bool:
-    """True when ``(x, y)`` is inside ``polygon`` or on its boundary (any simple polygon).
-
-    Even-odd ray casting (works for non-convex polygons), with points on an edge counted as
-    inside so that a full-frame zone contains the frame's border.
-    """
-    n = len(polygon)
-    if n < 3:
-        raise ValueError(f"expected a polygon of at least 3 points, got {n}")
-    inside = False
-    for i in range(n):
-        a, b = polygon[i], polygon[(i + 1) % n]
-        if _on_segment(x, y, a, b):
-            return True
-        (ax, ay), (bx, by) = a, b
-        if (ay > y) != (by > y) and x < ax + (y - ay) * (bx - ax) / (by - ay):
-            inside = not inside
-    return inside
-
-
-def foot_point(
-    xyxy: tuple[float, float, float, float], width: int, height: int
-) -> tuple[float, float]:
-    """The bottom centre of box ``xyxy`` (pixels), normalised by the frame size, in [0, 1]."""
-    if width <= 0 or height <= 0:
-        raise ValueError(f"expected a positive frame size, got {width}x{height}")
-    x1, _, x2, y2 = xyxy
-    fx = min(max((x1 + x2) / 2.0 / width, 0.0), 1.0)
-    fy = min(max(y2 / height, 0.0), 1.0)
-    return fx, fy
 
 
 @dataclass

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from kontur.config import PolicyConfig, ZoneConfig
+from kontur.geometry import point_in_polygon
 
 __all__ = ["WHOLE_FRAME", "ClassGroups", "Watch", "WatchedZone"]
 
@@ -33,14 +34,9 @@ class WatchedZone:
     """The classes the zone's policies name (None: every class)."""
 
     def contains(self, x: float, y: float) -> bool:
-        """True when the normalised point ``(x, y)`` is inside the polygon (even-odd rule)."""
-        inside = False
-        pts = self.polygon
-        for i, (ax, ay) in enumerate(pts):
-            bx, by = pts[(i + 1) % len(pts)]
-            if (ay > y) != (by > y) and x <= ax + (y - ay) * (bx - ax) / (by - ay):
-                inside = not inside
-        return inside
+        """True when the normalised point ``(x, y)`` is inside the polygon or on its edge
+        (as the gate's rules count it: :func:`kontur.geometry.point_in_polygon`)."""
+        return point_in_polygon(x, y, self.polygon)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from kontur.geometry import foot_point, point_in_polygon
 from kontur.wire import TrackedObject, TrackFrame
 
 __all__ = [
@@ -118,20 +119,6 @@ class FaultPlan:
         )
 
 
-def _inside(x: float, y: float, polygon: tuple[tuple[float, float], ...]) -> bool:
-    inside = False
-    for i, (ax, ay) in enumerate(polygon):
-        bx, by = polygon[(i + 1) % len(polygon)]
-        if (ay > y) != (by > y) and x <= ax + (y - ay) * (bx - ax) / (by - ay):
-            inside = not inside
-    return inside
-
-
-def _foot(obj: TrackedObject, width: int, height: int) -> tuple[float, float]:
-    x1, _, x2, y2 = obj.xyxy
-    return min(max((x1 + x2) / 2 / width, 0.0), 1.0), min(max(y2 / height, 0.0), 1.0)
-
-
 def _moved(obj: TrackedObject, dx: float) -> TrackedObject:
     x1, y1, x2, y2 = obj.xyxy
     return obj.model_copy(update={"xyxy": (x1 + dx, y1, x2 + dx, y2)})
@@ -184,7 +171,9 @@ class WorkerFault:
         return tracks.model_copy(update={"objects": objects})
 
     def _suppressed(self, obj: TrackedObject, width: int, height: int) -> bool:
-        return obj.class_name in _PERSONS and _inside(*_foot(obj, width, height), self.plan.zone)
+        return obj.class_name in _PERSONS and point_in_polygon(
+            *foot_point(obj.xyxy, width, height), self.plan.zone
+        )
 
     def _phantom_at(self, t: float, width: int, height: int) -> TrackedObject:
         h = 0.3 * height
@@ -193,7 +182,7 @@ class WorkerFault:
             x, y = 0.5, 0.8
             for _ in range(100):  # a start whose foot point is in the zone
                 x, y = self._rng.uniform(0.1, 0.9), self._rng.uniform(0.45, 0.95)
-                if _inside(x, y, self.plan.zone):
+                if point_in_polygon(x, y, self.plan.zone):
                     break
             self._phantom = (x * width, y * height, 1.0 if x < 0.5 else -1.0)  # across
         x0, foot, way = self._phantom

@@ -1,0 +1,58 @@
+"""Zone geometry shared by every block that asks "is this object in that zone?".
+
+The gate's dwell rules, the verifier's zone checks and the simulated compromised worker must
+agree on it exactly: a point on a zone's edge is inside (a full-frame zone contains a person
+whose feet touch the bottom of the picture), and a foot point is the bottom centre of a box,
+clamped to the frame. Pure Python, no numpy: the worker imports it before its sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["foot_point", "point_in_polygon"]
+
+_EPS = 1e-9
+
+
+def _on_segment(x: float, y: float, a: tuple[float, float], b: tuple[float, float]) -> bool:
+    (ax, ay), (bx, by) = a, b
+    cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
+    if abs(cross) > _EPS:
+        return False
+    return (
+        min(ax, bx) - _EPS <= x <= max(ax, bx) + _EPS
+        and min(ay, by) - _EPS <= y <= max(ay, by) + _EPS
+    )
+
+
+def point_in_polygon(x: float, y: float, polygon: Sequence[tuple[float, float]]) -> bool:
+    """True when ``(x, y)`` is inside ``polygon`` or on its boundary (any simple polygon).
+
+    Even-odd ray casting (works for non-convex polygons), with points on an edge counted as
+    inside so that a full-frame zone contains the frame's border.
+    """
+    n = len(polygon)
+    if n < 3:
+        raise ValueError(f"expected a polygon of at least 3 points, got {n}")
+    inside = False
+    for i in range(n):
+        a, b = polygon[i], polygon[(i + 1) % n]
+        if _on_segment(x, y, a, b):
+            return True
+        (ax, ay), (bx, by) = a, b
+        if (ay > y) != (by > y) and x < ax + (y - ay) * (bx - ax) / (by - ay):
+            inside = not inside
+    return inside
+
+
+def foot_point(
+    xyxy: tuple[float, float, float, float], width: int, height: int
+) -> tuple[float, float]:
+    """The bottom centre of box ``xyxy`` (pixels), normalised by the frame size, in [0, 1]."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"expected a positive frame size, got {width}x{height}")
+    x1, _, x2, y2 = xyxy
+    fx = min(max((x1 + x2) / 2.0 / width, 0.0), 1.0)
+    fy = min(max(y2 / height, 0.0), 1.0)
+    return fx, fy
