@@ -193,10 +193,36 @@ def test_a_flip_out_of_a_watched_class_disagrees_once_it_lasted() -> None:
     )
 
 
-def test_a_young_track_class_is_not_judged() -> None:
+def test_a_young_track_whose_detector_had_not_settled_is_not_judged() -> None:
     check = ClassStability(GROUPS, None)
-    young = history(*_settled(2, frames=5))  # 0.4 s old
-    assert check.check(9, young, box(5, 100.0, class_id=0)) is None
+    unsure = [box(i, 100.0, class_id=2, confidence=0.4) for i in range(5)]  # 0.4 s of guesses
+    assert check.check(9, history(*unsure), box(5, 100.0, class_id=0)) is None
+    brief = history(*_settled(2, frames=2))  # sure, but for 0.1 s only
+    assert check.check(9, brief, box(2, 100.0, class_id=0)) is None
+
+
+def test_a_young_track_changes_class_against_the_run_its_detector_was_sure_of() -> None:
+    """A worker that relabels a person seen for 0.4 s as a car is not shielded by the track's
+    youth, nor by the new class outnumbering the old one once it has lasted."""
+    check = ClassStability(GROUPS, frozenset({"person"}), flip_seconds=0.3)
+    person = list(_settled(0, frames=5))  # 0.4 s, confidence 0.8
+    cars = [box(i, 100.0, class_id=2) for i in range(5, 12)]
+    assert check.check(9, history(*person, *cars[:2]), cars[2]) is None  # a car for 0.2 s
+    reason = check.check(9, history(*person, *cars[:-1]), cars[-1])  # 0.6 s: 7 cars to 5
+    assert reason == (
+        "track 9: class car differs from the track's settled class person (5 observations "
+        "over 0.4 s; out of a watched class for 0.6 s)"
+    )
+    watched_in = ClassStability(GROUPS, frozenset({"person"}))
+    car = list(_settled(2, frames=5))
+    assert "into a watched class" in (watched_in.check(9, history(*car), box(5, 100.0)) or "")
+
+
+def test_a_tracker_handing_an_id_to_another_object_is_not_a_class_change() -> None:
+    check = ClassStability(GROUPS, None)
+    car = list(_settled(2, frames=5))
+    elsewhere = box(5, 400.0, class_id=0)  # the id now follows a person 300 px away
+    assert check.check(9, history(*car), elsewhere) is None
 
 
 def test_confidence_jump_is_flagged_above_the_threshold_only() -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "TrajectoryContinuity",
     "WellFormedBox",
     "default_track_checks",
+    "settled_run",
 ]
 
 
@@ -197,6 +198,15 @@ class PlausibleSizeChange:
 #: A track's class is judged once its history spans this long: a small detector often
 #: takes a few frames to settle on a class for an object it has just found.
 CLASS_SETTLE_S = 1.0
+#: A run of one class group judged as settled: this long (seconds of pts), this many
+#: observations, and this mean confidence (a small detector's guesses on an object it barely
+#: sees stay well below it).
+SETTLED_RUN_S = 0.25
+SETTLED_OBSERVATIONS = 5
+SETTLED_CONFIDENCE = 0.6
+#: The box of a new class must overlap the settled run's last box this much (IoU) to be the
+#: same object changing class, not a tracker handing the id to another object.
+SAME_PLACE_IOU = 0.3
 
 
 class ClassStability:
@@ -208,7 +218,14 @@ class ClassStability:
     watches (``watched``; None: every class): a change *into* a watched group disagrees at
     once (a car that becomes a person could start a dwell), a change *out of* one disagrees
     once it has lasted ``flip_seconds`` (a person seen for one frame as a fire hydrant only
-    resets a dwell, which is safe). A track younger than :data:`CLASS_SETTLE_S` is not judged.
+    resets a dwell, which is safe). A track younger than :data:`CLASS_SETTLE_S` is not judged
+    against its majority.
+
+    A young track, or one whose new class has already outlasted the old in its history, is
+    judged against the run just before its change instead: a group held for
+    :data:`SETTLED_RUN_S` at a confidence of :data:`SETTLED_CONFIDENCE` or more is what the
+    detector was sure of, and a detector that is sure of a person does not see a car in the
+    same place the next moment (the picture was not cut: a cut starts the track afresh).
     """
 
     name: ClassVar[str] = "class"
@@ -238,24 +255,65 @@ class ClassStability:
         return first, best
 
     def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
-        """Compare ``current``'s class group with the majority group of ``history``."""
+        """Compare ``current``'s class group with the majority group of ``history``, or with
+        the settled run just before the change."""
         groups = self.groups
         now = groups.key(current.label)
         if all(groups.key(name) == now for name in history.labels()):
             return None  # the usual case: every class held is in the current one's group
         majority = self._majority(history)
-        if majority is None or majority[0] == now:
-            return None
-        major, count = majority
         first = next(iter(history))
-        if current.pts_s - first.pts_s < CLASS_SETTLE_S:
+        if (
+            majority is not None
+            and majority[0] != now
+            and current.pts_s - first.pts_s >= CLASS_SETTLE_S
+        ):
+            major, count = majority
+            was = next(b.label for b in history if groups.key(b.label) == major)
+            what = f"majority class {was} ({count} of {len(history)} observations"
+            return self._judge(track_id, history, current, was, what)
+        settled = self._settled_before(history, current, now)
+        if settled is None:
             return None  # a young track's class is still the detector's guess
-        was = next(b.label for b in history if groups.key(b.label) == major)
+        was, run = settled
+        what = f"settled class {was} ({len(run)} observations over {_span(run):.1f} s"
+        return self._judge(track_id, history, current, was, what)
+
+    def _settled_before(
+        self, history: TrackHistory, current: ObservedBox, now: str
+    ) -> tuple[str, list[ObservedBox]] | None:
+        """The class and run of the group held just before the current group's run, when
+        the detector had settled on it and the new class came in the same place; None
+        otherwise."""
+        boxes = list(history)
+        end = len(boxes)
+        while end and self.groups.key(boxes[end - 1].label) == now:
+            end -= 1
+        run = settled_run(boxes[:end], self.groups)
+        if run is None:
+            return None
+        changed = boxes[end] if end < len(boxes) else current
+        if _iou(run[-1].xyxy, changed.xyxy) < SAME_PLACE_IOU:
+            return None  # the tracker gave the id to another object: not a change of class
+        return run[-1].label, run
+
+    def _judge(
+        self,
+        track_id: int,
+        history: TrackHistory,
+        current: ObservedBox,
+        was: str,
+        what: str,
+    ) -> str | None:
+        """The reason when a change from ``was`` to ``current``'s class matters to a policy
+        (see the class's docstring), else None."""
+        groups = self.groups
         into = groups.watched(current.label, self.watched)
         if not into and not groups.watched(was, self.watched):
             return None  # neither class is one a policy watches: no decision changes
         lasted = 0.0
         if not into:
+            major = groups.key(was)
             start = current.pts_s
             for box in reversed(list(history)):
                 if groups.key(box.label) == major:
@@ -265,10 +323,40 @@ class ClassStability:
             if lasted + 1e-9 < self.flip_seconds:
                 return None
         how = "into a watched class" if into else f"out of a watched class for {lasted:.1f} s"
-        return (
-            f"track {track_id}: class {current.label} differs from the track's "
-            f"majority class {was} ({count} of {len(history)} observations; {how})"
-        )
+        return f"track {track_id}: class {current.label} differs from the track's {what}; {how})"
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _span(run: list[ObservedBox]) -> float:
+    return run[-1].pts_s - run[0].pts_s
+
+
+def settled_run(boxes: list[ObservedBox], groups: ClassGroups) -> list[ObservedBox] | None:
+    """The run of ``boxes`` (oldest first) in the newest box's class group, when the detector
+    had settled on it: :data:`SETTLED_RUN_S` long, :data:`SETTLED_OBSERVATIONS` boxes or more,
+    the newest :data:`SETTLED_OBSERVATIONS` at a mean confidence of
+    :data:`SETTLED_CONFIDENCE` or more (sure of it at the end, not only once); None
+    otherwise."""
+    if not boxes:
+        return None
+    key = groups.key(boxes[-1].label)
+    start = len(boxes) - 1
+    while start and groups.key(boxes[start - 1].label) == key:
+        start -= 1
+    run = boxes[start:]
+    tail = run[-SETTLED_OBSERVATIONS:]
+    sure = sum(b.confidence for b in tail) / len(tail) >= SETTLED_CONFIDENCE
+    if len(run) < SETTLED_OBSERVATIONS or _span(run) + 1e-9 < SETTLED_RUN_S or not sure:
+        return None
+    return run
 
 
 class ConfidenceJump:
