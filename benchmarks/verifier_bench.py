@@ -157,12 +157,15 @@ def _track_checks(reasons: tuple[str, ...]) -> dict[int, set[str]]:
 
 def _zone_reasons(reasons: tuple[str, ...]) -> set[tuple[str, str]]:
     """(zone, check) of each zone reason: ``vanished`` (a track dropped over its own moving
-    foreground) or ``evasion`` (unexplained person-sized foreground)."""
-    return {
-        (r.split(":")[0], "vanished" if ") vanished " in r else "evasion")
-        for r in reasons
-        if r.startswith("zone ")
-    }
+    foreground), ``stayed`` (a settled track dropped while its pixels stayed unchanged) or
+    ``evasion`` (unexplained person-sized foreground)."""
+    return {(r.split(":")[0], _zone_check(r)) for r in reasons if r.startswith("zone ")}
+
+
+def _zone_check(reason: str) -> str:
+    if ") vanished " in reason:
+        return "vanished"
+    return "stayed" if ") stayed hidden " in reason else "evasion"
 
 
 #: The classes of the default policy's group (person, bicycle, motorcycle): a lie about

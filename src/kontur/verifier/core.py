@@ -49,7 +49,13 @@ import numpy as np
 import numpy.typing as npt
 
 from kontur.config import VerifierConfig
-from kontur.verifier.checks import SceneLiveness, TrackCheck, WellFormedBox, default_track_checks
+from kontur.verifier.checks import (
+    SceneLiveness,
+    TrackCheck,
+    WellFormedBox,
+    default_track_checks,
+    settled_run,
+)
 from kontur.verifier.coherence import (
     BASELINES_S,
     MIN_MOVE,
@@ -70,6 +76,7 @@ from kontur.verifier.foreground import (
     ScenePicture,
 )
 from kontur.verifier.history import ObservedBox, TrackHistory
+from kontur.verifier.stayed import StayedTracks
 from kontur.verifier.thumbnail import validate_thumbnail
 from kontur.verifier.vanished import SUPPORT_S, VanishedTracks
 from kontur.verifier.watch import ClassGroups, Watch
@@ -140,6 +147,7 @@ class _Camera:
     liveness: SceneLiveness
     evasion: UnexplainedForeground
     vanished: VanishedTracks
+    stayed: StayedTracks
     first_pts: float
     foreground: ForegroundModel = field(default_factory=ForegroundModel)
     masks: dict[int, SceneMasks] = field(default_factory=dict)
@@ -161,6 +169,8 @@ class _Camera:
     """Detection rate and class mix against a rolling baseline (:mod:`.drift`)."""
     reported: set[int] = field(default_factory=set)
     """Track ids of the last frame checked on a judged frame (for :mod:`.vanished`)."""
+    present: set[int] = field(default_factory=set)
+    """Track ids of the last frame checked (for :mod:`.stayed`)."""
 
 
 def _shift(cam: _Camera, first: int, second: int) -> tuple[int, int]:
@@ -275,9 +285,13 @@ class Verifier:
         liveness = SceneLiveness(c.frozen_seconds, c.frozen_mad_threshold)
         drift = CameraDrift(c.drift, c.class_groups) if c.drift.enabled else None
         zones = self._watch.zones_for(camera_id)
-        vanished = VanishedTracks(zones, c.evasion_seconds, c.min_support)
         return _Camera(
-            liveness=liveness, evasion=evasion, vanished=vanished, first_pts=pts_s, drift=drift
+            liveness=liveness,
+            evasion=evasion,
+            vanished=VanishedTracks(zones, c.evasion_seconds, c.min_support),
+            stayed=StayedTracks(zones, c.evasion_seconds),
+            first_pts=pts_s,
+            drift=drift,
         )
 
     @staticmethod
@@ -380,6 +394,9 @@ class Verifier:
             vanished = self._vanished(cam, previous, tracks, meter, boxes, pts_s)
             reasons += vanished
             flagged |= {"vanished"} if vanished else set()
+        stayed = self._stayed(cam, previous, tracks, pts_s)
+        reasons += stayed
+        flagged |= {"stayed"} if stayed else set()
         self._forget(cam, tracks.frame_index)
         flagged |= {n for ns in names.values() for n in ns}
         drift = self._drift(cam, previous, pts_s, tracks)
@@ -423,6 +440,33 @@ class Verifier:
                     fits = [b.support for b in held if b.support is not None]
                     cam.vanished.lost(tid, last, sum(fits) / len(fits) if fits else 0.0)
         return cam.vanished.observe(meter, boxes, pts_s)
+
+    def _stayed(
+        self, cam: _Camera, previous: int | None, tracks: TrackFrame, pts_s: float
+    ) -> list[str]:
+        """Patches of the settled watched tracks of the previous frame checked that this one
+        lacks (:mod:`kontur.verifier.stayed`), followed on this frame's picture; the zones'
+        reasons. A cut since the previous frame checked drops them all."""
+        here = {o.track_id for o in tracks.objects}
+        before, cam.present = cam.present, here
+        gone = before - here
+        if previous is None or any(previous < c <= tracks.frame_index for c in cam.cuts):
+            cam.stayed.reset()
+            return []
+        then, now = cam.pictures.get(previous), cam.pictures.get(tracks.frame_index)
+        if then is None or now is None or then.stride != now.stride:
+            cam.stayed.reset()
+            return []  # a picture not held (a frame without one): nothing to compare
+        for tid in gone:
+            history = cam.tracks.get(tid)
+            last = None if history is None else history.last
+            if history is None or last is None or last.frame_index != previous:
+                continue
+            run = settled_run(list(history), self._groups)
+            if run is not None and self._groups.watched(last.label, self._watch.classes):
+                cam.stayed.lost(tid, run, then.pixels, then.stride, frozenset(before - {tid}))
+        boxes = {o.track_id: o.xyxy for o in tracks.objects if all(map(math.isfinite, o.xyxy))}
+        return cam.stayed.observe(now.pixels, now.stride, boxes, pts_s)
 
     @staticmethod
     def _drift(cam: _Camera, previous: int | None, pts_s: float, tracks: TrackFrame) -> list[str]:

@@ -40,7 +40,16 @@ from kontur.verifier.foreground import BoxMeter
 from kontur.verifier.history import ObservedBox
 from kontur.verifier.watch import WatchedZone
 
-__all__ = ["COVERED", "KEEP", "MAX_AGE_S", "MAX_GAP_S", "PERSIST", "SUPPORT_S", "VanishedTracks"]
+__all__ = [
+    "COVERED",
+    "KEEP",
+    "MAX_AGE_S",
+    "MAX_GAP_S",
+    "PERSIST",
+    "SUPPORT_S",
+    "VanishedTracks",
+    "covered",
+]
 
 Box = tuple[float, float, float, float]
 
@@ -114,7 +123,7 @@ class VanishedTracks:
         kept = []
         for g in self._ghosts:
             fw, fh = m.frame_width, m.frame_height
-            if pts_s - g.lost_at > MAX_AGE_S or _covered(g.xyxy, boxes, fw, fh):
+            if pts_s - g.lost_at > MAX_AGE_S or covered(g.xyxy, boxes, fw, fh):
                 continue
             if self._step(g, meter, pts_s) and not _at_border(g.xyxy, fw, fh):
                 kept.append(g)
@@ -161,7 +170,7 @@ class VanishedTracks:
         return reasons
 
 
-def _covered(ghost: Box, boxes: list[Box], fw: int, fh: int) -> bool:
+def covered(ghost: Box, boxes: list[Box], fw: int, fh: int) -> bool:
     """A reported box (not an umbrella over the zone) covers :data:`COVERED` of ``ghost``."""
     area = (ghost[2] - ghost[0]) * (ghost[3] - ghost[1])
     for x1, y1, x2, y2 in boxes:

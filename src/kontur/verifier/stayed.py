@@ -1,0 +1,238 @@
+"""A settled track that vanished while its pixels stayed where they were.
+
+:mod:`kontur.verifier.vanished` follows a dropped track on the verifier's own foreground, so
+it needs a learnt background: it abstains on a handheld or panning camera, and for
+:data:`~kontur.verifier.foreground.LEARN_S` after every cut. This check needs no background.
+It rests on one fact about the worker: a detector is a function of the pixels. A worker that
+was *sure* of an object (a run of :data:`~kontur.verifier.checks.SETTLED_RUN_S` in a watched
+class group at a mean confidence of :data:`~kontur.verifier.checks.SETTLED_CONFIDENCE` or
+more) and then reports nothing there, while the picture under the object's last box has not
+changed, has not looked again: it is hiding the object (suppressed, replayed from an emptier
+moment, relabelled out of the policy's classes is the class check's case).
+
+When such a track is missing from the worker's next frame, the verifier keeps the grey patch
+under its last box (:class:`~kontur.verifier.foreground.ScenePicture` pixels, the part inside
+the picture, with texture: :data:`~kontur.verifier.coherence.MIN_TEXTURE`) and on each
+following frame:
+
+- the track reported again, or the box of a new track covering
+  :data:`~kontur.verifier.vanished.COVERED` of it, explains it (the
+  same object under a new id; not a box over most of the frame): it is
+  dropped;
+- otherwise the patch is looked for at its place and up to :data:`SEARCH_PX` picture pixels
+  around it (a handheld camera drifts); it *stays* when the best normalised cross-correlation
+  with the old patch reaches :data:`STAY_NCC` (brightness and contrast do not matter), and
+  the place moves to that best one;
+- a box at the frame's border that moved towards it is not kept: its object may have left;
+- it is dropped after :data:`~kontur.verifier.vanished.MAX_AGE_S`, or once it has not stayed
+  for :data:`~kontur.verifier.vanished.MAX_GAP_S`; a cut drops every patch.
+
+An object that left, was covered by a passer-by or turned away changes the pixels under its
+box; one that stays unchanged for ``stayed_seconds`` (on at least
+:data:`~kontur.verifier.vanished.PERSIST` of the frames, the newest too) gives its zone a
+scene reason, like evasion: "nothing there" is unverified (ADR 0025). Cost: at most 9 NCCs of
+one small patch per dropped track and frame, for two seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from kontur.verifier.coherence import MIN_SIDE, MIN_TEXTURE
+from kontur.verifier.history import ObservedBox
+from kontur.verifier.vanished import (
+    BORDER_PX,
+    MAX_AGE_S,
+    MAX_GAP_S,
+    MAX_GHOSTS,
+    PERSIST,
+    covered,
+)
+from kontur.verifier.watch import WatchedZone
+
+__all__ = ["SEARCH_PX", "STAY_NCC", "StayedTracks"]
+
+#: The patch "stayed" when the picture at its place now correlates this well with it as it
+#: was on the previous frame it stayed (a person who stays fidgets; a handheld camera
+#: drifts and zooms: the patch is followed step by step) ...
+STAY_NCC = 0.9
+#: ... and this well with it as it was when the track vanished (step by step, an object that
+#: left would fade into the background behind it: the first patch bounds the drift).
+FIRST_NCC = 0.6
+#: Picture pixels (about 1/160 of the frame's width each) searched around the patch's place.
+SEARCH_PX = 2
+
+#: A box touching the frame's border whose far edge moved towards it by this share of its
+#: width (or height) over the settled run is an object that may have left.
+LEAVING = 0.1
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(slots=True)
+class _Patch:
+    track_id: int
+    label: str
+    xyxy: Box
+    """The box in frame pixels, moved with the patch."""
+    first: npt.NDArray[np.float32]
+    """The patch under the last box, flattened and centred."""
+    old: npt.NDArray[np.float32]
+    """The patch as it was on the last frame it stayed."""
+    top: int
+    left: int
+    height: int
+    width: int
+    lost_at: float
+    last_hit: float
+    others: frozenset[int]
+    """The other tracks reported when it was last seen: their boxes explain nothing (the
+    object stayed visible beside or behind them while it was tracked)."""
+    frames: int = 0
+    hits: int = 0
+    best: float = 0.0
+
+
+@dataclass(slots=True)
+class StayedTracks:
+    """Per camera: patches of settled tracks that vanished, followed on the verifier's pictures."""
+
+    zones: tuple[WatchedZone, ...]
+    stayed_seconds: float
+    _patches: list[_Patch] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """Forget every patch (the picture was cut)."""
+        self._patches.clear()
+
+    def lost(
+        self,
+        track_id: int,
+        run: list[ObservedBox],
+        pixels: npt.NDArray[np.uint8],
+        s: int,
+        others: frozenset[int] = frozenset(),
+    ) -> None:
+        """Settled track ``track_id`` (``run``: its settled run, ending with its last box, seen
+        on the picture ``pixels`` of stride ``s`` frame pixels, beside the tracks ``others``)
+        is missing from the newest frame: keep its patch if it has one and was not leaving
+        the picture."""
+        last = run[-1]
+        if len(self._patches) >= MAX_GHOSTS or not all(map(math.isfinite, last.xyxy)):
+            return
+        ph, pw = pixels.shape[:2]
+        if _leaving(run[0].xyxy, last.xyxy, pw * s, ph * s):
+            return  # its object may have left: what is under the box now is what was behind it
+        x1, y1, x2, y2 = last.xyxy
+        top, left = max(0, math.floor(y1 / s)), max(0, math.floor(x1 / s))
+        bottom, right = min(ph, math.ceil(y2 / s)), min(pw, math.ceil(x2 / s))
+        if bottom - top < MIN_SIDE or right - left < MIN_SIDE:
+            return
+        old = _centred(pixels[top:bottom, left:right])
+        if float(old @ old) < MIN_TEXTURE**2 * old.size:
+            return  # a flat patch (a wall, asphalt) correlates with anything
+        self._patches.append(
+            _Patch(
+                track_id, last.label, last.xyxy, old, old, top, left, bottom - top,
+                right - left, last.pts_s, last.pts_s, others,
+            )
+        )  # fmt: skip
+
+    def observe(
+        self,
+        pixels: npt.NDArray[np.uint8],
+        s: int,
+        reported: dict[int, Box],
+        pts_s: float,
+    ) -> list[str]:
+        """Follow every patch on one frame's picture (``reported``: every box reported for
+        it by track id, frame pixels); the zones' reasons."""
+        fh, fw = pixels.shape[0] * s, pixels.shape[1] * s
+        kept = []
+        for p in self._patches:
+            if p.track_id in reported or pts_s - p.lost_at > MAX_AGE_S:
+                continue  # the worker reports the track again, or the patch is too old
+            new = [box for tid, box in reported.items() if tid not in p.others]
+            if covered(p.xyxy, new, fw, fh):
+                continue
+            if self._step(p, pixels, s, pts_s):
+                kept.append(p)
+        self._patches = kept
+        return self._reasons(pts_s, fw, fh)
+
+    @staticmethod
+    def _step(p: _Patch, pixels: npt.NDArray[np.uint8], s: int, pts_s: float) -> bool:
+        """Look for ``p`` around its place; False once it is to be dropped."""
+        ph, pw = pixels.shape[:2]
+        best: tuple[float, int, int, npt.NDArray[np.float32]] | None = None
+        for dy in range(-SEARCH_PX, SEARCH_PX + 1):
+            for dx in range(-SEARCH_PX, SEARCH_PX + 1):
+                top, left = p.top + dy, p.left + dx
+                if top < 0 or left < 0 or top + p.height > ph or left + p.width > pw:
+                    continue
+                now = _centred(pixels[top : top + p.height, left : left + p.width])
+                score = _ncc(p.old, now)
+                if best is None or score > best[0]:
+                    best = (score, dy, dx, now)
+        p.frames += 1
+        if best is not None and best[0] >= STAY_NCC and _ncc(p.first, best[3]) >= FIRST_NCC:
+            score, dy, dx, p.old = best
+            p.hits, p.last_hit, p.best = p.hits + 1, pts_s, _ncc(p.first, p.old)
+            p.top, p.left = p.top + dy, p.left + dx
+            x1, y1, x2, y2 = p.xyxy
+            p.xyxy = (x1 + dx * s, y1 + dy * s, x2 + dx * s, y2 + dy * s)
+            return True
+        return pts_s - p.last_hit <= MAX_GAP_S
+
+    def _reasons(self, pts_s: float, fw: int, fh: int) -> list[str]:
+        reasons = []
+        for zone in self.zones:
+            found = [
+                p
+                for p in self._patches
+                if p.last_hit == pts_s
+                and pts_s - p.lost_at + 1e-6 >= self.stayed_seconds
+                and p.hits >= PERSIST * p.frames
+                and zone.contains(
+                    min(max((p.xyxy[0] + p.xyxy[2]) / 2 / fw, 0.0), 1.0),
+                    min(max(p.xyxy[3] / fh, 0.0), 1.0),
+                )
+            ]
+            if not found:
+                continue
+            p = min(found, key=lambda k: k.lost_at)
+            reasons.append(
+                f"zone {zone.zone_id}: track {p.track_id} ({p.label}) stayed hidden "
+                f"{pts_s - p.lost_at:.1f} s while the pixels under its last box stayed "
+                f"unchanged (NCC {p.best:.2f}, {p.hits} of {p.frames} frames); expected the "
+                "track: nothing-there is unverified (possible evasion)"
+            )
+        return reasons
+
+
+def _leaving(first: Box, last: Box, fw: int, fh: int) -> bool:
+    """``last`` touches a border of the ``fw`` × ``fh`` frame, and its far edge moved towards
+    that border by :data:`LEAVING` of the box's size since ``first`` (an object going out
+    shrinks into the border; one growing or standing there does not)."""
+    w, h = max(last[2] - last[0], 1.0), max(last[3] - last[1], 1.0)
+    return (
+        (last[0] <= BORDER_PX and first[2] - last[2] >= LEAVING * w)
+        or (last[2] >= fw - BORDER_PX and last[0] - first[0] >= LEAVING * w)
+        or (last[1] <= BORDER_PX and first[3] - last[3] >= LEAVING * h)
+        or (last[3] >= fh - BORDER_PX and last[1] - first[1] >= LEAVING * h)
+    )
+
+
+def _ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+    den = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / den if den > 1e-6 else 0.0
+
+
+def _centred(patch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    flat = patch.astype(np.float32).ravel()
+    flat -= flat.mean()
+    return flat
