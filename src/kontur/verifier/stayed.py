@@ -30,8 +30,8 @@ following frame:
 An object that left, was covered by a passer-by or turned away changes the pixels under its
 box; one that stays unchanged for ``stayed_seconds`` (on at least
 :data:`~kontur.verifier.vanished.PERSIST` of the frames, the newest too) gives its zone a
-scene reason, like evasion: "nothing there" is unverified (ADR 0025). Cost: at most 9 NCCs of
-one small patch per dropped track and frame, for two seconds.
+scene reason, like evasion: "nothing there" is unverified (ADR 0025). Cost: at most 25 NCCs of
+one small patch per dropped track and frame (one while it stays put), for two seconds.
 """
 
 from __future__ import annotations
@@ -71,6 +71,15 @@ SEARCH_PX = 2
 LEAVING = 0.1
 
 Box = tuple[float, float, float, float]
+#: The offsets searched, its own place first.
+_OFFSETS = sorted(
+    (
+        (dy, dx)
+        for dy in range(-SEARCH_PX, SEARCH_PX + 1)
+        for dx in range(-SEARCH_PX, SEARCH_PX + 1)
+    ),
+    key=lambda o: abs(o[0]) + abs(o[1]),
+)
 
 
 @dataclass(slots=True)
@@ -166,18 +175,19 @@ class StayedTracks:
 
     @staticmethod
     def _step(p: _Patch, pixels: npt.NDArray[np.uint8], s: int, pts_s: float) -> bool:
-        """Look for ``p`` around its place; False once it is to be dropped."""
+        """Look for ``p`` at its place, then around it; False once it is to be dropped."""
         ph, pw = pixels.shape[:2]
         best: tuple[float, int, int, npt.NDArray[np.float32]] | None = None
-        for dy in range(-SEARCH_PX, SEARCH_PX + 1):
-            for dx in range(-SEARCH_PX, SEARCH_PX + 1):
-                top, left = p.top + dy, p.left + dx
-                if top < 0 or left < 0 or top + p.height > ph or left + p.width > pw:
-                    continue
-                now = _centred(pixels[top : top + p.height, left : left + p.width])
-                score = _ncc(p.old, now)
-                if best is None or score > best[0]:
-                    best = (score, dy, dx, now)
+        for dy, dx in _OFFSETS:
+            top, left = p.top + dy, p.left + dx
+            if top < 0 or left < 0 or top + p.height > ph or left + p.width > pw:
+                continue
+            now = _centred(pixels[top : top + p.height, left : left + p.width])
+            score = _ncc(p.old, now)
+            if best is None or score > best[0]:
+                best = (score, dy, dx, now)
+            if dy == dx == 0 and score >= STAY_NCC:
+                break  # unmoved: the usual case of a patch that stays costs one NCC
         p.frames += 1
         if best is not None and best[0] >= STAY_NCC and _ncc(p.first, best[3]) >= FIRST_NCC:
             score, dy, dx, p.old = best
