@@ -5,23 +5,11 @@ own; recovery is hysteretic per scope. Pure: a manual clock, no process."""
 from __future__ import annotations
 
 import pytest
+from degrade_clock import RECOVERY
 
 from kontur.clock import ManualClock
-from kontur.config import DegradationConfig
 from kontur.degrade import RECOVERED, DegradationMachine, ScopeError, State, Trigger
 from kontur.wire import StateChanged, decode, encode
-
-RECOVERY = 3.0
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def machine(clock: ManualClock) -> DegradationMachine:
-    return DegradationMachine(DegradationConfig(recovery_seconds=RECOVERY), clock)
 
 
 def test_only_the_camera_scoped_triggers_may_name_a_camera() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from degrade_clock import RECOVERY
 
 from kontur.clock import ManualClock
 from kontur.config import DegradationConfig
@@ -19,8 +20,6 @@ from kontur.degrade import (
 )
 from kontur.wire import StateChanged, decode, encode
 
-RECOVERY = 3.0
-
 # Each trigger, named after the fault it models, with the state the paper's rule requires.
 ESCALATIONS = [
     pytest.param("model_integrity", State.SAFE, id="model_swapped_on_disk"),
@@ -36,16 +35,6 @@ ESCALATIONS = [
     pytest.param("isolation_partial", State.DEGRADED, id="partial_sandbox"),
     pytest.param("camera_tamper", State.DEGRADED, id="camera_covered"),
 ]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def machine(clock: ManualClock) -> DegradationMachine:
-    return DegradationMachine(DegradationConfig(recovery_seconds=RECOVERY), clock)
 
 
 def test_trigger_table_covers_every_trigger() -> None:

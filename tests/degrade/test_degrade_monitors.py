@@ -29,11 +29,6 @@ MODEL = bytes(range(256)) * 64  # 16 KiB stand-in for an installed model file
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def model(tmp_path: Path) -> Path:
     path = tmp_path / "detector.onnx"
     path.write_bytes(MODEL)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from degrade_clock import RECOVERY
 
 from kontur.archive import Archive
 from kontur.clock import ManualClock
@@ -29,8 +30,6 @@ from kontur.runtime.wiring import Wiring
 from kontur.wire import StateChanged, decode
 from kontur.wire.channel import Outbox
 from kontur.wire.messages import TamperAlarm
-
-RECOVERY = 3.0
 
 
 def test_camera_tamper_degrades_and_never_lapses_by_time_alone() -> None:
