@@ -178,6 +178,27 @@ def write_archive(data_dir: Path) -> Archived:
     return Archived(seg.payload["sha256"], dec.index, ev.index, aud.index, size)
 
 
+#: A camera id that is markup: the System screen must show it as text (ADR 0040's ``camera``
+#: comes from the archive, and nothing read there is trusted in HTML).
+HOSTILE_CAMERA = '<img src=x onerror="document.title=1">cam&amp;'
+#: Degradation transitions as the perimeter archives them (``Health.apply``): the site's has
+#: no ``camera`` key, a camera's names its camera (ADR 0040).
+TRANSITIONS: tuple[dict[str, object], ...] = (
+    {"at": 1_700_000_010.0, "from": "NORMAL", "to": "DEGRADED", "trigger": "worker_crash",
+     "detail": "worker exited with 1"},
+    {"at": 1_700_000_020.0, "from": "NORMAL", "to": "SAFE", "trigger": "camera_tamper",
+     "detail": "lens covered", "camera": "cam1"},
+    {"at": 1_700_000_030.0, "from": "NORMAL", "to": "DEGRADED", "trigger": "camera_untrusted",
+     "detail": "3 failing GOPs", "camera": HOSTILE_CAMERA},
+)  # fmt: skip
+
+
+def write_transitions(data_dir: Path) -> tuple[int, ...]:
+    """Append :data:`TRANSITIONS` to the archive as ``state`` records; their indexes."""
+    with Archive.open(data_dir) as arc:
+        return tuple(arc.append("state", t).index for t in TRANSITIONS)
+
+
 def pending(number: int, *, two_person: bool = False, segment: str = "") -> PendingRequest:
     """A pending OPERATOR request ``op-<number>``."""
     return PendingRequest(

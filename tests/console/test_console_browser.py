@@ -13,6 +13,8 @@ session-expiry test has its own, because it moves the site's clock.
   operator's cookie gets 403 (no CSRF token; audited as the operator), and from another site
   the cookie does not even travel (SameSite=Strict: 401);
 - an admin revokes a camera from the Cameras page (the incident playbook's route);
+- the System page's transitions name the camera whose state moved, or the site (ADR 0040),
+  a camera id that is markup shown as text;
 - session expiry: the page sends the operator back to the sign-in page.
 
 Each page is also watched for Content-Security-Policy violations (there must be none).
@@ -29,6 +31,7 @@ from typing import Any
 import pytest
 from console_kit import WAIT_MS, Browser, sign_in, start_browser
 from tests.api.api_sim import (
+    HOSTILE_CAMERA,
     PASSWORD,
     ROOMY,
     RTSP_SECRET,
@@ -36,6 +39,7 @@ from tests.api.api_sim import (
     pending,
     running_site,
     user_of,
+    write_transitions,
 )
 
 from kontur.wire.messages import IncidentRequest, OperatorVerdict
@@ -183,6 +187,38 @@ def test_an_admin_revokes_a_camera_with_a_reason(browser: Browser, site: Site) -
     assert (asked.kind, asked.by, asked.camera) == ("revoke_camera", user_of("admin"), "cam1")
     assert asked.reason == "key leaked in a firmware dump"
     site.supervisor.audit(actor=user_of("admin"), action="incident:revoke_camera", outcome="ok")
+
+
+def test_the_system_shows_which_camera_each_transition_concerns(
+    browser: Browser, site: Site
+) -> None:
+    """ADR 0040: the transition list names the camera whose state moved, or the site; a
+    camera id that is markup shows as text (and runs nothing: no CSP report, no element)."""
+    site_index, cam_index, hostile_index = write_transitions(site.data_dir)
+    page = sign_in(browser.page(), site.url, user_of("viewer"), PASSWORD, "/ui/system")
+    page.wait_for_selector(f"#transitions tbody tr td:text-is('{hostile_index}')")
+    head = page.eval_on_selector_all("#transitions thead th", "ths => ths.map(h => h.textContent)")
+    assert head == ["#", "Time", "Camera", "From → to", "Trigger", "Detail"]
+    cells = page.eval_on_selector_all(
+        "#transitions tbody tr",
+        "rows => rows.map(r => [...r.cells].map(c => [c.textContent, c.dataset.scope || '']))",
+    )
+    rows = {int(r[0][0]): r for r in cells}
+    assert [i for i in rows][:3] == [hostile_index, cam_index, site_index]  # newest first
+    assert rows[site_index][2] == ["site", "site"]
+    assert rows[site_index][3:] == [["NORMAL → DEGRADED", ""], ["worker_crash", ""],
+                                    ["worker exited with 1", ""]]  # fmt: skip
+    assert rows[cam_index][2] == ["cam1", "camera"]
+    assert rows[cam_index][3][0] == "NORMAL → SAFE"
+    assert rows[hostile_index][2] == [HOSTILE_CAMERA, "camera"]
+    assert page.locator("#transitions img, #state-timeline img").count() == 0
+    titles = page.eval_on_selector_all(
+        "#state-timeline circle title", "ts => ts.map(t => t.textContent)"
+    )
+    assert "site: NORMAL → DEGRADED: worker_crash" in titles
+    assert "camera cam1: NORMAL → SAFE: camera_tamper" in titles
+    assert f"camera {HOSTILE_CAMERA}: NORMAL → DEGRADED: camera_untrusted" in titles
+    assert page.title() != "1"
 
 
 def test_pages_are_not_framed_cached_or_scripted_inline(browser: Browser, site: Site) -> None:

@@ -4,7 +4,8 @@ Against api_sim's real server: the page table agrees with the API's one access t
 section a role may not see is not in the HTML it gets; no page can run inline script; a
 signed-out browser is sent to sign in while an API client gets its 401; the data routes say
 what the screens draw (verdict strip, alarms, decisions with what operators did, one
-decision's evidence with a checked inclusion proof), never a camera credential.
+decision's evidence with a checked inclusion proof, transitions naming their camera or the
+site), never a camera credential.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from collections.abc import Iterator
 from importlib import resources
 
 import pytest
-from tests.api.api_sim import RTSP_SECRET, Site, pending, running_site
+from tests.api.api_sim import (
+    HOSTILE_CAMERA,
+    RTSP_SECRET,
+    TRANSITIONS,
+    Site,
+    pending,
+    running_site,
+    write_transitions,
+)
 
 from kontur.api.rbac import ROLES, ROUTES, SIGNED_IN, Permission, rule
 from kontur.archive import Archive
@@ -172,3 +181,17 @@ def test_the_system_shows_checkpoints_and_blocks(site: Site) -> None:
     assert s["checkpoints"] and s["checkpoints"][-1]["note"].startswith("kontur.archive/")
     assert {b["name"] for b in s["blocks"]} == {"worker", "ingest:cam1"}
     assert s["cameras"] == [{"id": "cam1", "latency_s": [0.04, 0.2, 0.3, 3.0]}]
+
+
+def test_the_system_names_the_camera_of_each_transition(site: Site) -> None:
+    """ADR 0040: a camera's transition names its camera, the site's has ``camera`` null."""
+    site_index, cam_index, hostile_index = write_transitions(site.data_dir)
+    with site.client("viewer") as c:
+        s = c.get("/ui/api/system").json()
+    rows = {t["index"]: t for t in s["transitions"]}
+    site_row, cam_row, hostile_row = rows[site_index], rows[cam_index], rows[hostile_index]
+    assert site_row == {"index": site_index, "camera": None, **TRANSITIONS[0]}
+    assert cam_row == {"index": cam_index, **TRANSITIONS[1]}
+    assert cam_row["camera"] == "cam1"
+    assert hostile_row["camera"] == HOSTILE_CAMERA  # JSON carries it as is; pages escape it
+    assert [t["index"] for t in s["transitions"]] == sorted(rows)  # oldest first

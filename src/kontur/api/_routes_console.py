@@ -10,8 +10,9 @@ The JSON routes under ``/ui/api/`` gather what the screens draw and no other rou
 one call: the recent GOP verdicts per camera (the verdict strip), alarms, placement and the
 inventory for the overview; decisions joined with what operators did about them; one
 decision's evidence (its GOPs' verdicts, the verifier's findings, its inclusion proof); and the
-system's transitions and checkpoints. They read the archive read-only and the run state, and
-every payload leaves through :func:`kontur.redact.redact`.
+system's transitions (each naming its camera, or none for the site: :class:`TransitionRow`)
+and checkpoints. They read the archive read-only and the run state, and every payload leaves
+through :func:`kontur.redact.redact`.
 
 :class:`LoginRedirect` turns the guard's 401 on a *page* asked for by a browser (``Accept:
 text/html``) into a redirect to the sign-in page; the refusal is audited by the guard as ever,
@@ -50,7 +51,7 @@ from kontur.redact import redact
 from kontur.wire.runstate import CameraState, RunState
 from kontur.wire.verdict import DENY_VERDICTS, Verdict
 
-__all__ = ["ENDPOINTS", "LoginRedirect"]
+__all__ = ["ENDPOINTS", "LoginRedirect", "TransitionRow"]
 
 _MAX_INDEX = 2**53
 STRIP = 40
@@ -424,17 +425,48 @@ def decision(
 # ---- the system --------------------------------------------------------------------------
 
 
-def _transition_json(rec: Record) -> dict[str, Any]:
-    p = rec.payload
-    keys = ("from", "to", "trigger", "detail", "camera")  # camera: None for the site (ADR 0040)
-    return {"index": rec.index, "at": p.get("at", rec.at), **{k: p.get(k) for k in keys}}
+class TransitionRow(BaseModel):
+    """One row of the System screen's degradation transitions: an archived ``state`` record.
+
+    ``camera`` is the camera whose own state moved, or None for the site's state (ADR 0040:
+    a site record has no ``camera`` key, and one written before ADR 0040 is the site's), so
+    a reader that ignores it sees exactly the rows it saw before. The JSON keys are the
+    record's (``from``, ``to``).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, populate_by_name=True, allow_inf_nan=False
+    )
+    index: int
+    at: float
+    from_state: str | None = Field(alias="from")
+    to_state: str | None = Field(alias="to")
+    trigger: str | None
+    detail: str | None
+    camera: str | None = None
+
+    @classmethod
+    def of(cls, rec: Record) -> TransitionRow:
+        """The row of ``rec``; a value of an unexpected type is shown as its text."""
+        p = rec.payload
+        at = p.get("at", rec.at)
+        text = {k: None if p.get(k) is None else str(p[k]) for k in _TRANSITION_TEXT}
+        when = float(at) if isinstance(at, int | float) and not isinstance(at, bool) else rec.at
+        return cls.model_validate({"index": rec.index, "at": when, **text})
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as the screen reads it: ``index, at, from, to, trigger, detail, camera``."""
+        return self.model_dump(by_alias=True)
+
+
+_TRANSITION_TEXT = ("from", "to", "trigger", "detail", "camera")
 
 
 def _system_records(arc: Archive) -> dict[str, Any]:
     model = arc.tail("model", 1)
     signed = arc.checkpoints()[-10:]
     return {
-        "transitions": [_transition_json(r) for r in arc.tail("state", 100)],
+        "transitions": [TransitionRow.of(r).to_json() for r in arc.tail("state", 100)],
         "checkpoints": [{"size": n, "at": at, "note": note} for n, at, note in signed],
         "placement": [r.payload for r in arc.tail("placement", 16)],
         "model": model[0].payload if model else None,
@@ -442,7 +474,11 @@ def _system_records(arc: Archive) -> dict[str, Any]:
 
 
 def system(state: Annotated[ApiState, Depends(state_of)]) -> dict[str, Any]:
-    """Degradation transitions, placement, latest checkpoints, blocks and latencies."""
+    """Degradation transitions, placement, latest checkpoints, blocks and latencies.
+
+    Each of the newest 100 transitions, oldest first, is ``{index, at, from, to, trigger,
+    detail, camera}``: ``camera`` names the camera whose own state moved, null for the
+    site's (ADR 0040)."""
     rs = run_state(state)
     with _archive(state) as arc:
         found = _system_records(arc) if arc is not None else {}

@@ -1,5 +1,5 @@
-// System: degradation transitions, placement (risk per platform), latency sparklines,
-// blocks and the latest signed checkpoints.
+// System: degradation transitions (each naming its camera, or the site), placement (risk per
+// platform), latency sparklines, blocks and the latest signed checkpoints.
 "use strict";
 
 (() => {
@@ -8,6 +8,16 @@
   function kv(obj) {
     return Object.entries(obj || {}).map(([k, v]) =>
       `${k}: ${typeof v === "number" ? v.toFixed(4) : v}`).join(", ");
+  }
+
+  // Whose state moved (ADR 0040): a camera's id, or the site's own state (no camera).
+  function scopeOf(t) { return t.camera == null ? "site" : `camera ${t.camera}`; }
+
+  function scopeCell(t) {
+    if (t.camera == null) {
+      return K.el("td", { class: "muted", dataset: { scope: "site" }, text: "site" });
+    }
+    return K.el("td", { dataset: { scope: "camera" }, text: t.camera });
   }
 
   function latencyText(xs) {
@@ -30,12 +40,12 @@
     text("sys-head", s.archive.head);
     const ts = s.transitions.slice().reverse();
     K.rows(document.querySelector("#transitions tbody"), ts, (t) => K.el("tr", {},
-      K.el("td", { text: t.index }), K.el("td", { text: K.when(t.at) }),
+      K.el("td", { text: t.index }), K.el("td", { text: K.when(t.at) }), scopeCell(t),
       K.el("td", { text: `${t.from} → ${t.to}` }), K.el("td", { text: t.trigger }),
       K.el("td", { text: t.detail || "" })), "no transition: the run stayed in its first state");
     document.getElementById("state-timeline").replaceChildren(K.timeline(s.transitions.map((t) =>
       ({ at: t.at, cls: t.to === "NORMAL" ? "v-AUTHENTIC" : t.to === "SAFE" ? "v-DENY" : "v-MISSING",
-        title: `${t.from} → ${t.to}: ${t.trigger}` })), "degradation transitions"));
+        title: `${scopeOf(t)}: ${t.from} → ${t.to}: ${t.trigger}` })), "degradation transitions"));
     K.rows(document.querySelector("#placement tbody"), s.placement, (p) => K.el("tr", {},
       K.el("td", { text: p.task }), K.el("td", { text: p.platform }),
       K.el("td", {}, K.el("code", { text: kv(p.risk) })),
