@@ -15,6 +15,8 @@ session-expiry test has its own, because it moves the site's clock.
 - an admin revokes a camera from the Cameras page (the incident playbook's route);
 - the System page's transitions name the camera whose state moved, or the site (ADR 0040),
   a camera id that is markup shown as text;
+- each Overview card shows its camera's degradation state as a badge with text (ADR 0040),
+  marked stale with the run state;
 - session expiry: the page sends the operator back to the sign-in page.
 
 Each page is also watched for Content-Security-Policy violations (there must be none).
@@ -43,6 +45,7 @@ from tests.api.api_sim import (
 )
 
 from kontur.wire.messages import IncidentRequest, OperatorVerdict
+from kontur.wire.runstate import CameraState
 
 #: Pending requests of the module's site: op-201 for the CSRF test, op-202 for the page.
 REQUESTS = (201, 202)
@@ -219,6 +222,49 @@ def test_the_system_shows_which_camera_each_transition_concerns(
     assert "camera cam1: NORMAL → SAFE: camera_tamper" in titles
     assert f"camera {HOSTILE_CAMERA}: NORMAL → DEGRADED: camera_untrusted" in titles
     assert page.title() != "1"
+
+
+_CARDS = """cards => cards.map(c => {
+  const b = c.querySelector(".card-head .badge.cam-state");
+  return b && [c.dataset.camera, c.dataset.state, b.textContent, b.dataset.state,
+               [...b.classList].sort().join(" ")];
+})"""
+
+
+def test_the_overview_card_shows_its_cameras_degradation_state(
+    browser: Browser, site: Site
+) -> None:
+    """ADR 0040: each camera's card shows its effective state as a badge with the state's name
+    (never colour alone) and ``data-state``; a camera id that is markup is text; a stale run
+    state marks the badges stale."""
+    before = site.supervisor.state
+    cameras = (
+        before.cameras[0].model_copy(update={"state": "SAFE"}),
+        CameraState(id="cam2", frames=10, state="NORMAL"),
+        CameraState(id=HOSTILE_CAMERA, frames=5, state="DEGRADED"),
+    )
+    site.supervisor.publish(before.model_copy(update={"cameras": cameras}))
+    try:
+        page = sign_in(browser.page(), site.url, user_of("viewer"), PASSWORD)
+        page.wait_for_selector("#cameras .card:nth-child(3) .cam-state[data-state]")
+        page.wait_for_selector("#cam-cam1 .cam-state[data-state='SAFE']")
+        cards = page.eval_on_selector_all("#cameras .card", _CARDS)
+        assert cards == [
+            ["cam1", "SAFE", "SAFE", "SAFE", "badge cam-state s-SAFE"],
+            ["cam2", "NORMAL", "NORMAL", "NORMAL", "badge cam-state s-NORMAL"],
+            [HOSTILE_CAMERA, "DEGRADED", "DEGRADED", "DEGRADED", "badge cam-state s-DEGRADED"],
+        ]
+        badge = page.locator("#cam-cam1 .card-head .cam-state")
+        assert badge.is_visible() and "ADR 0040" in str(badge.get_attribute("title"))
+        assert page.locator("#cameras img").count() == 0 and page.title() != "1"
+        # the supervisor stopped publishing: the states are old, and the badges say so
+        old = before.model_copy(update={"cameras": cameras, "at": site.clock.wall() - 60})
+        site.supervisor.publish(old)
+        page.wait_for_selector("#cam-cam2 .cam-state.stale")
+        assert page.inner_text("#cam-cam1 .cam-state") == "SAFE (stale)"
+        assert page.get_attribute("#cam-cam1 .cam-state", "data-state") == "SAFE"
+    finally:
+        site.supervisor.publish(before)
 
 
 def test_pages_are_not_framed_cached_or_scripted_inline(browser: Browser, site: Site) -> None:

@@ -149,6 +149,7 @@ def test_the_overview_draws_strips_and_alarms_without_credentials(site: Site) ->
     assert "1 operator requests waiting" in texts
     assert any(t.startswith("camera error: rtsp://***@10.0.0.5") for t in texts)
     assert (o["state"], o["pending"], cam["fps_avg"]) == ("DEGRADED", 1, 100 / 60)
+    assert cam["state"] == "NORMAL"  # the card's badge (ADR 0040): the camera's effective state
 
 
 def test_decisions_show_what_the_operator_did_and_why(site: Site) -> None:

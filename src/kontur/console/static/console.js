@@ -173,11 +173,22 @@ const K = (() => {
     tick();
   }
 
+  // A degradation state as a badge: its name as text (never colour alone), "(stale)" when the
+  // run state is old, and the class that colours it (s-NORMAL, s-DEGRADED, s-SAFE); the
+  // node's other classes stay.
+  function paintState(b, state, stale) {
+    const known = state !== null && state !== undefined && state !== "";
+    const name = known ? String(state) : "unknown";
+    b.textContent = stale ? `${name} (stale)` : name;
+    b.classList.remove(...[...b.classList].filter((c) => c.startsWith("s-") || c === "stale"));
+    b.classList.add("badge", `s-${name.replace(/[^A-Z_]/g, "") || "unknown"}`);
+    b.classList.toggle("stale", Boolean(stale));
+    b.dataset.state = known ? name : "";
+  }
+
   function stateBadge(state, stale) {
     const b = document.getElementById("state-badge");
-    if (!b) return;
-    b.textContent = stale ? `${state} (stale)` : state;
-    b.className = `badge s-${String(state).replace(/[^A-Z_]/g, "")}${stale ? " stale" : ""}`;
+    if (b) paintState(b, state, stale);
   }
 
   function rows(tbody, list, make, empty) {
@@ -228,5 +239,5 @@ const K = (() => {
   });
 
   return { CSRF_KEY, DENY, may, api, canChange, image, el, svg, strip, sparkline, timeline,
-    when, notice, every, stateBadge, rows, verdictClass, toLogin, incident };
+    when, notice, every, paintState, stateBadge, rows, verdictClass, toLogin, incident };
 })();

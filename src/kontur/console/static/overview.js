@@ -1,5 +1,5 @@
-// Overview: one card per camera (live snapshot for video:live, the GOP verdict strip, fps and
-// frames lost, alarms, sparklines), and the system's state and placement.
+// Overview: one card per camera (its degradation state, live snapshot for video:live, the GOP
+// verdict strip, fps and frames lost, alarms, sparklines), and the system's state and placement.
 "use strict";
 
 (() => {
@@ -7,6 +7,9 @@
   const refreshMs = live ? Number(live.dataset.refreshS || 5) * 1000 : 0;
   const cards = document.getElementById("cameras");
   const seen = new Map(); // camera id -> {at, frames, fps: []}
+  // ADR 0040: a camera's effective state, under which the gate decides its requests.
+  const STATE_TITLE = "Degradation state of this camera: the more severe of the site's and " +
+    "its own (ADR 0040)";
 
   function text(id, value) {
     const n = document.getElementById(id);
@@ -35,7 +38,8 @@
     let node = document.getElementById("cam-" + cam.id);
     if (node) return node;
     node = K.el("article", { class: "card", id: "cam-" + cam.id, dataset: { camera: cam.id } },
-      K.el("h2", { text: cam.id }));
+      K.el("header", { class: "card-head" }, K.el("h2", { text: cam.id }),
+        K.el("span", { class: "badge cam-state", title: STATE_TITLE })));
     if (live) {
       const img = K.el("img", { class: "snapshot", alt: `Live snapshot of ${cam.id}` });
       const note = K.el("p", { class: "muted snapshot-note", hidden: true });
@@ -57,8 +61,10 @@
       K.el("span", { class: "value", text: value }));
   }
 
-  function fill(cam, at) {
+  function fill(cam, at, stale) {
     const node = card(cam);
+    K.paintState(node.querySelector(".cam-state"), cam.state, stale);
+    node.dataset.state = cam.state ?? "";
     const s = fpsOf(cam, at);
     const fps = s.fps.length ? s.fps[s.fps.length - 1] : cam.fps_avg;
     node.querySelector(".strip-box").replaceChildren(K.strip(cam.strip, 40));
@@ -94,7 +100,7 @@
     text("sys-release", o.release || "none");
     text("sys-runtime", o.runtime || "none");
     text("sys-pending", o.pending);
-    for (const cam of o.cameras) fill(cam, o.at);
+    for (const cam of o.cameras) fill(cam, o.at, o.stale);
   }
 
   K.every(2000, refresh);
