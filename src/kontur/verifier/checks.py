@@ -629,6 +629,9 @@ class FrozenBox:
         """Flag :data:`FROZEN_OBSERVATIONS` bit-identical boxes over moving pixels."""
         if len(history) < FROZEN_OBSERVATIONS - 1:
             return None
+        last = history.last
+        if last is not None and last.xyxy != current.xyxy:
+            return None  # the usual case: the box moved since the last observation
         run = [*list(history)[-(FROZEN_OBSERVATIONS - 1) :], current]
         if any(b.xyxy != current.xyxy for b in run):
             return None
@@ -734,7 +737,8 @@ class SceneLiveness:
         if prev is None or prev.shape != thumb.shape:
             self._still_since = None
             return None
-        mad = float(np.abs(thumb.astype(np.int16) - prev.astype(np.int16)).mean())
+        step = np.abs(thumb.astype(np.int16) - prev.astype(np.int16))
+        mad = int(step.sum()) / step.size  # exactly float(step.mean()): an exact sum, one division
         if not (mad < self.frozen_mad_threshold or mad == 0.0):
             self._still_since = None
             return None

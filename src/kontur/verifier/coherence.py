@@ -188,8 +188,14 @@ def _centred(patch: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32] |
     if patch is None:
         return None
     flat = patch.ravel()
-    flat -= flat.mean()
+    flat -= mean_f32(flat)
     return flat
+
+
+def mean_f32(a: npt.NDArray[np.float32]) -> np.float32:
+    """``a.mean()`` of a float32 array, bit for bit (numpy's float32 sum over the count in
+    float64, rounded to float32), without its overhead."""
+    return np.float32(float(a.sum()) / a.size)
 
 
 def _ncc(old: npt.NDArray[np.float32], new: npt.NDArray[np.float32] | None) -> float | None:

@@ -608,11 +608,15 @@ class Verifier:
         )
         outside = 1.0 - _inside_area(obj.xyxy, masks.frame_width, masks.frame_height)
         support = meter.support(obj.xyxy) if meter is not None else None
+        fit, moved = (None, None) if support is None else support
         if support is not None and not masks.judged:
-            box = ObservedBox.from_object(obj, frame_index, pts_s, clipped=clipped)
-            return dataclasses.replace(box, motion=support[1], outside=outside)
-        box = ObservedBox.from_object(obj, frame_index, pts_s, support=support, clipped=clipped)
-        return dataclasses.replace(box, outside=outside) if outside > 0 else box
+            fit = None  # an unjudged frame: its motion alone
+        elif not outside > 0:
+            outside = 0.0
+        return ObservedBox(
+            box.frame_index, box.pts_s, box.xyxy, box.class_id, box.confidence,
+            box.class_name, fit, moved, clipped, outside,
+        )  # fmt: skip
 
     def _check_one(self, cam: _Camera, tid: int, box: ObservedBox) -> list[tuple[str, str]]:
         """(check name, reason) for each check ``box`` fails; records it when well formed."""
@@ -626,7 +630,9 @@ class Verifier:
         if malformed is not None:
             return [(self._box.name, malformed)]
         if self._coherence_on(box):
-            box = dataclasses.replace(box, coherence=self._coherence(cam, history, box))
+            coherence = self._coherence(cam, history, box)
+            if coherence is not None:  # None: the box's own, as measured
+                box = dataclasses.replace(box, coherence=coherence)
         found = [(c.name, r) for c in self._checks if (r := c.check(tid, history, box))]
         history.append(box)
         cam.tracks[tid] = history

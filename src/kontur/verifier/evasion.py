@@ -274,7 +274,9 @@ class UnexplainedForeground:
         unexplained = solid & ~covered
         if not unexplained.any():
             return []
-        sums = tuple(_integral(_pooled(m)) for m in (unexplained, moved & unexplained, solid))
+        pooled = tuple(_pooled(m) for m in (unexplained, moved & unexplained, solid))
+        totals = int(pooled[0].sum()), int(pooled[1].sum())
+        sums: tuple[npt.NDArray[np.int32], ...] | None = None
         cells = fg.shape[0] // CELL
         found: list[tuple[float, float, float]] = []
         lo, hi = self.scale.span()
@@ -282,9 +284,19 @@ class UnexplainedForeground:
         while hc <= hi * masks.frame_height / masks.stride / CELL and hc < cells:
             if len(found) >= MAX_HITS:
                 break
-            found += _windows(sums, round(hc), masks, self.scale, MAX_HITS - len(found))
+            if _may_hit(round(hc), *totals):
+                sums = sums or tuple(_integral(m) for m in pooled)
+                found += _windows(sums, round(hc), masks, self.scale, MAX_HITS - len(found))
             hc *= HEIGHT_STEP
         return found
+
+
+def _may_hit(h: int, unexplained: int, moving: int) -> bool:
+    """False when no window ``h`` cells high can hit, since the whole picture holds too
+    little unexplained (or unexplained and moving) foreground for one (as :func:`_windows`
+    sizes and judges it): its search is skipped."""
+    area = h * max(1, round(ASPECT * h)) * CELL * CELL
+    return unexplained >= MIN_FILL * area and moving >= MIN_MOTION * area
 
 
 def _eroded(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -312,9 +324,14 @@ def _integral(counts: npt.NDArray[np.int16]) -> npt.NDArray[np.int32]:
     return ii
 
 
-def _box_sums(ii: npt.NDArray[np.int32], h: int, w: int) -> npt.NDArray[np.int32]:
-    """Sums over every h×w window: element [y, x] is the window with top-left (y, x)."""
-    out: npt.NDArray[np.int32] = ii[h:, w:] - ii[:-h, w:] - ii[h:, :-w] + ii[:-h, :-w]
+def _box_sums(
+    ii: npt.NDArray[np.int32], h: int, w: int, rows: tuple[int, int]
+) -> npt.NDArray[np.int32]:
+    """Sums over the h×w windows whose top row is in ``rows`` (start, stop): element [y, x] is
+    the window with top-left (start + y, x)."""
+    y0, y1 = rows
+    top, bottom = ii[y0:y1], ii[y0 + h : y1 + h]
+    out: npt.NDArray[np.int32] = bottom[:, w:] - top[:, w:] - bottom[:, :-w] + top[:, :-w]
     return out
 
 
@@ -333,17 +350,22 @@ def _windows(
     band = max(1, math.ceil(w / 2))
     if h >= ph or w + 2 * band >= pw:
         return []
+    px = masks.stride * CELL  # frame pixels per cell
+    fw, fh = masks.frame_width, masks.frame_height
+    lo, hi = scale.bounds((np.arange(ph - h + 1) + h) * px / fh)
+    tall = (lo <= h * px / fh) & (h * px / fh <= hi)  # a person's height there
+    fits = np.flatnonzero(tall)
+    if len(fits) == 0:
+        return []
+    rows = int(fits[0]), int(fits[-1]) + 1  # only the windows with a foot row that fits
     area = h * w * CELL * CELL
-    fill = _box_sums(iu, h, w)[:, band : pw - w - band + 1]
-    motion = _box_sums(im, h, w)[:, band : pw - w - band + 1]
-    sides = _box_sums(isolid, h, band)
+    fill = _box_sums(iu, h, w, rows)[:, band : pw - w - band + 1]
+    motion = _box_sums(im, h, w, rows)[:, band : pw - w - band + 1]
+    sides = _box_sums(isolid, h, band, rows)
     beside = np.maximum(sides[:, : pw - w - 2 * band + 1], sides[:, w + band :])
     ok = (fill >= MIN_FILL * area) & (motion >= MIN_MOTION * area)
     ok &= beside * (area / (band * h * CELL * CELL)) <= fill / 2
-    px = masks.stride * CELL  # frame pixels per cell
-    fw, fh = masks.frame_width, masks.frame_height
-    lo, hi = scale.bounds((np.arange(ok.shape[0]) + h) * px / fh)
-    ok &= ((lo <= h * px / fh) & (h * px / fh <= hi))[:, None]  # a person's height there
+    ok &= tall[rows[0] : rows[1], None]
     ys, xs = np.nonzero(ok)
     if len(ys) == 0:
         return []
@@ -351,7 +373,7 @@ def _windows(
     return [
         (
             min((xs[i] + band + w / 2) * px / fw, 1.0),
-            min((ys[i] + h) * px / fh, 1.0),
+            min((ys[i] + rows[0] + h) * px / fh, 1.0),
             h * px / fh,
         )
         for i in order

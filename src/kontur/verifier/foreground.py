@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kontur.verifier.errors import ThumbnailError
+from kontur.verifier.thumbnail import bt601_grey
 
 __all__ = [
     "CUT_FRACTION",
@@ -69,6 +70,9 @@ CROWD_CAP = 0.3
 #: A box is measured against a cover (:class:`BoxMeter`) only when at least this fraction of
 #: its pixels lies outside it.
 MIN_FREE = 0.3
+#: Rectangle sums a :class:`BoxMeter` counts directly before it builds its integral images
+#: (a count costs about what an O(1) integral-image sum does; building them, ~150 of them).
+DIRECT_SUMS = 256
 #: More than this fraction of the picture in the foreground at once is a global change.
 RESET_FRACTION = 0.4
 #: More than this fraction of the picture changing between two frames ~0.1 s apart is a cut
@@ -111,14 +115,8 @@ def make_picture(frame: npt.NDArray[np.uint8], width: int = PICTURE_WIDTH) -> Sc
         )
     off = stride // 2
     picked = frame[off::stride, off::stride]
-    if picked.ndim == 2:
-        pixels = np.ascontiguousarray(picked)
-    else:
-        wide = picked.astype(np.uint16)
-        # BT.601 luma in fixed point (29, 150, 77) / 256, as the thumbnail: sums stay < 2**16
-        pixels = ((29 * wide[..., 0] + 150 * wide[..., 1] + 77 * wide[..., 2]) >> 8).astype(
-            np.uint8
-        )
+    # BT.601 luma in fixed point (29, 150, 77) / 256, as the thumbnail
+    pixels = np.ascontiguousarray(picked) if picked.ndim == 2 else bt601_grey(picked)
     return ScenePicture(pixels, stride, fw, fh)
 
 
@@ -132,6 +130,22 @@ def _shift(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> tuple[int,
     y, x = np.unravel_index(int(np.argmax(corr)), corr.shape)
     h, w = a.shape
     return (int(y) - h if y > h // 2 else int(y)), (int(x) - w if x > w // 2 else int(x))
+
+
+def _median(a: npt.NDArray[np.float32]) -> np.float32:
+    """``np.median(a)`` of a finite float32 array, bit for bit, without its overhead: the
+    mean of the middle two (as ``np.mean`` sums them: from 0, pairwise) or the middle one."""
+    flat = a.ravel()
+    k = flat.size // 2
+    if flat.size % 2:
+        return np.float32(np.float32(0.0) + np.partition(flat, k)[k])
+    part = np.partition(flat, (k - 1, k))
+    return np.float32(float(part[k - 1] + (np.float32(0.0) + part[k])) / 2)
+
+
+def _share(mask: npt.NDArray[np.bool_]) -> float:
+    """``float(mask.mean())``, exactly (both divide the exact count by the size in float64)."""
+    return int(np.count_nonzero(mask)) / mask.size
 
 
 def _integral(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
@@ -176,7 +190,7 @@ class SceneMasks:
     def _unpack(self, packed: bytes) -> npt.NDArray[np.bool_]:
         h, w = self.shape
         bits = np.unpackbits(np.frombuffer(packed, np.uint8), count=h * w)
-        return bits.reshape(h, w).astype(bool)
+        return bits.reshape(h, w).view(bool)  # a fresh array of 0s and 1s: no copy needed
 
     def to_picture(self, xyxy: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """A frame-pixel box as picture rows and columns ``(y0, x0, y1, x1)``, clipped."""
@@ -205,16 +219,30 @@ class BoxMeter:
     ) -> None:
         self.masks = masks
         fg, motion = masks.foreground(), masks.motion()
-        self._free: npt.NDArray[np.int32] | None = None
+        free: npt.NDArray[np.bool_] | None = None
         if cover:
             free = np.ones(fg.shape, bool)
             for box in cover:
                 y0, x0, y1, x1 = masks.to_picture(box)
                 free[y0:y1, x0:x1] = False
             fg, motion = fg & free, motion & free
-            self._free = _integral(free)
-        self._fg = _integral(fg)
-        self._motion = _integral(motion & fg if masks.judged else motion)
+        self._planes = (fg, motion & fg if masks.judged else motion, free)
+        self._sums: tuple[npt.NDArray[np.int32] | None, ...] | None = None
+        self._counted = 0
+
+    def _count(self, plane: int, y0: int, x0: int, y1: int, x1: int) -> int:
+        """Pixels set in a rectangle of plane ``plane`` (0: foreground, 1: motion, 2: free):
+        counted directly for the first :data:`DIRECT_SUMS` (cheaper than building the
+        integral images for a few boxes), then O(1) from the integral images."""
+        if self._sums is None:
+            mask = self._planes[plane]
+            if self._counted < DIRECT_SUMS and mask is not None and y0 <= y1 and x0 <= x1:
+                self._counted += 1
+                return int(np.count_nonzero(mask[y0:y1, x0:x1]))
+            self._sums = tuple(None if m is None else _integral(m) for m in self._planes)
+        ii = self._sums[plane]
+        assert ii is not None
+        return _sum(ii, y0, x0, y1, x1)
 
     def support(self, xyxy: tuple[float, float, float, float]) -> tuple[float, float] | None:
         """(fit, motion) of a box, or None for a box outside the picture (or, with a cover,
@@ -238,19 +266,19 @@ class BoxMeter:
         bw, bh = xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]
         ring = (xyxy[0] - bw / 2, xyxy[1] - bh / 4, xyxy[2] + bw / 2, xyxy[3] + bh / 4)
         ry0, rx0, ry1, rx1 = m.to_picture(ring)
-        inside = _sum(self._fg, y0, x0, y1, x1)
-        around = _sum(self._fg, ry0, rx0, ry1, rx1) - inside
+        inside = self._count(0, y0, x0, y1, x1)
+        around = self._count(0, ry0, rx0, ry1, rx1) - inside
         ring_area = self._area(ry0, rx0, ry1, rx1) - area
         ring_density = around / ring_area if ring_area > 0 else 0.0
         fit = inside / area - min(ring_density, CROWD_CAP)
-        moved = _sum(self._motion, y0, x0, y1, x1) / area
+        moved = self._count(1, y0, x0, y1, x1) / area
         return fit, moved
 
     def _area(self, y0: int, x0: int, y1: int, x1: int) -> int:
         """Pixels of the rectangle outside the cover."""
-        if self._free is None:
+        if self._planes[2] is None:
             return (y1 - y0) * (x1 - x0)
-        return _sum(self._free, y0, x0, y1, x1)
+        return self._count(2, y0, x0, y1, x1)
 
 
 class ForegroundModel:
@@ -279,13 +307,13 @@ class ForegroundModel:
             raise RuntimeError(f"expected a pts after {self._pts}, got {pts_s}")
         dt = pts_s - self._pts
         self._pts = pts_s
-        diff = img - bg
-        diff -= np.median(diff[::4, ::4])  # a global change of gain or exposure is no object
+        step = img - bg
+        diff = step - _median(step[::4, ::4])  # a global change of gain or exposure is no object
         dist = np.abs(diff)
         fg = dist > np.maximum(MIN_DIFF, NOISE_K * noise)
         motion = self._motion(pts_s, img)
         self._recent.append((pts_s, img))
-        fraction, moved = float(fg.mean()), float(motion.mean())
+        fraction, moved = _share(fg), _share(motion)
         if moved > CUT_FRACTION:
             cut = f"{moved:.0%} of the picture changed in one step (a cut)"
             restart = self._restart(pts_s, picture, img, f"relearning the background: {cut}")
@@ -298,8 +326,12 @@ class ForegroundModel:
             return self._restart(pts_s, picture, img, f"relearning the background: {change}")
         a_bg = np.float32(1.0 - math.exp(-dt / BACKGROUND_TAU_S))
         a_fg = np.float32(1.0 - math.exp(-dt / FOREGROUND_TAU_S))
-        bg += np.where(fg, a_fg, a_bg) * (img - bg)
-        noise += np.where(fg, np.float32(0.0), a_bg) * (np.minimum(dist, 4 * MIN_DIFF) - noise)
+        step *= np.where(fg, a_fg, a_bg)  # in place, as bg += where(...) * (img - bg)
+        bg += step
+        spread = np.minimum(dist, 4 * MIN_DIFF, out=dist)
+        spread -= noise
+        spread *= np.where(fg, np.float32(0.0), a_bg)
+        noise += spread
         return self._masks(pts_s, picture, fg, motion, True, fraction)
 
     def _global_change(
@@ -308,7 +340,7 @@ class ForegroundModel:
         """Why the whole picture changed (a cut, a pan, the lights), or None."""
         if fraction > RESET_FRACTION:
             return f"{fraction:.0%} of the picture differs from the background (the lights?)"
-        moved = float(motion.mean())
+        moved = _share(motion)
         if moved <= CAMERA_CHECK_FRACTION or len(self._recent) < 2:
             return None
         dy, dx = _shift(self._recent[-2][1], img)

@@ -94,17 +94,20 @@ class ObservedBox:
     @property
     def area(self) -> float:
         """width × height in square pixels."""
-        return self.width * self.height
+        x1, y1, x2, y2 = self.xyxy  # as width and height are (the properties cost more)
+        return (x2 - x1) * (y2 - y1)
 
     @property
     def size(self) -> float:
         """The box's larger side in pixels: a person's height, a car's length."""
-        return max(self.width, self.height)
+        x1, y1, x2, y2 = self.xyxy
+        return max(x2 - x1, y2 - y1)
 
     @property
     def diagonal(self) -> float:
         """Length of the box's diagonal in pixels."""
-        return math.hypot(self.width, self.height)
+        x1, y1, x2, y2 = self.xyxy
+        return math.hypot(x2 - x1, y2 - y1)
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -118,14 +121,16 @@ class ObservedBox:
         The area test also refuses boxes so thin that width × height underflows to 0, which
         would otherwise divide by zero in the size check.
         """
-        if not all(math.isfinite(v) for v in self.xyxy):
+        if not all(map(math.isfinite, self.xyxy)):
             return False
-        return self.width > 0 and self.height > 0 and 0 < self.area < math.inf
+        x1, y1, x2, y2 = self.xyxy
+        return x2 - x1 > 0 and y2 - y1 > 0 and 0 < (x2 - x1) * (y2 - y1) < math.inf
 
     def distance_to(self, other: ObservedBox) -> float:
         """Distance in pixels between this box's centre and ``other``'s."""
-        (ax, ay), (bx, by) = self.centre, other.centre
-        return math.hypot(ax - bx, ay - by)
+        x1, y1, x2, y2 = self.xyxy
+        u1, v1, u2, v2 = other.xyxy  # the centres as ``centre`` computes them
+        return math.hypot((x1 + x2) / 2.0 - (u1 + u2) / 2.0, (y1 + y2) / 2.0 - (v1 + v2) / 2.0)
 
 
 class TrackHistory:

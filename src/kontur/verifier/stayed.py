@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from kontur.verifier.coherence import MIN_SIDE, MIN_TEXTURE
+from kontur.verifier.coherence import MIN_SIDE, MIN_TEXTURE, mean_f32
 from kontur.verifier.history import ObservedBox
 from kontur.verifier.vanished import (
     BORDER_PX,
@@ -244,5 +244,5 @@ def _ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
 
 def _centred(patch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     flat = patch.astype(np.float32).ravel()
-    flat -= flat.mean()
+    flat -= mean_f32(flat)
     return flat

@@ -11,6 +11,8 @@ detector in :class:`~kontur.verifier.SceneLiveness` relies on.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -72,12 +74,43 @@ def make_thumbnail(
     fh, fw = frame.shape[:2]
     if fh < th or fw < tw:
         raise ThumbnailError(f"expected a frame of at least {th}x{tw} pixels, got {fh}x{fw}")
-    ys = np.linspace(0, fh - 1, th).round().astype(np.intp)
-    xs = np.linspace(0, fw - 1, tw).round().astype(np.intp)
+    ys, xs, flat = _grid(fh, fw, th, tw)
+    if frame.ndim == 3 and frame.flags.c_contiguous:
+        # one gather of whole pixels by flat index: the same pixels, a third of the cost
+        return validate_thumbnail(bt601_grey(frame.reshape(-1, 3).take(flat, axis=0)))
     picked = frame[ys[:, None], xs[None, :]]
     if picked.ndim == 2:
         return validate_thumbnail(np.ascontiguousarray(picked))
-    wide = picked.astype(np.uint32)
-    # ITU-R BT.601 luma in 8-bit fixed point: 0.114 B + 0.587 G + 0.299 R ≈ (29, 150, 77) / 256.
-    grey = (29 * wide[..., 0] + 150 * wide[..., 1] + 77 * wide[..., 2]) >> 8
-    return validate_thumbnail(grey.astype(np.uint8))
+    return validate_thumbnail(bt601_grey(picked))
+
+
+@functools.lru_cache(maxsize=16)
+def _grid(
+    fh: int, fw: int, th: int, tw: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The sampled rows and columns of a ``fh`` × ``fw`` frame, and the (th, tw) flat pixel
+    indices of the grid (read-only: cached per frame size)."""
+    ys = np.linspace(0, fh - 1, th).round().astype(np.intp)
+    xs = np.linspace(0, fw - 1, tw).round().astype(np.intp)
+    flat = ys[:, None] * fw + xs[None, :]
+    for a in (ys, xs, flat):
+        a.setflags(write=False)
+    return ys, xs, flat
+
+
+def bt601_grey(picked: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """A fresh grey (h, w) picture of BGR pixels ``picked`` (h, w, 3), any strides.
+
+    ITU-R BT.601 luma in 8-bit fixed point: 0.114 B + 0.587 G + 0.299 R ≈ (29, 150, 77) / 256,
+    in uint16 (the sum stays below 2**16), one channel at a time and in place.
+    """
+    grey = picked[..., 0].astype(np.uint16)
+    grey *= 29
+    green = picked[..., 1].astype(np.uint16)
+    green *= 150
+    red = picked[..., 2].astype(np.uint16)
+    red *= 77
+    grey += green
+    grey += red
+    grey >>= 8
+    return grey.astype(np.uint8)
