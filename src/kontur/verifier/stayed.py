@@ -49,8 +49,8 @@ from kontur.verifier.vanished import (
     MAX_AGE_S,
     MAX_GAP_S,
     MAX_GHOSTS,
-    PERSIST,
     covered,
+    oldest_held,
 )
 from kontur.verifier.watch import WatchedZone
 
@@ -201,20 +201,9 @@ class StayedTracks:
     def _reasons(self, pts_s: float, fw: int, fh: int) -> list[str]:
         reasons = []
         for zone in self.zones:
-            found = [
-                p
-                for p in self._patches
-                if p.last_hit == pts_s
-                and pts_s - p.lost_at + 1e-6 >= self.stayed_seconds
-                and p.hits >= PERSIST * p.frames
-                and zone.contains(
-                    min(max((p.xyxy[0] + p.xyxy[2]) / 2 / fw, 0.0), 1.0),
-                    min(max(p.xyxy[3] / fh, 0.0), 1.0),
-                )
-            ]
-            if not found:
+            p = oldest_held(zone, self._patches, pts_s, self.stayed_seconds, fw, fh)
+            if p is None:
                 continue
-            p = min(found, key=lambda k: k.lost_at)
             reasons.append(
                 f"zone {zone.zone_id}: track {p.track_id} ({p.label}) stayed hidden "
                 f"{pts_s - p.lost_at:.1f} s while the pixels under its last box stayed "

@@ -34,7 +34,9 @@ ghost and frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
+from kontur.geometry import foot_point
 from kontur.verifier.evasion import MAX_COVER
 from kontur.verifier.foreground import BoxMeter
 from kontur.verifier.history import ObservedBox
@@ -49,6 +51,7 @@ __all__ = [
     "SUPPORT_S",
     "VanishedTracks",
     "covered",
+    "oldest_held",
 ]
 
 Box = tuple[float, float, float, float]
@@ -150,17 +153,9 @@ class VanishedTracks:
     def _reasons(self, pts_s: float, fw: int, fh: int) -> list[str]:
         reasons = []
         for zone in self.zones:
-            found = [
-                g
-                for g in self._ghosts
-                if g.last_hit == pts_s
-                and pts_s - g.lost_at + 1e-6 >= self.vanish_seconds
-                and g.hits >= PERSIST * g.frames
-                and zone.contains((g.xyxy[0] + g.xyxy[2]) / 2 / fw, g.xyxy[3] / fh)
-            ]
-            if not found:
+            g = oldest_held(zone, self._ghosts, pts_s, self.vanish_seconds, fw, fh)
+            if g is None:
                 continue
-            g = min(found, key=lambda k: k.lost_at)
             reasons.append(
                 f"zone {zone.zone_id}: track {g.track_id} ({g.label}) vanished "
                 f"{pts_s - g.lost_at:.1f} s ago while its object kept moving there (the "
@@ -168,6 +163,37 @@ class VanishedTracks:
                 "track: nothing-there is unverified (possible evasion)"
             )
         return reasons
+
+
+class Held(Protocol):
+    """What :func:`oldest_held` reads of a dropped track followed on the pictures (a ghost
+    here, a patch in :mod:`kontur.verifier.stayed`)."""
+
+    xyxy: Box
+    lost_at: float
+    last_hit: float
+    frames: int
+    hits: int
+
+
+H = TypeVar("H", bound=Held)
+
+
+def oldest_held(
+    zone: WatchedZone, held: list[H], pts_s: float, seconds: float, fw: int, fh: int
+) -> H | None:
+    """The longest-dropped of ``held`` whose foot point is in ``zone`` and that was found on
+    this frame (``pts_s``), for ``seconds`` since its track vanished, on at least
+    :data:`PERSIST` of the frames since; None if none."""
+    found = [
+        g
+        for g in held
+        if g.last_hit == pts_s
+        and pts_s - g.lost_at + 1e-6 >= seconds
+        and g.hits >= PERSIST * g.frames
+        and zone.contains(*foot_point(g.xyxy, fw, fh))
+    ]
+    return min(found, key=lambda k: k.lost_at) if found else None
 
 
 def covered(ghost: Box, boxes: list[Box], fw: int, fh: int) -> bool:
