@@ -223,6 +223,16 @@ def test_a_tracker_handing_an_id_to_another_object_is_not_a_class_change() -> No
     car = list(_settled(2, frames=5))
     elsewhere = box(5, 400.0, class_id=0)  # the id now follows a person 300 px away
     assert check.check(9, history(*car), elsewhere) is None
+    back = box(6, 100.0, class_id=0)  # ... but one displaced box does not hide a relabel
+    assert "into a watched class" in (check.check(9, history(*car, elsewhere), back) or "")
+
+
+def test_a_fade_before_the_change_does_not_unsettle_what_the_detector_was_sure_of() -> None:
+    check = ClassStability(GROUPS, frozenset({"person"}), flip_seconds=0.3)
+    person = [box(i, 100.0, confidence=0.9 if i < 5 else 0.3) for i in range(8)]  # fading
+    cars = [box(i, 100.0, class_id=2) for i in range(8, 18)]  # 10 cars to 8: the majority
+    reason = check.check(9, history(*person, *cars[:-1]), cars[-1])
+    assert reason is not None and "settled class person (7 observations" in reason, reason
 
 
 def test_confidence_jump_is_flagged_above_the_threshold_only() -> None:

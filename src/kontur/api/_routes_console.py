@@ -22,6 +22,7 @@ and an API client still gets the 401.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -451,8 +452,7 @@ class TransitionRow(BaseModel):
         p = rec.payload
         at = p.get("at", rec.at)
         text = {k: None if p.get(k) is None else str(p[k]) for k in _TRANSITION_TEXT}
-        when = float(at) if isinstance(at, int | float) and not isinstance(at, bool) else rec.at
-        return cls.model_validate({"index": rec.index, "at": when, **text})
+        return cls.model_validate({"index": rec.index, "at": _time(at, rec.at), **text})
 
     def to_json(self) -> dict[str, Any]:
         """The row as the screen reads it: ``index, at, from, to, trigger, detail, camera``."""
@@ -460,6 +460,17 @@ class TransitionRow(BaseModel):
 
 
 _TRANSITION_TEXT = ("from", "to", "trigger", "detail", "camera")
+
+
+def _time(value: object, fallback: float) -> float:
+    """``value`` as a finite time, or ``fallback`` (the record's own) when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return fallback
+    try:
+        when = float(value)
+    except OverflowError:  # an int too large for a float
+        return fallback
+    return when if math.isfinite(when) else fallback
 
 
 def _system_records(arc: Archive) -> dict[str, Any]:

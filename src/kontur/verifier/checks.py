@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -204,7 +205,7 @@ CLASS_SETTLE_S = 1.0
 SETTLED_RUN_S = 0.25
 SETTLED_OBSERVATIONS = 5
 SETTLED_CONFIDENCE = 0.6
-#: The box of a new class must overlap the settled run's last box this much (IoU) to be the
+#: A box of the new class must overlap the settled run's last box this much (IoU) to be the
 #: same object changing class, not a tracker handing the id to another object.
 SAME_PLACE_IOU = 0.3
 
@@ -283,8 +284,8 @@ class ClassStability:
         self, history: TrackHistory, current: ObservedBox, now: str
     ) -> tuple[str, list[ObservedBox]] | None:
         """The class and run of the group held just before the current group's run, when
-        the detector had settled on it and the new class came in the same place; None
-        otherwise."""
+        the detector had settled on it and a box of the new class came in the same place;
+        None otherwise."""
         boxes = list(history)
         end = len(boxes)
         while end and self.groups.key(boxes[end - 1].label) == now:
@@ -292,8 +293,8 @@ class ClassStability:
         run = settled_run(boxes[:end], self.groups)
         if run is None:
             return None
-        changed = boxes[end] if end < len(boxes) else current
-        if _iou(run[-1].xyxy, changed.xyxy) < SAME_PLACE_IOU:
+        changed = [*boxes[end:], current]
+        if max(_iou(run[-1].xyxy, b.xyxy) for b in changed) < SAME_PLACE_IOU:
             return None  # the tracker gave the id to another object: not a change of class
         return run[-1].label, run
 
@@ -339,24 +340,39 @@ def _span(run: list[ObservedBox]) -> float:
     return run[-1].pts_s - run[0].pts_s
 
 
-def settled_run(boxes: list[ObservedBox], groups: ClassGroups) -> list[ObservedBox] | None:
-    """The run of ``boxes`` (oldest first) in the newest box's class group, when the detector
-    had settled on it: :data:`SETTLED_RUN_S` long, :data:`SETTLED_OBSERVATIONS` boxes or more,
-    the newest :data:`SETTLED_OBSERVATIONS` at a mean confidence of
-    :data:`SETTLED_CONFIDENCE` or more (sure of it at the end, not only once); None
-    otherwise."""
-    if not boxes:
-        return None
-    key = groups.key(boxes[-1].label)
-    start = len(boxes) - 1
-    while start and groups.key(boxes[start - 1].label) == key:
-        start -= 1
-    run = boxes[start:]
-    tail = run[-SETTLED_OBSERVATIONS:]
-    sure = sum(b.confidence for b in tail) / len(tail) >= SETTLED_CONFIDENCE
-    if len(run) < SETTLED_OBSERVATIONS or _span(run) + 1e-9 < SETTLED_RUN_S or not sure:
-        return None
-    return run
+def settled_run(
+    boxes: list[ObservedBox],
+    groups: ClassGroups,
+    keep: Callable[[str], bool] | None = None,
+) -> list[ObservedBox] | None:
+    """What the detector was sure of: a run of ``boxes`` (oldest first) in one class group,
+    up to the end of its newest window of :data:`SETTLED_OBSERVATIONS` boxes at a mean
+    confidence of :data:`SETTLED_CONFIDENCE` or more, when that part spans
+    :data:`SETTLED_RUN_S`. ``keep`` None: the newest run only; else the newest settled run of a
+    class ``keep`` accepts, older ones too (a worker that fades its confidence, or relabels for
+    a frame, before it drops an object does not unsettle what it was sure of). None if none."""
+    end = len(boxes)
+    while end:
+        key = groups.key(boxes[end - 1].label)
+        start = end - 1
+        while start and groups.key(boxes[start - 1].label) == key:
+            start -= 1
+        if keep is None or keep(boxes[end - 1].label):
+            run = _sure(boxes[start:end])
+            if run is not None or keep is None:
+                return run
+        end = start
+    return None
+
+
+def _sure(run: list[ObservedBox]) -> list[ObservedBox] | None:
+    """``run`` up to the end of its newest sure window (see :func:`settled_run`), or None."""
+    n = SETTLED_OBSERVATIONS
+    for end in range(len(run), n - 1, -1):
+        if sum(b.confidence for b in run[end - n : end]) / n >= SETTLED_CONFIDENCE:
+            head = run[:end]
+            return head if _span(head) + 1e-9 >= SETTLED_RUN_S else None
+    return None
 
 
 class ConfidenceJump:

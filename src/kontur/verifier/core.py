@@ -41,6 +41,7 @@ it vouches only for pictures it saw itself.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
@@ -133,11 +134,21 @@ class _Picture:
     still: bool
     """The camera stood still: the background model judged the frame, or (while it learns)
     too little of the picture moved for the camera to have (as the model itself decides)."""
+    frame_width: int
+    frame_height: int
+
+    @property
+    def view(self) -> tuple[npt.NDArray[np.uint8], int, int, int]:
+        """(pixels, stride, frame width, frame height), as :mod:`.stayed` reads a picture."""
+        return self.pixels, self.stride, self.frame_width, self.frame_height
 
 
 #: Content coherence is measured at most once per track in each slot this long (seconds of
 #: pts): every frame at 10 fps, one in three at 30.
 COHERENCE_EVERY_S = 0.1
+#: A dropped track is followed by :mod:`.stayed` only when the detector was sure of it this
+#: recently before its last report (seconds of pts): a fade over longer passes (ADR 0025).
+SURE_RECENT_S = 1.0
 #: Camera shifts between two pictures remembered per camera (phase correlation is cached).
 SHIFT_RECORDS = 256
 
@@ -193,6 +204,11 @@ def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: in
     iw = max(0.0, min(x2, width) - max(x1, 0.0))
     ih = max(0.0, min(y2, height) - max(y1, 0.0))
     return iw * ih / ((x2 - x1) * (y2 - y1))
+
+
+def _cut(cam: _Camera, first: int, last: int) -> bool:
+    """The picture was cut after frame ``first`` and by frame ``last``."""
+    return any(first < c <= last for c in cam.cuts)
 
 
 def _slot(pts_s: float) -> int:
@@ -289,7 +305,7 @@ class Verifier:
             liveness=liveness,
             evasion=evasion,
             vanished=VanishedTracks(zones, c.evasion_seconds, c.min_support),
-            stayed=StayedTracks(zones, c.evasion_seconds),
+            stayed=StayedTracks(zones, c.evasion_seconds, self._groups.key),
             first_pts=pts_s,
             drift=drift,
         )
@@ -312,7 +328,9 @@ class Verifier:
         still = masks.judged or (
             not masks.cut and float(masks.motion().mean()) <= CAMERA_CHECK_FRACTION
         )
-        cam.pictures[frame_index] = _Picture(picture.pixels, picture.stride, still)
+        cam.pictures[frame_index] = _Picture(
+            picture.pixels, picture.stride, still, picture.frame_width, picture.frame_height
+        )
         cam.mask_order.append(frame_index)
         while len(cam.mask_order) > MASK_RECORDS:
             gone = cam.mask_order.popleft()
@@ -444,29 +462,34 @@ class Verifier:
     def _stayed(
         self, cam: _Camera, previous: int | None, tracks: TrackFrame, pts_s: float
     ) -> list[str]:
-        """Patches of the settled watched tracks of the previous frame checked that this one
-        lacks (:mod:`kontur.verifier.stayed`), followed on this frame's picture; the zones'
-        reasons. A cut since the previous frame checked drops them all."""
+        """Patches of the watched tracks of the previous frame checked that this one lacks,
+        taken where the detector was last sure of them (:mod:`kontur.verifier.stayed`),
+        followed on this frame's picture; the zones' reasons. A cut drops them all."""
         here = {o.track_id for o in tracks.objects}
         before, cam.present = cam.present, here
-        gone = before - here
-        if previous is None or any(previous < c <= tracks.frame_index for c in cam.cuts):
+        now = cam.pictures.get(tracks.frame_index)
+        if previous is None or now is None or _cut(cam, previous, tracks.frame_index):
             cam.stayed.reset()
             return []
-        then, now = cam.pictures.get(previous), cam.pictures.get(tracks.frame_index)
-        if then is None or now is None or then.stride != now.stride:
-            cam.stayed.reset()
-            return []  # a picture not held (a frame without one): nothing to compare
-        for tid in gone:
+        watched = functools.partial(self._groups.watched, classes=self._watch.classes)
+        for tid in before - here:
             history = cam.tracks.get(tid)
-            last = None if history is None else history.last
-            if history is None or last is None or last.frame_index != previous:
+            boxes = [] if history is None else list(history)
+            run = settled_run(boxes, self._groups, watched) if boxes else None
+            if run is None or boxes[-1].pts_s - run[-1].pts_s > SURE_RECENT_S:
+                continue  # nothing it was sure of lately: a detector's low guess can blink out
+            then = cam.pictures.get(run[-1].frame_index)
+            if then is None or then.stride != now.stride:
+                continue  # its picture is no longer held
+            if _cut(cam, run[-1].frame_index, tracks.frame_index):
                 continue
-            run = settled_run(list(history), self._groups)
-            if run is not None and self._groups.watched(last.label, self._watch.classes):
-                cam.stayed.lost(tid, run, then.pixels, then.stride, frozenset(before - {tid}))
-        boxes = {o.track_id: o.xyxy for o in tracks.objects if all(map(math.isfinite, o.xyxy))}
-        return cam.stayed.observe(now.pixels, now.stride, boxes, pts_s)
+            cam.stayed.lost(tid, run, then.view, boxes[-1].pts_s, frozenset(before - {tid}))
+        reported = {
+            o.track_id: (o.xyxy, o.class_name)
+            for o in tracks.objects
+            if all(map(math.isfinite, o.xyxy))
+        }
+        return cam.stayed.observe(now.view, reported, pts_s)
 
     @staticmethod
     def _drift(cam: _Camera, previous: int | None, pts_s: float, tracks: TrackFrame) -> list[str]:
@@ -474,7 +497,7 @@ class Verifier:
         previous frame checked starts the learning afresh: another scene)."""
         if cam.drift is None:
             return []
-        if previous is not None and any(previous < c <= tracks.frame_index for c in cam.cuts):
+        if previous is not None and _cut(cam, previous, tracks.frame_index):
             cam.drift.reset()
         alarm = cam.drift.observe(pts_s, ((o.track_id, o.class_name) for o in tracks.objects))
         return [] if alarm is None else [alarm]
@@ -622,7 +645,7 @@ class Verifier:
         """(check name, reason) for each check ``box`` fails; records it when well formed."""
         history = cam.tracks.get(tid)
         last = None if history is None else history.last
-        if last is not None and any(last.frame_index < c <= box.frame_index for c in cam.cuts):
+        if last is not None and _cut(cam, last.frame_index, box.frame_index):
             history = None  # the picture was cut since: whatever the worker says, a new track
         if history is None:
             history = TrackHistory()

@@ -4,25 +4,28 @@
 it needs a learnt background: it abstains on a handheld or panning camera, and for
 :data:`~kontur.verifier.foreground.LEARN_S` after every cut. This check needs no background.
 It rests on one fact about the worker: a detector is a function of the pixels. A worker that
-was *sure* of an object (a run of :data:`~kontur.verifier.checks.SETTLED_RUN_S` in a watched
-class group at a mean confidence of :data:`~kontur.verifier.checks.SETTLED_CONFIDENCE` or
-more) and then reports nothing there, while the picture under the object's last box has not
-changed, has not looked again: it is hiding the object (suppressed, replayed from an emptier
-moment, relabelled out of the policy's classes is the class check's case).
+was *sure* of an object (:func:`~kontur.verifier.checks.settled_run`: a run in a watched class
+group of :data:`~kontur.verifier.checks.SETTLED_RUN_S`, with a window of boxes at a mean
+confidence of :data:`~kontur.verifier.checks.SETTLED_CONFIDENCE` or more; the newest such run
+in the track's history, so fading the confidence or relabelling for a frame before the drop
+changes nothing) and then reports nothing there, while the picture under the box it was sure
+of has not changed, has not looked again: it is hiding the object (suppressed, or replayed
+from an emptier moment).
 
-When such a track is missing from the worker's next frame, the verifier keeps the grey patch
-under its last box (:class:`~kontur.verifier.foreground.ScenePicture` pixels, the part inside
-the picture, with texture: :data:`~kontur.verifier.coherence.MIN_TEXTURE`) and on each
-following frame:
+When such a track is missing from the worker's frame, the verifier keeps the grey patch under
+that box, from the picture of its frame (:class:`~kontur.verifier.foreground.ScenePicture`
+pixels, the part inside the picture, at least :data:`MIN_PIXELS` with texture:
+:data:`~kontur.verifier.coherence.MIN_TEXTURE`), if its foot point is in a watched zone (a
+patch that can raise no reason takes no place in the bounded list), and on each following
+frame:
 
-- the track reported again, or the box of a new track covering
-  :data:`~kontur.verifier.vanished.COVERED` of it, explains it (the
-  same object under a new id; not a box over most of the frame): it is
-  dropped;
+- the track reported again over the patch, or the box of a new track of the same class group
+  (not one reported beside it when it was last seen; not a box over most of the frame)
+  covering :data:`~kontur.verifier.vanished.COVERED` of it, explains it: it is dropped;
 - otherwise the patch is looked for at its place and up to :data:`SEARCH_PX` picture pixels
   around it (a handheld camera drifts); it *stays* when the best normalised cross-correlation
-  with the old patch reaches :data:`STAY_NCC` (brightness and contrast do not matter), and
-  the place moves to that best one;
+  with the patch as it last stayed reaches :data:`STAY_NCC` and with the first patch
+  :data:`FIRST_NCC` (brightness and contrast do not matter), and the place moves there;
 - a box at the frame's border that moved towards it is not kept: its object may have left;
 - it is dropped after :data:`~kontur.verifier.vanished.MAX_AGE_S`, or once it has not stayed
   for :data:`~kontur.verifier.vanished.MAX_GAP_S`; a cut drops every patch.
@@ -37,15 +40,18 @@ one small patch per dropped track and frame (one while it stays put), for two se
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from kontur.geometry import foot_point
 from kontur.verifier.coherence import MIN_SIDE, MIN_TEXTURE, mean_f32
 from kontur.verifier.history import ObservedBox
 from kontur.verifier.vanished import (
     BORDER_PX,
+    COVERED,
     MAX_AGE_S,
     MAX_GAP_S,
     MAX_GHOSTS,
@@ -63,6 +69,8 @@ STAY_NCC = 0.9
 #: ... and this well with it as it was when the track vanished (step by step, an object that
 #: left would fade into the background behind it: the first patch bounds the drift).
 FIRST_NCC = 0.6
+#: Fewest picture pixels in a patch: a correlation over fewer says little.
+MIN_PIXELS = 16
 #: Picture pixels (about 1/160 of the frame's width each) searched around the patch's place.
 SEARCH_PX = 2
 
@@ -86,6 +94,7 @@ _OFFSETS = sorted(
 class _Patch:
     track_id: int
     label: str
+    group: str
     xyxy: Box
     """The box in frame pixels, moved with the patch."""
     first: npt.NDArray[np.float32]
@@ -112,6 +121,8 @@ class StayedTracks:
 
     zones: tuple[WatchedZone, ...]
     stayed_seconds: float
+    group: Callable[[str], str] = str
+    """A class's group key (:meth:`~kontur.verifier.watch.ClassGroups.key`)."""
     _patches: list[_Patch] = field(default_factory=list)
 
     def reset(self) -> None:
@@ -122,56 +133,70 @@ class StayedTracks:
         self,
         track_id: int,
         run: list[ObservedBox],
-        pixels: npt.NDArray[np.uint8],
-        s: int,
+        picture: tuple[npt.NDArray[np.uint8], int, int, int],
+        since: float,
         others: frozenset[int] = frozenset(),
     ) -> None:
-        """Settled track ``track_id`` (``run``: its settled run, ending with its last box, seen
-        on the picture ``pixels`` of stride ``s`` frame pixels, beside the tracks ``others``)
-        is missing from the newest frame: keep its patch if it has one and was not leaving
-        the picture."""
-        last = run[-1]
-        if len(self._patches) >= MAX_GHOSTS or not all(map(math.isfinite, last.xyxy)):
+        """Track ``track_id`` is missing from the newest frame. ``run``: what the detector was
+        sure of (:func:`~kontur.verifier.checks.settled_run`), ending with the box whose patch
+        is kept, seen on ``picture`` (pixels, stride, frame width and height); ``since``: when
+        the track was last reported; ``others``: the tracks reported beside it then. Kept
+        only with a foot point in a zone, a textured patch, and not leaving the picture."""
+        sure = run[-1]
+        pixels, s, fw, fh = picture
+        if len(self._patches) >= MAX_GHOSTS or not all(map(math.isfinite, sure.xyxy)):
             return
-        ph, pw = pixels.shape[:2]
-        if _leaving(run[0].xyxy, last.xyxy, pw * s, ph * s):
+        if not any(z.contains(*foot_point(sure.xyxy, fw, fh)) for z in self.zones):
+            return  # it could raise no reason: a worker's decoys must not fill the list
+        if _leaving(run[0].xyxy, sure.xyxy, fw, fh):
             return  # its object may have left: what is under the box now is what was behind it
-        x1, y1, x2, y2 = last.xyxy
+        ph, pw = pixels.shape[:2]
+        x1, y1, x2, y2 = sure.xyxy
         top, left = max(0, math.floor(y1 / s)), max(0, math.floor(x1 / s))
         bottom, right = min(ph, math.ceil(y2 / s)), min(pw, math.ceil(x2 / s))
         if bottom - top < MIN_SIDE or right - left < MIN_SIDE:
             return
         old = _centred(pixels[top:bottom, left:right])
-        if float(old @ old) < MIN_TEXTURE**2 * old.size:
-            return  # a flat patch (a wall, asphalt) correlates with anything
+        if old.size < MIN_PIXELS or float(old @ old) < MIN_TEXTURE**2 * old.size:
+            return  # too small to say, or flat (a wall, asphalt): correlates with anything
         self._patches.append(
             _Patch(
-                track_id, last.label, last.xyxy, old, old, top, left, bottom - top,
-                right - left, last.pts_s, last.pts_s, others,
+                track_id, sure.label, self.group(sure.label), sure.xyxy, old, old, top, left,
+                bottom - top, right - left, since, since, others,
             )
         )  # fmt: skip
 
     def observe(
         self,
-        pixels: npt.NDArray[np.uint8],
-        s: int,
-        reported: dict[int, Box],
+        picture: tuple[npt.NDArray[np.uint8], int, int, int],
+        reported: dict[int, tuple[Box, str]],
         pts_s: float,
     ) -> list[str]:
-        """Follow every patch on one frame's picture (``reported``: every box reported for
-        it by track id, frame pixels); the zones' reasons."""
-        fh, fw = pixels.shape[0] * s, pixels.shape[1] * s
+        """Follow every patch on one frame's ``picture`` (pixels, stride, frame width and
+        height; ``reported``: every well-formed box reported for it, with its class, by track
+        id); the zones' reasons."""
+        pixels, s, fw, fh = picture
         kept = []
         for p in self._patches:
-            if p.track_id in reported or pts_s - p.lost_at > MAX_AGE_S:
-                continue  # the worker reports the track again, or the patch is too old
-            new = [box for tid, box in reported.items() if tid not in p.others]
-            if covered(p.xyxy, new, fw, fh):
+            if pts_s - p.lost_at > MAX_AGE_S or self._explained(p, reported, fw, fh):
                 continue
             if self._step(p, pixels, s, pts_s):
                 kept.append(p)
         self._patches = kept
         return self._reasons(pts_s, fw, fh)
+
+    def _explained(self, p: _Patch, reported: dict[int, tuple[Box, str]], fw: int, fh: int) -> bool:
+        """The track is reported again over its patch, or a new track of its class group (one
+        not reported beside it when it was last seen) covers the patch."""
+        again = reported.get(p.track_id)
+        if again is not None:  # any size: a track reported again is no longer hidden
+            return _overlap(p.xyxy, again[0]) >= COVERED
+        new = [
+            box
+            for tid, (box, label) in reported.items()
+            if tid not in p.others and self.group(label) == p.group
+        ]
+        return covered(p.xyxy, new, fw, fh)
 
     @staticmethod
     def _step(p: _Patch, pixels: npt.NDArray[np.uint8], s: int, pts_s: float) -> bool:
@@ -224,6 +249,14 @@ def _leaving(first: Box, last: Box, fw: int, fh: int) -> bool:
         or (last[1] <= BORDER_PX and first[3] - last[3] >= LEAVING * h)
         or (last[3] >= fh - BORDER_PX and last[1] - first[1] >= LEAVING * h)
     )
+
+
+def _overlap(patch: Box, box: Box) -> float:
+    """The share of ``patch``'s box that ``box`` covers."""
+    iw = min(box[2], patch[2]) - max(box[0], patch[0])
+    ih = min(box[3], patch[3]) - max(box[1], patch[1])
+    area = (patch[2] - patch[0]) * (patch[3] - patch[1])
+    return iw * ih / area if iw > 0 and ih > 0 and area > 0 else 0.0
 
 
 def _ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
