@@ -77,8 +77,8 @@ def test_a_sure_track_dropped_over_unchanged_pixels_raises_its_zone_after_the_de
     assert out[:4] == [[], [], [], []]  # 0.1-0.4 s: a detector may blink
     reason = out[4][0]
     assert reason.startswith(
-        "zone whole-frame: track 7 (person) stayed hidden 0.5 s while the pixels under its "
-        "last box stayed unchanged (NCC "
+        "zone whole-frame: track 7 (person) stayed hidden 0.5 s while the pixels under the "
+        "box it was last sure of stayed unchanged (NCC "
     )
     assert reason.endswith(", 5 of 5 frames); expected the track: nothing-there is unverified "
                            "(possible evasion)")  # fmt: skip

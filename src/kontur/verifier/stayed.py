@@ -98,7 +98,7 @@ class _Patch:
     xyxy: Box
     """The box in frame pixels, moved with the patch."""
     first: npt.NDArray[np.float32]
-    """The patch under the last box, flattened and centred."""
+    """The patch under the box the detector was last sure of, flattened and centred."""
     old: npt.NDArray[np.float32]
     """The patch as it was on the last frame it stayed."""
     top: int
@@ -231,9 +231,9 @@ class StayedTracks:
                 continue
             reasons.append(
                 f"zone {zone.zone_id}: track {p.track_id} ({p.label}) stayed hidden "
-                f"{pts_s - p.lost_at:.1f} s while the pixels under its last box stayed "
-                f"unchanged (NCC {p.best:.2f}, {p.hits} of {p.frames} frames); expected the "
-                "track: nothing-there is unverified (possible evasion)"
+                f"{pts_s - p.lost_at:.1f} s while the pixels under the box it was last sure "
+                f"of stayed unchanged (NCC {p.best:.2f}, {p.hits} of {p.frames} frames); "
+                "expected the track: nothing-there is unverified (possible evasion)"
             )
         return reasons
 
