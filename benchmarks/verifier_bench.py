@@ -4,6 +4,11 @@ Run from the repository root (after the README's install)::
 
     python benchmarks/verifier_bench.py [--json PATH|-] [--clips pets09,tud,cars,bikes]
                                         [--models yolox,yolov8] [--every 3.0] [--quick]
+                                        [--clip NAME=VIDEO ...]
+
+``--clip NAME=VIDEO`` (repeatable) measures your own footage too, under NAME, with the same
+detectors, faults and goals: the thresholds were chosen on the public clips, and a site's
+cameras are what they must hold on.
 
 Everything is measured in ONE run (issue 13 §2):
 
@@ -387,6 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", dest="json_out", default=None, help="PATH, or - for stdout")
     ap.add_argument("--clips", default=",".join(CLIPS))
+    ap.add_argument(
+        "--clip",
+        action="append",
+        default=[],
+        metavar="NAME=VIDEO",
+        help="also measure this video under NAME (repeatable)",
+    )
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--every", type=float, default=3.0, help="seconds between fault onsets")
     ap.add_argument("--quick", action="store_true", help="150 frames a clip: a smoke run")
@@ -399,21 +411,30 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     clips = [c.strip() for c in args.clips.split(",") if c.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    own = dict(c.split("=", 1) for c in args.clip if "=" in c and c.index("=") > 0)
     bad = [c for c in clips if c not in CLIPS] + [m for m in models if m not in MODELS]
+    bad += [c for c in args.clip if c.split("=", 1)[0] not in own or c.split("=")[0] in clips]
     if bad or args.every <= 0:
-        what = f"clips among {list(CLIPS)}, models among {list(MODELS)} and --every > 0"
+        what = (
+            f"clips among {list(CLIPS)}, models among {list(MODELS)}, --clip NAME=VIDEO "
+            "under a new name and --every > 0"
+        )
         print(f"verifier_bench: expected {what}, got {bad or args.every}", file=sys.stderr)
         return 2
     missing = [str(p) for p, _ in (MODELS[m] for m in models) if not p.is_file()]
-    paths = {c: _clip_path(c) for c in clips}
+    paths = {c: _clip_path(c) for c in clips} | {n: Path(v) for n, v in own.items()}
+    clips += list(own)
     missing += [c for c, p in paths.items() if p is None or not p.is_file()]
     if missing:
-        print(f"verifier_bench: expected the shared test data, missing {missing}", file=sys.stderr)
+        what = "the shared test data" + (" and every --clip video" if own else "")
+        print(f"verifier_bench: expected {what}, missing {missing}", file=sys.stderr)
         return 2
     load_before = os.getloadavg()
     started = time.time()
     limit = 150 if args.quick else None
     results = _run(clips, models, paths, args.every, limit, args.cache)
+    for name, video in own.items():
+        results[name]["video"] = video
     totals = _totals(results)
     out = {
         "command": "python benchmarks/verifier_bench.py " + " ".join(argv or sys.argv[1:]),

@@ -121,7 +121,7 @@ def demo(
         typer.Option(
             help="model-tamper | clock-jump | worker-crash | decoder-crash "
             "| worker-phantom | worker-suppress "
-            "| worker-teleport | worker-class-flip | worker-replay | worker-freeze "
+            "| worker-teleport | worker-class-flip | worker-replay | worker-freeze | worker-churn "
             "| tamper-covered | tamper-defocus | tamper-glare | tamper-low-light "
             "| tamper-shifted | tamper-frozen | tamper-screen (the first camera, from 3 s) "
             "| runtime-unapproved | driver-unapproved | accelerator-reset (a simulated GPU) "

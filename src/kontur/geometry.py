@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["foot_point", "point_in_polygon"]
+__all__ = ["box_iou", "foot_point", "point_in_polygon"]
 
 _EPS = 1e-9
 
@@ -56,3 +56,15 @@ def foot_point(
     fx = min(max((x1 + x2) / 2.0 / width, 0.0), 1.0)
     fy = min(max(y2 / height, 0.0), 1.0)
     return fx, fy
+
+
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes; 0.0 when they do not meet
+    (or a box has no area)."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

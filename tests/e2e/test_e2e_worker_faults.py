@@ -18,7 +18,7 @@ from tests.conftest import run_kontur, shared
 from tests.e2e.pets_clip import pets09_h264, records
 
 from kontur.runtime.faults import WORKER_FAULT_START_S
-from kontur.worker.faults import PHANTOM_TRACK_ID
+from kontur.worker.faults import CHURN_TRACK_BASE, PHANTOM_TRACK_ID
 
 pytestmark = pytest.mark.e2e
 
@@ -61,6 +61,7 @@ EXPECTED = {
     "worker-class-flip": "into a watched class",
     "worker-replay": "track ",
     "worker-freeze": "(a frozen box?)",
+    "worker-churn": "was renamed",
 }
 
 
@@ -102,5 +103,9 @@ def test_a_lying_worker_is_contradicted_and_never_allowed(
         assert not late, late
     else:  # every track is touched from the onset on (or removed, for suppress)
         assert not [d for d in allowed if d["frame_index"] >= ONSET], allowed
+    if fault == "worker-churn":  # the dwell followed the people through the new ids (ADR 0042)
+        late = [d for d in decisions if d["frame_index"] >= ONSET]
+        assert late and all(d["outcome"] == "OPERATOR" for d in late), late
+        assert all(d["track_id"] >= CHURN_TRACK_BASE for d in late), late
     assert all("system NORMAL" in d["reasons"] for d in allowed)
     assert run_kontur("archive", "verify", str(data)).returncode == 0

@@ -13,6 +13,7 @@ stamps only) each decision must name, and what each decision may be.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -242,6 +243,10 @@ class Window:
     fired: bool = False
     frames: list[int] = field(default_factory=list)
     shapes: list[FindingShape] = field(default_factory=list)
+    foot: tuple[float, float] = (0.0, 0.0)
+    height: float = 0.0
+    ids: tuple[int, ...] = ()
+    """Earlier ids of the object (ADR 0042: the dwell follows it across an id change)."""
 
 
 @dataclass
@@ -252,6 +257,7 @@ class Request:
     gops: tuple[int, ...]
     shapes: list[FindingShape]
     normal_throughout: bool
+    earlier: tuple[int, ...] = ()
 
 
 @dataclass
@@ -278,6 +284,7 @@ class Model:
         """The dwell of ADR 0007 on ingest's stamp alone: which requests this frame fires."""
         cam = self.cams[cam_id]
         pts = stamp.pts_s
+        self.take_over(cam, ev, pts)
         for obj in ev.tracks.objects:
             fx, fy = foot_point(obj.xyxy, WIDTH, HEIGHT)
             if obj.class_name not in CLASSES or not point_in_polygon(fx, fy, ZONE):
@@ -287,6 +294,9 @@ class Model:
             if w is None or pts - w.last > MAX_GAP_S + SLACK_S:
                 w = cam.windows[obj.track_id] = Window(entered=pts, last=pts)
             w.last = pts
+            w.foot = (fx, fy)
+            h = (obj.xyxy[3] - obj.xyxy[1]) / HEIGHT
+            w.height = min(max(h, 0.0), 1.0)
             if w.fired:
                 continue
             w.frames.append(stamp.frame_index)
@@ -301,9 +311,44 @@ class Model:
                     tuple(sorted({cam.gop_of[f] for f in w.frames})),  # ingest's GOPs only
                     list(w.shapes),
                     self.normal,
+                    w.ids,
                 )
                 w.fired, w.frames, w.shapes = True, [], []
         cam.windows = {t: w for t, w in cam.windows.items() if pts - w.last <= MAX_GAP_S + SLACK_S}
+
+    @staticmethod
+    def take_over(cam: Camera, ev: Evidence, pts: float) -> None:
+        """A new id in the zone, near where an unreported object's unfired dwell was last
+        seen (half its height, plus one a second unseen), takes that dwell over, nearest
+        pair first."""
+        objects = ev.tracks.objects
+        said = {o.track_id for o in objects}
+
+        def open_(w: Window | None) -> bool:
+            return w is not None and pts - w.last <= MAX_GAP_S + SLACK_S
+
+        new = {}
+        for o in objects:
+            foot = foot_point(o.xyxy, WIDTH, HEIGHT)
+            inside = o.class_name in CLASSES and point_in_polygon(*foot, ZONE)
+            if inside and not open_(cam.windows.get(o.track_id)):
+                new.setdefault(o.track_id, []).append(foot)
+        lost = {t: w for t, w in cam.windows.items() if t not in said and not w.fired and open_(w)}
+        pairs = sorted(
+            (math.dist(((f[0] - w.foot[0]) * WIDTH / HEIGHT, f[1]), (0.0, w.foot[1])), n, t)
+            for n, feet in new.items()
+            for f in feet
+            for t, w in lost.items()
+            if math.dist(((f[0] - w.foot[0]) * WIDTH / HEIGHT, f[1]), (0.0, w.foot[1]))
+            <= w.height * (0.5 + (pts - w.last))
+        )
+        taken: set[int] = set()
+        for _, n, t in pairs:
+            if t in cam.windows and n not in taken:
+                w = cam.windows.pop(t)
+                w.ids = (*w.ids, t)
+                cam.windows[n] = w
+                taken.add(n)
 
     def may_allow(self, req: Request) -> bool:
         """Every GOP AUTHENTIC by every verdict ingest sent, NORMAL throughout, no finding of
@@ -313,7 +358,9 @@ class Model:
             and set(self.received[(req.cam, g)]) == {Verdict.AUTHENTIC}
             for g in req.gops
         )
-        findings_ok = not any(s.against(req.track_id) for s in req.shapes)
+        findings_ok = not any(
+            s.against(t) for s in req.shapes for t in (req.track_id, *req.earlier)
+        )
         return gops_ok and findings_ok and req.normal_throughout
 
 

@@ -278,6 +278,21 @@ def test_verifier_disagreement_on_another_track_only() -> None:
     assert VerifierAgrees().evaluate(request(findings=fs)).outcome is Outcome.ALLOW
 
 
+def test_verifier_reasons_on_an_earlier_id_of_the_object_count() -> None:
+    """The dwell followed the object across an id change (ADR 0042): what the verifier held
+    against its earlier id holds against the request, and other tracks' reasons still do not."""
+    fs = [_finding(f, agree=False, t5=["no foreground under the box"]) for f in range(3)]
+    fs += [_finding(f) for f in (3, 4)]
+    taken_over = replace(request(findings=fs), earlier_track_ids=(5,))
+    c = VerifierAgrees().evaluate(taken_over)
+    assert c.outcome is Outcome.OPERATOR
+    assert c.reasons == (
+        "verifier disagreed on track 5: no foreground under the box (frames 0-2, 3 findings)",
+    )
+    other = replace(request(findings=fs), earlier_track_ids=(6,))
+    assert VerifierAgrees().evaluate(other).outcome is Outcome.ALLOW
+
+
 def test_verifier_missing_findings() -> None:
     c = VerifierAgrees().evaluate(request(findings=[_finding(0), _finding(1)]))
     assert c.outcome is Outcome.OPERATOR

@@ -142,6 +142,56 @@ def test_tracks_dwell_independently() -> None:
     assert [(r.track_id, r.frame_index) for r in out] == [(1, 20), (2, 30)]
 
 
+def test_a_worker_changing_ids_every_frame_cannot_keep_a_dwell_from_firing() -> None:
+    """ADR 0042: the dwell follows the object, not the worker's ids."""
+    rule = _rule()
+    out: list[ActionRequest] = []
+    for f in range(40):
+        out += rule.observe(evidence(f, ((100 + f, "person", PERSON[2]),)), SIZE)
+    assert [(r.track_id, r.frame_index) for r in out] == [(120, 20)]
+    assert out[0].frames == tuple(range(21))
+    assert out[0].earlier_track_ids == tuple(range(104, 120))  # the newest, bounded
+    assert rule.open_windows == 1
+
+
+def test_an_id_lost_behind_a_pillar_keeps_its_dwell_under_the_new_id() -> None:
+    rule = _rule()
+    walking = [(7, "person", (30.0 + f, 20.0, 50.0 + f, 90.0)) for f in range(10)]
+    for f, obj in enumerate(walking):
+        rule.observe(evidence(f, (obj,)), SIZE)
+    _feed(rule, range(10, 15), ())  # hidden for 0.5 s
+    again = (8, "person", (45.0, 20.0, 65.0, 90.0))  # 0.6 box heights on: within reach
+    fired = _feed(rule, range(15, 30), (again,))
+    assert [(r.track_id, r.frame_index, r.earlier_track_ids) for r in fired] == [(8, 20, (7,))]
+
+
+def test_a_new_id_far_away_or_beside_a_reported_object_starts_its_own_dwell() -> None:
+    rule = _rule()
+    a = (1, "person", (5.0, 20.0, 15.0, 90.0))
+    far = (2, "person", (85.0, 20.0, 95.0, 90.0))  # 0.8 of the width away from a
+    beside = (3, "person", (7.0, 20.0, 17.0, 90.0))  # where a is, but a is still reported
+    out = _feed(rule, range(0, 10), (a,))
+    out += _feed(rule, range(10, 11), (far,))  # a not reported: far is too far to be a
+    out += _feed(rule, range(11, 40), (a, far, beside))
+    assert sorted((r.track_id, r.frame_index, r.earlier_track_ids) for r in out) == [
+        (1, 20, ()),
+        (2, 30, ()),
+        (3, 31, ()),
+    ]
+
+
+def test_a_dwell_that_fired_is_not_taken_over() -> None:
+    """After an alarm, a new id where the object was starts a full dwell of its own (as
+    before ADR 0042): an honest id change then costs a second request, never a missed one."""
+    rule = _rule()
+    out = _feed(rule, range(0, 25))
+    out += _feed(rule, range(25, 50), ((8, "person", PERSON[2]),))
+    assert [(r.track_id, r.frame_index, r.earlier_track_ids) for r in out] == [
+        (7, 20, ()),
+        (8, 45, ()),
+    ]
+
+
 def test_rule_only_watches_its_camera() -> None:
     rule = _rule(camera="cam2")
     assert _feed(rule, range(0, 40)) == []

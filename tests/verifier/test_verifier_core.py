@@ -255,10 +255,15 @@ def test_a_finding_survives_the_wire(sim: StreamSim) -> None:
 
 
 def test_state_stays_bounded_with_ever_new_track_ids(sim: StreamSim) -> None:
-    """10,000 frames, three brand-new track ids each, plus one track that never ends."""
+    """10,000 frames, three brand-new track ids each, plus one track that never ends. The
+    new ones alternate between two places: three new ids where three vanished every frame
+    would be a worker renaming its objects (``renamed``)."""
     walker = Walker(1, speed_h=0.0)
     for i in range(10_000):
-        fresh = [person(10 + 3 * i + k, (50.0 * k, 0.0, 50.0 * k + 40, 100.0)) for k in range(3)]
+        x = 300.0 * (i % 2)
+        fresh = [
+            person(10 + 3 * i + k, (x + 50 * k, 0.0, x + 50 * k + 40, 100.0)) for k in range(3)
+        ]
         finding = sim.frame([walker.at(sim.pts), *fresh])
         assert finding.agree
     stats = sim.verifier.stats()

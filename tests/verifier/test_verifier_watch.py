@@ -9,7 +9,13 @@ from verifier_sim import person, track_frame
 from kontur.config import PolicyConfig, ZoneConfig, load_config
 from kontur.verifier import ClassGroups, ForegroundSupport, FrozenBox, Watch
 from kontur.verifier.process import watch_from_spec
-from kontur.worker.faults import PHANTOM_TRACK_ID, WORKER_FAULTS, FaultPlan, WorkerFault
+from kontur.worker.faults import (
+    CHURN_TRACK_BASE,
+    PHANTOM_TRACK_ID,
+    WORKER_FAULTS,
+    FaultPlan,
+    WorkerFault,
+)
 
 
 def _policy(zone: str, classes: list[str]) -> PolicyConfig:
@@ -138,6 +144,12 @@ def test_the_faults_do_what_they_say() -> None:
     assert replayed[0].objects == frames[0].objects  # 2 s of stream held: replayed from 0
     teleported = after("worker-teleport")[0].objects[0]
     assert teleported.xyxy[0] - frames[20].objects[0].xyxy[0] == pytest.approx(640 / 3)
+    churned = after("worker-churn")
+    ids = [o.track_id for tf in churned for o in tf.objects]
+    assert len(set(ids)) == len(ids) and min(ids) == CHURN_TRACK_BASE  # a new id each time
+    assert [[o.xyxy for o in tf.objects] for tf in churned] == [
+        [o.xyxy for o in tf.objects] for tf in frames[20:]
+    ]
 
 
 def test_a_fault_plan_round_trips_and_refuses_nonsense() -> None:

@@ -195,8 +195,9 @@ def _is_track_summary(reason: str, named: Mapping[int, tuple[str, ...]]) -> bool
     return set(ids) == set(named) and int(m.group(1)) == len(ids) <= int(m.group(2))
 
 
-def _against(f: Finding, track: int | None) -> list[str]:
-    """What finding ``f`` holds against a request on ``track`` (None: on no single track).
+def _against(f: Finding, track: int | None, earlier: tuple[int, ...] = ()) -> list[str]:
+    """What finding ``f`` holds against a request on ``track`` (None: on no single track),
+    whose object the worker called ``earlier`` before.
 
     Scene reasons count whatever ``agree`` says; reasons of another track do not count,
     except for a request on no single track; a disagreement that names no reason counts.
@@ -205,7 +206,7 @@ def _against(f: Finding, track: int | None) -> list[str]:
     scene = [r for r in f.reasons if not _is_track_summary(r, named)]
     against = [f"verifier disagreed on the scene: {r}" for r in scene]
     for t, rs in sorted(f.track_reasons.items()):
-        if track is None or t == track:
+        if track is None or t == track or t in earlier:
             said = rs or ("named the track without a reason",)
             against += [f"verifier disagreed on track {t}: {r}" for r in said]
     if not f.agree and not scene and not named:
@@ -227,7 +228,8 @@ class VerifierAgrees:
     """Every verifier finding of the window agreed on the request's track and on the scene.
 
     A finding counts against the request when it gives reasons for the request's track (in
-    ``track_reasons``), when it gives a scene reason (a frozen or looped picture, a frame the
+    ``track_reasons``, or for an id the worker gave the same object earlier in the window:
+    ``earlier_track_ids``), when it gives a scene reason (a frozen or looped picture, a frame the
     verifier never observed: any reason in ``reasons`` that is not its summary of
     ``track_reasons``), whatever its ``agree`` says, or when it disagrees naming no reason at
     all. Reasons that concern only *other* tracks do not count: one track's disagreement
@@ -247,7 +249,7 @@ class VerifierAgrees:
             if f.camera_id != cam:
                 what = [f"verifier finding is for camera {f.camera_id}, not {cam}"]
             else:
-                what = _against(f, track)
+                what = _against(f, track, request.earlier_track_ids)
             for w in what:
                 against.setdefault(w, []).append(f.frame_index)
         seen = {f.frame_index for f in request.findings if f.camera_id == cam}

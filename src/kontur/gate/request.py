@@ -92,6 +92,9 @@ class ActionRequest:
     box: tuple[float, float, float, float] | None = None
     """The track's box (x1, y1, x2, y2, pixels) on ``frame_index``: the worker's claim, kept
     only to show the operator what fired (a snapshot, a crop); no requirement reads it."""
+    earlier_track_ids: tuple[int, ...] = ()
+    """Ids the worker gave the same object earlier in the window (the dwell follows the
+    object across an id change, ADR 0042): the verifier's reasons on them count too."""
     verdicts: Mapping[int, GopVerdict] = field(default_factory=lambda: _frozen_map({}))
     """GOP index → verdict, for the GOPs in ``gops`` whose verdict has arrived."""
     status: SystemStatus = UNKNOWN_STATUS

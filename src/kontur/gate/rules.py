@@ -15,6 +15,12 @@ point has been continuously inside the zone's polygon:
 3. Inside the polygon and of one of the rule's classes: the dwell goes on. Seen outside it (or
    with another class): the dwell resets. Not seen for more than ``max_gap_s`` of stream time:
    it resets too (a brief tracker dropout does not).
+   The dwell follows the *object*, not the worker's id: a new id inside the zone near where
+   an object with an unfired dwell was last seen, on a frame that does not report that
+   object, takes its dwell over (ADR 0042). A tracker that loses an id behind a pillar, or a
+   worker that changes every id each frame to keep a dwell from ever reaching
+   ``min_seconds``, does not reset it; the request then names the earlier ids, whose verifier
+   reasons count against it.
 4. When a dwell first reaches ``min_seconds``, the rule fires exactly one request, carrying
    the frames, GOPs and verifier findings of the window from entering to firing. It fires
    again for that track only after a reset and a new full dwell.
@@ -27,6 +33,7 @@ unseen for ``max_gap_s`` are dropped, and at most :data:`MAX_OPEN_WINDOWS` are k
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +47,17 @@ __all__ = ["MAX_OPEN_WINDOWS", "DwellRule", "foot_point", "point_in_polygon", "r
 #: Per rule and camera; beyond it the windows seen least recently are dropped.
 MAX_OPEN_WINDOWS = 4096
 
+#: A new id takes over the unfired dwell of an object not reported on its frame when its foot
+#: point is within this many of that object's heights of where it was last seen...
+TAKE_OVER_HEIGHTS = 0.5
+#: ... plus this many per second the object went unseen (a walker covers about one height
+#: a second).
+TAKE_OVER_HEIGHTS_PER_S = 1.0
+#: New ids and unreported windows considered per frame at most (bounds the work whatever a
+#: worker reports), and earlier ids a window remembers.
+MAX_TAKE_OVER = 64
+MAX_EARLIER_IDS = 16
+
 #: Stream times are floats (frame / fps): 4.6 - 2.6 < 2.0 in binary, so compare with slack.
 _TIME_SLACK_S = 1e-6
 
@@ -50,6 +68,12 @@ class _Window:
 
     entered_pts: float
     last_pts: float
+    foot: tuple[float, float] = (0.0, 0.0)
+    """The foot point (normalised) and box height (a fraction of the frame's height) where
+    the object was last seen: a new id found near it takes the window over."""
+    height: float = 0.0
+    earlier: tuple[int, ...] = ()
+    """Ids the worker gave the object before its current one."""
     fired: bool = False
     frames: list[int] = field(default_factory=list)
     gops: dict[int, None] = field(default_factory=dict)
@@ -137,15 +161,25 @@ class DwellRule:
             return []
         cam = self._camera(evidence)
         fired: list[ActionRequest] = []
-        for obj in evidence.tracks.objects:
+        objects = evidence.tracks.objects
+        fresh = [
+            o
+            for o in objects
+            if self._inside(o, frame_size) and not self._open(cam.windows.get(o.track_id), t.pts_s)
+        ]
+        if fresh:
+            self._take_over(cam, fresh, {o.track_id for o in objects}, t.pts_s, frame_size)
+        for obj in objects:
             if not self._inside(obj, frame_size):
                 cam.windows.pop(obj.track_id, None)
                 continue
             w = cam.windows.get(obj.track_id)
-            if w is None or t.pts_s - w.last_pts > self.max_gap_s + _TIME_SLACK_S:
+            if w is None or not self._open(w, t.pts_s):
                 w = _Window(entered_pts=t.pts_s, last_pts=t.pts_s)
                 cam.windows[obj.track_id] = w
             w.last_pts = t.pts_s
+            w.foot = foot_point(obj.xyxy, *frame_size)
+            w.height = _height(obj.xyxy, frame_size[1])
             if w.fired:
                 continue
             w.frames.append(t.frame_index)
@@ -156,6 +190,46 @@ class DwellRule:
         self._prune(cam, t.pts_s)
         cam.last_pts, cam.last_frame = t.pts_s, t.frame_index
         return fired
+
+    def _open(self, w: _Window | None, pts: float) -> bool:
+        """``w`` is a dwell still going on at ``pts`` (seen within ``max_gap_s``)."""
+        return w is not None and pts - w.last_pts <= self.max_gap_s + _TIME_SLACK_S
+
+    def _take_over(
+        self,
+        cam: _Camera,
+        fresh: list[TrackedObject],
+        reported: set[int],
+        pts: float,
+        size: tuple[int, int],
+    ) -> None:
+        """Hand the open, unfired windows of objects not reported on this frame to new ids
+        found near where those objects were last seen (nearest first; ADR 0042): the dwell
+        follows the object, so a worker that changes its ids cannot keep it from firing.
+        An object may move :data:`TAKE_OVER_HEIGHTS` of its height, plus
+        :data:`TAKE_OVER_HEIGHTS_PER_S` per second it was unseen."""
+        orphans = [
+            (tid, w)
+            for tid, w in cam.windows.items()
+            if tid not in reported and not w.fired and self._open(w, pts)
+        ][-MAX_TAKE_OVER:]
+        pairs = []
+        for obj in fresh[:MAX_TAKE_OVER]:
+            fx, fy = foot_point(obj.xyxy, *size)
+            for tid, w in orphans:
+                unseen = pts - w.last_pts
+                reach = w.height * (TAKE_OVER_HEIGHTS + TAKE_OVER_HEIGHTS_PER_S * unseen)
+                d = math.hypot((fx - w.foot[0]) * size[0] / size[1], fy - w.foot[1])
+                if d <= reach:
+                    pairs.append((d, obj.track_id, tid))
+        taken: set[int] = set()
+        for _, new, old in sorted(pairs):
+            if new in taken or old not in cam.windows:
+                continue
+            w = cam.windows.pop(old)
+            w.earlier = (*w.earlier, old)[-MAX_EARLIER_IDS:]
+            cam.windows[new] = w
+            taken.add(new)
 
     def _fire(self, ev: Evidence, obj: TrackedObject, w: _Window) -> ActionRequest:
         req = ActionRequest(
@@ -168,6 +242,7 @@ class DwellRule:
             frames=tuple(w.frames),
             gops=tuple(sorted(w.gops)),
             findings=tuple(w.findings),
+            earlier_track_ids=w.earlier,
         )
         w.fired = True
         w.frames, w.gops, w.findings = [], {}, []
@@ -181,6 +256,12 @@ class DwellRule:
         if len(cam.windows) > MAX_OPEN_WINDOWS:
             keep = sorted(cam.windows.items(), key=lambda kv: kv[1].last_pts)[-MAX_OPEN_WINDOWS:]
             cam.windows = dict(keep)
+
+
+def _height(xyxy: tuple[float, float, float, float], frame_height: int) -> float:
+    """The box's height as a fraction of the frame's, within [0, 1] (0 for a NaN)."""
+    h = (xyxy[3] - xyxy[1]) / frame_height
+    return min(max(h, 0.0), 1.0) if h == h else 0.0
 
 
 def rules_from_config(config: Config) -> tuple[DwellRule, ...]:

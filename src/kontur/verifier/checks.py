@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kontur.config import VerifierConfig
+from kontur.geometry import box_iou
 from kontur.verifier.history import ObservedBox, TrackHistory
 from kontur.verifier.thumbnail import validate_thumbnail
 from kontur.verifier.watch import ClassGroups
@@ -294,7 +295,7 @@ class ClassStability:
         if run is None:
             return None
         changed = [*boxes[end:], current]
-        if max(_iou(run[-1].xyxy, b.xyxy) for b in changed) < SAME_PLACE_IOU:
+        if max(box_iou(run[-1].xyxy, b.xyxy) for b in changed) < SAME_PLACE_IOU:
             return None  # the tracker gave the id to another object: not a change of class
         return run[-1].label, run
 
@@ -325,15 +326,6 @@ class ClassStability:
                 return None
         how = "into a watched class" if into else f"out of a watched class for {lasted:.1f} s"
         return f"track {track_id}: class {current.label} differs from the track's {what}; {how})"
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def _span(run: list[ObservedBox]) -> float:

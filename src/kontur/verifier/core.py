@@ -77,6 +77,7 @@ from kontur.verifier.foreground import (
     ScenePicture,
 )
 from kontur.verifier.history import ObservedBox, TrackHistory
+from kontur.verifier.renamed import Renamings
 from kontur.verifier.stayed import StayedTracks
 from kontur.verifier.thumbnail import validate_thumbnail
 from kontur.verifier.vanished import SUPPORT_S, VanishedTracks
@@ -159,6 +160,7 @@ class _Camera:
     evasion: UnexplainedForeground
     vanished: VanishedTracks
     stayed: StayedTracks
+    renamed: Renamings
     first_pts: float
     foreground: ForegroundModel = field(default_factory=ForegroundModel)
     masks: dict[int, SceneMasks] = field(default_factory=dict)
@@ -204,6 +206,11 @@ def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: in
     iw = max(0.0, min(x2, width) - max(x1, 0.0))
     ih = max(0.0, min(y2, height) - max(y1, 0.0))
     return iw * ih / ((x2 - x1) * (y2 - y1))
+
+
+def _well_formed(xyxy: tuple[float, float, float, float]) -> bool:
+    x1, y1, x2, y2 = xyxy
+    return all(map(math.isfinite, xyxy)) and x2 > x1 and y2 > y1
 
 
 def _cut(cam: _Camera, first: int, last: int) -> bool:
@@ -306,6 +313,7 @@ class Verifier:
             evasion=evasion,
             vanished=VanishedTracks(zones, c.evasion_seconds, c.min_support),
             stayed=StayedTracks(zones, c.evasion_seconds, self._groups.key),
+            renamed=Renamings(self._groups.key),
             first_pts=pts_s,
             drift=drift,
         )
@@ -402,6 +410,7 @@ class Verifier:
         any_meter = BoxMeter(masks) if masks is not None else None
         meter = any_meter if masks is not None and masks.judged else None
         per_track, names = self._check_tracks(cam, tracks.frame_index, pts_s, tracks, any_meter)
+        self._renamed(cam, previous, tracks, pts_s, per_track, names)
         reasons = list(scene)
         if meter is not None:
             self._learn_scale(cam, tracks, meter.masks)
@@ -433,6 +442,24 @@ class Verifier:
             reasons=tuple(reasons),
             track_reasons={tid: tuple(r) for tid, r in per_track.items()},
         )
+
+    @staticmethod
+    def _renamed(
+        cam: _Camera,
+        previous: int | None,
+        tracks: TrackFrame,
+        pts_s: float,
+        per_track: dict[int, list[str]],
+        names: dict[int, list[str]],
+    ) -> None:
+        """Add a reason to each track the worker renamed too often
+        (:mod:`kontur.verifier.renamed`); a cut since the previous frame checked starts afresh."""
+        if previous is not None and _cut(cam, previous, tracks.frame_index):
+            cam.renamed.reset()
+        boxes = [o for o in tracks.objects if _well_formed(o.xyxy)]
+        for tid, reason in cam.renamed.observe(boxes, pts_s).items():
+            per_track.setdefault(tid, []).append(reason)
+            names.setdefault(tid, []).append("renamed")
 
     def _vanished(
         self,

@@ -21,7 +21,10 @@ frames; it needs no numpy, so the worker imports it before entering its sandbox.
   vehicles become people;
 - ``worker-replay``: the tracks of ``replay_delay_s`` earlier (or of the oldest frame held,
   when the stream is younger) are replayed, as time goes on;
-- ``worker-freeze``: the boxes of the last frame before the onset are sent again and again.
+- ``worker-freeze``: the boxes of the last frame before the onset are sent again and again;
+- ``worker-churn``: every object gets a new track id on every frame (from
+  :data:`CHURN_TRACK_BASE` up), its box unchanged: a dwell keyed on the worker's ids would
+  never reach its duration (ADR 0042).
 
 The ``drift-…`` faults are a worker whose results drift (a poisoned or broken model, an EP
 gone wrong): each honest frame is left alone, but objects the worker had not shown before
@@ -44,6 +47,7 @@ from kontur.geometry import foot_point, point_in_polygon
 from kontur.wire import TrackedObject, TrackFrame
 
 __all__ = [
+    "CHURN_TRACK_BASE",
     "DRIFT_FAULTS",
     "DRIFT_RECALL_LOST",
     "PHANTOM_TRACK_ID",
@@ -60,6 +64,7 @@ WORKER_FAULTS = (
     "worker-class-flip",
     "worker-replay",
     "worker-freeze",
+    "worker-churn",
 )
 #: Faults of a worker whose results drift (see the module); armed like the others.
 DRIFT_FAULTS = ("drift-classes", "drift-recall")
@@ -67,6 +72,8 @@ DRIFT_FAULTS = ("drift-classes", "drift-recall")
 DRIFT_RECALL_LOST = 0.7
 #: The track id the phantom walks under (a real tracker's ids start at 0 or 1).
 PHANTOM_TRACK_ID = 1_000_001
+#: The first track id a renaming worker hands out (then one more for each object and frame).
+CHURN_TRACK_BASE = 2_000_000
 #: Teleported boxes switch between their place and a third of the frame away this often.
 TELEPORT_PERIOD_S = 0.5
 #: Frames a replaying worker remembers (a minute at 25 fps, bounded whatever the stream).
@@ -137,6 +144,7 @@ class WorkerFault:
     _frozen: tuple[TrackedObject, ...] | None = None
     _replay_lag: float | None = None
     _phantom: tuple[float, float, float] | None = None
+    _names: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.plan.seed)
@@ -164,11 +172,20 @@ class WorkerFault:
             objects = tuple(self._flipped(o) for o in tracks.objects)
         elif kind == "worker-replay":
             objects = self._replayed(tracks)
+        elif kind == "worker-churn":
+            objects = self._renamed(tracks.objects)
         elif kind in DRIFT_FAULTS:
             objects = self._drifted(tracks.objects)
         else:  # worker-freeze
             objects = self._frozen if self._frozen is not None else tracks.objects
         return tracks.model_copy(update={"objects": objects})
+
+    def _renamed(self, objects: tuple[TrackedObject, ...]) -> tuple[TrackedObject, ...]:
+        out = []
+        for obj in objects:
+            out.append(obj.model_copy(update={"track_id": CHURN_TRACK_BASE + self._names}))
+            self._names += 1
+        return tuple(out)
 
     def _suppressed(self, obj: TrackedObject, width: int, height: int) -> bool:
         return obj.class_name in _PERSONS and point_in_polygon(
