@@ -45,9 +45,10 @@ __all__ = [
     "STAY_NCC",
     "Baseline",
     "camera_shift",
+    "centred",
+    "centred_ncc",
     "measure",
     "moved",
-    "ncc",
     "shift_between",
     "spectrum",
 ]
@@ -78,14 +79,6 @@ class Baseline:
     pixels: npt.NDArray[np.uint8]
     stride: int
     xyxy: tuple[float, float, float, float]
-
-
-def ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
-    """Normalised cross-correlation of two patches of the same shape (0 when one is flat)."""
-    da = a - a.mean()
-    db = b - b.mean()
-    den = math.sqrt(float((da * da).sum()) * float((db * db).sum()))
-    return float((da * db).sum()) / den if den > 1e-6 else 0.0
 
 
 def spectrum(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.complex64]:
@@ -169,22 +162,21 @@ def measure(
     if h < MIN_SIDE or w < MIN_SIDE:
         return None
     cy, cx = (y1 + y2) / 2 / s, (x1 + x2) / 2 / s
-    old = _centred(_patch(base.pixels, cy, cx, h, w))
+    old = centred(_patch(base.pixels, cy, cx, h, w))
     if old is None or float(old @ old) < MIN_TEXTURE**2 * old.size:
         return None  # a flat patch (sky, asphalt) correlates with anything
-    stay = _centred(_patch(pixels, cy + shift[0], cx + shift[1], h, w))
-    kept = _ncc(old, stay)
+    stay = centred(_patch(pixels, cy + shift[0], cx + shift[1], h, w))
+    kept = centred_ncc(old, stay)
     if kept is None or kept < STAY_NCC:
         return None  # the old content did not stay put: no evidence either way
-    follow = _centred(
-        _patch(pixels, (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s, h, w)
-    )
-    follows = _ncc(old, follow)
+    follow = centred(_patch(pixels, (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s, h, w))
+    follows = centred_ncc(old, follow)
     return None if follows is None else follows - kept
 
 
-def _centred(patch: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32] | None:
-    """A patch flattened, less its mean (None stays None)."""
+def centred(patch: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32] | None:
+    """A float32 patch flattened (in place when contiguous), less its mean (None stays
+    None)."""
     if patch is None:
         return None
     flat = patch.ravel()
@@ -198,7 +190,7 @@ def mean_f32(a: npt.NDArray[np.float32]) -> np.float32:
     return np.float32(float(a.sum()) / a.size)
 
 
-def _ncc(old: npt.NDArray[np.float32], new: npt.NDArray[np.float32] | None) -> float | None:
+def centred_ncc(old: npt.NDArray[np.float32], new: npt.NDArray[np.float32] | None) -> float | None:
     """NCC of two centred patches; None when ``new`` is missing or flat."""
     if new is None:
         return None

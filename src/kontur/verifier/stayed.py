@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kontur.geometry import foot_point
-from kontur.verifier.coherence import MIN_SIDE, MIN_TEXTURE, mean_f32
+from kontur.verifier.coherence import MIN_SIDE, MIN_TEXTURE, centred, centred_ncc
 from kontur.verifier.history import ObservedBox
 from kontur.verifier.vanished import (
     BORDER_PX,
@@ -259,12 +259,12 @@ def _overlap(patch: Box, box: Box) -> float:
     return iw * ih / area if iw > 0 and ih > 0 and area > 0 else 0.0
 
 
-def _ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
-    den = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b) / den if den > 1e-6 else 0.0
-
-
 def _centred(patch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    flat = patch.astype(np.float32).ravel()
-    flat -= mean_f32(flat)
+    flat = centred(patch.astype(np.float32))
+    assert flat is not None
     return flat
+
+
+def _ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+    """NCC of two centred patches; 0.0 when one is flat."""
+    return centred_ncc(a, b) or 0.0
