@@ -63,6 +63,23 @@ def test_all_good_allows_the_alarm() -> None:
     assert decode(encode(d)) == d
 
 
+def test_renaming_a_track_the_verifier_objected_to_does_not_wash_its_reasons_off() -> None:
+    """ADR 0042: a worker renames a flagged track slowly (under the verifier's ``renamed``
+    rate), 20 times before the dwell fires; the reasons on its first id still hold the
+    alarm back, and the dwell still fired on the object."""
+    g, _ = make_gate(make_config(min_seconds=4.0))
+    _verdicts(g, AUTH, AUTH, AUTH, AUTH, AUTH)
+    box = (40.0, 20.0, 60.0, 90.0)
+    out = []
+    for f in range(41):
+        tid = 100 + f // 2  # a new id every other frame
+        flagged = {tid: ["no moving foreground of its own (a phantom?)"]} if f < 5 else None
+        out += g.on_evidence(evidence(f, ((tid, "person", box),), track_reasons=flagged))
+    (d,) = out
+    assert (d.track_id, d.frame_index, d.outcome) == (120, 40, Outcome.OPERATOR)
+    assert any(r.startswith("verifier disagreed on track 100: no moving") for r in d.reasons)
+
+
 def test_held_request_is_decided_when_its_last_verdict_arrives() -> None:
     g, _ = make_gate()
     assert _scene(g) == [] and g.pending == 1  # the dwell fired; no verdict yet

@@ -290,7 +290,9 @@ def test_verifier_reasons_on_an_earlier_id_of_the_object_count() -> None:
         "verifier disagreed on track 5: no foreground under the box (frames 0-2, 3 findings)",
     )
     other = replace(request(findings=fs), earlier_track_ids=(6,))
-    assert VerifierAgrees().evaluate(other).outcome is Outcome.ALLOW
+    assert VerifierAgrees().evaluate(other) == Check(
+        Outcome.ALLOW, ("verifier agreed on track 7 (earlier ids 6) and the scene in 5 frames",)
+    )
 
 
 def test_verifier_missing_findings() -> None:

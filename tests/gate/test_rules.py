@@ -150,7 +150,7 @@ def test_a_worker_changing_ids_every_frame_cannot_keep_a_dwell_from_firing() -> 
         out += rule.observe(evidence(f, ((100 + f, "person", PERSON[2]),)), SIZE)
     assert [(r.track_id, r.frame_index) for r in out] == [(120, 20)]
     assert out[0].frames == tuple(range(21))
-    assert out[0].earlier_track_ids == tuple(range(104, 120))  # the newest, bounded
+    assert out[0].earlier_track_ids == tuple(range(100, 120))  # every one: reasons count
     assert rule.open_windows == 1
 
 

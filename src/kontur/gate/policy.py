@@ -261,6 +261,12 @@ class VerifierAgrees:
         if reasons:
             return Check(Outcome.OPERATOR, tuple(reasons))
         on = f"track {track} and the scene" if track is not None else "the scene"
+        if request.earlier_track_ids:  # the dwell followed the object across ids (ADR 0042)
+            ids = request.earlier_track_ids
+            earlier = ", ".join(map(str, ids[:8])) + (
+                f", … ({len(ids)} in all)" if len(ids) > 8 else ""
+            )
+            on = f"track {track} (earlier ids {earlier}) and the scene"
         return Check(Outcome.ALLOW, (f"verifier agreed on {on} in {len(seen)} frames",))
 
 

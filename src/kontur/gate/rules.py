@@ -54,9 +54,8 @@ TAKE_OVER_HEIGHTS = 0.5
 #: a second).
 TAKE_OVER_HEIGHTS_PER_S = 1.0
 #: New ids and unreported windows considered per frame at most (bounds the work whatever a
-#: worker reports), and earlier ids a window remembers.
+#: worker reports).
 MAX_TAKE_OVER = 64
-MAX_EARLIER_IDS = 16
 
 #: Stream times are floats (frame / fps): 4.6 - 2.6 < 2.0 in binary, so compare with slack.
 _TIME_SLACK_S = 1e-6
@@ -72,8 +71,10 @@ class _Window:
     """The foot point (normalised) and box height (a fraction of the frame's height) where
     the object was last seen: a new id found near it takes the window over."""
     height: float = 0.0
-    earlier: tuple[int, ...] = ()
-    """Ids the worker gave the object before its current one."""
+    earlier: dict[int, None] = field(default_factory=dict)
+    """Ids the worker gave the object before its current one, in order, each once: all of
+    them (no more than the window's frames), since the verifier's reasons on any of them
+    count against the request."""
     fired: bool = False
     frames: list[int] = field(default_factory=list)
     gops: dict[int, None] = field(default_factory=dict)
@@ -227,7 +228,7 @@ class DwellRule:
             if new in taken or old not in cam.windows:
                 continue
             w = cam.windows.pop(old)
-            w.earlier = (*w.earlier, old)[-MAX_EARLIER_IDS:]
+            w.earlier[old] = None
             cam.windows[new] = w
             taken.add(new)
 
@@ -242,7 +243,7 @@ class DwellRule:
             frames=tuple(w.frames),
             gops=tuple(sorted(w.gops)),
             findings=tuple(w.findings),
-            earlier_track_ids=w.earlier,
+            earlier_track_ids=tuple(t for t in w.earlier if t != obj.track_id),
         )
         w.fired = True
         w.frames, w.gops, w.findings = [], {}, []
