@@ -64,9 +64,9 @@ def test_all_good_allows_the_alarm() -> None:
 
 
 def test_renaming_a_track_the_verifier_objected_to_does_not_wash_its_reasons_off() -> None:
-    """ADR 0042: a worker renames a flagged track slowly (under the verifier's ``renamed``
-    rate), 20 times before the dwell fires; the reasons on its first id still hold the
-    alarm back, and the dwell still fired on the object."""
+    """ADR 0042: a worker renames a flagged track every other frame, 20 times before the
+    dwell fires; the reasons on its first id still hold the alarm back (among others), and
+    the dwell still fired on the object."""
     g, _ = make_gate(make_config(min_seconds=4.0))
     _verdicts(g, AUTH, AUTH, AUTH, AUTH, AUTH)
     box = (40.0, 20.0, 60.0, 90.0)

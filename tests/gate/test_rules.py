@@ -180,6 +180,25 @@ def test_a_new_id_far_away_or_beside_a_reported_object_starts_its_own_dwell() ->
     ]
 
 
+@pytest.mark.parametrize("person_first", [True, False])
+def test_decoys_cannot_keep_a_renamed_object_from_its_dwell(person_first: bool) -> None:
+    """70 decoys that enter after the person, all renamed with the person on every frame,
+    listed before or after the person: the person's dwell (the longest) is still taken over
+    whatever the worker's order (the verifier flags the flood)."""
+    rule = _rule()
+    who = (40.0, 20.0, 60.0, 90.0)
+    decoys = [(1.0 * k, 0.0, 1.0 * k + 1, 2.0) for k in range(70)]
+    _feed(rule, range(0, 5), ((1, "person", who),))
+    out: list[ActionRequest] = []
+    for f in range(5, 25):
+        named = [(1000 * f + k, "person", b) for k, b in enumerate(decoys)]
+        objects = [(f, "person", who), *named] if person_first else [*named, (f, "person", who)]
+        out += rule.observe(evidence(f, objects), SIZE)
+    person = [r for r in out if r.box == who]
+    assert [(r.track_id, r.frame_index) for r in person] == [(20, 20)]
+    assert person[0].earlier_track_ids == (1, *range(5, 20))
+
+
 def test_a_dwell_that_fired_is_not_taken_over() -> None:
     """After an alarm, a new id where the object was starts a full dwell of its own (as
     before ADR 0042): an honest id change then costs a second request, never a missed one."""

@@ -28,6 +28,23 @@ def test_a_tracker_that_keeps_its_ids_or_switches_one_now_and_then_is_not_flagge
     assert not any(_feed(switched))  # two switches a second apart: a crowd does that
 
 
+def test_two_ids_a_tracker_alternates_on_one_box_are_not_renamings() -> None:
+    """Two people overlapping in one box, matched to id 1 and id 2 in turn: both ids stay
+    alive, so neither is a new name."""
+    assert not any(_feed([[person(1 + i % 2, BOX)] for i in range(30)]))
+
+
+def test_a_flood_of_new_ids_where_as_many_vanished_fails_closed() -> None:
+    """65 new ids on a frame that lost 65 (more pairs than MAX_PAIRS): every new track gets a
+    reason, so decoys listed first cannot hide a renamed person."""
+    crowd = [(10.0 * k, 0.0, 10.0 * k + 5, 10.0) for k in range(64)]
+    before = [person(k, b) for k, b in enumerate(crowd)] + [person(64, BOX)]
+    after = [person(1000 + k, b) for k, b in enumerate(crowd)] + [person(2000, BOX)]
+    out = _feed([before, after])
+    assert not out[0] and set(out[1]) == {o.track_id for o in after}
+    assert "65 new track ids on a frame that lost 65" in out[1][2000]
+
+
 def test_an_object_renamed_on_every_frame_is_flagged_from_its_third_renaming() -> None:
     out = _feed([[person(100 + i, BOX)] for i in range(10)])
     assert [i for i, r in enumerate(out) if r] == list(range(MAX_RENAMINGS, 10))

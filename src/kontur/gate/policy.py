@@ -195,7 +195,7 @@ def _is_track_summary(reason: str, named: Mapping[int, tuple[str, ...]]) -> bool
     return set(ids) == set(named) and int(m.group(1)) == len(ids) <= int(m.group(2))
 
 
-def _against(f: Finding, track: int | None, earlier: tuple[int, ...] = ()) -> list[str]:
+def _against(f: Finding, track: int | None, earlier: frozenset[int] = frozenset()) -> list[str]:
     """What finding ``f`` holds against a request on ``track`` (None: on no single track),
     whose object the worker called ``earlier`` before.
 
@@ -212,6 +212,39 @@ def _against(f: Finding, track: int | None, earlier: tuple[int, ...] = ()) -> li
     if not f.agree and not scene and not named:
         against.append("verifier disagreed on the scene: disagreed without a reason")
     return against
+
+
+#: A dwell that changed track ids fires on its newest id only once the verifier has judged
+#: that id this long (seconds of stream time, ADR 0042): its track checks (a box with no
+#: foreground of its own, one that left its content behind, a frozen or oversized box, a
+#: class change) judge each id on its own history, so a worker renaming a phantom faster than
+#: they conclude must not get it through.
+VOUCHED_S = 1.0
+
+
+def _agreed_on(request: ActionRequest) -> str:
+    """What the verifier agreed on: the request's track (and its earlier ids, when the dwell
+    followed the object across them, ADR 0042) and the scene."""
+    track, ids = request.track_id, request.earlier_track_ids
+    if track is None:
+        return "the scene"
+    if not ids:
+        return f"track {track} and the scene"
+    earlier = ", ".join(map(str, ids[:8])) + (f", … ({len(ids)} in all)" if len(ids) > 8 else "")
+    return f"track {track} (earlier ids {earlier}) and the scene"
+
+
+def _young(request: ActionRequest) -> str | None:
+    """Why ``request``'s track is too young to be vouched for, or None."""
+    age = request.track_seconds
+    if age is None or age >= VOUCHED_S - 1e-6:
+        return None
+    n = len(request.earlier_track_ids)
+    return (
+        f"the dwell changed track ids {n} time{'s' * (n != 1)}, last {age:.1f} s before it "
+        f"fired: expected the verifier to have judged track {request.track_id} for "
+        f"{VOUCHED_S:.1f} s (a worker renaming a box keeps the track checks from concluding)"
+    )
 
 
 def _where(frames: list[int]) -> str:
@@ -245,29 +278,28 @@ class VerifierAgrees:
             return Check(Outcome.OPERATOR, ("no verifier finding for the dwell window",))
         against: dict[str, list[int]] = {}
         cam, track = request.camera_id, request.track_id
+        earlier = frozenset(request.earlier_track_ids)
         for f in request.findings:
             if f.camera_id != cam:
                 what = [f"verifier finding is for camera {f.camera_id}, not {cam}"]
             else:
-                what = _against(f, track, request.earlier_track_ids)
+                what = _against(f, track, earlier)
             for w in what:
                 against.setdefault(w, []).append(f.frame_index)
         seen = {f.frame_index for f in request.findings if f.camera_id == cam}
         unseen = [i for i in request.frames if i not in seen]
         reasons = [f"{what} ({_span(fr)})" for what, fr in against.items()]
+        young = _young(request)
+        if young is not None:
+            reasons.append(young)
         if unseen:
             n = len(unseen)
             reasons.append(f"no verifier finding for {_where(unseen)} ({n} frame{'s' * (n != 1)})")
         if reasons:
             return Check(Outcome.OPERATOR, tuple(reasons))
-        on = f"track {track} and the scene" if track is not None else "the scene"
-        if request.earlier_track_ids:  # the dwell followed the object across ids (ADR 0042)
-            ids = request.earlier_track_ids
-            earlier = ", ".join(map(str, ids[:8])) + (
-                f", … ({len(ids)} in all)" if len(ids) > 8 else ""
-            )
-            on = f"track {track} (earlier ids {earlier}) and the scene"
-        return Check(Outcome.ALLOW, (f"verifier agreed on {on} in {len(seen)} frames",))
+        return Check(
+            Outcome.ALLOW, (f"verifier agreed on {_agreed_on(request)} in {len(seen)} frames",)
+        )
 
 
 # --- System state -----------------------------------------------------------------------------

@@ -53,9 +53,12 @@ TAKE_OVER_HEIGHTS = 0.5
 #: ... plus this many per second the object went unseen (a walker covers about one height
 #: a second).
 TAKE_OVER_HEIGHTS_PER_S = 1.0
-#: New ids and unreported windows considered per frame at most (bounds the work whatever a
-#: worker reports).
+#: Unreported windows (the longest dwells first) and new ids (in the worker's order)
+#: considered per frame at most: bounds the work whatever a worker reports (64 × 1024 foot
+#: point distances). A worker that floods a frame beyond, to hide a renaming, is flagged by
+#: the verifier, which gives every new track a reason past 64 × 64 pairs (ADR 0042).
 MAX_TAKE_OVER = 64
+MAX_FRESH = 1024
 
 #: Stream times are floats (frame / fps): 4.6 - 2.6 < 2.0 in binary, so compare with slack.
 _TIME_SLACK_S = 1e-6
@@ -71,6 +74,8 @@ class _Window:
     """The foot point (normalised) and box height (a fraction of the frame's height) where
     the object was last seen: a new id found near it takes the window over."""
     height: float = 0.0
+    renamed_pts: float | None = None
+    """When the current id took the dwell over (None: it entered with it)."""
     earlier: dict[int, None] = field(default_factory=dict)
     """Ids the worker gave the object before its current one, in order, each once: all of
     them (no more than the window's frames), since the verifier's reasons on any of them
@@ -209,13 +214,16 @@ class DwellRule:
         follows the object, so a worker that changes its ids cannot keep it from firing.
         An object may move :data:`TAKE_OVER_HEIGHTS` of its height, plus
         :data:`TAKE_OVER_HEIGHTS_PER_S` per second it was unseen."""
-        orphans = [
-            (tid, w)
-            for tid, w in cam.windows.items()
-            if tid not in reported and not w.fired and self._open(w, pts)
-        ][-MAX_TAKE_OVER:]
+        orphans = sorted(
+            (
+                (tid, w)
+                for tid, w in cam.windows.items()
+                if tid not in reported and not w.fired and self._open(w, pts)
+            ),
+            key=lambda o: o[1].entered_pts,
+        )[:MAX_TAKE_OVER]  # the longest dwells first: the ones a renaming would cost most
         pairs = []
-        for obj in fresh[:MAX_TAKE_OVER]:
+        for obj in fresh[:MAX_FRESH]:
             fx, fy = foot_point(obj.xyxy, *size)
             for tid, w in orphans:
                 unseen = pts - w.last_pts
@@ -229,6 +237,7 @@ class DwellRule:
                 continue
             w = cam.windows.pop(old)
             w.earlier[old] = None
+            w.renamed_pts = pts
             cam.windows[new] = w
             taken.add(new)
 
@@ -244,6 +253,7 @@ class DwellRule:
             gops=tuple(sorted(w.gops)),
             findings=tuple(w.findings),
             earlier_track_ids=tuple(t for t in w.earlier if t != obj.track_id),
+            track_seconds=None if w.renamed_pts is None else ev.frame.pts_s - w.renamed_pts,
         )
         w.fired = True
         w.frames, w.gops, w.findings = [], {}, []
@@ -260,9 +270,9 @@ class DwellRule:
 
 
 def _height(xyxy: tuple[float, float, float, float], frame_height: int) -> float:
-    """The box's height as a fraction of the frame's, within [0, 1] (0 for a NaN)."""
-    h = (xyxy[3] - xyxy[1]) / frame_height
-    return min(max(h, 0.0), 1.0) if h == h else 0.0
+    """The box's height as a fraction of the frame's, within [0, 1] (the wire refuses NaN
+    and infinities; a huge finite box gives 1)."""
+    return min(max((xyxy[3] - xyxy[1]) / frame_height, 0.0), 1.0)
 
 
 def rules_from_config(config: Config) -> tuple[DwellRule, ...]:

@@ -6,17 +6,25 @@ dwell from reaching its duration. The gate no longer lets that work (its dwell f
 object across an id change, ADR 0042), but a worker that does it is broken or hostile, and
 its tracks should not be trusted to trigger anything.
 
-Per camera, on each checked frame, a track that was not reported on the previous checked
-frame is a *renaming* of a track that was, when that one is missing now, is of the same class
-group, and their boxes overlap by IoU :data:`RENAME_IOU` or more (the same object, in the
-same place, under a new name); a track reported on neither frame starts with no renaming.
-Each track carries the times of the renamings that led to it, up to
-:data:`RENAMED_WINDOW_S` back; a track renamed :data:`MAX_RENAMINGS` times or more within
-that window gets a track reason. A real tracker renames an object now and then (a switch in a
-crowd, a box that changed too much), not several times in a second.
+Per camera, on each checked frame, a *new* track (one not reported within
+:data:`RENAMED_WINDOW_S`: an id that comes back is the tracker finding it again) is a
+*renaming* of a track reported on the previous checked frame when that one is missing now, is
+of the same class group, and their boxes overlap by IoU :data:`RENAME_IOU` or more (the same
+object, in the same place, under a new name). Each track carries the times of the renamings
+that led to it, up to :data:`RENAMED_WINDOW_S` back; a track renamed :data:`MAX_RENAMINGS`
+times or more within that window gets a track reason. A real tracker renames an object now
+and then (a switch in a crowd, a box that changed too much), not several times in a second.
+A frame with more (new, missing) pairs than :data:`MAX_PAIRS` gives every new track a reason
+instead: a flood of new ids must not hide a renamed object (fail closed). A cut starts afresh.
 
-Cost: one IoU per (new track, missing track) pair of a class group, bounded by
-:data:`MAX_PAIRS` per frame; memory: the previous frame's tracks.
+This check only makes a renaming worker visible. What keeps renaming from mattering is the
+gate: its dwell follows the object, and holds back a dwell whose newest id the verifier has
+not judged for long (ADR 0042). A worker that renames with an empty frame between, or moves
+the box half its width at each renaming, escapes this check but not the gate.
+
+Cost: one IoU per (new, missing) pair, at most :data:`MAX_PAIRS` per frame; memory: the
+previous frame's tracks and the ids reported within the window (at most
+:data:`MAX_REMEMBERED`).
 """
 
 from __future__ import annotations
@@ -36,7 +44,11 @@ RENAMED_WINDOW_S = 1.0
 #: ... and this many of them within it give the newest name a reason.
 MAX_RENAMINGS = 3
 #: (new, missing) pairs compared per frame at most: bounds the work whatever the worker sends.
+#: A frame with more gives every new track a reason instead (fail closed: the gate's dwell
+#: takes over at most 64 × 64 pairs, too).
 MAX_PAIRS = 4096
+#: Ids remembered as recently reported (bounds memory whatever the worker sends).
+MAX_REMEMBERED = 4096
 
 Box = tuple[float, float, float, float]
 
@@ -58,16 +70,22 @@ class Renamings:
     group: Callable[[str], str] = str
     """A class's group key (:meth:`~kontur.verifier.watch.ClassGroups.key`)."""
     _previous: dict[int, _Seen] = field(default_factory=dict)
+    _last_seen: dict[int, float] = field(default_factory=dict)
+    """Ids reported within :data:`RENAMED_WINDOW_S`, and when last (at most
+    :data:`MAX_REMEMBERED`): an id that comes back is no new name."""
 
     def reset(self) -> None:
         """Forget the previous frame (the picture was cut: nothing continues across it)."""
         self._previous.clear()
+        self._last_seen.clear()
 
     def observe(self, objects: Iterable[TrackedObject], pts_s: float) -> dict[int, str]:
-        """One checked frame's well-formed tracks; a reason per track renamed too often."""
+        """One checked frame's well-formed tracks; a reason per track renamed too often, or
+        per new track when the frame holds too many new and missing ones to compare."""
         now = {o.track_id: o for o in objects}
         missing = {tid: s for tid, s in self._previous.items() if tid not in now}
-        budget = [MAX_PAIRS]
+        new = [t for t in now if t not in self._previous and t not in self._last_seen]
+        flood = len(new) * len(missing) > MAX_PAIRS
         seen: dict[int, _Seen] = {}
         for tid, obj in now.items():
             group = self.group(obj.class_name)
@@ -75,7 +93,7 @@ class Renamings:
             if before is not None:
                 seen[tid] = _Seen(obj.xyxy, group, _recent(before.renamed, pts_s), before.names)
                 continue
-            old_id = _same_place(obj.xyxy, group, missing, budget)
+            old_id = None if flood or tid not in new else _same_place(obj.xyxy, group, missing)
             if old_id is None:
                 seen[tid] = _Seen(obj.xyxy, group, (), ())
                 continue
@@ -83,25 +101,44 @@ class Renamings:
             renamed = (*_recent(old.renamed, pts_s), pts_s)
             seen[tid] = _Seen(obj.xyxy, group, renamed, (*old.names, old_id)[-MAX_RENAMINGS:])
         self._previous = seen
+        self._remember(now, pts_s)
+        if flood:
+            said = _flood(len(new), len(missing))
+            return {tid: f"track {tid}: {said}" for tid in new}
         return {
             tid: _reason(tid, s, pts_s)
             for tid, s in seen.items()
             if len(s.renamed) >= MAX_RENAMINGS
         }
 
+    def _remember(self, now: dict[int, TrackedObject], pts_s: float) -> None:
+        for tid in now:
+            self._last_seen.pop(tid, None)  # re-inserted: the dict stays oldest first
+            self._last_seen[tid] = pts_s
+        while self._last_seen:
+            tid, at = next(iter(self._last_seen.items()))
+            if pts_s - at <= RENAMED_WINDOW_S and len(self._last_seen) <= MAX_REMEMBERED:
+                break
+            del self._last_seen[tid]
 
-def _same_place(box: Box, group: str, missing: dict[int, _Seen], budget: list[int]) -> int | None:
+
+def _same_place(box: Box, group: str, missing: dict[int, _Seen]) -> int | None:
     """The missing track of ``group`` whose box overlaps ``box`` most, by :data:`RENAME_IOU`
-    or more; None if none (or the frame's :data:`MAX_PAIRS` comparisons are spent)."""
+    or more; None if none."""
     best: tuple[float, int] | None = None
     for old_id, old in missing.items():
-        if budget[0] <= 0:
-            break
-        budget[0] -= 1
         overlap = box_iou(box, old.box) if old.group == group else 0.0
         if overlap >= RENAME_IOU and (best is None or overlap > best[0]):
             best = (overlap, old_id)
     return None if best is None else best[1]
+
+
+def _flood(new: int, missing: int) -> str:
+    return (
+        f"{new} new track ids on a frame that lost {missing}: expected at most "
+        f"{MAX_PAIRS} pairs to compare, so renamings went unchecked (a flood of new ids "
+        "can hide a renamed object)"
+    )
 
 
 def _recent(times: tuple[float, ...], pts_s: float) -> tuple[float, ...]:
