@@ -20,7 +20,9 @@ point has been continuously inside the zone's polygon:
    object, takes its dwell over (ADR 0042). A tracker that loses an id behind a pillar, or a
    worker that changes every id each frame to keep a dwell from ever reaching
    ``min_seconds``, does not reset it; the request then names the earlier ids, whose verifier
-   reasons count against it.
+   reasons count against it, and how long its newest id carried the dwell
+   (:class:`~kontur.gate.policy.VerifierAgrees` holds back one the verifier has not judged
+   for :data:`~kontur.gate.policy.VOUCHED_S`).
 4. When a dwell first reaches ``min_seconds``, the rule fires exactly one request, carrying
    the frames, GOPs and verifier findings of the window from entering to firing. It fires
    again for that track only after a reset and a new full dwell.

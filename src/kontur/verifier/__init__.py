@@ -10,7 +10,8 @@ stop following their object) and without one (:mod:`kontur.verifier.coherence`: 
 carry its own pixels along, which also holds on a moving camera), and checks the scene's
 liveness (frozen or replayed picture).
 It also watches each camera's detection rate and class mix against a rolling baseline
-(:mod:`kontur.verifier.drift`). It answers each ``TrackFrame`` with a
+(:mod:`kontur.verifier.drift`), and a worker that keeps renaming its objects
+(:mod:`kontur.verifier.renamed`, ADR 0042). It answers each ``TrackFrame`` with a
 :class:`~kontur.wire.Finding` for the gate. ADR 0006 and ADR 0025 explain the checks and
 their limits.
 """

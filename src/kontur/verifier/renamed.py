@@ -45,7 +45,7 @@ RENAMED_WINDOW_S = 1.0
 MAX_RENAMINGS = 3
 #: (new, missing) pairs compared per frame at most: bounds the work whatever the worker sends.
 #: A frame with more gives every new track a reason instead (fail closed: the gate's dwell
-#: takes over at most 64 × 64 pairs, too).
+#: compares at most its 64 longest dwells with a frame's first 1024 new ids).
 MAX_PAIRS = 4096
 #: Ids remembered as recently reported (bounds memory whatever the worker sends).
 MAX_REMEMBERED = 4096
