@@ -246,7 +246,9 @@ class Window:
     foot: tuple[float, float] = (0.0, 0.0)
     height: float = 0.0
     ids: tuple[int, ...] = ()
-    """Earlier ids of the object (ADR 0042: the dwell follows it across an id change)."""
+    """Earlier ids of the object (ADR 0042: the dwell follows it across an id change)..."""
+    renamed: tuple[float, int] | None = None
+    """... and when the current id took over, with how many frames came before."""
 
 
 @dataclass
@@ -313,7 +315,11 @@ class Model:
                     self.normal,
                     w.ids,
                 )
-                w.fired, w.frames, w.shapes = True, [], []
+                if w.renamed is None:
+                    w.fired, w.frames, w.shapes = True, [], []
+                else:  # the current id's own dwell from when it took over goes on
+                    (w.entered, k), w.renamed, w.ids = w.renamed, None, ()
+                    w.frames, w.shapes = w.frames[k:], w.shapes[k:]
         cam.windows = {t: w for t, w in cam.windows.items() if pts - w.last <= MAX_GAP_S + SLACK_S}
 
     @staticmethod
@@ -347,6 +353,7 @@ class Model:
             if t in cam.windows and n not in taken:
                 w = cam.windows.pop(t)
                 w.ids = (*w.ids, t)
+                w.renamed = (pts, len(w.frames))
                 cam.windows[n] = w
                 taken.add(n)
 
@@ -361,7 +368,8 @@ class Model:
         findings_ok = not any(
             s.against(t) for s in req.shapes for t in (req.track_id, *req.earlier)
         )
-        return gops_ok and findings_ok and req.normal_throughout
+        one_id = not [t for t in req.earlier if t != req.track_id]  # ADR 0042
+        return gops_ok and findings_ok and one_id and req.normal_throughout
 
 
 class Run:

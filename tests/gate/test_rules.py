@@ -161,8 +161,15 @@ def test_an_id_lost_behind_a_pillar_keeps_its_dwell_under_the_new_id() -> None:
         rule.observe(evidence(f, (obj,)), SIZE)
     _feed(rule, range(10, 15), ())  # hidden for 0.5 s
     again = (8, "person", (45.0, 20.0, 65.0, 90.0))  # 0.6 box heights on: within reach
-    fired = _feed(rule, range(15, 30), (again,))
-    assert [(r.track_id, r.frame_index, r.earlier_track_ids) for r in fired] == [(8, 20, (7,))]
+    fired = _feed(rule, range(15, 40), (again,))
+    # the whole stay fires at 2 s (an operator decides: two ids); id 8's own dwell from
+    # when it took over (frame 15) fires 2 s later, as it did before ADR 0042
+    assert [(r.track_id, r.frame_index, r.earlier_track_ids) for r in fired] == [
+        (8, 20, (7,)),
+        (8, 35, ()),
+    ]
+    assert fired[0].frames == (*range(10), *range(15, 21))
+    assert fired[1].frames == tuple(range(15, 36)) and fired[1].gops == (1, 2, 3)
 
 
 def test_a_new_id_far_away_or_beside_a_reported_object_starts_its_own_dwell() -> None:

@@ -214,37 +214,22 @@ def _against(f: Finding, track: int | None, earlier: frozenset[int] = frozenset(
     return against
 
 
-#: A dwell that changed track ids fires on its newest id only once the verifier has judged
-#: that id this long (seconds of stream time, ADR 0042): its track checks (a box with no
-#: foreground of its own, one that left its content behind, a frozen or oversized box, a
-#: class change) judge each id on its own history, so a worker renaming a phantom faster than
-#: they conclude must not get it through.
-VOUCHED_S = 1.0
-
-
-def _agreed_on(request: ActionRequest) -> str:
-    """What the verifier agreed on: the request's track (and its earlier ids, when the dwell
-    followed the object across them, ADR 0042) and the scene."""
-    track, ids = request.track_id, request.earlier_track_ids
-    if track is None:
-        return "the scene"
+def _renamed(request: ActionRequest) -> str | None:
+    """Why a dwell that spanned several of the worker's ids is not ALLOWed, or None."""
+    ids = request.earlier_track_ids
     if not ids:
-        return f"track {track} and the scene"
-    earlier = ", ".join(map(str, ids[:8])) + (f", … ({len(ids)} in all)" if len(ids) > 8 else "")
-    return f"track {track} (earlier ids {earlier}) and the scene"
-
-
-def _young(request: ActionRequest) -> str | None:
-    """Why ``request``'s track is too young to be vouched for, or None."""
-    age = request.track_seconds
-    if age is None or age >= VOUCHED_S - 1e-6:
         return None
-    n = len(request.earlier_track_ids)
+    n = len(ids)
     return (
-        f"the dwell changed track ids {n} time{'s' * (n != 1)}, last {age:.1f} s before it "
-        f"fired: expected the verifier to have judged track {request.track_id} for "
-        f"{VOUCHED_S:.1f} s (a worker renaming a box keeps the track checks from concluding)"
+        f"the dwell followed the object across {n} earlier track id{'s' * (n != 1)} "
+        f"({_ids(ids)}): expected one id for the whole dwell, since the verifier's track checks "
+        "judge each id on its own history (ADR 0042; the current id's own dwell can still be "
+        "allowed)"
     )
+
+
+def _ids(ids: tuple[int, ...]) -> str:
+    return ", ".join(map(str, ids[:8])) + (f", … ({len(ids)} in all)" if len(ids) > 8 else "")
 
 
 def _where(frames: list[int]) -> str:
@@ -262,7 +247,8 @@ class VerifierAgrees:
 
     A finding counts against the request when it gives reasons for the request's track (in
     ``track_reasons``, or for an id the worker gave the same object earlier in the window:
-    ``earlier_track_ids``), when it gives a scene reason (a frozen or looped picture, a frame the
+    ``earlier_track_ids``; such a request, whose dwell spanned several ids, is never ALLOWed:
+    ADR 0042), when it gives a scene reason (a frozen or looped picture, a frame the
     verifier never observed: any reason in ``reasons`` that is not its summary of
     ``track_reasons``), whatever its ``agree`` says, or when it disagrees naming no reason at
     all. Reasons that concern only *other* tracks do not count: one track's disagreement
@@ -289,17 +275,16 @@ class VerifierAgrees:
         seen = {f.frame_index for f in request.findings if f.camera_id == cam}
         unseen = [i for i in request.frames if i not in seen]
         reasons = [f"{what} ({_span(fr)})" for what, fr in against.items()]
-        young = _young(request)
-        if young is not None:
-            reasons.append(young)
+        renamed = _renamed(request)
+        if renamed is not None:
+            reasons.append(renamed)
         if unseen:
             n = len(unseen)
             reasons.append(f"no verifier finding for {_where(unseen)} ({n} frame{'s' * (n != 1)})")
         if reasons:
             return Check(Outcome.OPERATOR, tuple(reasons))
-        return Check(
-            Outcome.ALLOW, (f"verifier agreed on {_agreed_on(request)} in {len(seen)} frames",)
-        )
+        on = f"track {track} and the scene" if track is not None else "the scene"
+        return Check(Outcome.ALLOW, (f"verifier agreed on {on} in {len(seen)} frames",))
 
 
 # --- System state -----------------------------------------------------------------------------

@@ -94,11 +94,8 @@ class ActionRequest:
     only to show the operator what fired (a snapshot, a crop); no requirement reads it."""
     earlier_track_ids: tuple[int, ...] = ()
     """Ids the worker gave the same object earlier in the window (the dwell follows the
-    object across an id change, ADR 0042): the verifier's reasons on them count too."""
-    track_seconds: float | None = None
-    """How long ``track_id`` has carried the dwell when it fired (None: from the start).
-    The verifier's track checks judge an id on its own history, so a young one is not yet
-    vouched for (:data:`~kontur.gate.policy.VOUCHED_S`)."""
+    object across an id change, ADR 0042): such a request is never ALLOWed automatically,
+    and the verifier's reasons on those ids count too."""
     verdicts: Mapping[int, GopVerdict] = field(default_factory=lambda: _frozen_map({}))
     """GOP index → verdict, for the GOPs in ``gops`` whose verdict has arrived."""
     status: SystemStatus = UNKNOWN_STATUS

@@ -19,13 +19,14 @@ point has been continuously inside the zone's polygon:
    an object with an unfired dwell was last seen, on a frame that does not report that
    object, takes its dwell over (ADR 0042). A tracker that loses an id behind a pillar, or a
    worker that changes every id each frame to keep a dwell from ever reaching
-   ``min_seconds``, does not reset it; the request then names the earlier ids, whose verifier
-   reasons count against it, and how long its newest id carried the dwell
-   (:class:`~kontur.gate.policy.VerifierAgrees` holds back one the verifier has not judged
-   for :data:`~kontur.gate.policy.VOUCHED_S`).
+   ``min_seconds``, does not reset it. The request then names the earlier ids, and
+   :class:`~kontur.gate.policy.VerifierAgrees` never ALLOWs it: a renamed box was never judged
+   whole by the verifier's track checks, which read one id's history. The current id's own
+   dwell, from when it took over, goes on and fires as it did before ADR 0042, judged as any.
 4. When a dwell first reaches ``min_seconds``, the rule fires exactly one request, carrying
    the frames, GOPs and verifier findings of the window from entering to firing. It fires
-   again for that track only after a reset and a new full dwell.
+   again for that track only after a reset and a new full dwell (or, for a dwell taken over,
+   once the current id's own dwell reaches ``min_seconds``: item 3).
 5. Time going backwards or a frame index that does not advance (a restarted or replayed
    stream) resets every dwell on that camera.
 
@@ -77,14 +78,17 @@ class _Window:
     the object was last seen: a new id found near it takes the window over."""
     height: float = 0.0
     renamed_pts: float | None = None
-    """When the current id took the dwell over (None: it entered with it)."""
+    """When the current id took the dwell over (None: it entered with it)..."""
+    renamed_at: int = 0
+    """... and how many of ``frames`` came before."""
     earlier: dict[int, None] = field(default_factory=dict)
     """Ids the worker gave the object before its current one, in order, each once: all of
     them (no more than the window's frames), since the verifier's reasons on any of them
     count against the request."""
     fired: bool = False
     frames: list[int] = field(default_factory=list)
-    gops: dict[int, None] = field(default_factory=dict)
+    gops: list[int] = field(default_factory=list)
+    """The GOP of each of ``frames``."""
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -191,7 +195,7 @@ class DwellRule:
             if w.fired:
                 continue
             w.frames.append(t.frame_index)
-            w.gops[t.gop_index] = None
+            w.gops.append(t.gop_index)
             w.findings.append(evidence.finding)
             if t.pts_s - w.entered_pts >= self.min_seconds - _TIME_SLACK_S:
                 fired.append(self._fire(evidence, obj, w))
@@ -239,7 +243,7 @@ class DwellRule:
                 continue
             w = cam.windows.pop(old)
             w.earlier[old] = None
-            w.renamed_pts = pts
+            w.renamed_pts, w.renamed_at = pts, len(w.frames)
             cam.windows[new] = w
             taken.add(new)
 
@@ -252,13 +256,17 @@ class DwellRule:
             box=obj.xyxy,
             frame_index=ev.frame.frame_index,
             frames=tuple(w.frames),
-            gops=tuple(sorted(w.gops)),
+            gops=tuple(sorted(set(w.gops))),
             findings=tuple(w.findings),
             earlier_track_ids=tuple(t for t in w.earlier if t != obj.track_id),
-            track_seconds=None if w.renamed_pts is None else ev.frame.pts_s - w.renamed_pts,
         )
-        w.fired = True
-        w.frames, w.gops, w.findings = [], {}, []
+        if w.renamed_pts is None:
+            w.fired = True
+            w.frames, w.gops, w.findings = [], [], []
+        else:  # the current id's own dwell goes on, as if it had entered when it took over
+            k = w.renamed_at
+            w.entered_pts, w.renamed_pts, w.earlier = w.renamed_pts, None, {}
+            w.frames, w.gops, w.findings = w.frames[k:], w.gops[k:], w.findings[k:]
         return req
 
     def _prune(self, cam: _Camera, pts: float) -> None:
