@@ -102,6 +102,23 @@ def test_a_smooth_phantom_over_real_footage_is_caught_within_a_second() -> None:
     assert all(set(f.track_reasons) <= {999} for f in findings)
 
 
+@pytest.mark.parametrize("every", [5, 9])
+def test_a_phantom_the_worker_reports_only_now_and_then_is_caught_too(every: int) -> None:
+    """Found by review: the same phantom reported on one frame in ``every`` (as rarely as a
+    dwell, whose gaps may last up to a second, allows) left fewer than 3 judged boxes in any
+    ``phantom_seconds``, and the foreground check never judged it. It is judged on its last
+    3 boxes instead (``SPARSE_S``)."""
+    _require(PETS_VIDEO, PETS_GT)
+    tracks = gt_tracks(PETS_GT, 0.625)
+    for i in range(ONSET, 120, every):
+        tracks[i] = [*tracks.get(i, []), _walker((i - ONSET) / FPS)]
+    findings = run(frames(PETS_VIDEO, 120), FPS, tracks)
+    flagged = [f.frame_index for f in findings if 999 in f.track_reasons]
+    assert flagged and flagged[0] - ONSET <= 2 * every, flagged  # on its third report
+    assert any(r.endswith("(a phantom?)") for r in findings[flagged[0]].track_reasons[999])
+    assert all(set(f.track_reasons) <= {999} for f in findings)
+
+
 def test_real_people_hidden_by_the_worker_are_seen_as_unexplained_foreground() -> None:
     _require(PETS_VIDEO, PETS_GT)
     tracks = gt_tracks(PETS_GT, 0.625)

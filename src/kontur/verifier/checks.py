@@ -392,6 +392,11 @@ class ConfidenceJump:
 #: A box that moved this many box sizes since it last had foreground under it (or since it
 #: was first judged), with none under it now, is a phantom.
 PHANTOM_MOVE = 0.4
+#: A track judged fewer than 3 times in ``phantom_seconds`` (a worker reporting it on one
+#: frame in five, say) is judged on its last 3 judged boxes, when they span at most this long
+#: (seconds): a dwell survives gaps of up to a second (``max_gap_s``), so a phantom that keeps
+#: one going is reported more often than that.
+SPARSE_S = 2.5
 #: A box may be supported in at most this share of the window's judged frames and still be
 #: called unsupported (one frame of a passing car does not vouch for it).
 SUPPORTED_SHARE = 0.25
@@ -410,7 +415,8 @@ class ForegroundSupport:
 
     Reads ``ObservedBox.support`` (the verifier's own background model: how much more
     foreground the box holds than its surroundings, :mod:`kontur.verifier.foreground`). Over the
-    last ``phantom_seconds`` of judged frames (the track must have been judged that long):
+    last ``phantom_seconds`` of judged frames (the track must have been judged that long; a
+    track the worker reports sparsely, on its last 3 judged boxes within :data:`SPARSE_S`):
 
     - *phantom*: supported (``support >= min_support``) in at most :data:`SUPPORTED_SHARE` of
       them, after moving :data:`PHANTOM_MOVE` box sizes since it last was (or since it was
@@ -443,17 +449,16 @@ class ForegroundSupport:
             return None
         if not self.groups.watched(current.label, self.watched):
             return None  # no policy acts on it (a bag carried inside a person's box)
-        start = current.pts_s - self.phantom_seconds
-        window = [b for b in (*history.since(start), current) if b.support is not None]
+        window, start, sparse = self._window(history, current)
         supported = sum(1 for b in window if self._moving_support(b))
         if len(window) < 3 or supported > SUPPORTED_SHARE * len(window):
             return None  # supported (the usual case), or not judged for a whole window yet
         older = [b for b in history if b.pts_s < start and b.support is not None]
-        if not older:
+        if not older and not sparse:
             return None  # not judged for a whole window yet
         best = max(b.support or 0.0 for b in window)
         held = [b for b in older if self._moving_support(b)]
-        moved = _sizes(held[-1] if held else older[0], current)
+        moved = _sizes(held[-1] if held else (older or window)[0], current)
         if moved >= PHANTOM_MOVE:
             return (
                 f"track {track_id}: moved {moved:.1f} box sizes with foreground under it in "
@@ -467,6 +472,23 @@ class ForegroundSupport:
                 "frozen box?)"
             )
         return None
+
+    def _window(
+        self, history: TrackHistory, current: ObservedBox
+    ) -> tuple[list[ObservedBox], float, bool]:
+        """The judged boxes of the last ``phantom_seconds`` ending at ``current``, where it
+        starts, and False; or, for a track judged fewer than 3 times in it but 3 times over
+        at least that long within :data:`SPARSE_S` (a worker reporting it on one frame in
+        five, say), those 3, where they start, and True."""
+        start = current.pts_s - self.phantom_seconds
+        window = [b for b in (*history.since(start), current) if b.support is not None]
+        if len(window) >= 3:
+            return window, start, False
+        recent = (*history.since(current.pts_s - SPARSE_S), current)
+        last = [b for b in recent if b.support is not None][-3:]
+        if len(last) == 3 and current.pts_s - last[0].pts_s >= self.phantom_seconds - 1e-6:
+            return last, last[0].pts_s, True
+        return window, start, False
 
     def _moving_support(self, box: ObservedBox) -> bool:
         """Foreground of its own under the box, part of which moved in the last ~0.1 s: a
