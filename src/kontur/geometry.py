@@ -8,9 +8,10 @@ clamped to the frame. Pure Python, no numpy: the worker imports it before its sa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-__all__ = ["box_iou", "foot_point", "point_in_polygon"]
+__all__ = ["box_iou", "foot_point", "point_in_polygon", "well_formed"]
 
 _EPS = 1e-9
 
@@ -68,3 +69,15 @@ def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, 
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def well_formed(xyxy: tuple[float, float, float, float]) -> bool:
+    """True when every coordinate is finite and width, height and area are positive.
+
+    The area test also refuses boxes so thin that width × height underflows to 0, which would
+    otherwise divide by zero wherever a share of the box's area is taken.
+    """
+    if not all(map(math.isfinite, xyxy)):
+        return False
+    x1, y1, x2, y2 = xyxy
+    return x2 - x1 > 0 and y2 - y1 > 0 and 0 < (x2 - x1) * (y2 - y1) < math.inf

@@ -174,15 +174,16 @@ class DwellRule:
         cam = self._camera(evidence)
         fired: list[ActionRequest] = []
         objects = evidence.tracks.objects
+        inside = [self._inside(o, frame_size) for o in objects]  # once per object
         fresh = [
             o
-            for o in objects
-            if self._inside(o, frame_size) and not self._open(cam.windows.get(o.track_id), t.pts_s)
+            for o, is_in in zip(objects, inside, strict=True)
+            if is_in and not self._open(cam.windows.get(o.track_id), t.pts_s)
         ]
         if fresh:
             self._take_over(cam, fresh, {o.track_id for o in objects}, t.pts_s, frame_size)
-        for obj in objects:
-            if not self._inside(obj, frame_size):
+        for obj, is_in in zip(objects, inside, strict=True):
+            if not is_in:
                 cam.windows.pop(obj.track_id, None)
                 continue
             w = cam.windows.get(obj.track_id)

@@ -50,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kontur.config import VerifierConfig
+from kontur.geometry import well_formed
 from kontur.verifier.checks import (
     SceneLiveness,
     TrackCheck,
@@ -206,11 +207,6 @@ def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: in
     iw = max(0.0, min(x2, width) - max(x1, 0.0))
     ih = max(0.0, min(y2, height) - max(y1, 0.0))
     return iw * ih / ((x2 - x1) * (y2 - y1))
-
-
-def _well_formed(xyxy: tuple[float, float, float, float]) -> bool:
-    x1, y1, x2, y2 = xyxy
-    return all(map(math.isfinite, xyxy)) and x2 > x1 and y2 > y1
 
 
 def _cut(cam: _Camera, first: int, last: int) -> bool:
@@ -456,7 +452,7 @@ class Verifier:
         (:mod:`kontur.verifier.renamed`); a cut since the previous frame checked starts afresh."""
         if previous is not None and _cut(cam, previous, tracks.frame_index):
             cam.renamed.reset()
-        boxes = [o for o in tracks.objects if _well_formed(o.xyxy)]
+        boxes = [o for o in tracks.objects if well_formed(o.xyxy)]
         for tid, reason in cam.renamed.observe(boxes, pts_s).items():
             per_track.setdefault(tid, []).append(reason)
             names.setdefault(tid, []).append("renamed")

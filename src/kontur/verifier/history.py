@@ -13,6 +13,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, KeysView
 from dataclasses import dataclass
 
+from kontur.geometry import well_formed
 from kontur.wire.messages import TrackedObject
 
 __all__ = ["HISTORY_LENGTH", "ObservedBox", "TrackHistory"]
@@ -116,15 +117,9 @@ class ObservedBox:
         return (x1 + x2) / 2.0, (y1 + y2) / 2.0
 
     def is_well_formed(self) -> bool:
-        """True when every coordinate is finite and width, height and area are positive.
-
-        The area test also refuses boxes so thin that width × height underflows to 0, which
-        would otherwise divide by zero in the size check.
-        """
-        if not all(map(math.isfinite, self.xyxy)):
-            return False
-        x1, y1, x2, y2 = self.xyxy
-        return x2 - x1 > 0 and y2 - y1 > 0 and 0 < (x2 - x1) * (y2 - y1) < math.inf
+        """True when the box is finite with a positive width, height and area
+        (:func:`kontur.geometry.well_formed`)."""
+        return well_formed(self.xyxy)
 
     def distance_to(self, other: ObservedBox) -> float:
         """Distance in pixels between this box's centre and ``other``'s."""

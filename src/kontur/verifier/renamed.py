@@ -84,7 +84,7 @@ class Renamings:
         per new track when the frame holds too many new and missing ones to compare."""
         now = {o.track_id: o for o in objects}
         missing = {tid: s for tid, s in self._previous.items() if tid not in now}
-        new = [t for t in now if t not in self._previous and t not in self._last_seen]
+        new = {t for t in now if t not in self._previous and t not in self._last_seen}
         flood = len(new) * len(missing) > MAX_PAIRS
         seen: dict[int, _Seen] = {}
         for tid, obj in now.items():
