@@ -32,6 +32,14 @@ Everything is measured in ONE run (issue 13 §2):
    disagrees for a reason the honest run did not have on that frame: a reason on a track the
    fault touched, or a zone reason (``evasion`` or ``vanished``) new on that frame.
 
+4. In the same clean pass, the honest worker's dwell requests under the default policy are
+   judged by the gate's ``VerifierAgrees``: ``honest_dwells`` counts those it ALLOWs, those
+   held back only because the verifier never vouched for the track (ADR 0043: its pixels
+   never carried it in the window), and those held back by a finding. The columns
+   ``dwells`` read allowed+unvouched/requests. ``honest_dwells_10s`` does the same with the
+   dwell made :data:`LOITER_S` long: people who stop and stand, whom the verifier must still
+   carry when the dwell fires.
+
 Goals (issue 13): false disagreement ≤ 2% of analysed frames on every clip with both models;
 ≥ 95% of injections caught per kind within 1 s; ≤ 2 ms of verifier CPU per analysed 480p frame.
 """
@@ -45,6 +53,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -69,6 +78,7 @@ MODELS = {
 }
 CAMERA = "cam1"
 FIRST_ONSET_S = 1.6
+LOITER_S = 10.0
 CATCH_WINDOW_S = 1.0
 
 
@@ -233,14 +243,71 @@ class Branch:
             self.caught_at, self.caught_by = pts, sorted(c for _, c in fresh_zone)[0]
 
 
+@dataclass
+class Dwells:
+    """The honest worker's dwell requests under the default policy, as the gate's
+    ``VerifierAgrees`` judges them: what an operator would be asked to decide on clean
+    footage, and how much of it is ADR 0043's (the verifier never vouched for the track)."""
+
+    rules: tuple[Any, ...]
+    size: tuple[int, int]
+    outcomes: Counter[str] = field(default_factory=Counter)
+    held_by: Counter[str] = field(default_factory=Counter)
+    """What held the others back: each reason's words before its first colon or bracket."""
+
+    def observe(self, frame: Any, finding: Any) -> None:
+        from kontur.gate import VerifierAgrees
+        from kontur.wire import Evidence, FrameStamp, Outcome
+
+        stamp = FrameStamp(
+            camera_id=CAMERA, frame_index=frame.frame_index, gop_index=0, pts_s=frame.pts_s
+        )
+        ev = Evidence(frame=stamp, tracks=frame, finding=finding)
+        for rule in self.rules:
+            for request in rule.observe(ev, self.size):
+                check = VerifierAgrees().evaluate(request)
+                if check.outcome is Outcome.ALLOW:
+                    self.outcomes["allowed"] += 1
+                elif len(check.reasons) == 1 and "(ADR 0043)" in check.reasons[0]:
+                    self.outcomes["unvouched_only"] += 1
+                else:
+                    self.outcomes["held_by_findings"] += 1
+                    self.held_by.update(
+                        {re.split(r"[:(]", r, maxsplit=1)[0].strip() for r in check.reasons}
+                    )
+
+    def summary(self) -> dict[str, Any]:
+        n = sum(self.outcomes.values())
+        allowed, unvouched = self.outcomes["allowed"], self.outcomes["unvouched_only"]
+        return {
+            "requests": n,
+            "allowed": allowed,
+            "unvouched_only": unvouched,
+            "held_by_findings": self.outcomes["held_by_findings"],
+            "held_by": dict(self.held_by),
+            "allowed_share": round(allowed / n, 4) if n else None,
+            "allowed_share_before_adr_0043": round((allowed + unvouched) / n, 4) if n else None,
+        }
+
+
 def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
-    """The clean pass (false disagreements, CPU) with every fault branched off at each onset."""
+    """The clean pass (false disagreements, CPU, honest dwells) with every fault branched off
+    at each onset."""
     from kontur.config import VerifierConfig, load_config
+    from kontur.gate.rules import rules_from_config
     from kontur.verifier import Verifier, Watch
     from kontur.worker.faults import WORKER_FAULTS, FaultPlan, WorkerFault
 
     cfg = load_config(None)
     verifier = Verifier(VerifierConfig(), Watch.from_policies(cfg.zones, cfg.policies))
+    dwells = Dwells(rules_from_config(cfg), clip.size)
+    longer = [
+        p.model_copy(update={"when": p.when.model_copy(update={"min_seconds": LOITER_S})})
+        for p in cfg.policies
+    ]
+    loiter = Dwells(
+        rules_from_config(cfg.model_copy(update={"policies": tuple(longer)})), clip.size
+    )
     tracks = clip.tracks[model]
     end = tracks[-1].pts_s
     onsets = [round(t, 6) for t in np.arange(FIRST_ONSET_S, end - CATCH_WINDOW_S + 1e-9, every)]
@@ -261,10 +328,17 @@ def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
         finding = verifier.check(tf)
         cpu.append(time.process_time() - t0 + clip.shell_s[i])
         disagree += not finding.agree
+        dwells.observe(tf, finding)
+        loiter.observe(tf, finding)
         for b in branches:
             if not b.done:
                 b.step(clip, tf, finding)
-    return _model_summary(clip, tracks, verifier, cpu, disagree, branches, WORKER_FAULTS)
+    out = _model_summary(clip, tracks, verifier, cpu, disagree, branches, WORKER_FAULTS)
+    return {
+        **out,
+        "honest_dwells": dwells.summary(),
+        f"honest_dwells_{LOITER_S:g}s": loiter.summary(),
+    }
 
 
 def _model_summary(
@@ -333,9 +407,15 @@ def _totals(results: dict[str, Any]) -> dict[str, Any]:
 def _totals_over(results: dict[str, Any]) -> dict[str, Any]:
     per_kind: dict[str, list[int]] = {}
     worst = 0.0
+    dwells: Counter[str] = Counter()
     for clip in results.values():
         for m in clip["models"].values():
             worst = max(worst, m["false_disagreement"])
+            for key in ("honest_dwells", f"honest_dwells_{LOITER_S:g}s"):
+                d = m[key]
+                dwells.update(
+                    {f"{key}_{k}": d[k] for k in ("requests", "allowed", "unvouched_only")}
+                )
             for kind, c in m["catch"].items():
                 acc = per_kind.setdefault(kind, [0, 0])
                 acc[0] += c["caught_within_1s"]
@@ -344,6 +424,7 @@ def _totals_over(results: dict[str, Any]) -> dict[str, Any]:
         "worst_false_disagreement": worst,
         "catch_rate": {k: round(a / b, 4) if b else None for k, (a, b) in per_kind.items()},
         "injected": {k: b for k, (_, b) in per_kind.items()},
+        "honest_dwells": dict(dwells),
     }
 
 
@@ -361,7 +442,8 @@ def _print_table(results: dict[str, Any], totals: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title="verifier: clean footage and injected worker faults")
-    for col in ("clip", "model", "false %", "per check %", "cpu ms", "decode ms", "ratio"):
+    cols = ("clip", "model", "false %", "per check %", "cpu ms", "decode ms", "ratio", "dwells")
+    for col in cols:
         table.add_column(col)
     for name, clip in results.items():
         for model, m in clip["models"].items():
@@ -374,10 +456,12 @@ def _print_table(results: dict[str, Any], totals: dict[str, Any]) -> None:
                 f"{m['verifier_cpu_ms_per_frame']['mean']:.2f}",
                 f"{m['decode_cpu_ms_per_frame']:.2f}",
                 f"{m['verifier_over_decode']}",
+                "{allowed}+{unvouched_only}/{requests}".format(**m["honest_dwells"]),
             )
     console = Console(stderr=True)
     console.print(table)
     console.print({"catch_rate_within_1s": totals["catch_rate"], "injected": totals["injected"]})
+    console.print({"honest_dwells (allowed, unvouched_only, requests)": totals["honest_dwells"]})
     if "fixed_camera" in totals:
         console.print({"fixed_camera_catch_rate": totals["fixed_camera"]["catch_rate"]})
     if "own_clips" in totals:

@@ -93,17 +93,24 @@ def evidence(
     track_reasons: dict[int, Sequence[str]] | None = None,
     pts: float | None = None,
     gop_index: int | None = None,
+    vouched: Sequence[int] | None = None,
 ) -> Evidence:
     """Tracks for ``frame`` with the verifier's finding on them and ingest's stamp.
 
-    Ingest stamps the frame in GOP ``frame // GOP_LEN`` (or ``gop_index``) at ``pts``.
+    Ingest stamps the frame in GOP ``frame // GOP_LEN`` (or ``gop_index``) at ``pts``. The
+    verifier vouches for ``vouched`` (default: every object it gives no reason on, as its
+    pixels do for people walking in a learnt scene; ADR 0043).
     """
+    named = {k: tuple(v) for k, v in (track_reasons or {}).items()}
+    if vouched is None:
+        vouched = [o[0] for o in objects if o[0] not in named]
     finding = Finding(
         camera_id=cam,
         frame_index=frame,
         agree=agree,
         reasons=tuple(reasons),
-        track_reasons={k: tuple(v) for k, v in (track_reasons or {}).items()},
+        track_reasons=named,
+        vouched=tuple(vouched),
     )
     tracks = track_frame(frame, objects, cam=cam, pts=pts)
     stamp = FrameStamp(

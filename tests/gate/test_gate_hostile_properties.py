@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from gate_sim import HEIGHT, WIDTH, gop, make_config, make_gate, state
@@ -77,8 +77,12 @@ class FindingShape:
 
     kind: str
     tracks: frozenset[int]
+    unvouched: frozenset[int] = frozenset()
+    """Tracks the finding does not vouch for (ADR 0043); it vouches for every other. A request
+    needs its track vouched for on its window's last frame."""
 
-    def build(self, cam: str, frame: int, n_objects: int) -> Finding:
+    def build(self, cam: str, frame: int, present: set[int]) -> Finding:
+        n_objects = len(present)
         ids = sorted(self.tracks)
         per_track: dict[int, tuple[str, ...]] = {
             t: (f"track {t}: speed 9.0 box-heights/s exceeds 8",) for t in ids
@@ -108,6 +112,7 @@ class FindingShape:
             agree=agree,
             reasons=reasons,
             track_reasons=track_reasons,
+            vouched=tuple(sorted((present | set(range(4))) - self.unvouched)),
         )
 
     @property
@@ -132,6 +137,7 @@ _shape = st.one_of(
     st.just(_clean),
     st.just(_clean),
     st.just(_clean),
+    st.builds(FindingShape, st.just("clean"), st.just(frozenset()), st.frozensets(_track_pool)),
     st.builds(
         FindingShape,
         st.sampled_from(
@@ -147,6 +153,7 @@ _shape = st.one_of(
             ]
         ),
         st.frozensets(_track_pool, min_size=1, max_size=3),
+        st.frozensets(_track_pool, max_size=2),
     ),
 )
 
@@ -369,7 +376,8 @@ class Model:
             s.against(t) for s in req.shapes for t in (req.track_id, *req.earlier)
         )
         one_id = not [t for t in req.earlier if t != req.track_id]  # ADR 0042
-        return gops_ok and findings_ok and one_id and req.normal_throughout
+        looked = bool(req.shapes) and req.track_id not in req.shapes[-1].unvouched  # ADR 0043
+        return gops_ok and findings_ok and one_id and looked and req.normal_throughout
 
 
 class Run:
@@ -431,7 +439,7 @@ class Run:
             objects=objs,
             detections=len(objs),
         )
-        finding = e.shape.build(cam_id, cam.frame, len(objs))
+        finding = e.shape.build(cam_id, cam.frame, {o.track_id for o in objs})
         ev = Evidence(frame=stamp, tracks=tracks, finding=finding)
         self.model.dwell(cam_id, stamp, ev, e.shape)
         self.decided(self.gate.on_evidence(ev))
@@ -564,21 +572,24 @@ def test_the_gate_never_allows_what_ingest_the_state_or_the_verifier_refuse(
 @given(
     shapes=st.lists(_shape, min_size=4, max_size=40),
     steps=st.lists(st.sampled_from([1 / 16, 1 / 8, 1 / 4]), min_size=1),
+    never_vouched=st.frozensets(st.integers(0, 1)),
 )
 def test_only_a_finding_against_the_track_or_the_scene_holds_a_request_back(
-    shapes: list[FindingShape], steps: list[float]
+    shapes: list[FindingShape], steps: list[float], never_vouched: frozenset[int]
 ) -> None:
     """Two people stand in the zone, every GOP is AUTHENTIC and the system NORMAL, and the
     verifier's finding on each frame has any shape it can have: a request on a track is
     ALLOWed exactly when no finding of its window holds anything against that track or the
     scene (another track's reasons do not count; a scene reason, a disagreement without a
-    reason, a reason under ``agree`` or a summary that does not match its tracks do)."""
+    reason, a reason under ``agree`` or a summary that does not match its tracks do), and
+    the finding on the frame it fired vouched for the track (ADR 0043)."""
     config = make_config(cameras=CAMERAS, min_seconds=MIN_SECONDS, polygon=ZONE)
     gate, _ = make_gate(config)
     run = Run(gate, exact=True, max_gops=DEFAULT_MAX_GOPS, max_pending=DEFAULT_MAX_PENDING)
     people = [(0, "person", IN_ZONE), (1, "person", IN_ZONE)]
     for i, shape in enumerate(shapes):
         step = steps[i % len(steps)]
+        shape = replace(shape, unvouched=shape.unvouched | never_vouched)
         run.frame(Frame(0, 1, step, i % 3 == 0, people, -1.0, shape))
         run.verdict(GopVerdictIn(0, 0, Verdict.AUTHENTIC))
     run.decided(gate.flush())

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from gate_sim import evidence
 
 from kontur.config import VerifierConfig
@@ -37,31 +38,34 @@ def _standing(i: int) -> tuple[float, float, float, float]:
     return (300.0, 100.0, 340.0, 200.0)
 
 
-def _run(
-    name_at: Callable[[int], int | None],
-    box_at: Callable[[int], tuple[float, float, float, float]],
-    person: bool = False,
-    frames: int = 40,
+Box = tuple[float, float, float, float]
+Zone = tuple[tuple[float, float], ...]
+
+
+def _scene(
+    frames: int,
+    drawn: Callable[[int], list[Box]],
+    reports: Callable[[int], list[TrackedObject]],
     min_seconds: float = 2.0,
+    zone: Zone = WHOLE,
 ) -> list[tuple[int, Outcome, tuple[str, ...]]]:
-    """``frames`` frames through the real verifier and a dwell of ``min_seconds``; each
-    request's track and outcome, with the verifier's reasons."""
+    """``frames`` frames of an empty scene with a real, dark, slightly swaying figure under each
+    box ``drawn(i)``, the worker reporting ``reports(i)``, through the real verifier and a
+    dwell of ``min_seconds`` in ``zone``; each request's track and outcome, with the reasons."""
     rng = np.random.default_rng(3)
     scene = rng.integers(0, 255, (360, 640), np.uint8)
     verifier = Verifier(VerifierConfig())
-    rule = DwellRule("dwell", WHOLE, ["person"], min_seconds, "alarm")
+    rule = DwellRule("dwell", zone, ["person"], min_seconds, "alarm")
     out = []
     for i in range(frames):
         grey = scene.copy()
-        if person:  # a real, dark, slightly swaying figure under the box
-            x1, y1, x2, y2 = map(int, box_at(i))
+        for x1, y1, x2, y2 in (tuple(map(int, b)) for b in drawn(i)):
             grey[y1:y2, x1 + i % 2 : x2 - 1 + i % 2] = 20
         noise = rng.integers(-2, 3, scene.shape)
         bgr = np.repeat(np.clip(grey + noise, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
         bgr = np.ascontiguousarray(bgr)
         verifier.observe_frame("cam1", i, i / FPS, make_thumbnail(bgr), picture=make_picture(bgr))
-        tid = name_at(i)
-        objects = () if tid is None else (_person(tid, box_at(i)),)
+        objects = tuple(reports(i))
         finding = verifier.check(_frame(i, objects))
         ev = evidence(
             i,
@@ -69,11 +73,33 @@ def _run(
             agree=finding.agree,
             reasons=finding.reasons,
             track_reasons={k: list(v) for k, v in finding.track_reasons.items()},
+            vouched=finding.vouched,
         )
         for request in rule.observe(ev, SIZE):
             check = VerifierAgrees().evaluate(request)
             out.append((request.track_id, check.outcome, check.reasons))
     return out
+
+
+def _run(
+    name_at: Callable[[int], int | None],
+    box_at: Callable[[int], Box | None],
+    person: bool = False,
+    frames: int = 40,
+    min_seconds: float = 2.0,
+) -> list[tuple[int, Outcome, tuple[str, ...]]]:
+    """One track: the box ``box_at(i)`` under id ``name_at(i)`` (None: not reported), with a
+    real figure under it when ``person``."""
+
+    def drawn(i: int) -> list[Box]:
+        box = box_at(i)
+        return [box] if person and box is not None else []
+
+    def reports(i: int) -> list[TrackedObject]:
+        tid, box = name_at(i), box_at(i)
+        return [] if tid is None or box is None else [_person(tid, box)]
+
+    return _scene(frames, drawn, reports, min_seconds)
 
 
 def _person(tid: int, xyxy: tuple[float, float, float, float]) -> TrackedObject:
@@ -136,11 +162,129 @@ def test_a_slow_phantom_renamed_and_then_kept_for_a_while_is_held_back() -> None
     assert renamed and all(o is Outcome.OPERATOR for _, o, _ in renamed), renamed
 
 
+def _walking_in(i: int) -> tuple[float, float, float, float] | None:
+    """Nobody for 2 s (the background is learnt), then a person walking 30 px/s."""
+    if i < 20:
+        return None
+    x = 100.0 + 3.0 * (i - 20)
+    return (x, 100.0, x + 40.0, 200.0)
+
+
 def test_a_real_person_renamed_once_is_allowed_on_the_new_ids_own_dwell() -> None:
     """The renamed dwell goes to an operator when it fires; the new id's own dwell, from
     when it took over, fires later and is judged as any (the behaviour before ADR 0042)."""
-    renamed_at = 5  # 0.5 s in: the new id's own dwell fires at 2.5 s
-    out = _run(lambda i: 7 if i < renamed_at else 8, _standing, person=True)
+    renamed_at = 25  # 0.5 s after the person came in: the new id's own dwell fires at 4.5 s
+    out = _run(
+        lambda i: None if i < 20 else 7 if i < renamed_at else 8,
+        _walking_in,
+        person=True,
+        frames=50,
+    )
     assert [(t, o) for t, o, _ in out] == [(8, Outcome.OPERATOR), (8, Outcome.ALLOW)], out
     assert any("across 1 earlier track id (7)" in r for r in out[0][2])
     assert out[1][2] == ("verifier agreed on track 8 and the scene in 21 frames",)
+
+
+def test_a_person_standing_since_before_the_background_was_learnt_goes_to_an_operator() -> None:
+    """ADR 0043: the verifier's pixels cannot tell a person who stood still from the start
+    from a box painted there; its agreement is then the detector's word alone."""
+    out = _run(lambda i: 7, _standing, person=True)
+    assert [(t, o) for t, o, _ in out] == [(7, Outcome.OPERATOR)], out
+    assert any("did not carry track 7" in r for r in out[0][2])
+
+
+def _jittering(i: int) -> tuple[float, float, float, float]:
+    """A box shaking a few pixels about one spot over the empty scene."""
+    dx = (3.0, -2.0, 1.0, -3.0, 2.0)[i % 5]
+    return (300.0 + dx, 100.0 + dx / 2, 340.0 + dx, 200.0 + dx / 2)
+
+
+@pytest.mark.parametrize(
+    ("every", "box_at"),
+    [(4, _pacing), (5, _pacing), (1, _standing), (1, _jittering), (1, _drifting)],
+    ids=["pacing-1-in-4", "pacing-1-in-5", "standing", "jittering", "drifting"],
+)
+def test_a_phantom_no_pixel_check_concludes_on_goes_to_an_operator(
+    every: int, box_at: Callable[[int], tuple[float, float, float, float]]
+) -> None:
+    """Found by review: a phantom under one id from the stream's start, reported sparsely,
+    standing, shaking or drifting slowly over an empty scene, gave no track check enough to
+    conclude before its dwell fired, and every finding agreed: it was ALLOWed. The verifier's
+    pixels never carried it, so now it goes to an operator for that reason alone (ADR 0043)."""
+    out = _run(lambda i: 7 if i % every == 0 else None, box_at)
+    assert [(t, o) for t, o, _ in out] == [(7, Outcome.OPERATOR)], out
+    assert len(out[0][2]) == 1 and "did not carry track 7" in out[0][2][0], out
+
+
+# --- the review of ADR 0043's first version: a phantom vouched for by a real passer-by -------
+
+
+def _walker(speed: float, start: float) -> Callable[[int], Box | None]:
+    """A real person walking right at ``speed`` px a frame from x = ``start``, from frame 25."""
+
+    def at(i: int) -> Box | None:
+        x = start + speed * (i - 25)
+        return (x, 150.0, x + 40.0, 250.0) if i >= 25 and x < 590 else None
+
+    return at
+
+
+@pytest.mark.parametrize("min_seconds", [4.0, 8.0], ids=["fires-as-they-cross", "fires-after"])
+def test_a_standing_phantom_a_passer_by_walks_through_goes_to_an_operator(
+    min_seconds: float,
+) -> None:
+    """A phantom standing (shaking by 0.25 px, so it is no frozen box) on a walkway in a small
+    zone: a passer-by, reported honestly, crosses it (and is under it when a 4 s dwell
+    fires). The box held moving foreground without following any of it, and is never
+    vouched for."""
+    zone = ((0.42, 0.55), (0.58, 0.55), (0.58, 0.8), (0.42, 0.8))
+    walker = _walker(3.0, 200.0)
+
+    def reports(i: int) -> list[TrackedObject]:
+        j = 0.25 * (i % 3)
+        out = [_person(7, (300.0 + j, 150.0, 340.0 + j, 250.0))] if i >= 20 else []
+        box = walker(i)
+        return out + ([_person(1, box)] if box is not None else [])
+
+    out = _scene(110, lambda i: [b for b in [walker(i)] if b], reports, min_seconds, zone)
+    assert [(t, o) for t, o, _ in out] == [(7, Outcome.OPERATOR)], out
+    assert "did not carry track 7" in out[0][2][0]
+
+
+LEFT_BAND = ((0.0, 0.55), (0.45, 0.55), (0.45, 0.8), (0.0, 0.8))
+NARROW_BAND = ((0.0, 0.55), (0.23, 0.55), (0.23, 0.8), (0.0, 0.8))
+
+
+@pytest.mark.parametrize(
+    ("speed", "stop_at", "gap", "min_seconds", "zone"),
+    [
+        (8.0, 33, 8, 2.0, NARROW_BAND),  # rides 0.8 s, unreported 0.8 s, stands 0.4 s
+        (8.0, 39, 0, 2.0, LEFT_BAND),  # peels off 0.6 s before the 2 s dwell fires
+        (8.0, 45, 9, 8.0, LEFT_BAND),  # a gap shorter than max_gap_s hides the move
+        (2.5, 45, 0, 8.0, LEFT_BAND),  # a slow walker: left-behind never concludes
+        (4.0, 45, 0, 8.0, LEFT_BAND),
+    ],
+    ids=["short-dwell-gap", "short-dwell-late-peel", "long-dwell-gap", "slow-2.5", "slow-4"],
+)
+def test_a_phantom_that_rides_a_passer_by_and_peels_off_goes_to_an_operator(
+    speed: float, stop_at: int, gap: int, min_seconds: float, zone: Zone
+) -> None:
+    """Phantom 7 rides a real walker (reported honestly as 1) until ``stop_at``, is left out
+    of the reports for ``gap`` frames, then stands where it left the walker. It was vouched
+    for while it rode; the first judged box with no foreground under it ends that."""
+    walker = _walker(speed, 20.0)
+
+    def phantom(i: int) -> Box | None:
+        if i <= stop_at:
+            return walker(i)
+        if i <= stop_at + gap:
+            return None
+        x = 20.0 + speed * (stop_at - 25) + 0.25 * (i % 3)
+        return (x, 150.0, x + 40.0, 250.0)
+
+    def reports(i: int) -> list[TrackedObject]:
+        return [_person(t, b) for t, b in ((7, phantom(i)), (1, walker(i))) if b is not None]
+
+    out = _scene(130, lambda i: [b for b in [walker(i)] if b], reports, min_seconds, zone)
+    on_7 = [(o, r) for t, o, r in out if t == 7]
+    assert on_7 and all(o is Outcome.OPERATOR for o, _ in on_7), out

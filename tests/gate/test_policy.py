@@ -39,14 +39,20 @@ NORMAL = SystemStatus(SystemState.NORMAL, "initial state")
 
 
 def _finding(
-    frame: int, agree: bool = True, reasons: Sequence[str] = (), **tr: Sequence[str]
+    frame: int,
+    agree: bool = True,
+    reasons: Sequence[str] = (),
+    vouched: Sequence[int] = (7,),
+    **tr: Sequence[str],
 ) -> Finding:
+    """Track 7 is vouched for (ADR 0043) unless ``vouched`` says otherwise."""
     return Finding(
         camera_id="cam1",
         frame_index=frame,
         agree=agree,
         reasons=tuple(reasons),
         track_reasons={int(k[1:]): tuple(v) for k, v in tr.items()},
+        vouched=tuple(vouched),
     )
 
 
@@ -336,6 +342,7 @@ def _vector_findings(spec: dict[Any, Any]) -> list[Finding]:
                 agree=case.get("agree", False),
                 reasons=tuple(case.get("reasons", ())),
                 track_reasons={int(k): tuple(v) for k, v in case.get("track_reasons", {}).items()},
+                vouched=tuple(case.get("vouched", (7,))),
             )
         )
     return out
@@ -415,9 +422,11 @@ def _on(track: int, findings: list[Finding]) -> Check:
 def test_real_verifier_track_disagreement_blocks_only_that_track() -> None:
     fs = _real_findings(jump_9_at=2)
     assert not fs[2].agree and 9 in fs[2].track_reasons and fs[2].reasons  # its summary line
-    assert _on(7, fs) == Check(
-        Outcome.ALLOW, ("verifier agreed on track 7 and the scene in 5 frames",)
-    )
+    # Boxes that stand still over thumbnails alone are never vouched for (ADR 0043): track 7
+    # goes to an operator for that one reason, exactly as when track 9 did not jump.
+    on_7 = _on(7, fs)
+    assert on_7 == _on(7, _real_findings()) and on_7.outcome is Outcome.OPERATOR
+    assert len(on_7.reasons) == 1 and "did not carry track 7" in on_7.reasons[0]
     on_9 = _on(9, fs)
     assert on_9.outcome is Outcome.OPERATOR
     assert all(r.startswith("verifier disagreed on track 9: track 9: ") for r in on_9.reasons)

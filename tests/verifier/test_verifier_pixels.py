@@ -75,6 +75,49 @@ def test_real_people_always_have_foreground_and_nothing_is_unexplained(clip: str
     assert [(f.frame_index, f.reasons) for f in findings if not f.agree] == []
 
 
+@pytest.mark.parametrize("clip", list(CLIPS))
+def test_the_verifier_vouches_for_every_real_person_who_walks_and_never_while_learning(
+    clip: str,
+) -> None:
+    """ADR 0043: ``Finding.vouched`` names the tracks whose box held moving foreground of its
+    own. Every ground-truth person seen for 2 s or more is vouched for within a second of
+    the background being learnt or of coming in; no one while the model learns."""
+    video, gt, fps, scale = CLIPS[clip]
+    _require(video, gt)
+    pictures = frames(video)
+    size = (pictures[0][1].frame_width, pictures[0][1].frame_height)
+    tracks = {i: [_clipped(o, *size) for o in objs] for i, objs in gt_tracks(gt, scale).items()}
+    findings = run(pictures, fps, tracks)
+    learnt = round(LEARN_S * fps) + 1
+    assert not [f.vouched for f in findings[:learnt] if f.vouched]
+    seen: dict[int, list[int]] = {}
+    for i, objs in sorted(tracks.items()):
+        for o in objs:
+            seen.setdefault(o.track_id, []).append(i)
+    first = {}
+    for f in findings:
+        for t in f.vouched:
+            first.setdefault(t, f.frame_index)
+    lasting = {t: fr for t, fr in seen.items() if len(fr) >= 2 * fps}
+    assert len(lasting) >= 3
+    late = {
+        t: (first.get(t), fr[0])
+        for t, fr in lasting.items()
+        if first.get(t, 10**9) > max(fr[0], learnt) + fps
+    }
+    assert late == {}
+
+
+def test_a_phantom_is_never_vouched_for() -> None:
+    _require(PETS_VIDEO, PETS_GT)
+    tracks = gt_tracks(PETS_GT, 0.625)
+    for i in range(ONSET, 120):
+        tracks[i] = [*tracks.get(i, []), _walker((i - ONSET) / FPS)]
+    findings = run(frames(PETS_VIDEO, 120), FPS, tracks)
+    assert not [f.frame_index for f in findings if 999 in f.vouched]
+    assert {t for f in findings for t in f.vouched}  # the real people are
+
+
 def _clipped(obj: TrackedObject, width: int, height: int) -> TrackedObject:
     x1, y1, x2, y2 = obj.xyxy
     box = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))

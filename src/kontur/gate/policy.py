@@ -228,6 +228,26 @@ def _renamed(request: ActionRequest) -> str | None:
     )
 
 
+_UNCARRIED = (
+    "the verifier's pixels did not carry track {track} on frame {frame}, when the dwell fired: "
+    "it never saw the box move with foreground of its own (its background model was still "
+    "learning, the camera moved, or the box stood still), or the box has lost that "
+    "foreground since; expected the verifier to have looked, since an agreement where no "
+    "check could look is the detector's word alone (ADR 0043)"
+)
+
+
+def _uncarried(request: ActionRequest, track: int) -> str | None:
+    """Why the verifier's pixels did not carry ``track`` on the window's last frame, or None."""
+    mine = [f for f in request.findings if f.camera_id == request.camera_id]
+    if not mine:
+        return None  # no finding at all: said already
+    last = max(mine, key=lambda f: f.frame_index)
+    if track in last.vouched:
+        return None
+    return _UNCARRIED.format(track=track, frame=last.frame_index)
+
+
 def _ids(ids: tuple[int, ...]) -> str:
     return ", ".join(map(str, ids[:8])) + (f", … ({len(ids)} in all)" if len(ids) > 8 else "")
 
@@ -244,6 +264,13 @@ def _span(frames: list[int]) -> str:
 @dataclass(frozen=True)
 class VerifierAgrees:
     """Every verifier finding of the window agreed on the request's track and on the scene.
+
+    A request on one track also needs the verifier to have *looked*: its own pixels must
+    carry the track (``Finding.vouched``) on the window's last frame, when the dwell fired.
+    Findings that agree only because every pixel check abstained (the background still being
+    learnt, a moving camera, a box that never moved), or a box that has lost the foreground
+    it was seen to move with, leave the request to an operator (ADR 0043); that reason is
+    given only when nothing else holds the request back.
 
     A finding counts against the request when it gives reasons for the request's track (in
     ``track_reasons``, or for an id the worker gave the same object earlier in the window:
@@ -281,6 +308,9 @@ class VerifierAgrees:
         if unseen:
             n = len(unseen)
             reasons.append(f"no verifier finding for {_where(unseen)} ({n} frame{'s' * (n != 1)})")
+        uncarried = None if reasons or track is None else _uncarried(request, track)
+        if uncarried is not None:
+            reasons.append(uncarried)  # the one reason left: say it
         if reasons:
             return Check(Outcome.OPERATOR, tuple(reasons))
         on = f"track {track} and the scene" if track is not None else "the scene"

@@ -408,6 +408,13 @@ OWN_MOTION = 0.03
 LEFT_MOVE = 0.3
 STRONG_SUPPORT = 0.3
 STILL = 0.15
+#: The verifier vouches for a track (``Finding.vouched``, ADR 0043) when its box held moving
+#: foreground of its own in at least this share of a judged window of 3 or more frames, the
+#: current one included (a phantom riding a passer-by for a frame or two is not carried)...
+VOUCH_SHARE = 0.5
+#: ...and moved at least this many box sizes over that window: a box standing where people
+#: walk through it holds moving foreground without following any of it.
+VOUCH_MOVE = 0.1
 
 
 class ForegroundSupport:
@@ -472,6 +479,31 @@ class ForegroundSupport:
                 "frozen box?)"
             )
         return None
+
+    def carries(self, history: TrackHistory, current: ObservedBox) -> bool:
+        """The verifier's own pixels carry the track at ``current`` (ADR 0043): it
+        :meth:`vouches` for it now, or did before and every judged box since, this one
+        included, held foreground (``support >= min_support``: a person who stopped). A box
+        with none under it, or one the model could not judge (learning, a moving camera),
+        ends it; so does any reason on the track (the caller's part)."""
+        if current.support is None or current.support < self.min_support:
+            return False
+        return history.carried or self.vouches(history, current)
+
+    def vouches(self, history: TrackHistory, current: ObservedBox) -> bool:
+        """``current`` holds moving foreground of its own, and so did at least
+        :data:`VOUCH_SHARE` of the judged window :meth:`check` takes (3 boxes or more), over
+        which the box moved :data:`VOUCH_MOVE` sizes or more: it followed an object the
+        verifier saw move. False whenever the model abstains or the box stands still."""
+        if current.support is None or not self._moving_support(current):
+            return False
+        window, _, _ = self._window(history, current)
+        carried = sum(1 for b in window if self._moving_support(b))
+        return (
+            len(window) >= 3
+            and carried >= VOUCH_SHARE * len(window)
+            and _sizes(window[0], current) >= VOUCH_MOVE
+        )
 
     def _window(
         self, history: TrackHistory, current: ObservedBox

@@ -25,7 +25,8 @@ Order of steps, per camera:
    against that track's bounded history, appends the new boxes, looks for unexplained
    person-sized foreground in the watched zones (:mod:`kontur.verifier.evasion`), forgets
    tracks unseen for :data:`FORGET_AFTER_FRAMES` frames, and returns a
-   :class:`~kontur.wire.Finding`.
+   :class:`~kontur.wire.Finding`, with the tracks its own pixels carry in ``vouched``
+   (:meth:`~kontur.verifier.checks.ForegroundSupport.carries`, ADR 0043).
 
 A frame index from ingest that does not increase (step 1) is a caller's bug:
 ``RuntimeError``. Tracks for a frame at or before the last one checked (step 2) are the
@@ -52,6 +53,7 @@ import numpy.typing as npt
 from kontur.config import VerifierConfig
 from kontur.geometry import well_formed
 from kontur.verifier.checks import (
+    ForegroundSupport,
     SceneLiveness,
     TrackCheck,
     WellFormedBox,
@@ -246,6 +248,7 @@ class Verifier:
         self._watch = watch or Watch.everything()
         self._box = WellFormedBox()
         self._checks: tuple[TrackCheck, ...] = default_track_checks(config, self._watch.classes)
+        self._support = ForegroundSupport(config.phantom_seconds, config.min_support)
         self._groups = ClassGroups(config.class_groups)
         self._persons = self._groups.members("person")
         self._cameras: dict[str, _Camera] = {}
@@ -405,7 +408,9 @@ class Verifier:
         masks = cam.masks.get(tracks.frame_index)
         any_meter = BoxMeter(masks) if masks is not None else None
         meter = any_meter if masks is not None and masks.judged else None
-        per_track, names = self._check_tracks(cam, tracks.frame_index, pts_s, tracks, any_meter)
+        per_track, names, vouched = self._check_tracks(
+            cam, tracks.frame_index, pts_s, tracks, any_meter
+        )
         self._renamed(cam, previous, tracks, pts_s, per_track, names)
         reasons = list(scene)
         if meter is not None:
@@ -437,6 +442,7 @@ class Verifier:
             agree=not reasons,
             reasons=tuple(reasons),
             track_reasons={tid: tuple(r) for tid, r in per_track.items()},
+            vouched=tuple(t for t in vouched if t not in per_track),
         )
 
     @staticmethod
@@ -557,10 +563,12 @@ class Verifier:
         pts_s: float,
         tracks: TrackFrame,
         meter: BoxMeter | None,
-    ) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
-        """Run every track check; returns reasons and check names keyed by track id."""
+    ) -> tuple[dict[int, list[str]], dict[int, list[str]], list[int]]:
+        """Run every track check; returns reasons and check names keyed by track id, and the
+        tracks the verifier's own pixels carry (ADR 0043)."""
         reasons: dict[int, list[str]] = {}
         names: dict[int, list[str]] = {}
+        vouched: list[int] = []
         seen: set[int] = set()
         own = self._own_meters(meter, tracks)
         for obj in tracks.objects:
@@ -574,10 +582,13 @@ class Verifier:
             seen.add(tid)
             mine = own.get(self._groups.key(obj.class_name), meter)
             box = self._stature(cam, self._observed(cam, obj, frame_index, pts_s, mine), meter)
-            for name, reason in self._check_one(cam, tid, box):
+            found, carried = self._check_one(cam, tid, box)
+            for name, reason in found:
                 reasons.setdefault(tid, []).append(reason)
                 names.setdefault(tid, []).append(name)
-        return reasons, names
+            if carried:
+                vouched.append(tid)
+        return reasons, names, vouched
 
     def _stature(self, cam: _Camera, box: ObservedBox, meter: BoxMeter | None) -> ObservedBox:
         """``box`` with its height over the camera's modelled person height at its foot point
@@ -664,8 +675,12 @@ class Verifier:
             box.class_name, fit, moved, clipped, outside,
         )  # fmt: skip
 
-    def _check_one(self, cam: _Camera, tid: int, box: ObservedBox) -> list[tuple[str, str]]:
-        """(check name, reason) for each check ``box`` fails; records it when well formed."""
+    def _check_one(
+        self, cam: _Camera, tid: int, box: ObservedBox
+    ) -> tuple[list[tuple[str, str]], bool]:
+        """(check name, reason) for each check ``box`` fails, and whether the verifier's
+        pixels carry it (:meth:`~kontur.verifier.checks.ForegroundSupport.carries`; a reason
+        ends it); records it when well formed."""
         history = cam.tracks.get(tid)
         last = None if history is None else history.last
         if last is not None and _cut(cam, last.frame_index, box.frame_index):
@@ -674,16 +689,18 @@ class Verifier:
             history = TrackHistory()
         malformed = self._box.check(tid, history, box)
         if malformed is not None:
-            return [(self._box.name, malformed)]
+            history.carried = False
+            return [(self._box.name, malformed)], False
         if self._coherence_on(box):
             coherence = self._coherence(cam, history, box)
             if coherence is not None:  # None: the box's own, as measured
                 box = dataclasses.replace(box, coherence=coherence)
         found = [(c.name, r) for c in self._checks if (r := c.check(tid, history, box))]
+        carried = history.carried = not found and self._support.carries(history, box)
         history.append(box)
         cam.tracks[tid] = history
         cam.tracks.move_to_end(tid)
-        return found
+        return found, carried
 
     def _coherence_on(self, box: ObservedBox) -> bool:
         """Content coherence is measured for tracks of a watched class group only."""

@@ -136,6 +136,9 @@ class TrackHistory:
             raise ValueError(f"expected a history length of at least 1, got {maxlen}")
         self._boxes: deque[ObservedBox] = deque(maxlen=maxlen)
         self._names: Counter[str] = Counter()
+        self.carried = False
+        """The verifier's pixels carry the track (ADR 0043): it moved with foreground of its
+        own, and every judged box since held foreground."""
 
     def __len__(self) -> int:
         return len(self._boxes)
