@@ -26,6 +26,7 @@ from kontur.verifier import (
     make_picture,
     make_thumbnail,
 )
+from kontur.verifier.core import MAX_ALONE_BOXES
 from kontur.verifier.foreground import LEARN_S
 from kontur.wire import Finding, TrackedObject
 
@@ -61,8 +62,9 @@ def run(
     return findings
 
 
-@pytest.mark.parametrize("clip", list(CLIPS))
-def test_real_people_always_have_foreground_and_nothing_is_unexplained(clip: str) -> None:
+@functools.cache
+def _honest(clip: str) -> tuple[float, dict[int, list[TrackedObject]], list[Finding]]:
+    """``clip``'s fps, its ground truth as an honest worker reports it, and the findings."""
     video, gt, fps, scale = CLIPS[clip]
     _require(video, gt)
     pictures = frames(video)
@@ -70,7 +72,12 @@ def test_real_people_always_have_foreground_and_nothing_is_unexplained(clip: str
     # the ground truth marks people partly outside the picture in full; the product's runner
     # (an honest worker) clips its boxes to the frame (worker/runners/preprocess.py)
     tracks = {i: [_clipped(o, *size) for o in objs] for i, objs in gt_tracks(gt, scale).items()}
-    findings = run(pictures, fps, tracks)
+    return fps, tracks, run(pictures, fps, tracks)
+
+
+@pytest.mark.parametrize("clip", list(CLIPS))
+def test_real_people_always_have_foreground_and_nothing_is_unexplained(clip: str) -> None:
+    _, _, findings = _honest(clip)
     assert len(findings) > 70
     assert [(f.frame_index, f.reasons) for f in findings if not f.agree] == []
 
@@ -79,22 +86,17 @@ def test_real_people_always_have_foreground_and_nothing_is_unexplained(clip: str
 def test_the_verifier_vouches_for_every_real_person_who_walks_and_never_while_learning(
     clip: str,
 ) -> None:
-    """ADR 0043: ``Finding.vouched`` names the tracks whose box held moving foreground of its
-    own. Every ground-truth person seen for 2 s or more is vouched for within a second of
-    the background being learnt or of coming in; no one while the model learns."""
-    video, gt, fps, scale = CLIPS[clip]
-    _require(video, gt)
-    pictures = frames(video)
-    size = (pictures[0][1].frame_width, pictures[0][1].frame_height)
-    tracks = {i: [_clipped(o, *size) for o in objs] for i, objs in gt_tracks(gt, scale).items()}
-    findings = run(pictures, fps, tracks)
+    """ADR 0043: ``Finding.vouched`` names the tracks the verifier's own pixels carry. Every
+    ground-truth person seen for 2 s or more is vouched for within a second of the
+    background being learnt or of coming in; no one while the model learns."""
+    fps, tracks, findings = _honest(clip)
     learnt = round(LEARN_S * fps) + 1
     assert not [f.vouched for f in findings[:learnt] if f.vouched]
     seen: dict[int, list[int]] = {}
     for i, objs in sorted(tracks.items()):
         for o in objs:
             seen.setdefault(o.track_id, []).append(i)
-    first = {}
+    first: dict[int, int] = {}
     for f in findings:
         for t in f.vouched:
             first.setdefault(t, f.frame_index)
@@ -116,6 +118,20 @@ def test_a_phantom_is_never_vouched_for() -> None:
     findings = run(frames(PETS_VIDEO, 120), FPS, tracks)
     assert not [f.frame_index for f in findings if 999 in f.vouched]
     assert {t for f in findings for t in f.vouched}  # the real people are
+
+
+def test_on_a_frame_too_crowded_to_compare_no_one_is_vouched_for_anew() -> None:
+    """More than ``MAX_ALONE_BOXES`` boxes on a frame: the verifier does not compare every pair
+    to find the boxes no other overlaps (a hostile frame would cost quadratic time), so no
+    track starts being carried there (the safe side: its dwell goes to an operator)."""
+    _require(PETS_VIDEO, PETS_GT)
+    tracks = gt_tracks(PETS_GT, 0.625)
+    decoys = [person(5000 + k, (2.0 * k, 0.0, 2.0 * k + 1.0, 1.0), class_id=56) for k in range(33)]
+    crowded = {i: [*tracks.get(i, []), *decoys] for i in range(120)}
+    assert not {t for f in run(frames(PETS_VIDEO, 120), FPS, crowded) for t in f.vouched}
+    decoys = decoys[: MAX_ALONE_BOXES - 8]  # room left for the frame's people (at most 8 here)
+    spare = {i: [*tracks.get(i, []), *decoys] for i in range(120)}
+    assert {t for f in run(frames(PETS_VIDEO, 120), FPS, spare) for t in f.vouched}
 
 
 def _clipped(obj: TrackedObject, width: int, height: int) -> TrackedObject:

@@ -415,6 +415,10 @@ VOUCH_SHARE = 0.5
 #: ...and moved at least this many box sizes over that window: a box standing where people
 #: walk through it holds moving foreground without following any of it.
 VOUCH_MOVE = 0.1
+#: A carried box's lowest rows (``ObservedBox.foot``) must hold at least this foreground
+#: density: the gate places an object by its box's foot point, and a box stretched below its
+#: object's feet, into a zone the object never entered, has bare ground there.
+FOOT_MIN = 0.1
 
 
 class ForegroundSupport:
@@ -483,11 +487,14 @@ class ForegroundSupport:
     def carries(self, history: TrackHistory, current: ObservedBox) -> bool:
         """The verifier's own pixels carry the track at ``current`` (ADR 0043): it
         :meth:`vouches` for it now, or did before and every judged box since, this one
-        included, held foreground (``support >= min_support``: a person who stopped). A box
-        with none under it, or one the model could not judge (learning, a moving camera),
-        ends it; so does any reason on the track (the caller's part)."""
+        included, held foreground (``support >= min_support``: a person who stopped), in its
+        lowest rows too (:data:`FOOT_MIN`). A box with none under it, or one the model could
+        not judge (learning, a moving camera), ends it; so does any reason on the track (the
+        caller's part)."""
         if current.support is None or current.support < self.min_support:
             return False
+        if current.foot is None or current.foot < FOOT_MIN:
+            return False  # no feet where the box says the object stands
         return history.carried or self.vouches(history, current)
 
     def vouches(self, history: TrackHistory, current: ObservedBox) -> bool:

@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kontur.config import VerifierConfig
-from kontur.geometry import well_formed
+from kontur.geometry import box_iou, well_formed
 from kontur.verifier.checks import (
     ForegroundSupport,
     SceneLiveness,
@@ -96,6 +96,14 @@ __all__ = [
     "VerifierStats",
 ]
 
+#: A box is vouched for (ADR 0043) only while it overlaps no other reported box by more than
+#: this (IoU): moving foreground another box claims does not show which box follows it, and a
+#: phantom riding a passer-by, or leaving with a departing person, would take it for its own.
+VOUCH_ALONE_IOU = 0.3
+#: Boxes on a frame beyond which no box is vouched for anew: comparing every pair would cost
+#: a hostile frame quadratic time, and a crowd that dense is no place to tell which box
+#: follows which foreground.
+MAX_ALONE_BOXES = 32
 #: A track not updated for this many frames is forgotten (its id may come back as new).
 FORGET_AFTER_FRAMES = 300
 #: Hard cap on tracks held per camera; the least recently seen go first beyond it.
@@ -209,6 +217,34 @@ def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: in
     iw = max(0.0, min(x2, width) - max(x1, 0.0))
     ih = max(0.0, min(y2, height) - max(y1, 0.0))
     return iw * ih / ((x2 - x1) * (y2 - y1))
+
+
+class _Alone:
+    """Which boxes of a frame no other reported box overlaps by more than
+    :data:`VOUCH_ALONE_IOU`; worked out once, and only when a box is about to be vouched for
+    (rarely: the pairs cost quadratic time). On a frame of more than :data:`MAX_ALONE_BOXES`
+    boxes, none is."""
+
+    def __init__(self, objects: tuple[TrackedObject, ...]) -> None:
+        self._objects = objects
+        self._crowded: set[int] | None = None
+        self._done = False
+
+    def __call__(self, track_id: int) -> bool:
+        if not self._done:
+            self._done, self._crowded = True, self._overlapping()
+        return self._crowded is not None and track_id not in self._crowded
+
+    def _overlapping(self) -> set[int] | None:
+        boxes = [(o.track_id, o.xyxy) for o in self._objects if well_formed(o.xyxy)]
+        if len(boxes) > MAX_ALONE_BOXES:
+            return None
+        out: set[int] = set()
+        for i, (a, box_a) in enumerate(boxes):
+            for b, box_b in boxes[i + 1 :]:
+                if box_iou(box_a, box_b) > VOUCH_ALONE_IOU:
+                    out |= {a, b}
+        return out
 
 
 def _cut(cam: _Camera, first: int, last: int) -> bool:
@@ -412,6 +448,9 @@ class Verifier:
             cam, tracks.frame_index, pts_s, tracks, any_meter
         )
         self._renamed(cam, previous, tracks, pts_s, per_track, names)
+        for tid in per_track:  # any reason on a track ends its carrying (ADR 0043)
+            if (history := cam.tracks.get(tid)) is not None:
+                history.carried = False
         reasons = list(scene)
         if meter is not None:
             self._learn_scale(cam, tracks, meter.masks)
@@ -571,6 +610,8 @@ class Verifier:
         vouched: list[int] = []
         seen: set[int] = set()
         own = self._own_meters(meter, tracks)
+        judged = meter is not None and meter.masks.judged
+        alone = _Alone(tracks.objects)
         for obj in tracks.objects:
             tid = obj.track_id
             if tid in seen:
@@ -582,7 +623,7 @@ class Verifier:
             seen.add(tid)
             mine = own.get(self._groups.key(obj.class_name), meter)
             box = self._stature(cam, self._observed(cam, obj, frame_index, pts_s, mine), meter)
-            found, carried = self._check_one(cam, tid, box)
+            found, carried = self._check_one(cam, tid, box, judged, alone)
             for name, reason in found:
                 reasons.setdefault(tid, []).append(reason)
                 names.setdefault(tid, []).append(name)
@@ -670,17 +711,20 @@ class Verifier:
             fit = None  # an unjudged frame: its motion alone
         elif not outside > 0:
             outside = 0.0
+        foot = meter.foot(obj.xyxy) if meter is not None and fit is not None else None
         return ObservedBox(
             box.frame_index, box.pts_s, box.xyxy, box.class_id, box.confidence,
-            box.class_name, fit, moved, clipped, outside,
+            box.class_name, fit, moved, clipped, outside, foot=foot,
         )  # fmt: skip
 
     def _check_one(
-        self, cam: _Camera, tid: int, box: ObservedBox
+        self, cam: _Camera, tid: int, box: ObservedBox, judged: bool, alone: _Alone
     ) -> tuple[list[tuple[str, str]], bool]:
         """(check name, reason) for each check ``box`` fails, and whether the verifier's
         pixels carry it (:meth:`~kontur.verifier.checks.ForegroundSupport.carries`; a reason
-        ends it); records it when well formed."""
+        ends it; on a ``judged`` frame where the box, or its lowest rows, was not measured,
+        covered by another object's box, it is not carried now and stays as it was; only a
+        box ``alone`` on the frame is vouched for anew); records it when well formed."""
         history = cam.tracks.get(tid)
         last = None if history is None else history.last
         if last is not None and _cut(cam, last.frame_index, box.frame_index):
@@ -696,7 +740,11 @@ class Verifier:
             if coherence is not None:  # None: the box's own, as measured
                 box = dataclasses.replace(box, coherence=coherence)
         found = [(c.name, r) for c in self._checks if (r := c.check(tid, history, box))]
-        carried = history.carried = not found and self._support.carries(history, box)
+        carried = not found and self._support.carries(history, box)
+        if carried and not history.carried and not alone(tid):
+            carried = False  # a new vouch, on foreground another box claims too
+        if found or not judged or (box.support is not None and box.foot is not None):
+            history.carried = carried
         history.append(box)
         cam.tracks[tid] = history
         cam.tracks.move_to_end(tid)

@@ -70,6 +70,8 @@ CROWD_CAP = 0.3
 #: A box is measured against a cover (:class:`BoxMeter`) only when at least this fraction of
 #: its pixels lies outside it.
 MIN_FREE = 0.3
+#: The lowest share of a box's rows that :meth:`BoxMeter.foot` measures: a person's legs.
+FOOT_BAND = 0.2
 #: Rectangle sums a :class:`BoxMeter` counts directly before it builds its integral images
 #: (a count costs about what an O(1) integral-image sum does; building them, ~150 of them).
 DIRECT_SUMS = 256
@@ -273,6 +275,18 @@ class BoxMeter:
         fit = inside / area - min(ring_density, CROWD_CAP)
         moved = self._count(1, y0, x0, y1, x1) / area
         return fit, moved
+
+    def foot(self, xyxy: tuple[float, float, float, float]) -> float | None:
+        """The foreground density of the box's lowest :data:`FOOT_BAND` of rows (outside the
+        cover), or None when less than :data:`MIN_FREE` of them is in the picture and outside
+        the cover: an object stands on the bottom of its box, and one stretched below its
+        object's feet has bare ground there."""
+        x1, y1, x2, y2 = xyxy
+        y0, x0, y1p, x1p = self.masks.to_picture((x1, y2 - FOOT_BAND * (y2 - y1), x2, y2))
+        area = self._area(y0, x0, y1p, x1p)
+        if area <= 0 or area < MIN_FREE * (y1p - y0) * (x1p - x0):
+            return None
+        return self._count(0, y0, x0, y1p, x1p) / area
 
     def _area(self, y0: int, x0: int, y1: int, x1: int) -> int:
         """Pixels of the rectangle outside the cover."""

@@ -52,6 +52,10 @@ class ObservedBox:
     """The verifier's content-coherence score of this step
     (:func:`kontur.verifier.coherence.measure`): negative when the box left its old content
     behind; None when the step was not judged."""
+    foot: float | None = None
+    """The foreground density of the box's lowest rows
+    (:meth:`kontur.verifier.foreground.BoxMeter.foot`), where its object stands; None when the
+    frame was not judged or the box not measured."""
 
     @classmethod
     def from_object(

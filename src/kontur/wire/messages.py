@@ -204,8 +204,9 @@ class Finding(_Msg):
     track_reasons: dict[int, tuple[str, ...]] = Field(default_factory=dict)
     """Reasons that concern one track only, keyed by track id."""
     vouched: tuple[int, ...] = ()
-    """Tracks the verifier's own pixels carry on this frame (ADR 0043): the box moved with
-    foreground of its own over a judged window, and every judged box since held foreground.
+    """Tracks the verifier's own pixels carry on this frame (ADR 0043): the box, overlapping
+    no other, moved with foreground of its own over a judged window, and every judged box
+    since held foreground, down to its lowest rows.
     An ``agree`` says no check found anything wrong; only this says a check looked. A
     critical action needs its track here on the frame its dwell fired."""
 
