@@ -230,15 +230,17 @@ def _renamed(request: ActionRequest) -> str | None:
 
 _UNCARRIED = (
     "the verifier's pixels did not carry track {track} on frame {frame}, when the dwell fired: "
-    "it never saw the box move with foreground of its own (its background model was still "
-    "learning, the camera moved, or the box stood still), or the box has lost that "
-    "foreground since; expected the verifier to have looked, since an agreement where no "
-    "check could look is the detector's word alone (ADR 0043)"
+    "it never saw the box move, alone, with foreground of its own (its background model was "
+    "still learning, the camera moved, the box stood still or overlapped another), or the box "
+    "has lost that foreground since, under it or at its feet; expected the verifier to have "
+    "looked, since an agreement where no check could look is the detector's word alone "
+    "(ADR 0043)"
 )
 
 
 def _uncarried(request: ActionRequest, track: int) -> str | None:
-    """Why the verifier's pixels did not carry ``track`` on the window's last frame, or None."""
+    """Why the verifier's pixels did not carry ``track`` on the window's last frame, when the
+    dwell fired, or None."""
     mine = [f for f in request.findings if f.camera_id == request.camera_id]
     if not mine:
         return None  # no finding at all: said already
@@ -266,7 +268,7 @@ class VerifierAgrees:
     """Every verifier finding of the window agreed on the request's track and on the scene.
 
     A request on one track also needs the verifier to have *looked*: its own pixels must
-    carry the track (``Finding.vouched``) on the window's last frame, when the dwell fired.
+    carry the track (``Finding.vouched``) on the frame the dwell fired on.
     Findings that agree only because every pixel check abstained (the background still being
     learnt, a moving camera, a box that never moved), or a box that has lost the foreground
     it was seen to move with, leave the request to an operator (ADR 0043); that reason is

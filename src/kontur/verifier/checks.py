@@ -485,17 +485,21 @@ class ForegroundSupport:
         return None
 
     def carries(self, history: TrackHistory, current: ObservedBox) -> bool:
-        """The verifier's own pixels carry the track at ``current`` (ADR 0043): it
-        :meth:`vouches` for it now, or did before and every judged box since, this one
-        included, held foreground (``support >= min_support``: a person who stopped), in its
-        lowest rows too (:data:`FOOT_MIN`). A box with none under it, or one the model could
-        not judge (learning, a moving camera), ends it; so does any reason on the track (the
-        caller's part)."""
-        if current.support is None or current.support < self.min_support:
+        """The verifier's own pixels carry the track at ``current`` (ADR 0043): ``current``
+        :meth:`holds` its foreground, and the track was carried before or :meth:`vouches`
+        for it now. When carrying ends (any reason on the track, a box that lost its
+        foreground, a frame the model could not judge, the place a carried track was left out
+        at losing it) is the caller's part (:mod:`kontur.verifier.core`)."""
+        return self.holds(current) is True and (history.carried or self.vouches(history, current))
+
+    def holds(self, box: ObservedBox) -> bool | None:
+        """``box`` holds foreground, under it (``support >= min_support``: a person who
+        stopped too) and in its lowest rows (:data:`FOOT_MIN`): True; a measured value falls
+        short: False; not measured (an unjudged frame, a box covered by another's): None."""
+        measured = ((box.support, self.min_support), (box.foot, FOOT_MIN))
+        if any(v is not None and v < floor for v, floor in measured):
             return False
-        if current.foot is None or current.foot < FOOT_MIN:
-            return False  # no feet where the box says the object stands
-        return history.carried or self.vouches(history, current)
+        return None if any(v is None for v, _ in measured) else True
 
     def vouches(self, history: TrackHistory, current: ObservedBox) -> bool:
         """``current`` holds moving foreground of its own, and so did at least
@@ -505,10 +509,10 @@ class ForegroundSupport:
         if current.support is None or not self._moving_support(current):
             return False
         window, _, _ = self._window(history, current)
-        carried = sum(1 for b in window if self._moving_support(b))
+        moving = sum(1 for b in window if self._moving_support(b))
         return (
             len(window) >= 3
-            and carried >= VOUCH_SHARE * len(window)
+            and moving >= VOUCH_SHARE * len(window)
             and _sizes(window[0], current) >= VOUCH_MOVE
         )
 

@@ -100,10 +100,10 @@ __all__ = [
 #: this (IoU): moving foreground another box claims does not show which box follows it, and a
 #: phantom riding a passer-by, or leaving with a departing person, would take it for its own.
 VOUCH_ALONE_IOU = 0.3
-#: Boxes on a frame beyond which no box is vouched for anew: comparing every pair would cost
-#: a hostile frame quadratic time, and a crowd that dense is no place to tell which box
-#: follows which foreground.
-MAX_ALONE_BOXES = 32
+#: Pairs of boxes side by side (their columns overlap) beyond which no box of the frame is
+#: vouched for anew: comparing them would cost a hostile frame quadratic time, and a crowd
+#: that dense is no place to tell which box follows which foreground.
+MAX_ALONE_PAIRS = 1024
 #: A track not updated for this many frames is forgotten (its id may come back as new).
 FORGET_AFTER_FRAMES = 300
 #: Hard cap on tracks held per camera; the least recently seen go first beyond it.
@@ -222,8 +222,7 @@ def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: in
 class _Alone:
     """Which boxes of a frame no other reported box overlaps by more than
     :data:`VOUCH_ALONE_IOU`; worked out once, and only when a box is about to be vouched for
-    (rarely: the pairs cost quadratic time). On a frame of more than :data:`MAX_ALONE_BOXES`
-    boxes, none is."""
+    (rarely). On a frame of more than :data:`MAX_ALONE_PAIRS` side-by-side pairs, none is."""
 
     def __init__(self, objects: tuple[TrackedObject, ...]) -> None:
         self._objects = objects
@@ -236,12 +235,16 @@ class _Alone:
         return self._crowded is not None and track_id not in self._crowded
 
     def _overlapping(self) -> set[int] | None:
-        boxes = [(o.track_id, o.xyxy) for o in self._objects if well_formed(o.xyxy)]
-        if len(boxes) > MAX_ALONE_BOXES:
-            return None
+        boxes = sorted((o.xyxy, o.track_id) for o in self._objects if well_formed(o.xyxy))
         out: set[int] = set()
-        for i, (a, box_a) in enumerate(boxes):
-            for b, box_b in boxes[i + 1 :]:
+        pairs = 0
+        for i, (box_a, a) in enumerate(boxes):  # sorted by left edge: a sweep
+            for box_b, b in boxes[i + 1 :]:
+                if box_b[0] >= box_a[2]:
+                    break
+                pairs += 1
+                if pairs > MAX_ALONE_PAIRS:
+                    return None
                 if box_iou(box_a, box_b) > VOUCH_ALONE_IOU:
                     out |= {a, b}
         return out
@@ -447,6 +450,7 @@ class Verifier:
         per_track, names, vouched = self._check_tracks(
             cam, tracks.frame_index, pts_s, tracks, any_meter
         )
+        self._left_out(cam, tracks, meter)
         self._renamed(cam, previous, tracks, pts_s, per_track, names)
         for tid in per_track:  # any reason on a track ends its carrying (ADR 0043)
             if (history := cam.tracks.get(tid)) is not None:
@@ -483,6 +487,25 @@ class Verifier:
             track_reasons={tid: tuple(r) for tid, r in per_track.items()},
             vouched=tuple(t for t in vouched if t not in per_track),
         )
+
+    def _left_out(self, cam: _Camera, tracks: TrackFrame, meter: BoxMeter | None) -> None:
+        """ADR 0043: a carried track the worker left out of this frame stays carried only
+        while the place it was last reported still holds foreground, under the box and at its
+        feet (the object is still there, hidden by the detector); on a frame the model could
+        not judge, it does not."""
+        reported = {o.track_id for o in tracks.objects}
+        for tid, history in cam.tracks.items():
+            last = history.last
+            if not history.carried or tid in reported or last is None:
+                continue
+            if meter is None:
+                history.carried = False  # an unjudged frame: nobody looked
+                continue
+            measured = meter.support(last.xyxy)
+            if measured is None:
+                continue  # covered by another object's box: as it was
+            there = dataclasses.replace(last, support=measured[0], foot=meter.foot(last.xyxy))
+            history.carried = self._support.holds(there) is not False
 
     @staticmethod
     def _renamed(
@@ -743,7 +766,7 @@ class Verifier:
         carried = not found and self._support.carries(history, box)
         if carried and not history.carried and not alone(tid):
             carried = False  # a new vouch, on foreground another box claims too
-        if found or not judged or (box.support is not None and box.foot is not None):
+        if found or not judged or self._support.holds(box) is not None:
             history.carried = carried
         history.append(box)
         cam.tracks[tid] = history
