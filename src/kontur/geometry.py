@@ -71,6 +71,17 @@ def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, 
     return inter / union if union > 0 else 0.0
 
 
+def covered_share(
+    box: tuple[float, float, float, float], by: tuple[float, float, float, float]
+) -> float:
+    """The share of ``box``'s area that box ``by`` covers; 0.0 when they do not meet (or
+    ``box`` has no area)."""
+    iw = min(by[2], box[2]) - max(by[0], box[0])
+    ih = min(by[3], box[3]) - max(by[1], box[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return iw * ih / area if iw > 0 and ih > 0 and area > 0 else 0.0
+
+
 def well_formed(xyxy: tuple[float, float, float, float]) -> bool:
     """True when every coordinate is finite and width, height and area are positive.
 

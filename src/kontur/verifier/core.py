@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kontur.config import VerifierConfig
-from kontur.geometry import box_iou, well_formed
+from kontur.geometry import covered_share, well_formed
 from kontur.verifier.checks import (
     ForegroundSupport,
     SceneLiveness,
@@ -96,10 +96,12 @@ __all__ = [
     "VerifierStats",
 ]
 
-#: A box is vouched for (ADR 0043) only while it overlaps no other reported box by more than
-#: this (IoU): moving foreground another box claims does not show which box follows it, and a
-#: phantom riding a passer-by, or leaving with a departing person, would take it for its own.
-VOUCH_ALONE_IOU = 0.3
+#: A box is vouched for (ADR 0043) only while no other reported box covers more than this
+#: share of it, nor it of the other: moving foreground another box claims does not show which
+#: box follows it, and a phantom riding a passer-by, leaving with a departing person or drawn
+#: inside a passing car's box, would take it for its own. (Two boxes of one size cover 0.45 of
+#: each other at an IoU of 0.3; a box inside another is covered whole, at any IoU.)
+VOUCH_ALONE_COVER = 0.45
 #: Pairs of boxes side by side (their columns overlap) beyond which no box of the frame is
 #: vouched for anew: comparing them would cost a hostile frame quadratic time, and a crowd
 #: that dense is no place to tell which box follows which foreground.
@@ -220,8 +222,8 @@ def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: in
 
 
 class _Alone:
-    """Which boxes of a frame no other reported box overlaps by more than
-    :data:`VOUCH_ALONE_IOU`; worked out once, and only when a box is about to be vouched for
+    """Which boxes of a frame neither cover nor are covered by another reported box beyond
+    :data:`VOUCH_ALONE_COVER`; worked out once, and only when a box is about to be vouched for
     (rarely). On a frame of more than :data:`MAX_ALONE_PAIRS` side-by-side pairs, none is."""
 
     def __init__(self, objects: tuple[TrackedObject, ...]) -> None:
@@ -245,7 +247,8 @@ class _Alone:
                 pairs += 1
                 if pairs > MAX_ALONE_PAIRS:
                     return None
-                if box_iou(box_a, box_b) > VOUCH_ALONE_IOU:
+                share = max(covered_share(box_a, box_b), covered_share(box_b, box_a))
+                if share > VOUCH_ALONE_COVER:
                     out |= {a, b}
         return out
 
@@ -450,29 +453,13 @@ class Verifier:
         per_track, names, vouched = self._check_tracks(
             cam, tracks.frame_index, pts_s, tracks, any_meter
         )
-        self._left_out(cam, tracks, meter)
         self._renamed(cam, previous, tracks, pts_s, per_track, names)
-        for tid in per_track:  # any reason on a track ends its carrying (ADR 0043)
-            if (history := cam.tracks.get(tid)) is not None:
-                history.carried = False
+        self._end_carrying(cam, tracks, meter, per_track)
         reasons = list(scene)
-        if meter is not None:
-            self._learn_scale(cam, tracks, meter.masks)
-            boxes = [o.xyxy for o in tracks.objects if all(map(math.isfinite, o.xyxy))]
-            evasion = cam.evasion.observe(meter.masks, boxes)
-            reasons += evasion
-            flagged |= {"evasion"} if evasion else set()
-            vanished = self._vanished(cam, previous, tracks, meter, boxes, pts_s)
-            reasons += vanished
-            flagged |= {"vanished"} if vanished else set()
-        stayed = self._stayed(cam, previous, tracks, pts_s)
-        reasons += stayed
-        flagged |= {"stayed"} if stayed else set()
-        self._forget(cam, tracks.frame_index)
+        for name, found in self._scene_checks(cam, previous, tracks, meter, pts_s):
+            reasons += found
+            flagged |= {name} if found else set()
         flagged |= {n for ns in names.values() for n in ns}
-        drift = self._drift(cam, previous, pts_s, tracks)
-        reasons += drift
-        flagged |= {"drift"} if drift else set()
         self.disagreements.update(flagged)
         if per_track:
             listed = "; ".join(f"track {tid} ({', '.join(names[tid])})" for tid in per_track)
@@ -487,6 +474,42 @@ class Verifier:
             track_reasons={tid: tuple(r) for tid, r in per_track.items()},
             vouched=tuple(t for t in vouched if t not in per_track),
         )
+
+    def _scene_checks(
+        self,
+        cam: _Camera,
+        previous: int | None,
+        tracks: TrackFrame,
+        meter: BoxMeter | None,
+        pts_s: float,
+    ) -> list[tuple[str, list[str]]]:
+        """The checks on the zones rather than on one track, each with its reasons: evasion
+        and vanished on judged frames (and the scale evasion learns), stayed and drift on
+        every frame; then the camera's tracks unseen for too long are forgotten."""
+        out: list[tuple[str, list[str]]] = []
+        if meter is not None:
+            self._learn_scale(cam, tracks, meter.masks)
+            boxes = [o.xyxy for o in tracks.objects if all(map(math.isfinite, o.xyxy))]
+            out.append(("evasion", list(cam.evasion.observe(meter.masks, boxes))))
+            out.append(("vanished", self._vanished(cam, previous, tracks, meter, boxes, pts_s)))
+        out.append(("stayed", self._stayed(cam, previous, tracks, pts_s)))
+        self._forget(cam, tracks.frame_index)
+        out.append(("drift", self._drift(cam, previous, pts_s, tracks)))
+        return out
+
+    def _end_carrying(
+        self,
+        cam: _Camera,
+        tracks: TrackFrame,
+        meter: BoxMeter | None,
+        per_track: dict[int, list[str]],
+    ) -> None:
+        """ADR 0043: any reason on a track ends its carrying, and so does losing the
+        foreground where a carried track the worker left out was last reported."""
+        self._left_out(cam, tracks, meter)
+        for tid in per_track:
+            if (history := cam.tracks.get(tid)) is not None:
+                history.carried = False
 
     def _left_out(self, cam: _Camera, tracks: TrackFrame, meter: BoxMeter | None) -> None:
         """ADR 0043: a carried track the worker left out of this frame stays carried only

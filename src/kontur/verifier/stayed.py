@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from kontur.geometry import foot_point
+from kontur.geometry import covered_share, foot_point
 from kontur.verifier.coherence import MIN_SIDE, MIN_TEXTURE, centred, centred_ncc
 from kontur.verifier.history import ObservedBox
 from kontur.verifier.vanished import (
@@ -190,7 +190,7 @@ class StayedTracks:
         not reported beside it when it was last seen) covers the patch."""
         again = reported.get(p.track_id)
         if again is not None:  # any size: a track reported again is no longer hidden
-            return _overlap(p.xyxy, again[0]) >= COVERED
+            return covered_share(p.xyxy, again[0]) >= COVERED
         new = [
             box
             for tid, (box, label) in reported.items()
@@ -249,14 +249,6 @@ def _leaving(first: Box, last: Box, fw: int, fh: int) -> bool:
         or (last[1] <= BORDER_PX and first[3] - last[3] >= LEAVING * h)
         or (last[3] >= fh - BORDER_PX and last[1] - first[1] >= LEAVING * h)
     )
-
-
-def _overlap(patch: Box, box: Box) -> float:
-    """The share of ``patch``'s box that ``box`` covers."""
-    iw = min(box[2], patch[2]) - max(box[0], patch[0])
-    ih = min(box[3], patch[3]) - max(box[1], patch[1])
-    area = (patch[2] - patch[0]) * (patch[3] - patch[1])
-    return iw * ih / area if iw > 0 and ih > 0 and area > 0 else 0.0
 
 
 def _centred(patch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:

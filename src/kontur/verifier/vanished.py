@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from kontur.geometry import foot_point
+from kontur.geometry import covered_share, foot_point
 from kontur.verifier.evasion import MAX_COVER
 from kontur.verifier.foreground import BoxMeter
 from kontur.verifier.history import ObservedBox
@@ -198,15 +198,10 @@ def oldest_held(
 
 def covered(ghost: Box, boxes: list[Box], fw: int, fh: int) -> bool:
     """A reported box (not an umbrella over the zone) covers :data:`COVERED` of ``ghost``."""
-    area = (ghost[2] - ghost[0]) * (ghost[3] - ghost[1])
-    for x1, y1, x2, y2 in boxes:
-        if (x2 - x1) * (y2 - y1) > MAX_COVER * fw * fh:
-            continue
-        iw = min(x2, ghost[2]) - max(x1, ghost[0])
-        ih = min(y2, ghost[3]) - max(y1, ghost[1])
-        if iw > 0 and ih > 0 and iw * ih >= COVERED * area:
-            return True
-    return False
+    return any(
+        (b[2] - b[0]) * (b[3] - b[1]) <= MAX_COVER * fw * fh and covered_share(ghost, b) >= COVERED
+        for b in boxes
+    )
 
 
 def _at_border(box: Box, fw: int, fh: int) -> bool:

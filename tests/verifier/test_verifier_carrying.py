@@ -1,0 +1,130 @@
+"""ADR 0043's parts on their own: when a box holds the verifier's foreground, when the
+verifier vouches for a track anew, when it carries one, and which boxes stand alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from kontur.verifier import ForegroundSupport, ObservedBox, TrackHistory
+from kontur.verifier.checks import FOOT_MIN, VOUCH_MOVE
+from kontur.verifier.core import MAX_ALONE_PAIRS, _Alone
+from kontur.wire import TrackedObject
+
+SUPPORT = ForegroundSupport(0.5, 0.1)  # phantom_seconds 0.5, min_support 0.1
+
+
+def obs(
+    frame: int,
+    cx: float = 100.0,
+    *,
+    support: float | None = 0.6,
+    motion: float | None = 0.2,
+    foot: float | None = 0.5,
+) -> ObservedBox:
+    """A 40 x 100 px person box at 10 fps, centred at (cx, 200)."""
+    xyxy = (cx - 20.0, 150.0, cx + 20.0, 250.0)
+    return ObservedBox(frame, frame / 10, xyxy, 0, 0.8, "person", support, motion, foot=foot)
+
+
+def walk(frames: int, step: float = 5.0, **kw: float | None) -> TrackHistory:
+    history = TrackHistory()
+    for i in range(frames):
+        history.append(obs(i, 100.0 + step * i, **kw))  # type: ignore[arg-type]
+    return history
+
+
+@pytest.mark.parametrize(
+    ("support", "foot", "expected"),
+    [
+        (0.6, 0.5, True),
+        (0.05, 0.5, False),  # too little foreground under the box
+        (0.6, FOOT_MIN / 2, False),  # bare ground at its feet: stretched below its object
+        (None, 0.5, None),  # the frame was not judged
+        (0.6, None, None),  # its lowest rows were covered by another box
+        (0.05, None, False),  # any measured shortfall decides
+    ],
+)
+def test_a_box_holds_foreground_under_it_and_at_its_feet(
+    support: float | None, foot: float | None, expected: bool | None
+) -> None:
+    assert SUPPORT.holds(obs(0, support=support, foot=foot)) is expected
+
+
+def test_a_walker_with_its_own_moving_foreground_is_vouched_for() -> None:
+    history = walk(6)
+    assert SUPPORT.vouches(history, obs(6, 130.0))
+
+
+@pytest.mark.parametrize(
+    ("history", "current", "why"),
+    [
+        (walk(6, step=0.0), obs(6, 100.0), "stood still where people walk through it"),
+        (walk(6, motion=0.0), obs(6, 130.0, motion=0.0), "slid over still foreground"),
+        (walk(6, support=0.0), obs(6, 130.0), "one supported frame of six"),
+        (walk(1), obs(1, 105.0), "judged twice only"),
+        (walk(6), obs(6, 130.0, support=None), "the model abstained on this frame"),
+    ],
+)
+def test_nothing_else_is_vouched_for(history: TrackHistory, current: ObservedBox, why: str) -> None:
+    assert not SUPPORT.vouches(history, current), why
+
+
+def test_vouching_needs_the_box_to_have_moved_a_tenth_of_its_size() -> None:
+    size = 100.0  # the box's larger side
+    short = VOUCH_MOVE * size * 0.9 / 5  # 5 steps over the 0.5 s window
+    assert not SUPPORT.vouches(walk(6, step=short), obs(6, 100.0 + short * 6))
+    long = VOUCH_MOVE * size * 1.2 / 5
+    assert SUPPORT.vouches(walk(6, step=long), obs(6, 100.0 + long * 6))
+
+
+def test_a_carried_track_stays_carried_while_it_holds_foreground_even_standing() -> None:
+    history = walk(6, step=0.0)  # never vouched for: it stood still
+    standing = obs(6, 100.0)
+    assert not SUPPORT.carries(history, standing)
+    history.carried = True  # ... but it walked here earlier, and the verifier saw it
+    assert SUPPORT.carries(history, standing)
+    assert not SUPPORT.carries(history, obs(6, 100.0, foot=0.0))  # its feet left the box
+    assert not SUPPORT.carries(history, obs(6, 100.0, support=None))  # nobody looked
+
+
+def test_a_track_is_carried_from_the_frame_it_is_vouched_for() -> None:
+    history = walk(6)
+    assert not history.carried
+    assert SUPPORT.carries(history, obs(6, 130.0))
+
+
+def _objects(*boxes: tuple[float, float, float, float]) -> tuple[TrackedObject, ...]:
+    return tuple(
+        TrackedObject.model_construct(
+            track_id=i + 1, class_id=0, class_name="person", confidence=0.9, xyxy=b
+        )
+        for i, b in enumerate(boxes)
+    )
+
+
+def test_boxes_alone_are_those_no_other_box_overlaps() -> None:
+    alone = _Alone(
+        _objects(
+            (0, 0, 40, 100),  # 1: 2 covers 0.75 of it
+            (10, 0, 50, 100),  # 2
+            (45, 0, 85, 100),  # 3: touches 2, which covers 0.125 of it
+            (200, 0, 400, 150),  # 4: a car...
+            (300, 50, 330, 140),  # 5: ... and a box inside it (IoU 0.09)
+            (600, 0, 640, 100),  # 6: far away
+        )
+    )
+    assert [alone(t) for t in range(1, 7)] == [False, False, True, False, False, True]
+
+
+def test_a_crowded_frame_has_no_box_alone() -> None:
+    row = [(float(i), 0.0, i + 1000.0, 100.0) for i in range(0, 1000, 20)]  # 50, side by side
+    far = (5000.0, 0.0, 5040.0, 100.0)
+    objects = _objects(*row, far)
+    pairs = sum(1 for a in row for b in row if a < b and b[0] < a[2])
+    assert pairs > MAX_ALONE_PAIRS
+    assert not _Alone(objects)(len(objects))  # even the far box: the frame is too crowded
+
+
+def test_malformed_boxes_are_left_out_of_the_sweep() -> None:
+    objects = _objects((0, 0, 40, 100), (float("nan"), 0, 40, 100), (30, 0, 10, 100))
+    assert _Alone(objects)(1)  # the NaN box and the inverted one overlap nothing
