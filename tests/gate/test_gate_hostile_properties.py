@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from kontur.gate import EvidenceMismatchError, Gate, GateError, UnknownCameraError
 from kontur.gate.core import DEFAULT_MAX_GOPS, DEFAULT_MAX_PENDING, OPERATOR_QUEUE
+from kontur.gate.policy import BARE_SHARE
 from kontur.gate.rules import foot_point, point_in_polygon
 from kontur.wire import (
     Decision,
@@ -80,6 +81,9 @@ class FindingShape:
     unvouched: frozenset[int] = frozenset()
     """Tracks the finding does not vouch for (ADR 0043); it vouches for every other. A request
     needs its track vouched for on its window's last frame."""
+    bare: frozenset[int] = frozenset()
+    """Tracks whose box the verifier measured bare (ADR 0044). A request needs its track bare
+    on no more than ``BARE_SHARE`` of its window's findings."""
 
     def build(self, cam: str, frame: int, present: set[int]) -> Finding:
         n_objects = len(present)
@@ -113,6 +117,7 @@ class FindingShape:
             reasons=reasons,
             track_reasons=track_reasons,
             vouched=tuple(sorted((present | set(range(4))) - self.unvouched)),
+            bare=tuple(sorted(self.bare)),
         )
 
     @property
@@ -138,6 +143,13 @@ _shape = st.one_of(
     st.just(_clean),
     st.just(_clean),
     st.builds(FindingShape, st.just("clean"), st.just(frozenset()), st.frozensets(_track_pool)),
+    st.builds(
+        FindingShape,
+        st.just("clean"),
+        st.just(frozenset()),
+        st.just(frozenset()),
+        st.frozensets(_track_pool, min_size=1, max_size=2),
+    ),
     st.builds(
         FindingShape,
         st.sampled_from(
@@ -377,7 +389,9 @@ class Model:
         )
         one_id = not [t for t in req.earlier if t != req.track_id]  # ADR 0042
         looked = bool(req.shapes) and req.track_id not in req.shapes[-1].unvouched  # ADR 0043
-        return gops_ok and findings_ok and one_id and looked and req.normal_throughout
+        bare = sum(req.track_id in s.bare for s in req.shapes)
+        seen = bare <= BARE_SHARE * len(req.shapes)  # ADR 0044
+        return gops_ok and findings_ok and one_id and looked and seen and req.normal_throughout
 
 
 class Run:
@@ -582,7 +596,8 @@ def test_only_a_finding_against_the_track_or_the_scene_holds_a_request_back(
     ALLOWed exactly when no finding of its window holds anything against that track or the
     scene (another track's reasons do not count; a scene reason, a disagreement without a
     reason, a reason under ``agree`` or a summary that does not match its tracks do), and
-    the finding on the frame it fired vouched for the track (ADR 0043)."""
+    the finding on the frame it fired vouched for the track (ADR 0043), and the verifier
+    measured bare ground under it on no more than a quarter of its window (ADR 0044)."""
     config = make_config(cameras=CAMERAS, min_seconds=MIN_SECONDS, polygon=ZONE)
     gate, _ = make_gate(config)
     run = Run(gate, exact=True, max_gops=DEFAULT_MAX_GOPS, max_pending=DEFAULT_MAX_PENDING)

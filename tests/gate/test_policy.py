@@ -343,6 +343,7 @@ def _vector_findings(spec: dict[Any, Any]) -> list[Finding]:
                 reasons=tuple(case.get("reasons", ())),
                 track_reasons={int(k): tuple(v) for k, v in case.get("track_reasons", {}).items()},
                 vouched=tuple(case.get("vouched", (7,))),
+                bare=tuple(case.get("bare", ())),
             )
         )
     return out

@@ -250,6 +250,28 @@ def _uncarried(request: ActionRequest, track: int) -> str | None:
     return _UNCARRIED.format(track=track, frame=last.frame_index)
 
 
+#: A dwell whose box the verifier measured bare (``Finding.bare``) on more than this share of
+#: its window's findings goes to an operator (ADR 0044): what stood there most of the time was
+#: not seen, whatever carried the box at the end. Honest dwells in the bench measure at most
+#: 0.03; a phantom that stands on bare ground, then rides a passer-by the worker hides for the
+#: dwell's last moments, measures most of its window.
+BARE_SHARE = 0.25
+
+
+def _bare(request: ActionRequest, track: int) -> str | None:
+    """Why ``track`` stood on bare ground for too much of its window, or None."""
+    mine = [f for f in request.findings if f.camera_id == request.camera_id]
+    bare = [f.frame_index for f in mine if track in f.bare]
+    if not bare or len(bare) <= BARE_SHARE * len(mine):
+        return None
+    return (
+        f"the verifier measured bare ground under track {track} on {len(bare)} of the "
+        f"window's {len(mine)} frames ({_where(bare)}): expected foreground under the box for "
+        f"at least {1 - BARE_SHARE:.0%} of its dwell, since what stood there was not seen "
+        "(ADR 0044)"
+    )
+
+
 def _ids(ids: tuple[int, ...]) -> str:
     return ", ".join(map(str, ids[:8])) + (f", … ({len(ids)} in all)" if len(ids) > 8 else "")
 
@@ -268,7 +290,9 @@ class VerifierAgrees:
     """Every verifier finding of the window agreed on the request's track and on the scene.
 
     A request on one track also needs the verifier to have *looked*: its own pixels must
-    carry the track (``Finding.vouched``) on the frame the dwell fired on.
+    carry the track (``Finding.vouched``) on the frame the dwell fired on, and must not have
+    measured bare ground under its box (``Finding.bare``) on more than :data:`BARE_SHARE` of
+    the window's frames (ADR 0044).
     Findings that agree only because every pixel check abstained (the background still being
     learnt, a moving camera, a box that never moved), or a box that has lost the foreground
     it was seen to move with, leave the request to an operator (ADR 0043); that reason is
@@ -310,6 +334,9 @@ class VerifierAgrees:
         if unseen:
             n = len(unseen)
             reasons.append(f"no verifier finding for {_where(unseen)} ({n} frame{'s' * (n != 1)})")
+        bare = None if track is None else _bare(request, track)
+        if bare is not None:
+            reasons.append(bare)
         uncarried = None if reasons or track is None else _uncarried(request, track)
         if uncarried is not None:
             reasons.append(uncarried)  # the one reason left: say it

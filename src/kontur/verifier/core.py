@@ -450,7 +450,7 @@ class Verifier:
         masks = cam.masks.get(tracks.frame_index)
         any_meter = BoxMeter(masks) if masks is not None else None
         meter = any_meter if masks is not None and masks.judged else None
-        per_track, names, vouched = self._check_tracks(
+        per_track, names, vouched, bare = self._check_tracks(
             cam, tracks.frame_index, pts_s, tracks, any_meter
         )
         self._renamed(cam, previous, tracks, pts_s, per_track, names)
@@ -473,6 +473,7 @@ class Verifier:
             reasons=tuple(reasons),
             track_reasons={tid: tuple(r) for tid, r in per_track.items()},
             vouched=tuple(t for t in vouched if t not in per_track),
+            bare=tuple(bare),
         )
 
     def _scene_checks(
@@ -648,12 +649,14 @@ class Verifier:
         pts_s: float,
         tracks: TrackFrame,
         meter: BoxMeter | None,
-    ) -> tuple[dict[int, list[str]], dict[int, list[str]], list[int]]:
-        """Run every track check; returns reasons and check names keyed by track id, and the
-        tracks the verifier's own pixels carry (ADR 0043)."""
+    ) -> tuple[dict[int, list[str]], dict[int, list[str]], list[int], list[int]]:
+        """Run every track check; returns reasons and check names keyed by track id, the
+        tracks the verifier's own pixels carry (ADR 0043), and those whose box it measured
+        bare on a judged frame (ADR 0044)."""
         reasons: dict[int, list[str]] = {}
         names: dict[int, list[str]] = {}
         vouched: list[int] = []
+        bare: list[int] = []
         seen: set[int] = set()
         own = self._own_meters(meter, tracks)
         judged = meter is not None and meter.masks.judged
@@ -675,7 +678,9 @@ class Verifier:
                 names.setdefault(tid, []).append(name)
             if carried:
                 vouched.append(tid)
-        return reasons, names, vouched
+            elif judged and self._support.holds(box) is False:
+                bare.append(tid)
+        return reasons, names, vouched, bare
 
     def _stature(self, cam: _Camera, box: ObservedBox, meter: BoxMeter | None) -> ObservedBox:
         """``box`` with its height over the camera's modelled person height at its foot point

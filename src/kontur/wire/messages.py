@@ -209,6 +209,11 @@ class Finding(_Msg):
     since held foreground, down to its lowest rows.
     An ``agree`` says no check found anything wrong; only this says a check looked. A
     critical action needs its track here on the frame its dwell fired."""
+    bare: tuple[int, ...] = ()
+    """Tracks whose box the verifier measured on this frame, judged by its background model,
+    and found bare: too little foreground under it, or at its lowest rows (ADR 0044). A
+    dwell that stood on bare ground for a quarter of its window goes to an operator, however
+    it ends."""
 
 
 class FrameStamp(_Msg):
