@@ -392,6 +392,37 @@ def test_a_box_stretched_below_its_persons_feet_into_a_zone_goes_to_an_operator(
         assert out and all(o is Outcome.OPERATOR for _, o, _ in out), out
 
 
+@pytest.mark.parametrize(
+    ("widen", "grow_from", "zone"),
+    [
+        (0.0, None, ((0.4, 0.6), (1.0, 0.6), (1.0, 0.8), (0.4, 0.8))),
+        (90.0, None, ((0.55, 0.6), (1.0, 0.6), (1.0, 0.8), (0.55, 0.8))),
+        (90.0, 35, ((0.55, 0.6), (1.0, 0.6), (1.0, 0.8), (0.55, 0.8))),
+        (200.0, 35, ((0.6, 0.6), (1.0, 0.6), (1.0, 0.8), (0.6, 0.8))),
+    ],
+    ids=["honest", "widened-3x", "widened-3x-after-vouch", "widened-6x-after-vouch"],
+)
+def test_a_box_widened_past_its_persons_side_into_a_zone_goes_to_an_operator(
+    widen: float, grow_from: int | None, zone: Zone
+) -> None:
+    """Found by the third review: the worker widened a real person's box to the right, so its
+    foot point (the middle of its bottom edge) moved into a zone beside the walkway that the
+    person, standing at x 290-330 px, never entered (from the start, or 10 px a frame once
+    the box was vouched for). The foot is measured around that point, on bare ground now.
+    The honest box, in a zone that does hold the person, is ALLOWed."""
+
+    def reports(i: int) -> list[TrackedObject]:
+        box = _walks_then_stands(i)
+        if box is None:
+            return []
+        grow = widen if grow_from is None else min(max(0.0, 10.0 * (i - grow_from)), widen)
+        return [_person(1, (box[0], box[1], box[2] + grow, box[3]))]
+
+    out = _scene(100, lambda i: [b for b in [_walks_then_stands(i)] if b], reports, 2.0, zone)
+    want = Outcome.ALLOW if not widen else Outcome.OPERATOR
+    assert out and all(o is want for _, o, _ in out), out
+
+
 def test_a_phantom_riding_a_passer_by_side_by_side_is_not_vouched_for() -> None:
     """A phantom sharing a real walker's box (IoU over 0.3) while the walker, reported
     honestly, crosses the scene: the moving foreground under it is claimed by the walker's

@@ -70,8 +70,12 @@ CROWD_CAP = 0.3
 #: A box is measured against a cover (:class:`BoxMeter`) only when at least this fraction of
 #: its pixels lies outside it.
 MIN_FREE = 0.3
-#: The lowest share of a box's rows that :meth:`BoxMeter.foot` measures: a person's legs.
+#: The lowest share of a box's rows that :meth:`BoxMeter.foot` measures: a person's legs...
 FOOT_BAND = 0.2
+#: ...over at most this many box heights of width, centred on the box's foot point (where the
+#: gate places the object): about two thirds of a walking person's box, both legs. A box
+#: widened sideways past its object moves its foot point off it, onto bare ground.
+FOOT_WIDTH = 0.25
 #: Rectangle sums a :class:`BoxMeter` counts directly before it builds its integral images
 #: (a count costs about what an O(1) integral-image sum does; building them, ~150 of them).
 DIRECT_SUMS = 256
@@ -277,12 +281,16 @@ class BoxMeter:
         return fit, moved
 
     def foot(self, xyxy: tuple[float, float, float, float]) -> float | None:
-        """The foreground density of the box's lowest :data:`FOOT_BAND` of rows (outside the
-        cover), or None when less than :data:`MIN_FREE` of them is in the picture and outside
-        the cover: an object stands on the bottom of its box, and one stretched below its
-        object's feet has bare ground there."""
+        """The foreground density (outside the cover) where the box's object stands: its
+        lowest :data:`FOOT_BAND` of rows, over :data:`FOOT_WIDTH` box heights (at most its
+        width) centred on its foot point; None when less than :data:`MIN_FREE` of that is in
+        the picture and outside the cover. A box stretched below its object's feet, or
+        widened past its side, has bare ground there."""
         x1, y1, x2, y2 = xyxy
-        y0, x0, y1p, x1p = self.masks.to_picture((x1, y2 - FOOT_BAND * (y2 - y1), x2, y2))
+        half = min(x2 - x1, FOOT_WIDTH * (y2 - y1)) / 2
+        cx = (x1 + x2) / 2
+        band = (cx - half, y2 - FOOT_BAND * (y2 - y1), cx + half, y2)
+        y0, x0, y1p, x1p = self.masks.to_picture(band)
         area = self._area(y0, x0, y1p, x1p)
         if area <= 0 or area < MIN_FREE * (y1p - y0) * (x1p - x0):
             return None
