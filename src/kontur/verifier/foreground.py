@@ -266,8 +266,8 @@ class BoxMeter:
         """
         m = self.masks
         y0, x0, y1, x1 = m.to_picture(xyxy)
-        area = self._area(y0, x0, y1, x1)
-        if area <= 0 or area < MIN_FREE * (y1 - y0) * (x1 - x0):
+        area = self._free(y0, x0, y1, x1)
+        if area is None:
             return None
         bw, bh = xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]
         ring = (xyxy[0] - bw / 2, xyxy[1] - bh / 4, xyxy[2] + bw / 2, xyxy[3] + bh / 4)
@@ -291,10 +291,14 @@ class BoxMeter:
         cx = (x1 + x2) / 2
         band = (cx - half, y2 - FOOT_BAND * (y2 - y1), cx + half, y2)
         y0, x0, y1p, x1p = self.masks.to_picture(band)
-        area = self._area(y0, x0, y1p, x1p)
-        if area <= 0 or area < MIN_FREE * (y1p - y0) * (x1p - x0):
-            return None
-        return self._count(0, y0, x0, y1p, x1p) / area
+        area = self._free(y0, x0, y1p, x1p)
+        return None if area is None else self._count(0, y0, x0, y1p, x1p) / area
+
+    def _free(self, y0: int, x0: int, y1: int, x1: int) -> int | None:
+        """Pixels of the rectangle outside the cover, or None when they are none or fewer
+        than :data:`MIN_FREE` of it: too little to measure."""
+        area = self._area(y0, x0, y1, x1)
+        return None if area <= 0 or area < MIN_FREE * (y1 - y0) * (x1 - x0) else area
 
     def _area(self, y0: int, x0: int, y1: int, x1: int) -> int:
         """Pixels of the rectangle outside the cover."""
