@@ -34,9 +34,11 @@ Everything is measured in ONE run (issue 13 §2):
 
 4. In the same clean pass, the honest worker's dwell requests under the default policy are
    judged by the gate's ``VerifierAgrees``: ``honest_dwells`` counts those it ALLOWs, those
-   held back only because the verifier never vouched for the track (ADR 0043: its pixels
-   never carried it in the window), and those held back by a finding. The columns
-   ``dwells`` read allowed+unvouched/requests. ``honest_dwells_10s`` does the same with the
+   held back only because the verifier did not carry the track when the dwell fired (ADR
+   0043, ``unvouched_only``), those held back only because it measured the track for less
+   than half the window or did not carry it for more than a third of what it measured (ADR
+   0044, ``unmeasured_only``), and those held back by a finding. The columns ``dwells``
+   read allowed+unvouched+unmeasured/requests. ``honest_dwells_10s`` does the same with the
    dwell made :data:`LOITER_S` long: people who stop and stand, whom the verifier must still
    carry when the dwell fires.
 
@@ -268,8 +270,10 @@ class Dwells:
                 check = VerifierAgrees().evaluate(request)
                 if check.outcome is Outcome.ALLOW:
                     self.outcomes["allowed"] += 1
-                elif len(check.reasons) == 1 and "(ADR 0043)" in check.reasons[0]:
+                elif len(check.reasons) == 1 and check.reasons[0].endswith("(ADR 0043)"):
                     self.outcomes["unvouched_only"] += 1
+                elif len(check.reasons) == 1 and check.reasons[0].endswith("(ADR 0044)"):
+                    self.outcomes["unmeasured_only"] += 1
                 else:
                     self.outcomes["held_by_findings"] += 1
                     self.held_by.update(
@@ -279,14 +283,19 @@ class Dwells:
     def summary(self) -> dict[str, Any]:
         n = sum(self.outcomes.values())
         allowed, unvouched = self.outcomes["allowed"], self.outcomes["unvouched_only"]
+        unmeasured = self.outcomes["unmeasured_only"]
         return {
             "requests": n,
             "allowed": allowed,
             "unvouched_only": unvouched,
+            "unmeasured_only": unmeasured,
             "held_by_findings": self.outcomes["held_by_findings"],
             "held_by": dict(self.held_by),
             "allowed_share": round(allowed / n, 4) if n else None,
-            "allowed_share_before_adr_0043": round((allowed + unvouched) / n, 4) if n else None,
+            "allowed_share_before_adr_0043": (
+                round((allowed + unvouched + unmeasured) / n, 4) if n else None
+            ),
+            "allowed_share_before_adr_0044": round((allowed + unmeasured) / n, 4) if n else None,
         }
 
 
@@ -414,7 +423,10 @@ def _totals_over(results: dict[str, Any]) -> dict[str, Any]:
             for key in ("honest_dwells", f"honest_dwells_{LOITER_S:g}s"):
                 d = m[key]
                 dwells.update(
-                    {f"{key}_{k}": d[k] for k in ("requests", "allowed", "unvouched_only")}
+                    {
+                        f"{key}_{k}": d[k]
+                        for k in ("requests", "allowed", "unvouched_only", "unmeasured_only")
+                    }
                 )
             for kind, c in m["catch"].items():
                 acc = per_kind.setdefault(kind, [0, 0])
@@ -456,12 +468,16 @@ def _print_table(results: dict[str, Any], totals: dict[str, Any]) -> None:
                 f"{m['verifier_cpu_ms_per_frame']['mean']:.2f}",
                 f"{m['decode_cpu_ms_per_frame']:.2f}",
                 f"{m['verifier_over_decode']}",
-                "{allowed}+{unvouched_only}/{requests}".format(**m["honest_dwells"]),
+                "{allowed}+{unvouched_only}+{unmeasured_only}/{requests}".format(
+                    **m["honest_dwells"]
+                ),
             )
     console = Console(stderr=True)
     console.print(table)
     console.print({"catch_rate_within_1s": totals["catch_rate"], "injected": totals["injected"]})
-    console.print({"honest_dwells (allowed, unvouched_only, requests)": totals["honest_dwells"]})
+    console.print(
+        {"honest_dwells (allowed, only unvouched or unmeasured)": totals["honest_dwells"]}
+    )
     if "fixed_camera" in totals:
         console.print({"fixed_camera_catch_rate": totals["fixed_camera"]["catch_rate"]})
     if "own_clips" in totals:

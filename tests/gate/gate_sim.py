@@ -94,14 +94,14 @@ def evidence(
     pts: float | None = None,
     gop_index: int | None = None,
     vouched: Sequence[int] | None = None,
-    bare: Sequence[int] = (),
+    measured: Sequence[int] | None = None,
 ) -> Evidence:
     """Tracks for ``frame`` with the verifier's finding on them and ingest's stamp.
 
     Ingest stamps the frame in GOP ``frame // GOP_LEN`` (or ``gop_index``) at ``pts``. The
     verifier vouches for ``vouched`` (default: every object it gives no reason on, as its
-    pixels do for people walking in a learnt scene; ADR 0043) and measured ``bare`` ground
-    under none (ADR 0044) unless told.
+    pixels do for people walking in a learnt scene; ADR 0043), and ``measured`` those (ADR
+    0044; default: the ones it vouches for).
     """
     named = {k: tuple(v) for k, v in (track_reasons or {}).items()}
     if vouched is None:
@@ -113,7 +113,7 @@ def evidence(
         reasons=tuple(reasons),
         track_reasons=named,
         vouched=tuple(vouched),
-        bare=tuple(bare),
+        measured=tuple(vouched if measured is None else measured),
     )
     tracks = track_frame(frame, objects, cam=cam, pts=pts)
     stamp = FrameStamp(

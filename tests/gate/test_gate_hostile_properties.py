@@ -13,6 +13,7 @@ stamps only) each decision must name, and what each decision may be.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 
 from kontur.gate import EvidenceMismatchError, Gate, GateError, UnknownCameraError
 from kontur.gate.core import DEFAULT_MAX_GOPS, DEFAULT_MAX_PENDING, OPERATOR_QUEUE
-from kontur.gate.policy import BARE_SHARE
+from kontur.gate.policy import MEASURED_SHARE, UNCARRIED_SHARE
 from kontur.gate.rules import foot_point, point_in_polygon
 from kontur.wire import (
     Decision,
@@ -81,9 +82,10 @@ class FindingShape:
     unvouched: frozenset[int] = frozenset()
     """Tracks the finding does not vouch for (ADR 0043); it vouches for every other. A request
     needs its track vouched for on its window's last frame."""
-    bare: frozenset[int] = frozenset()
-    """Tracks whose box the verifier measured bare (ADR 0044). A request needs its track bare
-    on no more than ``BARE_SHARE`` of its window's findings."""
+    looked: frozenset[int] = frozenset()
+    """Tracks it does not vouch for but measured (ADR 0044; it measures every track it vouches
+    for). A request needs its track carried for all but ``UNCARRIED_SHARE`` of the frames it
+    was measured, each finding standing for the frames up to the window's next."""
 
     def build(self, cam: str, frame: int, present: set[int]) -> Finding:
         n_objects = len(present)
@@ -117,7 +119,7 @@ class FindingShape:
             reasons=reasons,
             track_reasons=track_reasons,
             vouched=tuple(sorted((present | set(range(4))) - self.unvouched)),
-            bare=tuple(sorted(self.bare)),
+            measured=tuple(sorted((present | set(range(4))) - (self.unvouched - self.looked))),
         )
 
     @property
@@ -143,12 +145,8 @@ _shape = st.one_of(
     st.just(_clean),
     st.just(_clean),
     st.builds(FindingShape, st.just("clean"), st.just(frozenset()), st.frozensets(_track_pool)),
-    st.builds(
-        FindingShape,
-        st.just("clean"),
-        st.just(frozenset()),
-        st.just(frozenset()),
-        st.frozensets(_track_pool, min_size=1, max_size=2),
+    st.frozensets(_track_pool, min_size=1, max_size=2).map(
+        lambda ts: FindingShape("clean", frozenset(), ts, ts)  # measured, not carried
     ),
     st.builds(
         FindingShape,
@@ -279,6 +277,7 @@ class Request:
     shapes: list[FindingShape]
     normal_throughout: bool
     earlier: tuple[int, ...] = ()
+    frames: tuple[int, ...] = ()
 
 
 @dataclass
@@ -333,6 +332,7 @@ class Model:
                     list(w.shapes),
                     self.normal,
                     w.ids,
+                    tuple(w.frames),
                 )
                 if w.renamed is None:
                     w.fired, w.frames, w.shapes = True, [], []
@@ -389,9 +389,22 @@ class Model:
         )
         one_id = not [t for t in req.earlier if t != req.track_id]  # ADR 0042
         looked = bool(req.shapes) and req.track_id not in req.shapes[-1].unvouched  # ADR 0043
-        bare = sum(req.track_id in s.bare for s in req.shapes)
-        seen = bare <= BARE_SHARE * len(req.shapes)  # ADR 0044
+        seen = _carried_enough(req)  # ADR 0044
         return gops_ok and findings_ok and one_id and looked and seen and req.normal_throughout
+
+
+def _carried_enough(req: Request) -> bool:
+    """ADR 0044: the verifier measured the track over ``MEASURED_SHARE`` of the window or
+    more (each finding standing for the frames up to the window's next), and carried it on
+    all but ``UNCARRIED_SHARE`` of that."""
+    spans = [b - a for a, b in itertools.pairwise(req.frames)] + [1]
+    t = req.track_id
+    looked = uncarried = 0
+    for shape, span in zip(req.shapes, spans, strict=True):
+        if t not in shape.unvouched or t in shape.looked:
+            looked += span
+            uncarried += span if t in shape.unvouched else 0
+    return looked >= MEASURED_SHARE * sum(spans) and uncarried <= UNCARRIED_SHARE * looked
 
 
 class Run:
@@ -597,7 +610,7 @@ def test_only_a_finding_against_the_track_or_the_scene_holds_a_request_back(
     scene (another track's reasons do not count; a scene reason, a disagreement without a
     reason, a reason under ``agree`` or a summary that does not match its tracks do), and
     the finding on the frame it fired vouched for the track (ADR 0043), and the verifier
-    measured bare ground under it on no more than a quarter of its window (ADR 0044)."""
+    measured it over half its window or more, carrying it for two thirds of that (ADR 0044)."""
     config = make_config(cameras=CAMERAS, min_seconds=MIN_SECONDS, polygon=ZONE)
     gate, _ = make_gate(config)
     run = Run(gate, exact=True, max_gops=DEFAULT_MAX_GOPS, max_pending=DEFAULT_MAX_PENDING)

@@ -45,7 +45,8 @@ def _finding(
     vouched: Sequence[int] = (7,),
     **tr: Sequence[str],
 ) -> Finding:
-    """Track 7 is vouched for (ADR 0043) unless ``vouched`` says otherwise."""
+    """Track 7 is vouched for (ADR 0043), and so measured (ADR 0044), unless ``vouched``
+    says otherwise."""
     return Finding(
         camera_id="cam1",
         frame_index=frame,
@@ -53,6 +54,7 @@ def _finding(
         reasons=tuple(reasons),
         track_reasons={int(k[1:]): tuple(v) for k, v in tr.items()},
         vouched=tuple(vouched),
+        measured=tuple(vouched),
     )
 
 
@@ -343,7 +345,7 @@ def _vector_findings(spec: dict[Any, Any]) -> list[Finding]:
                 reasons=tuple(case.get("reasons", ())),
                 track_reasons={int(k): tuple(v) for k, v in case.get("track_reasons", {}).items()},
                 vouched=tuple(case.get("vouched", (7,))),
-                bare=tuple(case.get("bare", ())),
+                measured=tuple(case.get("measured", case.get("vouched", (7,)))),
             )
         )
     return out
@@ -489,3 +491,26 @@ def test_default_critical_all_good() -> None:
         "verifier agreed on track 7 and the scene in 5 frames",
         "system NORMAL",
     )
+
+
+def test_each_finding_stands_for_the_frames_up_to_the_windows_next() -> None:
+    """ADR 0044, found by review: a worker that reports its phantom on one frame in eight
+    while it stands on bare ground, then on every frame while it rides a passer-by, made the
+    uncarried findings few. Each finding stands for the frames until the next: 8 of 14
+    frames measured uncarried here, though only 1 of 7 findings."""
+    frames = (0, 8, 9, 10, 11, 12, 13)
+    bare = _finding(0, vouched=()).model_copy(update={"measured": (7,)})
+    findings = (bare, *(_finding(f) for f in frames[1:]))
+    req = replace(request(findings=findings), frames=frames, frame_index=13)
+    c = VerifierAgrees().evaluate(req)
+    assert c.outcome is Outcome.OPERATOR
+    assert c.reasons == (
+        "the verifier measured track 7 over 14 frames of the window and its pixels did not "
+        "carry it over 8 of them: expected them to carry it for at least 67% of the time they "
+        "looked, since what stood there the rest of the time was bare ground or foreground it "
+        "never saw move as its own (ADR 0044)",
+    )
+    dense = replace(
+        req, findings=(bare, *(_finding(f) for f in range(1, 14))), frames=tuple(range(14))
+    )
+    assert VerifierAgrees().evaluate(dense).outcome is Outcome.ALLOW  # 1 of 14 frames

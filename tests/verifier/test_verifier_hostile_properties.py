@@ -341,17 +341,19 @@ def test_an_honest_worker_is_agreed_with(seed: int, frames: int) -> None:
     """The positive control of the property above: the same ingest stream with a worker that
     reports a person standing still on every frame, with ingest's pts, gets agreement
     everywhere, and the gate holds nothing against that track's request but that no pixel
-    check looked: with thumbnails alone the verifier vouches for no one (ADR 0043), and once
-    vouched for, the request would go through."""
+    check looked: with thumbnails alone the verifier measures and vouches for no one (ADR
+    0043, 0044), and once vouched for, the request would go through."""
     rng = np.random.default_rng(seed)
     v = Verifier(VerifierConfig())
     for f in ingest_stream(seed, frames, 0):
         v.observe_frame(f.camera, f.frame_index, f.pts_s, _thumbnail(rng, True), f.gop_index)
         person = Obj(7, 0, 0.8, STILL).tracked()
         finding = v.check(track_frame(f.frame_index, f.pts_s, [person], f.camera))
-        assert finding.agree and not finding.reasons and not finding.vouched, finding
+        assert finding.agree and not finding.reasons, finding
+        assert not finding.vouched and not finding.measured, finding
         assert not _allowed_by_gate(finding, 7)
-        assert _allowed_by_gate(finding.model_copy(update={"vouched": (7,)}), 7)
+        looked = finding.model_copy(update={"vouched": (7,), "measured": (7,)})
+        assert _allowed_by_gate(looked, 7)
 
 
 @settings(max_examples=5, deadline=None)

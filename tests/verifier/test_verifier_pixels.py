@@ -111,30 +111,35 @@ def test_the_verifier_vouches_for_every_real_person_who_walks_and_never_while_le
 
 
 @pytest.mark.parametrize("clip", list(CLIPS))
-def test_real_people_rarely_stand_on_bare_ground(clip: str) -> None:
-    """ADR 0044: ``Finding.bare`` names the boxes the verifier measured without foreground.
-    Once the background is learnt, a real person's box is bare on a few frames in a hundred
-    (a dip of support or at the feet), far from the quarter of a dwell the gate refuses."""
+def test_real_people_are_carried_almost_whenever_they_are_measured(clip: str) -> None:
+    """ADR 0044: ``Finding.measured`` names the tracks the verifier looked at. Once the
+    background is learnt, it measures real people on most frames, and carries them on all
+    but a few in a hundred of those (a dip of support or at the feet, the half second a new
+    walker needs to be vouched for), far from the third of a dwell the gate refuses."""
     fps, tracks, findings = _honest(clip)
     after = findings[round(LEARN_S * fps) + 1 :]
     boxes = sum(len(tracks.get(f.frame_index, [])) for f in after)
-    bare = sum(len(f.bare) for f in after)
-    assert boxes > 100 and bare < 0.1 * boxes, (bare, boxes)
-    assert not [f.frame_index for f in after if set(f.bare) & set(f.vouched)]
+    measured = sum(len(f.measured) for f in after)
+    uncarried = sum(len(set(f.measured) - set(f.vouched)) for f in after)
+    assert boxes > 100 and measured > 0.5 * boxes, (measured, boxes)
+    assert uncarried < 0.15 * measured, (uncarried, measured)
+    assert not [f.frame_index for f in after if not set(f.vouched) <= set(f.measured)]
 
 
-def test_a_phantom_is_never_vouched_for_and_stands_on_bare_ground() -> None:
+def test_a_phantom_is_never_vouched_for_though_measured() -> None:
     """A smooth phantom walker over PETS09's empty ground: never vouched for (ADR 0043), and
-    measured bare on every frame of its first 2 s (ADR 0044), while real people are vouched
-    for."""
+    measured on every frame of its first 2 s after the half second a vouch needs (ADR 0044),
+    while real people are vouched for."""
     _require(PETS_VIDEO, PETS_GT)
     tracks = gt_tracks(PETS_GT, 0.625)
     for i in range(ONSET, 120):
         tracks[i] = [*tracks.get(i, []), _walker((i - ONSET) / FPS)]
     findings = run(frames(PETS_VIDEO, 120), FPS, tracks)
     assert not [f.frame_index for f in findings if 999 in f.vouched]
-    two_s = findings[ONSET : ONSET + round(2 * FPS)]
-    assert [f.frame_index for f in two_s if 999 not in f.bare] == []
+    grace = round(VerifierConfig().phantom_seconds * FPS)
+    two_s = findings[ONSET + grace : ONSET + grace + round(2 * FPS)]
+    assert [f.frame_index for f in two_s if 999 not in f.measured] == []
+    assert [f.frame_index for f in findings[: ONSET + grace] if 999 in f.measured] == []
     assert {t for f in findings for t in f.vouched}  # the real people are
 
 

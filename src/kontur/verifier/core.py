@@ -97,10 +97,11 @@ __all__ = [
 ]
 
 #: A box is vouched for (ADR 0043) only while no other reported box covers more than this
-#: share of it, nor it of the other: moving foreground another box claims does not show which
-#: box follows it, and a phantom riding a passer-by, leaving with a departing person or drawn
-#: inside a passing car's box, would take it for its own. (Two boxes of one size cover 0.45 of
-#: each other at an IoU of 0.3; a box inside another is covered whole, at any IoU.)
+#: share of it: moving foreground another box claims does not show which box follows it, and a
+#: phantom riding a passer-by, leaving with a departing person or drawn inside a passing car's
+#: box, would take it for its own. (Two boxes of one size cover 0.45 of each other at an IoU
+#: of 0.3; a box inside another is covered whole, at any IoU; the larger box of a pair, an
+#: adult beside a child, may still be alone.)
 VOUCH_ALONE_COVER = 0.45
 #: Pairs of boxes side by side (their columns overlap) beyond which no box of the frame is
 #: vouched for anew: comparing them would cost a hostile frame quadratic time, and a crowd
@@ -222,8 +223,8 @@ def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: in
 
 
 class _Alone:
-    """Which boxes of a frame neither cover nor are covered by another reported box beyond
-    :data:`VOUCH_ALONE_COVER`; worked out once, and only when a box is about to be vouched for
+    """Which boxes of a frame no other reported box covers beyond :data:`VOUCH_ALONE_COVER`
+    of; worked out once, and only when a box is about to be vouched for
     (rarely). On a frame of more than :data:`MAX_ALONE_PAIRS` side-by-side pairs, none is."""
 
     def __init__(self, objects: tuple[TrackedObject, ...]) -> None:
@@ -247,9 +248,10 @@ class _Alone:
                 pairs += 1
                 if pairs > MAX_ALONE_PAIRS:
                     return None
-                share = max(covered_share(box_a, box_b), covered_share(box_b, box_a))
-                if share > VOUCH_ALONE_COVER:
-                    out |= {a, b}
+                if covered_share(box_a, box_b) > VOUCH_ALONE_COVER:
+                    out.add(a)
+                if covered_share(box_b, box_a) > VOUCH_ALONE_COVER:
+                    out.add(b)
         return out
 
 
@@ -450,7 +452,7 @@ class Verifier:
         masks = cam.masks.get(tracks.frame_index)
         any_meter = BoxMeter(masks) if masks is not None else None
         meter = any_meter if masks is not None and masks.judged else None
-        per_track, names, vouched, bare = self._check_tracks(
+        per_track, names, vouched, measured = self._check_tracks(
             cam, tracks.frame_index, pts_s, tracks, any_meter
         )
         self._renamed(cam, previous, tracks, pts_s, per_track, names)
@@ -473,7 +475,7 @@ class Verifier:
             reasons=tuple(reasons),
             track_reasons={tid: tuple(r) for tid, r in per_track.items()},
             vouched=tuple(t for t in vouched if t not in per_track),
-            bare=tuple(bare),
+            measured=tuple(measured),
         )
 
     def _scene_checks(
@@ -651,12 +653,11 @@ class Verifier:
         meter: BoxMeter | None,
     ) -> tuple[dict[int, list[str]], dict[int, list[str]], list[int], list[int]]:
         """Run every track check; returns reasons and check names keyed by track id, the
-        tracks the verifier's own pixels carry (ADR 0043), and those whose box it measured
-        bare on a judged frame (ADR 0044)."""
+        tracks the verifier's own pixels carry (ADR 0043), and those it measured (ADR 0044)."""
         reasons: dict[int, list[str]] = {}
         names: dict[int, list[str]] = {}
         vouched: list[int] = []
-        bare: list[int] = []
+        measured: list[int] = []
         seen: set[int] = set()
         own = self._own_meters(meter, tracks)
         judged = meter is not None and meter.masks.judged
@@ -672,15 +673,15 @@ class Verifier:
             seen.add(tid)
             mine = own.get(self._groups.key(obj.class_name), meter)
             box = self._stature(cam, self._observed(cam, obj, frame_index, pts_s, mine), meter)
-            found, carried = self._check_one(cam, tid, box, judged, alone)
+            found, carried, looked = self._check_one(cam, tid, box, judged, alone)
             for name, reason in found:
                 reasons.setdefault(tid, []).append(reason)
                 names.setdefault(tid, []).append(name)
             if carried:
                 vouched.append(tid)
-            elif judged and self._support.holds(box) is False:
-                bare.append(tid)
-        return reasons, names, vouched, bare
+            if looked:
+                measured.append(tid)
+        return reasons, names, vouched, measured
 
     def _stature(self, cam: _Camera, box: ObservedBox, meter: BoxMeter | None) -> ObservedBox:
         """``box`` with its height over the camera's modelled person height at its foot point
@@ -770,12 +771,14 @@ class Verifier:
 
     def _check_one(
         self, cam: _Camera, tid: int, box: ObservedBox, judged: bool, alone: _Alone
-    ) -> tuple[list[tuple[str, str]], bool]:
-        """(check name, reason) for each check ``box`` fails, and whether the verifier's
-        pixels carry it (:meth:`~kontur.verifier.checks.ForegroundSupport.carries`; a reason
-        ends it; on a ``judged`` frame where the box, or its lowest rows, was not measured,
+    ) -> tuple[list[tuple[str, str]], bool, bool]:
+        """(check name, reason) for each check ``box`` fails, whether the verifier's pixels
+        carry it (:meth:`~kontur.verifier.checks.ForegroundSupport.carries`; a reason ends
+        it; on a ``judged`` frame where the box, or its lowest rows, was not measured,
         covered by another object's box, it is not carried now and stays as it was; only a
-        box ``alone`` on the frame is vouched for anew); records it when well formed."""
+        box ``alone`` on the frame is vouched for anew), and whether it was measured (ADR
+        0044: judged and not covered, for ``phantom_seconds`` running); records it when well
+        formed."""
         history = cam.tracks.get(tid)
         last = None if history is None else history.last
         if last is not None and _cut(cam, last.frame_index, box.frame_index):
@@ -784,8 +787,8 @@ class Verifier:
             history = TrackHistory()
         malformed = self._box.check(tid, history, box)
         if malformed is not None:
-            history.carried = False
-            return [(self._box.name, malformed)], False
+            history.carried, history.measured_since = False, None
+            return [(self._box.name, malformed)], False, False
         if self._coherence_on(box):
             coherence = self._coherence(cam, history, box)
             if coherence is not None:  # None: the box's own, as measured
@@ -794,12 +797,25 @@ class Verifier:
         carried = not found and self._support.carries(history, box)
         if carried and not history.carried and not alone(tid):
             carried = False  # a new vouch, on foreground another box claims too
-        if found or not judged or self._support.holds(box) is not None:
+        holds = self._support.holds(box) if judged else None
+        if found or not judged or holds is not None:
             history.carried = carried
+        looked = self._looked(history, box, holds) or carried  # it looked, if it carried
         history.append(box)
         cam.tracks[tid] = history
         cam.tracks.move_to_end(tid)
-        return found, carried
+        return found, carried, looked
+
+    def _looked(self, history: TrackHistory, box: ObservedBox, holds: bool | None) -> bool:
+        """ADR 0044: ``box`` was measured on a judged frame (``holds`` not None), and so was
+        every box of the track for at least ``phantom_seconds`` before it, the time a vouch
+        needs; a box not measured starts that time again."""
+        if holds is None:
+            history.measured_since = None
+            return False
+        if history.measured_since is None:
+            history.measured_since = box.pts_s
+        return box.pts_s - history.measured_since >= self._config.phantom_seconds - 1e-6
 
     def _coherence_on(self, box: ObservedBox) -> bool:
         """Content coherence is measured for tracks of a watched class group only."""

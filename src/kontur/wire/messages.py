@@ -209,11 +209,13 @@ class Finding(_Msg):
     since held foreground, down to its lowest rows.
     An ``agree`` says no check found anything wrong; only this says a check looked. A
     critical action needs its track here on the frame its dwell fired."""
-    bare: tuple[int, ...] = ()
-    """Tracks whose box the verifier measured on this frame, judged by its background model,
-    and found bare: too little foreground under it, or at its lowest rows (ADR 0044). A
-    dwell that stood on bare ground for a quarter of its window goes to an operator, however
-    it ends."""
+    measured: tuple[int, ...] = ()
+    """Tracks whose box the verifier measured on this frame (ADR 0044): a frame its
+    background model judged, the box not covered by another object's, and the track measured
+    so for at least ``phantom_seconds`` running (the time a vouch needs), or carried. Where
+    it looked, in short; ``vouched`` is a subset. A dwell whose track was measured for less
+    than half its window, or not carried for more than a third of the time it was measured,
+    goes to an operator, however it ends."""
 
 
 class FrameStamp(_Msg):
