@@ -53,6 +53,7 @@ import numpy.typing as npt
 from kontur.config import VerifierConfig
 from kontur.geometry import covered_share, well_formed
 from kontur.verifier.checks import (
+    OWN_MOTION,
     ForegroundSupport,
     SceneLiveness,
     TrackCheck,
@@ -103,6 +104,12 @@ __all__ = [
 #: of 0.3; a box inside another is covered whole, at any IoU; the larger box of a pair, an
 #: adult beside a child, may still be alone.)
 VOUCH_ALONE_COVER = 0.45
+#: A carried box must show motion of its own (:data:`~kontur.verifier.checks.OWN_MOTION`) on
+#: some judged frame at least this often (seconds), else carrying ends (ADR 0044, the fifth
+#: review): still foreground carries a phantom parked on it (a suitcase, a parked car) as well
+#: as a person, and a person breathes, shifts and turns. The bench's honest dwells ALLOWed
+#: held still for 1.2 s at most.
+STILL_CARRY_S = 3.0
 #: Pairs of boxes side by side (their columns overlap) beyond which no box of the frame is
 #: vouched for anew: comparing them would cost a hostile frame quadratic time, and a crowd
 #: that dense is no place to tell which box follows which foreground.
@@ -253,6 +260,18 @@ class _Alone:
                 if covered_share(box_b, box_a) > VOUCH_ALONE_COVER:
                     out.add(b)
         return out
+
+
+def _still_too_long(history: TrackHistory, box: ObservedBox) -> bool:
+    """ADR 0044: the carried ``box`` and the track's boxes before it showed no motion of their
+    own for :data:`STILL_CARRY_S` (a box covered or left out meanwhile does not break the
+    run; only its own motion does)."""
+    if box.motion is not None and box.motion >= OWN_MOTION:
+        history.still_since = None
+        return False
+    if history.still_since is None:
+        history.still_since = box.pts_s
+    return box.pts_s - history.still_since >= STILL_CARRY_S - 1e-6
 
 
 def _cut(cam: _Camera, first: int, last: int) -> bool:
@@ -659,7 +678,7 @@ class Verifier:
         vouched: list[int] = []
         measured: list[int] = []
         seen: set[int] = set()
-        own = self._own_meters(meter, tracks)
+        own = self._own_meters(cam, meter, tracks)
         judged = meter is not None and meter.masks.judged
         alone = _Alone(tracks.objects)
         for obj in tracks.objects:
@@ -695,11 +714,16 @@ class Verifier:
             return box
         return dataclasses.replace(box, stature=box.height / fh / expected)
 
-    def _own_meters(self, meter: BoxMeter | None, tracks: TrackFrame) -> dict[str, BoxMeter]:
+    def _own_meters(
+        self, cam: _Camera, meter: BoxMeter | None, tracks: TrackFrame
+    ) -> dict[str, BoxMeter]:
         """Per watched class group, a meter that leaves out the pixels of the other groups'
         boxes the verifier's own foreground carries (:class:`~kontur.verifier.foreground.
         BoxMeter`'s cover: a person's box is measured on its own pixels, not a passing car's).
-        Only on judged frames, only for groups that have such cover; others use ``meter``."""
+        A cover box must hold foreground now and belong to a track the verifier carried (it
+        saw it move; ADR 0044, the fifth review: a decoy box over a still bag would hide a
+        phantom from being measured). Only on judged frames, only for groups that have such
+        cover; others use ``meter``."""
         key = self._groups.key
         groups = {key(o.class_name): o.class_name for o in tracks.objects}
         if meter is None or not meter.masks.judged or len(groups) < 2:
@@ -714,6 +738,9 @@ class Verifier:
                 continue  # no watched group but its own to cover, or malformed
             if not (x2 > x1 and y2 > y1 and (x2 - x1) * (y2 - y1) <= limit):
                 continue  # malformed, or an umbrella over the scene
+            history = cam.tracks.get(o.track_id)
+            if history is None or not history.carried:
+                continue  # not seen to move as an object of its own: no cover
             fit = meter.support(o.xyxy)
             if fit is not None and fit[0] >= self._config.min_support:
                 carried.setdefault(g, []).append(o.xyxy)
@@ -797,9 +824,13 @@ class Verifier:
         carried = not found and self._support.carries(history, box)
         if carried and not history.carried and not alone(tid):
             carried = False  # a new vouch, on foreground another box claims too
+        if carried and _still_too_long(history, box):
+            carried = False  # carried by still foreground alone: a bag, not a person
         holds = self._support.holds(box) if judged else None
         if found or not judged or holds is not None:
             history.carried = carried
+        if not history.carried:
+            history.still_since = None
         looked = self._looked(history, box, holds) or carried  # it looked, if it carried
         history.append(box)
         cam.tracks[tid] = history

@@ -143,6 +143,9 @@ class TrackHistory:
         self.carried = False
         """The verifier's pixels carry the track (ADR 0043): it moved with foreground of its
         own, and every judged box since held foreground."""
+        self.still_since: float | None = None
+        """The pts from which the carried track's boxes showed no motion of their own (ADR
+        0044); None while it moves, or is not carried."""
         self.measured_since: float | None = None
         """The pts from which every box of the track was measured on a judged frame (ADR
         0044); None while the last one was not."""
