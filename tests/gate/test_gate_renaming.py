@@ -556,8 +556,8 @@ def _parks_on_a_suitcase(min_seconds: float) -> list[tuple[int, Outcome, tuple[s
     def reports(i: int) -> list[TrackedObject]:
         if i < 25:
             return []
-        if i <= 50:
-            return [_person(7, walker(i) or (0.0, 0.0, 1.0, 1.0))]
+        if i <= 50 and (box := walker(i)) is not None:  # the walker is always in view here
+            return [_person(7, box)]
         dy, x = min(i - 50, 20), 300.0 + 0.25 * (i % 3)
         return [_person(7, (x, 130.0 + dy, x + 40.0, 230.0 + dy))]
 

@@ -239,13 +239,21 @@ _UNCARRIED = (
 )
 
 
+def _mine(request: ActionRequest) -> list[Finding]:
+    """The window's findings for the request's own camera, in frame order."""
+    return sorted(
+        (f for f in request.findings if f.camera_id == request.camera_id),
+        key=lambda f: f.frame_index,
+    )
+
+
 def _uncarried(request: ActionRequest, track: int) -> str | None:
     """Why the verifier's pixels did not carry ``track`` on the window's last frame, when the
     dwell fired, or None."""
-    mine = [f for f in request.findings if f.camera_id == request.camera_id]
+    mine = _mine(request)
     if not mine:
         return None  # no finding at all: said already
-    last = max(mine, key=lambda f: f.frame_index)
+    last = mine[-1]
     if track in last.vouched:
         return None
     return _UNCARRIED.format(track=track, frame=last.frame_index)
@@ -274,10 +282,7 @@ def _carried_share(request: ActionRequest, track: int) -> str | None:
     for too much of what it measured; or None. Each finding stands for the frames up to the
     window's next (a worker that reports a track on one frame in eight does not shrink what
     was seen on the other seven)."""
-    mine = sorted(
-        (f for f in request.findings if f.camera_id == request.camera_id),
-        key=lambda f: f.frame_index,
-    )
+    mine = _mine(request)
     spans = [b.frame_index - a.frame_index for a, b in itertools.pairwise(mine)]
     looked = uncarried = total = 0
     for f, span in zip(mine, [*spans, 1], strict=True):

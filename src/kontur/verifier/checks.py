@@ -415,9 +415,10 @@ VOUCH_SHARE = 0.5
 #: ...and moved at least this many box sizes over that window: a box standing where people
 #: walk through it holds moving foreground without following any of it.
 VOUCH_MOVE = 0.1
-#: A carried box's lowest rows (``ObservedBox.foot``) must hold at least this foreground
-#: density: the gate places an object by its box's foot point, and a box stretched below its
-#: object's feet, into a zone the object never entered, has bare ground there.
+#: Where a carried box's object stands (``ObservedBox.foot``: its lowest rows around its foot
+#: point) must hold at least this foreground density: the gate places an object by its box's
+#: foot point, and a box stretched below its object's feet, or widened past its side, into a
+#: zone the object never entered, has bare ground there.
 FOOT_MIN = 0.1
 
 
@@ -494,7 +495,7 @@ class ForegroundSupport:
 
     def holds(self, box: ObservedBox) -> bool | None:
         """``box`` holds foreground, under it (``support >= min_support``: a person who
-        stopped too) and in its lowest rows (:data:`FOOT_MIN`): True; a measured value falls
+        stopped too) and where it stands (:data:`FOOT_MIN`): True; a measured value falls
         short: False; not measured (an unjudged frame, a box covered by another's): None."""
         measured = ((box.support, self.min_support), (box.foot, FOOT_MIN))
         if any(v is not None and v < floor for v, floor in measured):

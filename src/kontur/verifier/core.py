@@ -801,7 +801,7 @@ class Verifier:
     ) -> tuple[list[tuple[str, str]], bool, bool]:
         """(check name, reason) for each check ``box`` fails, whether the verifier's pixels
         carry it (:meth:`~kontur.verifier.checks.ForegroundSupport.carries`; a reason ends
-        it; on a ``judged`` frame where the box, or its lowest rows, was not measured,
+        it; on a ``judged`` frame where the box, or where it stands, was not measured,
         covered by another object's box, it is not carried now and stays as it was; only a
         box ``alone`` on the frame is vouched for anew), and whether it was measured (ADR
         0044: judged and not covered, for ``phantom_seconds`` running); records it when well

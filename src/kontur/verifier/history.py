@@ -53,9 +53,9 @@ class ObservedBox:
     (:func:`kontur.verifier.coherence.measure`): negative when the box left its old content
     behind; None when the step was not judged."""
     foot: float | None = None
-    """The foreground density of the box's lowest rows
-    (:meth:`kontur.verifier.foreground.BoxMeter.foot`), where its object stands; None when the
-    frame was not judged or the box not measured."""
+    """The foreground density where the box's object stands, its lowest rows around its foot
+    point (:meth:`kontur.verifier.foreground.BoxMeter.foot`); None when the frame was not
+    judged or the box not measured."""
 
     @classmethod
     def from_object(

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from kontur.geometry import covered_share, foot_point
+from kontur.verifier.checks import OWN_MOTION
 from kontur.verifier.evasion import MAX_COVER
 from kontur.verifier.foreground import BoxMeter
 from kontur.verifier.history import ObservedBox
@@ -64,9 +65,6 @@ MAX_GAP_S = 0.25
 MAX_AGE_S = 2.0
 #: Share of the judged frames since the track vanished on which the ghost must have hit.
 PERSIST = 0.65
-#: Part of the ghost's box that must have moved in the last ~0.1 s for a hit (as
-#: :data:`kontur.verifier.checks.OWN_MOTION`: a still patch of foreground carries nothing).
-OWN_MOTION = 0.03
 #: A hit needs at least this share of the support the track had over its last
 #: :data:`SUPPORT_S` (as visible as while it was tracked: a detector loses a track honestly when
 #: its object fades, half hidden behind a post or another walker; a suppression drops one in

@@ -206,7 +206,7 @@ class Finding(_Msg):
     vouched: tuple[int, ...] = ()
     """Tracks the verifier's own pixels carry on this frame (ADR 0043): the box, overlapping
     no other, moved with foreground of its own over a judged window, and every judged box
-    since held foreground, down to its lowest rows.
+    since held foreground, down to where it stands.
     An ``agree`` says no check found anything wrong; only this says a check looked. A
     critical action needs its track here on the frame its dwell fired."""
     measured: tuple[int, ...] = ()
