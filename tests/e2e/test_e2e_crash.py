@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 from tests.conftest import KONTUR, run_kontur, shared
+from tests.e2e.conftest import Clip
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +30,8 @@ def _committed_segments(data: Path) -> int:
     return int(row[0])
 
 
-def test_kill_9_supervisor_leaves_a_verifiable_archive(tmp_path: Path) -> None:
-    video = shared("video", "pets09_s2l1_480x360.avi")
+def test_kill_9_supervisor_leaves_a_verifiable_archive(tmp_path: Path, pets09_cut: Clip) -> None:
+    video = pets09_cut.path
     model = shared("models", "yolox_nano.onnx")
     data = tmp_path / "d"
     proc = subprocess.Popen(
@@ -51,7 +52,7 @@ def test_kill_9_supervisor_leaves_a_verifiable_archive(tmp_path: Path) -> None:
     children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 90
-        # wait until the first GOP's segment is archived and committed (PETS09 GOPs are ~25 s
+        # wait until the first GOP's segment is archived and committed (the cut's GOPs are 2 s
         # at real time; the segment record is written as soon as the segment file is durable)
         while time.monotonic() < deadline:
             children = psutil.Process(proc.pid).children(recursive=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import run_kontur, shared
+from tests.e2e.conftest import Clip
 
 pytestmark = pytest.mark.e2e
 
@@ -19,8 +20,10 @@ pytestmark = pytest.mark.e2e
         ("clock-jump", "clock_jump", "DEGRADED"),
     ],
 )
-def test_fault_moves_degradation(tmp_path: Path, fault: str, trigger: str, to_state: str) -> None:
-    video = shared("video", "pets09_s2l1_480x360.avi")
+def test_fault_moves_degradation(
+    tmp_path: Path, pets09_cut: Clip, fault: str, trigger: str, to_state: str
+) -> None:
+    video = pets09_cut.path
     model = shared("models", "yolox_nano.onnx")
     out = tmp_path / "s.json"
     r = run_kontur(
@@ -42,7 +45,7 @@ def test_fault_moves_degradation(tmp_path: Path, fault: str, trigger: str, to_st
     assert (first["from"], first["to"], first["trigger"]) == ("NORMAL", to_state, trigger)
     cam = s["cameras"][0]
     # the raw stream is recorded whatever happens
-    assert cam["frames"] == 795 and sum(cam["gops"].values()) == 4
+    assert cam["frames"] == pets09_cut.frames and sum(cam["gops"].values()) == pets09_cut.gops
     # signed on the fly, so ALLOW is possible, but only while the system is NORMAL: never
     # between the fault and the recovery (SAFE needs an explicit clear: none at all)
     decisions = [

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import run_kontur, shared
+from tests.e2e.conftest import Clip
 from tests.e2e.pets_clip import pets09_h264, records
 
 from kontur.runtime.trigger_faults import SIM_DRIVER
@@ -62,15 +63,17 @@ def _no_allow_outside_normal(data: Path) -> list[dict[str, Any]]:
     return allowed
 
 
-def test_a_runtime_upgraded_under_the_site_takes_it_to_safe(tmp_path: Path) -> None:
-    summary, data = _demo(tmp_path, _pets(), "--inject-fault", "runtime-unapproved")
+def test_a_runtime_upgraded_under_the_site_takes_it_to_safe(
+    tmp_path: Path, pets09_cut: Clip
+) -> None:
+    summary, data = _demo(tmp_path, pets09_cut.path, "--inject-fault", "runtime-unapproved")
     first = summary["degradation"]["transitions"][0]
     assert (first["from"], first["to"], first["trigger"]) == ("NORMAL", "SAFE", "driver_unapproved")
     assert "as found at start (not listed in placement.allowlist.runtimes)" in first["detail"]
     assert first["detail"].endswith(".post1-unapproved")
     assert summary["degradation"]["state"] == "SAFE"  # no lapse: only an approval clears it
     cam = summary["cameras"][0]
-    assert cam["frames"] == PETS_FRAMES and sum(cam["gops"].values()) == 4
+    assert cam["frames"] == pets09_cut.frames and sum(cam["gops"].values()) == pets09_cut.gops
     [checked] = _events(data, "stack_checked")
     cpu = next(v for v in checked["verdicts"] if v["platform"] == "cpu")
     assert cpu["approved"] and cpu["components"]  # the facts the supervisor read itself
@@ -78,8 +81,10 @@ def test_a_runtime_upgraded_under_the_site_takes_it_to_safe(tmp_path: Path) -> N
     assert run_kontur("archive", "verify", str(data)).returncode == 0
 
 
-def test_a_driver_reloaded_at_another_version_moves_the_task_to_the_cpu(tmp_path: Path) -> None:
-    summary, data = _demo(tmp_path, _pets(), "--inject-fault", "driver-unapproved")
+def test_a_driver_reloaded_at_another_version_moves_the_task_to_the_cpu(
+    tmp_path: Path, pets09_cut: Clip
+) -> None:
+    summary, data = _demo(tmp_path, pets09_cut.path, "--inject-fault", "driver-unapproved")
     [simulated] = _events(data, "simulated_accelerator")
     assert simulated["platform"] == "gpu" and simulated["driver"] == {SIM_DRIVER: "1.0"}
     first = summary["degradation"]["transitions"][0]
@@ -91,12 +96,14 @@ def test_a_driver_reloaded_at_another_version_moves_the_task_to_the_cpu(tmp_path
     assert moved["platform"] == "cpu" and moved["why"] == "moved to the CPU (degradation)"
     # the GPU's driver is still not approved: SAFE holds after the move
     assert summary["degradation"]["state"] == "SAFE"
-    assert summary["cameras"][0]["frames"] == PETS_FRAMES
+    assert summary["cameras"][0]["frames"] == pets09_cut.frames
     _no_allow_outside_normal(data)
 
 
-def test_an_accelerator_reset_moves_the_worker_to_the_cpu_and_recovers(tmp_path: Path) -> None:
-    summary, data = _demo(tmp_path, _pets(), "--inject-fault", "accelerator-reset")
+def test_an_accelerator_reset_moves_the_worker_to_the_cpu_and_recovers(
+    tmp_path: Path, pets09_cut: Clip
+) -> None:
+    summary, data = _demo(tmp_path, pets09_cut.path, "--inject-fault", "accelerator-reset")
     first = summary["degradation"]["transitions"][0]
     assert (first["from"], first["to"], first["trigger"]) == (
         "NORMAL",
@@ -110,12 +117,13 @@ def test_an_accelerator_reset_moves_the_worker_to_the_cpu_and_recovers(tmp_path:
     [reset] = _events(data, "accelerator_reset")
     assert reset["platform"] == "gpu"
     cam = summary["cameras"][0]
-    assert cam["frames"] == PETS_FRAMES and sum(cam["gops"].values()) == 4
-    # the restarted worker analysed the rest of the clip on the CPU (the first one died
-    # inside the first GOP, before its batch)
-    batches = records(data, "detections")
-    assert batches and {b["platform"] for b in batches} == {"cpu"}
-    assert sum(b["frames"] for b in batches) > PETS_FRAMES // 2
+    assert cam["frames"] == pets09_cut.frames and sum(cam["gops"].values()) == pets09_cut.gops
+    # the restarted worker analysed the rest of the clip on the CPU (the first one may have
+    # sent a GOP's batch from the accelerator before its EP failed; none came after)
+    platforms = [b["platform"] for b in records(data, "detections")]
+    assert "cpu" in platforms and set(platforms[platforms.index("cpu") :]) == {"cpu"}
+    on_cpu = [b["frames"] for b in records(data, "detections") if b["platform"] == "cpu"]
+    assert sum(on_cpu) > pets09_cut.frames // 2
     _no_allow_outside_normal(data)
     assert run_kontur("archive", "verify", str(data)).returncode == 0
 

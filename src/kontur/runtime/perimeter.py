@@ -71,6 +71,12 @@ log = logging.getLogger("kontur.perimeter")
 
 T = TypeVar("T")
 
+#: At the end of a source, the longest the run waits for the worker to finish what was
+#: published, and the longest it waits while the worker acknowledges nothing: a stalled worker
+#: (already a ``worker_hang`` trigger) does not hold the run's end for the whole minute.
+DRAIN_TIMEOUT_S = 60.0
+DRAIN_STALL_S = 15.0
+
 
 class BlockFailed(KonturError):
     """A block of the perimeter could not start (its log is in DATA_DIR/run/logs)."""
@@ -414,11 +420,14 @@ class Perimeter:
                 raise BlockFailed(f"{name}: expected it to start, it exited with code {rc}")
         raise BlockFailed(f"worker/verifier: expected them to attach within {timeout:.0f} s")
 
-    def _wait_drained(self, wiring: Wiring, timeout: float) -> None:
-        """Let the worker and verifier finish the frames already published."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            lag = [r.published - r.reader_consumed(WORKER_READER) for r in wiring.rings.values()]
+    def _wait_drained(self, wiring: Wiring) -> None:
+        """Let the worker and verifier finish the frames already published, while the worker
+        makes progress (:data:`DRAIN_STALL_S`), for at most :data:`DRAIN_TIMEOUT_S`."""
+        now = time.monotonic()
+        end, seen, moved = now + DRAIN_TIMEOUT_S, None, now
+        while now < end and now - moved < DRAIN_STALL_S:
+            acked = [r.reader_consumed(WORKER_READER) for r in wiring.rings.values()]
+            lag = [r.published - a for r, a in zip(wiring.rings.values(), acked, strict=True)]
             self._drain(wiring, 0.05)
             self.health.poll()
             if (
@@ -426,9 +435,12 @@ class Perimeter:
                 or self.supervisor.running["worker"].proc.poll() is not None
             ):
                 break
+            now = time.monotonic()
+            if acked != seen:
+                seen, moved = acked, now
 
     def _shutdown(self, wiring: Wiring) -> None:
-        self._wait_drained(wiring, 60.0)
+        self._wait_drained(wiring)
         for name in self.supervisor.order:
             self.health.watchdog.forget(name)
         for name in reversed(self.supervisor.order):
