@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kontur.release.classes import COCO_CLASSES
 from kontur.release.errors import ManifestError
 
 __all__ = [
@@ -248,10 +249,6 @@ class SignedManifest:
 
 @functools.cache
 def _presets() -> dict[str, dict[str, object]]:
-    # Imported here: kontur.worker.detectors pulls in numpy and supervision, which the
-    # command line must not pay for on every start.
-    from kontur.worker.detectors import COCO_CLASSES
-
     return {
         "yolox": {
             "preprocessing": Preprocessing(
