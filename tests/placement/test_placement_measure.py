@@ -1,11 +1,9 @@
-"""bench() on real callables, the Measurement invariants and the JSON measurement cache."""
+"""bench() on real callables and the Measurement invariants."""
 
 from __future__ import annotations
 
 import json
-import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,11 +13,9 @@ from kontur.clock import ManualClock
 from kontur.placement import (
     BenchError,
     Measurement,
-    MeasurementCache,
     MeasurementError,
     UnknownPlatform,
     bench,
-    cache_key,
     reference_agreement,
 )
 
@@ -198,63 +194,3 @@ def test_measurement_from_json_with_extra_key_refused() -> None:
     raw = {**Measurement("cpu", 1.0, 1.0, 1.0, "x", 1, 0.0).to_json(), "trusted": True}
     with pytest.raises(MeasurementError, match="expected a mapping with keys"):
         Measurement.from_json(raw)
-
-
-# --- cache -------------------------------------------------------------------------------------
-
-
-def test_cache_key_names_every_part() -> None:
-    key = cache_key("ab12", "gpu", (1920, 1080), "node-7", "0.1.0")
-    assert key == "ab12|gpu|1920x1080|node-7|0.1.0"
-
-
-def test_cache_round_trip(tmp_path: Path) -> None:
-    cache = MeasurementCache(tmp_path / "sub" / "bench.json")
-    assert cache.get("k") is None
-    m = bench("cpu", box_blur, frames(3), lambda outs: (0.9, "ground-truth F1"))
-    cache.put("k", m)
-    other = Measurement("gpu", 2.0, 400.0, 0.91, "agreement with cpu reference", 12, 3.0)
-    cache.put("k2", other)
-    again = MeasurementCache(tmp_path / "sub" / "bench.json")
-    assert again.get("k") == m
-    assert again.get("k2") == other
-    assert again.get("missing") is None
-
-
-@pytest.mark.parametrize(
-    "content",
-    [
-        b"{not json",
-        b"\xff\xfe\x00garbage",
-        b'["a", "list"]',
-        b'{"version": 2, "entries": {}}',
-        b'{"version": 1, "entries": []}',
-    ],
-    ids=["truncated", "not-utf8", "list", "future-version", "entries-not-mapping"],
-)
-def test_corrupt_cache_ignored_with_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes
-) -> None:
-    path = tmp_path / "bench.json"
-    path.write_bytes(content)
-    cache = MeasurementCache(path)
-    with caplog.at_level(logging.WARNING, logger="kontur.placement.measure"):
-        assert cache.get("k") is None
-    assert "placement cache" in caplog.text and "ignored" in caplog.text
-    m = Measurement("cpu", 10.0, 50.0, 0.9, "ground-truth F1", 12, 0.0)
-    cache.put("k", m)  # a corrupt file is replaced, never a crash
-    assert cache.get("k") == m
-
-
-def test_corrupt_entry_ignored_others_kept(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    path = tmp_path / "bench.json"
-    good = Measurement("cpu", 10.0, 50.0, 0.9, "ground-truth F1", 12, 0.0)
-    bad = {**good.to_json(), "latency_ms": -5}
-    path.write_text(json.dumps({"version": 1, "entries": {"good": good.to_json(), "bad": bad}}))
-    cache = MeasurementCache(path)
-    with caplog.at_level(logging.WARNING, logger="kontur.placement.measure"):
-        assert cache.get("bad") is None
-    assert "entry 'bad' ignored" in caplog.text
-    assert cache.get("good") == good

@@ -41,9 +41,7 @@ from kontur.placement.explain import explain_json, print_explain, render_explain
 from kontur.placement.measure import (
     AccuracyFn,
     Measurement,
-    MeasurementCache,
     bench,
-    cache_key,
     reference_agreement,
 )
 from kontur.placement.risk import (
@@ -68,7 +66,6 @@ __all__ = [
     "Catalogue",
     "CatalogueError",
     "Measurement",
-    "MeasurementCache",
     "MeasurementError",
     "NoCandidates",
     "Placement",
@@ -84,7 +81,6 @@ __all__ = [
     "admissibility",
     "available_platforms",
     "bench",
-    "cache_key",
     "choose",
     "explain_json",
     "load_catalogue",

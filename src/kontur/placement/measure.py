@@ -4,7 +4,7 @@ a platform is admissible when L_j(p) ≤ Lmax, V_j(p) ≥ Vmin and A_j(p) ≥ Am
 The figures come from a bench run on this machine, never from a datasheet (DESIGN.md §1 block 2,
 Table 3: "Сначала стенд CPU"). :func:`bench` times a caller-supplied ``infer`` callable, so this
 package never imports a GPU runtime: the caller builds the detector for the platform and hands
-it over. :class:`MeasurementCache` keeps results between runs in one JSON file.
+it over.
 
 Bench steps, in order: one warm-up call on the first frame (untimed, output discarded); one
 timed call per frame; latency is the median per-frame time in ms, throughput is the number of
@@ -13,16 +13,12 @@ frames over the total timed seconds; accuracy comes from the caller's ``accuracy
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,9 +30,7 @@ from kontur.placement.errors import BenchError, MeasurementError
 __all__ = [
     "AccuracyFn",
     "Measurement",
-    "MeasurementCache",
     "bench",
-    "cache_key",
     "reference_agreement",
 ]
 
@@ -194,70 +188,3 @@ def bench(
         frames=len(frames),
         measured_at=(clock or SystemClock()).wall(),
     )
-
-
-def cache_key(
-    model_sha256: str, platform: str, frame_size: tuple[int, int], hostname: str, version: str
-) -> str:
-    """The cache key for one bench: model digest, platform, ``(width, height)``, host, version."""
-    width, height = frame_size
-    return f"{model_sha256}|{check_platform(platform)}|{width}x{height}|{hostname}|{version}"
-
-
-class MeasurementCache:
-    """Measurements kept in one JSON file, keyed by :func:`cache_key`.
-
-    A missing, unreadable or corrupt file (or entry) is ignored with a warning, never a crash:
-    the worst outcome is a fresh bench. Writes replace the file atomically.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            raw = json.loads(self.path.read_text("utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            log.warning(
-                "placement cache %s ignored: expected readable JSON, got %s", self.path, exc
-            )
-            return {}
-        if (
-            not isinstance(raw, dict)
-            or raw.get("version") != 1
-            or not isinstance(raw.get("entries"), dict)
-        ):
-            log.warning(
-                "placement cache %s ignored: expected {version: 1, entries: {...}}", self.path
-            )
-            return {}
-        entries: dict[str, Any] = raw["entries"]
-        return entries
-
-    def get(self, key: str) -> Measurement | None:
-        """The cached measurement for ``key``, or None (absent or corrupt)."""
-        raw = self._load().get(key)
-        if raw is None:
-            return None
-        try:
-            return Measurement.from_json(raw)
-        except MeasurementError as exc:
-            log.warning("placement cache %s: entry %r ignored: %s", self.path, key, exc)
-            return None
-
-    def put(self, key: str, measurement: Measurement) -> None:
-        """Store ``measurement`` under ``key``, keeping the other readable entries."""
-        entries = self._load()
-        entries[key] = measurement.to_json()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"version": 1, "entries": entries}, indent=2, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".placement-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise

@@ -37,6 +37,7 @@ from kontur.degrade import ClockJumpMonitor, DegradationMachine, ModelIntegrityM
 from kontur.degrade.machine import Trigger
 from kontur.errors import KonturError
 from kontur.gate.sinks import build_sinks, run_state_sinks
+from kontur.placement.risk import Placement
 from kontur.redact import redact, redact_url
 from kontur.runtime.faultinject import FaultInjector
 from kontur.runtime.faults import FAULTS
@@ -166,11 +167,18 @@ class Perimeter:
 
     # ---- the run -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Run the perimeter; returns the summary. Raises KonturError on bad input.
+        """Run the perimeter; returns the summary. Raises KonturError on bad input."""
+        return self._in_archive(lambda: self._planned(self._run_planned))
 
-        Order of steps: open the archive, apply retention, run; close the inventory and the
-        archive whatever happened.
-        """
+    def place(self) -> Placement:
+        """Plan the run as :meth:`run` would and start no block: the first camera's placement
+        (``kontur placement explain``). The source is probed and the detector loaded and
+        benched in the worker's sandbox, as for a run: this process decodes nothing."""
+        return self._in_archive(lambda: self._planned(lambda _t, _s: self.plan.placements[0]))
+
+    def _in_archive(self, body: Callable[[], T]) -> T:
+        """Open the archive, apply retention, do ``body``; close the inventory and the archive
+        whatever happened."""
         self._archive = Archive.open(
             self.data_dir,
             self.clock,
@@ -180,15 +188,15 @@ class Perimeter:
         self._inventory = InventoryWatch(self.data_dir, self.clock, self._archive, self.notes)
         self._apply_retention()
         try:
-            return self._run()
+            return body()
         finally:
             self._inventory.close()
             self._archive.close()
 
-    def _run(self) -> dict[str, Any]:
-        """Record the (redacted) config and its unsafe switches, then build the start-up plan
-        with the supervisor's sandbox and run it; the blocks' specs and the scratch directory
-        are removed whatever happened."""
+    def _planned(self, then: Callable[[Triggers, Path], T]) -> T:
+        """Record the (redacted) config and its unsafe switches, build the start-up plan with
+        the supervisor's sandbox, then ``then(triggers, scratch)``; the blocks' specs and the
+        scratch directory are removed whatever happened."""
         config_sha256, cfg_json = config_record(self.config)
         self.archive.append("config", {"sha256": config_sha256, "config": cfg_json})
         for warning in unsafe_warnings(self.config):
@@ -202,7 +210,7 @@ class Perimeter:
                 self.notes,
             )  # fmt: skip
             self._plan, triggers = build_plan(ctx, config_sha256)
-            return self._run_planned(triggers, scratch)
+            return then(triggers, scratch)
         finally:
             self._supervisor.remove_specs()  # they hold camera and webhook credentials
             shutil.rmtree(scratch, ignore_errors=True)

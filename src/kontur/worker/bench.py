@@ -10,23 +10,15 @@ construction.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import av
 import numpy as np
 
-from kontur import __version__
 from kontur.ingest.source import _raw_format
 from kontur.placement.errors import BenchError
-from kontur.placement.measure import (
-    Measurement,
-    MeasurementCache,
-    bench,
-    cache_key,
-    reference_agreement,
-)
+from kontur.placement.measure import Measurement, bench, reference_agreement
 from kontur.worker.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -77,20 +69,12 @@ def measure_platforms(
     platforms: dict[str, str],
     make_infer: Callable[[str], Callable[[np.ndarray], Any]],
     frames: list[np.ndarray],
-    model_key: str,
-    cache: MeasurementCache | None,
 ) -> dict[str, Measurement | None]:
     """Bench every available platform (the CPU first: it is the accuracy reference)."""
     out: dict[str, Measurement | None] = {"cpu": None, "gpu": None, "npu": None}
-    h, w = frames[0].shape[:2]
     cpu_infer = make_infer("cpu")
     reference = [cpu_infer(f) for f in frames]
     for platform in sorted(platforms, key=lambda p: p != "cpu"):
-        key = cache_key(model_key, platform, (w, h), socket.gethostname(), __version__)
-        cached = cache.get(key) if cache is not None else None
-        if cached is not None:
-            out[platform] = cached
-            continue
         acc = reference_agreement(
             reference,
             box_f1,
@@ -105,6 +89,4 @@ def measure_platforms(
             log.warning("bench on %s failed, treating it as not present: %s", platform, exc)
             continue
         out[platform] = m
-        if cache is not None:
-            cache.put(key, m)
     return out

@@ -111,7 +111,7 @@ def _bench(spec: dict[str, Any], release: Any, frames: list[Any], synthetic: boo
     def make(platform: str) -> Any:
         return build_detector(dict(spec, platform=platform), release).infer
 
-    out = measure_platforms(_platforms(spec), make, frames, "", None)
+    out = measure_platforms(_platforms(spec), make, frames)
     if synthetic:
         out = {
             p: m and dataclasses.replace(m, accuracy_basis=f"{m.accuracy_basis} ({SYNTHETIC})")
