@@ -1,5 +1,6 @@
-"""Helpers shared by the short e2e demos: a cut of PETS09 as H.264 with 2 s GOPs, and the
-archive's payloads of one kind read straight from SQLite (read-only)."""
+"""Helpers shared by the short e2e demos: a cut of PETS09 as H.264 with 2 s GOPs, the first
+GOPs of a clip remuxed, and the archive's payloads of one kind read straight from SQLite
+(read-only)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ def pets09_h264(out_path: Path, frames: int, fps: int = 10, *, mirror: bool = Fa
         for packet in stream.encode(None):
             out.mux(packet)
     return out_path
+
+
+def first_gops(video: Path, out: Path, gops: int) -> Path:
+    """The first ``gops`` GOPs of ``video``, remuxed (the same bitstream): a short clip."""
+    av = pytest.importorskip("av")
+    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
+        stream = src.streams.video[0]
+        ostream = dst.add_stream_from_template(stream)
+        keyframes = 0
+        for p in src.demux(stream):
+            keyframes += bool(p.size and p.is_keyframe)
+            if not p.size or keyframes > gops:
+                continue
+            p.stream = ostream
+            dst.mux(p)
+    return out
 
 
 def records(data_dir: Path, kind: str) -> list[dict[str, Any]]:

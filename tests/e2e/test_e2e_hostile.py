@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import run_kontur
+from tests.conftest import run_kontur, shared
 from tests.e2e.conftest import Clip
 
 import kontur.runtime.perimeter as perimeter_mod
@@ -62,7 +62,11 @@ def _run(
     monkeypatch.setattr(perimeter_mod, "build_wiring", wiring)
     monkeypatch.chdir(REPO)  # `python -m tests.e2e.hostile_worker` resolves from here
     data_dir = tmp_path / "d"
-    p = Perimeter(RunOptions(config=load_config(None), data_dir=data_dir, source=str(clip.path)))
+    # YOLOX-Nano rather than the HOG fallback: the detector is not what is tested, and HOG
+    # costs twice the CPU
+    model = shared("models", "yolox_nano.onnx")
+    opts = RunOptions(load_config(None), data_dir, source=str(clip.path), model=model)
+    p = Perimeter(opts)
     if during is not None:
         threading.Thread(target=during, args=(p,), daemon=True).start()
     return p.run(), data_dir

@@ -10,9 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import av
 import pytest
 from tests.conftest import KONTUR, run_kontur, shared
+from tests.e2e.pets_clip import first_gops
 
 pytestmark = pytest.mark.e2e
 
@@ -99,21 +99,6 @@ def _tamper_inventory(data: Path) -> None:
     conn.close()
 
 
-def _first_gop(video: Path, out: Path) -> Path:
-    """The first GOP of ``video`` (160 frames, 5.3 s), remuxed: a short clip to sign."""
-    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
-        stream = src.streams.video[0]
-        ostream = dst.add_stream_from_template(stream)
-        keyframes = 0
-        for p in src.demux(stream):
-            keyframes += bool(p.size and p.is_keyframe)
-            if not p.size or keyframes > 1:
-                continue
-            p.stream = ostream
-            dst.mux(p)
-    return out
-
-
 def test_revocation_survives_an_edited_inventory(tmp_path: Path) -> None:
     data, keys, clip = tmp_path / "d", tmp_path / "k", tmp_path / "signed.mkv"
     assert run_kontur("camera", "init-ca", "--data-dir", str(data)).returncode == 0
@@ -121,7 +106,8 @@ def test_revocation_survives_an_edited_inventory(tmp_path: Path) -> None:
         "camera", "enroll", "cam1", "--issue", "--out", str(keys), "--data-dir", str(data)
     )
     assert r.returncode == 0, r.stderr
-    video = _first_gop(shared("video", "car_traffic_640x360.mp4"), tmp_path / "one.mp4")
+    # the first GOP of the traffic clip (160 frames, 5.3 s), remuxed: a short clip to sign
+    video = first_gops(shared("video", "car_traffic_640x360.mp4"), tmp_path / "one.mp4", 1)
     r = run_kontur("sign", str(video), "--key", str(keys / "cam1.key"), "--cert",
                    str(keys / "cam1.pem"), "--out", str(clip))  # fmt: skip
     assert r.returncode == 0, r.stderr

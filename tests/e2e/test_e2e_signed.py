@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -20,10 +21,13 @@ import pytest
 import yaml
 from tests.conftest import run_kontur, shared
 from tests.e2e.conftest import Clip
+from tests.e2e.pets_clip import first_gops
 
 pytestmark = pytest.mark.e2e
 
 TAMPERED_GOP = 1
+#: GOPs of the traffic clip the tampered run plays (5.3 s each at 30 fps).
+GOPS = 3
 
 
 def _records(data_dir: Path, kind: str) -> list[dict]:
@@ -64,10 +68,12 @@ def test_demo_signs_the_clip_and_allows_on_authentic_video(
 
 
 @pytest.fixture(scope="module")
-def tampered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """An enrolled camera's signed traffic clip with one P-frame byte flipped in GOP 1."""
-    video = shared("video", "car_traffic_640x360.mp4")  # MP4: real presentation times
+def tampered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[int]]:
+    """An enrolled camera's signed traffic clip (its first 3 GOPs) with one P-frame byte
+    flipped in GOP 1, and its pictures per GOP."""
     tmp = tmp_path_factory.mktemp("signed")
+    # MP4: real presentation times
+    video = first_gops(shared("video", "car_traffic_640x360.mp4"), tmp / "cut.mp4", GOPS)
     data, keys = tmp / "d", tmp / "keys"
     assert run_kontur("camera", "init-ca", "--data-dir", str(data)).returncode == 0
     r = run_kontur(
@@ -96,7 +102,10 @@ def tampered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             q.pts, q.dts, q.duration, q.time_base = p.pts, p.dts, p.duration, p.time_base
             q.is_keyframe, q.stream = p.is_keyframe, ostream
             dst.mux(q)
-    return data, bad
+    with av.open(str(video)) as src:  # the pictures per GOP (signing adds SEI-only packets)
+        keys = [p.is_keyframe for p in src.demux(src.streams.video[0]) if p.size]
+    starts = [i for i, key in enumerate(keys) if key] + [len(keys)]
+    return data, bad, [b - a for a, b in pairwise(starts)]
 
 
 def _config(tmp: Path, critical: bool) -> Path:
@@ -113,9 +122,9 @@ def _config(tmp: Path, critical: bool) -> Path:
 
 @pytest.mark.parametrize("critical", [False, True], ids=["default", "strict"])
 def test_a_tampered_gop_is_denied_and_strict_mode_never_decodes_it(
-    tampered: tuple[Path, Path], tmp_path: Path, critical: bool
+    tampered: tuple[Path, Path, list[int]], tmp_path: Path, critical: bool
 ) -> None:
-    src_data, video = tampered
+    src_data, video, pictures = tampered
     data = tmp_path / "d"
     data.mkdir()
     for name in ("inventory.sqlite", "site-ca.pem", "site-ca.key"):
@@ -129,15 +138,15 @@ def test_a_tampered_gop_is_denied_and_strict_mode_never_decodes_it(
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     cam = json.loads(out.read_text())["cameras"][0]
-    assert cam["gops"] == {"AUTHENTIC": 5, "NOT_AUTHENTIC": 1}
+    assert cam["gops"] == {"AUTHENTIC": GOPS - 1, "NOT_AUTHENTIC": 1}
     verdicts = _records(data, "verdict")
     bad = verdicts[TAMPERED_GOP]
     assert bad["verdict"]["verdict"] == "NOT_AUTHENTIC"
     assert any("does not match the signed hash list" in r for r in bad["verdict"]["reasons"])
     assert bad["decoded"] is (not critical)
     assert all(v["decoded"] for i, v in enumerate(verdicts) if i != TAMPERED_GOP)
-    # strict mode: the 160 frames of the tampered GOP never reached the decoder
-    assert cam["frames"] == (917 - 160 if critical else 917)
+    # strict mode: the frames of the tampered GOP never reached the decoder
+    assert cam["frames"] == sum(pictures) - (pictures[TAMPERED_GOP] if critical else 0)
     events = [json.loads(x) for x in (data / "actions.jsonl").read_text().splitlines()]
     decisions = [e for e in events if e["type"] == "decision"]
     assert not [d for d in decisions if d.get("outcome") == "ALLOW" and TAMPERED_GOP in d["gops"]]
