@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from kontur.verifier.coherence import shift_between
 from kontur.verifier.errors import ThumbnailError
 from kontur.verifier.thumbnail import bt601_grey
 
@@ -126,16 +127,10 @@ def make_picture(frame: npt.NDArray[np.uint8], width: int = PICTURE_WIDTH) -> Sc
     return ScenePicture(pixels, stride, fw, fh)
 
 
-def _shift(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> tuple[int, int]:
-    """The whole-pixel translation from ``a`` to ``b`` by phase correlation."""
-    fa = np.fft.rfft2(a - a.mean())
-    fb = np.fft.rfft2(b - b.mean())
-    cross = fb * np.conj(fa)
-    cross /= np.abs(cross) + 1e-6
-    corr = np.fft.irfft2(cross, s=a.shape)
-    y, x = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    h, w = a.shape
-    return (int(y) - h if y > h // 2 else int(y)), (int(x) - w if x > w // 2 else int(x))
+def _spectrum(a: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]:
+    """The picture's spectrum, its mean taken out, for
+    :func:`~kontur.verifier.coherence.shift_between`."""
+    return np.fft.rfft2(a - a.mean()).astype(np.complex64, copy=False)
 
 
 def _median(a: npt.NDArray[np.float32]) -> np.float32:
@@ -317,6 +312,8 @@ class ForegroundModel:
         self._bg: npt.NDArray[np.float32] | None = None
         self._noise: npt.NDArray[np.float32] | None = None
         self._recent: deque[tuple[float, npt.NDArray[np.float32]]] = deque(maxlen=16)
+        self._spectra: tuple[npt.NDArray[np.float32], npt.NDArray[np.complex64]] | None = None
+        """The last picture :func:`_shift` was given and its spectrum (taken once)."""
         self._samples: list[npt.NDArray[np.float32]] = []
         self._sampled_at = -math.inf
         self._pts: float | None = None
@@ -369,7 +366,12 @@ class ForegroundModel:
         moved = _share(motion)
         if moved <= CAMERA_CHECK_FRACTION or len(self._recent) < 2:
             return None
-        dy, dx = _shift(self._recent[-2][1], img)
+        before = self._recent[-2][1]
+        kept = self._spectra
+        fa = kept[1] if kept is not None and kept[0] is before else _spectrum(before)
+        fb = _spectrum(img)
+        self._spectra = (img, fb)  # the next frame's "before", if it checks too
+        dy, dx = shift_between(fa, fb, (img.shape[0], img.shape[1]))
         if dy == 0 and dx == 0:
             return None
         return f"the picture shifted by ({dx}, {dy}) pixels (the camera moved)"
