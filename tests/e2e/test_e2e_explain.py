@@ -37,12 +37,20 @@ def _explain(*args: str) -> tuple[int, str, str, list[str]]:
     return r.returncode, r.stdout, r.stderr, loaded
 
 
-def test_explain_benches_in_the_sandbox_and_places_the_task(pets09_cut: Clip) -> None:
+def test_explain_benches_in_the_sandbox_and_places_the_task(
+    pets09_cut: Clip, tmp_path: Path
+) -> None:
     model = shared("models", "yolox_nano.onnx")
+    # the site's checkpoint key and witness file: the throwaway plan touches neither
+    key, witness = tmp_path / "site" / "checkpoint.key", tmp_path / "site" / "witness.log"
+    config = tmp_path / "kontur.yaml"
+    config.write_text(f"archive:\n  key: {key}\n  witness: {witness}\n")
     rc, out, err, loaded = _explain(
-        "--source", str(pets09_cut.path), "--model", str(model), "--json", "-"
-    )
+        "--source", str(pets09_cut.path), "--model", str(model), "--config", str(config),
+        "--json", "-",
+    )  # fmt: skip
     assert rc == 0, err
+    assert not key.parent.exists()
     assert loaded == []  # the model was loaded, and benched on the clip, in the sandbox only
     doc = json.loads(out)  # stdout is pure JSON
     assert doc["platform"] == "cpu" and doc["admissible_any"] is True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from kontur.config import Config
+from kontur.config import ArchiveConfig, Config
 from kontur.placement.risk import Placement
 from kontur.runtime.perimeter import Perimeter, RunOptions
 
@@ -19,8 +19,12 @@ __all__ = ["explain_placement"]
 
 
 def explain_placement(config: Config, source: str | None, model: Path | None) -> Placement:
-    """Plan a run on ``source`` with ``model`` (the HOG fallback if None) and return the
-    first camera's placement; nothing of it is kept."""
+    """Plan a run of the first camera on ``source`` (its own source if None, the demo clip if
+    it has none) with ``model`` (the HOG fallback if None) and return its placement; nothing
+    of it is kept. The throwaway archive gets none of the site's ``archive:`` settings: the
+    site's checkpoint key does not sign it, nor do its checkpoints reach the site's witness."""
+    first = source or config.cameras[0].source
+    plain = config.model_copy(update={"archive": ArchiveConfig()})
     with tempfile.TemporaryDirectory(prefix="kontur-explain-") as tmp:
-        opts = RunOptions(config=config, data_dir=Path(tmp) / "data", source=source, model=model)
+        opts = RunOptions(config=plain, data_dir=Path(tmp) / "data", source=first, model=model)
         return Perimeter(opts).place()
