@@ -1,40 +1,56 @@
 """``kontur placement explain`` on real footage: the decision a run would make, measured in the
-worker's sandbox; the command line itself never loads the model's runtime."""
+worker's sandbox. The command line's own process never opens the clip (``av.open``) nor loads
+an inference runtime, and leaves nothing behind in its temporary directory."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import shared
 from tests.e2e.conftest import Clip
 
+from kontur.config import load_config
+
 pytestmark = pytest.mark.e2e
 
-#: Runs the command line in this interpreter, then says (last stderr line) which inference
-#: runtimes the command line's own process had loaded.
+#: Runs the command line in this interpreter with a spy on ``av.open``, then says (last stderr
+#: line, JSON) what the command line's own process opened and which runtimes it had loaded.
 _WRAPPED = """\
 import json, sys
+import av
+opened, real_open = [], av.open
+def spy(file, *args, **kw):
+    opened.append(str(file))
+    return real_open(file, *args, **kw)
+av.open = spy
 from kontur.cli import main
 sys.argv = ["kontur", *sys.argv[1:]]
 try:
     main()
 finally:
     loaded = [m for m in ("onnxruntime", "openvino") if m in sys.modules]
-    print(json.dumps(loaded), file=sys.stderr)
+    print(json.dumps({"opened": opened, "loaded": loaded}), file=sys.stderr)
 """
 
 
-def _explain(*args: str) -> tuple[int, str, str, list[str]]:
+def _explain(tmp: Path, *args: str) -> tuple[int, str, str, dict[str, Any]]:
+    """Run it with its own empty TMPDIR, which must be empty again afterwards."""
+    tmpdir = tmp / "tmpdir"
+    tmpdir.mkdir()
     r = subprocess.run(
         [sys.executable, "-c", _WRAPPED, "placement", "explain", *args],
         capture_output=True, text=True, timeout=300, check=False,
+        env=dict(os.environ, TMPDIR=str(tmpdir)),
     )  # fmt: skip
-    loaded = json.loads(r.stderr.strip().splitlines()[-1])
-    return r.returncode, r.stdout, r.stderr, loaded
+    spied = json.loads(r.stderr.strip().splitlines()[-1])
+    assert list(tmpdir.iterdir()) == []  # the throwaway plan and its scratch are gone
+    return r.returncode, r.stdout, r.stderr, spied
 
 
 def test_explain_benches_in_the_sandbox_and_places_the_task(
@@ -45,26 +61,40 @@ def test_explain_benches_in_the_sandbox_and_places_the_task(
     key, witness = tmp_path / "site" / "checkpoint.key", tmp_path / "site" / "witness.log"
     config = tmp_path / "kontur.yaml"
     config.write_text(f"archive:\n  key: {key}\n  witness: {witness}\n")
-    rc, out, err, loaded = _explain(
-        "--source", str(pets09_cut.path), "--model", str(model), "--config", str(config),
-        "--json", "-",
+    rc, out, err, spied = _explain(
+        tmp_path, "--source", str(pets09_cut.path), "--model", str(model),
+        "--config", str(config), "--json", "-",
     )  # fmt: skip
     assert rc == 0, err
     assert not key.parent.exists()
-    assert loaded == []  # the model was loaded, and benched on the clip, in the sandbox only
+    # the clip was opened, and the model loaded and benched on it, in the sandbox only
+    assert spied == {"opened": [], "loaded": []}
     doc = json.loads(out)  # stdout is pure JSON
-    assert doc["platform"] == "cpu" and doc["admissible_any"] is True
-    cpu = doc["platforms"]["cpu"]["measurement"]
-    assert cpu["platform"] == "cpu" and cpu["frames"] > 0
+    assert doc["admissible_any"] is True and doc["platform"] in doc["platforms"]
+    cpu = doc["platforms"]["cpu"]["measurement"]  # the reference, always benched
+    assert cpu["platform"] == "cpu" and cpu["frames"] == load_config(None).placement.bench_frames
     assert cpu["latency_ms"] > 0 and cpu["throughput_fps"] > 0
-    assert "placement → cpu" in " ".join(err.split())  # the human tables, on stderr
+    assert f"placement → {doc['platform']}" in " ".join(err.split())  # the tables, on stderr
+
+
+def test_explain_plans_the_first_camera_only(tmp_path: Path) -> None:
+    """A site's first camera without a source is benched on the demo clip; the others (here
+    an RTSP camera nobody answers for) are not probed."""
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        "cameras:\n  - id: cam1\n  - id: cam2\n    source: rtsp://127.0.0.1:9/nobody\n"
+    )
+    rc, out, err, spied = _explain(tmp_path, "--config", str(config), "--json", "-")
+    assert rc == 0, err
+    assert spied["opened"] == []
+    assert json.loads(out)["task"] == "detect-track:cam1"
 
 
 def test_explain_on_a_corrupt_clip_is_one_line_and_exit_2(tmp_path: Path) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(bytes(range(256)) * 40)
-    rc, out, err, loaded = _explain("--source", str(junk))
+    rc, out, err, spied = _explain(tmp_path, "--source", str(junk))
     lines = err.strip().splitlines()
-    assert rc == 2 and out == "" and loaded == []
+    assert rc == 2 and out == "" and spied == {"opened": [], "loaded": []}
     assert len(lines) == 2 and "Traceback" not in err  # the error line, then the wrapper's
     assert lines[0].startswith(f"kontur: error: source {junk}: expected a video container")

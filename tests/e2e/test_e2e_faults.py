@@ -60,6 +60,8 @@ def test_fault_moves_degradation(
         assert allowed == []
     else:  # the machine recovered: ALLOWs before the fault or after it, never during
         assert allowed, "expected ALLOWs while NORMAL (else the check above proves nothing)"
+        back = [t for t in s["degradation"]["transitions"][1:] if t["to"] == "NORMAL"]
+        assert back, "expected the machine to recover to NORMAL before the clip ended"
     if fault == "worker-crash":
         worker = next(p for p in s["processes"] if p["name"] == "worker")
         assert worker["restarts"] == 1 and len(worker["pids"]) == 2

@@ -22,6 +22,7 @@ from tests.e2e.conftest import Clip
 
 import kontur.runtime.perimeter as perimeter_mod
 from kontur.config import load_config
+from kontur.runtime.drain import DRAIN_TIMEOUT_S
 from kontur.runtime.perimeter import Perimeter, RunOptions
 from kontur.runtime.wiring import build_wiring
 
@@ -113,17 +114,16 @@ def test_a_worker_that_beats_but_never_reads_cannot_starve_recording(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pets09_cut: Clip
 ) -> None:
     """Point 5: ring writes no longer wait on a reader that makes no progress."""
-    started = time.monotonic()
     summary, d = _run(tmp_path, monkeypatch, pets09_cut, "stall")
-    elapsed = time.monotonic() - started
     cam = summary["cameras"][0]
     assert cam["frames"] == pets09_cut.frames and sum(cam["gops"].values()) == pets09_cut.gops
     assert cam["frames_skipped"] > 0.85 * pets09_cut.frames
     assert "worker_hang" in _triggers(summary)
     # 300 frames at one 5 s wait each would take 25 minutes; progress-based liveness
     # waits at most one reader timeout in all, and the run's end waits for the stalled
-    # worker for DRAIN_STALL_S, not the whole DRAIN_TIMEOUT_S
-    assert elapsed < perimeter_mod.DRAIN_TIMEOUT_S, elapsed
+    # worker for DRAIN_STALL_S, not the whole DRAIN_TIMEOUT_S (the blocks' time, from their
+    # start to their stop: the plan and the bench before it are not counted)
+    assert summary["elapsed_s"] < DRAIN_TIMEOUT_S, summary["elapsed_s"]
     assert run_kontur("archive", "verify", str(d)).returncode == 0
 
 
@@ -165,7 +165,7 @@ def test_a_killed_verifier_is_restarted_and_degrades(
     assert summary["cameras"][0]["frames"] == pets09_cut.frames
     decisions = _records(d, "decision")
     allowed = [x for x in decisions if x["outcome"] == "ALLOW"]
-    assert all("system NORMAL" in x["reasons"] for x in allowed)
+    assert allowed and all("system NORMAL" in x["reasons"] for x in allowed), len(decisions)
     assert run_kontur("archive", "verify", str(d)).returncode == 0
 
 
@@ -179,6 +179,7 @@ def test_a_killed_gate_is_restarted_told_the_state_and_degrades(
     assert "block_failed" in _triggers(summary)
     assert summary["cameras"][0]["frames"] == pets09_cut.frames
     assert any(e.get("event") == "gate_restarted" for e in _records(d, "event"))
-    allowed = [x for x in _records(d, "decision") if x["outcome"] == "ALLOW"]
-    assert all("system NORMAL" in x["reasons"] for x in allowed)
+    decisions = _records(d, "decision")
+    allowed = [x for x in decisions if x["outcome"] == "ALLOW"]
+    assert allowed and all("system NORMAL" in x["reasons"] for x in allowed), len(decisions)
     assert run_kontur("archive", "verify", str(d)).returncode == 0

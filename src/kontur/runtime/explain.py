@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from kontur.config import ArchiveConfig, Config
+from kontur.ingest.source import default_source
 from kontur.placement.risk import Placement
 from kontur.runtime.perimeter import Perimeter, RunOptions
 
@@ -23,8 +24,12 @@ def explain_placement(config: Config, source: str | None, model: Path | None) ->
     it has none) with ``model`` (the HOG fallback if None) and return its placement; nothing
     of it is kept. The throwaway archive gets none of the site's ``archive:`` settings: the
     site's checkpoint key does not sign it, nor do its checkpoints reach the site's witness."""
-    first = source or config.cameras[0].source
+    first = source or config.cameras[0].source or default_source()
     plain = config.model_copy(update={"archive": ArchiveConfig()})
     with tempfile.TemporaryDirectory(prefix="kontur-explain-") as tmp:
-        opts = RunOptions(config=plain, data_dir=Path(tmp) / "data", source=first, model=model)
+        # sign=False: the demo camera would read the clip here, outside the sandbox, to see
+        # whether it can sign it; signing does not change the placement
+        opts = RunOptions(
+            config=plain, data_dir=Path(tmp) / "data", source=first, model=model, sign=False
+        )
         return Perimeter(opts).place()

@@ -39,6 +39,7 @@ from kontur.errors import KonturError
 from kontur.gate.sinks import build_sinks, run_state_sinks
 from kontur.placement.risk import Placement
 from kontur.redact import redact, redact_url
+from kontur.runtime.drain import DrainWatch
 from kontur.runtime.faultinject import FaultInjector
 from kontur.runtime.faults import FAULTS
 from kontur.runtime.health import Health
@@ -71,12 +72,6 @@ __all__ = ["FAULTS", "BlockFailed", "Blocks", "Perimeter", "RunOptions", "archiv
 log = logging.getLogger("kontur.perimeter")
 
 T = TypeVar("T")
-
-#: At the end of a source, the longest the run waits for the worker to finish what was
-#: published, and the longest it waits while the worker acknowledges nothing: a stalled worker
-#: (already a ``worker_hang`` trigger) does not hold the run's end for the whole minute.
-DRAIN_TIMEOUT_S = 60.0
-DRAIN_STALL_S = 15.0
 
 
 class BlockFailed(KonturError):
@@ -430,22 +425,18 @@ class Perimeter:
 
     def _wait_drained(self, wiring: Wiring) -> None:
         """Let the worker and verifier finish the frames already published, while the worker
-        makes progress (:data:`DRAIN_STALL_S`), for at most :data:`DRAIN_TIMEOUT_S`."""
-        now = time.monotonic()
-        end, seen, moved = now + DRAIN_TIMEOUT_S, None, now
-        while now < end and now - moved < DRAIN_STALL_S:
-            acked = [r.reader_consumed(WORKER_READER) for r in wiring.rings.values()]
-            lag = [r.published - a for r, a in zip(wiring.rings.values(), acked, strict=True)]
+        makes progress (:class:`~kontur.runtime.drain.DrainWatch`)."""
+        watch = DrainWatch(time.monotonic())
+        while True:
+            acked = tuple(r.reader_consumed(WORKER_READER) for r in wiring.rings.values())
             self._drain(wiring, 0.05)
             self.health.poll()
-            if (
-                all(x <= 0 for x in lag)
-                or self.supervisor.running["worker"].proc.poll() is not None
-            ):
-                break
-            now = time.monotonic()
-            if acked != seen:
-                seen, moved = acked, now
+            worker = self.supervisor.running["worker"].proc
+            lag = [r.published - a for r, a in zip(wiring.rings.values(), acked, strict=True)]
+            if all(x <= 0 for x in lag) or worker.poll() is not None:
+                return
+            if not watch.waiting(time.monotonic(), acked):
+                return
 
     def _shutdown(self, wiring: Wiring) -> None:
         self._wait_drained(wiring)
