@@ -59,12 +59,3 @@ def shared_file() -> Callable[[str], Path]:
 
     return get
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With ``-n`` (pytest-xdist, ``--dist loadgroup``): every end-to-end run of the perimeter
-    on one worker, one after the other (each already keeps about two cores busy, and their
-    waits assume it), and each other module whole on one worker (its module fixtures are
-    built once)."""
-    for item in items:
-        group = "e2e" if item.get_closest_marker("e2e") else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
