@@ -58,4 +58,3 @@ def shared_file() -> Callable[[str], Path]:
         return shared(*rel.split("/"))
 
     return get
-
