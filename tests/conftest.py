@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,6 +49,41 @@ def run_kontur(*args: str, timeout: float = 300, **kw: object) -> subprocess.Com
     return subprocess.run(
         [str(KONTUR), *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
+
+
+#: Runs the command line in this interpreter with a spy on ``av.open``, then says (last stderr
+#: line, JSON) what the command line's own process opened and which runtimes it had loaded.
+_SPIED = """\
+import json, sys
+import av
+opened, real_open = [], av.open
+def spy(file, *args, **kw):
+    opened.append(str(file))
+    return real_open(file, *args, **kw)
+av.open = spy
+from kontur.cli import main
+sys.argv = ["kontur", *sys.argv[1:]]
+try:
+    main()
+finally:
+    loaded = [m for m in ("onnxruntime", "openvino") if m in sys.modules]
+    print(json.dumps({"opened": opened, "loaded": loaded}), file=sys.stderr)
+"""
+
+
+def run_kontur_spied(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
+    """Run the command line with a spy on ``av.open``: the result (its stderr without the
+    spy's line) and what its own process opened (``opened``) and loaded (``loaded``): the
+    supervisor parses no video and loads no inference runtime (ADR 0014)."""
+    r = subprocess.run(
+        [sys.executable, "-c", _SPIED, *args], capture_output=True, text=True,
+        timeout=timeout, check=False, env=dict(os.environ, COLUMNS="200", **(env or {})),
+    )  # fmt: skip
+    err, _, spied = r.stderr.rstrip("\n").rpartition("\n")
+    r.stderr = err + "\n" if err else ""
+    return r, json.loads(spied)
 
 
 @pytest.fixture(scope="session")

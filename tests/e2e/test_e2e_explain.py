@@ -5,50 +5,23 @@ an inference runtime, and leaves nothing behind in its temporary directory."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import shared
+from tests.conftest import run_kontur_spied, shared
 from tests.e2e.conftest import Clip
 
 from kontur.config import load_config
 
 pytestmark = pytest.mark.e2e
 
-#: Runs the command line in this interpreter with a spy on ``av.open``, then says (last stderr
-#: line, JSON) what the command line's own process opened and which runtimes it had loaded.
-_WRAPPED = """\
-import json, sys
-import av
-opened, real_open = [], av.open
-def spy(file, *args, **kw):
-    opened.append(str(file))
-    return real_open(file, *args, **kw)
-av.open = spy
-from kontur.cli import main
-sys.argv = ["kontur", *sys.argv[1:]]
-try:
-    main()
-finally:
-    loaded = [m for m in ("onnxruntime", "openvino") if m in sys.modules]
-    print(json.dumps({"opened": opened, "loaded": loaded}), file=sys.stderr)
-"""
-
 
 def _explain(tmp: Path, *args: str) -> tuple[int, str, str, dict[str, Any]]:
     """Run it with its own empty TMPDIR, which must be empty again afterwards."""
     tmpdir = tmp / "tmpdir"
     tmpdir.mkdir()
-    r = subprocess.run(
-        [sys.executable, "-c", _WRAPPED, "placement", "explain", *args],
-        capture_output=True, text=True, timeout=300, check=False,
-        env=dict(os.environ, TMPDIR=str(tmpdir)),
-    )  # fmt: skip
-    spied = json.loads(r.stderr.strip().splitlines()[-1])
+    r, spied = run_kontur_spied("placement", "explain", *args, env={"TMPDIR": str(tmpdir)})
     assert list(tmpdir.iterdir()) == []  # the throwaway plan and its scratch are gone
     return r.returncode, r.stdout, r.stderr, spied
 
@@ -96,5 +69,5 @@ def test_explain_on_a_corrupt_clip_is_one_line_and_exit_2(tmp_path: Path) -> Non
     rc, out, err, spied = _explain(tmp_path, "--source", str(junk))
     lines = err.strip().splitlines()
     assert rc == 2 and out == "" and spied == {"opened": [], "loaded": []}
-    assert len(lines) == 2 and "Traceback" not in err  # the error line, then the wrapper's
+    assert len(lines) == 1 and "Traceback" not in err
     assert lines[0].startswith(f"kontur: error: source {junk}: expected a video container")

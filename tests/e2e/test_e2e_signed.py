@@ -2,7 +2,8 @@
 
 - ``kontur demo`` signs a cut of PETS09 on the fly (a simulated camera with a throwaway key
   enrolled in the data dir): every GOP is AUTHENTIC, critical actions can be ALLOWed, and every
-  verdict in the archive carries the signature facts.
+  verdict in the archive carries the signature facts. Whether the clip may be signed is asked
+  in the worker's sandbox: the command line's own process never opens it.
 - A clip signed with ``kontur sign`` by a camera enrolled with ``kontur camera``, with one byte
   of a P-frame flipped, runs in default mode (decoded at once, the GOP is NOT_AUTHENTIC and its
   decisions are denied) and in strict mode (``critical: true``: the tampered GOP never reaches
@@ -19,7 +20,7 @@ from pathlib import Path
 import av
 import pytest
 import yaml
-from tests.conftest import run_kontur, shared
+from tests.conftest import run_kontur, run_kontur_spied, shared
 from tests.e2e.conftest import Clip
 from tests.e2e.pets_clip import first_gops
 
@@ -44,11 +45,13 @@ def test_demo_signs_the_clip_and_allows_on_authentic_video(
     video = pets09_cut.path
     model = shared("models", "yolox_nano.onnx")
     data, out = tmp_path / "d", tmp_path / "s.json"
-    r = run_kontur(
+    r, spied = run_kontur_spied(
         "demo", "--source", str(video), "--model", str(model),
         "--data-dir", str(data), "--json", str(out),
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
+    # whether the clip may be signed was asked in the sandbox: the supervisor parsed nothing
+    assert spied == {"opened": [], "loaded": []}
     s = json.loads(out.read_text())
     cam = s["cameras"][0]
     assert cam["frames"] == pets09_cut.frames and cam["gops"] == {"AUTHENTIC": pets09_cut.gops}

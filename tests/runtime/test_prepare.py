@@ -43,13 +43,16 @@ def test_a_bench_claim_that_does_not_parse_is_refused(claim: dict[str, Any], why
 
 
 def test_probe_and_bench_in_the_sandbox_on_real_footage(tmp_path: Path) -> None:
+    """Also whether the demo camera may sign each clip (ADR 0046): an unsigned H.264 clip, yes;
+    a camera-signed one, no."""
     video = shared("video", "pets09_s2l1_480x360.avi")
+    signed = shared("oms", "streams", "car_h264_default.mp4")
     cfg = load_config(None)
     scratch = make_scratch()
     try:
         prepared = prepare_sources(
             Supervisor(tmp_path / "run"), cfg, tmp_path, scratch, {"detector": "hog"}, None,
-            {"cam1": str(video)}, {"cam1": False}, None,
+            {"cam1": str(video), "cam2": str(signed)}, {"cam1": False, "cam2": False}, None,
         )  # fmt: skip
         log = (scratch / "prepare.log").read_text()
     finally:
@@ -59,6 +62,7 @@ def test_probe_and_bench_in_the_sandbox_on_real_footage(tmp_path: Path) -> None:
     cpu = prepared.measurements["cpu"]
     assert cpu is not None and cpu.frames == cfg.placement.bench_frames and cpu.accuracy == 1.0
     assert SYNTHETIC not in cpu.accuracy_basis
+    assert prepared.signable == {"cam1": True, "cam2": False}
     assert "Traceback" not in log
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from kontur.clock import Clock
 from kontur.ingest.inventory import CameraExists, Inventory, SiteCaMissing
@@ -43,8 +44,10 @@ class DemoCameraFiles:
     created: bool
 
 
-def demo_signable(source: str, codec: str, scan: int = 3000) -> bool:
+def demo_signable(source: str, codec: str, scan: int = 3000, file: BinaryIO | None = None) -> bool:
     """Whether the demo may sign ``source``: a local H.264/H.265 file carrying no OMS SEI.
+
+    Asked in the worker's sandbox, where ``file`` is the source's descriptor (ADR 0046).
 
     A signed stream carries its first SEI in the second access unit of its second GOP (or,
     with a certificate SEI, at its very start), so the scan reads up to that point, at most
@@ -54,7 +57,7 @@ def demo_signable(source: str, codec: str, scan: int = 3000) -> bool:
     if "://" in source or codec not in ("h264", "hevc"):
         return False
     try:
-        codec_, _, units = read_access_units(source)
+        codec_, _, units = read_access_units(source, file=file)
     except OmsError:
         return False
     keyframes, after_second = 0, 0

@@ -27,8 +27,8 @@ def explain_placement(config: Config, source: str | None, model: Path | None) ->
     first = source or config.cameras[0].source or default_source()
     plain = config.model_copy(update={"archive": ArchiveConfig()})
     with tempfile.TemporaryDirectory(prefix="kontur-explain-") as tmp:
-        # sign=False: the demo camera would read the clip here, outside the sandbox, to see
-        # whether it can sign it; signing does not change the placement
+        # sign=False: signing does not change the placement, and a demo camera would be
+        # issued and enrolled for nothing
         opts = RunOptions(
             config=plain, data_dir=Path(tmp) / "data", source=first, model=model, sign=False
         )

@@ -24,7 +24,7 @@ from kontur.archive import Archive
 from kontur.clock import OffsetClock
 from kontur.config import CameraConfig, Config
 from kontur.errors import ConfigError
-from kontur.ingest.democam import demo_signable, provision_demo_camera
+from kontur.ingest.democam import provision_demo_camera
 from kontur.ingest.revocation import Revocations
 from kontur.ingest.source import default_source
 from kontur.placement import choose, load_catalogue
@@ -401,7 +401,7 @@ def _plan_camera(ctx: PlanContext, cam: CameraConfig, prepared: Prepared) -> Cam
                 "basis": "stream header (trust on first use)",
             },
         )
-    if not (ctx.opts.sign and demo_signable(source, prepared.profiles[cam.id].codec)):
+    if not (ctx.opts.sign and prepared.signable[cam.id]):
         return CameraPlan(config=cam, source=source, profile=profile)
     data_dir = ctx.opts.data_dir
     files = provision_demo_camera(data_dir, cam.id, ctx.clock)

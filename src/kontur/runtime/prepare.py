@@ -45,11 +45,13 @@ class PrepareFailed(KonturError):
 
 @dataclass(frozen=True)
 class Prepared:
-    """Per camera its profile (and notes); the bench's measurements per platform."""
+    """Per camera its profile (and notes) and whether the demo camera may sign its clip
+    (the sandbox's claim, ADR 0046); the bench's measurements per platform."""
 
     profiles: dict[str, Profile]
     notes: dict[str, tuple[str, ...]]
     measurements: dict[str, Measurement | None]
+    signable: dict[str, bool]
 
 
 def _is_local(source: str) -> bool:
@@ -238,6 +240,7 @@ def _probe_live(sources: dict[str, str], data_dir: Path, config: Config) -> dict
 def _prepared(result: PrepareResult, sources: dict[str, str], live: dict[str, Profile]) -> Prepared:
     profiles: dict[str, Profile] = dict(live)
     notes: dict[str, tuple[str, ...]] = {cam: () for cam in live}
+    signable = dict.fromkeys(sources, False)  # a live camera signs its own stream
     for cam, source in sources.items():
         if not _is_local(source):
             continue
@@ -248,4 +251,5 @@ def _prepared(result: PrepareResult, sources: dict[str, str], live: dict[str, Pr
             codec=claim.codec, width=claim.width, height=claim.height, fps=claim.fps
         )
         notes[cam] = claim.notes
-    return Prepared(profiles, notes, _measurements(result.measurements))
+        signable[cam] = claim.signable
+    return Prepared(profiles, notes, _measurements(result.measurements), signable)

@@ -7,7 +7,8 @@ verified bytes on stdin: ``python -m kontur.worker.prepare SPEC.json``. Order of
 1. read the verified release from stdin (re-checked part by part, as the worker does);
 2. enter the sandbox. The local source files were opened read-only by the supervisor and are
    inherited as descriptors, so the sandbox grants no path at all beyond its scratch dir;
-3. probe every source (:func:`kontur.ingest.source.probe`): codec, size, frame rate;
+3. probe every source (:func:`kontur.ingest.source.probe`): codec, size, frame rate, and
+   whether the demo camera may sign it (an H.264/H.265 file with no OMS SEI, ADR 0046);
 4. bench the platforms the release allows on the first camera's first frames: decoded from
    its file, or, for a strict camera (verify before decode) or a live one (the sandbox has
    no network), synthetic frames of its size, so that not one byte of unverified video is
@@ -37,7 +38,13 @@ from kontur.runtime.spec import read_spec
 __all__ = ["PrepareResult", "ProbeClaim", "main"]
 
 #: Imported inside the sandbox before the uid drop (the worker's list plus the demuxer).
-PREPARE_PRELOAD = ("av", "kontur.ingest.source", "kontur.worker.bench", "numpy")
+PREPARE_PRELOAD = (
+    "av",
+    "kontur.ingest.democam",
+    "kontur.ingest.source",
+    "kontur.worker.bench",
+    "numpy",
+)
 
 
 #: How a strict camera's bench says what it ran on.
@@ -56,6 +63,8 @@ class ProbeClaim(BaseModel):
     frames_declared: int = Field(ge=0)
     fps_from: str = Field(max_length=32)
     notes: tuple[str, ...] = Field(default=(), max_length=8)
+    signable: bool = False
+    """The demo camera may sign it: H.264/H.265 with no OMS SEI in its first GOPs (ADR 0046)."""
 
 
 class PrepareResult(BaseModel):
@@ -78,6 +87,18 @@ def _probe(src: dict[str, Any]) -> tuple[Any, Any]:
     f = os.fdopen(src["fd"], "rb", closefd=False)
     f.seek(0)
     return probe(src["source"], file=f), f
+
+
+def _claim(src: dict[str, Any], pr: Any, f: Any) -> ProbeClaim:
+    from kontur.ingest.democam import demo_signable
+
+    i = pr.info
+    f.seek(0)
+    return ProbeClaim(
+        codec=i.codec, width=i.width, height=i.height, fps=float(i.fps),
+        frames_declared=pr.frames_declared, fps_from=pr.fps_from, notes=tuple(pr.notes),
+        signable=demo_signable(src["source"], i.codec, file=f),
+    )  # fmt: skip
 
 
 def _frames(spec: dict[str, Any], opened: dict[str, tuple[Any, Any]]) -> tuple[list[Any], bool]:
@@ -163,12 +184,8 @@ def _run(spec: dict[str, Any], release: Any) -> PrepareResult:
     probes: dict[str, ProbeClaim] = {}
     opened: dict[str, tuple[Any, Any]] = {}
     for src in spec["prepare"]["sources"]:
-        pr, _ = opened[src["camera_id"]] = _probe(src)
-        i = pr.info
-        probes[src["camera_id"]] = ProbeClaim(
-            codec=i.codec, width=i.width, height=i.height, fps=float(i.fps),
-            frames_declared=pr.frames_declared, fps_from=pr.fps_from, notes=tuple(pr.notes),
-        )  # fmt: skip
+        pr, f = opened[src["camera_id"]] = _probe(src)
+        probes[src["camera_id"]] = _claim(src, pr, f)
     measurements = _bench(spec, release, *_frames(spec, opened))
     return PrepareResult(probes=probes, measurements=measurements)
 

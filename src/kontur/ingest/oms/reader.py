@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 from cryptography import x509
@@ -35,24 +36,28 @@ _RAW_FORMATS = {".h264": "h264", ".264": "h264", ".h265": "hevc", ".265": "hevc"
 _CODECS = {"h264": Codec.H264, "hevc": Codec.H265, "h265": Codec.H265}
 
 
-def read_access_units(path: str | Path) -> tuple[Codec, list[bytes], Iterator[AccessUnit]]:
-    """Codec, container parameter sets and the access units (decode order) of ``path``.
+def read_access_units(
+    path: str | Path, file: BinaryIO | None = None
+) -> tuple[Codec, list[bytes], Iterator[AccessUnit]]:
+    """Codec, container parameter sets and the access units (decode order) of ``path``
+    (read from ``file`` when given: an open descriptor in a sandbox; ``path`` then only
+    names it and picks the raw-stream parser from its suffix).
 
     Raises :class:`OmsReadError` when the file cannot be opened, has no H.264/H.265 video
     or its extradata does not parse.
     """
-    return _open_units(path, views=False)
+    return _open_units(path, views=False, file=file)
 
 
 def _open_units(
-    path: str | Path, *, views: bool
+    path: str | Path, *, views: bool, file: BinaryIO | None = None
 ) -> tuple[Codec, list[bytes], Iterator[AccessUnit]]:
     """:func:`read_access_units`; with ``views`` the NAL units are read-only memoryviews
     into the packets (no copy), for a consumer that does not keep them (the validator)."""
     path = Path(path)
     fmt = _RAW_FORMATS.get(path.suffix.lower())
     try:
-        container = av.open(str(path), format=fmt)
+        container = av.open(str(path) if file is None else file, format=fmt)
     except (OSError, av.FFmpegError) as exc:
         raise OmsReadError(f"cannot open {path}: {exc}") from None
     if not container.streams.video:
