@@ -57,7 +57,7 @@ def _open_units(
     path = Path(path)
     fmt = _RAW_FORMATS.get(path.suffix.lower())
     try:
-        container = av.open(str(path) if file is None else file, format=fmt)
+        container = av.open(str(path) if file is None else file, "r", format=fmt)
     except (OSError, av.FFmpegError) as exc:
         raise OmsReadError(f"cannot open {path}: {exc}") from None
     if not container.streams.video:
