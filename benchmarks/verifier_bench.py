@@ -40,7 +40,8 @@ Everything is measured in ONE run (issue 13 §2):
    0044, ``unmeasured_only``), and those held back by a finding. The columns ``dwells``
    read allowed+unvouched+unmeasured/requests. ``honest_dwells_10s`` does the same with the
    dwell made :data:`LOITER_S` long: people who stop and stand, whom the verifier must still
-   carry when the dwell fires.
+   carry when the dwell fires. ``longest_still_carry_s`` is the longest the verifier carried
+   an honest track that showed no motion of its own: the margin under ``STILL_CARRY_S``.
 
 Goals (issue 13): false disagreement ≤ 2% of analysed frames on every clip with both models;
 ≥ 95% of injections caught per kind within 1 s; ≤ 2 ms of verifier CPU per analysed 480p frame.
@@ -323,7 +324,7 @@ def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
     pending = list(onsets)
     branches: list[Branch] = []
     cpu: list[float] = []
-    disagree = 0
+    disagree, still = 0, 0.0
     for i, tf in enumerate(tracks):
         while pending and tf.pts_s >= pending[0] - 1e-9:
             onset = pending.pop(0)
@@ -337,6 +338,7 @@ def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
         finding = verifier.check(tf)
         cpu.append(time.process_time() - t0 + clip.shell_s[i])
         disagree += not finding.agree
+        still = max(still, _longest_still_carry(verifier))
         dwells.observe(tf, finding)
         loiter.observe(tf, finding)
         for b in branches:
@@ -345,9 +347,23 @@ def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
     out = _model_summary(clip, tracks, verifier, cpu, disagree, branches, WORKER_FAULTS)
     return {
         **out,
+        "longest_still_carry_s": round(still, 3),
         "honest_dwells": dwells.summary(),
         f"honest_dwells_{LOITER_S:g}s": loiter.summary(),
     }
+
+
+def _longest_still_carry(verifier: Any) -> float:
+    """How long the verifier has carried a track of the honest run with no motion of its own
+    (its longest such run now, seconds): ``STILL_CARRY_S`` ends carrying beyond it (ADR 0047),
+    so this is the honest margin under it. Read from the verifier's track histories."""
+    cam = verifier._cameras.get(CAMERA)  # the bench's only camera; private, read only
+    longest = 0.0
+    for history in () if cam is None else cam.tracks.values():
+        last = history.last
+        if history.still_since is not None and last is not None:
+            longest = max(longest, last.pts_s - history.still_since)
+    return longest
 
 
 def _model_summary(
