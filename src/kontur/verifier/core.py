@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
@@ -109,8 +110,13 @@ VOUCH_ALONE_COVER = 0.45
 #: review): still foreground carries a phantom parked on it (a suitcase, a parked car) as well
 #: as a person, and a person breathes, shifts and turns. No carried track of the bench's
 #: honest runs held still for more than 1.1 s; 3 s until ADR 0047, which a default 2 s dwell
-#: on a parked phantom fitted under. A dwell no longer than this is still open to it.
+#: on a parked phantom fitted under. A shorter dwell is :func:`_parked`'s (ADR 0048).
 STILL_CARRY_S = 1.5
+#: A box that stands still on foreground of which at least this share was foreground well
+#: before the track came there is not carried (ADR 0048): it is parked on a still object.
+OLDER_SHARE = 0.5
+#: ...where "well before" is this long before the track's boxes came to cover it (seconds).
+OLDER_BY_S = 1.0
 #: Pairs of boxes side by side (their columns overlap) beyond which no box of the frame is
 #: vouched for anew: comparing them would cost a hostile frame quadratic time, and a crowd
 #: that dense is no place to tell which box follows which foreground.
@@ -273,6 +279,21 @@ def _still_too_long(history: TrackHistory, box: ObservedBox) -> bool:
     if history.still_since is None:
         history.still_since = box.pts_s
     return box.pts_s - history.still_since >= STILL_CARRY_S - 1e-6
+
+
+def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
+    """ADR 0048: ``box`` shows no motion of its own and at least :data:`OLDER_SHARE` of the
+    foreground under it was foreground :data:`OLDER_BY_S` before the track's boxes came to
+    cover it (:meth:`~kontur.verifier.foreground.ForegroundModel.foreign_share`): a phantom
+    parked on a still object, which :func:`_still_too_long` would only end after
+    :data:`STILL_CARRY_S`. A person who walks in and stops brought their foreground."""
+    masks = cam.masks.get(box.frame_index)
+    if box.motion is None or box.motion >= OWN_MOTION or masks is None or not masks.judged:
+        return False
+    boxes = itertools.chain((box,), reversed(history))
+    pictured = ((masks.to_picture(b.xyxy), b.pts_s) for b in boxes)
+    share = cam.foreground.foreign_share(pictured, OLDER_BY_S, whole=not history.full)
+    return share is not None and share >= OLDER_SHARE
 
 
 def _cut(cam: _Camera, first: int, last: int) -> bool:
@@ -827,6 +848,8 @@ class Verifier:
             carried = False  # a new vouch, on foreground another box claims too
         if carried and _still_too_long(history, box):
             carried = False  # carried by still foreground alone: a bag, not a person
+        if carried and _parked(cam, history, box):
+            carried = False  # standing on foreground that was there before it came
         holds = self._support.holds(box) if judged else None
         if found or not judged or holds is not None:
             history.carried = carried

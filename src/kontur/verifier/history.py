@@ -164,6 +164,11 @@ class TrackHistory:
         return self._names.keys()
 
     @property
+    def full(self) -> bool:
+        """It holds as many observations as it keeps: older ones may have fallen off."""
+        return len(self._boxes) == self._boxes.maxlen
+
+    @property
     def last(self) -> ObservedBox | None:
         """The most recent observation, or None for a track not seen before."""
         return self._boxes[-1] if self._boxes else None

@@ -1,0 +1,109 @@
+"""ADR 0048: what a track stands on that was foreground before its boxes came is not its own.
+
+:meth:`ForegroundModel.foreign_share` on a real background model fed synthetic pictures: a
+textured empty scene, learnt, then a still dark "suitcase" set down, and boxes that come to it
+or a dark walker who comes and stops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kontur.verifier.foreground import (
+    LEARN_S,
+    RUN_GAP_S,
+    ForegroundModel,
+    Rows,
+    make_picture,
+)
+
+FPS = 10.0
+SUITCASE = (200, 160, 240, 220)  # x1, y1, x2, y2 in frame pixels (640x360)
+_SCENE = np.random.default_rng(7).integers(90, 200, (360, 640), np.uint8)
+
+
+def _feed(
+    model: ForegroundModel, until_s: float, drawn: list[tuple[float, float, tuple[int, ...]]]
+) -> None:
+    """Frames from the model's next pts to ``until_s``: the scene, each ``(start, end, box)``
+    of ``drawn`` painted dark from ``start`` to ``end``."""
+    t = 0.0 if model._pts is None else model._pts + 1 / FPS
+    while t <= until_s + 1e-9:
+        grey = _SCENE.copy()
+        for start, end, (x1, y1, x2, y2) in drawn:
+            if start <= t < end:
+                grey[y1:y2, x1:x2] = 25
+        model.observe(t, make_picture(np.repeat(grey[..., None], 3, axis=2)))
+        t = round(t + 1 / FPS, 6)
+
+
+def _rows(model_stride: int, box: tuple[float, ...]) -> Rows:
+    x1, y1, x2, y2 = box
+    s = model_stride
+    return int(y1 // s), int(x1 // s), int(-(-y2 // s)), int(-(-x2 // s))
+
+
+def _boxes(track: list[tuple[float, tuple[float, ...]]]) -> list[tuple[Rows, float]]:
+    """The track's boxes, newest first, as the model's picture rectangles (stride 4)."""
+    return [(_rows(4, box), pts) for pts, box in reversed(track)]
+
+
+def test_a_box_that_comes_onto_a_suitcase_stands_on_foreground_not_its_own() -> None:
+    model = ForegroundModel()
+    _feed(model, 6.0, [(2.0, 99.0, SUITCASE)])
+    # the track walked in from the left and has covered the suitcase since 5.0 s
+    track = [(4.0 + i / FPS, (100.0 + 10 * i, 150.0, 150.0 + 10 * i, 225.0)) for i in range(10)]
+    track += [(5.0 + i / FPS, (195.0, 150.0, 245.0, 225.0)) for i in range(11)]
+    share = model.foreign_share(_boxes(track), 1.0, whole=True)
+    assert share is not None and share > 0.9
+
+
+def test_a_walker_who_comes_and_stops_brings_their_foreground() -> None:
+    """The walker's dark figure moves with its box, then stands: its pixels became foreground
+    as the box came over them."""
+    model = ForegroundModel()
+    walk = [(2.0 + i / FPS, (60.0 + 8 * i, 150.0, 100.0 + 8 * i, 230.0)) for i in range(20)]
+    stand = [(4.0 + i / FPS, (212.0, 150.0, 252.0, 230.0)) for i in range(21)]
+    drawn = [(t, t + 1 / FPS, tuple(int(v) for v in box)) for t, box in walk + stand]
+    drawn[-1] = (drawn[-1][0], 99.0, drawn[-1][2])
+    _feed(model, 6.0, drawn)
+    share = model.foreign_share(_boxes(walk + stand), 1.0, whole=True)
+    assert share is not None and share < 0.1
+
+
+@pytest.mark.parametrize(("whole", "foreign"), [(True, True), (False, False)])
+def test_a_track_born_on_old_foreground_is_parked_only_if_its_whole_history_is_known(
+    whole: bool, foreign: bool
+) -> None:
+    """Every box given covers the suitcase. If they go back to the track's first, it was born
+    there on foreground 3 s older: not its own. If older boxes fell off its history, it may
+    have been there first: its own."""
+    model = ForegroundModel()
+    _feed(model, 6.0, [(2.0, 99.0, SUITCASE)])
+    track = [(5.0 + i / FPS, (195.0, 150.0, 245.0, 225.0)) for i in range(11)]
+    share = model.foreign_share(_boxes(track), 1.0, whole=whole)
+    assert share is not None and (share > 0.9) is foreign
+
+
+def test_a_run_outlives_a_short_gap_and_ends_after_a_long_one() -> None:
+    """The suitcase stands 0.3 s (too short to leave a ghost when lifted), is lifted, and is
+    set down again: after less than RUN_GAP_S its run goes on from 2.0 s, before the box
+    came (4.0 s) by more than the 1 s margin: not the box's own. After a longer gap the run
+    starts again at 3.5 s: it came with the box, as far as the margin can tell."""
+    track = [(3.9, (20.0, 150.0, 70.0, 225.0))]  # came from elsewhere
+    track += [(4.0 + i / FPS, (195.0, 150.0, 245.0, 225.0)) for i in range(11)]
+    for gap, old in ((RUN_GAP_S - 0.2, True), (1.2, False)):
+        model = ForegroundModel()
+        _feed(model, 5.0, [(2.0, 2.3, SUITCASE), (2.3 + gap, 99.0, SUITCASE)])
+        share = model.foreign_share(_boxes(track), 1.0, whole=True)
+        assert share is not None and (share > 0.9) is old, (gap, share)
+
+
+def test_nothing_to_say_while_the_model_learns_or_over_bare_ground() -> None:
+    model = ForegroundModel()
+    _feed(model, LEARN_S / 2, [])
+    box = [(0.7, (195.0, 150.0, 245.0, 225.0))]
+    assert model.foreign_share(_boxes(box), 1.0, whole=True) is None  # learning
+    _feed(model, 4.0, [])
+    assert model.foreign_share(_boxes([(4.0, box[0][1])]), 1.0, whole=True) is None  # bare
