@@ -52,6 +52,14 @@ def first_gops(video: Path, out: Path, gops: int) -> Path:
     return out
 
 
+def key_flags(video: Path) -> list[bool]:
+    """Whether each picture of ``video`` (decode order) starts a GOP, as encoded (an encoder
+    may add keyframes; signing adds SEI-only packets, which are not pictures)."""
+    av = pytest.importorskip("av")
+    with av.open(str(video)) as clip:
+        return [p.is_keyframe for p in clip.demux(clip.streams.video[0]) if p.size]
+
+
 def records(data_dir: Path, kind: str) -> list[dict[str, Any]]:
     """The payloads of the archive's records of ``kind``, in index order."""
     con = sqlite3.connect(f"file:{data_dir / 'archive.sqlite'}?mode=ro", uri=True)

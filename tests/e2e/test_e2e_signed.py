@@ -22,21 +22,13 @@ import pytest
 import yaml
 from tests.conftest import run_kontur, run_kontur_spied, shared
 from tests.e2e.conftest import Clip
-from tests.e2e.pets_clip import first_gops
+from tests.e2e.pets_clip import first_gops, key_flags, records
 
 pytestmark = pytest.mark.e2e
 
 TAMPERED_GOP = 1
 #: GOPs of the traffic clip the tampered run plays (5.3 s each at 30 fps).
 GOPS = 3
-
-
-def _records(data_dir: Path, kind: str) -> list[dict]:
-    import sqlite3
-
-    with sqlite3.connect(f"file:{data_dir / 'archive.sqlite'}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT payload FROM records WHERE kind = ? ORDER BY idx", (kind,))
-        return [json.loads(r[0]) for r in rows]
 
 
 def test_demo_signs_the_clip_and_allows_on_authentic_video(
@@ -61,11 +53,11 @@ def test_demo_signs_the_clip_and_allows_on_authentic_video(
     for d in (d for d in decisions if d.get("outcome") == "ALLOW"):
         assert "system NORMAL" in d["reasons"]
         assert any("AUTHENTIC" in why for why in d["reasons"])
-    verdicts = _records(data, "verdict")
+    verdicts = records(data, "verdict")
     assert [v["signature"]["gop_counter"] for v in verdicts] == list(range(1, pets09_cut.gops + 1))
     assert verdicts[-1]["signature"]["end_of_stream"] is True
     assert all(v["signature"]["parameter_sets_covered"] for v in verdicts)
-    cameras = _records(data, "camera")
+    cameras = records(data, "camera")
     assert [c["action"] for c in cameras] == ["init_ca", "enrol"]
     assert run_kontur("archive", "verify", str(data)).returncode == 0
 
@@ -105,8 +97,7 @@ def tampered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list
             q.pts, q.dts, q.duration, q.time_base = p.pts, p.dts, p.duration, p.time_base
             q.is_keyframe, q.stream = p.is_keyframe, ostream
             dst.mux(q)
-    with av.open(str(video)) as src:  # the pictures per GOP (signing adds SEI-only packets)
-        keys = [p.is_keyframe for p in src.demux(src.streams.video[0]) if p.size]
+    keys = key_flags(video)  # the pictures per GOP
     starts = [i for i, key in enumerate(keys) if key] + [len(keys)]
     return data, bad, [b - a for a, b in pairwise(starts)]
 
@@ -142,7 +133,7 @@ def test_a_tampered_gop_is_denied_and_strict_mode_never_decodes_it(
     assert r.returncode == 0, r.stderr
     cam = json.loads(out.read_text())["cameras"][0]
     assert cam["gops"] == {"AUTHENTIC": GOPS - 1, "NOT_AUTHENTIC": 1}
-    verdicts = _records(data, "verdict")
+    verdicts = records(data, "verdict")
     bad = verdicts[TAMPERED_GOP]
     assert bad["verdict"]["verdict"] == "NOT_AUTHENTIC"
     assert any("does not match the signed hash list" in r for r in bad["verdict"]["reasons"])
