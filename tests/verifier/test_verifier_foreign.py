@@ -1,8 +1,9 @@
-"""ADR 0048: what a track stands on that was foreground before its boxes came is not its own.
+"""What a still box stands on may not be its own: foreground that was there before its boxes
+came (ADR 0048), or the ghost a long-standing object left (ADR 0049).
 
-:meth:`ForegroundModel.foreign_share` on a real background model fed synthetic pictures: a
-textured empty scene, learnt, then a still dark "suitcase" set down, and boxes that come to it
-or a dark walker who comes and stops.
+:meth:`ForegroundModel.foreign_share` and :meth:`ForegroundModel.ghost_ratio` on a real
+background model fed synthetic pictures: a textured empty scene, learnt, then a still dark
+"suitcase" set down, and boxes that come to it or a dark walker who comes and stops.
 """
 
 from __future__ import annotations
@@ -21,16 +22,27 @@ from kontur.verifier.foreground import (
 FPS = 10.0
 SUITCASE = (200, 160, 240, 220)  # x1, y1, x2, y2 in frame pixels (640x360)
 _SCENE = np.random.default_rng(7).integers(90, 200, (360, 640), np.uint8)
+#: Real ground: a lit slope with a faint texture.
+_PAVEMENT = np.clip(
+    np.linspace(110.0, 160.0, 640)[None, :]
+    + np.linspace(0.0, 20.0, 360)[:, None]
+    + np.random.default_rng(7).normal(0.0, 4.0, (360, 640)),
+    0,
+    255,
+).astype(np.uint8)
 
 
 def _feed(
-    model: ForegroundModel, until_s: float, drawn: list[tuple[float, float, tuple[int, ...]]]
+    model: ForegroundModel,
+    until_s: float,
+    drawn: list[tuple[float, float, tuple[int, ...]]],
+    scene: np.ndarray = _SCENE,
 ) -> None:
-    """Frames from the model's next pts to ``until_s``: the scene, each ``(start, end, box)``
+    """Frames from the model's next pts to ``until_s``: ``scene``, each ``(start, end, box)``
     of ``drawn`` painted dark from ``start`` to ``end``."""
     t = 0.0 if model._pts is None else model._pts + 1 / FPS
     while t <= until_s + 1e-9:
-        grey = _SCENE.copy()
+        grey = scene.copy()
         for start, end, (x1, y1, x2, y2) in drawn:
             if start <= t < end:
                 grey[y1:y2, x1:x2] = 25
@@ -107,3 +119,20 @@ def test_nothing_to_say_while_the_model_learns_or_over_bare_ground() -> None:
     assert model.foreign_share(_boxes(box), 1.0, whole=True) is None  # learning
     _feed(model, 4.0, [])
     assert model.foreign_share(_boxes([(4.0, box[0][1])]), 1.0, whole=True) is None  # bare
+
+
+def test_the_ghost_a_long_standing_object_leaves_has_its_outline_in_the_background_only() -> None:
+    """The suitcase stood there from the first frame (learnt as background) and is taken away
+    at 3 s: the bare ground left is foreground, and its outline an edge of the background."""
+    model = ForegroundModel()
+    _feed(model, 4.0, [(0.0, 3.0, SUITCASE)], _PAVEMENT)
+    ratio = model.ghost_ratio(_rows(4, (190.0, 150.0, 250.0, 230.0)))
+    assert ratio is not None and ratio < 0.2
+
+
+def test_an_object_set_down_has_its_outline_in_the_picture() -> None:
+    model = ForegroundModel()
+    _feed(model, 4.0, [(3.0, 99.0, SUITCASE)], _PAVEMENT)
+    ratio = model.ghost_ratio(_rows(4, (190.0, 150.0, 250.0, 230.0)))
+    assert ratio is not None and ratio > 2.0
+    assert model.ghost_ratio(_rows(4, (400.0, 150.0, 460.0, 230.0))) is None  # bare ground

@@ -117,6 +117,9 @@ STILL_CARRY_S = 1.5
 OLDER_SHARE = 0.5
 #: ...where "well before" is this long before the track's boxes came to cover it (seconds).
 OLDER_BY_S = 1.0
+#: A still box on foreground whose rim has less than this share of the edges the background
+#: has there stands on a ghost, not carried (ADR 0049).
+GHOST_RATIO = 0.5
 #: Pairs of boxes side by side (their columns overlap) beyond which no box of the frame is
 #: vouched for anew: comparing them would cost a hostile frame quadratic time, and a crowd
 #: that dense is no place to tell which box follows which foreground.
@@ -282,18 +285,24 @@ def _still_too_long(history: TrackHistory, box: ObservedBox) -> bool:
 
 
 def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
-    """ADR 0048: ``box`` shows no motion of its own and at least :data:`OLDER_SHARE` of the
-    foreground under it was foreground :data:`OLDER_BY_S` before the track's boxes came to
-    cover it (:meth:`~kontur.verifier.foreground.ForegroundModel.foreign_share`): a phantom
-    parked on a still object, which :func:`_still_too_long` would only end after
-    :data:`STILL_CARRY_S`. A person who walks in and stops brought their foreground."""
+    """``box`` shows no motion of its own and stands on foreground that is not its own: at
+    least :data:`OLDER_SHARE` of it was foreground :data:`OLDER_BY_S` before the track's boxes
+    came to cover it (ADR 0048, :meth:`~kontur.verifier.foreground.ForegroundModel.
+    foreign_share`: a still object), or its outline is an edge of the background rather
+    than of the picture (ADR 0049, :meth:`~kontur.verifier.foreground.ForegroundModel.
+    ghost_ratio`: the ghost a long-standing object left). :func:`_still_too_long` would end
+    such a carry only after :data:`STILL_CARRY_S`. A person who walks in and stops brought
+    their foreground, and their outline is theirs."""
     masks = cam.masks.get(box.frame_index)
     if box.motion is None or box.motion >= OWN_MOTION or masks is None or not masks.judged:
         return False
     boxes = itertools.chain((box,), reversed(history))
     pictured = ((masks.to_picture(b.xyxy), b.pts_s) for b in boxes)
     share = cam.foreground.foreign_share(pictured, OLDER_BY_S, whole=not history.full)
-    return share is not None and share >= OLDER_SHARE
+    if share is not None and share >= OLDER_SHARE:
+        return True
+    ratio = cam.foreground.ghost_ratio(masks.to_picture(box.xyxy))
+    return ratio is not None and ratio < GHOST_RATIO
 
 
 def _cut(cam: _Camera, first: int, last: int) -> bool:

@@ -154,6 +154,38 @@ def _median(a: npt.NDArray[np.float32]) -> np.float32:
     return np.float32(float(part[k - 1] + (np.float32(0.0) + part[k])) / 2)
 
 
+def _across(
+    a: npt.NDArray[np.float32],
+    y0: int,
+    x0: int,
+    y1: int,
+    x1: int,
+    outline: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]],
+) -> float:
+    """The summed step of ``a`` across an outline of rows ``y0:y1``, columns ``x0:x1``:
+    horizontal central differences on its row ends, vertical ones on its column ends (the
+    rectangle must leave a pixel of ``a`` on every side)."""
+    ends_of_rows, ends_of_cols = outline
+    dx = np.abs(a[y0:y1, x0 + 1 : x1 + 1] - a[y0:y1, x0 - 1 : x1 - 1])
+    dy = np.abs(a[y0 + 1 : y1 + 1, x0:x1] - a[y0 - 1 : y1 - 1, x0:x1])
+    return float(dx[ends_of_rows].sum() + dy[ends_of_cols].sum())
+
+
+def _outline(fg: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """The first and last set pixel of each row of ``fg``, and of each column, less those on
+    its border (where the rectangle cut the foreground, not its outline)."""
+    h, w = fg.shape
+    rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
+    ends_of_rows, ends_of_cols = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    ends_of_rows[rows, fg[rows].argmax(axis=1)] = True
+    ends_of_rows[rows, w - 1 - fg[rows, ::-1].argmax(axis=1)] = True
+    ends_of_cols[fg[:, cols].argmax(axis=0), cols] = True
+    ends_of_cols[h - 1 - fg[::-1, cols].argmax(axis=0), cols] = True
+    for ends in (ends_of_rows, ends_of_cols):
+        ends[0, :] = ends[-1, :] = ends[:, 0] = ends[:, -1] = False
+    return ends_of_rows, ends_of_cols
+
+
 def _share(mask: npt.NDArray[np.bool_]) -> float:
     """``float(mask.mean())``, exactly (both divide the exact count by the size in float64)."""
     return int(np.count_nonzero(mask)) / mask.size
@@ -427,6 +459,31 @@ class ForegroundModel:
                 covered[held] = -np.inf  # covered since before the oldest box given
         began = now - runs
         return int(np.count_nonzero(live & (began < covered - margin_s))) / n
+
+    def ghost_ratio(self, rows: Rows) -> float | None:
+        """Edges the newest picture has along the outline of the foreground in picture
+        rectangle ``rows``, over the edges the background has there (ADR 0049). A real
+        object's outline is an edge in the picture (the object against the ground); that of
+        a *ghost*, the bare ground a long-standing object left (the background had learnt it),
+        is an edge in the background only: a ratio well under 1. The outline is the first and
+        last foreground pixel of each row and column (not the rectangle's border): the holes
+        where an object matches the ground behind it are not its outline. None when the
+        newest frame was not judged or the outline has fewer than 8 pixels."""
+        bg, noise = self._bg, self._noise
+        if self._run_age is None or bg is None or noise is None or not self._recent:
+            return None
+        img = self._recent[-1][1]
+        h, w = img.shape
+        y0, x0, y1, x1 = rows
+        y0, x0, y1, x1 = max(y0, 1), max(x0, 1), min(y1, h - 1), min(x1, w - 1)
+        if y1 - y0 < 3 or x1 - x0 < 3:
+            return None
+        fg = np.abs(img[y0:y1, x0:x1] - bg[y0:y1, x0:x1])
+        outline = _outline(fg > np.maximum(MIN_DIFF, NOISE_K * noise[y0:y1, x0:x1]))
+        if int(np.count_nonzero(outline[0]) + np.count_nonzero(outline[1])) < 8:
+            return None
+        across_bg = float(_across(bg, y0, x0, y1, x1, outline))
+        return float(_across(img, y0, x0, y1, x1, outline)) / max(across_bg, 1.0)
 
     def _global_change(
         self, fraction: float, motion: npt.NDArray[np.bool_], img: npt.NDArray[np.float32]
