@@ -560,28 +560,32 @@ def test_a_phantom_that_latches_on_at_the_end_after_standing_where_it_was_not_se
     assert "the verifier measured track 7 over " in out[0][2][0], out
 
 
-def _parks_on_a_suitcase(min_seconds: float) -> list[tuple[int, Outcome, tuple[str, ...]]]:
+def _parks_on_a_suitcase(
+    min_seconds: float, walk: float = 4.0, slide: float = 1.0
+) -> list[tuple[int, Outcome, tuple[str, ...]]]:
     """Found by the fifth review: nobody enters the zone (y >= 238 px). A real passer-by
-    walks along the path above it (feet at y = 230 px); the worker hides them, rides them with
-    phantom 7 (vouched for), peels it off at frame 50 and slides it 1 px a frame down onto a
-    still suitcase in the zone, set down after the background was learnt, where it stands."""
+    walks along the path above it (feet at y = 230 px, ``walk`` px a frame); the worker hides
+    them, rides them with phantom 7 (vouched for), peels it off when they pass x = 300 and
+    slides it ``slide`` px a frame down onto a still suitcase in the zone, set down after the
+    background was learnt, where it stands."""
     zone = ((0.35, 0.66), (0.75, 0.66), (0.75, 0.85), (0.35, 0.85))
     suitcase = (305.0, 190.0, 335.0, 250.0)
+    peel = 25 + round(100 / walk)
 
     def walker(i: int) -> Box | None:
-        x = 200.0 + 4.0 * (i - 25)
+        x = 200.0 + walk * (i - 25)
         return (x, 130.0, x + 40.0, 230.0) if i >= 25 and x < 590 else None
 
     def reports(i: int) -> list[TrackedObject]:
         if i < 25:
             return []
-        if i <= 50 and (box := walker(i)) is not None:  # the walker is always in view here
+        if i <= peel and (box := walker(i)) is not None:  # the walker is always in view here
             return [_person(7, box)]
-        dy, x = min(i - 50, 20), 300.0 + 0.25 * (i % 3)
+        dy, x = min(slide * (i - peel), 20), 300.0 + 0.25 * (i % 3)
         return [_person(7, (x, 130.0 + dy, x + 40.0, 230.0 + dy))]
 
     return _scene(
-        70 + round(10 * min_seconds),
+        peel + 20 + round(10 * min_seconds),
         lambda i: [b for b in [walker(i)] if b],
         reports,
         min_seconds,
@@ -598,6 +602,44 @@ def test_a_phantom_parked_on_a_suitcase_is_not_carried(dwell_s: float) -> None:
     out = _parks_on_a_suitcase(dwell_s)
     assert [(t, o) for t, o, _ in out] == [(7, Outcome.OPERATOR)], out
     assert "did not carry track 7" in out[0][2][0], out
+
+
+@pytest.mark.parametrize(
+    ("walk", "slide", "dwell_s"),
+    [(4.0, 4.0, 0.5), (4.0, 10.0, 0.5), (1.0, 2.0, 2.0), (2.0, 4.0, 1.5)],
+    ids=["fast_slide", "jump", "slow_walker_overlaps", "walker_2px"],
+)
+def test_a_phantom_slid_fast_onto_a_suitcase_or_kept_stirring_by_a_walker_is_not_carried(
+    walk: float, slide: float, dwell_s: float
+) -> None:
+    """Review of ADR 0048: the phantom slides into the zone fast, while the trail of the
+    walker it left is fresh foreground under its box; or a slow walker overlaps the top of
+    its box, so that it stirs on every other frame. What holds its feet is the suitcase's,
+    older than its cover: OPERATOR."""
+    out = _parks_on_a_suitcase(dwell_s, walk, slide)
+    assert [(t, o) for t, o, _ in out] == [(7, Outcome.OPERATOR)], out
+
+
+def test_a_phantom_that_sat_uncarried_over_a_suitcase_has_no_claim_on_it() -> None:
+    """Review of ADR 0048: phantom 7 sits over a suitcase (its feet just above the zone) for
+    7 s, uncarried; a passer-by the worker hides walks through the top of its box (vouching
+    for it) while it slides 10 px down into the zone. Its cover counts from that carry, not
+    from its 64 boxes over the suitcase before it: the suitcase is not its own."""
+    zone = ((0.35, 0.66), (0.75, 0.66), (0.75, 0.85), (0.35, 0.85))
+    suitcase, slide = (305.0, 190.0, 335.0, 250.0), 92
+
+    def walker(i: int) -> Box | None:
+        x = 200.0 + 4.0 * (i - 75)
+        return (x, 130.0, x + 40.0, 230.0) if i >= 75 and x < 590 else None
+
+    def reports(i: int) -> list[TrackedObject]:
+        dy, x = min(max(2 * (i - slide), 0), 10), 300.0 + 0.25 * (i % 3)
+        return [] if i < 20 else [_person(7, (x, 130.0 + dy, x + 40.0, 230.0 + dy))]
+
+    drawn = lambda i: [b for b in [walker(i)] if b]  # noqa: E731
+    still = lambda i: [suitcase] if i >= 18 else []  # noqa: E731
+    out = _scene(slide + 40, drawn, reports, 2.0, zone, still=still)
+    assert [(t, o) for t, o, _ in out] == [(7, Outcome.OPERATOR)], out
 
 
 def test_a_person_who_walks_in_and_stands_still_for_8_s_is_allowed() -> None:

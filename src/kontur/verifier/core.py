@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
@@ -80,8 +79,9 @@ from kontur.verifier.foreground import (
     ForegroundModel,
     SceneMasks,
     ScenePicture,
+    foot_band,
 )
-from kontur.verifier.history import ObservedBox, TrackHistory
+from kontur.verifier.history import ObservedBox, TrackHistory, extend_cover
 from kontur.verifier.renamed import Renamings
 from kontur.verifier.stayed import StayedTracks
 from kontur.verifier.thumbnail import validate_thumbnail
@@ -284,24 +284,36 @@ def _still_too_long(history: TrackHistory, box: ObservedBox) -> bool:
     return box.pts_s - history.still_since >= STILL_CARRY_S - 1e-6
 
 
+def _extend_cover(cam: _Camera, history: TrackHistory, box: ObservedBox, carried: bool) -> None:
+    """On a judged frame, ``box`` extends the track's cover (:func:`~kontur.verifier.history.
+    extend_cover`) from the first frame the track is carried on: a box that sat uncarried
+    over a still object proves nothing (ADR 0048). It goes on while the carry pauses (a
+    person who stood still a while and sways again keeps what they brought)."""
+    if carried or history.cover:
+        masks = cam.masks.get(box.frame_index)
+        if masks is not None and masks.judged:
+            history.cover = extend_cover(history.cover, masks.to_picture(box.xyxy), box.pts_s)
+
+
 def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
-    """``box`` shows no motion of its own and stands on foreground that is not its own: at
-    least :data:`OLDER_SHARE` of it was foreground :data:`OLDER_BY_S` before the track's boxes
-    came to cover it (ADR 0048, :meth:`~kontur.verifier.foreground.ForegroundModel.
-    foreign_share`: a still object), or its outline is an edge of the background rather
-    than of the picture (ADR 0049, :meth:`~kontur.verifier.foreground.ForegroundModel.
-    ghost_ratio`: the ghost a long-standing object left). :func:`_still_too_long` would end
-    such a carry only after :data:`STILL_CARRY_S`. A person who walks in and stops brought
-    their foreground, and their outline is theirs."""
+    """True when the carried ``box`` shows no motion of its own and stands on foreground that
+    is not its own: at least :data:`OLDER_SHARE` of the foreground where it stands (its foot
+    band) was foreground :data:`OLDER_BY_S` before the track's carried boxes came to cover it
+    (ADR 0048, :meth:`~kontur.verifier.foreground.ForegroundModel.foreign_share`: a still
+    object), or its outline is an edge of the background rather than of the picture (ADR
+    0049, :meth:`~kontur.verifier.foreground.ForegroundModel.ghost_ratio`: the ghost a
+    long-standing object left). :func:`_still_too_long` would end such a carry only after
+    :data:`STILL_CARRY_S`. A person who walks in and stops brought their foreground, and
+    their outline is theirs."""
     masks = cam.masks.get(box.frame_index)
     if box.motion is None or box.motion >= OWN_MOTION or masks is None or not masks.judged:
         return False
-    boxes = itertools.chain((box,), reversed(history))
-    pictured = ((masks.to_picture(b.xyxy), b.pts_s) for b in boxes)
-    share = cam.foreground.foreign_share(pictured, OLDER_BY_S, whole=not history.full)
+    rows = masks.to_picture(box.xyxy)
+    feet = masks.to_picture(foot_band(box.xyxy))
+    share = cam.foreground.foreign_share(feet, history.cover, OLDER_BY_S)
     if share is not None and share >= OLDER_SHARE:
         return True
-    ratio = cam.foreground.ghost_ratio(masks.to_picture(box.xyxy))
+    ratio = cam.foreground.ghost_ratio(rows)
     return ratio is not None and ratio < GHOST_RATIO
 
 
@@ -857,6 +869,7 @@ class Verifier:
             carried = False  # a new vouch, on foreground another box claims too
         if carried and _still_too_long(history, box):
             carried = False  # carried by still foreground alone: a bag, not a person
+        _extend_cover(cam, history, box, carried)
         if carried and _parked(cam, history, box):
             carried = False  # standing on foreground that was there before it came
         holds = self._support.holds(box) if judged else None

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +42,10 @@ __all__ = [
     "RESET_FRACTION",
     "BoxMeter",
     "ForegroundModel",
+    "Rows",
     "SceneMasks",
     "ScenePicture",
+    "foot_band",
     "make_picture",
 ]
 
@@ -152,6 +154,15 @@ def _median(a: npt.NDArray[np.float32]) -> np.float32:
         return np.float32(np.float32(0.0) + np.partition(flat, k)[k])
     part = np.partition(flat, (k - 1, k))
     return np.float32(float(part[k - 1] + (np.float32(0.0) + part[k])) / 2)
+
+
+def foot_band(xyxy: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """Where a box's object stands (frame pixels): its lowest :data:`FOOT_BAND` of rows, over
+    :data:`FOOT_WIDTH` box heights (at most its width) centred on its foot point."""
+    x1, y1, x2, y2 = xyxy
+    half = min(x2 - x1, FOOT_WIDTH * (y2 - y1)) / 2
+    cx = (x1 + x2) / 2
+    return cx - half, y2 - FOOT_BAND * (y2 - y1), cx + half, y2
 
 
 def _across(
@@ -323,11 +334,7 @@ class BoxMeter:
         width) centred on its foot point; None when less than :data:`MIN_FREE` of that is in
         the picture and outside the cover. A box stretched below its object's feet, or
         widened past its side, has bare ground there."""
-        x1, y1, x2, y2 = xyxy
-        half = min(x2 - x1, FOOT_WIDTH * (y2 - y1)) / 2
-        cx = (x1 + x2) / 2
-        band = (cx - half, y2 - FOOT_BAND * (y2 - y1), cx + half, y2)
-        y0, x0, y1p, x1p = self.masks.to_picture(band)
+        y0, x0, y1p, x1p = self.masks.to_picture(foot_band(xyxy))
         area = self._free(y0, x0, y1p, x1p)
         return None if area is None else self._count(0, y0, x0, y1p, x1p) / area
 
@@ -362,8 +369,8 @@ class ForegroundModel:
         self._learn_until = 0.0
         self._learn_note = "learning the background"
         self._run_age: npt.NDArray[np.float32] | None = None
-        """Per pixel (every other row and column), how long its current foreground run has
-        lasted on judged frames (seconds; 0: in no run)."""
+        """Per pixel, how long its current foreground run has lasted on judged frames
+        (seconds; 0: in no run)."""
         self._run_gap: npt.NDArray[np.float32] | None = None
         """Per pixel (as above), how long since it was last in the foreground (seconds)."""
 
@@ -407,9 +414,7 @@ class ForegroundModel:
 
     def _runs(self, dt: float, fg: npt.NDArray[np.bool_]) -> None:
         """Carry each pixel's foreground run on by ``dt``: it begins when the pixel enters the
-        foreground and ends after :data:`RUN_GAP_S` out of it (on every other row and column:
-        a box's share needs no more, and this costs ~6 µs a frame)."""
-        fg = fg[::2, ::2]
+        foreground and ends after :data:`RUN_GAP_S` out of it."""
         age, gap = self._run_age, self._run_gap
         if age is None or gap is None or age.shape != fg.shape:
             age = self._run_age = np.zeros(fg.shape, np.float32)
@@ -421,44 +426,32 @@ class ForegroundModel:
         age *= gap <= np.float32(RUN_GAP_S)
 
     def foreign_share(
-        self, boxes: Iterable[tuple[Rows, float]], margin_s: float, whole: bool
+        self, rows: Rows, cover: Sequence[tuple[Rows, float]], margin_s: float
     ) -> float | None:
-        """How much of what a track stands on is not its own (ADR 0048). ``boxes``: the
-        track's boxes as picture rectangles ``(y0, x0, y1, x1)`` with their pts, newest first.
-        Of the pixels under the newest that are in a foreground run on the newest frame, the
-        share whose run began more than ``margin_s`` before the track's boxes began to cover
-        them (without a break back to then): foreground that was there before the track
-        came, a suitcase or a parked car under a phantom. A person brings their foreground
-        with them. ``whole``: the boxes go back to the track's first; if not, a pixel the
-        oldest covers too counts as the track's own (it may have been there first). None
-        when fewer than 8 such pixels, or the newest frame was not judged."""
-        age, now = self._run_age, self._pts
-        found = iter(boxes)
-        first = next(found, None)
-        if age is None or now is None or first is None:
+        """How much of the foreground in picture rectangle ``rows`` (where a box stands) is not
+        the track's own (ADR 0048). ``cover``: since when the track's boxes covered which
+        pixels without a break, as nested rectangles with their pts, newest (largest) first
+        (:func:`~kontur.verifier.history.extend_cover`). Of the pixels of ``rows`` in the foreground
+        on the newest frame, the share whose run began more than ``margin_s`` before the
+        track's boxes began to cover them (or that no rectangle covers): foreground that was
+        there before the track came, a suitcase or a parked car under a phantom. A person
+        brings their foreground with them. None when fewer than 4 such pixels, or the newest
+        frame was not judged."""
+        age, gap, now = self._run_age, self._run_gap, self._pts
+        if age is None or gap is None or now is None:
             return None
-        (y0, x0, y1, x1), pts = first
-        y0, x0 = y0 // 2, x0 // 2  # the runs' grid: every other row and column
-        runs = age[y0 : (y1 + 1) // 2, x0 : (x1 + 1) // 2]
-        live = runs > 0
-        n = int(np.count_nonzero(live))
-        if n < 8:
+        y0, x0, y1, x1 = rows
+        y0, x0 = max(y0, 0), max(x0, 0)
+        here = gap[y0:y1, x0:x1] == 0  # in the foreground on the newest frame
+        n = int(np.count_nonzero(here))
+        if n < 4:
             return None
-        covered = np.full(runs.shape, pts)
-        held = np.ones(runs.shape, bool)
-        for (by0, bx0, by1, bx1), at in found:
-            inside = np.zeros(runs.shape, bool)
-            inside[max(by0 // 2 - y0, 0) : max((by1 + 1) // 2 - y0, 0),
-                   max(bx0 // 2 - x0, 0) : max((bx1 + 1) // 2 - x0, 0)] = True  # fmt: skip
-            held &= inside
-            if not held.any():
-                break
-            covered[held] = at
-        else:
-            if not whole:
-                covered[held] = -np.inf  # covered since before the oldest box given
-        began = now - runs
-        return int(np.count_nonzero(live & (began < covered - margin_s))) / n
+        covered = np.full(here.shape, np.inf)
+        for (cy0, cx0, cy1, cx1), since in cover:  # inward: each older and smaller
+            ys = slice(max(cy0 - y0, 0), max(cy1 - y0, 0))
+            covered[ys, max(cx0 - x0, 0) : max(cx1 - x0, 0)] = since
+        began = now - age[y0:y1, x0:x1].astype(np.float64)
+        return int(np.count_nonzero(here & (began < covered - margin_s))) / n
 
     def ghost_ratio(self, rows: Rows) -> float | None:
         """Edges the newest picture has along the outline of the foreground in picture

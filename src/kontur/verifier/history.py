@@ -16,10 +16,48 @@ from dataclasses import dataclass
 from kontur.geometry import well_formed
 from kontur.wire.messages import TrackedObject
 
-__all__ = ["HISTORY_LENGTH", "ObservedBox", "TrackHistory"]
+__all__ = ["COVER_STAGES", "HISTORY_LENGTH", "ObservedBox", "TrackHistory", "extend_cover"]
 
 #: Observations kept per track; older ones fall off (memory stays bounded on long tracks).
 HISTORY_LENGTH = 64
+#: Nested rectangles kept by :func:`extend_cover`; beyond it the two closest in time merge
+#: (the inner one's pixels count as covered only since the outer one's: the strict side).
+COVER_STAGES = 8
+#: A box is taken a picture pixel wider each side for cover: a box that jitters by a pixel
+#: does not break it.
+COVER_SLACK = 1
+
+Rows = tuple[int, int, int, int]
+
+
+def extend_cover(
+    cover: list[tuple[Rows, float]], rows: Rows, pts_s: float
+) -> list[tuple[Rows, float]]:
+    """Since when a track's boxes covered which picture pixels without a break (ADR 0048),
+    after its box ``rows`` (``(y0, x0, y1, x1)``) at ``pts_s``: nested rectangles with the pts
+    since which each was covered, newest (largest) first. A pixel's time is that of the
+    innermost rectangle holding it. The intersection of rectangles is a rectangle, so each
+    step costs O(stages), however long the track."""
+    y0, x0 = rows[0] - COVER_SLACK, rows[1] - COVER_SLACK
+    y1, x1 = rows[2] + COVER_SLACK, rows[3] + COVER_SLACK
+    if cover and cover[0][0] == (y0, x0, y1, x1):
+        return cover  # the same pixels as the newest stage: nothing changes
+    out: list[tuple[Rows, float]] = [((y0, x0, y1, x1), pts_s)]
+    for (a0, b0, a1, b1), since in cover:
+        r = (max(a0, y0), max(b0, x0), min(a1, y1), min(b1, x1))
+        if r[0] >= r[2] or r[1] >= r[3]:
+            break  # the older rectangles lie inside this one: empty too
+        if r == out[-1][0]:
+            out[-1] = (r, since)  # the same pixels, covered since earlier
+        else:
+            out.append((r, since))
+    if len(out) > COVER_STAGES:  # merge the two stages closest in time, the inner on a tie
+        k = 1
+        for j in range(2, len(out)):
+            if out[j - 1][1] - out[j][1] <= out[k - 1][1] - out[k][1]:
+                k = j
+        del out[k]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +187,10 @@ class TrackHistory:
         self.measured_since: float | None = None
         """The pts from which every box of the track was measured on a judged frame (ADR
         0044); None while the last one was not."""
+        self.cover: list[tuple[Rows, float]] = []
+        """Since when its boxes covered which picture pixels (:func:`extend_cover`), counted
+        from the first frame it was carried on (ADR 0048: a box that sat uncarried over a
+        still object proves nothing)."""
 
     def __len__(self) -> int:
         return len(self._boxes)
