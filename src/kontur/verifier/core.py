@@ -755,7 +755,7 @@ class Verifier:
         expected = cam.evasion.scale.height_at(box.xyxy[3] / fh)
         if expected is None:
             return box
-        return dataclasses.replace(box, stature=box.height / fh / expected)
+        return box.scored(stature=box.height / fh / expected)
 
     def _own_meters(
         self, cam: _Camera, meter: BoxMeter | None, tracks: TrackFrame
@@ -813,12 +813,9 @@ class Verifier:
         motion when the model judged the frame, its motion alone when not (what moved in the
         last ~0.1 s needs no background: the frozen-box check then still sees a moving
         camera's pictures change under a box that does not)."""
-        box = ObservedBox.from_object(obj, frame_index, pts_s)
-        if not box.is_well_formed():
-            return box  # WellFormedBox refuses it; nothing to measure
         masks = meter.masks if meter is not None else cam.masks.get(frame_index)
-        if masks is None:
-            return box
+        if masks is None or not well_formed(obj.xyxy):
+            return ObservedBox.from_object(obj, frame_index, pts_s)  # nothing to measure
         x1, y1, x2, y2 = obj.xyxy
         clipped = (
             x1 <= BORDER_PX
@@ -835,8 +832,8 @@ class Verifier:
             outside = 0.0
         foot = meter.foot(obj.xyxy) if meter is not None and fit is not None else None
         return ObservedBox(
-            box.frame_index, box.pts_s, box.xyxy, box.class_id, box.confidence,
-            box.class_name, fit, moved, clipped, outside, foot=foot,
+            frame_index, pts_s, obj.xyxy, obj.class_id, obj.confidence, obj.class_name,
+            fit, moved, clipped, outside, foot=foot,
         )  # fmt: skip
 
     def _check_one(
@@ -862,7 +859,7 @@ class Verifier:
         if self._coherence_on(box):
             coherence = self._coherence(cam, history, box)
             if coherence is not None:  # None: the box's own, as measured
-                box = dataclasses.replace(box, coherence=coherence)
+                box = box.scored(coherence=coherence)
         found = [(c.name, r) for c in self._checks if (r := c.check(tid, history, box))]
         carried = not found and self._support.carries(history, box)
         if carried and not history.carried and not alone(tid):

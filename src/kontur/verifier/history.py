@@ -119,6 +119,18 @@ class ObservedBox:
             clipped,
         )
 
+    def scored(
+        self, *, stature: float | None = None, coherence: float | None = None
+    ) -> ObservedBox:
+        """This box with its ``stature`` or ``coherence`` set (the verifier's scores, known
+        once the track's history is): ``dataclasses.replace``, at half its cost."""
+        return ObservedBox(
+            self.frame_index, self.pts_s, self.xyxy, self.class_id, self.confidence,
+            self.class_name, self.support, self.motion, self.clipped, self.outside,
+            self.stature if stature is None else stature,
+            self.coherence if coherence is None else coherence, self.foot,
+        )  # fmt: skip
+
     @property
     def label(self) -> str:
         """The class name, or the class id as text when the name is not known."""
