@@ -250,10 +250,13 @@ class SceneMasks:
         """A frame-pixel box as picture rows and columns ``(y0, x0, y1, x1)``, clipped."""
         h, w = self.shape
         s = float(self.stride)
-        x0 = min(max(math.floor(xyxy[0] / s), 0), w)
-        x1 = min(max(math.ceil(xyxy[2] / s), 0), w)
-        y0 = min(max(math.floor(xyxy[1] / s), 0), h)
-        y1 = min(max(math.ceil(xyxy[3] / s), 0), h)
+        x0, y0 = math.floor(xyxy[0] / s), math.floor(xyxy[1] / s)
+        x1, y1 = math.ceil(xyxy[2] / s), math.ceil(xyxy[3] / s)
+        # min(max(v, 0), side), written out: called ~40 times a frame
+        x0 = 0 if x0 < 0 else w if x0 > w else x0
+        x1 = 0 if x1 < 0 else w if x1 > w else x1
+        y0 = 0 if y0 < 0 else h if y0 > h else y0
+        y1 = 0 if y1 < 0 else h if y1 > h else y1
         return y0, x0, y1, x1
 
 
