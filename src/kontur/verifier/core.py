@@ -117,8 +117,8 @@ STILL_CARRY_S = 1.5
 OLDER_SHARE = 0.5
 #: ...where "well before" is this long before the track's boxes came to cover it (seconds).
 OLDER_BY_S = 1.0
-#: A still box on foreground whose rim has less than this share of the edges the background
-#: has there stands on a ghost, not carried (ADR 0049).
+#: A still box whose foreground's outline is less of an edge in the picture than this share
+#: of what it is in the background stands on a ghost, and is not carried (ADR 0049).
 GHOST_RATIO = 0.5
 #: Pairs of boxes side by side (their columns overlap) beyond which no box of the frame is
 #: vouched for anew: comparing them would cost a hostile frame quadratic time, and a crowd
