@@ -397,3 +397,32 @@ def test_a_frame_index_beyond_a_float_never_reaches_the_verifier() -> None:
         decode(line)
     finding = v.check(track_frame(MAX_FRAME_INDEX, 0.0, [person], "cam1"))
     assert not finding.agree and finding.track_reasons[1]  # never observed; no time passed
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        (-1.7e308, 100.0, 0.0, 100.0),
+        (-1.7e308, 100.0, 0.0, 100.0 + 1e-300),
+        (0.0, -1.7e308, 1e-300, 0.0),
+        (1.0e308, 10.0, 1.7e308, 10.0),
+        (-1.7e308, -1.7e308, 1.7e308, 1.7e308),
+    ],
+)
+def test_a_box_at_the_ends_of_the_floats_on_a_watched_picture_is_a_finding(
+    box: tuple[float, float, float, float],
+) -> None:
+    """Found by review: the pixel checks widen a box (its ring, the evasion band), and a
+    finite box at the ends of the floats widened to an infinity that crashed ``check`` once
+    the background model judged the picture. It is a disagreement, never a crash."""
+    from kontur.verifier import make_picture, make_thumbnail
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 255, (360, 640), np.uint8)
+    bgr = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    v = Verifier(VerifierConfig())
+    for i in range(25):
+        v.observe_frame("cam1", i, i / 10, make_thumbnail(bgr), picture=make_picture(bgr))
+        obj = TrackedObject(track_id=7, class_id=0, class_name="person", confidence=0.9, xyxy=box)
+        finding = v.check(track_frame(i, i / 10, [obj] if i == 24 else [], "cam1"))
+    assert not finding.agree and 7 in finding.track_reasons

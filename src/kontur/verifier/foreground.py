@@ -250,13 +250,13 @@ class SceneMasks:
         """A frame-pixel box as picture rows and columns ``(y0, x0, y1, x1)``, clipped."""
         h, w = self.shape
         s = float(self.stride)
-        x0, y0 = math.floor(xyxy[0] / s), math.floor(xyxy[1] / s)
-        x1, y1 = math.ceil(xyxy[2] / s), math.ceil(xyxy[3] / s)
-        # min(max(v, 0), side), written out: called ~40 times a frame
-        x0 = 0 if x0 < 0 else w if x0 > w else x0
-        x1 = 0 if x1 < 0 else w if x1 > w else x1
-        y0 = 0 if y0 < 0 else h if y0 > h else y0
-        y1 = 0 if y1 < 0 else h if y1 > h else y1
+        x0, y0, x1, y1 = xyxy[0] / s, xyxy[1] / s, xyxy[2] / s, xyxy[3] / s
+        # clamped as floats, so that no infinity (a hostile box's ring) or NaN reaches floor
+        # and ceil; min(max(v, 0), side), written out: called ~40 times a frame
+        x0 = 0 if not x0 > 0 else w if x0 > w else math.floor(x0)
+        x1 = 0 if not x1 > 0 else w if x1 > w else math.ceil(x1)
+        y0 = 0 if not y0 > 0 else h if y0 > h else math.floor(y0)
+        y1 = 0 if not y1 > 0 else h if y1 > h else math.ceil(y1)
         return y0, x0, y1, x1
 
 

@@ -27,7 +27,7 @@ from kontur.verifier.core import Verifier
 from kontur.verifier.foreground import make_picture
 from kontur.verifier.thumbnail import make_thumbnail
 from kontur.verifier.watch import Watch
-from kontur.wire import Evidence, FrameReady, ProtocolViolation, TrackFrame
+from kontur.wire import Evidence, Finding, FrameReady, ProtocolViolation, TrackFrame
 from kontur.wire.channel import Inbox, Outbox, forward_violations, wait_readable
 from kontur.wire.edges import edge
 from kontur.wire.framering import RingReader
@@ -99,7 +99,16 @@ class VerifierLoop:
                 self.last_frame[cam_id] = meta.frame_index
 
     def _check(self, tracks: TrackFrame) -> None:
-        finding = self.core.check(tracks)
+        try:
+            finding = self.core.check(tracks)
+        except (ArithmeticError, ValueError, IndexError) as exc:
+            # a defect the worker's message reached: its tracks are unverified, never a crash
+            # that a hostile worker could repeat to keep the verifier down
+            finding = Finding(
+                camera_id=tracks.camera_id, frame_index=tracks.frame_index, agree=False,
+                reasons=(f"verifier could not check frame {tracks.frame_index}: "
+                         f"{type(exc).__name__}: {str(exc)[:200]}",),
+            )  # fmt: skip
         stamp = self.core.stamp(tracks.camera_id, tracks.frame_index)
         if stamp is not None:
             self.to_gate.send(Evidence(frame=stamp, tracks=tracks, finding=finding))
