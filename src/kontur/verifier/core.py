@@ -117,6 +117,10 @@ STILL_CARRY_S = 1.5
 OLDER_SHARE = 0.5
 #: ...where "well before" is this long before the track's boxes came to cover it (seconds).
 OLDER_BY_S = 1.0
+#: A box stands (:func:`_standing`) when its foot point moved less than this share of its
+#: height in the last ``STANDING_S`` seconds.
+STANDING_MOVE = 0.1
+STANDING_S = 0.5
 #: A still box whose foreground's outline is less of an edge in the picture than this share
 #: of what it is in the background stands on a ghost, and is not carried (ADR 0049).
 GHOST_RATIO = 0.5
@@ -285,36 +289,54 @@ def _still_too_long(history: TrackHistory, box: ObservedBox) -> bool:
 
 
 def _extend_cover(cam: _Camera, history: TrackHistory, box: ObservedBox, carried: bool) -> None:
-    """On a judged frame, ``box`` extends the track's cover (:func:`~kontur.verifier.history.
-    extend_cover`) from the first frame the track is carried on: a box that sat uncarried
-    over a still object proves nothing (ADR 0048). It goes on while the carry pauses (a
-    person who stood still a while and sways again keeps what they brought)."""
-    if carried or history.cover:
+    """On a judged frame, the carried ``box`` extends the track's cover (:func:`~kontur.
+    verifier.history.extend_cover`); a carry that ends drops it (ADR 0048): a box that sat
+    uncarried over a still object, or over the place one was set down meanwhile, proves
+    nothing about it."""
+    if carried:
         masks = cam.masks.get(box.frame_index)
         if masks is not None and masks.judged:
             history.cover = extend_cover(history.cover, masks.to_picture(box.xyxy), box.pts_s)
 
 
-def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
-    """True when the carried ``box`` shows no motion of its own and stands on foreground that
-    is not its own: at least :data:`OLDER_SHARE` of the foreground where it stands (its foot
-    band) was foreground :data:`OLDER_BY_S` before the track's carried boxes came to cover it
-    (ADR 0048, :meth:`~kontur.verifier.foreground.ForegroundModel.foreign_share`: a still
-    object), or its outline is an edge of the background rather than of the picture (ADR
-    0049, :meth:`~kontur.verifier.foreground.ForegroundModel.ghost_ratio`: the ghost a
-    long-standing object left). :func:`_still_too_long` would end such a carry only after
-    :data:`STILL_CARRY_S`. A person who walks in and stops brought their foreground, and
-    their outline is theirs."""
-    masks = cam.masks.get(box.frame_index)
-    if box.motion is None or box.motion >= OWN_MOTION or masks is None or not masks.judged:
+def _standing(history: TrackHistory, box: ObservedBox) -> bool:
+    """The track's foot point moved less than :data:`STANDING_MOVE` of ``box``'s height (or 2
+    pixels) since :data:`STANDING_S` before it (False while the track is younger)."""
+    then = next((b for b in reversed(history) if b.pts_s <= box.pts_s - STANDING_S), None)
+    if then is None:
         return False
-    rows = masks.to_picture(box.xyxy)
+    (x1, _, x2, y2), (u1, _, u2, v2) = box.xyxy, then.xyxy
+    moved = math.hypot((x1 + x2 - u1 - u2) / 2, y2 - v2)
+    return moved < max(2.0, STANDING_MOVE * box.height)
+
+
+def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
+    """True when the carried ``box`` shows no motion of its own where it stands (its foot
+    band; passers-by over the top of a box that stands do not count) and stands on
+    foreground that is not its own: at least :data:`OLDER_SHARE` of the foreground of its
+    foot band was foreground :data:`OLDER_BY_S` before the track's carried boxes came to
+    cover it (ADR 0048, :meth:`~kontur.verifier.foreground.ForegroundModel.foreign_share`: a
+    still object), or the outline of its foreground, or of its feet's, is an edge of the
+    background rather than of the picture (ADR 0049, :meth:`~kontur.verifier.foreground.
+    ForegroundModel.ghost_ratio`: the ghost a long-standing object left).
+    :func:`_still_too_long` would end such a carry only after :data:`STILL_CARRY_S`. A person
+    who walks in and stops brought their foreground, and their outline is theirs."""
+    masks = cam.masks.get(box.frame_index)
+    stirs = box.motion if box.foot_motion is None else box.foot_motion
+    if stirs is None or masks is None or not masks.judged:
+        return False
+    if stirs >= OWN_MOTION or (box.motion is not None and box.motion >= OWN_MOTION
+                               and not _standing(history, box)):  # fmt: skip
+        return False  # it moves where it stands; a box that stands while passers-by go
+        # over its top does not move
     feet = masks.to_picture(foot_band(box.xyxy))
     share = cam.foreground.foreign_share(feet, history.cover, OLDER_BY_S)
-    if share is not None and share >= OLDER_SHARE:
+    if share is None:  # too little foreground at its feet to tell whose: not carried
+        return cam.foreground.running  # (a sign's pole under a small phantom's feet)
+    if share >= OLDER_SHARE:
         return True
-    ratio = cam.foreground.ghost_ratio(rows)
-    return ratio is not None and ratio < GHOST_RATIO
+    ratios = (cam.foreground.ghost_ratio(r) for r in (masks.to_picture(box.xyxy), feet))
+    return any(r is not None and r < GHOST_RATIO for r in ratios)  # the feet alone, too
 
 
 def _cut(cam: _Camera, first: int, last: int) -> bool:
@@ -830,10 +852,12 @@ class Verifier:
             fit = None  # an unjudged frame: its motion alone
         elif not outside > 0:
             outside = 0.0
-        foot = meter.foot(obj.xyxy) if meter is not None and fit is not None else None
+        foot = stirs = None
+        if meter is not None and fit is not None:
+            foot, stirs = meter.foot(obj.xyxy), meter.foot_motion(obj.xyxy)
         return ObservedBox(
             frame_index, pts_s, obj.xyxy, obj.class_id, obj.confidence, obj.class_name,
-            fit, moved, clipped, outside, foot=foot,
+            fit, moved, clipped, outside, foot=foot, foot_motion=stirs,
         )  # fmt: skip
 
     def _check_one(
@@ -873,7 +897,7 @@ class Verifier:
         if found or not judged or holds is not None:
             history.carried = carried
         if not history.carried:
-            history.still_since = None
+            history.still_since, history.cover = None, []
         looked = self._looked(history, box, holds) or carried  # it looked, if it carried
         history.append(box)
         cam.tracks[tid] = history

@@ -86,6 +86,9 @@ DIRECT_SUMS = 256
 #: A pixel's foreground run (:meth:`ForegroundModel.foreign_share`) survives gaps this long
 #: (seconds): the edge of a still object flickers in and out of the foreground.
 RUN_GAP_S = 0.5
+#: Picture pixels :meth:`ForegroundModel.ghost_ratio` looks beyond a box for its object's
+#: outline (a box cut into its object, a jittering one).
+OUTLINE_MARGIN = 2
 #: The gap of a pixel never seen in the foreground (finite: ``gap * 0`` must be 0).
 _NEVER = 1e9
 #: More than this fraction of the picture in the foreground at once is a global change.
@@ -341,6 +344,14 @@ class BoxMeter:
         area = self._free(y0, x0, y1p, x1p)
         return None if area is None else self._count(0, y0, x0, y1p, x1p) / area
 
+    def foot_motion(self, xyxy: tuple[float, float, float, float]) -> float | None:
+        """What :meth:`support`'s *motion* is, over the box's foot band only (None as
+        :meth:`foot`): a box is standing still where it stands even while others pass over
+        its top (ADR 0048's review)."""
+        y0, x0, y1p, x1p = self.masks.to_picture(foot_band(xyxy))
+        area = self._free(y0, x0, y1p, x1p)
+        return None if area is None else self._count(1, y0, x0, y1p, x1p) / area
+
     def _free(self, y0: int, x0: int, y1: int, x1: int) -> int | None:
         """Pixels of the rectangle outside the cover, or None when they are none or fewer
         than :data:`MIN_FREE` of it: too little to measure."""
@@ -415,6 +426,11 @@ class ForegroundModel:
         self._runs(dt, fg)
         return self._masks(pts_s, picture, fg, motion, True, fraction)
 
+    @property
+    def running(self) -> bool:
+        """The foreground runs are kept: the newest frame was judged (ADR 0048)."""
+        return self._run_age is not None
+
     def _runs(self, dt: float, fg: npt.NDArray[np.bool_]) -> None:
         """Carry each pixel's foreground run on by ``dt``: it begins when the pixel enters the
         foreground and ends after :data:`RUN_GAP_S` out of it."""
@@ -458,7 +474,8 @@ class ForegroundModel:
 
     def ghost_ratio(self, rows: Rows) -> float | None:
         """Edges the newest picture has along the outline of the foreground in picture
-        rectangle ``rows``, over the edges the background has there (ADR 0049). A real
+        rectangle ``rows`` (grown by :data:`OUTLINE_MARGIN`), over the edges the background
+        has there (ADR 0049). A real
         object's outline is an edge in the picture (the object against the ground); that of
         a *ghost*, the bare ground a long-standing object left (the background had learnt it),
         is an edge in the background only: a ratio well under 1. The outline is the first and
@@ -470,8 +487,9 @@ class ForegroundModel:
             return None
         img = self._recent[-1][1]
         h, w = img.shape
-        y0, x0, y1, x1 = rows
-        y0, x0, y1, x1 = max(y0, 1), max(x0, 1), min(y1, h - 1), min(x1, w - 1)
+        y0, x0, y1, x1 = rows  # grown by OUTLINE_MARGIN: a box cut into its object keeps
+        m = OUTLINE_MARGIN  # the object's outline (not the holes inside it)
+        y0, x0, y1, x1 = max(y0 - m, 1), max(x0 - m, 1), min(y1 + m, h - 1), min(x1 + m, w - 1)
         if y1 - y0 < 3 or x1 - x0 < 3:
             return None
         fg = np.abs(img[y0:y1, x0:x1] - bg[y0:y1, x0:x1])

@@ -94,6 +94,9 @@ class ObservedBox:
     """The foreground density where the box's object stands, its lowest rows around its foot
     point (:meth:`kontur.verifier.foreground.BoxMeter.foot`); None when the frame was not
     judged or the box not measured."""
+    foot_motion: float | None = None
+    """``motion`` over those rows only (:meth:`kontur.verifier.foreground.BoxMeter.
+    foot_motion`): whether the box moves where it stands; None as ``foot``."""
 
     @classmethod
     def from_object(
@@ -128,7 +131,7 @@ class ObservedBox:
             self.frame_index, self.pts_s, self.xyxy, self.class_id, self.confidence,
             self.class_name, self.support, self.motion, self.clipped, self.outside,
             self.stature if stature is None else stature,
-            self.coherence if coherence is None else coherence, self.foot,
+            self.coherence if coherence is None else coherence, self.foot, self.foot_motion,
         )  # fmt: skip
 
     @property
@@ -200,9 +203,9 @@ class TrackHistory:
         """The pts from which every box of the track was measured on a judged frame (ADR
         0044); None while the last one was not."""
         self.cover: list[tuple[Rows, float]] = []
-        """Since when its boxes covered which picture pixels (:func:`extend_cover`), counted
-        from the first frame it was carried on (ADR 0048: a box that sat uncarried over a
-        still object proves nothing)."""
+        """Since when its carried boxes covered which picture pixels (:func:`extend_cover`);
+        empty while it is not carried (ADR 0048: a box that sat uncarried over a still object
+        proves nothing)."""
 
     def __len__(self) -> int:
         return len(self._boxes)
