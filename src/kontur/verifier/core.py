@@ -325,10 +325,9 @@ def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
     stirs = box.motion if box.foot_motion is None else box.foot_motion
     if stirs is None or masks is None or not masks.judged:
         return False
-    if stirs >= OWN_MOTION or (box.motion is not None and box.motion >= OWN_MOTION
-                               and not _standing(history, box)):  # fmt: skip
-        return False  # it moves where it stands; a box that stands while passers-by go
-        # over its top does not move
+    box_moves = box.motion is not None and box.motion >= OWN_MOTION
+    if stirs >= OWN_MOTION or (box_moves and not _standing(history, box)):
+        return False  # it moves (passers-by over the top of a box that stands do not count)
     feet = masks.to_picture(foot_band(box.xyxy))
     share = cam.foreground.foreign_share(feet, history.cover, OLDER_BY_S)
     if share is None:  # too little foreground at its feet to tell whose: not carried
