@@ -145,28 +145,3 @@ def test_a_phantom_standing_in_a_stream_of_walkers_goes_to_an_operator() -> None
     drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
     out = _scene(160, drawn, reports, 8.0, zone)
     assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
-
-
-def test_a_phantom_on_a_ghost_with_a_real_bag_in_its_box_goes_to_an_operator() -> None:
-    """A4: the ghost scene of ADR 0049 (a person who stood from the start walks away; the
-    phantom parks on the ghost they leave), with the phantom's box also holding a real bag
-    set down after learning, above its feet: the bag's outline is an edge of the picture,
-    the feet's (the ghost's) is not."""
-    zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
-    bag = (322.0, 150.0, 354.0, 215.0)
-
-    def real(i: int) -> Box | None:
-        x = 300.0 + 8.0 * max(i - 50, 0)
-        return (x, 150.0, x + 40.0, 250.0) if x < 590 else None
-
-    def phantom(i: int) -> Box | None:
-        x = 300.0 + 4.0 * (i - 50) if i <= 54 else 316.0 + 0.25 * (i % 3)
-        return (x, 150.0, x + 40.0, 250.0) if i >= 50 else None
-
-    def reports(i: int) -> list[TrackedObject]:
-        return [_person(t, b) for t, b in ((1, real(i)), (7, phantom(i))) if b is not None]
-
-    drawn = lambda i: [b for b in [real(i)] if b]  # noqa: E731
-    still = lambda i: [bag] if i >= 20 else []  # noqa: E731
-    out = _scene(90, drawn, reports, 2.0, zone, still=still, ground="pavement")
-    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
