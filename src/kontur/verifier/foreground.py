@@ -450,12 +450,12 @@ class ForegroundModel:
         """How much of the foreground in picture rectangle ``rows`` (where a box stands) is not
         the track's own (ADR 0048). ``cover``: since when the track's boxes covered which
         pixels without a break, as nested rectangles with their pts, newest (largest) first
-        (:func:`~kontur.verifier.history.extend_cover`). Of the pixels of ``rows`` in the foreground
-        on the newest frame, the share whose run began more than ``margin_s`` before the
-        track's boxes began to cover them (or that no rectangle covers): foreground that was
-        there before the track came, a suitcase or a parked car under a phantom. A person
-        brings their foreground with them. None when fewer than 4 such pixels, or the newest
-        frame was not judged."""
+        (:func:`~kontur.verifier.history.extend_cover`). Of the pixels of ``rows`` in the
+        foreground on the newest frame, the share whose run began more than ``margin_s``
+        before the track's boxes began to cover them (or that no rectangle covers):
+        foreground that was there before the track came, a suitcase or a parked car under a
+        phantom. A person brings their foreground with them. None when fewer than 4 such
+        pixels, or the newest frame was not judged."""
         age, gap, now = self._run_age, self._run_gap, self._pts
         if age is None or gap is None or now is None:
             return None
@@ -475,13 +475,13 @@ class ForegroundModel:
     def ghost_ratio(self, rows: Rows) -> float | None:
         """Edges the newest picture has along the outline of the foreground in picture
         rectangle ``rows`` (grown by :data:`OUTLINE_MARGIN`), over the edges the background
-        has there (ADR 0049). A real
-        object's outline is an edge in the picture (the object against the ground); that of
-        a *ghost*, the bare ground a long-standing object left (the background had learnt it),
-        is an edge in the background only: a ratio well under 1. The outline is the first and
-        last foreground pixel of each row and column (not the rectangle's border): the holes
-        where an object matches the ground behind it are not its outline. None when the
-        newest frame was not judged or the outline has fewer than 8 pixels."""
+        has there (ADR 0049). A real object's outline is an edge in the picture (the object
+        against the ground); that of a *ghost*, the bare ground a long-standing object left
+        (the background had learnt it), is an edge in the background only: a ratio well
+        under 1. The outline is the first and last foreground pixel of each row and column
+        (not the rectangle's border): the holes where an object matches the ground behind it
+        are not its outline. None when the newest frame was not judged or the outline has
+        fewer than 8 pixels."""
         bg, noise = self._bg, self._noise
         if self._run_age is None or bg is None or noise is None or not self._recent:
             return None

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, KeysView
 from dataclasses import dataclass
 
 from kontur.geometry import well_formed
+from kontur.verifier.foreground import Rows
 from kontur.wire.messages import TrackedObject
 
 __all__ = ["COVER_STAGES", "HISTORY_LENGTH", "ObservedBox", "TrackHistory", "extend_cover"]
@@ -26,8 +27,6 @@ COVER_STAGES = 8
 #: A box is taken a picture pixel wider each side for cover: a box that jitters by a pixel
 #: does not break it.
 COVER_SLACK = 1
-
-Rows = tuple[int, int, int, int]
 
 
 def extend_cover(
@@ -219,11 +218,6 @@ class TrackHistory:
     def labels(self) -> KeysView[str]:
         """The class labels held (a view: no copy)."""
         return self._names.keys()
-
-    @property
-    def full(self) -> bool:
-        """It holds as many observations as it keeps: older ones may have fallen off."""
-        return len(self._boxes) == self._boxes.maxlen
 
     @property
     def last(self) -> ObservedBox | None:
