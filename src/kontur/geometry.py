@@ -11,7 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["box_iou", "foot_point", "point_in_polygon", "well_formed"]
+__all__ = ["Box", "box_iou", "foot_point", "point_in_polygon", "well_formed"]
+
+#: A box in frame pixels: (x1, y1, x2, y2).
+Box = tuple[float, float, float, float]
 
 _EPS = 1e-9
 

@@ -1,7 +1,7 @@
 """A phantom that stands in the zone on what is not its own (ADRs 0047-0049): the second
 adversarial review's scenes, through the real verifier and ``VerifierAgrees`` on synthetic
 frames (:func:`test_gate_renaming._scene`). Nobody stays in the zone; every dwell goes to an
-operator, but for a phantom standing in a stream of passers-by (still open: a strict xfail)."""
+operator, a phantom standing in a stream of passers-by included (ADR 0050)."""
 
 from __future__ import annotations
 
@@ -112,16 +112,11 @@ def test_a_small_phantom_whose_feet_rest_on_a_signs_pole_is_not_carried(
     assert _phantom_outcomes(frames, walkers, phantom, dwell_s, still) == [Outcome.OPERATOR]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (second review of ADR 0048): a phantom standing in a stream of honest "
-    "walkers is carried by their foreground, which flows through its box and feet without a "
-    "gap longer than RUN_GAP_S; telling a standing object from a flow needs the flow",
-)
 def test_a_phantom_standing_in_a_stream_of_walkers_goes_to_an_operator() -> None:
     """A3: the phantom rides the first walker into the zone and stands on the walkway while
     eleven more, reported honestly, walk through it, one every 1.3 s. None of them stays
-    more than ~3 s; the phantom's 8 s dwell is nobody's."""
+    more than ~3 s; the phantom's 8 s dwell is nobody's. The motion in its box is the
+    walkers' (ADR 0050): its own, outside their paths, is none."""
     zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
 
     def walker(k: int) -> Callable[[int], Box | None]:

@@ -45,13 +45,14 @@ import dataclasses
 import functools
 import math
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from kontur.config import VerifierConfig
-from kontur.geometry import covered_share, well_formed
+from kontur.geometry import Box, covered_share, well_formed
 from kontur.verifier.checks import (
     OWN_MOTION,
     ForegroundSupport,
@@ -75,6 +76,7 @@ from kontur.verifier.errors import FrameStampError
 from kontur.verifier.evasion import MAX_COVER, UnexplainedForeground
 from kontur.verifier.foreground import (
     CAMERA_CHECK_FRACTION,
+    MOTION_INTERVAL_S,
     BoxMeter,
     ForegroundModel,
     SceneMasks,
@@ -243,44 +245,113 @@ def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: in
     return iw * ih / ((x2 - x1) * (y2 - y1))
 
 
+def _sweep(boxes: list[tuple[Box, int]]) -> list[tuple[Box, int, Box, int]] | None:
+    """Every pair of ``(box, track id)`` whose columns overlap (a sweep by left edge), or
+    None when more than :data:`MAX_ALONE_PAIRS` of them."""
+    boxes = sorted(boxes)
+    pairs: list[tuple[Box, int, Box, int]] = []
+    for i, (box_a, a) in enumerate(boxes):
+        for box_b, b in boxes[i + 1 :]:
+            if box_b[0] >= box_a[2]:
+                break
+            pairs.append((box_a, a, box_b, b))
+            if len(pairs) > MAX_ALONE_PAIRS:
+                return None
+    return pairs
+
+
 class _Alone:
     """Which boxes of a frame no other reported box covers beyond :data:`VOUCH_ALONE_COVER`
-    of; worked out once, and only when a box is about to be vouched for
-    (rarely). On a frame of more than :data:`MAX_ALONE_PAIRS` side-by-side pairs, none is."""
+    of, and which other objects passed over each box in the last motion interval; each worked
+    out once, and only when needed (a box about to be vouched for, a carried box that moves).
+    On a frame of more than :data:`MAX_ALONE_PAIRS` side-by-side pairs, no box is alone and
+    none has motion of its own to show. ``recent(track_id)``: a track's boxes over the last
+    :data:`~kontur.verifier.foreground.MOTION_INTERVAL_S` (the pixels it changed lie there)."""
 
-    def __init__(self, objects: tuple[TrackedObject, ...]) -> None:
-        self._objects = objects
+    def __init__(
+        self,
+        objects: tuple[TrackedObject, ...],
+        recent: Callable[[int], Iterable[Box]] = lambda track_id: (),
+    ) -> None:
+        self._objects = tuple(o for o in objects if well_formed(o.xyxy))
+        self._recent = recent
         self._crowded: set[int] | None = None
-        self._done = False
+        self._near: dict[int, list[Box]] | None = None
+        self._done = self._passed = False
 
     def __call__(self, track_id: int) -> bool:
         if not self._done:
             self._done, self._crowded = True, self._overlapping()
         return self._crowded is not None and track_id not in self._crowded
 
+    def passing(self, track_id: int) -> list[Box] | None:
+        """The paths (bounding boxes) of the other objects that met ``track_id``'s box over the
+        last motion interval (None: too crowded a frame to say)."""
+        if not self._passed:
+            self._passed, self._near = True, self._paths()
+        return None if self._near is None else self._near.get(track_id, [])
+
     def _overlapping(self) -> set[int] | None:
-        boxes = sorted((o.xyxy, o.track_id) for o in self._objects if well_formed(o.xyxy))
+        pairs = _sweep([(o.xyxy, o.track_id) for o in self._objects])
+        if pairs is None:
+            return None
         out: set[int] = set()
-        pairs = 0
-        for i, (box_a, a) in enumerate(boxes):  # sorted by left edge: a sweep
-            for box_b, b in boxes[i + 1 :]:
-                if box_b[0] >= box_a[2]:
-                    break
-                pairs += 1
-                if pairs > MAX_ALONE_PAIRS:
-                    return None
-                if covered_share(box_a, box_b) > VOUCH_ALONE_COVER:
-                    out.add(a)
-                if covered_share(box_b, box_a) > VOUCH_ALONE_COVER:
-                    out.add(b)
+        for box_a, a, box_b, b in pairs:
+            if covered_share(box_a, box_b) > VOUCH_ALONE_COVER:
+                out.add(a)
+            if covered_share(box_b, box_a) > VOUCH_ALONE_COVER:
+                out.add(b)
         return out
 
+    def _paths(self) -> dict[int, list[Box]] | None:
+        paths = []
+        for o in self._objects:
+            x1, y1, x2, y2 = o.xyxy
+            for u1, v1, u2, v2 in self._recent(o.track_id):
+                x1, y1, x2, y2 = min(x1, u1), min(y1, v1), max(x2, u2), max(y2, v2)
+            paths.append(((x1, y1, x2, y2), o.track_id))
+        pairs = _sweep(paths)
+        if pairs is None:
+            return None
+        near: dict[int, list[Box]] = {}
+        for box_a, a, box_b, b in pairs:
+            if a != b and covered_share(box_a, box_b) > 0:
+                near.setdefault(a, []).append(box_b)
+                near.setdefault(b, []).append(box_a)
+        return near
 
-def _still_too_long(history: TrackHistory, box: ObservedBox) -> bool:
+
+def _recent_boxes(cam: _Camera, pts_s: float) -> Callable[[int], Iterator[Box]]:
+    """A track's boxes back to the first at or before ``pts_s`` less the motion interval."""
+
+    def recent(track_id: int) -> Iterator[Box]:
+        history = cam.tracks.get(track_id)
+        for box in () if history is None else reversed(history):
+            if box.pts_s <= pts_s:
+                yield box.xyxy
+            if box.pts_s <= pts_s - MOTION_INTERVAL_S:
+                break
+
+    return recent
+
+
+def _own_motion(tid: int, box: ObservedBox, meter: BoxMeter | None, alone: _Alone) -> float | None:
+    """``box``'s motion less the pixels the other objects reported over it changed (ADR 0050):
+    what walkers passing through a box that stands bring is theirs, not its (None: too little
+    of it left to measure, or too crowded a frame to say)."""
+    if box.motion is None or box.motion < OWN_MOTION or meter is None:
+        return box.motion  # still as it is, or not measured: taking pixels away cannot move it
+    passing = alone.passing(tid)
+    if passing is None:
+        return None
+    return meter.motion_apart(box.xyxy, passing) if passing else box.motion
+
+
+def _still_too_long(history: TrackHistory, box: ObservedBox, motion: float | None) -> bool:
     """ADR 0044: the carried ``box`` and the track's boxes before it showed no motion of their
-    own for :data:`STILL_CARRY_S` (a box covered or left out meanwhile does not break the
-    run; only its own motion does)."""
-    if box.motion is not None and box.motion >= OWN_MOTION:
+    own (``motion``, :func:`_own_motion`) for :data:`STILL_CARRY_S` (a box covered or left out
+    meanwhile does not break the run; only its own motion does)."""
+    if motion is not None and motion >= OWN_MOTION:
         history.still_since = None
         return False
     if history.still_since is None:
@@ -744,7 +815,7 @@ class Verifier:
         seen: set[int] = set()
         own = self._own_meters(cam, meter, tracks)
         judged = meter is not None and meter.masks.judged
-        alone = _Alone(tracks.objects)
+        alone = _Alone(tracks.objects, _recent_boxes(cam, pts_s))
         for obj in tracks.objects:
             tid = obj.track_id
             if tid in seen:
@@ -756,7 +827,7 @@ class Verifier:
             seen.add(tid)
             mine = own.get(self._groups.key(obj.class_name), meter)
             box = self._stature(cam, self._observed(cam, obj, frame_index, pts_s, mine), meter)
-            found, carried, looked = self._check_one(cam, tid, box, judged, alone)
+            found, carried, looked = self._check_one(cam, tid, box, (judged, mine), alone)
             for name, reason in found:
                 reasons.setdefault(tid, []).append(reason)
                 names.setdefault(tid, []).append(name)
@@ -860,7 +931,12 @@ class Verifier:
         )  # fmt: skip
 
     def _check_one(
-        self, cam: _Camera, tid: int, box: ObservedBox, judged: bool, alone: _Alone
+        self,
+        cam: _Camera,
+        tid: int,
+        box: ObservedBox,
+        measure: tuple[bool, BoxMeter | None],
+        alone: _Alone,
     ) -> tuple[list[tuple[str, str]], bool, bool]:
         """(check name, reason) for each check ``box`` fails, whether the verifier's pixels
         carry it (:meth:`~kontur.verifier.checks.ForegroundSupport.carries`; a reason ends
@@ -868,7 +944,9 @@ class Verifier:
         covered by another object's box, it is not carried now and stays as it was; only a
         box ``alone`` on the frame is vouched for anew), and whether it was measured (ADR
         0044: judged and not covered, for ``phantom_seconds`` running); records it when well
-        formed."""
+        formed. ``measure``: whether the frame was ``judged``, and the meter that measured
+        ``box``."""
+        judged, meter = measure
         history = cam.tracks.get(tid)
         last = None if history is None else history.last
         if last is not None and _cut(cam, last.frame_index, box.frame_index):
@@ -887,7 +965,7 @@ class Verifier:
         carried = not found and self._support.carries(history, box)
         if carried and not history.carried and not alone(tid):
             carried = False  # a new vouch, on foreground another box claims too
-        if carried and _still_too_long(history, box):
+        if carried and _still_too_long(history, box, _own_motion(tid, box, meter, alone)):
             carried = False  # carried by still foreground alone: a bag, not a person
         _extend_cover(cam, history, box, carried)
         if carried and _parked(cam, history, box):

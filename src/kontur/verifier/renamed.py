@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from kontur.geometry import box_iou
+from kontur.geometry import Box, box_iou
 from kontur.wire import TrackedObject
 
 __all__ = ["MAX_RENAMINGS", "RENAMED_WINDOW_S", "RENAME_IOU", "Renamings"]
@@ -49,8 +49,6 @@ MAX_RENAMINGS = 3
 MAX_PAIRS = 4096
 #: Ids remembered as recently reported (bounds memory whatever the worker sends).
 MAX_REMEMBERED = 4096
-
-Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True, slots=True)

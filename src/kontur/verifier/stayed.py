@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from kontur.geometry import covered_share, foot_point
+from kontur.geometry import Box, covered_share, foot_point
 from kontur.verifier.coherence import MIN_SIDE, MIN_TEXTURE, centred, centred_ncc
 from kontur.verifier.history import ObservedBox
 from kontur.verifier.vanished import (
@@ -78,7 +78,6 @@ SEARCH_PX = 2
 #: width (or height) over the settled run is an object that may have left.
 LEAVING = 0.1
 
-Box = tuple[float, float, float, float]
 #: The offsets searched, its own place first.
 _OFFSETS = sorted(
     (

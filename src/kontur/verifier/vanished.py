@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from kontur.geometry import covered_share, foot_point
+from kontur.geometry import Box, covered_share, foot_point
 from kontur.verifier.checks import OWN_MOTION
 from kontur.verifier.evasion import MAX_COVER
 from kontur.verifier.foreground import BoxMeter
@@ -55,7 +55,6 @@ __all__ = [
     "oldest_held",
 ]
 
-Box = tuple[float, float, float, float]
 
 #: A reported box covering this fraction of a ghost explains it.
 COVERED = 0.3
