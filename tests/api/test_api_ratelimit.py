@@ -31,6 +31,9 @@ def test_a_principal_gets_burst_calls_then_429_with_retry_after(site: Site) -> N
         site.clock.advance(2.0)
         assert c.get("/status").status_code == 200
         assert c.get("/status").status_code == 429
+    site.supervisor.audit(action="rate_limited", actor="viewer-user")
+    site.login("auditor-user")  # audited after every 429 above: once its event is read, so
+    site.supervisor.audit(action="login", actor="auditor-user")  # are all of theirs
     limited = [e for e in site.supervisor.audits() if e.action == "rate_limited"]
     assert [e.actor for e in limited] == ["viewer-user"]  # once a minute per key, not per call
     assert limited[0].outcome == "refused"
