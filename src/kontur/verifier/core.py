@@ -391,7 +391,9 @@ def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
     background rather than of the picture (ADR 0049, :meth:`~kontur.verifier.foreground.
     ForegroundModel.ghost_ratio`: the ghost a long-standing object left).
     :func:`_still_too_long` would end such a carry only after :data:`STILL_CARRY_S`. A person
-    who walks in and stops brought their foreground, and their outline is theirs."""
+    who walks in and stops brought their foreground, and their outline is theirs. Both are
+    judged on the box's own frame, its masks and picture (ADR 0051): a late report on what
+    that frame showed, not on what came after."""
     masks = cam.masks.get(box.frame_index)
     stirs = box.motion if box.foot_motion is None else box.foot_motion
     if stirs is None or masks is None or not masks.judged:
@@ -400,12 +402,13 @@ def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
     if stirs >= OWN_MOTION or (box_moves and not _standing(history, box)):
         return False  # it moves (passers-by over the top of a box that stands do not count)
     feet = masks.to_picture(foot_band(box.xyxy))
-    share = cam.foreground.foreign_share(feet, history.cover, OLDER_BY_S)
+    share = cam.foreground.foreign_share(masks, feet, history.cover, OLDER_BY_S)
     if share is None:  # too little foreground at its feet to tell whose: not carried
         return cam.foreground.running  # (a sign's pole under a small phantom's feet)
     if share >= OLDER_SHARE:
         return True
-    ratios = (cam.foreground.ghost_ratio(r) for r in (masks.to_picture(box.xyxy), feet))
+    picture = cam.pictures[box.frame_index].pixels  # kept with the masks
+    ratios = (cam.foreground.ghost_ratio(r, picture) for r in (masks.to_picture(box.xyxy), feet))
     return any(r is not None and r < GHOST_RATIO for r in ratios)  # the feet alone, too
 
 

@@ -465,23 +465,26 @@ class ForegroundModel:
         age *= gap <= np.float32(RUN_GAP_S)
 
     def foreign_share(
-        self, rows: Rows, cover: Sequence[tuple[Rows, float]], margin_s: float
+        self, frame: SceneMasks, rows: Rows, cover: Sequence[tuple[Rows, float]], margin_s: float
     ) -> float | None:
         """How much of the foreground in picture rectangle ``rows`` (where a box stands) is not
         the track's own (ADR 0048). ``cover``: since when the track's boxes covered which
         pixels without a break, as nested rectangles with their pts, newest (largest) first
         (:func:`~kontur.verifier.history.extend_cover`). Of the pixels of ``rows`` in the
-        foreground on the newest frame, the share whose run began more than ``margin_s``
-        before the track's boxes began to cover them (or that no rectangle covers):
-        foreground that was there before the track came, a suitcase or a parked car under a
-        phantom. A person brings their foreground with them. None when fewer than 4 such
-        pixels, or the newest frame was not judged."""
-        age, gap, now = self._run_age, self._run_gap, self._pts
-        if age is None or gap is None or now is None:
+        foreground of ``frame`` (the masks of the box's own frame, which a late report puts
+        behind the newest), the share whose run began more than ``margin_s`` before the
+        track's boxes began to cover them (or that no rectangle covers): foreground that was
+        there before the track came, a suitcase or a parked car under a phantom. A person
+        brings their foreground with them. A pixel whose run now began after ``frame`` is
+        not in the run that frame saw, and that run's start is gone: it counts as not the
+        track's own (ADR 0051). None when fewer than 4 such pixels, or the newest frame was
+        not judged."""
+        age, now = self._run_age, self._pts
+        if age is None or now is None or age.shape != frame.shape:
             return None
         y0, x0, y1, x1 = rows
         y0, x0 = max(y0, 0), max(x0, 0)
-        here = gap[y0:y1, x0:x1] == 0  # in the foreground on the newest frame
+        here = frame.foreground()[y0:y1, x0:x1]
         n = int(np.count_nonzero(here))
         if n < 4:
             return None
@@ -490,28 +493,29 @@ class ForegroundModel:
             ys = slice(max(cy0 - y0, 0), max(cy1 - y0, 0))
             covered[ys, max(cx0 - x0, 0) : max(cx1 - x0, 0)] = since
         began = now - age[y0:y1, x0:x1].astype(np.float64)
-        return int(np.count_nonzero(here & (began < covered - margin_s))) / n
+        foreign = (began < covered - margin_s) | (began > frame.pts_s + 1e-6)
+        return int(np.count_nonzero(here & foreign)) / n
 
-    def ghost_ratio(self, rows: Rows) -> float | None:
-        """Edges the newest picture has along the outline of the foreground in picture
-        rectangle ``rows`` (grown by :data:`OUTLINE_MARGIN`), over the edges the background
-        has there (ADR 0049). A real object's outline is an edge in the picture (the object
-        against the ground); that of a *ghost*, the bare ground a long-standing object left
-        (the background had learnt it), is an edge in the background only: a ratio well
-        under 1. The outline is the first and last foreground pixel of each row and column
-        (not the rectangle's border): the holes where an object matches the ground behind it
-        are not its outline. None when the newest frame was not judged or the outline has
-        fewer than 8 pixels."""
+    def ghost_ratio(self, rows: Rows, picture: npt.NDArray[np.uint8]) -> float | None:
+        """Edges ``picture`` (the box's frame's) has along the outline of the foreground in
+        picture rectangle ``rows`` (grown by :data:`OUTLINE_MARGIN`), over the edges the
+        background has there (ADR 0049). A real object's outline is an edge in the picture
+        (the object against the ground); that of a *ghost*, the bare ground a long-standing
+        object left (the background had learnt it), is an edge in the background only: a
+        ratio well under 1. The outline is the first and last foreground pixel of each row and
+        column (not the rectangle's border): the holes where an object matches the ground
+        behind it are not its outline. None when the newest frame was not judged, the picture
+        is not the model's size, or the outline has fewer than 8 pixels."""
         bg, noise = self._bg, self._noise
-        if self._run_age is None or bg is None or noise is None or not self._recent:
+        if self._run_age is None or bg is None or noise is None or picture.shape != bg.shape:
             return None
-        img = self._recent[-1][1]
-        h, w = img.shape
+        h, w = bg.shape
         y0, x0, y1, x1 = rows  # grown by OUTLINE_MARGIN: a box cut into its object keeps
         m = OUTLINE_MARGIN  # the object's outline (not the holes inside it)
         y0, x0, y1, x1 = max(y0 - m, 1), max(x0 - m, 1), min(y1 + m, h - 1), min(x1 + m, w - 1)
         if y1 - y0 < 3 or x1 - x0 < 3:
             return None
+        img = picture.astype(np.float32)
         fg = np.abs(img[y0:y1, x0:x1] - bg[y0:y1, x0:x1])
         outline = _outline(fg > np.maximum(MIN_DIFF, NOISE_K * noise[y0:y1, x0:x1]))
         if int(np.count_nonzero(outline[0]) + np.count_nonzero(outline[1])) < 8:
