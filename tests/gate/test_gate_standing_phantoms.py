@@ -112,30 +112,63 @@ def test_a_small_phantom_whose_feet_rest_on_a_signs_pole_is_not_carried(
     assert _phantom_outcomes(frames, walkers, phantom, dwell_s, still) == [Outcome.OPERATOR]
 
 
-def test_a_phantom_standing_in_a_stream_of_walkers_goes_to_an_operator() -> None:
+def _stream_walker(k: int) -> Callable[[int], Box | None]:
+    def at(i: int) -> Box | None:
+        x = 140.0 + 4.0 * (i - 25 - 13 * k)
+        return (x, 150.0, x + 40.0, 250.0) if i >= 25 + 13 * k and x < 590 else None
+
+    return at
+
+
+def _phantom_in_the_stream(i: int) -> Box | None:
+    first = _stream_walker(0)(min(i, 65))
+    if i < 25 or first is None:
+        return None
+    x0 = first[0] + (0.25 * (i % 3) if i > 65 else 0.0)
+    wd = min(8.0, 2.0 * max(i - 65, 0))
+    return (x0 - wd, 150.0, x0 + 40.0 + wd, 250.0)
+
+
+def _over(a: Box | None, b: Box | None) -> bool:
+    return a is not None and b is not None and a[0] < b[2] and b[0] < a[2]
+
+
+#: How the hostile worker reports the honest walkers (the second review of ADR 0050): what
+#: it leaves out, or draws small, must not give the phantom their motion.
+STREAM_REPORTS: dict[str, Callable[[int, Box], Box | None]] = {
+    "honestly": lambda i, b: b,
+    "not at all": lambda i, b: None,
+    "dropped a frame in 15 over the phantom": lambda i, b: (
+        None if i % 15 == 0 and _over(b, _phantom_in_the_stream(i)) else b
+    ),
+    "dropped while over the phantom": lambda i, b: (
+        None if _over(b, _phantom_in_the_stream(i)) else b
+    ),
+    "4 px narrower each side": lambda i, b: (b[0] + 4, b[1], b[2] - 4, b[3]),
+    "10 px shorter at both ends": lambda i, b: (b[0], b[1] + 10, b[2], b[3] - 10),
+}
+
+
+@pytest.mark.parametrize("walkers_reported", list(STREAM_REPORTS))
+def test_a_phantom_standing_in_a_stream_of_walkers_goes_to_an_operator(
+    walkers_reported: str,
+) -> None:
     """A3: the phantom rides the first walker into the zone and stands on the walkway while
-    eleven more, reported honestly, walk through it, one every 1.3 s. None of them stays
-    more than ~3 s; the phantom's 8 s dwell is nobody's. The motion in its box is the
-    walkers' (ADR 0050): its own, outside their paths, is none."""
+    eleven more walk through it, one every 1.3 s. None of them stays more than ~3 s; the
+    phantom's 8 s dwell is nobody's. The motion in its box is the walkers', and their
+    content replaces what the box held (ADR 0050), however the worker reports them."""
     zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
-
-    def walker(k: int) -> Callable[[int], Box | None]:
-        def at(i: int) -> Box | None:
-            x = 140.0 + 4.0 * (i - 25 - 13 * k)
-            return (x, 150.0, x + 40.0, 250.0) if i >= 25 + 13 * k and x < 590 else None
-
-        return at
-
-    walkers = [walker(k) for k in range(12)]
+    walkers = [_stream_walker(k) for k in range(12)]
+    report = STREAM_REPORTS[walkers_reported]
 
     def reports(i: int) -> list[TrackedObject]:
-        out = [_person(100 + k, b) for k, w in enumerate(walkers[1:], 1) if (b := w(i))]
-        first = walkers[0](min(i, 65))
-        if i < 25 or first is None:
-            return out
-        x0 = first[0] + (0.25 * (i % 3) if i > 65 else 0.0)
-        wd = min(8.0, 2.0 * max(i - 65, 0))
-        return [*out, _person(7, (x0 - wd, 150.0, x0 + 40.0 + wd, 250.0))]
+        out = [
+            _person(100 + k, r)
+            for k, w in enumerate(walkers[1:], 1)
+            if (b := w(i)) is not None and (r := report(i, b)) is not None
+        ]
+        box = _phantom_in_the_stream(i)
+        return out if box is None else [*out, _person(7, box)]
 
     drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
     out = _scene(160, drawn, reports, 8.0, zone)

@@ -1,14 +1,12 @@
 """ADR 0043's parts on their own: when a box holds the verifier's foreground, when the
-verifier vouches for a track anew, when it carries one, and which boxes stand alone; and ADR
-0050's: which objects pass over a box, and the motion that is its own."""
+verifier vouches for a track anew, when it carries one, and which boxes stand alone."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from kontur.verifier import BoxMeter, ForegroundSupport, ObservedBox, SceneMasks, TrackHistory
-from kontur.verifier.checks import FOOT_MIN, OWN_MOTION, VOUCH_MOVE
+from kontur.verifier import ForegroundSupport, ObservedBox, TrackHistory
+from kontur.verifier.checks import FOOT_MIN, VOUCH_MOVE
 from kontur.verifier.core import MAX_ALONE_PAIRS, _Alone
 from kontur.wire import TrackedObject
 
@@ -130,59 +128,3 @@ def test_a_crowded_frame_has_no_box_alone() -> None:
 def test_malformed_boxes_are_left_out_of_the_sweep() -> None:
     objects = _objects((0, 0, 40, 100), (float("nan"), 0, 40, 100), (30, 0, 10, 100))
     assert _Alone(objects)(1)  # the NaN box and the inverted one overlap nothing
-
-
-def test_the_objects_passing_a_box_are_those_whose_recent_path_meets_it() -> None:
-    """ADR 0050: what another object changed in the last motion interval lies on its path
-    since then, not only under its box now (a walker that just left a box's side)."""
-    objects = _objects(
-        (100, 0, 140, 100),  # 1: stands
-        (141, 0, 181, 100),  # 2: just left 1's side; 0.1 s ago it was at 130..170
-        (120, 0, 160, 100),  # 3: over 1 now
-        (400, 0, 440, 100),  # 4: far away, and was
-    )
-    paths = {2: [(130.0, 0.0, 170.0, 100.0)], 4: [(390.0, 0.0, 430.0, 100.0)]}
-    alone = _Alone(objects, lambda tid: paths.get(tid, []))
-    assert sorted(alone.passing(1) or []) == [(120, 0, 160, 100), (130.0, 0, 181, 100)]
-    assert alone.passing(4) == []
-    assert _Alone(objects).passing(1) == [(120, 0, 160, 100)]  # without the paths: now only
-
-
-def test_a_crowded_frame_has_no_motion_of_its_own_to_show() -> None:
-    row = [(float(i), 0.0, i + 1000.0, 100.0) for i in range(0, 1000, 20)]
-    assert _Alone(_objects(*row)).passing(1) is None
-
-
-def _masks(fg: list[tuple[int, int, int, int]], motion: list[tuple[int, int, int, int]]):
-    """Judged 160 x 90 masks at stride 4 (a 640 x 360 frame) with foreground and motion in
-    the given picture rectangles (y0, x0, y1, x1)."""
-    planes = []
-    for rects in (fg, motion):
-        plane = np.zeros((90, 160), bool)
-        for y0, x0, y1, x1 in rects:
-            plane[y0:y1, x0:x1] = True
-        planes.append(plane)
-    return SceneMasks(
-        1.0, (90, 160), 4, 640, 360, True, None, float(planes[0].mean()), False,
-        np.packbits(planes[0]).tobytes(), np.packbits(planes[1]).tobytes(),
-    )  # fmt: skip
-
-
-def test_motion_apart_leaves_out_what_moved_under_the_boxes_passing() -> None:
-    """A box standing (picture columns 25-35) with a walker's moving pixels over its left
-    half: all its motion is the walker's; a hand of its own that moves is its own."""
-    standing = (100.0, 100.0, 140.0, 200.0)  # picture rows 25-50, columns 25-35
-    walker = (96.0, 100.0, 120.0, 200.0)  # columns 24-30
-    body = (25, 25, 50, 35)
-    meter = BoxMeter(_masks([body], [(25, 24, 50, 30)]))
-    moved = meter.support(standing)
-    assert moved is not None and moved[1] >= OWN_MOTION  # the box as a whole moves
-    assert meter.motion_apart(standing, [walker]) == 0.0  # but not of its own
-    hand = BoxMeter(_masks([body], [(25, 24, 50, 30), (30, 32, 36, 35)]))
-    own = hand.motion_apart(standing, [walker])
-    assert own is not None and own == pytest.approx(18 / (25 * 5))
-    assert meter.motion_apart(standing, []) == pytest.approx(moved[1])
-    # covered more than MIN_FREE allows: not measured; a box outside the picture: neither
-    assert meter.motion_apart(standing, [(90.0, 90.0, 138.0, 210.0)]) is None
-    assert meter.motion_apart((700.0, 0.0, 740.0, 100.0), [walker]) is None
-    assert meter.motion_apart(standing, [(float("nan"), 0.0, float("inf"), 1e308)]) is None

@@ -47,6 +47,7 @@ __all__ = [
     "camera_shift",
     "centred",
     "centred_ncc",
+    "held",
     "measure",
     "moved",
     "shift_between",
@@ -65,6 +66,17 @@ MIN_MOVE = 0.5
 MIN_TEXTURE = 5.0
 #: The old content "stayed" when it correlates this well with the patch at its old place now.
 STAY_NCC = 0.8
+#: Picture pixels :func:`held` searches around a box for what it held (a box jitters by about
+#: one against its object).
+HELD_SEARCH_PX = 1
+#: Fewest of a patch's pixels :func:`held` compares when another object's box covers the
+#: rest (the share :class:`~kontur.verifier.foreground.BoxMeter` measures a box on, too).
+MIN_COMPARED = 0.3
+_NEAREST_FIRST = sorted(
+    ((dy, dx) for dy in range(-HELD_SEARCH_PX, HELD_SEARCH_PX + 1)
+     for dx in range(-HELD_SEARCH_PX, HELD_SEARCH_PX + 1)),
+    key=lambda d: abs(d[0]) + abs(d[1]),
+)  # fmt: skip
 #: Smallest patch side compared (picture pixels).
 MIN_SIDE = 3
 #: The box's area may differ by at most this factor between the baseline and now: the patches
@@ -152,6 +164,87 @@ def measure(
     s = float(base.stride)
     if moved(base.xyxy, xyxy, (shift[0] * s, shift[1] * s)) < MIN_MOVE:
         return None
+    found = _old_patch(base, pixels, xyxy)
+    if found is None:
+        return None
+    old, h, w = found
+    x1, y1, x2, y2 = base.xyxy
+    cy, cx = (y1 + y2) / 2 / s, (x1 + x2) / 2 / s
+    stay = centred(_patch(pixels, cy + shift[0], cx + shift[1], h, w))
+    kept = centred_ncc(old, stay)
+    if kept is None or kept < STAY_NCC:
+        return None  # the old content did not stay put: no evidence either way
+    follows = _follows(old, pixels, xyxy, s, h, w)
+    return None if follows is None else follows - kept
+
+
+def held(
+    base: Baseline,
+    pixels: npt.NDArray[np.uint8],
+    xyxy: tuple[float, float, float, float],
+    enough: float = math.inf,
+    free: npt.NDArray[np.bool_] | None = None,
+) -> float | None:
+    """NCC of what the baseline's box held with what ``xyxy`` holds now (a patch of the
+    baseline box's size, centred on ``xyxy`` or up to :data:`HELD_SEARCH_PX` from it: the
+    best, or the first, nearest first, at ``enough`` or more), however little the box
+    moved. A box that stands over the same object holds the same content; one that a
+    stream of others passes through does not (ADR 0050). The camera must have stood still
+    between the two pictures. ``free``: the picture's pixels to compare (the rest are
+    another object's, over the box now); the patch's pixels outside it are left out of
+    both. None when that says nothing: partly outside the picture, a scale change over
+    :data:`MAX_SCALE`, a patch under :data:`MIN_SIDE`, flat, or under :data:`MIN_COMPARED`
+    of it free."""
+    found = _old_patch(base, pixels, xyxy)
+    if found is None:
+        return None
+    old, h, w = found
+    s = float(base.stride)
+    cy, cx = (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s
+    x1, y1, x2, y2 = base.xyxy
+    then = None if free is None else _patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w)
+    best = None
+    for dy, dx in _NEAREST_FIRST:
+        now = _patch(pixels, cy + dy, cx + dx, h, w)
+        if now is not None and then is not None and free is not None:
+            score = _masked_ncc(then, now, _patch_mask(free, cy + dy, cx + dx, h, w))
+        else:
+            score = centred_ncc(old, centred(now))
+        if score is not None and (best is None or score > best):
+            best = score
+            if best >= enough:
+                break  # the caller's threshold is met: the rest cannot change its answer
+    return best
+
+
+def _patch_mask(
+    free: npt.NDArray[np.bool_], cy: float, cx: float, h: int, w: int
+) -> npt.NDArray[np.bool_]:
+    """The h×w part of ``free`` where :func:`_patch` takes its patch (it is inside)."""
+    y0, x0 = round(cy - h / 2), round(cx - w / 2)
+    return free[y0 : y0 + h, x0 : x0 + w]
+
+
+def _masked_ncc(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]
+) -> float | None:
+    """NCC of two patches over ``mask``'s pixels; None under :data:`MIN_COMPARED` of them,
+    or flat."""
+    if mask.shape != a.shape or int(np.count_nonzero(mask)) < MIN_COMPARED * mask.size:
+        return None
+    old, new = centred(a[mask].astype(np.float32)), centred(b[mask].astype(np.float32))
+    if old is None or float(old @ old) < MIN_TEXTURE**2 * old.size:
+        return None
+    return centred_ncc(old, new)
+
+
+def _old_patch(
+    base: Baseline, pixels: npt.NDArray[np.uint8], xyxy: tuple[float, float, float, float]
+) -> tuple[npt.NDArray[np.float32], int, int] | None:
+    """The baseline box's patch, centred, with its height and width in picture pixels; None
+    when a box is partly outside its picture, the area changed by more than
+    :data:`MAX_SCALE`, a side is under :data:`MIN_SIDE` or the patch is flat."""
+    s = float(base.stride)
     if not (_inside(base.xyxy, base.pixels.shape, s) and _inside(xyxy, pixels.shape, s)):
         return None  # partly outside the picture: part of the object is not in the patch
     x1, y1, x2, y2 = base.xyxy
@@ -161,17 +254,23 @@ def measure(
     h, w = round((y2 - y1) / s), round((x2 - x1) / s)
     if h < MIN_SIDE or w < MIN_SIDE:
         return None
-    cy, cx = (y1 + y2) / 2 / s, (x1 + x2) / 2 / s
-    old = centred(_patch(base.pixels, cy, cx, h, w))
+    old = centred(_patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w))
     if old is None or float(old @ old) < MIN_TEXTURE**2 * old.size:
         return None  # a flat patch (sky, asphalt) correlates with anything
-    stay = centred(_patch(pixels, cy + shift[0], cx + shift[1], h, w))
-    kept = centred_ncc(old, stay)
-    if kept is None or kept < STAY_NCC:
-        return None  # the old content did not stay put: no evidence either way
+    return old, h, w
+
+
+def _follows(
+    old: npt.NDArray[np.float32],
+    pixels: npt.NDArray[np.uint8],
+    xyxy: tuple[float, float, float, float],
+    s: float,
+    h: int,
+    w: int,
+) -> float | None:
+    """NCC of ``old`` with the h×w patch centred on box ``xyxy`` in ``pixels``."""
     follow = centred(_patch(pixels, (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s, h, w))
-    follows = centred_ncc(old, follow)
-    return None if follows is None else follows - kept
+    return centred_ncc(old, follow)
 
 
 def centred(patch: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32] | None:

@@ -45,14 +45,13 @@ import dataclasses
 import functools
 import math
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from kontur.config import VerifierConfig
-from kontur.geometry import Box, covered_share, well_formed
+from kontur.geometry import covered_share, well_formed
 from kontur.verifier.checks import (
     OWN_MOTION,
     ForegroundSupport,
@@ -66,6 +65,7 @@ from kontur.verifier.coherence import (
     BASELINES_S,
     MIN_MOVE,
     Baseline,
+    held,
     measure,
     moved,
     shift_between,
@@ -76,7 +76,6 @@ from kontur.verifier.errors import FrameStampError
 from kontur.verifier.evasion import MAX_COVER, UnexplainedForeground
 from kontur.verifier.foreground import (
     CAMERA_CHECK_FRACTION,
-    MOTION_INTERVAL_S,
     BoxMeter,
     ForegroundModel,
     SceneMasks,
@@ -123,6 +122,16 @@ OLDER_BY_S = 1.0
 #: height in the last ``STANDING_S`` seconds.
 STANDING_MOVE = 0.1
 STANDING_S = 0.5
+#: A box's motion is its own (:func:`_moves_on_its_own`) only while it holds what it held this
+#: long before (seconds)...
+HOLD_S = 0.5
+#: ... as the normalised cross-correlation of the two (:func:`~kontur.verifier.coherence.
+#: held`) tells: a person who stands and stirs holds themselves; a phantom that a stream of
+#: others passes through holds each in turn (ADR 0050).
+HOLD_NCC = 0.5
+#: A carried box is looked at for motion of its own once this long (seconds) has passed since
+#: it last showed some: :data:`STILL_CARRY_S` needs one look to pass, not one a frame.
+HOLD_EVERY_S = 0.3
 #: A still box whose foreground's outline is less of an edge in the picture than this share
 #: of what it is in the background stands on a ghost, and is not carried (ADR 0049).
 GHOST_RATIO = 0.5
@@ -245,118 +254,85 @@ def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: in
     return iw * ih / ((x2 - x1) * (y2 - y1))
 
 
-def _sweep(boxes: list[tuple[Box, int]]) -> list[tuple[Box, int, Box, int]] | None:
-    """Every pair of ``(box, track id)`` whose columns overlap (a sweep by left edge), or
-    None when more than :data:`MAX_ALONE_PAIRS` of them."""
-    boxes = sorted(boxes)
-    pairs: list[tuple[Box, int, Box, int]] = []
-    for i, (box_a, a) in enumerate(boxes):
-        for box_b, b in boxes[i + 1 :]:
-            if box_b[0] >= box_a[2]:
-                break
-            pairs.append((box_a, a, box_b, b))
-            if len(pairs) > MAX_ALONE_PAIRS:
-                return None
-    return pairs
-
-
 class _Alone:
     """Which boxes of a frame no other reported box covers beyond :data:`VOUCH_ALONE_COVER`
-    of, and which other objects passed over each box in the last motion interval; each worked
-    out once, and only when needed (a box about to be vouched for, a carried box that moves).
-    On a frame of more than :data:`MAX_ALONE_PAIRS` side-by-side pairs, no box is alone and
-    none has motion of its own to show. ``recent(track_id)``: a track's boxes over the last
-    :data:`~kontur.verifier.foreground.MOTION_INTERVAL_S` (the pixels it changed lie there)."""
+    of; worked out once, and only when a box is about to be vouched for
+    (rarely). On a frame of more than :data:`MAX_ALONE_PAIRS` side-by-side pairs, none is."""
 
-    def __init__(
-        self,
-        objects: tuple[TrackedObject, ...],
-        recent: Callable[[int], Iterable[Box]] = lambda track_id: (),
-    ) -> None:
-        self._objects = tuple(o for o in objects if well_formed(o.xyxy))
-        self._recent = recent
+    def __init__(self, objects: tuple[TrackedObject, ...]) -> None:
+        self._objects = objects
         self._crowded: set[int] | None = None
-        self._near: dict[int, list[Box]] | None = None
-        self._done = self._passed = False
+        self._done = False
 
     def __call__(self, track_id: int) -> bool:
         if not self._done:
             self._done, self._crowded = True, self._overlapping()
         return self._crowded is not None and track_id not in self._crowded
 
-    def passing(self, track_id: int) -> list[Box] | None:
-        """The paths (bounding boxes) of the other objects that met ``track_id``'s box over the
-        last motion interval (None: too crowded a frame to say)."""
-        if not self._passed:
-            self._passed, self._near = True, self._paths()
-        return None if self._near is None else self._near.get(track_id, [])
-
     def _overlapping(self) -> set[int] | None:
-        pairs = _sweep([(o.xyxy, o.track_id) for o in self._objects])
-        if pairs is None:
-            return None
+        boxes = sorted((o.xyxy, o.track_id) for o in self._objects if well_formed(o.xyxy))
         out: set[int] = set()
-        for box_a, a, box_b, b in pairs:
-            if covered_share(box_a, box_b) > VOUCH_ALONE_COVER:
-                out.add(a)
-            if covered_share(box_b, box_a) > VOUCH_ALONE_COVER:
-                out.add(b)
+        pairs = 0
+        for i, (box_a, a) in enumerate(boxes):  # sorted by left edge: a sweep
+            for j in range(i + 1, len(boxes)):  # (no slice: a copy a box would cost O(n²))
+                box_b, b = boxes[j]
+                if box_b[0] >= box_a[2]:
+                    break
+                pairs += 1
+                if pairs > MAX_ALONE_PAIRS:
+                    return None
+                if covered_share(box_a, box_b) > VOUCH_ALONE_COVER:
+                    out.add(a)
+                if covered_share(box_b, box_a) > VOUCH_ALONE_COVER:
+                    out.add(b)
         return out
 
-    def _paths(self) -> dict[int, list[Box]] | None:
-        paths = []
-        for o in self._objects:
-            x1, y1, x2, y2 = o.xyxy
-            for u1, v1, u2, v2 in self._recent(o.track_id):
-                x1, y1, x2, y2 = min(x1, u1), min(y1, v1), max(x2, u2), max(y2, v2)
-            paths.append(((x1, y1, x2, y2), o.track_id))
-        pairs = _sweep(paths)
-        if pairs is None:
-            return None
-        near: dict[int, list[Box]] = {}
-        for box_a, a, box_b, b in pairs:
-            if a != b and covered_share(box_a, box_b) > 0:
-                near.setdefault(a, []).append(box_b)
-                near.setdefault(b, []).append(box_a)
-        return near
 
-
-def _recent_boxes(cam: _Camera, pts_s: float) -> Callable[[int], Iterator[Box]]:
-    """A track's boxes back to the first at or before ``pts_s`` less the motion interval."""
-
-    def recent(track_id: int) -> Iterator[Box]:
-        history = cam.tracks.get(track_id)
-        for box in () if history is None else reversed(history):
-            if box.pts_s <= pts_s:
-                yield box.xyxy
-            if box.pts_s <= pts_s - MOTION_INTERVAL_S:
-                break
-
-    return recent
-
-
-def _own_motion(tid: int, box: ObservedBox, meter: BoxMeter | None, alone: _Alone) -> float | None:
-    """``box``'s motion less the pixels the other objects reported over it changed (ADR 0050):
-    what walkers passing through a box that stands bring is theirs, not its (None: too little
-    of it left to measure, or too crowded a frame to say)."""
-    if box.motion is None or box.motion < OWN_MOTION or meter is None:
-        return box.motion  # still as it is, or not measured: taking pixels away cannot move it
-    passing = alone.passing(tid)
-    if passing is None:
-        return None
-    return meter.motion_apart(box.xyxy, passing) if passing else box.motion
-
-
-def _still_too_long(history: TrackHistory, box: ObservedBox, motion: float | None) -> bool:
-    """ADR 0044: the carried ``box`` and the track's boxes before it showed no motion of their
-    own (``motion``, :func:`_own_motion`) for :data:`STILL_CARRY_S` (a box covered or left out
-    meanwhile does not break the run; only its own motion does)."""
-    if motion is not None and motion >= OWN_MOTION:
-        history.still_since = None
+def _moves_on_its_own(
+    cam: _Camera, history: TrackHistory, box: ObservedBox, meter: BoxMeter | None
+) -> bool:
+    """``box`` shows motion of its own (ADR 0050): :data:`~kontur.verifier.checks.OWN_MOTION`,
+    and, when it moved less than :data:`~kontur.verifier.coherence.MIN_MOVE` since
+    :data:`HOLD_S` before (content coherence judges the boxes that move more), it holds what
+    it held then (:data:`HOLD_NCC`). Walkers streaming through a box that stands bring their
+    motion, and their content replaces what it held, whether the worker reports them or not.
+    When another object's box (a car passing in front, ADR 0044's cover) lay over it then or
+    now, it is compared with what it held when it last moved on its own, on the pixels the
+    cover leaves now. Not when that cannot be told (a patch partly outside the picture,
+    flat, rescaled, or mostly covered); the motion alone while the track is younger or the
+    camera did not stand still."""
+    if box.motion is None or box.motion < OWN_MOTION:
         return False
-    if history.still_since is None:
-        history.still_since = box.pts_s
-    return box.pts_s - history.still_since >= STILL_CARRY_S - 1e-6
+    then = next((b for b in reversed(history) if b.pts_s <= box.pts_s - HOLD_S), None)
+    if then is not None and (then.covered or box.covered) and history.still_since is not None:
+        since = history.still_since  # what it held when it last moved on its own
+        then = next((b for b in reversed(history) if b.pts_s <= since + 1e-9), None)
+        if then is None or then.covered:
+            return False
+    if then is None or moved(then.xyxy, box.xyxy, (0.0, 0.0)) >= MIN_MOVE:
+        return True
+    a, b = cam.pictures.get(then.frame_index), cam.pictures.get(box.frame_index)
+    if a is None or b is None or not (a.still and b.still) or a.stride != b.stride:
+        return True
+    free = meter.free if meter is not None and box.covered else None
+    score = held(Baseline(a.pixels, a.stride, then.xyxy), b.pixels, box.xyxy, HOLD_NCC, free)
+    return score is not None and score >= HOLD_NCC
+
+
+def _still_too_long(
+    cam: _Camera, history: TrackHistory, box: ObservedBox, meter: BoxMeter | None
+) -> bool:
+    """ADR 0044: the carried ``box`` and the track's boxes since it was last seen to move on
+    its own (:func:`_moves_on_its_own`, looked at once :data:`HOLD_EVERY_S` has passed since;
+    the carry's first box counts, it moved to be vouched for) showed no motion of their own
+    for :data:`STILL_CARRY_S` (a box covered or left out meanwhile does not break the run;
+    only its own motion does)."""
+    since = history.still_since
+    if since is None or (
+        box.pts_s - since >= HOLD_EVERY_S - 1e-6 and _moves_on_its_own(cam, history, box, meter)
+    ):
+        history.still_since = since = box.pts_s
+    return box.pts_s - since >= STILL_CARRY_S - 1e-6
 
 
 def _extend_cover(cam: _Camera, history: TrackHistory, box: ObservedBox, carried: bool) -> None:
@@ -818,7 +794,7 @@ class Verifier:
         seen: set[int] = set()
         own = self._own_meters(cam, meter, tracks)
         judged = meter is not None and meter.masks.judged
-        alone = _Alone(tracks.objects, _recent_boxes(cam, pts_s))
+        alone = _Alone(tracks.objects)
         for obj in tracks.objects:
             tid = obj.track_id
             if tid in seen:
@@ -926,11 +902,13 @@ class Verifier:
         elif not outside > 0:
             outside = 0.0
         foot = stirs = None
+        covered = False
         if meter is not None and fit is not None:
             foot, stirs = meter.foot(obj.xyxy), meter.foot_motion(obj.xyxy)
+            covered = meter.covers(obj.xyxy)
         return ObservedBox(
             frame_index, pts_s, obj.xyxy, obj.class_id, obj.confidence, obj.class_name,
-            fit, moved, clipped, outside, foot=foot, foot_motion=stirs,
+            fit, moved, clipped, outside, foot=foot, foot_motion=stirs, covered=covered,
         )  # fmt: skip
 
     def _check_one(
@@ -968,7 +946,7 @@ class Verifier:
         carried = not found and self._support.carries(history, box)
         if carried and not history.carried and not alone(tid):
             carried = False  # a new vouch, on foreground another box claims too
-        if carried and _still_too_long(history, box, _own_motion(tid, box, meter, alone)):
+        if carried and _still_too_long(cam, history, box, meter):
             carried = False  # carried by still foreground alone: a bag, not a person
         _extend_cover(cam, history, box, carried)
         if carried and _parked(cam, history, box):

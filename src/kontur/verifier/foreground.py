@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from kontur.geometry import Box
 from kontur.verifier.coherence import shift_between
 from kontur.verifier.errors import ThumbnailError
 from kontur.verifier.thumbnail import bt601_grey
@@ -353,24 +352,17 @@ class BoxMeter:
         area = self._free(y0, x0, y1p, x1p)
         return None if area is None else self._count(1, y0, x0, y1p, x1p) / area
 
-    def motion_apart(self, xyxy: Box, others: Sequence[Box]) -> float | None:
-        """What :meth:`support`'s *motion* is over the box's pixels that none of the boxes
-        ``others`` covers (the other objects reported over it): motion of its own, not of
-        those passing through it. None as :meth:`_free` (too little of it left to measure)."""
-        m = self.masks
-        y0, x0, y1, x1 = m.to_picture(xyxy)
-        if y1 <= y0 or x1 <= x0:
-            return None
-        free = np.ones((y1 - y0, x1 - x0), bool)
-        if self._planes[2] is not None:
-            free &= self._planes[2][y0:y1, x0:x1]
-        for box in others:
-            by0, bx0, by1, bx1 = m.to_picture(box)
-            free[max(by0 - y0, 0) : max(by1 - y0, 0), max(bx0 - x0, 0) : max(bx1 - x0, 0)] = False
-        area = int(np.count_nonzero(free))
-        if area <= 0 or area < MIN_FREE * free.size:
-            return None
-        return int(np.count_nonzero(self._planes[1][y0:y1, x0:x1] & free)) / area
+    @property
+    def free(self) -> npt.NDArray[np.bool_] | None:
+        """The picture's pixels outside the cover (None: no cover, every pixel is free)."""
+        return self._planes[2]
+
+    def covers(self, xyxy: tuple[float, float, float, float]) -> bool:
+        """The cover leaves out some of the box's pixels."""
+        y0, x0, y1, x1 = self.masks.to_picture(xyxy)
+        if self._planes[2] is None or y1 <= y0 or x1 <= x0:
+            return False
+        return self._area(y0, x0, y1, x1) < (y1 - y0) * (x1 - x0)
 
     def _free(self, y0: int, x0: int, y1: int, x1: int) -> int | None:
         """Pixels of the rectangle outside the cover, or None when they are none or fewer

@@ -96,6 +96,9 @@ class ObservedBox:
     foot_motion: float | None = None
     """``motion`` over those rows only (:meth:`kontur.verifier.foreground.BoxMeter.
     foot_motion`): whether the box moves where it stands; None as ``foot``."""
+    covered: bool = False
+    """Another object's box lay over this one's pixels when it was measured, and they were
+    left out (:meth:`kontur.verifier.foreground.BoxMeter.covers`: a car passing in front)."""
 
     @classmethod
     def from_object(
@@ -196,8 +199,8 @@ class TrackHistory:
         """The verifier's pixels carry the track (ADR 0043): it moved with foreground of its
         own, and every judged box since held foreground."""
         self.still_since: float | None = None
-        """The pts from which the carried track's boxes showed no motion of their own (ADR
-        0044); None while it moves, or is not carried."""
+        """The pts at which the carried track last showed motion of its own (ADR 0044, 0050;
+        its carry's first box at first); None while it is not carried."""
         self.measured_since: float | None = None
         """The pts from which every box of the track was measured on a judged frame (ADR
         0044); None while the last one was not."""
