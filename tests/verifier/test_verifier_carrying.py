@@ -128,3 +128,20 @@ def test_a_crowded_frame_has_no_box_alone() -> None:
 def test_malformed_boxes_are_left_out_of_the_sweep() -> None:
     objects = _objects((0, 0, 40, 100), (float("nan"), 0, 40, 100), (30, 0, 10, 100))
     assert _Alone(objects)(1)  # the NaN box and the inverted one overlap nothing
+
+
+def test_a_scored_box_keeps_every_other_field() -> None:
+    """``ObservedBox.scored`` is ``dataclasses.replace`` written out: a field it forgot (as
+    ``covered`` once was) would be lost on every box the verifier scores."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(ObservedBox)}
+    box = ObservedBox(
+        3, 0.3, (1.0, 2.0, 30.0, 80.0), 0, 0.8, "person", 0.6, 0.2, True, 0.1,
+        stature=1.1, coherence=0.5, foot=0.4, foot_motion=0.05, covered=True,
+    )  # fmt: skip
+    assert all(getattr(box, n) != f.default for n, f in fields.items() if n in {
+        "support", "motion", "clipped", "outside", "stature", "coherence", "foot",
+        "foot_motion", "covered"})  # fmt: skip
+    assert box.scored(stature=1.3) == dataclasses.replace(box, stature=1.3)
+    assert box.scored(coherence=-0.2) == dataclasses.replace(box, coherence=-0.2)

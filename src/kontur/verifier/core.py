@@ -904,7 +904,7 @@ class Verifier:
         foot = stirs = None
         covered = False
         if meter is not None and fit is not None:
-            foot, stirs = meter.foot(obj.xyxy), meter.foot_motion(obj.xyxy)
+            foot, stirs = meter.feet(obj.xyxy)
             covered = meter.covers(obj.xyxy)
         return ObservedBox(
             frame_index, pts_s, obj.xyxy, obj.class_id, obj.confidence, obj.class_name,

@@ -340,17 +340,17 @@ class BoxMeter:
         width) centred on its foot point; None when less than :data:`MIN_FREE` of that is in
         the picture and outside the cover. A box stretched below its object's feet, or
         widened past its side, has bare ground there."""
-        y0, x0, y1p, x1p = self.masks.to_picture(foot_band(xyxy))
-        area = self._free(y0, x0, y1p, x1p)
-        return None if area is None else self._count(0, y0, x0, y1p, x1p) / area
+        return self.feet(xyxy)[0]
 
-    def foot_motion(self, xyxy: tuple[float, float, float, float]) -> float | None:
-        """What :meth:`support`'s *motion* is, over the box's foot band only (None as
-        :meth:`foot`): a box is standing still where it stands even while others pass over
-        its top (ADR 0048's review)."""
+    def feet(self, xyxy: tuple[float, float, float, float]) -> tuple[float | None, float | None]:
+        """:meth:`foot`, and what :meth:`support`'s *motion* is over the same foot band
+        (None as :meth:`foot`): a box is standing still where it stands even while others
+        pass over its top (ADR 0048's review)."""
         y0, x0, y1p, x1p = self.masks.to_picture(foot_band(xyxy))
         area = self._free(y0, x0, y1p, x1p)
-        return None if area is None else self._count(1, y0, x0, y1p, x1p) / area
+        if area is None:
+            return None, None
+        return self._count(0, y0, x0, y1p, x1p) / area, self._count(1, y0, x0, y1p, x1p) / area
 
     @property
     def free(self) -> npt.NDArray[np.bool_] | None:
@@ -359,10 +359,10 @@ class BoxMeter:
 
     def covers(self, xyxy: tuple[float, float, float, float]) -> bool:
         """The cover leaves out some of the box's pixels."""
-        y0, x0, y1, x1 = self.masks.to_picture(xyxy)
-        if self._planes[2] is None or y1 <= y0 or x1 <= x0:
+        if self._planes[2] is None:
             return False
-        return self._area(y0, x0, y1, x1) < (y1 - y0) * (x1 - x0)
+        y0, x0, y1, x1 = self.masks.to_picture(xyxy)
+        return y1 > y0 and x1 > x0 and self._area(y0, x0, y1, x1) < (y1 - y0) * (x1 - x0)
 
     def _free(self, y0: int, x0: int, y1: int, x1: int) -> int | None:
         """Pixels of the rectangle outside the cover, or None when they are none or fewer

@@ -94,8 +94,8 @@ class ObservedBox:
     point (:meth:`kontur.verifier.foreground.BoxMeter.foot`); None when the frame was not
     judged or the box not measured."""
     foot_motion: float | None = None
-    """``motion`` over those rows only (:meth:`kontur.verifier.foreground.BoxMeter.
-    foot_motion`): whether the box moves where it stands; None as ``foot``."""
+    """``motion`` over those rows only (:meth:`kontur.verifier.foreground.BoxMeter.feet`):
+    whether the box moves where it stands; None as ``foot``."""
     covered: bool = False
     """Another object's box lay over this one's pixels when it was measured, and they were
     left out (:meth:`kontur.verifier.foreground.BoxMeter.covers`: a car passing in front)."""
@@ -134,6 +134,7 @@ class ObservedBox:
             self.class_name, self.support, self.motion, self.clipped, self.outside,
             self.stature if stature is None else stature,
             self.coherence if coherence is None else coherence, self.foot, self.foot_motion,
+            self.covered,
         )  # fmt: skip
 
     @property
