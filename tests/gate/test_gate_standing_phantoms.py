@@ -173,3 +173,112 @@ def test_a_phantom_standing_in_a_stream_of_walkers_goes_to_an_operator(
     drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
     out = _scene(160, drawn, reports, 8.0, zone)
     assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+
+
+def _jumps(dx: float) -> Callable[[int], Box | None]:
+    """The A3 phantom's box drawn ``dx`` px off for one frame once a second (the third
+    review: a look on that frame saw the box move, or ride a walker)."""
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        if b is None or i <= 66 or (i - 66) % 10 != 9:
+            return b
+        return (b[0] + dx, b[1], b[2] + dx, b[3])
+
+    return at
+
+
+def _sways(period: int, step: float) -> Callable[[int], Box | None]:
+    """The A3 phantom's box drifting with the walkers ``step`` px a frame, then snapping back
+    every ``period`` frames: it rides each for a moment and stays where it stands."""
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        if b is None or i <= 66:
+            return b
+        d = step * ((i - 66) % period) - step * (period - 1) / 2
+        return (b[0] + d, b[1], b[2] + d, b[3])
+
+    return at
+
+
+def _shifts_weight(half: int, step: float) -> Callable[[int], Box | None]:
+    """The A3 phantom's box stepping ``step`` px aside and back every ``half`` frames: enough
+    for the stream to vouch for it anew once its carry ends, were it not where it stood."""
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        if b is None or i <= 66:
+            return b
+        d = step if ((i - 66) // half) % 2 else 0.0
+        return (b[0] + d, b[1], b[2] + d, b[3])
+
+    return at
+
+
+@pytest.mark.parametrize("walkers_reported", ["honestly", "not at all"])
+@pytest.mark.parametrize(
+    "phantom",
+    [_jumps(20.0), _jumps(-28.0), _sways(6, 4.0), _sways(8, 4.0), _shifts_weight(6, 12.0)],
+    ids=["jump+20", "jump-28", "sway-6x4", "sway-8x4", "shift-12-every-6"],
+)
+def test_a_phantom_that_moves_its_box_in_the_stream_goes_to_an_operator(
+    phantom: Callable[[int], Box | None], walkers_reported: str
+) -> None:
+    """The third review of ADR 0050 (all ALLOWed by its second version): the worker moves
+    the standing phantom's box so that a look sees it ride a walker, or jump by half its
+    width, or so that the stream vouches for it again once its carry ends. Its motion is
+    its own only where it holds what it held at two lags, where it is (the median of its
+    last boxes), and a carry the still test ended is not vouched for again where it stood."""
+    zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
+    walkers = [_stream_walker(k) for k in range(12)]
+    report = STREAM_REPORTS[walkers_reported]
+
+    def reports(i: int) -> list[TrackedObject]:
+        out = [
+            _person(100 + k, r)
+            for k, w in enumerate(walkers[1:], 1)
+            if (b := w(i)) is not None and (r := report(i, b)) is not None
+        ]
+        box = phantom(i)
+        return out if box is None else [*out, _person(7, box)]
+
+    drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
+    out = _scene(160, drawn, reports, 8.0, zone)
+    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+
+
+@pytest.mark.parametrize(("width", "step"), [(24.0, 8.0), (30.0, 8.0)])
+def test_a_phantom_in_a_stream_that_repeats_every_half_second_goes_to_an_operator(
+    width: float, step: float
+) -> None:
+    """The third review: walkers one every 0.5 s, reported honestly, and a phantom that just
+    stands among them: its content 0.5 s apart repeats; 0.8 s apart it does not."""
+    zone = ((0.35, 0.6), (0.75, 0.6), (0.75, 0.8), (0.35, 0.8))
+    stand_at = 25 + round((300.0 - 60.0) / step)
+
+    def walker(k: int) -> Callable[[int], Box | None]:
+        def at(i: int) -> Box | None:
+            x = 60.0 + step * (i - 25 - 5 * k)
+            return (x, 150.0, x + width, 250.0) if i >= 25 + 5 * k and x < 590 else None
+
+        return at
+
+    walkers = [walker(k) for k in range(40)]
+
+    def phantom(i: int) -> Box | None:
+        b = walkers[0](min(i, stand_at)) if i >= 25 else None
+        if b is None:
+            return None
+        wd = min(8.0, 2.0 * max(i - stand_at, 0))
+        x0 = b[0] + (0.25 * (i % 3) if i > stand_at else 0.0)
+        return (x0 - wd, 150.0, x0 + width + wd, 250.0)
+
+    def reports(i: int) -> list[TrackedObject]:
+        out = [_person(100 + k, b) for k, w in enumerate(walkers[1:], 1) if (b := w(i))]
+        box = phantom(i)
+        return out if box is None else [*out, _person(7, box)]
+
+    drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
+    out = _scene(160, drawn, reports, 8.0, zone)
+    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out

@@ -145,3 +145,18 @@ def test_a_scored_box_keeps_every_other_field() -> None:
         "foot_motion", "covered"})  # fmt: skip
     assert box.scored(stature=1.3) == dataclasses.replace(box, stature=1.3)
     assert box.scored(coherence=-0.2) == dataclasses.replace(box, coherence=-0.2)
+
+
+def test_where_a_track_is_does_not_follow_a_box_moved_for_a_frame_or_two() -> None:
+    """ADR 0050: the median of a track's last boxes: a box drawn half its width off for one
+    or two frames does not move it; a track that walks there does."""
+    from kontur.verifier.core import WHERE_BOXES, _where
+
+    history = walk(10, step=0.0)  # standing at x = 80..120
+    jumped = obs(10, 128.0)  # 28 px off, this frame only
+    assert _where(history, jumped) == obs(9).xyxy
+    history.append(obs(10, 128.0))
+    assert _where(history, obs(11, 128.0)) == obs(9).xyxy  # two frames off
+    for i in range(11, 10 + WHERE_BOXES):
+        history.append(obs(i, 128.0))
+    assert _where(history, obs(10 + WHERE_BOXES, 128.0)) == obs(0, 128.0).xyxy  # it moved

@@ -10,7 +10,7 @@ from test_verifier_real_data import PETS_GT, PETS_VIDEO, _require, gt_tracks
 
 from kontur.verifier import make_picture
 from kontur.verifier.coherence import MIN_MOVE, Baseline, held, moved
-from kontur.verifier.core import HOLD_NCC, HOLD_S
+from kontur.verifier.core import HOLD_LAGS_S, HOLD_NCC
 
 STRIDE = 4
 BOX = (200.0, 100.0, 240.0, 200.0)  # frame pixels: picture rows 25-50, columns 50-60
@@ -74,9 +74,13 @@ def test_only_the_pixels_another_objects_box_leaves_free_are_compared() -> None:
     assert held(then, now, BOX, free=free) is None
 
 
-def test_held_says_nothing_on_a_flat_patch_or_one_partly_outside() -> None:
+def test_a_flat_patch_holds_only_the_same_flat_patch_and_one_partly_outside_nothing() -> None:
+    """A figure of one colour that fills its box has no texture to correlate: it holds what
+    it held when the box still holds one flat grey, the same; anything else says nothing."""
     flat = np.full((90, 160), 120, np.uint8)
-    assert held(Baseline(flat, STRIDE, BOX), flat, BOX) is None
+    assert held(Baseline(flat, STRIDE, BOX), flat + 2, BOX) == 1.0
+    assert held(Baseline(flat, STRIDE, BOX), flat + 30, BOX) is None  # another flat grey
+    assert held(Baseline(flat, STRIDE, BOX), _picture(_figure(1)), BOX) is None
     edge = (-10.0, 100.0, 30.0, 200.0)
     pic = _picture(_figure(1))
     assert held(Baseline(pic, STRIDE, edge), pic, edge) is None
@@ -93,11 +97,11 @@ def test_held_stops_at_the_first_score_that_is_enough() -> None:
 
 def test_real_people_who_stand_or_walk_slowly_hold_themselves() -> None:
     """Every PETS09 ground-truth person box that moved less than ``MIN_MOVE`` over
-    ``HOLD_S`` (standing, or walking slowly, some behind others): at least 85% hold what
+    the shortest lag (standing, or walking slowly, some behind others): at least 85% hold what
     they held (89% when written; the still carry needs one such look in 1.5 s)."""
     _require(PETS_VIDEO, PETS_GT)
     av = pytest.importorskip("av")
-    back = round(HOLD_S * 10.0)  # 10 fps
+    back = round(HOLD_LAGS_S[0] * 10.0)  # 10 fps
     with av.open(str(PETS_VIDEO)) as container:
         pictures = [
             make_picture(f.to_ndarray(format="bgr24"))

@@ -195,13 +195,15 @@ def held(
     both. None when that says nothing: partly outside the picture, a scale change over
     :data:`MAX_SCALE`, a patch under :data:`MIN_SIDE`, flat, or under :data:`MIN_COMPARED`
     of it free."""
-    found = _old_patch(base, pixels, xyxy)
+    found = _old_patch(base, pixels, xyxy, flat=free is None)
     if found is None:
         return None
     old, h, w = found
     s = float(base.stride)
     cy, cx = (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s
     x1, y1, x2, y2 = base.xyxy
+    if free is None and _flat(old):
+        return _flat_alike(base, pixels, xyxy, h, w)
     then = None if free is None else _patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w)
     best = None
     for dy, dx in _NEAREST_FIRST:
@@ -215,6 +217,27 @@ def held(
             if best >= enough:
                 break  # the caller's threshold is met: the rest cannot change its answer
     return best
+
+
+def _flat_alike(
+    base: Baseline,
+    pixels: npt.NDArray[np.uint8],
+    xyxy: tuple[float, float, float, float],
+    h: int,
+    w: int,
+) -> float | None:
+    """For a flat baseline patch (a figure of one colour that fills its box): 1.0 when the
+    box's patch now is flat too and of the same grey (within :data:`MIN_TEXTURE`), the same
+    flat object; None otherwise, a flat patch says nothing of what replaced it."""
+    s = float(base.stride)
+    x1, y1, x2, y2 = base.xyxy
+    then = _patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w)
+    now = _patch(pixels, (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s, h, w)
+    if then is None or now is None:
+        return None
+    gap = abs(float(then.mean()) - float(now.mean()))
+    flat_now = centred(now)
+    return 1.0 if flat_now is not None and _flat(flat_now) and gap < MIN_TEXTURE else None
 
 
 def _patch_mask(
@@ -239,11 +262,15 @@ def _masked_ncc(
 
 
 def _old_patch(
-    base: Baseline, pixels: npt.NDArray[np.uint8], xyxy: tuple[float, float, float, float]
+    base: Baseline,
+    pixels: npt.NDArray[np.uint8],
+    xyxy: tuple[float, float, float, float],
+    flat: bool = False,
 ) -> tuple[npt.NDArray[np.float32], int, int] | None:
     """The baseline box's patch, centred, with its height and width in picture pixels; None
     when a box is partly outside its picture, the area changed by more than
-    :data:`MAX_SCALE`, a side is under :data:`MIN_SIDE` or the patch is flat."""
+    :data:`MAX_SCALE`, a side is under :data:`MIN_SIDE` or (unless ``flat``) the patch is
+    flat."""
     s = float(base.stride)
     if not (_inside(base.xyxy, base.pixels.shape, s) and _inside(xyxy, pixels.shape, s)):
         return None  # partly outside the picture: part of the object is not in the patch
@@ -255,9 +282,14 @@ def _old_patch(
     if h < MIN_SIDE or w < MIN_SIDE:
         return None
     old = centred(_patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w))
-    if old is None or float(old @ old) < MIN_TEXTURE**2 * old.size:
+    if old is None or (not flat and _flat(old)):
         return None  # a flat patch (sky, asphalt) correlates with anything
     return old, h, w
+
+
+def _flat(centred_patch: npt.NDArray[np.float32]) -> bool:
+    """A centred patch's grey standard deviation is under :data:`MIN_TEXTURE`."""
+    return float(centred_patch @ centred_patch) < MIN_TEXTURE**2 * centred_patch.size
 
 
 def _follows(

@@ -122,16 +122,23 @@ OLDER_BY_S = 1.0
 #: height in the last ``STANDING_S`` seconds.
 STANDING_MOVE = 0.1
 STANDING_S = 0.5
-#: A box's motion is its own (:func:`_moves_on_its_own`) only while it holds what it held this
-#: long before (seconds)...
-HOLD_S = 0.5
+#: A box's motion is its own (:func:`_moves_on_its_own`) only while it holds what it held at
+#: each of these lags (seconds; not multiples of each other: a stream whose walkers repeat
+#: at one lag does not at the other)...
+HOLD_LAGS_S = (0.5, 0.8)
+#: A track walks (content coherence judges it, not :func:`_moves_on_its_own`) when the median
+#: of its last this many boxes moved :data:`~kontur.verifier.coherence.MIN_MOVE` at each lag.
+WHERE_BOXES = 5
 #: ... as the normalised cross-correlation of the two (:func:`~kontur.verifier.coherence.
 #: held`) tells: a person who stands and stirs holds themselves; a phantom that a stream of
 #: others passes through holds each in turn (ADR 0050).
-HOLD_NCC = 0.5
+HOLD_NCC = 0.45
 #: A carried box is looked at for motion of its own once this long (seconds) has passed since
 #: it last showed some: :data:`STILL_CARRY_S` needs one look to pass, not one a frame.
 HOLD_EVERY_S = 0.3
+#: ... and, while it shows none, again this often (seconds): fewer looks, fewer chances for a
+#: worker to time a box to pass one, and a bounded cost.
+LOOK_EVERY_S = 0.2
 #: A still box whose foreground's outline is less of an edge in the picture than this share
 #: of what it is in the background stands on a ghost, and is not carried (ADR 0049).
 GHOST_RATIO = 0.5
@@ -292,47 +299,81 @@ def _moves_on_its_own(
     cam: _Camera, history: TrackHistory, box: ObservedBox, meter: BoxMeter | None
 ) -> bool:
     """``box`` shows motion of its own (ADR 0050): :data:`~kontur.verifier.checks.OWN_MOTION`,
-    and, when it moved less than :data:`~kontur.verifier.coherence.MIN_MOVE` since
-    :data:`HOLD_S` before (content coherence judges the boxes that move more), it holds what
-    it held then (:data:`HOLD_NCC`). Walkers streaming through a box that stands bring their
-    motion, and their content replaces what it held, whether the worker reports them or not.
-    When another object's box (a car passing in front, ADR 0044's cover) lay over it then or
-    now, it is compared with what it held when it last moved on its own, on the pixels the
-    cover leaves now. Not when that cannot be told (a patch partly outside the picture,
-    flat, rescaled, or mostly covered); the motion alone while the track is younger or the
-    camera did not stand still."""
+    and it holds what the track's box held :data:`HOLD_LAGS_S` before, at each lag the track
+    is old enough for (:data:`HOLD_NCC`). Walkers streaming through a box that stands bring
+    their motion, and their content replaces what it held, whether the worker reports them
+    or not; a box that rides them for a moment and goes back does not hold at two lags, nor
+    does a box moved for the frame it is looked at. When another object's box (a car
+    passing in front, ADR 0044's cover) lay over it then or now, it is compared with what it
+    held when it last moved on its own, on the pixels the cover leaves free now. Not when
+    the shortest lag cannot tell (a patch partly outside the picture, flat, rescaled, mostly
+    covered or gone; a longer lag that cannot tell has no say); the motion alone while the
+    track is younger than the shortest lag, or walks (:func:`_where`)."""
     if box.motion is None or box.motion < OWN_MOTION:
         return False
-    then = next((b for b in reversed(history) if b.pts_s <= box.pts_s - HOLD_S), None)
-    if then is not None and (then.covered or box.covered) and history.still_since is not None:
+    bases = [next((b for b in reversed(history) if b.pts_s <= box.pts_s - lag), None)
+             for lag in HOLD_LAGS_S]  # fmt: skip
+    if bases[0] is None:
+        return True  # younger than the shortest lag: its vouch saw it move
+    if all(b is not None and moved(b.xyxy, _where(history, box), (0.0, 0.0)) >= MIN_MOVE
+           for b in bases):  # fmt: skip
+        return True  # it walks: content coherence judges where its content goes
+    if box.covered or any(b is not None and b.covered for b in bases):
         since = history.still_since  # what it held when it last moved on its own
-        then = next((b for b in reversed(history) if b.pts_s <= since + 1e-9), None)
-        if then is None or then.covered:
-            return False
-    if then is None or moved(then.xyxy, box.xyxy, (0.0, 0.0)) >= MIN_MOVE:
-        return True
+        then = next((b for b in reversed(history) if since is not None and b.pts_s <= since), None)
+        bases = [None if then is None or then.covered else then]
+    free = meter.free if meter is not None and box.covered else None
+    first = _held(cam, bases[0], box, free)
+    if first is None or first < HOLD_NCC:
+        return False  # the shortest lag must tell, and hold
+    scores = (_held(cam, then, box, free) for then in bases[1:])
+    return all(score is None or score >= HOLD_NCC for score in scores)  # (flat: no say)
+
+
+def _where(history: TrackHistory, box: ObservedBox) -> tuple[float, float, float, float]:
+    """Where the track is now, robust to a box moved for a frame or two: the median, side by
+    side, of ``box`` and the track's :data:`WHERE_BOXES` − 1 boxes before it."""
+    boxes = [box.xyxy]
+    for b in reversed(history):
+        if len(boxes) == WHERE_BOXES:
+            break
+        boxes.append(b.xyxy)
+    mid = len(boxes) // 2
+    x1, y1, x2, y2 = (sorted(b[k] for b in boxes)[mid] for k in range(4))
+    return x1, y1, x2, y2
+
+
+def _held(
+    cam: _Camera, then: ObservedBox | None, box: ObservedBox, free: npt.NDArray[np.bool_] | None
+) -> float | None:
+    """How well ``box`` holds what ``then`` held (:func:`~kontur.verifier.coherence.held`);
+    None when that cannot be told: no ``then``, a picture gone or taken while the camera
+    moved, or :func:`~kontur.verifier.coherence.held` has no say."""
+    if then is None:
+        return None
     a, b = cam.pictures.get(then.frame_index), cam.pictures.get(box.frame_index)
     if a is None or b is None or not (a.still and b.still) or a.stride != b.stride:
-        return True
-    free = meter.free if meter is not None and box.covered else None
-    score = held(Baseline(a.pixels, a.stride, then.xyxy), b.pixels, box.xyxy, HOLD_NCC, free)
-    return score is not None and score >= HOLD_NCC
+        return None
+    return held(Baseline(a.pixels, a.stride, then.xyxy), b.pixels, box.xyxy, HOLD_NCC, free)
 
 
 def _still_too_long(
     cam: _Camera, history: TrackHistory, box: ObservedBox, meter: BoxMeter | None
 ) -> bool:
     """ADR 0044: the carried ``box`` and the track's boxes since it was last seen to move on
-    its own (:func:`_moves_on_its_own`, looked at once :data:`HOLD_EVERY_S` has passed since;
-    the carry's first box counts, it moved to be vouched for) showed no motion of their own
+    its own (:func:`_moves_on_its_own`, looked at once :data:`HOLD_EVERY_S` has passed since,
+    then every :data:`LOOK_EVERY_S` until it does; the carry's first box counts, it moved to
+    be vouched for) showed no motion of their own
     for :data:`STILL_CARRY_S` (a box covered or left out meanwhile does not break the run;
     only its own motion does)."""
-    since = history.still_since
-    if since is None or (
-        box.pts_s - since >= HOLD_EVERY_S - 1e-6 and _moves_on_its_own(cam, history, box, meter)
-    ):
-        history.still_since = since = box.pts_s
-    return box.pts_s - since >= STILL_CARRY_S - 1e-6
+    since, now = history.still_since, box.pts_s
+    if since is None:
+        history.still_since = since = now
+    elif now - since >= HOLD_EVERY_S - 1e-6 and now - history.looked_at >= LOOK_EVERY_S - 1e-6:
+        history.looked_at = now
+        if _moves_on_its_own(cam, history, box, meter):
+            history.still_since = since = now
+    return now - since >= STILL_CARRY_S - 1e-6
 
 
 def _extend_cover(cam: _Camera, history: TrackHistory, box: ObservedBox, carried: bool) -> None:
@@ -943,14 +984,11 @@ class Verifier:
             if coherence is not None:  # None: the box's own, as measured
                 box = box.scored(coherence=coherence)
         found = [(c.name, r) for c in self._checks if (r := c.check(tid, history, box))]
-        carried = not found and self._support.carries(history, box)
-        if carried and not history.carried and not alone(tid):
-            carried = False  # a new vouch, on foreground another box claims too
-        if carried and _still_too_long(cam, history, box, meter):
-            carried = False  # carried by still foreground alone: a bag, not a person
+        carried = not found and self._carries(cam, (tid, history), box, alone, meter)
         _extend_cover(cam, history, box, carried)
         if carried and _parked(cam, history, box):
             carried = False  # standing on foreground that was there before it came
+            history.stood = box.xyxy
         holds = self._support.holds(box) if judged else None
         if found or not judged or holds is not None:
             history.carried = carried
@@ -961,6 +999,34 @@ class Verifier:
         cam.tracks[tid] = history
         cam.tracks.move_to_end(tid)
         return found, carried, looked
+
+    def _carries(
+        self,
+        cam: _Camera,
+        track: tuple[int, TrackHistory],
+        box: ObservedBox,
+        alone: _Alone,
+        meter: BoxMeter | None,
+    ) -> bool:
+        """The verifier's pixels carry the track at ``box`` (ADR 0043): its support carries
+        it; a new vouch only for a box ``alone`` on the frame, and not where a carry of the
+        track ended because it stood on what was not its own (``history.stood``: until it
+        has moved :data:`~kontur.verifier.coherence.MIN_MOVE` from there, ADR 0050: a stream
+        through a standing phantom would vouch for it again at once); and it showed motion
+        of its own within :data:`STILL_CARRY_S` (:func:`_still_too_long`)."""
+        tid, history = track
+        if not self._support.carries(history, box):
+            return False
+        if not history.carried:
+            if not alone(tid):
+                return False  # a new vouch, on foreground another box claims too
+            if history.stood is not None and moved(history.stood, box.xyxy, (0.0, 0.0)) < MIN_MOVE:
+                return False  # not again where it stood, until it has walked away
+            history.stood = None
+        if _still_too_long(cam, history, box, meter):
+            history.stood = box.xyxy  # carried by still foreground alone: a bag, not a person
+            return False
+        return True
 
     def _looked(self, history: TrackHistory, box: ObservedBox, holds: bool | None) -> bool:
         """ADR 0044: ``box`` was measured on a judged frame (``holds`` not None), and so was

@@ -202,6 +202,12 @@ class TrackHistory:
         self.still_since: float | None = None
         """The pts at which the carried track last showed motion of its own (ADR 0044, 0050;
         its carry's first box at first); None while it is not carried."""
+        self.looked_at = -math.inf
+        """The pts of the last look for motion of its own (ADR 0050)."""
+        self.stood: tuple[float, float, float, float] | None = None
+        """Where a carry of the track ended because it stood on what was not its own (no
+        motion of its own, or foreground older than it, ADR 0050); None once it has moved
+        away from there and been vouched for again."""
         self.measured_since: float | None = None
         """The pts from which every box of the track was measured on a judged frame (ADR
         0044); None while the last one was not."""
