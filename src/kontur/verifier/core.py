@@ -135,7 +135,7 @@ WHERE_BOXES = 5
 HOLD_NCC = 0.45
 #: A carried box is looked at for motion of its own once this long (seconds) has passed since
 #: it last showed some: :data:`STILL_CARRY_S` needs one look to pass, not one a frame.
-HOLD_EVERY_S = 0.3
+HOLD_EVERY_S = 0.5
 #: ... and, while it shows none, again this often (seconds): fewer looks, fewer chances for a
 #: worker to time a box to pass one, and a bounded cost.
 LOOK_EVERY_S = 0.2
@@ -374,6 +374,18 @@ def _still_too_long(
         if _moves_on_its_own(cam, history, box, meter):
             history.still_since = since = now
     return now - since >= STILL_CARRY_S - 1e-6
+
+
+def _still_too_long_unwatched(history: TrackHistory, box: ObservedBox) -> bool:
+    """ADR 0044 for a class no policy watches (a car: a cover for the watched, ADR 0044's
+    fifth review): any motion of the box counts as its own, and the clock runs from the
+    first box without (None while it moves)."""
+    if box.motion is not None and box.motion >= OWN_MOTION:
+        history.still_since = None
+        return False
+    if history.still_since is None:
+        history.still_since = box.pts_s
+    return box.pts_s - history.still_since >= STILL_CARRY_S - 1e-6
 
 
 def _extend_cover(cam: _Camera, history: TrackHistory, box: ObservedBox, carried: bool) -> None:
@@ -1013,7 +1025,8 @@ class Verifier:
         track ended because it stood on what was not its own (``history.stood``: until it
         has moved :data:`~kontur.verifier.coherence.MIN_MOVE` from there, ADR 0050: a stream
         through a standing phantom would vouch for it again at once); and it showed motion
-        of its own within :data:`STILL_CARRY_S` (:func:`_still_too_long`)."""
+        of its own within :data:`STILL_CARRY_S` (:func:`_still_too_long`; for a class no
+        policy watches, :func:`_still_too_long_unwatched`)."""
         tid, history = track
         if not self._support.carries(history, box):
             return False
@@ -1023,7 +1036,11 @@ class Verifier:
             if history.stood is not None and moved(history.stood, box.xyxy, (0.0, 0.0)) < MIN_MOVE:
                 return False  # not again where it stood, until it has walked away
             history.stood = None
-        if _still_too_long(cam, history, box, meter):
+        if self._groups.watched(box.label, self._watch.classes):
+            still = _still_too_long(cam, history, box, meter)
+        else:  # what no policy acts on is only a cover: ADR 0044 as it was
+            still = _still_too_long_unwatched(history, box)
+        if still:
             history.stood = box.xyxy  # carried by still foreground alone: a bag, not a person
             return False
         return True
