@@ -149,14 +149,10 @@ STREAM_REPORTS: dict[str, Callable[[int, Box], Box | None]] = {
 }
 
 
-@pytest.mark.parametrize("walkers_reported", list(STREAM_REPORTS))
-def test_a_phantom_standing_in_a_stream_of_walkers_goes_to_an_operator(
-    walkers_reported: str,
-) -> None:
-    """A3: the phantom rides the first walker into the zone and stands on the walkway while
-    eleven more walk through it, one every 1.3 s. None of them stays more than ~3 s; the
-    phantom's 8 s dwell is nobody's. The motion in its box is the walkers', and their
-    content replaces what the box held (ADR 0050), however the worker reports them."""
+def _in_the_stream(phantom: Callable[[int], Box | None], walkers_reported: str) -> list[Outcome]:
+    """A3's scene: eleven walkers through the zone, one every 1.3 s, reported as
+    ``STREAM_REPORTS[walkers_reported]`` says, and phantom 7 at ``phantom(i)``; the outcomes
+    of its 8 s dwell."""
     zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
     walkers = [_stream_walker(k) for k in range(12)]
     report = STREAM_REPORTS[walkers_reported]
@@ -167,12 +163,23 @@ def test_a_phantom_standing_in_a_stream_of_walkers_goes_to_an_operator(
             for k, w in enumerate(walkers[1:], 1)
             if (b := w(i)) is not None and (r := report(i, b)) is not None
         ]
-        box = _phantom_in_the_stream(i)
+        box = phantom(i)
         return out if box is None else [*out, _person(7, box)]
 
     drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
     out = _scene(160, drawn, reports, 8.0, zone)
-    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+    return [o for t, o, _ in out if t == 7]
+
+
+@pytest.mark.parametrize("walkers_reported", list(STREAM_REPORTS))
+def test_a_phantom_standing_in_a_stream_of_walkers_goes_to_an_operator(
+    walkers_reported: str,
+) -> None:
+    """A3: the phantom rides the first walker into the zone and stands on the walkway while
+    eleven more walk through it, one every 1.3 s. None of them stays more than ~3 s; the
+    phantom's 8 s dwell is nobody's. The motion in its box is the walkers', and their
+    content replaces what the box held (ADR 0050), however the worker reports them."""
+    assert _in_the_stream(_phantom_in_the_stream, walkers_reported) == [Outcome.OPERATOR]
 
 
 def _jumps(dx: float) -> Callable[[int], Box | None]:
@@ -230,22 +237,7 @@ def test_a_phantom_that_moves_its_box_in_the_stream_goes_to_an_operator(
     width, or so that the stream vouches for it again once its carry ends. Its motion is
     its own only where it holds what it held at two lags, where it is (the median of its
     last boxes), and a carry the still test ended is not vouched for again where it stood."""
-    zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
-    walkers = [_stream_walker(k) for k in range(12)]
-    report = STREAM_REPORTS[walkers_reported]
-
-    def reports(i: int) -> list[TrackedObject]:
-        out = [
-            _person(100 + k, r)
-            for k, w in enumerate(walkers[1:], 1)
-            if (b := w(i)) is not None and (r := report(i, b)) is not None
-        ]
-        box = phantom(i)
-        return out if box is None else [*out, _person(7, box)]
-
-    drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
-    out = _scene(160, drawn, reports, 8.0, zone)
-    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+    assert _in_the_stream(phantom, walkers_reported) == [Outcome.OPERATOR]
 
 
 @pytest.mark.parametrize(("width", "step"), [(24.0, 8.0), (30.0, 8.0)])

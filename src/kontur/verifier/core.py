@@ -363,9 +363,8 @@ def _still_too_long(
     """ADR 0044: the carried ``box`` and the track's boxes since it was last seen to move on
     its own (:func:`_moves_on_its_own`, looked at once :data:`HOLD_EVERY_S` has passed since,
     then every :data:`LOOK_EVERY_S` until it does; the carry's first box counts, it moved to
-    be vouched for) showed no motion of their own
-    for :data:`STILL_CARRY_S` (a box covered or left out meanwhile does not break the run;
-    only its own motion does)."""
+    be vouched for) showed no motion of their own for :data:`STILL_CARRY_S` (a box covered
+    or left out meanwhile does not break the run; only its own motion does)."""
     since, now = history.still_since, box.pts_s
     if since is None:
         history.still_since = since = now
