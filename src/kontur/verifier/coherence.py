@@ -202,9 +202,12 @@ def held(
     s = float(base.stride)
     cy, cx = (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s
     x1, y1, x2, y2 = base.xyxy
-    if free is None and _flat(old):
-        return _flat_alike(base, pixels, xyxy, h, w)
-    then = None if free is None else _patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w)
+    flat = free is None and _flat(old)
+    then = None  # the baseline patch as it was (``old`` is centred): for a mask or a flat one
+    if free is not None or flat:
+        then = _patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w)
+    if flat:
+        return _flat_alike(then, _patch(pixels, cy, cx, h, w))
     best = None
     for dy, dx in _NEAREST_FIRST:
         now = _patch(pixels, cy + dy, cx + dx, h, w)
@@ -220,19 +223,12 @@ def held(
 
 
 def _flat_alike(
-    base: Baseline,
-    pixels: npt.NDArray[np.uint8],
-    xyxy: tuple[float, float, float, float],
-    h: int,
-    w: int,
+    then: npt.NDArray[np.float32] | None, now: npt.NDArray[np.float32] | None
 ) -> float | None:
-    """For a flat baseline patch (a figure of one colour that fills its box): 1.0 when the
-    box's patch now is flat too and of the same grey (within :data:`MIN_TEXTURE`), the same
-    flat object; None otherwise, a flat patch says nothing of what replaced it."""
-    s = float(base.stride)
-    x1, y1, x2, y2 = base.xyxy
-    then = _patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w)
-    now = _patch(pixels, (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s, h, w)
+    """For a flat baseline patch ``then`` (a figure of one colour that fills its box): 1.0
+    when the box's patch ``now`` is flat too and of the same grey (within
+    :data:`MIN_TEXTURE`), the same flat object; None otherwise, a flat patch says nothing of
+    what replaced it."""
     if then is None or now is None:
         return None
     gap = abs(float(then.mean()) - float(now.mean()))
@@ -256,7 +252,7 @@ def _masked_ncc(
     if mask.shape != a.shape or int(np.count_nonzero(mask)) < MIN_COMPARED * mask.size:
         return None
     old, new = centred(a[mask].astype(np.float32)), centred(b[mask].astype(np.float32))
-    if old is None or float(old @ old) < MIN_TEXTURE**2 * old.size:
+    if old is None or _flat(old):
         return None
     return centred_ncc(old, new)
 

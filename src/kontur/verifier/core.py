@@ -126,13 +126,13 @@ STANDING_S = 0.5
 #: each of these lags (seconds; not multiples of each other: a stream whose walkers repeat
 #: at one lag does not at the other)...
 HOLD_LAGS_S = (0.5, 0.8)
-#: A track walks (content coherence judges it, not :func:`_moves_on_its_own`) when the median
-#: of its last this many boxes moved :data:`~kontur.verifier.coherence.MIN_MOVE` at each lag.
-WHERE_BOXES = 5
 #: ... as the normalised cross-correlation of the two (:func:`~kontur.verifier.coherence.
 #: held`) tells: a person who stands and stirs holds themselves; a phantom that a stream of
 #: others passes through holds each in turn (ADR 0050).
 HOLD_NCC = 0.45
+#: A track walks (content coherence judges it, not :func:`_moves_on_its_own`) when the median
+#: of its last this many boxes moved :data:`~kontur.verifier.coherence.MIN_MOVE` at each lag.
+WHERE_BOXES = 5
 #: A carried box is looked at for motion of its own once this long (seconds) has passed since
 #: it last showed some: :data:`STILL_CARRY_S` needs one look to pass, not one a frame.
 HOLD_EVERY_S = 0.5
@@ -315,8 +315,8 @@ def _moves_on_its_own(
              for lag in HOLD_LAGS_S]  # fmt: skip
     if bases[0] is None:
         return True  # younger than the shortest lag: its vouch saw it move
-    if all(b is not None and moved(b.xyxy, _where(history, box), (0.0, 0.0)) >= MIN_MOVE
-           for b in bases):  # fmt: skip
+    where = _where(history, box)
+    if all(b is not None and moved(b.xyxy, where, (0.0, 0.0)) >= MIN_MOVE for b in bases):
         return True  # it walks: content coherence judges where its content goes
     if box.covered or any(b is not None and b.covered for b in bases):
         since = history.still_since  # what it held when it last moved on its own
