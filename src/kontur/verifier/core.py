@@ -954,10 +954,9 @@ class Verifier:
         elif not outside > 0:
             outside = 0.0
         foot = stirs = None
-        covered = False
+        covered = meter is not None and meter.covers(obj.xyxy)  # too covered to measure too
         if meter is not None and fit is not None:
             foot, stirs = meter.feet(obj.xyxy)
-            covered = meter.covers(obj.xyxy)
         return ObservedBox(
             frame_index, pts_s, obj.xyxy, obj.class_id, obj.confidence, obj.class_name,
             fit, moved, clipped, outside, foot=foot, foot_motion=stirs, covered=covered,

@@ -566,7 +566,7 @@ class ForegroundModel:
         ref = None
         for t, old in reversed(self._recent):
             ref = old
-            if pts_s - t >= MOTION_INTERVAL_S:
+            if pts_s - t >= MOTION_INTERVAL_S - 1e-6:  # i/10 - (i-1)/10 may round below 0.1
                 break
         if ref is None:
             return np.zeros(img.shape, bool)
