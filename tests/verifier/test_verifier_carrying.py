@@ -160,3 +160,27 @@ def test_where_a_track_is_does_not_follow_a_box_moved_for_a_frame_or_two() -> No
     for i in range(11, 10 + WHERE_BOXES):
         history.append(obs(i, 128.0))
     assert _where(history, obs(10 + WHERE_BOXES, 128.0)) == obs(0, 128.0).xyxy  # it moved
+
+
+def test_raw_motion_counts_only_while_the_track_is_younger_than_the_shortest_lag() -> None:
+    """ADR 0050's young-track exemption: a track whose history does not reach back
+    ``HOLD_LAGS_S[0]`` counts its motion alone. At a frame rate so high that a full history is
+    younger than that lag, the exemption would hold forever: it fails closed instead."""
+    from kontur.verifier.checks import OWN_MOTION
+    from kontur.verifier.core import HOLD_LAGS_S, _moves_on_its_own
+    from kontur.verifier.history import HISTORY_LENGTH
+
+    fps = 2 * HISTORY_LENGTH / HOLD_LAGS_S[0]  # a full history spans half the lag
+    young, full = TrackHistory(), TrackHistory()
+    for i in range(HISTORY_LENGTH):
+        box = ObservedBox(i, i / fps, (80.0, 150.0, 120.0, 250.0), 0, 0.8, "person", 0.6, 0.3)
+        full.append(box)
+        if i < HISTORY_LENGTH // 2:
+            young.append(box)
+    now = ObservedBox(
+        HISTORY_LENGTH, HISTORY_LENGTH / fps, (80.0, 150.0, 120.0, 250.0), 0, 0.8, "person",
+        0.6, OWN_MOTION * 2,
+    )  # fmt: skip
+    assert _moves_on_its_own(None, young, now, None)  # type: ignore[arg-type]
+    assert full.full and not young.full
+    assert not _moves_on_its_own(None, full, now, None)  # type: ignore[arg-type]

@@ -308,13 +308,16 @@ def _moves_on_its_own(
     held when it last moved on its own, on the pixels the cover leaves free now. Not when
     the shortest lag cannot tell (a patch partly outside the picture, flat, rescaled, mostly
     covered or gone; a longer lag that cannot tell has no say); the motion alone while the
-    track is younger than the shortest lag, or walks (:func:`_where`)."""
+    track is younger than the shortest lag (never when its full history is younger: a
+    frame rate too high for it fails closed), or walks (:func:`_where`)."""
     if box.motion is None or box.motion < OWN_MOTION:
         return False
     bases = [next((b for b in reversed(history) if b.pts_s <= box.pts_s - lag), None)
              for lag in HOLD_LAGS_S]  # fmt: skip
     if bases[0] is None:
-        return True  # younger than the shortest lag: its vouch saw it move
+        # younger than the shortest lag: its vouch saw it move. A full history that does not
+        # reach back so far (over HISTORY_LENGTH / 0.5 s frames a second) cannot tell.
+        return not history.full
     where = _where(history, box)
     if all(b is not None and moved(b.xyxy, where, (0.0, 0.0)) >= MIN_MOVE for b in bases):
         return True  # it walks: content coherence judges where its content goes

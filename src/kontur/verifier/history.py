@@ -230,6 +230,11 @@ class TrackHistory:
         return self._names.keys()
 
     @property
+    def full(self) -> bool:
+        """As many observations as it keeps: the oldest ones are falling off."""
+        return len(self._boxes) == self._boxes.maxlen
+
+    @property
     def last(self) -> ObservedBox | None:
         """The most recent observation, or None for a track not seen before."""
         return self._boxes[-1] if self._boxes else None
@@ -242,7 +247,7 @@ class TrackHistory:
                 f"expected an observation after frame {last.frame_index}, got frame "
                 f"{box.frame_index}"
             )
-        if len(self._boxes) == self._boxes.maxlen:
+        if self.full:
             gone = self._boxes[0].label
             self._names[gone] -= 1
             if not self._names[gone]:
