@@ -53,6 +53,7 @@ def _scene(
     still: Callable[[int], list[Box]] = lambda i: [],
     ground: str = "noise",
     verifier: Verifier | None = None,
+    fps: float = FPS,
 ) -> list[tuple[int, Outcome, tuple[str, ...]]]:
     """``frames`` frames of an empty scene with a real, dark, slightly swaying figure under each
     box ``drawn(i)`` and a still object under each box ``still(i)``, the worker reporting
@@ -60,7 +61,8 @@ def _scene(
     request's track and outcome, with the reasons (and every finding appended to ``log``).
     ``ground``: ``noise`` (every grey level at random, pixel by pixel) or ``pavement`` (a
     lit slope with a faint texture, as real ground is). ``verifier``: the one to run (a
-    fresh one when None), for a test to look into afterwards."""
+    fresh one when None), for a test to look into afterwards; ``fps``: frame ``i`` is at
+    ``i / fps`` seconds."""
     rng = np.random.default_rng(3)
     scene = rng.integers(0, 255, (360, 640), np.uint8)
     if ground == "pavement":
@@ -78,9 +80,9 @@ def _scene(
         noise = rng.integers(-2, 3, scene.shape)
         bgr = np.repeat(np.clip(grey + noise, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
         bgr = np.ascontiguousarray(bgr)
-        verifier.observe_frame("cam1", i, i / FPS, make_thumbnail(bgr), picture=make_picture(bgr))
+        verifier.observe_frame("cam1", i, i / fps, make_thumbnail(bgr), picture=make_picture(bgr))
         objects = tuple(reports(i))
-        finding = verifier.check(_frame(i, objects))
+        finding = verifier.check(_frame(i, objects, fps))
         if log is not None:
             log.append(finding)
         ev = evidence(
@@ -91,6 +93,7 @@ def _scene(
             track_reasons={k: list(v) for k, v in finding.track_reasons.items()},
             vouched=finding.vouched,
             measured=finding.measured,
+            pts=i / fps,
         )
         for request in rule.observe(ev, SIZE):
             check = VerifierAgrees().evaluate(request)
@@ -123,11 +126,11 @@ def _person(tid: int, xyxy: tuple[float, float, float, float]) -> TrackedObject:
     return TrackedObject(track_id=tid, class_id=0, class_name="person", confidence=0.9, xyxy=xyxy)
 
 
-def _frame(i: int, objects: tuple[TrackedObject, ...]) -> TrackFrame:
+def _frame(i: int, objects: tuple[TrackedObject, ...], fps: float = FPS) -> TrackFrame:
     return TrackFrame(
         camera_id="cam1",
         frame_index=i,
-        pts_s=i / FPS,
+        pts_s=i / fps,
         model_id="m",
         config_id="c",
         platform="cpu",
@@ -310,20 +313,22 @@ def test_a_phantom_that_rides_a_passer_by_and_peels_off_goes_to_an_operator(
 
 
 def _behind_a_car(
-    top: float, verifier: Verifier | None = None
+    top: float, verifier: Verifier | None = None, fps: float = FPS, delay_s: float = 0.0
 ) -> tuple[list[tuple[int, Outcome, tuple[str, ...]]], Callable[[int], Box | None]]:
-    """A person walks in for 3 s and stands at x = 290 while a car (reported honestly) passes
-    in front at 150 px/s, covering the person's box from y = ``top``; a 6 s dwell. The
-    outcomes, and the car's box by frame."""
+    """A person walks in for 3 s (from 2.5 s) and stands at x = 290 while a car (reported
+    honestly) passes in front at 150 px/s from 6 s + ``delay_s``, covering the person's box
+    from y = ``top``; a 6 s dwell, 13 s at ``fps``. The outcomes, and the car's box by
+    frame."""
     zone = ((0.35, 0.55), (0.65, 0.55), (0.65, 0.8), (0.35, 0.8))
 
     def person(i: int) -> Box | None:
-        x = 200.0 + 3.0 * min(i - 25, 30)
-        return (x, 150.0, x + 40.0, 250.0) if i >= 25 else None
+        t = i / fps
+        x = 200.0 + 30.0 * min(t - 2.5, 3.0)
+        return (x, 150.0, x + 40.0, 250.0) if t >= 2.5 - 1e-9 else None
 
     def car(i: int) -> Box | None:
-        x = 100.0 + 15.0 * (i - 60)
-        return (x, top, x + 120.0, 262.0) if 60 <= i < 80 else None
+        t = i / fps - 6.0 - delay_s
+        return (100.0 + 150.0 * t, top, 220.0 + 150.0 * t, 262.0) if 0 <= t + 1e-9 < 2 else None
 
     def reports(i: int) -> list[TrackedObject]:
         box, by = person(i), car(i)
@@ -336,7 +341,8 @@ def _behind_a_car(
         return out
 
     drawn = lambda i: [b for b in (person(i), car(i)) if b]  # noqa: E731
-    return _scene(130, drawn, reports, 6.0, zone, verifier=verifier), car
+    frames = round(13 * fps)
+    return _scene(frames, drawn, reports, 6.0, zone, verifier=verifier, fps=fps), car
 
 
 @pytest.mark.parametrize("top", [200.0, 175.0, 145.0], ids=["legs", "three-quarters", "most"])
@@ -363,6 +369,26 @@ def test_a_box_too_covered_to_measure_is_recorded_as_covered() -> None:
         if (by := car(b.frame_index)) is not None and covered_share(b.xyxy, by) == 1.0
     ]
     assert len(whole) >= 4 and all(b.covered and b.support is None for b in whole), whole
+
+
+@pytest.mark.parametrize(
+    ("fps", "delay_s"), [(10.0, 0.2), (10.0, 0.3), (25.0, 0.0), (30.0, 0.0), (30.0, 0.1)]
+)
+def test_the_person_behind_the_car_stays_carried_at_other_rates_and_timings(
+    fps: float, delay_s: float
+) -> None:
+    """The fourth review of ADR 0050: the test above passed at its one timing only. A look
+    that held on a box the car covered made that box the one to compare with, and every
+    later look, compared with the car, failed: at 10 fps with the car 0.2 s or 0.3 s later,
+    at 30 fps. A box a car covers is compared with where the person last stood uncovered
+    and held themselves; the carry lasts through the car and after it."""
+    verifier = Verifier(VerifierConfig())
+    out, car = _behind_a_car(200.0, verifier, fps, delay_s)
+    history = verifier._cameras["cam1"].tracks[1]
+    assert history.carried, [(t, o) for t, o, _ in out]
+    gone = max(i for i in range(round(13 * fps)) if car(i) is not None) + 1
+    assert history.last is not None and history.last.frame_index > gone
+    assert [(t, o) for t, o, _ in out] == [(1, Outcome.ALLOW)], out
 
 
 #: A real bag set down on a ledge behind the ghost, inside the phantom's box, above its feet.

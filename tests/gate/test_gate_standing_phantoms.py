@@ -10,6 +10,9 @@ from collections.abc import Callable
 import pytest
 from test_gate_renaming import Box, _person, _scene
 
+from kontur.config import VerifierConfig
+from kontur.verifier import Verifier
+from kontur.verifier.core import HOLD_EVERY_S, LOOK_EVERY_S
 from kontur.wire import Outcome, TrackedObject
 
 #: The zone below the path the walkers take (feet at y = 230 px; the zone starts at 238 px).
@@ -240,12 +243,99 @@ def test_a_phantom_that_moves_its_box_in_the_stream_goes_to_an_operator(
     assert _in_the_stream(phantom, walkers_reported) == [Outcome.OPERATOR]
 
 
-@pytest.mark.parametrize(("width", "step"), [(24.0, 8.0), (30.0, 8.0)])
-def test_a_phantom_in_a_stream_that_repeats_every_half_second_goes_to_an_operator(
-    width: float, step: float
-) -> None:
-    """The third review: walkers one every 0.5 s, reported honestly, and a phantom that just
-    stands among them: its content 0.5 s apart repeats; 0.8 s apart it does not."""
+def _next_look(verifier: Verifier, i: int) -> int | None:
+    """The frame of phantom 7's next look for motion of its own (ADR 0050), as a worker that
+    knows the code works it out from what it reported: None while it is not carried."""
+    cam = verifier._cameras.get("cam1")
+    h = None if cam is None else cam.tracks.get(7)
+    if h is None or h.still_since is None or not h.carried:
+        return None
+    for j in range(i, i + 20):
+        now = j / 10
+        if now - h.still_since >= HOLD_EVERY_S - 1e-6 and now - h.looked_at >= LOOK_EVERY_S - 1e-6:
+            return j
+    return None
+
+
+def _stretched(out: list[TrackedObject], p: Box, verifier: Verifier) -> list[TrackedObject]:
+    """``out`` with the carried car box nearest the phantom's box ``p`` stretched 8 px over
+    its edge: any overlap makes the phantom's box covered (ADR 0044's cover)."""
+    tracks = verifier._cameras["cam1"].tracks
+    cars = [
+        j
+        for j, o in enumerate(out)
+        if o.class_name == "car" and (h := tracks.get(o.track_id)) is not None and h.carried
+    ]
+    if not cars:
+        return out
+
+    def gap(o: TrackedObject) -> float:
+        b = o.xyxy
+        return p[0] - b[2] if b[2] <= p[0] else b[0] - p[2]
+
+    j = min(cars, key=lambda j: gap(out[j]))
+    b = out[j].xyxy
+    b = (b[0], b[1], p[0] + 8, b[3]) if b[2] <= p[0] else (p[2] - 8, b[1], b[2], b[3])
+    return [*out[:j], _car(out[j].track_id, b), *out[j + 1 :]]
+
+
+def _car(track_id: int, b: Box) -> TrackedObject:
+    return TrackedObject(track_id=track_id, class_id=2, class_name="car", confidence=0.9, xyxy=b)
+
+
+def _cars_off(
+    p: Box | None, walkers: list[Callable[[int], Box | None]], i: int
+) -> list[TrackedObject]:
+    """Frame ``i``'s walkers but the first, reported as cars, each clipped 6 px off the
+    phantom's box ``p`` (left out when too little of it is left)."""
+    out = []
+    for k, w in enumerate(walkers[1:], 1):
+        b = w(i)
+        if b is not None and p is not None and _over(b, p):
+            left = (b[0], b[1], min(b[2], p[0] - 6), b[3])
+            right = (max(b[0], p[2] + 6), b[1], b[2], b[3])
+            b = left if left[2] - left[0] >= right[2] - right[0] else right
+            b = b if b[2] - b[0] >= 4 else None
+        if b is not None:
+            out.append(_car(100 + k, b))
+    return out
+
+
+def test_a_phantom_whose_lags_a_stretched_car_covers_goes_to_an_operator() -> None:
+    """The fourth review of ADR 0050 (ALLOWed before it): A3 with the walkers reported as
+    cars, clipped off the standing phantom's box, but for the nearest carried one,
+    stretched over it on the two frames that are the lags of the look that meets the next
+    walker (1.3 s after it last moved). A box covered at a lag was compared with the box
+    where the track last moved on its own: here the phantom riding the first walker, whom
+    the next one looks like. Now it is compared with where the track last stood uncovered
+    and held itself at both lags, which a phantom in a stream never did."""
+    zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
+    walkers = [_stream_walker(k) for k in range(12)]
+    verifier = Verifier(VerifierConfig())
+
+    def reports(i: int) -> list[TrackedObject]:
+        p = _phantom_in_the_stream(i)
+        out = _cars_off(p, walkers, i)
+        if p is None:
+            return out
+        h = verifier._cameras["cam1"].tracks.get(7) if verifier._cameras else None
+        since = None if h is None or not h.carried else h.still_since
+        if i > 66 and since is not None and round(since * 10) + 13 - i in (8, 9):
+            out = _stretched(out, p, verifier)  # 0.8 and 0.9 s before that look
+        return [*out, _person(7, p)]
+
+    drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
+    out = _scene(160, drawn, reports, 8.0, zone, verifier=verifier)
+    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+
+
+def _half_second_stream(
+    width: float, step: float, lie: str = "none"
+) -> list[tuple[int, Outcome, tuple[str, ...]]]:
+    """The third review's scene: walkers one every 0.5 s, and a phantom that rides the
+    first in and stands among them; its 8 s dwell's outcomes. ``lie``: ``none`` (the walkers
+    reported honestly), ``cover`` (as cars, one stretched over the phantom on its looks'
+    long lags) or ``resize`` (the phantom's box 1.3 times larger on its looks' long lags)."""
     zone = ((0.35, 0.6), (0.75, 0.6), (0.75, 0.8), (0.35, 0.8))
     stand_at = 25 + round((300.0 - 60.0) / step)
 
@@ -266,11 +356,45 @@ def test_a_phantom_in_a_stream_that_repeats_every_half_second_goes_to_an_operato
         x0 = b[0] + (0.25 * (i % 3) if i > stand_at else 0.0)
         return (x0 - wd, 150.0, x0 + width + wd, 250.0)
 
+    verifier = Verifier(VerifierConfig())
+
     def reports(i: int) -> list[TrackedObject]:
-        out = [_person(100 + k, b) for k, w in enumerate(walkers[1:], 1) if (b := w(i))]
         box = phantom(i)
+        look = None if box is None or i <= stand_at else _next_look(verifier, i)
+        on_lag = look is not None and (look - i) % 5 == 3  # 0.8 s before a look, or 0.3
+        if lie == "none":
+            out = [_person(100 + k, b) for k, w in enumerate(walkers[1:], 1) if (b := w(i))]
+        else:
+            out = _cars_off(box, walkers, i)
+            out = _stretched(out, box, verifier) if lie == "cover" and on_lag and box else out
+        if box is not None and lie == "resize" and on_lag:
+            cx, w, h = (box[0] + box[2]) / 2, (box[2] - box[0]) * 1.3, (box[3] - box[1]) * 1.3
+            box = (cx - w / 2, box[3] - h, cx + w / 2, box[3])
         return out if box is None else [*out, _person(7, box)]
 
     drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
-    out = _scene(160, drawn, reports, 8.0, zone)
+    return _scene(160, drawn, reports, 8.0, zone, verifier=verifier)
+
+
+@pytest.mark.parametrize(("width", "step"), [(24.0, 8.0), (30.0, 8.0)])
+def test_a_phantom_in_a_stream_that_repeats_every_half_second_goes_to_an_operator(
+    width: float, step: float
+) -> None:
+    """The third review: walkers one every 0.5 s, reported honestly, and a phantom that just
+    stands among them: its content 0.5 s apart repeats; 0.8 s apart it does not."""
+    out = _half_second_stream(width, step)
+    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+
+
+@pytest.mark.parametrize("lie", ["cover", "resize"])
+def test_a_half_second_stream_phantom_whose_long_lag_is_made_mute_goes_to_an_operator(
+    lie: str,
+) -> None:
+    """The fourth review of ADR 0050 (both ALLOWed before it): the worker makes the 0.8 s
+    lag, which may have no say, unanswerable on the frames it falls on: by a car box
+    stretched over the phantom (the one lag of the covered path), or by drawing the
+    phantom's box 1.3 times larger (a lag rescaled past ``MAX_SCALE`` had no say). The
+    0.5 s lag alone then holds the stream. Now a lag is compared at any box size, and the
+    covered path needs where the track last stood and held itself."""
+    out = _half_second_stream(24.0, 8.0, lie)
     assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out

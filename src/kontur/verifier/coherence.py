@@ -192,10 +192,11 @@ def held(
     stream of others passes through does not (ADR 0050). The camera must have stood still
     between the two pictures. ``free``: the picture's pixels to compare (the rest are
     another object's, over the box now); the patch's pixels outside it are left out of
-    both. None when that says nothing: partly outside the picture, a scale change over
-    :data:`MAX_SCALE`, a patch under :data:`MIN_SIDE`, flat, or under :data:`MIN_COMPARED`
-    of it free."""
-    found = _old_patch(base, pixels, xyxy, flat=free is None)
+    both. Whatever the two boxes' sizes: the worker sizes its boxes, and a lag it could
+    make unanswerable by resizing a box for a frame would let a stream that repeats at the
+    other lag through. None when that says nothing: partly outside the picture, a patch
+    under :data:`MIN_SIDE`, flat, or under :data:`MIN_COMPARED` of it free."""
+    found = _old_patch(base, pixels, xyxy, flat=free is None, any_scale=True)
     if found is None:
         return None
     old, h, w = found
@@ -262,17 +263,18 @@ def _old_patch(
     pixels: npt.NDArray[np.uint8],
     xyxy: tuple[float, float, float, float],
     flat: bool = False,
+    any_scale: bool = False,
 ) -> tuple[npt.NDArray[np.float32], int, int] | None:
     """The baseline box's patch, centred, with its height and width in picture pixels; None
     when a box is partly outside its picture, the area changed by more than
-    :data:`MAX_SCALE`, a side is under :data:`MIN_SIDE` or (unless ``flat``) the patch is
-    flat."""
+    :data:`MAX_SCALE` (unless ``any_scale``), a side is under :data:`MIN_SIDE` or (unless
+    ``flat``) the patch is flat."""
     s = float(base.stride)
     if not (_inside(base.xyxy, base.pixels.shape, s) and _inside(xyxy, pixels.shape, s)):
         return None  # partly outside the picture: part of the object is not in the patch
     x1, y1, x2, y2 = base.xyxy
     scale = (xyxy[2] - xyxy[0]) * (xyxy[3] - xyxy[1]) / ((x2 - x1) * (y2 - y1))
-    if not 1 / MAX_SCALE <= scale <= MAX_SCALE:
+    if not any_scale and not 1 / MAX_SCALE <= scale <= MAX_SCALE:
         return None
     h, w = round((y2 - y1) / s), round((x2 - x1) / s)
     if h < MIN_SIDE or w < MIN_SIDE:

@@ -322,15 +322,32 @@ def _moves_on_its_own(
     if all(b is not None and moved(b.xyxy, where, (0.0, 0.0)) >= MIN_MOVE for b in bases):
         return True  # it walks: content coherence judges where its content goes
     if box.covered or any(b is not None and b.covered for b in bases):
-        since = history.still_since  # what it held when it last moved on its own
-        then = next((b for b in reversed(history) if since is not None and b.pts_s <= since), None)
-        bases = [None if then is None or then.covered else then]
-    free = meter.free if meter is not None and box.covered else None
-    first = _held(cam, bases[0], box, free)
+        return _holds_what_it_was(cam, history, box, meter)
+    first = _held(cam, bases[0], box, None)
     if first is None or first < HOLD_NCC:
         return False  # the shortest lag must tell, and hold
-    scores = (_held(cam, then, box, free) for then in bases[1:])
-    return all(score is None or score >= HOLD_NCC for score in scores)  # (flat: no say)
+    scores = [_held(cam, then, box, None) for then in bases[1:]]
+    if not all(score is None or score >= HOLD_NCC for score in scores):  # (flat: no say)
+        return False
+    if None not in scores:
+        history.own = box  # it stood and held itself at both lags: what a car in front is
+    return True  # compared with (_holds_what_it_was)
+
+
+def _holds_what_it_was(
+    cam: _Camera, history: TrackHistory, box: ObservedBox, meter: BoxMeter | None
+) -> bool:
+    """A car in front, now or at a lag: ``box`` holds, on the pixels the cover leaves free
+    now, what the track held the last time it stood uncovered and held itself at both lags
+    (``history.own``). Not the box where it last moved: a phantom that rode a walker there
+    holds the next walker who looks the same, and a worker stretches a cover over a lag for
+    a frame at will. A track never seen to stand and hold itself has nothing to hold."""
+    own = history.own
+    if own is None:
+        return False
+    free = meter.free if meter is not None and box.covered else None
+    score = _held(cam, own, box, free)
+    return score is not None and score >= HOLD_NCC
 
 
 def _where(history: TrackHistory, box: ObservedBox) -> tuple[float, float, float, float]:
@@ -369,13 +386,14 @@ def _still_too_long(
     be vouched for) showed no motion of their own for :data:`STILL_CARRY_S` (a box covered
     or left out meanwhile does not break the run; only its own motion does)."""
     since, now = history.still_since, box.pts_s
-    if since is None:
-        history.still_since = since = now
-    elif now - since >= HOLD_EVERY_S - 1e-6 and now - history.looked_at >= LOOK_EVERY_S - 1e-6:
-        history.looked_at = now
-        if _moves_on_its_own(cam, history, box, meter):
-            history.still_since = since = now
-    return now - since >= STILL_CARRY_S - 1e-6
+    if since is not None:  # (the carry's first box moved to be vouched for)
+        due = now - since >= HOLD_EVERY_S - 1e-6 and now - history.looked_at >= LOOK_EVERY_S - 1e-6
+        if due:
+            history.looked_at = now
+        if not (due and _moves_on_its_own(cam, history, box, meter)):
+            return now - since >= STILL_CARRY_S - 1e-6
+    history.still_since = now
+    return False
 
 
 def _still_too_long_unwatched(history: TrackHistory, box: ObservedBox) -> bool:
@@ -1006,7 +1024,7 @@ class Verifier:
         if found or not judged or holds is not None:
             history.carried = carried
         if not history.carried:
-            history.still_since, history.cover = None, []
+            history.still_since, history.own, history.cover = None, None, []
         looked = self._looked(history, box, holds) or carried  # it looked, if it carried
         history.append(box)
         cam.tracks[tid] = history

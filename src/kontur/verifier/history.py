@@ -202,6 +202,9 @@ class TrackHistory:
         self.still_since: float | None = None
         """The pts at which the carried track last showed motion of its own (ADR 0044, 0050;
         its carry's first box at first); None while it is not carried."""
+        self.own: ObservedBox | None = None
+        """Its box when it last stood uncovered and held what it held at both look lags (ADR
+        0050: what it is compared with while a car is in front); None while not carried."""
         self.looked_at = -math.inf
         """The pts of the last look for motion of its own (ADR 0050)."""
         self.stood: tuple[float, float, float, float] | None = None
