@@ -159,4 +159,20 @@ def test_json_path_writes_the_file_and_keeps_the_human_output(name: str, tmp_pat
 def test_an_unwritable_json_path_is_one_line(tmp_path: Path) -> None:
     r = invoke("version", "--json", tmp_path / "no-such-dir" / "v.json")
     assert r.exit_code == 2
-    assert r.stderr.startswith("kontur: error: --json ") and "expected a writable path" in r.stderr
+    assert (
+        r.stderr.startswith("kontur: error: --json ")
+        and "expected a path in an existing" in r.stderr
+    )
+    r = invoke("version", "--json", tmp_path)  # a directory
+    assert r.exit_code == 2 and "expected a file path, got a directory" in r.stderr
+
+
+def test_an_unwritable_json_path_is_refused_before_the_work(tmp_path: Path) -> None:
+    """``sign`` wrote the signed file, then exited 2 for the JSON: a caller took the signing
+    for failed. The --json path is checked first, and nothing is written."""
+    out = tmp_path / "signed.mp4"
+    r = invoke(
+        "sign", tmp_path / "in.mp4", "--key", tmp_path / "k", "--cert", tmp_path / "c",
+        "--out", out, "--json", tmp_path / "nodir" / "x.json",
+    )  # fmt: skip
+    assert r.exit_code == 2 and "--json" in r.stderr and not out.exists()

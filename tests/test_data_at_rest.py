@@ -130,6 +130,9 @@ def test_a_dir_that_is_not_konturs_to_tighten_is_refused(
 
 
 def test_a_file_is_not_a_data_dir(tmp_path: Path) -> None:
+    """A one-line KonturError (``kontur archive init FILE`` printed a traceback)."""
     (tmp_path / "f").write_text("x")
-    with pytest.raises(NotADirectoryError):
+    with pytest.raises(DataDirUnsafe, match="expected a data dir, got a file"):
         secure_data_dir(tmp_path / "f")
+    with pytest.raises(DataDirUnsafe, match="expected a data dir, got a file"):
+        Archive.open(tmp_path / "f")

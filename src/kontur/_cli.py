@@ -11,6 +11,7 @@ stdout, which then carries nothing else (the human output, if any, goes to stder
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -20,7 +21,17 @@ from rich.console import Console
 
 from kontur.redact import redact_url
 
-__all__ = ["DataDirOpt", "JsonOut", "err", "fail", "human", "json_to_stdout", "out", "write_json"]
+__all__ = [
+    "DataDirOpt",
+    "JsonOut",
+    "check_writable",
+    "err",
+    "fail",
+    "human",
+    "json_to_stdout",
+    "out",
+    "write_json",
+]
 
 out = Console()
 err = Console(stderr=True)
@@ -38,10 +49,27 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _json_target(value: Path | None) -> Path | None:
-    """``--json``'s value; an option name there means the value was left out."""
-    if value is not None and str(value).startswith("-") and str(value) != "-":
+    """``--json``'s value; an option name there means the value was left out. A PATH that
+    cannot be written is refused before the command does its work (a signed file written,
+    then an exit 2 for the JSON, would read as a failed signing)."""
+    if value is None or str(value) == "-":
+        return value
+    if str(value).startswith("-"):
         fail(f"--json: expected PATH or '-', got the option {str(value)!r}")
+    check_writable(value, "--json")
     return value
+
+
+def check_writable(path: Path, option: str) -> None:
+    """A one-line error unless ``path`` (the value of ``option``) is a file that can be
+    written: not a directory, in an existing directory, with write permission."""
+    if path.is_dir():
+        fail(f"{option} {path}: expected a file path, got a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        fail(f"{option} {path}: expected a path in an existing directory, found no {parent}")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        fail(f"{option} {path}: expected a writable path, got no write permission")
 
 
 JsonOut = Annotated[

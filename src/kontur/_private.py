@@ -19,7 +19,6 @@ change what is not kontur's to change.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -140,7 +139,7 @@ def secure_data_dir(data_dir: Path) -> Tightened | None:
         return None
     st = data_dir.stat()
     if not stat.S_ISDIR(st.st_mode):
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(data_dir))
+        raise DataDirUnsafe(f"{data_dir}: expected a data dir, got a file that is not one")
     found = stat.S_IMODE(st.st_mode)
     if not found & _LOOSE:
         return None

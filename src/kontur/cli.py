@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kontur import __version__
-from kontur._cli import JsonOut, err, fail, human, json_to_stdout, write_json
+from kontur._cli import JsonOut, err, fail, human, write_json
 from kontur.errors import KonturError
 
 if TYPE_CHECKING:
@@ -257,8 +257,7 @@ def run(
         summary = run_service(opts)
     except KonturError as exc:
         fail(str(exc), exc.exit_code)
-    if not json_to_stdout(json_out):
-        print_summary(summary, human(json_out))
+    print_summary(summary, human(json_out))  # on stderr when the JSON holds stdout
     if json_out is not None:
         write_json(json_out, summary)
     errors = [c["error"] for c in summary["cameras"] if c.get("error")]
@@ -317,9 +316,32 @@ def placement_explain(
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: a usage error (an unknown option, a value out of range) is one
+    line too, like every other error, with the command's ``--help`` to turn to."""
+    try:  # typer vendors click from 0.26 on
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - an older typer, on click itself
+        from click import exceptions as click  # type: ignore[no-redef]
+
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(prog_name="kontur", standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
         err.print("kontur: interrupted")
         sys.exit(130)
+    except click.NoArgsIsHelpError as exc:  # a group without its command: its help
+        err.print(exc.format_message(), markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "kontur"
+        line = " ".join(exc.format_message().split())
+        err.print(
+            f"kontur: error: {line} (see '{where} --help')",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        err.print(f"kontur: error: {exc.format_message()}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -47,7 +47,11 @@ def test_unsigned_quick_run_as_json(tud: list[str], yolox: Path) -> None:
     assert doc["motion_comparison"] is None
 
 
-def test_compare_motion_prints_both_runs(tud: list[str], yolox: Path, tmp_path: Path) -> None:
+def test_compare_motion_prints_both_runs(
+    tud: list[str], yolox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both runs side by side, in 80 columns (piped output was forced to 120)."""
+    monkeypatch.setenv("COLUMNS", "80")
     out_json = tmp_path / "r.json"
     code, out, err = _mot(
         *tud, "--unsafe-onnx", str(yolox), "--frames", "12", "--compare-motion", "--no-hota",
@@ -55,6 +59,7 @@ def test_compare_motion_prints_both_runs(tud: list[str], yolox: Path, tmp_path: 
     )  # fmt: skip
     assert code == 0, err
     assert "full-frame" in out and "motion-gated" in out and "speed-up x" in out
+    assert max(map(len, out.splitlines())) <= 80 and "…" not in out, out
     doc = json.loads(out_json.read_text())
     assert set(doc["results"]) == {"full-frame", "motion-gated"}
     assert set(doc["motion_comparison"]) >= {"speedup", "recall_cost", "pixels_ratio"}

@@ -357,6 +357,11 @@ def test_the_site_config_adds_the_directories_it_writes_outside_the_data_dir(
         ),
         (UnitOptions(site=SITE, ip_allow=("any",)), "--ip-allow: expected an address"),
         (
+            UnitOptions(site=SITE, devices=(PurePosixPath("/etc/shadow"),)),
+            "--device: expected a device node under /dev, got '/etc/shadow'",
+        ),
+        (UnitOptions(site=SITE, devices=(PurePosixPath("/dev"),)), "expected a device node"),
+        (
             UnitOptions(site=SITE, release=PurePosixPath("/opt/rel")),
             "expected exactly one of --pub KEY or --ca CERT",
         ),

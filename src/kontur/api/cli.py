@@ -169,7 +169,11 @@ def user_add(
 
 
 def _read_password() -> str:
-    line = sys.stdin.readline()
+    raw = sys.stdin.buffer.readline()
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fail("password: expected UTF-8 text on stdin, got bytes that are not")
     return line[:-1] if line.endswith("\n") else line
 
 

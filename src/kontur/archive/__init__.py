@@ -54,7 +54,7 @@ from kontur.archive.retention import (
 )
 from kontur.archive.segments import SegmentRef, SegmentStore
 from kontur.archive.verify import verify_archive
-from kontur.archive.witness import WitnessError, read_witness
+from kontur.archive.witness import WitnessError, read_witness, witness_line
 
 __all__ = [
     "GENESIS",
@@ -102,4 +102,5 @@ __all__ = [
     "verify_archive",
     "verify_consistency",
     "verify_inclusion",
+    "witness_line",
 ]

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from kontur._cli import JsonOut, fail, human, write_json
+from kontur.archive.witness import witness_line
 from kontur.errors import KonturError
 
 __all__ = ["archive_app"]
@@ -76,7 +77,7 @@ def archive_verify(
             highlight=False,
         )
         if report.witness is not None:
-            con.print(f"witness: {report.witness['checkpoints']} checkpoint(s) agree", markup=False)
+            con.print(witness_line(report.witness), markup=False)
     else:
         assert report.first_bad is not None
         con.print(

@@ -3,21 +3,24 @@ writer cannot rewrite it (another mount, another host, a file with the append-on
 
 One JSON object per line, ``{"at": <wall time>, "note": "<signed note>"}``. Lines are only
 ever appended (``O_APPEND``, fsynced). A crash mid-write leaves a torn line; the next writer
-first ends it with a newline, so its own line stays whole. Torn lines are reported by number
-and skipped: they carry nothing signed, so skipping them cannot make a forgery pass, and
-every line that does parse must hold a checkpoint signed by the archive key.
+first ends it with a newline, so its own line stays whole. Torn lines (the start of a line,
+cut short) are reported by number and skipped: they carry nothing signed, so skipping them
+cannot make a forgery pass, and every line that does parse must hold a checkpoint signed by
+the archive key. Any other line is not a witness's: the file is refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kontur.archive.errors import ArchiveError
 
-__all__ = ["WitnessError", "WitnessLine", "append_witness", "read_witness"]
+__all__ = ["WitnessError", "WitnessLine", "append_witness", "read_witness", "witness_line"]
 
 
 class WitnessError(ArchiveError):
@@ -61,11 +64,20 @@ def read_witness(path: Path) -> tuple[list[WitnessLine], list[int]]:
         if not raw:
             continue
         parsed = _parse(number, raw)
-        if parsed is None:
-            torn.append(number)
-        else:
+        if parsed is not None:
             out.append(parsed)
+        elif raw.startswith(_HEAD) or _HEAD.startswith(raw):
+            torn.append(number)  # the start of a line a crash cut short
+        else:
+            raise WitnessError(
+                f"witness {path} line {number}: expected a witnessed checkpoint or the start "
+                f"of one a crash cut short, got {raw[:40]!r}"
+            )
     return out, torn
+
+
+#: How every line :func:`append_witness` writes begins (sorted keys, no spaces).
+_HEAD = b'{"at":'
 
 
 def _parse(number: int, raw: bytes) -> WitnessLine | None:
@@ -79,3 +91,12 @@ def _parse(number: int, raw: bytes) -> WitnessLine | None:
     if not isinstance(at, int | float) or isinstance(at, bool) or not isinstance(note, str):
         return None
     return WitnessLine(number, float(at), note)
+
+
+def witness_line(report: Mapping[str, Any]) -> str:
+    """One summary line of a verify report's ``witness`` part: how many checkpoints agree,
+    and the torn lines skipped, by number."""
+    torn = list(report.get("torn_lines") or [])
+    shown = ", ".join(map(str, torn[:5])) + (", …" if len(torn) > 5 else "")
+    cut = f"; skipped {len(torn)} line(s) a crash cut short ({shown})" if torn else ""
+    return f"witness: {report['checkpoints']} checkpoint(s) agree{cut}"

@@ -17,15 +17,15 @@ real clip from then on and says whether it was detected within 2 s (ADR 0024).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
-from kontur._cli import JsonOut, err, fail, human, json_to_stdout, write_json
+from kontur._cli import JsonOut, err, fail, human, write_json
 from kontur.errors import KonturError
 
 if TYPE_CHECKING:
@@ -108,24 +108,26 @@ def _pct(x: float) -> str:
 
 
 def _table(results: dict[str, MotResult]) -> Table:
+    """One column per run, one row per measure: it fits 80 columns however many measures."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    for col in ("run", "MOTA", "IDF1", "P", "R", "IDsw", "MT", "ML", "HOTA", "calls", "px", "fps"):
-        table.add_column(col, justify="left" if col == "run" else "right", no_wrap=True)
-    for r in results.values():
-        table.add_row(
-            r.label,
-            _pct(r.mota),
-            _pct(r.idf1),
-            _pct(r.precision),
-            _pct(r.recall),
-            str(r.id_switches),
-            f"{r.mostly_tracked}/{r.gt_ids}",
-            f"{r.mostly_lost}/{r.gt_ids}",
-            _pct(r.hota.hota) if r.hota else "-",
-            str(r.detector_calls),
-            f"{100 * r.analysed_ratio:.0f}%",
-            f"{r.fps:.1f}",
-        )
+    table.add_column("measure", justify="left", no_wrap=True)
+    for label in (r.label for r in results.values()):
+        table.add_column(label, justify="right", no_wrap=True)
+    rows: list[tuple[str, Callable[[MotResult], str]]] = [
+        ("MOTA", lambda r: _pct(r.mota)),
+        ("IDF1", lambda r: _pct(r.idf1)),
+        ("precision", lambda r: _pct(r.precision)),
+        ("recall", lambda r: _pct(r.recall)),
+        ("ID switches", lambda r: str(r.id_switches)),
+        ("mostly tracked", lambda r: f"{r.mostly_tracked}/{r.gt_ids}"),
+        ("mostly lost", lambda r: f"{r.mostly_lost}/{r.gt_ids}"),
+        ("HOTA", lambda r: _pct(r.hota.hota) if r.hota else "-"),
+        ("detector calls", lambda r: str(r.detector_calls)),
+        ("pixels analysed", lambda r: f"{100 * r.analysed_ratio:.0f}%"),
+        ("fps", lambda r: f"{r.fps:.1f}"),
+    ]
+    for name, cell in rows:
+        table.add_row(name, *(cell(r) for r in results.values()))
     return table
 
 
@@ -284,9 +286,7 @@ def _report(
     json_out: Path | None,
 ) -> None:
     """The table and summary on stdout (stderr when the JSON goes there), then the JSON."""
-    console = human(json_out)
-    if not console.is_terminal:  # piped: don't squeeze
-        console = Console(width=120, stderr=json_to_stdout(json_out))
+    console = human(json_out)  # piped: as wide as COLUMNS says, else 80
     console.print(_table(results))
     console.print(_summary(results, comparison), markup=False, highlight=False)
     if json_out is not None:
@@ -328,7 +328,9 @@ def tamper(
     at: Annotated[
         float | None, typer.Option(help="Seconds into the clip where --inject starts.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the injected tampering's strength.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the injected tampering's strength.")
+    ] = 0,
     json_out: JsonOut = None,
 ) -> None:
     """Camera tamper events (kind, start, end, score, reason) found in a clip.
@@ -360,9 +362,7 @@ def tamper(
         fail(str(exc), exc.exit_code)
     if run.injected is not None and run.injected.at_s > run.seconds:
         fail(f"--at: expected a time within the clip's {run.seconds:.2f} s, got {at}")
-    console = human(json_out)
-    if not console.is_terminal:
-        console = Console(width=120, stderr=json_to_stdout(json_out))
+    console = human(json_out)  # piped: as wide as COLUMNS says, else 80
     if run.events:
         console.print(_tamper_table(run))
     console.print(_tamper_summary(run), markup=False, highlight=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kontur._private import FILE_MODE, fsync_dir, private_dir
-from kontur.archive import Archive, Record, VerifyReport
+from kontur.archive import Archive, Record, VerifyReport, witness_line
 from kontur.incident.spool import Refused
 from kontur.wire.messages import IncidentRequest
 
@@ -161,11 +161,7 @@ def verify_line(report: VerifyReport) -> str:
     cp = report.checkpoint
     signed = "no signed checkpoint" if cp is None else f"signed up to {cp['size']}"
     wit = report.witness
-    witness = (
-        "no witness configured"
-        if wit is None
-        else f"witness: {wit['checkpoints']} checkpoint(s) agree"
-    )
+    witness = "no witness configured" if wit is None else witness_line(wit)
     return (
         f"archive OK: {report.records} records ({signed}), {report.segments} segments "
         f"({report.removed} removed by retention), root {report.head[:16]}…; {witness}"

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kontur._cli import JsonOut, err, fail, human, write_json
+from kontur._cli import JsonOut, check_writable, err, fail, human, write_json
 from kontur.errors import KonturError
 
 __all__ = ["sign"]
@@ -91,6 +91,7 @@ def sign(
         fail(f"input {source}: expected an existing video file, found nothing there")
     if output.resolve() == source.resolve():
         fail(f"--out {output}: expected a path other than the input")
+    check_writable(output, "--out")
     key_pem = _read(key, "--key")
     chain = _read(cert, "--cert")
     # a recording is signed as if captured up to now: its last frame gets the signing time

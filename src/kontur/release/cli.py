@@ -47,6 +47,9 @@ def trust_from_options(pub: Path | None, ca: list[Path] | None) -> Trust:
 
     if (pub is None) == (not ca):
         fail("expected exactly one of --pub or --ca, got " + ("both" if pub else "neither"))
+    for option, path in [("--pub", pub), *(("--ca", c) for c in ca or [])]:
+        if path is not None and path.exists() and not path.is_file():
+            fail(f"{option} {path}: expected a regular file, got a directory, pipe or device")
     return Trust.key(pub) if pub is not None else Trust.ca(*(ca or []))
 
 
@@ -119,7 +122,9 @@ def release(
     platforms: Annotated[str, typer.Option(help="Platforms the release may run on.")] = (
         "cpu,gpu,npu"
     ),
-    valid_days: Annotated[float, typer.Option(min=0.001, help="Days until expiry.")] = 365,
+    valid_days: Annotated[
+        float, typer.Option(min=0.001, max=36500, help="Days until expiry (at most 100 years).")
+    ] = 365,
     json_out: JsonOut = None,
 ) -> None:
     """Copy the model into a new release directory, write release.json and sign it."""

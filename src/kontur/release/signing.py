@@ -285,7 +285,12 @@ def _library_verify(directory: Path, bundle: _Bundle, raw_sig: bytes, trust: Tru
 
     config = _model_signing("verifying").Config().set_hashing_config(_hashing_config())
     if trust.public_key is not None:
-        config.use_elliptic_key_verifier(public_key=trust.public_key)
+        try:  # the library reads the key again: a pipe is empty now, a file may have changed
+            config.use_elliptic_key_verifier(public_key=trust.public_key)
+        except ValueError as exc:
+            raise KeyMaterialError(
+                f"public key {trust.public_key}: expected the PEM key read before, got {exc}"
+            ) from None
     else:
         config.use_certificate_verifier(certificate_chain=trust.ca_certs)
     with tempfile.TemporaryDirectory(prefix="kontur-sig-") as tmp:

@@ -153,7 +153,7 @@ def audit(
     corruptions: Annotated[str | None, typer.Option(help="Only these, comma-separated.")] = None,
     patch_queries: Annotated[int, typer.Option(min=1, help="Patch query budget.")] = 2000,
     trigger_budget: Annotated[int, typer.Option(min=1, help="Trigger scan budget.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every random choice.")] = 0,
     threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads.")] = 2,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report.")] = None,
     key: Annotated[Path | None, typer.Option(help="Sign the audited release with it.")] = None,

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from kontur._private import private_dir
-from kontur.archive import Archive, verify_archive
+from kontur.archive import Archive, WitnessError, verify_archive
 from kontur.archive.retention import place_hold
 from kontur.clock import Clock
 from kontur.errors import KonturError
@@ -370,7 +370,12 @@ class IncidentDesk(OutcomeTable):
 
 
 def _copy_prefix(src: Path, dst: Path, size: int) -> None:
-    """The first ``size`` bytes of ``src`` into a new private file ``dst``."""
+    """The first ``size`` bytes of ``src`` (the witness) into a new private file ``dst``."""
+    try:
+        with open(src, "rb") as f:
+            data = f.read(size)
+    except OSError as exc:
+        raise WitnessError(f"witness {src}: expected a readable file, got {exc.strerror}") from None
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
-        out.write(f.read(size))
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)

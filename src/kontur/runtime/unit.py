@@ -127,6 +127,15 @@ def _path(name: str, value: PurePosixPath) -> str:
     return text
 
 
+def _device(value: PurePosixPath) -> str:
+    """A device node under ``/dev`` (``DeviceAllow=`` of anything else, ``/etc/shadow``,
+    means nothing to systemd, and says the wrong thing to whoever reads the unit)."""
+    text = _path("--device", value)
+    if value.parts[:2] != ("/", "dev") or len(value.parts) < 3:
+        raise ConfigError(f"--device: expected a device node under /dev, got {text!r}")
+    return text
+
+
 def _check_user(name: str, value: str) -> str:
     if value in _ROOT_NAMES:
         raise ConfigError(
@@ -199,7 +208,7 @@ def _device_lines(devices: tuple[PurePosixPath, ...]) -> str:
         "PrivateDevices=no",
         "DevicePolicy=closed",
     ]
-    lines += [f"DeviceAllow={_path('--device', d)} rw" for d in devices]
+    lines += [f"DeviceAllow={_device(d)} rw" for d in devices]
     return "\n".join(lines) + "\n"
 
 
