@@ -304,12 +304,13 @@ def _moves_on_its_own(
     their motion, and their content replaces what it held, whether the worker reports them
     or not; a box that rides them for a moment and goes back does not hold at two lags, nor
     does a box moved for the frame it is looked at. When another object's box (a car
-    passing in front, ADR 0044's cover) lay over it then or now, it is compared with what it
-    held when it last moved on its own, on the pixels the cover leaves free now. Not when
-    the shortest lag cannot tell (a patch partly outside the picture, flat, rescaled, mostly
-    covered or gone; a longer lag that cannot tell has no say); the motion alone while the
-    track is younger than the shortest lag (never when its full history is younger: a
-    frame rate too high for it fails closed), or walks (:func:`_where`)."""
+    passing in front, ADR 0044's cover) lay over it then or now, it is compared with where
+    it last stood and held itself (:func:`_holds_what_it_was`). Not when the shortest lag
+    cannot tell (a patch partly outside the picture, flat or gone; a longer lag that cannot
+    tell has no say, and then the box is not where a car in front is compared with); the
+    motion alone while the track is younger than the shortest lag (never when its full
+    history is younger: a frame rate too high for it fails closed), or walks
+    (:func:`_where`)."""
     if box.motion is None or box.motion < OWN_MOTION:
         return False
     bases = [next((b for b in reversed(history) if b.pts_s <= box.pts_s - lag), None)
