@@ -398,3 +398,50 @@ def test_a_half_second_stream_phantom_whose_long_lag_is_made_mute_goes_to_an_ope
     covered path needs where the track last stood and held itself."""
     out = _half_second_stream(24.0, 8.0, lie)
     assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+
+
+@pytest.mark.parametrize("leaves_at", [70, 85, 100])
+def test_a_phantom_left_where_a_person_stood_in_a_stream_of_cars_goes_to_an_operator(
+    leaves_at: int,
+) -> None:
+    """The fifth review of ADR 0050 (ALLOWed by its first fix): a real person walks in and
+    stands at x = 290 (the track holds itself: it has a place it stood), then walks on at
+    ``leaves_at``, a walker every 1.3 s after them. The worker keeps the box standing
+    there, and reports every walker as a car, cut short to its top while it passes the
+    box: the box is covered on every look, and each walker's legs, like the person's,
+    stood there once. A look through a cover now asks the box to hold where the person
+    stood now and at both lags, which a stream does not."""
+    zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
+
+    def person(i: int) -> Box | None:
+        x = min(140.0 + 4.0 * (i - 25), 290.0) if i <= leaves_at else 290.0 + 4.0 * (i - leaves_at)
+        return (x, 150.0, x + 40.0, 250.0) if i >= 25 and x < 590 else None
+
+    def walker(k: int) -> Callable[[int], Box | None]:
+        def at(i: int) -> Box | None:
+            x = 290.0 + 4.0 * (i - leaves_at) - 52.0 * k
+            return (x, 150.0, x + 40.0, 250.0) if 140.0 <= x < 590 else None
+
+        return at
+
+    walkers = [walker(k) for k in range(1, 15)]
+
+    def phantom(i: int) -> Box | None:
+        b = (290.0, 150.0, 330.0, 250.0) if i > leaves_at else person(i)
+        j = 0.25 * (i % 3) if i >= 65 else 0.0
+        return None if b is None else (b[0] + j, b[1], b[2] + j, b[3])
+
+    def reports(i: int) -> list[TrackedObject]:
+        p = phantom(i)
+        movers = [(200, person(i))] if i > leaves_at else []
+        movers += [(300 + k, w(i)) for k, w in enumerate(walkers)]
+        out = [
+            _car(tid, (b[0], b[1], b[2], 190.0) if _over(b, p) else b)
+            for tid, b in movers
+            if b is not None
+        ]
+        return out if p is None else [*out, _person(7, p)]
+
+    drawn = lambda i: [b for b in [person(i), *(w(i) for w in walkers)] if b]  # noqa: E731
+    out = _scene(170, drawn, reports, 8.0, zone)
+    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out

@@ -181,6 +181,6 @@ def test_raw_motion_counts_only_while_the_track_is_younger_than_the_shortest_lag
         HISTORY_LENGTH, HISTORY_LENGTH / fps, (80.0, 150.0, 120.0, 250.0), 0, 0.8, "person",
         0.6, OWN_MOTION * 2,
     )  # fmt: skip
-    assert _moves_on_its_own(None, young, now, None)  # type: ignore[arg-type]
+    assert _moves_on_its_own(None, young, now)  # type: ignore[arg-type]
     assert full.full and not young.full
-    assert not _moves_on_its_own(None, full, now, None)  # type: ignore[arg-type]
+    assert not _moves_on_its_own(None, full, now)  # type: ignore[arg-type]

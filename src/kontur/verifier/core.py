@@ -295,9 +295,7 @@ class _Alone:
         return out
 
 
-def _moves_on_its_own(
-    cam: _Camera, history: TrackHistory, box: ObservedBox, meter: BoxMeter | None
-) -> bool:
+def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
     """``box`` shows motion of its own (ADR 0050): :data:`~kontur.verifier.checks.OWN_MOTION`,
     and it holds what the track's box held :data:`HOLD_LAGS_S` before, at each lag the track
     is old enough for (:data:`HOLD_NCC`). Walkers streaming through a box that stands bring
@@ -323,32 +321,41 @@ def _moves_on_its_own(
     if all(b is not None and moved(b.xyxy, where, (0.0, 0.0)) >= MIN_MOVE for b in bases):
         return True  # it walks: content coherence judges where its content goes
     if box.covered or any(b is not None and b.covered for b in bases):
-        return _holds_what_it_was(cam, history, box, meter)
-    first = _held(cam, bases[0], box, None)
+        return _holds_what_it_was(cam, history, box, bases)
+    first = _held(cam, bases[0], box)
     if first is None or first < HOLD_NCC:
         return False  # the shortest lag must tell, and hold
-    scores = [_held(cam, then, box, None) for then in bases[1:]]
+    scores = [_held(cam, then, box) for then in bases[1:]]
     if not all(score is None or score >= HOLD_NCC for score in scores):  # (flat: no say)
         return False
-    if None not in scores:
-        history.own = box  # it stood and held itself at both lags: what a car in front is
-    return True  # compared with (_holds_what_it_was)
+    picture = cam.pictures.get(box.frame_index)
+    if None not in scores and picture is not None:  # it stood and held itself at both lags:
+        history.own = Baseline(picture.pixels, picture.stride, box.xyxy)  # (a car in front)
+    return True
 
 
 def _holds_what_it_was(
-    cam: _Camera, history: TrackHistory, box: ObservedBox, meter: BoxMeter | None
+    cam: _Camera, history: TrackHistory, box: ObservedBox, bases: list[ObservedBox | None]
 ) -> bool:
-    """A car in front, now or at a lag: ``box`` holds, on the pixels the cover leaves free
-    now, what the track held the last time it stood uncovered and held itself at both lags
-    (``history.own``). Not the box where it last moved: a phantom that rode a walker there
-    holds the next walker who looks the same, and a worker stretches a cover over a lag for
-    a frame at will. A track never seen to stand and hold itself has nothing to hold."""
+    """A car in front, now or at a lag: ``box`` and the track's boxes at both lags hold, each
+    on the pixels its cover left free, what the track held the last time it stood uncovered
+    and held itself at both lags (``history.own``); every one must tell. Not the box where
+    it last moved: a phantom that rode a walker there holds the next walker who looks the
+    same. Not now alone: passers-by who look like the one who stood there hold one at a
+    time, not at three times 0.5 s and 0.8 s apart. And a worker that covers a lag (a box
+    stretched for a frame) only makes it fail. A track never seen to stand and hold itself
+    has nothing to hold."""
     own = history.own
     if own is None:
         return False
-    free = meter.free if meter is not None and box.covered else None
-    score = _held(cam, own, box, free)
-    return score is not None and score >= HOLD_NCC
+    for then in (box, *bases):
+        picture = None if then is None else cam.pictures.get(then.frame_index)
+        if then is None or picture is None or not picture.still or picture.stride != own.stride:
+            return False
+        score = held(own, picture.pixels, then.xyxy, HOLD_NCC, then.free)
+        if score is None or score < HOLD_NCC:
+            return False
+    return True
 
 
 def _where(history: TrackHistory, box: ObservedBox) -> tuple[float, float, float, float]:
@@ -364,9 +371,7 @@ def _where(history: TrackHistory, box: ObservedBox) -> tuple[float, float, float
     return x1, y1, x2, y2
 
 
-def _held(
-    cam: _Camera, then: ObservedBox | None, box: ObservedBox, free: npt.NDArray[np.bool_] | None
-) -> float | None:
+def _held(cam: _Camera, then: ObservedBox | None, box: ObservedBox) -> float | None:
     """How well ``box`` holds what ``then`` held (:func:`~kontur.verifier.coherence.held`);
     None when that cannot be told: no ``then``, a picture gone or taken while the camera
     moved, or :func:`~kontur.verifier.coherence.held` has no say."""
@@ -375,12 +380,10 @@ def _held(
     a, b = cam.pictures.get(then.frame_index), cam.pictures.get(box.frame_index)
     if a is None or b is None or not (a.still and b.still) or a.stride != b.stride:
         return None
-    return held(Baseline(a.pixels, a.stride, then.xyxy), b.pixels, box.xyxy, HOLD_NCC, free)
+    return held(Baseline(a.pixels, a.stride, then.xyxy), b.pixels, box.xyxy, HOLD_NCC)
 
 
-def _still_too_long(
-    cam: _Camera, history: TrackHistory, box: ObservedBox, meter: BoxMeter | None
-) -> bool:
+def _still_too_long(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
     """ADR 0044: the carried ``box`` and the track's boxes since it was last seen to move on
     its own (:func:`_moves_on_its_own`, looked at once :data:`HOLD_EVERY_S` has passed since,
     then every :data:`LOOK_EVERY_S` until it does; the carry's first box counts, it moved to
@@ -391,7 +394,7 @@ def _still_too_long(
         due = now - since >= HOLD_EVERY_S - 1e-6 and now - history.looked_at >= LOOK_EVERY_S - 1e-6
         if due:
             history.looked_at = now
-        if not (due and _moves_on_its_own(cam, history, box, meter)):
+        if not (due and _moves_on_its_own(cam, history, box)):
             return now - since >= STILL_CARRY_S - 1e-6
     history.still_since = now
     return False
@@ -880,7 +883,7 @@ class Verifier:
             seen.add(tid)
             mine = own.get(self._groups.key(obj.class_name), meter)
             box = self._stature(cam, self._observed(cam, obj, frame_index, pts_s, mine), meter)
-            found, carried, looked = self._check_one(cam, tid, box, (judged, mine), alone)
+            found, carried, looked = self._check_one(cam, tid, box, judged, alone)
             for name, reason in found:
                 reasons.setdefault(tid, []).append(reason)
                 names.setdefault(tid, []).append(name)
@@ -982,6 +985,7 @@ class Verifier:
         return ObservedBox(
             frame_index, pts_s, obj.xyxy, obj.class_id, obj.confidence, obj.class_name,
             fit, moved, clipped, outside, foot=foot, foot_motion=stirs, covered=covered,
+            free=meter.free if covered and meter is not None else None,
         )  # fmt: skip
 
     def _check_one(
@@ -989,7 +993,7 @@ class Verifier:
         cam: _Camera,
         tid: int,
         box: ObservedBox,
-        measure: tuple[bool, BoxMeter | None],
+        judged: bool,
         alone: _Alone,
     ) -> tuple[list[tuple[str, str]], bool, bool]:
         """(check name, reason) for each check ``box`` fails, whether the verifier's pixels
@@ -998,9 +1002,7 @@ class Verifier:
         covered by another object's box, it is not carried now and stays as it was; only a
         box ``alone`` on the frame is vouched for anew), and whether it was measured (ADR
         0044: judged and not covered, for ``phantom_seconds`` running); records it when well
-        formed. ``measure``: whether the frame was ``judged``, and the meter that measured
-        ``box``."""
-        judged, meter = measure
+        formed. ``judged``: whether the background model judged the frame."""
         history = cam.tracks.get(tid)
         last = None if history is None else history.last
         if last is not None and _cut(cam, last.frame_index, box.frame_index):
@@ -1016,7 +1018,7 @@ class Verifier:
             if coherence is not None:  # None: the box's own, as measured
                 box = box.scored(coherence=coherence)
         found = [(c.name, r) for c in self._checks if (r := c.check(tid, history, box))]
-        carried = not found and self._carries(cam, (tid, history), box, alone, meter)
+        carried = not found and self._carries(cam, (tid, history), box, alone)
         _extend_cover(cam, history, box, carried)
         if carried and _parked(cam, history, box):
             carried = False  # standing on foreground that was there before it came
@@ -1038,7 +1040,6 @@ class Verifier:
         track: tuple[int, TrackHistory],
         box: ObservedBox,
         alone: _Alone,
-        meter: BoxMeter | None,
     ) -> bool:
         """The verifier's pixels carry the track at ``box`` (ADR 0043): its support carries
         it; a new vouch only for a box ``alone`` on the frame, and not where a carry of the
@@ -1057,7 +1058,7 @@ class Verifier:
                 return False  # not again where it stood, until it has walked away
             history.stood = None
         if self._groups.watched(box.label, self._watch.classes):
-            still = _still_too_long(cam, history, box, meter)
+            still = _still_too_long(cam, history, box)
         else:  # what no policy acts on is only a cover: ADR 0044 as it was
             still = _still_too_long_unwatched(history, box)
         if still:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, KeysView
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from kontur.geometry import well_formed
+from kontur.verifier.coherence import Baseline
 from kontur.verifier.foreground import Rows
 from kontur.wire.messages import TrackedObject
 
@@ -99,6 +103,9 @@ class ObservedBox:
     covered: bool = False
     """Another object's box lay over this one's pixels when it was measured, and they were
     left out (:meth:`kontur.verifier.foreground.BoxMeter.covers`: a car passing in front)."""
+    free: npt.NDArray[np.bool_] | None = field(default=None, compare=False, repr=False)
+    """When ``covered``: the picture's pixels the cover left free on its frame
+    (:attr:`kontur.verifier.foreground.BoxMeter.free`, shared by the frame's boxes)."""
 
     @classmethod
     def from_object(
@@ -134,7 +141,7 @@ class ObservedBox:
             self.class_name, self.support, self.motion, self.clipped, self.outside,
             self.stature if stature is None else stature,
             self.coherence if coherence is None else coherence, self.foot, self.foot_motion,
-            self.covered,
+            self.covered, self.free,
         )  # fmt: skip
 
     @property
@@ -202,9 +209,10 @@ class TrackHistory:
         self.still_since: float | None = None
         """The pts at which the carried track last showed motion of its own (ADR 0044, 0050;
         its carry's first box at first); None while it is not carried."""
-        self.own: ObservedBox | None = None
-        """Its box when it last stood uncovered and held what it held at both look lags (ADR
-        0050: what it is compared with while a car is in front); None while not carried."""
+        self.own: Baseline | None = None
+        """Its box, with its picture, when it last stood uncovered and held what it held at
+        both look lags (ADR 0050: what it is compared with while a car is in front); None
+        while not carried."""
         self.looked_at = -math.inf
         """The pts of the last look for motion of its own (ADR 0050)."""
         self.stood: tuple[float, float, float, float] | None = None
