@@ -445,3 +445,33 @@ def test_a_phantom_left_where_a_person_stood_in_a_stream_of_cars_goes_to_an_oper
     drawn = lambda i: [b for b in [person(i), *(w(i) for w in walkers)] if b]  # noqa: E731
     out = _scene(170, drawn, reports, 8.0, zone)
     assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+
+
+def _tall(top: float) -> Callable[[int], Box | None]:
+    """The A3 phantom's box drawn from ``top`` down once it stands: up to half as tall again
+    as the walkers (under the stature check's limit), over the still ground above them."""
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        return b if b is None or i <= 65 else (b[0], top, b[2], b[3])
+
+    return at
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (ADR 0050's later notes): the still ground above the walkers' heads holds "
+    "the whole patch; holding on the box's foreground or its lower half closed it but cost "
+    "honest dwells, and the fix was not finished",
+)
+@pytest.mark.parametrize(
+    ("top", "walkers_reported"), [(95.0, "not at all"), (105.0, "honestly"), (115.0, "not at all")]
+)
+def test_a_tall_phantom_standing_in_the_stream_goes_to_an_operator(
+    top: float, walkers_reported: str
+) -> None:
+    """The sixth review of ADR 0050: the A3 phantom's box drawn a third or a half taller
+    than the walkers is ALLOWed. Over the whole box, the still ground above their heads
+    holds at both lags while they give it motion and support. The pixels that carry the
+    box should be the ones that hold."""
+    assert _in_the_stream(_tall(top), walkers_reported) == [Outcome.OPERATOR]

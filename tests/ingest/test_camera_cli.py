@@ -187,7 +187,7 @@ def test_issue_refuses_to_overwrite_a_key(data: Path) -> None:
 def test_unusable_data_dir(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     code, _, err = kontur("camera", "list", "--data-dir", tmp_path / "file")
-    assert code == 2 and "expected a writable data dir" in one_error(err)
+    assert code == 2 and "expected a data dir, got a file" in one_error(err)
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "inventory.sqlite").write_bytes(b"garbage" * 200)
     code, _, err = kontur("camera", "list", "--data-dir", tmp_path / "d")
