@@ -342,6 +342,7 @@ def main() -> None:
         )
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        err.print(f"kontur: error: {exc.format_message()}", markup=False, soft_wrap=True)
+        line = " ".join(exc.format_message().split())
+        err.print(f"kontur: error: {line}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

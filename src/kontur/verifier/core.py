@@ -308,7 +308,8 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
     tell has no say, and then the box is not where a car in front is compared with); the
     motion alone while the track is younger than the shortest lag (never when its full
     history is younger: a frame rate too high for it fails closed), or walks
-    (:func:`_where`)."""
+    (:func:`_where`). A box that stood uncovered and held itself at both lags becomes the
+    track's ``history.own``."""
     if box.motion is None or box.motion < OWN_MOTION:
         return False
     bases = [next((b for b in reversed(history) if b.pts_s <= box.pts_s - lag), None)
@@ -349,10 +350,7 @@ def _holds_what_it_was(
     if own is None:
         return False
     for then in (box, *bases):
-        picture = None if then is None else cam.pictures.get(then.frame_index)
-        if then is None or picture is None or not picture.still or picture.stride != own.stride:
-            return False
-        score = held(own, picture.pixels, then.xyxy, HOLD_NCC, then.free)
+        score = None if then is None else _holds(cam, own, then, then.free)
         if score is None or score < HOLD_NCC:
             return False
     return True
@@ -375,12 +373,22 @@ def _held(cam: _Camera, then: ObservedBox | None, box: ObservedBox) -> float | N
     """How well ``box`` holds what ``then`` held (:func:`~kontur.verifier.coherence.held`);
     None when that cannot be told: no ``then``, a picture gone or taken while the camera
     moved, or :func:`~kontur.verifier.coherence.held` has no say."""
-    if then is None:
+    a = None if then is None else cam.pictures.get(then.frame_index)
+    if then is None or a is None or not a.still:
         return None
-    a, b = cam.pictures.get(then.frame_index), cam.pictures.get(box.frame_index)
-    if a is None or b is None or not (a.still and b.still) or a.stride != b.stride:
+    return _holds(cam, Baseline(a.pixels, a.stride, then.xyxy), box)
+
+
+def _holds(
+    cam: _Camera, base: Baseline, box: ObservedBox, free: npt.NDArray[np.bool_] | None = None
+) -> float | None:
+    """:func:`~kontur.verifier.coherence.held` of ``base`` by ``box`` on its frame's picture
+    (on the pixels ``free`` marks, when given); None when that picture is gone, was taken
+    while the camera moved, or is of another stride, or ``held`` has no say."""
+    b = cam.pictures.get(box.frame_index)
+    if b is None or not b.still or b.stride != base.stride:
         return None
-    return held(Baseline(a.pixels, a.stride, then.xyxy), b.pixels, box.xyxy, HOLD_NCC)
+    return held(base, b.pixels, box.xyxy, HOLD_NCC, free)
 
 
 def _still_too_long(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
