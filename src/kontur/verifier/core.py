@@ -130,6 +130,14 @@ HOLD_LAGS_S = (0.5, 0.8)
 #: held`) tells: a person who stands and stirs holds themselves; a phantom that a stream of
 #: others passes through holds each in turn (ADR 0050).
 HOLD_NCC = 0.45
+#: The part of a box that carries it (:func:`_carrying`): where its foreground lies, between
+#: its rows and its columns but for this share of its foreground at each end (a few pixels
+#: of noise), widened by :data:`CARRYING_MARGIN` of the box on each side.
+CARRYING_TAIL = 0.02
+CARRYING_MARGIN = 0.05
+#: A part of a box as shares of its width and height (``x0, y0, x1, y1``), and the whole.
+Part = tuple[float, float, float, float]
+WHOLE: Part = (0.0, 0.0, 1.0, 1.0)
 #: A track walks (content coherence judges it, not :func:`_moves_on_its_own`) when the median
 #: of its last this many boxes moved :data:`~kontur.verifier.coherence.MIN_MOVE` at each lag.
 WHERE_BOXES = 5
@@ -323,10 +331,11 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
         return True  # it walks: content coherence judges where its content goes
     if box.covered or any(b is not None and b.covered for b in bases):
         return _holds_what_it_was(cam, history, box, bases)
-    first = _held(cam, bases[0], box)
+    part = _carrying(cam, box)
+    first = _held(cam, bases[0], box, part)
     if first is None or first < HOLD_NCC:
         return False  # the shortest lag must tell, and hold
-    scores = [_held(cam, then, box) for then in bases[1:]]
+    scores = [_held(cam, then, box, part) for then in bases[1:]]
     if not all(score is None or score >= HOLD_NCC for score in scores):  # (flat: no say)
         return False
     picture = cam.pictures.get(box.frame_index)
@@ -369,26 +378,83 @@ def _where(history: TrackHistory, box: ObservedBox) -> tuple[float, float, float
     return x1, y1, x2, y2
 
 
-def _held(cam: _Camera, then: ObservedBox | None, box: ObservedBox) -> float | None:
-    """How well ``box`` holds what ``then`` held (:func:`~kontur.verifier.coherence.held`);
-    None when that cannot be told: no ``then``, a picture gone or taken while the camera
-    moved, or :func:`~kontur.verifier.coherence.held` has no say."""
+def _held(
+    cam: _Camera, then: ObservedBox | None, box: ObservedBox, part: Part = WHOLE
+) -> float | None:
+    """How well ``box`` holds what ``then`` held (:func:`~kontur.verifier.coherence.held`),
+    over the ``part`` of each box that carries it (:func:`_carrying`); None when that cannot
+    be told: no ``then``, a picture gone or taken while the camera moved, or
+    :func:`~kontur.verifier.coherence.held` has no say."""
     a = None if then is None else cam.pictures.get(then.frame_index)
     if then is None or a is None or not a.still:
         return None
-    return _holds(cam, Baseline(a.pixels, a.stride, then.xyxy), box)
+    return _holds(cam, Baseline(a.pixels, a.stride, _part_of(then.xyxy, part)), box, part=part)
+
+
+def _carrying(cam: _Camera, box: ObservedBox) -> Part:
+    """The part of ``box`` its frame's foreground lies in, as shares of its width and height
+    (the whole box when its masks are gone or not judged, or it has no foreground): what
+    holds must be what carries the box and gives it its motion. A box drawn tall over
+    walkers in a stream, with still ground above their heads, holds the ground and moves
+    with the walkers (ADR 0050's sixth review); over the walkers it holds nothing. A
+    person's foreground fills their box, and the part is the whole."""
+    masks = cam.masks.get(box.frame_index)
+    if masks is None or not masks.judged:
+        return WHOLE
+    y0, x0, y1, x1 = masks.to_picture(box.xyxy)
+    fg = masks.foreground()[y0:y1, x0:x1]
+    rows = fg.sum(axis=1, dtype=np.int32)
+    total = int(rows.sum())
+    if total == 0:  # (none: its motion was not measured on foreground; the whole box)
+        return WHOLE
+    (ty0, ty1), (tx0, tx1) = _extent(rows, total), _extent(fg.sum(axis=0, dtype=np.int32), total)
+    s, (bx0, by0, bx1, by1) = float(masks.stride), box.xyxy
+    w, h, m = bx1 - bx0, by1 - by0, CARRYING_MARGIN
+    return (
+        max(0.0, ((x0 + tx0) * s - bx0) / w - m),
+        max(0.0, ((y0 + ty0) * s - by0) / h - m),
+        min(1.0, ((x0 + tx1) * s - bx0) / w + m),
+        min(1.0, ((y0 + ty1) * s - by0) / h + m),
+    )
+
+
+def _extent(counts: npt.NDArray[np.int32], total: int) -> tuple[int, int]:
+    """The rows (or columns) ``[first, last + 1)`` outside which at most
+    :data:`CARRYING_TAIL` of ``total`` set pixels, counted per row in ``counts``, lie at
+    each end."""
+    tail = CARRYING_TAIL * total  # (whole counts: "> tail" is "> floor(tail) + 0.5")
+    first, last = counts.cumsum().searchsorted(
+        (math.floor(tail) + 0.5, math.ceil(total - tail) - 0.5)
+    )
+    return int(first), int(last) + 1
+
+
+def _part_of(
+    xyxy: tuple[float, float, float, float], part: Part
+) -> tuple[float, float, float, float]:
+    """The ``part`` (shares of width and height) of box ``xyxy``, in frame pixels."""
+    if part == WHOLE:
+        return xyxy
+    x1, y1, x2, y2 = xyxy
+    w, h = x2 - x1, y2 - y1
+    return x1 + part[0] * w, y1 + part[1] * h, x1 + part[2] * w, y1 + part[3] * h
 
 
 def _holds(
-    cam: _Camera, base: Baseline, box: ObservedBox, free: npt.NDArray[np.bool_] | None = None
+    cam: _Camera,
+    base: Baseline,
+    box: ObservedBox,
+    free: npt.NDArray[np.bool_] | None = None,
+    part: Part = WHOLE,
 ) -> float | None:
-    """:func:`~kontur.verifier.coherence.held` of ``base`` by ``box`` on its frame's picture
-    (on the pixels ``free`` marks, when given); None when that picture is gone, was taken
-    while the camera moved, or is of another stride, or ``held`` has no say."""
+    """:func:`~kontur.verifier.coherence.held` of ``base`` by the ``part`` of ``box`` on its
+    frame's picture (on the pixels ``free`` marks, when given); None when that picture is
+    gone, was taken while the camera moved, or is of another stride, or ``held`` has no
+    say."""
     b = cam.pictures.get(box.frame_index)
     if b is None or not b.still or b.stride != base.stride:
         return None
-    return held(base, b.pixels, box.xyxy, HOLD_NCC, free)
+    return held(base, b.pixels, _part_of(box.xyxy, part), HOLD_NCC, free)
 
 
 def _still_too_long(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
