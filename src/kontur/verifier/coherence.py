@@ -252,10 +252,10 @@ def _masked_ncc(
     or flat."""
     if mask.shape != a.shape or int(np.count_nonzero(mask)) < MIN_COMPARED * mask.size:
         return None
-    old, new = centred(a[mask].astype(np.float32)), centred(b[mask].astype(np.float32))
+    old = centred(a[mask])  # (a float32 patch's pixels, copied out by the mask)
     if old is None or _flat(old):
         return None
-    return centred_ncc(old, new)
+    return centred_ncc(old, centred(b[mask]))
 
 
 def _old_patch(

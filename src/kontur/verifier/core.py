@@ -130,14 +130,17 @@ HOLD_LAGS_S = (0.5, 0.8)
 #: held`) tells: a person who stands and stirs holds themselves; a phantom that a stream of
 #: others passes through holds each in turn (ADR 0050).
 HOLD_NCC = 0.45
-#: The part of a box that carries it (:func:`_carrying`): where its foreground lies, between
-#: its rows and its columns but for this share of its foreground at each end (a few pixels
-#: of noise), widened by :data:`CARRYING_MARGIN` of the box on each side.
-CARRYING_TAIL = 0.02
-CARRYING_MARGIN = 0.05
-#: A part of a box as shares of its width and height (``x0, y0, x1, y1``), and the whole.
-Part = tuple[float, float, float, float]
-WHOLE: Part = (0.0, 0.0, 1.0, 1.0)
+#: The pixels that carry a box (:func:`_carrying`): its foreground, grown by this many
+#: picture pixels each way (its outline against the ground)...
+CARRYING_HALO = 1
+#: ... must hold what they held at the lags this well too (:func:`_carried_holds`). Less
+#: than :data:`HOLD_NCC`: fewer pixels, and those that move, a figure's outline swaying
+#: over the picture's sampling grid. The synthetic scenes of ADR 0050 put an honest
+#: standing figure at 0.41 or more and a phantom on the walkers who stream through it at
+#: 0.21 or less.
+CARRIED_NCC = 0.3
+#: Those pixels' bounding rectangle (frame pixels) and the picture's mask of them.
+Carrying = tuple[tuple[float, float, float, float], npt.NDArray[np.bool_]]
 #: A track walks (content coherence judges it, not :func:`_moves_on_its_own`) when the median
 #: of its last this many boxes moved :data:`~kontur.verifier.coherence.MIN_MOVE` at each lag.
 WHERE_BOXES = 5
@@ -331,13 +334,15 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
         return True  # it walks: content coherence judges where its content goes
     if box.covered or any(b is not None and b.covered for b in bases):
         return _holds_what_it_was(cam, history, box, bases)
-    part = _carrying(cam, box)
-    first = _held(cam, bases[0], box, part)
+    first = _held(cam, bases[0], box)
     if first is None or first < HOLD_NCC:
         return False  # the shortest lag must tell, and hold
-    scores = [_held(cam, then, box, part) for then in bases[1:]]
+    scores = [_held(cam, then, box) for then in bases[1:]]
     if not all(score is None or score >= HOLD_NCC for score in scores):  # (flat: no say)
         return False
+    told = [then for then, score in zip(bases[1:], scores, strict=True) if score is not None]
+    if not _carried_holds(cam, box, [bases[0], *told]):
+        return False  # its still ground holds, and what carries it does not
     picture = cam.pictures.get(box.frame_index)
     if None not in scores and picture is not None:  # it stood and held itself at both lags:
         history.own = Baseline(picture.pixels, picture.stride, box.xyxy)  # (a car in front)
@@ -379,65 +384,83 @@ def _where(history: TrackHistory, box: ObservedBox) -> tuple[float, float, float
 
 
 def _held(
-    cam: _Camera, then: ObservedBox | None, box: ObservedBox, part: Part = WHOLE
+    cam: _Camera, then: ObservedBox | None, box: ObservedBox, part: Carrying | None = None
 ) -> float | None:
-    """How well ``box`` holds what ``then`` held (:func:`~kontur.verifier.coherence.held`),
-    over the ``part`` of each box that carries it (:func:`_carrying`); None when that cannot
-    be told: no ``then``, a picture gone or taken while the camera moved, or
+    """How well ``box`` holds what ``then`` held (:func:`~kontur.verifier.coherence.held`):
+    over the pixels that carry it now (``part``, :func:`_carrying`), when given, against the
+    same pixels where ``then``'s box was (moved as its centre moved: a person who shuffles
+    on carries their pixels along); else the whole box. None when that cannot be told: no
+    ``then``, a picture gone or taken while the camera moved, or
     :func:`~kontur.verifier.coherence.held` has no say."""
     a = None if then is None else cam.pictures.get(then.frame_index)
     if then is None or a is None or not a.still:
         return None
-    return _holds(cam, Baseline(a.pixels, a.stride, _part_of(then.xyxy, part)), box, part=part)
+    if part is None:
+        return _holds(cam, Baseline(a.pixels, a.stride, then.xyxy), box)
+    (x1, y1, x2, y2), mask = part
+    (tx1, ty1, tx2, ty2), (bx1, by1, bx2, by2) = then.xyxy, box.xyxy
+    dx, dy = (tx1 + tx2 - bx1 - bx2) / 2, (ty1 + ty2 - by1 - by2) / 2
+    base = Baseline(a.pixels, a.stride, (x1 + dx, y1 + dy, x2 + dx, y2 + dy))
+    return _holds(cam, base, box, mask, (x1, y1, x2, y2))
 
 
-def _carrying(cam: _Camera, box: ObservedBox) -> Part:
-    """The part of ``box`` its frame's foreground lies in, as shares of its width and height
-    (the whole box when its masks are gone or not judged, or it has no foreground): what
-    holds must be what carries the box and gives it its motion. A box drawn tall over
+def _carried_holds(cam: _Camera, box: ObservedBox, bases: list[ObservedBox | None]) -> bool:
+    """The pixels that carry ``box`` (:func:`_carrying`) hold what they held at each of
+    ``bases`` (the lags where the whole box held and told), to :data:`CARRIED_NCC`, and
+    the shortest lag tells: a box whose still ground holds while the walkers who carry it
+    and give it its motion do not is not standing (ADR 0050's sixth review). True when its
+    frame's masks cannot say which pixels carry it."""
+    part = _carrying(cam, box)
+    if part is None:
+        return True
+    for k, then in enumerate(bases):
+        score = _held(cam, then, box, part)
+        if (score is None and k == 0) or (score is not None and score < CARRIED_NCC):
+            return False
+    return True
+
+
+def _carrying(cam: _Camera, box: ObservedBox) -> Carrying | None:
+    """The pixels that carry ``box`` on its frame: its own foreground inside it, with a halo
+    of :data:`CARRYING_HALO` picture pixels (a figure's outline against the ground, which a
+    flat figure's inside lacks, even where the box fits it), and the rectangle (frame pixels)
+    that bounds them. What
+    holds must be what carries the box and gives it its motion: a box drawn tall over
     walkers in a stream, with still ground above their heads, holds the ground and moves
-    with the walkers (ADR 0050's sixth review); over the walkers it holds nothing. A
-    person's foreground fills their box, and the part is the whole."""
+    with the walkers (ADR 0050's sixth review); the walkers hold nothing, and neither does
+    the ground between two lanes of them, which is not theirs. Pixels, not a share of the
+    box: a worker that resizes the box between looks does not move them (:func:`_held`
+    moves them only as the box's centre moved). None (the whole box) when the frame's masks
+    are gone or not judged, or the box has no foreground (its motion then was not measured
+    on foreground)."""
     masks = cam.masks.get(box.frame_index)
     if masks is None or not masks.judged:
-        return WHOLE
+        return None
     y0, x0, y1, x1 = masks.to_picture(box.xyxy)
-    fg = masks.foreground()[y0:y1, x0:x1]
-    rows = fg.sum(axis=1, dtype=np.int32)
-    total = int(rows.sum())
-    if total == 0:  # (none: its motion was not measured on foreground; the whole box)
-        return WHOLE
-    (ty0, ty1), (tx0, tx1) = _extent(rows, total), _extent(fg.sum(axis=0, dtype=np.int32), total)
-    s, (bx0, by0, bx1, by1) = float(masks.stride), box.xyxy
-    w, h, m = bx1 - bx0, by1 - by0, CARRYING_MARGIN
-    return (
-        max(0.0, ((x0 + tx0) * s - bx0) / w - m),
-        max(0.0, ((y0 + ty0) * s - by0) / h - m),
-        min(1.0, ((x0 + tx1) * s - bx0) / w + m),
-        min(1.0, ((y0 + ty1) * s - by0) / h + m),
-    )
-
-
-def _extent(counts: npt.NDArray[np.int32], total: int) -> tuple[int, int]:
-    """The rows (or columns) ``[first, last + 1)`` outside which at most
-    :data:`CARRYING_TAIL` of ``total`` set pixels, counted per row in ``counts``, lie at
-    each end."""
-    tail = CARRYING_TAIL * total  # (whole counts: "> tail" is "> floor(tail) + 0.5")
-    first, last = counts.cumsum().searchsorted(
-        (math.floor(tail) + 0.5, math.ceil(total - tail) - 0.5)
-    )
-    return int(first), int(last) + 1
-
-
-def _part_of(
-    xyxy: tuple[float, float, float, float], part: Part
-) -> tuple[float, float, float, float]:
-    """The ``part`` (shares of width and height) of box ``xyxy``, in frame pixels."""
-    if part == WHOLE:
-        return xyxy
-    x1, y1, x2, y2 = xyxy
-    w, h = x2 - x1, y2 - y1
-    return x1 + part[0] * w, y1 + part[1] * h, x1 + part[2] * w, y1 + part[3] * h
+    fg = masks.foreground()
+    own = fg[y0:y1, x0:x1]
+    rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+    if rows.size == 0:
+        return None
+    h = CARRYING_HALO
+    padded = np.zeros((own.shape[0] + 4 * h, own.shape[1] + 4 * h), bool)
+    padded[2 * h : 2 * h + own.shape[0], 2 * h : 2 * h + own.shape[1]] = own
+    # the rectangle, in rows and columns of ``padded``: the foreground's, h more each way,
+    # and no further than the picture
+    (r0, r1), (c0, c1) = (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))
+    top, bottom = max(r0 + h, 2 * h - y0), min(r1 + 3 * h + 1, fg.shape[0] + 2 * h - y0)
+    left, right = max(c0 + h, 2 * h - x0), min(c1 + 3 * h + 1, fg.shape[1] + 2 * h - x0)
+    column = np.zeros((bottom - top, right - left + 2 * h), bool)
+    for d in range(2 * h + 1):  # the halo, a square: up to h rows each way...
+        column |= padded[top - h + d : bottom - h + d, left - h : right + h]
+    grown = np.zeros((bottom - top, right - left), bool)
+    for d in range(2 * h + 1):  # ...then up to h columns
+        grown |= column[:, d : d + right - left]
+    py, px = y0 - 2 * h + top, x0 - 2 * h + left  # (picture rows and columns)
+    mask = np.zeros_like(fg)
+    mask[py : py + grown.shape[0], px : px + grown.shape[1]] = grown
+    s = float(masks.stride)
+    return (px * s, py * s, (px + grown.shape[1]) * s, (py + grown.shape[0]) * s), mask
 
 
 def _holds(
@@ -445,16 +468,16 @@ def _holds(
     base: Baseline,
     box: ObservedBox,
     free: npt.NDArray[np.bool_] | None = None,
-    part: Part = WHOLE,
+    at: tuple[float, float, float, float] | None = None,
 ) -> float | None:
-    """:func:`~kontur.verifier.coherence.held` of ``base`` by the ``part`` of ``box`` on its
-    frame's picture (on the pixels ``free`` marks, when given); None when that picture is
-    gone, was taken while the camera moved, or is of another stride, or ``held`` has no
-    say."""
+    """:func:`~kontur.verifier.coherence.held` of ``base`` by ``box`` (or the rectangle
+    ``at`` instead) on its frame's picture (on the pixels ``free`` marks, when given); None
+    when that picture is gone, was taken while the camera moved, or is of another stride, or
+    ``held`` has no say."""
     b = cam.pictures.get(box.frame_index)
     if b is None or not b.still or b.stride != base.stride:
         return None
-    return held(base, b.pixels, _part_of(box.xyxy, part), HOLD_NCC, free)
+    return held(base, b.pixels, box.xyxy if at is None else at, HOLD_NCC, free)
 
 
 def _still_too_long(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
