@@ -266,6 +266,19 @@ def _next_look(verifier: Verifier, i: int) -> int | None:
     return None
 
 
+def _long_lags(verifier: Verifier) -> set[int]:
+    """The frames that will be the 0.8 s lags of phantom 7's next five possible looks (0.5 s
+    after the last that succeeded, then every 0.2 s), but for those that are looks too."""
+    cam = verifier._cameras.get("cam1")
+    h = None if cam is None else cam.tracks.get(7)
+    if h is None or h.still_since is None or not h.carried:
+        return set()
+    since = round(h.still_since * 10)
+    looks = [since + 5 + 2 * k for k in range(5)]
+    lags = {max(j for j in range(look) if j / 10 <= look / 10 - 0.8) for look in looks}
+    return {j for j in lags if j > since and j not in looks}
+
+
 def _stretched(out: list[TrackedObject], p: Box, verifier: Verifier) -> list[TrackedObject]:
     """``out`` with the carried car box nearest the phantom's box ``p`` stretched 8 px over
     its edge: any overlap makes the phantom's box covered (ADR 0044's cover)."""
@@ -339,19 +352,22 @@ def test_a_phantom_whose_lags_a_stretched_car_covers_goes_to_an_operator() -> No
 
 
 def _half_second_stream(
-    width: float, step: float, lie: str = "none"
+    width: float, step: float, lie: str = "none", top: float = 150.0
 ) -> list[tuple[int, Outcome, tuple[str, ...]]]:
-    """The third review's scene: walkers one every 0.5 s, and a phantom that rides the
-    first in and stands among them; its 8 s dwell's outcomes. ``lie``: ``none`` (the walkers
-    reported honestly), ``cover`` (as cars, one stretched over the phantom on its looks'
-    long lags) or ``resize`` (the phantom's box 1.3 times larger on its looks' long lags)."""
-    zone = ((0.35, 0.6), (0.75, 0.6), (0.75, 0.8), (0.35, 0.8))
+    """The third review's scene: walkers one every 0.5 s, their heads at ``top``, and a
+    phantom that rides the first in and stands among them; its 8 s dwell's outcomes.
+    ``lie``: ``none`` (the walkers reported honestly), ``cover`` (as cars, one stretched
+    over the phantom on its looks' long lags), ``resize`` (the phantom's box 1.3 times
+    larger on its looks' long lags) or ``border`` (its top drawn up to the picture's border
+    there)."""
+    dy = (top - 150.0) / 360
+    zone = ((0.35, 0.6 + dy), (0.75, 0.6 + dy), (0.75, 0.8 + dy), (0.35, 0.8 + dy))
     stand_at = 25 + round((300.0 - 60.0) / step)
 
     def walker(k: int) -> Callable[[int], Box | None]:
         def at(i: int) -> Box | None:
             x = 60.0 + step * (i - 25 - 5 * k)
-            return (x, 150.0, x + width, 250.0) if i >= 25 + 5 * k and x < 590 else None
+            return (x, top, x + width, top + 100.0) if i >= 25 + 5 * k and x < 590 else None
 
         return at
 
@@ -363,7 +379,7 @@ def _half_second_stream(
             return None
         wd = min(8.0, 2.0 * max(i - stand_at, 0))
         x0 = b[0] + (0.25 * (i % 3) if i > stand_at else 0.0)
-        return (x0 - wd, 150.0, x0 + width + wd, 250.0)
+        return (x0 - wd, top, x0 + width + wd, top + 100.0)
 
     verifier = Verifier(VerifierConfig())
 
@@ -379,6 +395,8 @@ def _half_second_stream(
         if box is not None and lie == "resize" and on_lag:
             cx, w, h = (box[0] + box[2]) / 2, (box[2] - box[0]) * 1.3, (box[3] - box[1]) * 1.3
             box = (cx - w / 2, box[3] - h, cx + w / 2, box[3])
+        if box is not None and lie == "border" and i in _long_lags(verifier):
+            box = (box[0], 2.0, box[2], box[3])
         return out if box is None else [*out, _person(7, box)]
 
     drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
@@ -406,6 +424,15 @@ def test_a_half_second_stream_phantom_whose_long_lag_is_made_mute_goes_to_an_ope
     0.5 s lag alone then holds the stream. Now a lag is compared at any box size, and the
     covered path needs where the track last stood and held itself."""
     out = _half_second_stream(24.0, 8.0, lie)
+    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+
+
+def test_a_half_second_stream_phantom_whose_long_lag_meets_the_border_goes_to_an_operator() -> None:
+    """The eighth review of ADR 0050 (ALLOWed before it): in the half-second stream near the
+    picture's top, the phantom's box reaches up to the border on the frames of its looks'
+    0.8 s lags, a picture pixel from the edge, where the lag has no say; the 0.5 s lag
+    alone holds the stream. A lag is where the track was over the boxes around it."""
+    out = _half_second_stream(24.0, 8.0, "border", top=10.0)
     assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
 
 
@@ -553,3 +580,123 @@ def test_a_tall_phantom_between_two_lanes_of_walkers_goes_to_an_operator(
     ground between them carries nothing."""
     far = [_far_walker(k, feet, height) for k in range(16)]
     assert _in_the_stream(_tall(top), "honestly", far=(far, far_reported)) == [Outcome.OPERATOR]
+
+
+def _jumps_on_its_lags(verifier: Verifier, dx: float) -> Callable[[int], Box | None]:
+    """The A3 phantom, moved ``dx`` px (from 6 s, as it comes to stand) on the two frames
+    that will be the 0.5 s and 0.8 s lags of its next look after the last that succeeded,
+    as a worker that knows the code works them out (looks come 0.5 s after it, then every
+    0.2 s); never on a look's frame."""
+
+    def lag_frames(since: int) -> set[int]:
+        looks = [since] + [since + 5 + 2 * k for k in range(5)]
+        for look in looks[2:]:
+            lags = {max(j for j in range(look) if j / 10 <= look / 10 - lag) for lag in (0.5, 0.8)}
+            if not lags & set(looks) and min(lags) > since:
+                return lags
+        return set()
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        h = verifier._cameras["cam1"].tracks.get(7) if verifier._cameras else None
+        if b is None or i < 60 or h is None or not h.carried or h.still_since is None:
+            return b
+        return (
+            (b[0] + dx, b[1], b[2] + dx, b[3]) if i in lag_frames(round(h.still_since * 10)) else b
+        )
+
+    return at
+
+
+@pytest.mark.parametrize("walkers_reported", ["honestly", "not at all"])
+def test_a_phantom_moved_on_its_lags_goes_to_an_operator(walkers_reported: str) -> None:
+    """The eighth review of ADR 0050 (ALLOWed before it): the worker moves the standing
+    phantom's box 30 px on the frames of its next look's lags, and only there. Both lag
+    boxes then lay half a width from where the track stood, and the look took it for a
+    walker ("it walks") without comparing anything. Where the track was at a lag is the
+    median of its boxes around it."""
+    verifier = Verifier(VerifierConfig())
+    phantom = _jumps_on_its_lags(verifier, 30.0)
+    assert _in_the_stream(phantom, walkers_reported, verifier) == [Outcome.OPERATOR]
+
+
+def test_a_person_standing_near_the_pictures_edge_is_allowed() -> None:
+    """The honest control of the carried pixels near a border (the eighth review): a
+    person walks in leftwards and stands with their box 6 px from the picture's left edge
+    (a picture pixel and a half at the 4 px stride). The halo of their pixels stops short
+    of the picture's outer column, which ``held`` does not compare."""
+    zone = ((0.0, 0.6), (0.15, 0.6), (0.15, 0.8), (0.0, 0.8))
+
+    def body(i: int) -> Box | None:
+        x = max(220.0 - 3.0 * (i - 25), 6.0)
+        return (x, 150.0, x + 40.0, 250.0) if i >= 25 else None
+
+    def reports(i: int) -> list[TrackedObject]:
+        b, j = body(i), 0.4 * ((i * 7) % 5 - 2)
+        return [] if b is None else [_person(7, (b[0] + abs(j), b[1] - j, b[2] + j, b[3] + j))]
+
+    drawn = lambda i: [b for b in [body(i)] if b]  # noqa: E731
+    out = _scene(180, drawn, reports, 8.0, zone, textured=True)
+    assert [(t, o) for t, o, _ in out] == [(7, Outcome.ALLOW)], out
+
+
+def _rides_its_lags(
+    verifier: Verifier, walkers: list[Callable[[int], Box | None]]
+) -> Callable[[int], Box | None]:
+    """The A3 phantom, drawn on the walker who will be centred in its box at one of its next
+    looks (within 4 px), padded 8 px each side, on the frames of that look's two lags: the
+    walker who moved along, 20 and 32 px back."""
+
+    def planned(since: int) -> dict[int, Box]:
+        for look in (since + 5 + 2 * k for k in range(5)):
+            p = _phantom_in_the_stream(look)
+            assert p is not None
+            for w in walkers:
+                b = w(look)
+                if b is None or abs((b[0] + b[2]) / 2 - (p[0] + p[2]) / 2) > 4.0:
+                    continue
+                lags = [
+                    max(j for j in range(look) if j / 10 <= look / 10 - lag) for lag in (0.5, 0.8)
+                ]
+                drawn = {j: w(j) for j in lags}
+                if min(lags) > since:
+                    return {j: (b[0] - 8, b[1], b[2] + 8, b[3]) for j, b in drawn.items() if b}
+        return {}
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        h = verifier._cameras["cam1"].tracks.get(7) if verifier._cameras else None
+        if b is None or i < 60 or h is None or not h.carried or h.still_since is None:
+            return b
+        return planned(round(h.still_since * 10)).get(i, b)
+
+    return at
+
+
+def test_a_phantom_drawn_on_the_walker_at_its_lags_goes_to_an_operator() -> None:
+    """The eighth review of ADR 0050 (ALLOWed before it): walkers in clothes every 1.1 s,
+    all reported; on the two lag frames of a look at which a walker is centred in the
+    standing phantom's box, the worker draws the box on that walker, 20 and 32 px back. The
+    look compared the walker with themselves, whole box and carried pixels alike. Where the
+    track was at a lag is the median of its boxes around it, where it stood."""
+    zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
+
+    def walker(k: int) -> Callable[[int], Box | None]:
+        def at(i: int) -> Box | None:
+            x = 140.0 + 4.0 * (i - 25 - 11 * k)
+            return (x, 150.0, x + 40.0, 250.0) if i >= 25 + 11 * k and x < 590 else None
+
+        return at
+
+    walkers = [walker(k) for k in range(20)]
+    verifier = Verifier(VerifierConfig())
+    phantom = _rides_its_lags(verifier, walkers)
+
+    def reports(i: int) -> list[TrackedObject]:
+        out = [_person(100 + k, b) for k, w in enumerate(walkers) if (k or i > 66) and (b := w(i))]
+        box = phantom(i)
+        return out if box is None else [*out, _person(7, box)]
+
+    drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
+    out = _scene(160, drawn, reports, 8.0, zone, verifier=verifier, textured=True)
+    assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out

@@ -139,8 +139,10 @@ CARRYING_HALO = 1
 #: standing figure at 0.41 or more and a phantom on the walkers who stream through it at
 #: 0.21 or less.
 CARRIED_NCC = 0.3
+#: A box in frame pixels (``x1, y1, x2, y2``).
+Box = tuple[float, float, float, float]
 #: Those pixels' bounding rectangle (frame pixels) and the picture's mask of them.
-Carrying = tuple[tuple[float, float, float, float], npt.NDArray[np.bool_]]
+Carrying = tuple[Box, npt.NDArray[np.bool_]]
 #: A track walks (content coherence judges it, not :func:`_moves_on_its_own`) when the median
 #: of its last this many boxes moved :data:`~kontur.verifier.coherence.MIN_MOVE` at each lag.
 WHERE_BOXES = 5
@@ -309,7 +311,8 @@ class _Alone:
 def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
     """``box`` shows motion of its own (ADR 0050): :data:`~kontur.verifier.checks.OWN_MOTION`,
     and it holds what the track's box held :data:`HOLD_LAGS_S` before, at each lag the track
-    is old enough for (:data:`HOLD_NCC`). Walkers streaming through a box that stands bring
+    is old enough for (:data:`HOLD_NCC`), and so do the pixels that carry it
+    (:func:`_carried_holds`). Walkers streaming through a box that stands bring
     their motion, and their content replaces what it held, whether the worker reports them
     or not; a box that rides them for a moment and goes back does not hold at two lags, nor
     does a box moved for the frame it is looked at. When another object's box (a car
@@ -329,19 +332,20 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
         # younger than the shortest lag: its vouch saw it move. A full history that does not
         # reach back so far (over HISTORY_LENGTH / 0.5 s frames a second) cannot tell.
         return not history.full
-    where = _where(history, box)
-    if all(b is not None and moved(b.xyxy, where, (0.0, 0.0)) >= MIN_MOVE for b in bases):
+    where = _where(history, box)  # (a box moved for a frame or two is not where it is...)
+    lags = [None if b is None else (b.frame_index, _around(history, b)) for b in bases]
+    if all(lag is not None and moved(lag[1], where, (0.0, 0.0)) >= MIN_MOVE for lag in lags):
         return True  # it walks: content coherence judges where its content goes
     if box.covered or any(b is not None and b.covered for b in bases):
         return _holds_what_it_was(cam, history, box, bases)
-    first = _held(cam, bases[0], box)
+    first = _held(cam, lags[0], box)
     if first is None or first < HOLD_NCC:
         return False  # the shortest lag must tell, and hold
-    scores = [_held(cam, then, box) for then in bases[1:]]
+    scores = [_held(cam, lag, box) for lag in lags[1:]]
     if not all(score is None or score >= HOLD_NCC for score in scores):  # (flat: no say)
         return False
-    told = [then for then, score in zip(bases[1:], scores, strict=True) if score is not None]
-    if not _carried_holds(cam, box, [bases[0], *told]):
+    told = [lag for lag, score in zip(lags[1:], scores, strict=True) if score is not None]
+    if not _carried_holds(cam, box, [lags[0], *told]):
         return False  # its still ground holds, and what carries it does not
     picture = cam.pictures.get(box.frame_index)
     if None not in scores and picture is not None:  # it stood and held itself at both lags:
@@ -370,7 +374,7 @@ def _holds_what_it_was(
     return True
 
 
-def _where(history: TrackHistory, box: ObservedBox) -> tuple[float, float, float, float]:
+def _where(history: TrackHistory, box: ObservedBox) -> Box:
     """Where the track is now, robust to a box moved for a frame or two: the median, side by
     side, of ``box`` and the track's :data:`WHERE_BOXES` − 1 boxes before it."""
     boxes = [box.xyxy]
@@ -378,49 +382,69 @@ def _where(history: TrackHistory, box: ObservedBox) -> tuple[float, float, float
         if len(boxes) == WHERE_BOXES:
             break
         boxes.append(b.xyxy)
+    return _median_box(boxes)
+
+
+def _around(history: TrackHistory, then: ObservedBox) -> Box:
+    """Where the track was at ``then``, one of its boxes (a look's lag), robust to a box
+    moved or resized for that frame or two (ADR 0050's eighth review: a lag box drawn on the
+    walker who moved along, or off where the track stands, or against the picture's border
+    so that the lag has no say): the median, side by side, of the :data:`WHERE_BOXES` boxes
+    centred on it (fewer at the history's ends)."""
+    boxes = list(history)
+    k = next((i for i in range(len(boxes) - 1, -1, -1) if boxes[i] is then), None)
+    if k is None:  # (not one of its boxes)
+        return then.xyxy
+    half = WHERE_BOXES // 2
+    return _median_box([b.xyxy for b in boxes[max(0, k - half) : k + half + 1]])
+
+
+def _median_box(boxes: list[Box]) -> Box:
+    """The median of ``boxes``, coordinate by coordinate (the upper one of an even count)."""
     mid = len(boxes) // 2
     x1, y1, x2, y2 = (sorted(b[k] for b in boxes)[mid] for k in range(4))
     return x1, y1, x2, y2
 
 
 def _held(
-    cam: _Camera, then: ObservedBox | None, box: ObservedBox, part: Carrying | None = None
+    cam: _Camera, then: tuple[int, Box] | None, box: ObservedBox, part: Carrying | None = None
 ) -> float | None:
-    """How well ``box`` holds what ``then`` held (:func:`~kontur.verifier.coherence.held`):
-    over the pixels that carry it now (``part``, :func:`_carrying`), when given, against the
-    same pixels where ``then``'s box was (moved as its centre moved: a person who shuffles
-    on carries their pixels along); else the whole box. None when that cannot be told: no
+    """How well ``box`` holds what the track held at ``then`` (a lag's frame, and where the
+    track was there: :func:`_around`; :func:`~kontur.verifier.coherence.held`): over the
+    pixels that carry it now (``part``, :func:`_carrying`), when given, against the same
+    pixels then, moved only as the box's centre moved (a person who shuffles on carries
+    their pixels along); else over the whole box. None when that cannot be told: no
     ``then``, a picture gone or taken while the camera moved, or
     :func:`~kontur.verifier.coherence.held` has no say."""
-    a = None if then is None else cam.pictures.get(then.frame_index)
+    a = None if then is None else cam.pictures.get(then[0])
     if then is None or a is None or not a.still:
         return None
     if part is None:
-        return _holds(cam, Baseline(a.pixels, a.stride, then.xyxy), box)
+        return _holds(cam, Baseline(a.pixels, a.stride, then[1]), box)
     (x1, y1, x2, y2), mask = part
-    (tx1, ty1, tx2, ty2), (bx1, by1, bx2, by2) = then.xyxy, box.xyxy
+    (tx1, ty1, tx2, ty2), (bx1, by1, bx2, by2) = then[1], box.xyxy
     dx, dy = (tx1 + tx2 - bx1 - bx2) / 2, (ty1 + ty2 - by1 - by2) / 2
     base = Baseline(a.pixels, a.stride, (x1 + dx, y1 + dy, x2 + dx, y2 + dy))
     return _holds(cam, base, box, mask, (x1, y1, x2, y2))
 
 
-def _carried_holds(cam: _Camera, box: ObservedBox, bases: list[ObservedBox | None]) -> bool:
+def _carried_holds(cam: _Camera, box: ObservedBox, lags: list[tuple[int, Box] | None]) -> bool:
     """The pixels that carry ``box`` (:func:`_carrying`) hold what they held at each of
-    ``bases`` (the lags where the whole box held and told), to :data:`CARRIED_NCC`, and
-    the shortest lag tells: a box whose still ground holds while the walkers who carry it
-    and give it its motion do not is not standing (ADR 0050's sixth review). True when its
+    ``lags`` (those where the whole box held and told), to :data:`CARRIED_NCC`, and the
+    shortest lag tells: a box whose still ground holds while the walkers who carry it and
+    give it its motion do not is not standing (ADR 0050's sixth review). True when its
     frame's masks cannot say which pixels carry it."""
-    part = _carrying(cam, box)
+    part = _carrying(cam, box.frame_index, box.xyxy)
     if part is None:
         return True
-    for k, then in enumerate(bases):
+    for k, then in enumerate(lags):
         score = _held(cam, then, box, part)
         if (score is None and k == 0) or (score is not None and score < CARRIED_NCC):
             return False
     return True
 
 
-def _carrying(cam: _Camera, box: ObservedBox) -> Carrying | None:
+def _carrying(cam: _Camera, frame_index: int, xyxy: Box) -> Carrying | None:
     """The pixels that carry ``box`` on its frame: its own foreground inside it, with a halo
     of :data:`CARRYING_HALO` picture pixels (a figure's outline against the ground, which a
     flat figure's inside lacks, even where the box fits it), and the rectangle (frame pixels)
@@ -433,10 +457,10 @@ def _carrying(cam: _Camera, box: ObservedBox) -> Carrying | None:
     moves them only as the box's centre moved). None (the whole box) when the frame's masks
     are gone or not judged, or the box has no foreground (its motion then was not measured
     on foreground)."""
-    masks = cam.masks.get(box.frame_index)
+    masks = cam.masks.get(frame_index)
     if masks is None or not masks.judged:
         return None
-    y0, x0, y1, x1 = masks.to_picture(box.xyxy)
+    y0, x0, y1, x1 = masks.to_picture(xyxy)
     fg = masks.foreground()
     own = fg[y0:y1, x0:x1]
     rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
@@ -446,10 +470,11 @@ def _carrying(cam: _Camera, box: ObservedBox) -> Carrying | None:
     padded = np.zeros((own.shape[0] + 4 * h, own.shape[1] + 4 * h), bool)
     padded[2 * h : 2 * h + own.shape[0], 2 * h : 2 * h + own.shape[1]] = own
     # the rectangle, in rows and columns of ``padded``: the foreground's, h more each way,
-    # and no further than the picture
+    # and not into the picture's outer pixels (what :func:`held` compares stays off them)
     (r0, r1), (c0, c1) = (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))
-    top, bottom = max(r0 + h, 2 * h - y0), min(r1 + 3 * h + 1, fg.shape[0] + 2 * h - y0)
-    left, right = max(c0 + h, 2 * h - x0), min(c1 + 3 * h + 1, fg.shape[1] + 2 * h - x0)
+    top, bottom = max(r0 + h, 2 * h + 1 - y0), min(r1 + 3 * h + 1, fg.shape[0] + 2 * h - 1 - y0)
+    left, right = max(c0 + h, 2 * h + 1 - x0), min(c1 + 3 * h + 1, fg.shape[1] + 2 * h - 1 - x0)
+    bottom, right = max(bottom, top), max(right, left)  # (none left: nothing to compare)
     column = np.zeros((bottom - top, right - left + 2 * h), bool)
     for d in range(2 * h + 1):  # the halo, a square: up to h rows each way...
         column |= padded[top - h + d : bottom - h + d, left - h : right + h]
