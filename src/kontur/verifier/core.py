@@ -326,14 +326,16 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
     track's ``history.own``."""
     if box.motion is None or box.motion < OWN_MOTION:
         return False
-    bases = [next((b for b in reversed(history) if b.pts_s <= box.pts_s - lag), None)
-             for lag in HOLD_LAGS_S]  # fmt: skip
+    past = list(history)
+    at = [next((k for k in range(len(past) - 1, -1, -1) if past[k].pts_s <= box.pts_s - lag),
+               None) for lag in HOLD_LAGS_S]  # fmt: skip
+    bases = [None if k is None else past[k] for k in at]
     if bases[0] is None:
         # younger than the shortest lag: its vouch saw it move. A full history that does not
         # reach back so far (over HISTORY_LENGTH / 0.5 s frames a second) cannot tell.
         return not history.full
     where = _where(history, box)  # (a box moved for a frame or two is not where it is...)
-    lags = [None if b is None else (b.frame_index, _around(history, b)) for b in bases]
+    lags = [None if k is None else (past[k].frame_index, _around(past, k)) for k in at]
     if all(lag is not None and moved(lag[1], where, (0.0, 0.0)) >= MIN_MOVE for lag in lags):
         return True  # it walks: content coherence judges where its content goes
     if box.covered or any(b is not None and b.covered for b in bases):
@@ -385,18 +387,14 @@ def _where(history: TrackHistory, box: ObservedBox) -> Box:
     return _median_box(boxes)
 
 
-def _around(history: TrackHistory, then: ObservedBox) -> Box:
-    """Where the track was at ``then``, one of its boxes (a look's lag), robust to a box
-    moved or resized for that frame or two (ADR 0050's eighth review: a lag box drawn on the
-    walker who moved along, or off where the track stands, or against the picture's border
-    so that the lag has no say): the median, side by side, of the :data:`WHERE_BOXES` boxes
-    centred on it (fewer at the history's ends)."""
-    boxes = list(history)
-    k = next((i for i in range(len(boxes) - 1, -1, -1) if boxes[i] is then), None)
-    if k is None:  # (not one of its boxes)
-        return then.xyxy
+def _around(past: list[ObservedBox], k: int) -> Box:
+    """Where the track was at its box ``past[k]`` (a look's lag), robust to a box moved or
+    resized for that frame or two (ADR 0050's eighth review: a lag box drawn on the walker
+    who moved along, or off where the track stands, or against the picture's border so that
+    the lag has no say): the median, side by side, of the :data:`WHERE_BOXES` boxes of
+    ``past`` centred on it (fewer at its ends)."""
     half = WHERE_BOXES // 2
-    return _median_box([b.xyxy for b in boxes[max(0, k - half) : k + half + 1]])
+    return _median_box([b.xyxy for b in past[max(0, k - half) : k + half + 1]])
 
 
 def _median_box(boxes: list[Box]) -> Box:
@@ -425,7 +423,7 @@ def _held(
     (tx1, ty1, tx2, ty2), (bx1, by1, bx2, by2) = then[1], box.xyxy
     dx, dy = (tx1 + tx2 - bx1 - bx2) / 2, (ty1 + ty2 - by1 - by2) / 2
     base = Baseline(a.pixels, a.stride, (x1 + dx, y1 + dy, x2 + dx, y2 + dy))
-    return _holds(cam, base, box, mask, (x1, y1, x2, y2))
+    return _holds(cam, base, box, mask, (x1, y1, x2, y2), CARRIED_NCC)
 
 
 def _carried_holds(cam: _Camera, box: ObservedBox, lags: list[tuple[int, Box] | None]) -> bool:
@@ -494,15 +492,16 @@ def _holds(
     box: ObservedBox,
     free: npt.NDArray[np.bool_] | None = None,
     at: tuple[float, float, float, float] | None = None,
+    enough: float = HOLD_NCC,
 ) -> float | None:
     """:func:`~kontur.verifier.coherence.held` of ``base`` by ``box`` (or the rectangle
-    ``at`` instead) on its frame's picture (on the pixels ``free`` marks, when given); None
-    when that picture is gone, was taken while the camera moved, or is of another stride, or
-    ``held`` has no say."""
+    ``at`` instead) on its frame's picture (on the pixels ``free`` marks, when given; the
+    search stops at ``enough``, the caller's threshold); None when that picture is gone, was
+    taken while the camera moved, or is of another stride, or ``held`` has no say."""
     b = cam.pictures.get(box.frame_index)
     if b is None or not b.still or b.stride != base.stride:
         return None
-    return held(base, b.pixels, box.xyxy if at is None else at, HOLD_NCC, free)
+    return held(base, b.pixels, box.xyxy if at is None else at, enough, free)
 
 
 def _still_too_long(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
