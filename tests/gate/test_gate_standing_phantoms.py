@@ -700,3 +700,29 @@ def test_a_phantom_drawn_on_the_walker_at_its_lags_goes_to_an_operator() -> None
     drawn = lambda i: [b for w in walkers if (b := w(i)) is not None]  # noqa: E731
     out = _scene(160, drawn, reports, 8.0, zone, verifier=verifier, textured=True)
     assert [o for t, o, _ in out if t == 7] == [Outcome.OPERATOR], out
+
+
+def _square_wave(dx: float, half: int) -> Callable[[int], Box | None]:
+    """The A3 phantom jumping ``dx`` px and back once it stands, ``half`` frames at each
+    place: a worker that reads nothing of the verifier's."""
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        if b is None or i < 66 or not (i // half) % 2:
+            return b
+        return (b[0] + dx, b[1], b[2] + dx, b[3])
+
+    return at
+
+
+@pytest.mark.parametrize(("dx", "half"), [(30.0, 5), (40.0, 6), (-30.0, 7)])
+@pytest.mark.parametrize("walkers_reported", ["honestly", "not at all"])
+def test_a_phantom_jumping_to_and_fro_goes_to_an_operator(
+    dx: float, half: int, walkers_reported: str
+) -> None:
+    """The ninth review of ADR 0050 (ALLOWed before it): the standing phantom's box jumps
+    30-40 px and back every 5-7 frames. Where it is now and where it was at both lags fell
+    on opposite halves of the wave, half a width or more apart, and the look took it for a
+    walker. A walker lies farther along the same way at the longer lag; this box lies as
+    far, and is looked at as one that stands."""
+    assert _in_the_stream(_square_wave(dx, half), walkers_reported) == [Outcome.OPERATOR]

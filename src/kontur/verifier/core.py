@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
@@ -144,8 +145,16 @@ Box = tuple[float, float, float, float]
 #: Those pixels' bounding rectangle (frame pixels) and the picture's mask of them.
 Carrying = tuple[Box, npt.NDArray[np.bool_]]
 #: A track walks (content coherence judges it, not :func:`_moves_on_its_own`) when the median
-#: of its last this many boxes moved :data:`~kontur.verifier.coherence.MIN_MOVE` at each lag.
+#: of its last this many boxes moved :data:`~kontur.verifier.coherence.MIN_MOVE` at each lag...
 WHERE_BOXES = 5
+#: ... and lies this many times farther, the same way, at each longer lag (:func:`_walks`:
+#: 0.8 / 0.5 = 1.6 times at a steady pace, more for one stopping, less for one just off).
+WALK_FARTHER = 1.2
+#: A track whose carry ended where it stood (``history.stood``) is vouched for again only once
+#: its box lies this many widths or heights from there (:func:`~kontur.verifier.coherence.
+#: moved`): it walked away, rather than jumped to and fro about the place (ADR 0050's ninth
+#: review; half a width until then).
+AWAY = 1.5
 #: A carried box is looked at for motion of its own once this long (seconds) has passed since
 #: it last showed some: :data:`STILL_CARRY_S` needs one look to pass, not one a frame.
 HOLD_EVERY_S = 0.5
@@ -336,7 +345,7 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
         return not history.full
     where = _where(history, box)  # (a box moved for a frame or two is not where it is...)
     lags = [None if k is None else (past[k].frame_index, _around(past, k)) for k in at]
-    if all(lag is not None and moved(lag[1], where, (0.0, 0.0)) >= MIN_MOVE for lag in lags):
+    if _walks(where, lags):
         return True  # it walks: content coherence judges where its content goes
     if box.covered or any(b is not None and b.covered for b in bases):
         return _holds_what_it_was(cam, history, box, bases)
@@ -353,6 +362,22 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
     if None not in scores and picture is not None:  # it stood and held itself at both lags:
         history.own = Baseline(picture.pixels, picture.stride, box.xyxy)  # (a car in front)
     return True
+
+
+def _walks(where: Box, lags: list[tuple[int, Box] | None]) -> bool:
+    """The track walks at a look: where it was at each lag (shortest first) lies
+    :data:`~kontur.verifier.coherence.MIN_MOVE` or more from ``where`` it is now, and each
+    longer lag farther along the same way, as a walker's path does. A box that jumps to and
+    fro about one place (ADR 0050's ninth review) lies as far at both lags, or the other
+    way; it is looked at as a box that stands."""
+    if any(lag is None or moved(lag[1], where, (0.0, 0.0)) < MIN_MOVE for lag in lags):
+        return False
+    cx, cy = (where[0] + where[2]) / 2, (where[1] + where[3]) / 2
+    steps = [((b[0] + b[2]) / 2 - cx, (b[1] + b[3]) / 2 - cy) for _, b in filter(None, lags)]
+    return all(
+        a[0] * b[0] + a[1] * b[1] > 0 and math.hypot(*b) > math.hypot(*a) * WALK_FARTHER
+        for a, b in itertools.pairwise(steps)
+    )
 
 
 def _holds_what_it_was(
@@ -1165,8 +1190,9 @@ class Verifier:
         """The verifier's pixels carry the track at ``box`` (ADR 0043): its support carries
         it; a new vouch only for a box ``alone`` on the frame, and not where a carry of the
         track ended because it stood on what was not its own (``history.stood``: until it
-        has moved :data:`~kontur.verifier.coherence.MIN_MOVE` from there, ADR 0050: a stream
-        through a standing phantom would vouch for it again at once); and it showed motion
+        has moved :data:`AWAY` from there, ADR 0050: a stream through a standing phantom
+        would vouch for it again at once, and one that jumps to and fro about it at the next
+        jump); and it showed motion
         of its own within :data:`STILL_CARRY_S` (:func:`_still_too_long`; for a class no
         policy watches, :func:`_still_too_long_unwatched`)."""
         tid, history = track
@@ -1175,7 +1201,7 @@ class Verifier:
         if not history.carried:
             if not alone(tid):
                 return False  # a new vouch, on foreground another box claims too
-            if history.stood is not None and moved(history.stood, box.xyxy, (0.0, 0.0)) < MIN_MOVE:
+            if history.stood is not None and moved(history.stood, box.xyxy, (0.0, 0.0)) < AWAY:
                 return False  # not again where it stood, until it has walked away
             history.stood = None
         if self._groups.watched(box.label, self._watch.classes):
