@@ -331,8 +331,9 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
     tell has no say, and then the box is not where a car in front is compared with); the
     motion alone while the track is younger than the shortest lag (never when its full
     history is younger: a frame rate too high for it fails closed), or walks
-    (:func:`_where`). A box that stood uncovered and held itself at both lags becomes the
-    track's ``history.own``."""
+    (:func:`_walks`). Where the track was at a lag is the median of its boxes around it
+    (:func:`_around`), not the lag's box alone. A box that stood uncovered and held itself
+    at both lags becomes the track's ``history.own``."""
     if box.motion is None or box.motion < OWN_MOTION:
         return False
     past = list(history)
@@ -343,7 +344,7 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
         # younger than the shortest lag: its vouch saw it move. A full history that does not
         # reach back so far (over HISTORY_LENGTH / 0.5 s frames a second) cannot tell.
         return not history.full
-    where = _where(history, box)  # (a box moved for a frame or two is not where it is...)
+    where = _where(history, box)  # medians: a box moved for a frame or two is not where
     lags = [None if k is None else (past[k].frame_index, _around(past, k)) for k in at]
     if _walks(where, lags):
         return True  # it walks: content coherence judges where its content goes
@@ -468,18 +469,17 @@ def _carried_holds(cam: _Camera, box: ObservedBox, lags: list[tuple[int, Box] | 
 
 
 def _carrying(cam: _Camera, frame_index: int, xyxy: Box) -> Carrying | None:
-    """The pixels that carry ``box`` on its frame: its own foreground inside it, with a halo
-    of :data:`CARRYING_HALO` picture pixels (a figure's outline against the ground, which a
-    flat figure's inside lacks, even where the box fits it), and the rectangle (frame pixels)
-    that bounds them. What
-    holds must be what carries the box and gives it its motion: a box drawn tall over
-    walkers in a stream, with still ground above their heads, holds the ground and moves
-    with the walkers (ADR 0050's sixth review); the walkers hold nothing, and neither does
-    the ground between two lanes of them, which is not theirs. Pixels, not a share of the
-    box: a worker that resizes the box between looks does not move them (:func:`_held`
-    moves them only as the box's centre moved). None (the whole box) when the frame's masks
-    are gone or not judged, or the box has no foreground (its motion then was not measured
-    on foreground)."""
+    """The pixels that carry the box ``xyxy`` on frame ``frame_index``: its own foreground
+    inside it, with a halo of :data:`CARRYING_HALO` picture pixels (a figure's outline
+    against the ground, which a flat figure's inside lacks, even where the box fits it), and
+    the rectangle (frame pixels) that bounds them. What holds must be what carries the box
+    and gives it its motion: a box drawn tall over walkers in a stream, with still ground
+    above their heads, holds the ground and moves with the walkers (ADR 0050's sixth
+    review); the walkers hold nothing, and neither does the ground between two lanes of
+    them, which is not theirs. Pixels, not a share of the box: a worker that resizes the
+    box between looks does not move them (:func:`_held` moves them only as the box's centre
+    moved). None (the whole box) when the frame's masks are gone or not judged, or the box
+    has no foreground (its motion then was not measured on foreground)."""
     masks = cam.masks.get(frame_index)
     if masks is None or not masks.judged:
         return None
@@ -516,7 +516,7 @@ def _holds(
     base: Baseline,
     box: ObservedBox,
     free: npt.NDArray[np.bool_] | None = None,
-    at: tuple[float, float, float, float] | None = None,
+    at: Box | None = None,
     enough: float = HOLD_NCC,
 ) -> float | None:
     """:func:`~kontur.verifier.coherence.held` of ``base`` by ``box`` (or the rectangle
@@ -1192,9 +1192,9 @@ class Verifier:
         track ended because it stood on what was not its own (``history.stood``: until it
         has moved :data:`AWAY` from there, ADR 0050: a stream through a standing phantom
         would vouch for it again at once, and one that jumps to and fro about it at the next
-        jump); and it showed motion
-        of its own within :data:`STILL_CARRY_S` (:func:`_still_too_long`; for a class no
-        policy watches, :func:`_still_too_long_unwatched`)."""
+        jump); and it showed motion of its own within :data:`STILL_CARRY_S`
+        (:func:`_still_too_long`; for a class no policy watches,
+        :func:`_still_too_long_unwatched`)."""
         tid, history = track
         if not self._support.carries(history, box):
             return False
