@@ -266,17 +266,29 @@ def _next_look(verifier: Verifier, i: int) -> int | None:
     return None
 
 
+def _still_since(verifier: Verifier) -> int | None:
+    """The frame of phantom 7's last look that succeeded (or of its vouch), as a worker that
+    knows the code works it out: None while it is not carried."""
+    cam = verifier._cameras.get("cam1")
+    h = None if cam is None else cam.tracks.get(7)
+    return (
+        None if h is None or h.still_since is None or not h.carried else round(h.still_since * 10)
+    )
+
+
+def _lag(look: int, lag_s: float) -> int:
+    """The frame (at 10 fps) a look on frame ``look`` takes as its lag of ``lag_s``."""
+    return max(j for j in range(look) if j / 10 <= look / 10 - lag_s)
+
+
 def _long_lags(verifier: Verifier) -> set[int]:
     """The frames that will be the 0.8 s lags of phantom 7's next five possible looks (0.5 s
     after the last that succeeded, then every 0.2 s), but for those that are looks too."""
-    cam = verifier._cameras.get("cam1")
-    h = None if cam is None else cam.tracks.get(7)
-    if h is None or h.still_since is None or not h.carried:
+    since = _still_since(verifier)
+    if since is None:
         return set()
-    since = round(h.still_since * 10)
     looks = [since + 5 + 2 * k for k in range(5)]
-    lags = {max(j for j in range(look) if j / 10 <= look / 10 - 0.8) for look in looks}
-    return {j for j in lags if j > since and j not in looks}
+    return {j for j in (_lag(look, 0.8) for look in looks) if j > since and j not in looks}
 
 
 def _stretched(out: list[TrackedObject], p: Box, verifier: Verifier) -> list[TrackedObject]:
@@ -591,19 +603,17 @@ def _jumps_on_its_lags(verifier: Verifier, dx: float) -> Callable[[int], Box | N
     def lag_frames(since: int) -> set[int]:
         looks = [since] + [since + 5 + 2 * k for k in range(5)]
         for look in looks[2:]:
-            lags = {max(j for j in range(look) if j / 10 <= look / 10 - lag) for lag in (0.5, 0.8)}
+            lags = {_lag(look, 0.5), _lag(look, 0.8)}
             if not lags & set(looks) and min(lags) > since:
                 return lags
         return set()
 
     def at(i: int) -> Box | None:
         b = _phantom_in_the_stream(i)
-        h = verifier._cameras["cam1"].tracks.get(7) if verifier._cameras else None
-        if b is None or i < 60 or h is None or not h.carried or h.still_since is None:
+        since = _still_since(verifier)
+        if b is None or i < 60 or since is None or i not in lag_frames(since):
             return b
-        return (
-            (b[0] + dx, b[1], b[2] + dx, b[3]) if i in lag_frames(round(h.still_since * 10)) else b
-        )
+        return (b[0] + dx, b[1], b[2] + dx, b[3])
 
     return at
 
@@ -655,20 +665,16 @@ def _rides_its_lags(
                 b = w(look)
                 if b is None or abs((b[0] + b[2]) / 2 - (p[0] + p[2]) / 2) > 4.0:
                     continue
-                lags = [
-                    max(j for j in range(look) if j / 10 <= look / 10 - lag) for lag in (0.5, 0.8)
-                ]
-                drawn = {j: w(j) for j in lags}
+                lags = [_lag(look, 0.5), _lag(look, 0.8)]
                 if min(lags) > since:
-                    return {j: (b[0] - 8, b[1], b[2] + 8, b[3]) for j, b in drawn.items() if b}
+                    on = {j: w(j) for j in lags}
+                    return {j: (c[0] - 8, c[1], c[2] + 8, c[3]) for j, c in on.items() if c}
         return {}
 
     def at(i: int) -> Box | None:
         b = _phantom_in_the_stream(i)
-        h = verifier._cameras["cam1"].tracks.get(7) if verifier._cameras else None
-        if b is None or i < 60 or h is None or not h.carried or h.still_since is None:
-            return b
-        return planned(round(h.still_since * 10)).get(i, b)
+        since = _still_since(verifier)
+        return b if b is None or i < 60 or since is None else planned(since).get(i, b)
 
     return at
 
