@@ -9,6 +9,7 @@ from verifier_sim import person, track_frame
 from kontur.config import PolicyConfig, ZoneConfig, load_config
 from kontur.verifier import ClassGroups, ForegroundSupport, FrozenBox, Watch
 from kontur.verifier.process import watch_from_spec
+from kontur.verifier.watch import MAX_REMEMBERED
 from kontur.worker.faults import (
     CHURN_TRACK_BASE,
     PHANTOM_TRACK_ID,
@@ -55,6 +56,18 @@ def test_the_shell_reads_the_policies_from_its_spec_or_watches_everything() -> N
 def test_class_groups_refuse_a_class_in_two_groups() -> None:
     with pytest.raises(ValueError, match="expected class 'bus' in one group, got it in two"):
         ClassGroups([["car", "bus"], ["bus", "train"]])
+
+
+def test_class_groups_answer_what_is_watched_the_same_however_many_names_a_worker_invents() -> None:
+    groups = ClassGroups([["person", "bicycle"], ["car", "truck"]])
+    persons = frozenset({"person"})
+    for _ in range(2):  # asked afresh, then remembered: the same answers
+        assert groups.watched("bicycle", persons) and not groups.watched("truck", persons)
+        assert groups.watched("truck", None) and not groups.watched("cat", persons)
+    invented = [f"person-{k}" for k in range(3 * MAX_REMEMBERED)]
+    assert not any(groups.watched(name, persons) for name in invented)
+    assert groups.watched("person", persons) and not groups.watched(invented[-1], persons)
+    assert len(groups._watched) <= MAX_REMEMBERED  # bounded: names come from the worker
 
 
 def test_a_box_that_moves_over_no_foreground_is_a_phantom_and_a_still_one_is_not() -> None:

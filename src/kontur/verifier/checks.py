@@ -24,6 +24,7 @@ previous thumbnail and a bounded set of thumbnail digests) and is fed one thumbn
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections import Counter, deque
 from collections.abc import Callable
@@ -461,6 +462,8 @@ class ForegroundSupport:
             return None
         if not self.groups.watched(current.label, self.watched):
             return None  # no policy acts on it (a bag carried inside a person's box)
+        if self._supported(history, current):
+            return None  # the usual case, counted without building the window
         window, start, sparse = self._window(history, current)
         supported = sum(1 for b in window if self._moving_support(b))
         if len(window) < 3 or supported > SUPPORTED_SHARE * len(window):
@@ -484,6 +487,21 @@ class ForegroundSupport:
                 "frozen box?)"
             )
         return None
+
+    def _supported(self, history: TrackHistory, current: ObservedBox) -> bool:
+        """:meth:`check`'s first test, on a window of 3 judged boxes or more (not a sparse
+        one): more than :data:`SUPPORTED_SHARE` of it has moving support of its own. The same
+        count as :meth:`_window` and :meth:`_moving_support`, in one pass over the history
+        (called for every watched box on every frame)."""
+        start, floor = current.pts_s - self.phantom_seconds, self.min_support
+        judged = supported = 0
+        for b in itertools.chain((current,), reversed(history)):
+            if b.pts_s < start:
+                break
+            if b.support is not None:
+                judged += 1
+                supported += b.support >= floor and (b.motion is None or b.motion >= OWN_MOTION)
+        return judged >= 3 and supported > SUPPORTED_SHARE * judged
 
     def carries(self, history: TrackHistory, current: ObservedBox) -> bool:
         """The verifier's own pixels carry the track at ``current`` (ADR 0043): ``current``

@@ -124,8 +124,8 @@ OLDER_BY_S = 1.0
 STANDING_MOVE = 0.1
 STANDING_S = 0.5
 #: A box's motion is its own (:func:`_moves_on_its_own`) only while it holds what it held at
-#: each of these lags (seconds; not multiples of each other: a stream whose walkers repeat
-#: at one lag does not at the other)...
+#: each of these lags (seconds, shortest first; not multiples of each other: a stream whose
+#: walkers repeat at one lag does not at the other)...
 HOLD_LAGS_S = (0.5, 0.8)
 #: ... as the normalised cross-correlation of the two (:func:`~kontur.verifier.coherence.
 #: held`) tells: a person who stands and stirs holds themselves; a phantom that a stream of
@@ -337,8 +337,12 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
     if box.motion is None or box.motion < OWN_MOTION:
         return False
     past = list(history)
-    at = [next((k for k in range(len(past) - 1, -1, -1) if past[k].pts_s <= box.pts_s - lag),
-               None) for lag in HOLD_LAGS_S]  # fmt: skip
+    at: list[int | None] = []
+    k = len(past) - 1
+    for lag in HOLD_LAGS_S:  # shortest first: the newest box so old, scanning back once
+        while k >= 0 and past[k].pts_s > box.pts_s - lag:
+            k -= 1
+        at.append(k if k >= 0 else None)
     bases = [None if k is None else past[k] for k in at]
     if bases[0] is None:
         # younger than the shortest lag: its vouch saw it move. A full history that does not
@@ -426,8 +430,8 @@ def _around(past: list[ObservedBox], k: int) -> Box:
 def _median_box(boxes: list[Box]) -> Box:
     """The median of ``boxes``, coordinate by coordinate (the upper one of an even count)."""
     mid = len(boxes) // 2
-    x1, y1, x2, y2 = (sorted(b[k] for b in boxes)[mid] for k in range(4))
-    return x1, y1, x2, y2
+    x1, y1, x2, y2 = map(sorted, zip(*boxes, strict=True))
+    return x1[mid], y1[mid], x2[mid], y2[mid]
 
 
 def _held(
@@ -486,29 +490,31 @@ def _carrying(cam: _Camera, frame_index: int, xyxy: Box) -> Carrying | None:
     y0, x0, y1, x1 = masks.to_picture(xyxy)
     fg = masks.foreground()
     own = fg[y0:y1, x0:x1]
-    rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+    rows = np.flatnonzero(own.any(axis=1))
     if rows.size == 0:
         return None
-    h = CARRYING_HALO
-    padded = np.zeros((own.shape[0] + 4 * h, own.shape[1] + 4 * h), bool)
-    padded[2 * h : 2 * h + own.shape[0], 2 * h : 2 * h + own.shape[1]] = own
-    # the rectangle, in rows and columns of ``padded``: the foreground's, h more each way,
-    # and not into the picture's outer pixels (what :func:`held` compares stays off them)
-    (r0, r1), (c0, c1) = (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))
-    top, bottom = max(r0 + h, 2 * h + 1 - y0), min(r1 + 3 * h + 1, fg.shape[0] + 2 * h - 1 - y0)
-    left, right = max(c0 + h, 2 * h + 1 - x0), min(c1 + 3 * h + 1, fg.shape[1] + 2 * h - 1 - x0)
-    bottom, right = max(bottom, top), max(right, left)  # (none left: nothing to compare)
-    column = np.zeros((bottom - top, right - left + 2 * h), bool)
-    for d in range(2 * h + 1):  # the halo, a square: up to h rows each way...
-        column |= padded[top - h + d : bottom - h + d, left - h : right + h]
-    grown = np.zeros((bottom - top, right - left), bool)
-    for d in range(2 * h + 1):  # ...then up to h columns
-        grown |= column[:, d : d + right - left]
-    py, px = y0 - 2 * h + top, x0 - 2 * h + left  # (picture rows and columns)
+    cols = np.flatnonzero(own.any(axis=0))
+    # the rectangle (picture rows and columns): the foreground's, h more each way, and not
+    # into the picture's outer pixels (what :func:`held` compares stays off them)
+    h, (height, width) = CARRYING_HALO, fg.shape
+    top, bottom = max(y0 + int(rows[0]) - h, 1), min(y0 + int(rows[-1]) + h + 1, height - 1)
+    left, right = max(x0 + int(cols[0]) - h, 1), min(x0 + int(cols[-1]) + h + 1, width - 1)
+    n, m = max(bottom - top, 0), max(right - left, 0)  # (none left: nothing to compare)
+    near = np.zeros((n + 2 * h, m + 2 * h), bool)  # the box's foreground, h round the rectangle
+    ny0, nx0 = max(y0, top - h), max(x0, left - h)
+    ny1, nx1 = min(y1, top + n + h), min(x1, left + m + h)
+    if ny1 > ny0 and nx1 > nx0:
+        near[ny0 - top + h : ny1 - top + h, nx0 - left + h : nx1 - left + h] = fg[ny0:ny1, nx0:nx1]
+    column = near[0:n].copy()
+    for d in range(1, 2 * h + 1):  # the halo, a square: up to h rows each way...
+        column |= near[d : d + n]
+    grown = column[:, 0:m].copy()
+    for d in range(1, 2 * h + 1):  # ...then up to h columns
+        grown |= column[:, d : d + m]
     mask = np.zeros_like(fg)
-    mask[py : py + grown.shape[0], px : px + grown.shape[1]] = grown
+    mask[top : top + n, left : left + m] = grown
     s = float(masks.stride)
-    return (px * s, py * s, (px + grown.shape[1]) * s, (py + grown.shape[0]) * s), mask
+    return (left * s, top * s, (left + m) * s, (top + n) * s), mask
 
 
 def _holds(

@@ -21,6 +21,9 @@ from kontur.geometry import point_in_polygon
 __all__ = ["WHOLE_FRAME", "ClassGroups", "Watch", "WatchedZone"]
 
 WHOLE_FRAME: tuple[tuple[float, float], ...] = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+#: Answers :meth:`ClassGroups.watched` remembers (a site's detector has tens of classes; a
+#: worker that invents names only finds the rest asked afresh).
+MAX_REMEMBERED = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,9 @@ class ClassGroups:
                 self._of[name] = i
         self._groups = tuple(frozenset(g) for g in groups)
         self._keys = {name: "|".join(sorted(self._groups[i])) for name, i in self._of.items()}
+        self._watched: dict[tuple[str, frozenset[str] | None], bool] = {}
+        """:meth:`watched`'s answers (asked several times per box and frame), at most
+        :data:`MAX_REMEMBERED`: class names come from the worker."""
 
     def key(self, class_name: str) -> str:
         """A name for the group of ``class_name`` (the class itself when in no group)."""
@@ -103,4 +109,9 @@ class ClassGroups:
     def watched(self, class_name: str, classes: frozenset[str] | None) -> bool:
         """True when a policy watching ``classes`` (None: all) cares about ``class_name``'s
         group: the group holds a watched class."""
-        return classes is None or not classes.isdisjoint(self.members(class_name))
+        known = self._watched.get((class_name, classes))
+        if known is None:
+            known = classes is None or not classes.isdisjoint(self.members(class_name))
+            if len(self._watched) < MAX_REMEMBERED:
+                self._watched[class_name, classes] = known
+        return known
