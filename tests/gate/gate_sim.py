@@ -95,13 +95,14 @@ def evidence(
     gop_index: int | None = None,
     vouched: Sequence[int] | None = None,
     measured: Sequence[int] | None = None,
+    jumped: Sequence[int] = (),
 ) -> Evidence:
     """Tracks for ``frame`` with the verifier's finding on them and ingest's stamp.
 
     Ingest stamps the frame in GOP ``frame // GOP_LEN`` (or ``gop_index``) at ``pts``. The
     verifier vouches for ``vouched`` (default: every object it gives no reason on, as its
-    pixels do for people walking in a learnt scene; ADR 0043), and ``measured`` those (ADR
-    0044; default: the ones it vouches for).
+    pixels do for people walking in a learnt scene; ADR 0043), ``measured`` those (ADR
+    0044; default: the ones it vouches for), and saw ``jumped`` jump (ADR 0053).
     """
     named = {k: tuple(v) for k, v in (track_reasons or {}).items()}
     if vouched is None:
@@ -114,6 +115,7 @@ def evidence(
         track_reasons=named,
         vouched=tuple(vouched),
         measured=tuple(vouched if measured is None else measured),
+        jumped=tuple(jumped),
     )
     tracks = track_frame(frame, objects, cam=cam, pts=pts)
     stamp = FrameStamp(

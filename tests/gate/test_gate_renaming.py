@@ -100,6 +100,7 @@ def _scene(
             track_reasons={k: list(v) for k, v in finding.track_reasons.items()},
             vouched=finding.vouched,
             measured=finding.measured,
+            jumped=finding.jumped,
             pts=i / fps,
         )
         for request in rule.observe(ev, SIZE):

@@ -13,7 +13,7 @@ from test_gate_renaming import Box, _person, _scene, _walks_then_stands
 from kontur.config import VerifierConfig
 from kontur.verifier import Verifier
 from kontur.verifier.core import HOLD_EVERY_S, LOOK_EVERY_S
-from kontur.wire import Outcome, TrackedObject
+from kontur.wire import Finding, Outcome, TrackedObject
 
 #: The zone below the path the walkers take (feet at y = 230 px; the zone starts at 238 px).
 BELOW_PATH = ((0.35, 0.66), (0.75, 0.66), (0.75, 0.85), (0.35, 0.85))
@@ -157,11 +157,13 @@ def _in_the_stream(
     walkers_reported: str,
     verifier: Verifier | None = None,
     far: tuple[list[Callable[[int], Box | None]], bool] = ([], False),
+    log: list[Finding] | None = None,
 ) -> list[Outcome]:
     """A3's scene: eleven walkers through the zone, one every 1.3 s, reported as
     ``STREAM_REPORTS[walkers_reported]`` says, and phantom 7 at ``phantom(i)``; the outcomes
     of its 8 s dwell. ``verifier``: the one to run (for a worker that times its lies by
-    it); ``far``: more walkers, and whether the worker reports them."""
+    it); ``far``: more walkers, and whether the worker reports them; ``log``: gets the
+    verifier's findings."""
     zone = ((0.42, 0.6), (0.58, 0.6), (0.58, 0.8), (0.42, 0.8))
     walkers = [_stream_walker(k) for k in range(12)]
     report = STREAM_REPORTS[walkers_reported]
@@ -179,7 +181,7 @@ def _in_the_stream(
         return out if box is None else [*out, _person(7, box)]
 
     drawn = lambda i: [b for w in walkers + others if (b := w(i)) is not None]  # noqa: E731
-    out = _scene(160, drawn, reports, 8.0, zone, verifier=verifier)
+    out = _scene(160, drawn, reports, 8.0, zone, verifier=verifier, log=log)
     return [o for t, o, _ in out if t == 7]
 
 
@@ -732,3 +734,49 @@ def test_a_phantom_jumping_to_and_fro_goes_to_an_operator(
     walker. A walker lies farther along the same way at the longer lag; this box lies as
     far, and is looked at as one that stands."""
     assert _in_the_stream(_square_wave(dx, half), walkers_reported) == [Outcome.OPERATOR]
+
+
+def _sawtooth(back: int) -> Callable[[int], Box | None]:
+    """The A3 phantom riding the walkers once it stands: at their pace (4 px a frame), then
+    back onto the next walker (13 frames behind, 52 px) over ``back`` frames, again and
+    again: each ride a walker's, the box never leaving the zone."""
+    ride = 13 - back
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        first = _stream_walker(0)(66)
+        if b is None or i < 66 or first is None:
+            return b
+        p = (i - 66) % 13
+        x = first[0] - 8.0 + (4.0 * p if p <= ride else 4.0 * ride * (13 - p) / back)
+        return (x, 150.0, x + 40.0, 250.0)
+
+    return at
+
+
+@pytest.mark.parametrize("back", [1, 2])
+@pytest.mark.parametrize("walkers_reported", ["honestly", "not at all"])
+def test_a_phantom_that_rides_each_walker_and_jumps_back_goes_to_an_operator(
+    back: int, walkers_reported: str
+) -> None:
+    """ADR 0050's tenth review (ALLOWed before ADR 0053): every look sees a steady walker,
+    and content coherence averages one jump in 1.3 s away. No person goes back 1.3 widths
+    in a frame or two against the way they were going: the box jumped, and the dwell is of
+    several walkers."""
+    log: list[Finding] = []
+    assert _in_the_stream(_sawtooth(back), walkers_reported, log=log) == [Outcome.OPERATOR]
+    assert sum(7 in f.jumped for f in log) >= 5  # a jump every 1.3 s: each one seen
+
+
+def test_a_phantom_jumping_to_and_fro_farther_than_away_goes_to_an_operator() -> None:
+    """The tenth review (ALLOWed before ADR 0053): 62 px and back every 7 frames on a 40 px
+    box, about x = 252-314 px, wider than ``AWAY``: every jump is one."""
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        if b is None or i < 66:
+            return b
+        x = 252.0 + 0.25 * (i % 3) + (62.0 if ((i - 66) // 7) % 2 else 0.0)
+        return (x, 150.0, x + 40.0, 250.0)
+
+    assert _in_the_stream(at, "honestly") == [Outcome.OPERATOR]

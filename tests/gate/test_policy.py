@@ -346,6 +346,7 @@ def _vector_findings(spec: dict[Any, Any]) -> list[Finding]:
                 track_reasons={int(k): tuple(v) for k, v in case.get("track_reasons", {}).items()},
                 vouched=tuple(case.get("vouched", (7,))),
                 measured=tuple(case.get("measured", case.get("vouched", (7,)))),
+                jumped=tuple(case.get("jumped", ())),
             )
         )
     return out

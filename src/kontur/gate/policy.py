@@ -229,6 +229,22 @@ def _renamed(request: ActionRequest) -> str | None:
     )
 
 
+def _jumped(request: ActionRequest, track: int | None) -> str | None:
+    """Why a dwell whose track's box jumped within its window (``Finding.jumped``, after the
+    window's first frame) is not ALLOWed, or None."""
+    if track is None:
+        return None
+    frames = [f.frame_index for f in _mine(request)[1:] if track in f.jumped]
+    if not frames:
+        return None
+    return (
+        f"the verifier saw track {track}'s box jump ({_span(frames)}): it landed farther from "
+        "where its own motion was taking it than a person's motion can change in one step; "
+        "expected one object for the whole dwell, and a box handed to another object makes "
+        "one dwell of two (ADR 0053)"
+    )
+
+
 _UNCARRIED = (
     "the verifier's pixels did not carry track {track} on frame {frame}, when the dwell fired: "
     "it never saw the box move, alone, with foreground of its own (its background model was "
@@ -336,14 +352,15 @@ class VerifierAgrees:
     A finding counts against the request when it gives reasons for the request's track (in
     ``track_reasons``, or for an id the worker gave the same object earlier in the window:
     ``earlier_track_ids``; such a request, whose dwell spanned several ids, is never ALLOWed:
-    ADR 0042), when it gives a scene reason (a frozen or looped picture, a frame the
-    verifier never observed: any reason in ``reasons`` that is not its summary of
-    ``track_reasons``), whatever its ``agree`` says, or when it disagrees naming no reason at
-    all. Reasons that concern only *other* tracks do not count: one track's disagreement
-    never blocks the requests of another. A request on no single track (``track_id`` None)
-    counts every track's reasons. A finding for another camera, a frame of the window with no
-    finding, or a window with no findings, needs an operator. Identical reasons over many
-    frames are reported once, with the frames they span.
+    ADR 0042; nor is one whose track's box jumped after the window's first frame,
+    ``Finding.jumped``, ADR 0053), when it gives a scene reason (a frozen or looped
+    picture, a frame the verifier never observed: any reason in ``reasons`` that is not its
+    summary of ``track_reasons``), whatever its ``agree`` says, or when it disagrees naming
+    no reason at all. Reasons that concern only *other* tracks do not count: one track's
+    disagreement never blocks the requests of another. A request on no single track
+    (``track_id`` None) counts every track's reasons. A finding for another camera, a frame
+    of the window with no finding, or a window with no findings, needs an operator.
+    Identical reasons over many frames are reported once, with the frames they span.
     """
 
     def evaluate(self, request: ActionRequest) -> Check:
@@ -363,9 +380,9 @@ class VerifierAgrees:
         seen = {f.frame_index for f in request.findings if f.camera_id == cam}
         unseen = [i for i in request.frames if i not in seen]
         reasons = [f"{what} ({_span(fr)})" for what, fr in against.items()]
-        renamed = _renamed(request)
-        if renamed is not None:
-            reasons.append(renamed)
+        for held_back in (_renamed(request), _jumped(request, track)):
+            if held_back is not None:
+                reasons.append(held_back)
         if unseen:
             n = len(unseen)
             reasons.append(f"no verifier finding for {_where(unseen)} ({n} frame{'s' * (n != 1)})")

@@ -84,6 +84,7 @@ from kontur.verifier.foreground import (
     foot_band,
 )
 from kontur.verifier.history import ObservedBox, TrackHistory, extend_cover
+from kontur.verifier.jumps import jumped
 from kontur.verifier.renamed import Renamings
 from kontur.verifier.stayed import StayedTracks
 from kontur.verifier.thumbnail import validate_thumbnail
@@ -275,6 +276,18 @@ def _shift(cam: _Camera, first: int, second: int) -> tuple[int, int]:
     return shift
 
 
+def _jumped(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
+    """``box`` jumped (:func:`~kontur.verifier.jumps.jumped`, ADR 0053), judged over spans
+    whose pictures the background model judged both still (a moving camera moves every
+    box)."""
+
+    def steady(first: int, second: int) -> bool:
+        a, b = cam.pictures.get(first), cam.pictures.get(second)
+        return a is not None and b is not None and a.still and b.still
+
+    return jumped(history, box, steady)
+
+
 def _inside_area(xyxy: tuple[float, float, float, float], width: int, height: int) -> float:
     """The share of a well-formed box's area inside a ``width`` × ``height`` picture."""
     x1, y1, x2, y2 = xyxy
@@ -337,12 +350,7 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
     if box.motion is None or box.motion < OWN_MOTION:
         return False
     past = list(history)
-    at: list[int | None] = []
-    k = len(past) - 1
-    for lag in HOLD_LAGS_S:  # shortest first: the newest box so old, scanning back once
-        while k >= 0 and past[k].pts_s > box.pts_s - lag:
-            k -= 1
-        at.append(k if k >= 0 else None)
+    at = _aged(past, box.pts_s, HOLD_LAGS_S)
     bases = [None if k is None else past[k] for k in at]
     if bases[0] is None:
         # younger than the shortest lag: its vouch saw it move. A full history that does not
@@ -367,6 +375,18 @@ def _moves_on_its_own(cam: _Camera, history: TrackHistory, box: ObservedBox) -> 
     if None not in scores and picture is not None:  # it stood and held itself at both lags:
         history.own = Baseline(picture.pixels, picture.stride, box.xyxy)  # (a car in front)
     return True
+
+
+def _aged(past: list[ObservedBox], now: float, ages: tuple[float, ...]) -> list[int | None]:
+    """For each of ``ages`` (seconds, shortest first), the index in ``past`` (oldest first)
+    of its newest box at least that much older than ``now``, or None: one scan back."""
+    at: list[int | None] = []
+    k = len(past) - 1
+    for age in ages:
+        while k >= 0 and past[k].pts_s > now - age:
+            k -= 1
+        at.append(k if k >= 0 else None)
+    return at
 
 
 def _walks(where: Box, lags: list[tuple[int, Box] | None]) -> bool:
@@ -814,7 +834,7 @@ class Verifier:
         masks = cam.masks.get(tracks.frame_index)
         any_meter = BoxMeter(masks) if masks is not None else None
         meter = any_meter if masks is not None and masks.judged else None
-        per_track, names, vouched, measured = self._check_tracks(
+        per_track, names, vouched, measured, jumped = self._check_tracks(
             cam, tracks.frame_index, pts_s, tracks, any_meter
         )
         self._renamed(cam, previous, tracks, pts_s, per_track, names)
@@ -838,6 +858,7 @@ class Verifier:
             track_reasons={tid: tuple(r) for tid, r in per_track.items()},
             vouched=tuple(t for t in vouched if t not in per_track),
             measured=tuple(measured),
+            jumped=tuple(jumped),
         )
 
     def _scene_checks(
@@ -1013,13 +1034,15 @@ class Verifier:
         pts_s: float,
         tracks: TrackFrame,
         meter: BoxMeter | None,
-    ) -> tuple[dict[int, list[str]], dict[int, list[str]], list[int], list[int]]:
+    ) -> tuple[dict[int, list[str]], dict[int, list[str]], list[int], list[int], list[int]]:
         """Run every track check; returns reasons and check names keyed by track id, the
-        tracks the verifier's own pixels carry (ADR 0043), and those it measured (ADR 0044)."""
+        tracks the verifier's own pixels carry (ADR 0043), those it measured (ADR 0044), and
+        those whose box jumped (ADR 0053)."""
         reasons: dict[int, list[str]] = {}
         names: dict[int, list[str]] = {}
         vouched: list[int] = []
         measured: list[int] = []
+        jumped: list[int] = []
         seen: set[int] = set()
         own = self._own_meters(cam, meter, tracks)
         judged = meter is not None and meter.masks.judged
@@ -1035,15 +1058,14 @@ class Verifier:
             seen.add(tid)
             mine = own.get(self._groups.key(obj.class_name), meter)
             box = self._stature(cam, self._observed(cam, obj, frame_index, pts_s, mine), meter)
-            found, carried, looked = self._check_one(cam, tid, box, judged, alone)
+            found, carried, looked, jumps = self._check_one(cam, tid, box, judged, alone)
             for name, reason in found:
                 reasons.setdefault(tid, []).append(reason)
                 names.setdefault(tid, []).append(name)
-            if carried:
-                vouched.append(tid)
-            if looked:
-                measured.append(tid)
-        return reasons, names, vouched, measured
+            for flag, out in ((carried, vouched), (looked, measured), (jumps, jumped)):
+                if flag:
+                    out.append(tid)
+        return reasons, names, vouched, measured, jumped
 
     def _stature(self, cam: _Camera, box: ObservedBox, meter: BoxMeter | None) -> ObservedBox:
         """``box`` with its height over the camera's modelled person height at its foot point
@@ -1147,14 +1169,15 @@ class Verifier:
         box: ObservedBox,
         judged: bool,
         alone: _Alone,
-    ) -> tuple[list[tuple[str, str]], bool, bool]:
+    ) -> tuple[list[tuple[str, str]], bool, bool, bool]:
         """(check name, reason) for each check ``box`` fails, whether the verifier's pixels
         carry it (:meth:`~kontur.verifier.checks.ForegroundSupport.carries`; a reason ends
         it; on a ``judged`` frame where the box, or where it stands, was not measured,
         covered by another object's box, it is not carried now and stays as it was; only a
-        box ``alone`` on the frame is vouched for anew), and whether it was measured (ADR
-        0044: judged and not covered, for ``phantom_seconds`` running); records it when well
-        formed. ``judged``: whether the background model judged the frame."""
+        box ``alone`` on the frame is vouched for anew), whether it was measured (ADR
+        0044: judged and not covered, for ``phantom_seconds`` running), and whether it
+        jumped (:func:`_jumped`, a watched track's only); records it when well formed.
+        ``judged``: whether the background model judged the frame."""
         history = cam.tracks.get(tid)
         last = None if history is None else history.last
         if last is not None and _cut(cam, last.frame_index, box.frame_index):
@@ -1164,12 +1187,14 @@ class Verifier:
         malformed = self._box.check(tid, history, box)
         if malformed is not None:
             history.carried, history.measured_since = False, None
-            return [(self._box.name, malformed)], False, False
-        if self._coherence_on(box):
+            return [(self._box.name, malformed)], False, False, False
+        watched = self._watched(box)
+        if watched:
             coherence = self._coherence(cam, history, box)
             if coherence is not None:  # None: the box's own, as measured
                 box = box.scored(coherence=coherence)
         found = [(c.name, r) for c in self._checks if (r := c.check(tid, history, box))]
+        jumps = watched and _jumped(cam, history, box)
         carried = not found and self._carries(cam, (tid, history), box, alone)
         _extend_cover(cam, history, box, carried)
         if carried and _parked(cam, history, box):
@@ -1184,7 +1209,7 @@ class Verifier:
         history.append(box)
         cam.tracks[tid] = history
         cam.tracks.move_to_end(tid)
-        return found, carried, looked
+        return found, carried, looked, jumps
 
     def _carries(
         self,
@@ -1230,8 +1255,9 @@ class Verifier:
             history.measured_since = box.pts_s
         return box.pts_s - history.measured_since >= self._config.phantom_seconds - 1e-6
 
-    def _coherence_on(self, box: ObservedBox) -> bool:
-        """Content coherence is measured for tracks of a watched class group only."""
+    def _watched(self, box: ObservedBox) -> bool:
+        """``box`` is of a watched class group: content coherence is measured, and jumps
+        judged, for those only (no policy acts on the others)."""
         return self._groups.watched(box.label, self._watch.classes)
 
     @staticmethod
@@ -1243,8 +1269,9 @@ class Verifier:
         if now is None or (last is not None and _slot(last.pts_s) == _slot(box.pts_s)):
             return None  # measured once per COHERENCE_EVERY_S: the cost stays per second
         tried: set[int] = set()
-        for age in BASELINES_S:
-            base = next((b for b in reversed(history) if b.pts_s <= box.pts_s - age), None)
+        past = list(history)
+        for k in _aged(past, box.pts_s, BASELINES_S):
+            base = None if k is None else past[k]
             then = None if base is None else cam.pictures.get(base.frame_index)
             if base is None or then is None or then.stride != now.stride:
                 return None  # older baselines are older still, or gone

@@ -216,6 +216,12 @@ class Finding(_Msg):
     it looked, in short; ``vouched`` is a subset. A dwell whose track was measured for less
     than half its window, or not carried for more than a third of the time it was measured,
     goes to an operator, however it ends."""
+    jumped: tuple[int, ...] = ()
+    """Tracks whose box jumped on this frame (ADR 0053): it landed, in one step, farther from
+    where the track's own motion was taking it than a person's motion can change in that
+    time, as when a tracker hands the id to another object. A dwell whose window holds a
+    jump of its track, after its first frame, goes to an operator: it may be of two
+    objects."""
 
 
 class FrameStamp(_Msg):
