@@ -768,6 +768,30 @@ def test_a_phantom_that_rides_each_walker_and_jumps_back_goes_to_an_operator(
     assert sum(7 in f.jumped for f in log) >= 5  # a jump every 1.3 s: each one seen
 
 
+@pytest.mark.parametrize("gap", [5, 6])
+def test_a_phantom_that_hides_its_jump_back_in_a_gap_goes_to_an_operator(gap: int) -> None:
+    """ADR 0053's review: the sawtooth with the box left out for 0.5-0.6 s before it comes
+    back on the walker behind, so that no step spans under half a second. Across a gap the
+    box must land on the path it was on (kept going, or stopped)."""
+    first = _stream_walker(0)(66)
+    assert first is not None
+
+    def at(i: int) -> Box | None:
+        b = _phantom_in_the_stream(i)
+        p = (i - 66) % 13
+        if b is None or i < 66:
+            return b
+        return (
+            None
+            if p >= 13 - gap
+            else (first[0] - 8.0 + 4.0 * p, 150.0, first[0] + 32.0 + 4.0 * p, 250.0)
+        )
+
+    log: list[Finding] = []
+    assert _in_the_stream(at, "honestly", log=log) == [Outcome.OPERATOR]
+    assert sum(7 in f.jumped for f in log) >= 5
+
+
 def test_a_phantom_jumping_to_and_fro_farther_than_away_goes_to_an_operator() -> None:
     """The tenth review (ALLOWed before ADR 0053): 62 px and back every 7 frames on a 40 px
     box, about x = 252-314 px, wider than ``AWAY``: every jump is one."""

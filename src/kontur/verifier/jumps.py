@@ -23,13 +23,20 @@ boxes. The new box is judged twice:
   two or three frames), goes back; a walker who stops does not, and one who turns round
   goes back only as fast as a person can.
 
+After a gap in the track's reports longer than :data:`MAX_STEP_S`, acceleration would allow
+anything, and a worker that leaves its box out for a moment could bring it back on the walker
+behind. The box must then land within :data:`JUMP_SIZES` of the path between where the track
+was and where its velocity would have taken it: a person hidden for a moment kept going, or
+stopped (or stood, when the velocity is not known).
+
 Distances are in box sizes, as :func:`~kontur.verifier.coherence.moved` measures them:
-widths across, heights up and down, of the larger of the two boxes compared. Not judged: a
-span or a velocity over more than :data:`MAX_STEP_S` (a worker that reports the track now and
-then), a track too young to have a velocity, going back for a track slower than
-:data:`GOING` (it stood: no way to go back against), and any span over which the camera did
-not stand still (``steady``: the caller's background model judged both frames; a moving
-camera's boxes move with it).
+widths across, heights up and down, of the larger of the two boxes compared (the distance
+from a path, straight in those units). Not judged: a velocity over more than
+:data:`MAX_STEP_S` (a worker that reports the track now and then), a step of a track too
+young to have a velocity, going back across a gap or for a track slower than :data:`GOING`
+(it stood: no way to go back against), and any span over which the camera did not stand
+still (``steady``: the caller's background model judged both frames; a moving camera's
+boxes move with it).
 
 Pure: the track's history, its new box and whether the camera stood still between two
 frames.
@@ -86,8 +93,8 @@ def _steady(first: int, second: int) -> bool:
 
 
 def jumped(history: TrackHistory, current: ObservedBox, steady: Steady = _steady) -> bool:
-    """``current`` jumped (ADR 0053): a step of :data:`JUMP_SIZES` or more, or going back
-    :data:`BACK_SIZES` or more (:func:`offsets`)."""
+    """``current`` jumped (ADR 0053): a step, or a landing after a gap, :data:`JUMP_SIZES`
+    or more off, or going back :data:`BACK_SIZES` or more (:func:`offsets`)."""
     step, back = offsets(history, current, steady)
     return (step is not None and step >= JUMP_SIZES) or (back is not None and back >= BACK_SIZES)
 
@@ -95,18 +102,19 @@ def jumped(history: TrackHistory, current: ObservedBox, steady: Steady = _steady
 def offsets(
     history: TrackHistory, current: ObservedBox, steady: Steady = _steady
 ) -> tuple[float | None, float | None]:
-    """The step and the going back of ``current`` after ``history`` (the module's two
-    judgements), in box sizes less what :data:`ACCELERATION` allows; each None when not
-    judged."""
+    """The step (or the landing after a gap) and the going back of ``current`` after
+    ``history`` (the module's judgements), in box sizes; each None when not judged."""
     prev = history.last
-    if prev is None or not 0 < current.pts_s - prev.pts_s <= MAX_STEP_S:
-        return None, None  # (going back starts earlier still)
+    if prev is None or not current.pts_s > prev.pts_s:
+        return None, None
     anchors = [prev]  # the last box, the one VELOCITY_S before it, and the one before that
     for box in reversed(history):
         if box.pts_s <= anchors[-1].pts_s - VELOCITY_S + 1e-6:
             anchors.append(box)
             if len(anchors) == 3:
                 break
+    if current.pts_s - prev.pts_s > MAX_STEP_S:  # a gap: off the path, going back untold
+        return _off_path(prev, anchors[1] if len(anchors) > 1 else prev, current, steady), None
     step = back = None
     if len(anchors) > 1:
         step = _off(anchors[0], anchors[1], current, steady, back=False)
@@ -120,19 +128,56 @@ def _off(
 ) -> float | None:
     """From ``start`` to ``current``, with the velocity from ``before`` to ``start``: how far
     off that velocity (``back``: how far back against it) ``current`` landed, less what
-    :data:`ACCELERATION` allows, in box sizes; None when not judged."""
+    :data:`ACCELERATION` allows; None when not judged."""
+    moves = _moves(start, before, current, steady)
+    if moves is None or moves[1] is None:
+        return None
+    (dx, dy), (vx, vy), t = moves[0], moves[1], moves[2]
+    allowed = ACCELERATION * t * t / 2
+    if not back:
+        return max(abs(dx - vx * t), abs(dy - vy * t)) - allowed
+    speed = math.hypot(vx, vy)
+    return None if speed < GOING else -(dx * vx + dy * vy) / speed - allowed
+
+
+def _off_path(
+    start: ObservedBox, before: ObservedBox, current: ObservedBox, steady: Steady
+) -> float | None:
+    """After a gap in the track's reports: how far ``current`` landed from the path between
+    ``start`` and where the velocity from ``before`` to ``start`` took it (a person hidden
+    for a moment kept going, or stopped: :data:`ACCELERATION` allows no more, as over a gap
+    it would allow anything); standing still when that velocity is not known."""
+    moves = _moves(start, before, current, steady, gap=True)
+    if moves is None:
+        return None
+    (dx, dy), velocity, t = moves
+    px, py = (0.0, 0.0) if velocity is None else (velocity[0] * t, velocity[1] * t)
+    length = px * px + py * py
+    along = 0.0 if length == 0 else min(1.0, max(0.0, (dx * px + dy * py) / length))
+    return math.hypot(dx - along * px, dy - along * py)
+
+
+def _moves(
+    start: ObservedBox, before: ObservedBox, current: ObservedBox, steady: Steady, gap: bool = False
+) -> tuple[tuple[float, float], tuple[float, float] | None, float] | None:
+    """From ``start`` to ``current``: the move and the track's velocity from ``before`` to
+    ``start`` (box sizes, and sizes a second: widths across, heights up and down, of the
+    larger of ``start`` and ``current``; the velocity None when not known: no older box, or
+    over more than :data:`MAX_STEP_S`), and the time. None when not judged: the camera
+    moved, or the move takes more than :data:`MAX_STEP_S` (unless a ``gap`` is judged)."""
     t, span = current.pts_s - start.pts_s, start.pts_s - before.pts_s
-    if not (0 < t <= MAX_STEP_S and 0 < span <= MAX_STEP_S):
+    if t <= 0 or (t > MAX_STEP_S and not gap):
         return None
     if not steady(start.frame_index, current.frame_index):
         return None
     (sx1, sy1, sx2, sy2), (bx1, by1, bx2, by2) = start.xyxy, before.xyxy
     cx1, cy1, cx2, cy2 = current.xyxy
     width, height = max(sx2 - sx1, cx2 - cx1), max(sy2 - sy1, cy2 - cy1)
-    dx, dy = (cx1 + cx2 - sx1 - sx2) / 2 / width, (cy1 + cy2 - sy1 - sy2) / 2 / height
-    vx, vy = (sx1 + sx2 - bx1 - bx2) / 2 / span / width, (sy1 + sy2 - by1 - by2) / 2 / span / height
-    allowed = ACCELERATION * t * t / 2
-    if not back:
-        return max(abs(dx - vx * t), abs(dy - vy * t)) - allowed
-    speed = math.hypot(vx, vy)
-    return None if speed < GOING else -(dx * vx + dy * vy) / speed - allowed
+    move = (cx1 + cx2 - sx1 - sx2) / 2 / width, (cy1 + cy2 - sy1 - sy2) / 2 / height
+    if not 0 < span <= MAX_STEP_S:
+        return move, None, t
+    velocity = (
+        (sx1 + sx2 - bx1 - bx2) / 2 / span / width,
+        (sy1 + sy2 - by1 - by2) / 2 / span / height,
+    )
+    return move, velocity, t
