@@ -125,6 +125,9 @@ def test_after_a_gap_a_box_must_land_on_the_path_it_was_on() -> None:
     stand = [box(i, 100.0) for i in range(8)]
     assert not _jumps(stand, box(16, 104.0))  # hidden for 0.8 s, and still there
     assert _jumps(stand, box(16, 128.0))
+    sparse = [box(8 * i, 100.0 + 32.0 * i) for i in range(4)]  # reported every 0.8 s
+    assert not _jumps(sparse, box(32, 228.0)) and not _jumps(sparse, box(32, 196.0))
+    assert _jumps(sparse, box(32, 160.0))  # 1.6 widths back onto the walker behind
     young = [box(0, 100.0), box(1, 104.0)]  # no velocity yet: it stood, for the path
     assert _jumps(young, box(8, 132.0)) and not _jumps(young, box(8, 108.0))
 

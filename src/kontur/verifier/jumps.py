@@ -27,7 +27,9 @@ After a gap in the track's reports longer than :data:`MAX_STEP_S`, acceleration 
 anything, and a worker that leaves its box out for a moment could bring it back on the walker
 behind. The box must then land within :data:`JUMP_SIZES` of the path between where the track
 was and where its velocity would have taken it: a person hidden for a moment kept going, or
-stopped (or stood, when the velocity is not known).
+stopped (or stood, when the velocity is not known). Across a gap the velocity may be taken
+over as long as the gap: a worker that reports the track once a second is judged on its
+previous step.
 
 Distances are in box sizes, as :func:`~kontur.verifier.coherence.moved` measures them:
 widths across, heights up and down, of the larger of the two boxes compared (the distance
@@ -163,8 +165,9 @@ def _moves(
     """From ``start`` to ``current``: the move and the track's velocity from ``before`` to
     ``start`` (box sizes, and sizes a second: widths across, heights up and down, of the
     larger of ``start`` and ``current``; the velocity None when not known: no older box, or
-    over more than :data:`MAX_STEP_S`), and the time. None when not judged: the camera
-    moved, or the move takes more than :data:`MAX_STEP_S` (unless a ``gap`` is judged)."""
+    over more than :data:`MAX_STEP_S`, or than the gap when a ``gap`` is judged), and the
+    time. None when not judged: the camera moved, or the move takes more than
+    :data:`MAX_STEP_S` (unless a ``gap`` is judged)."""
     t, span = current.pts_s - start.pts_s, start.pts_s - before.pts_s
     if t <= 0 or (t > MAX_STEP_S and not gap):
         return None
@@ -174,8 +177,8 @@ def _moves(
     cx1, cy1, cx2, cy2 = current.xyxy
     width, height = max(sx2 - sx1, cx2 - cx1), max(sy2 - sy1, cy2 - cy1)
     move = (cx1 + cx2 - sx1 - sx2) / 2 / width, (cy1 + cy2 - sy1 - sy2) / 2 / height
-    if not 0 < span <= MAX_STEP_S:
-        return move, None, t
+    if not 0 < span <= (max(MAX_STEP_S, t) if gap else MAX_STEP_S):
+        return move, None, t  # (across a gap, a velocity over up to as long: a sparse reporter)
     velocity = (
         (sx1 + sx2 - bx1 - bx2) / 2 / span / width,
         (sy1 + sy2 - by1 - by2) / 2 / span / height,
