@@ -238,10 +238,11 @@ def _jumped(request: ActionRequest, track: int | None) -> str | None:
     if not frames:
         return None
     return (
-        f"the verifier saw track {track}'s box jump ({_span(frames)}): it landed farther from "
-        "where its own motion was taking it than a person's motion can change in one step; "
-        "expected one object for the whole dwell, and a box handed to another object makes "
-        "one dwell of two (ADR 0053)"
+        f"the verifier saw track {track}'s box jump ({_span(frames)}): it landed off where its "
+        "own motion was taking it, or went back against it, beyond what a person's "
+        "acceleration allows, or came back off its path after a gap in the reports; expected "
+        "one object for the whole dwell, and a box handed to another object makes one dwell "
+        "of two (ADR 0053)"
     )
 
 

@@ -217,11 +217,11 @@ class Finding(_Msg):
     than half its window, or not carried for more than a third of the time it was measured,
     goes to an operator, however it ends."""
     jumped: tuple[int, ...] = ()
-    """Tracks whose box jumped on this frame (ADR 0053): it landed, in one step, farther from
-    where the track's own motion was taking it than a person's motion can change in that
-    time, as when a tracker hands the id to another object. A dwell whose window holds a
-    jump of its track, after its first frame, goes to an operator: it may be of two
-    objects."""
+    """Tracks whose box jumped on this frame (ADR 0053): it landed off where the track's own
+    motion was taking it, or went back against it, beyond what a person's acceleration
+    allows, or came back off its path after a gap in the reports, as when a tracker hands the
+    id to another object. A dwell whose window holds a jump of its track, after its first
+    frame, goes to an operator: it may be of two objects."""
 
 
 class FrameStamp(_Msg):
