@@ -232,3 +232,72 @@ def test_decoys_outside_every_zone_take_no_place_from_a_person_in_one() -> None:
         finding = verifier.check(track_frame(i, i / FPS, worker(i)))
         flagged += [i] if any("stayed hidden" in r for r in finding.reasons) else []
     assert flagged and flagged[0] <= 29, flagged
+
+
+def _past_a_sign() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A box (picture rows 30-70, columns 50-65) over a black-and-white sign and, in its left
+    third, a walker of little contrast; the picture once the walker has gone on (the grass
+    behind them); and the walker's pixels, as the verifier's foreground saw them."""
+    scene = texture(2)
+    scene[30:70, 50:65] = np.where((np.arange(15) // 2) % 2, 250, 10).astype(np.uint8)
+    walker = np.zeros(scene.shape, bool)
+    walker[30:70, 50:56] = True
+    rng = np.random.default_rng(9)
+    with_walker = scene.copy()
+    with_walker[walker] = rng.integers(90, 150, int(walker.sum()), dtype=np.uint8)
+    gone = scene.copy()
+    gone[walker] = rng.integers(110, 130, int(walker.sum()), dtype=np.uint8)
+    return with_walker, gone, walker
+
+
+def test_only_the_objects_own_pixels_must_stay_on_a_judged_frame() -> None:
+    """ADR 0054: a walker the detector was sure of walks on past a sign; the box's pixels are
+    mostly the sign's, which stay. Compared whole, they say the walker stayed; compared over
+    the walker's own pixels (the verifier's foreground when it was last sure of them), they
+    say the walker left. A walker who stays keeps their own pixels, and is followed."""
+    with_walker, gone, walker = _past_a_sign()
+    whole = StayedTracks((WHOLE,), 0.5)
+    lose(whole, 7, run_of(), with_walker)
+    assert follow(whole, [noisy(gone, k) for k in range(6)])[-1] != []  # the old reading
+    own = StayedTracks((WHOLE,), 0.5)
+    own.lost(7, run_of(), (with_walker, STRIDE, W, H), 0.0, foreground=walker)
+    assert follow(own, [noisy(gone, k) for k in range(8)]) == [[]] * 8
+    stays = StayedTracks((WHOLE,), 0.5)
+    stays.lost(7, run_of(), (with_walker, STRIDE, W, H), 0.0, foreground=walker)
+    assert follow(stays, [noisy(with_walker, k) for k in range(6)])[-1] != []
+
+
+def test_a_box_over_which_nothing_stands_out_on_a_judged_frame_is_not_kept() -> None:
+    """Under a quarter of the box in the verifier's foreground: the box is on the scenery (a
+    head box over a sign, a box left behind), whose unchanged pixels prove nothing."""
+    with_walker, _, walker = _past_a_sign()
+    sliver = walker & (np.arange(with_walker.shape[1]) < 51)[None, :]  # a column: 7% of the box
+    patches = StayedTracks((WHOLE,), 0.5)
+    patches.lost(7, run_of(), (with_walker, STRIDE, W, H), 0.0, foreground=sliver)
+    assert follow(patches, [noisy(with_walker, k) for k in range(6)])[-1] == []
+
+
+def test_a_walker_dropped_as_they_stop_is_followed_on_their_own_pixels() -> None:
+    """The wiring of ADR 0054: a walker crosses the still scene and stops at 2 s, when the
+    worker drops them. The box moved, so only the walker's own pixels (the verifier's
+    foreground) are compared; they stay, and the zone is flagged within a second."""
+    body = texture(11)[30:70, 0:15]
+
+    def x(i: int) -> int:
+        return 20 + min(i, 20)
+
+    verifier = Verifier(VerifierConfig())
+    flagged = []
+    for i in range(32):
+        grey = texture(10)
+        grey[30:70, x(i) : x(i) + 15] = body
+        frame = noisy(np.kron(grey, np.ones((STRIDE, STRIDE), np.uint8)), i)
+        bgr = np.ascontiguousarray(np.repeat(frame[..., None], 3, axis=2))
+        verifier.observe_frame("cam-1", i, i / FPS, make_thumbnail(bgr), picture=make_picture(bgr))
+        box = (4.0 * x(i), 120.0, 4.0 * x(i) + 60.0, 280.0)
+        finding = verifier.check(track_frame(i, i / FPS, [person(3, box)] if i <= 20 else []))
+        if i == 21:
+            (patch,) = verifier._cameras["cam-1"].stayed._patches  # read only
+            assert patch.mask is not None and patch.mask.mean() > 0.5  # the walker's own pixels
+        flagged += [i] if any("stayed hidden" in r for r in finding.reasons) else []
+    assert flagged and 21 <= flagged[0] <= 31, flagged

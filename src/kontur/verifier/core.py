@@ -606,6 +606,19 @@ def _standing(history: TrackHistory, box: ObservedBox) -> bool:
     return moved < max(2.0, STANDING_MOVE * box.height)
 
 
+def _object_pixels(
+    cam: _Camera, history: TrackHistory, box: ObservedBox, picture: _Picture
+) -> npt.NDArray[np.bool_] | None:
+    """The foreground mask of ``box``'s frame, for :mod:`.stayed` to compare only the
+    object's pixels under a box that moved (ADR 0054); None (the whole box) when the
+    background model did not judge that frame, or the box stood (:func:`_standing`): an
+    object that stood may have become background."""
+    masks = cam.masks.get(box.frame_index)
+    if masks is None or not masks.judged or masks.shape != picture.pixels.shape:
+        return None
+    return None if _standing(history, box) else masks.foreground()
+
+
 def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
     """True when the carried ``box`` shows no motion of its own where it stands (its foot
     band; passers-by over the top of a box that stands do not count) and stands on
@@ -983,7 +996,9 @@ class Verifier:
                 continue  # its picture is no longer held
             if _cut(cam, run[-1].frame_index, tracks.frame_index):
                 continue
-            cam.stayed.lost(tid, run, then.view, boxes[-1].pts_s, frozenset(before - {tid}))
+            others = frozenset(before - {tid})
+            fg = _object_pixels(cam, history, run[-1], then) if history is not None else None
+            cam.stayed.lost(tid, run, then.view, boxes[-1].pts_s, others, fg)
         reported = {
             o.track_id: (o.xyxy, o.class_name)
             for o in tracks.objects

@@ -16,8 +16,12 @@ When such a track is missing from the worker's frame, the verifier keeps the gre
 that box, from the picture of its frame (:class:`~kontur.verifier.foreground.ScenePicture`
 pixels, the part inside the picture, at least :data:`MIN_PIXELS` with texture:
 :data:`~kontur.verifier.coherence.MIN_TEXTURE`), if its foot point is in a watched zone (a
-patch that can raise no reason takes no place in the bounded list), and on each following
-frame:
+patch that can raise no reason takes no place in the bounded list). Where the background
+model judged that frame and the box had moved (ADR 0054), only the patch's pixels in the
+verifier's own foreground then are kept, the object's and not the scenery's; a box with under
+:data:`OBJECT_SHARE` of them is not kept at all (a walker who passed a sign leaves the sign's
+pixels unchanged, not their own). A box that stood is compared whole: what stands long
+becomes background. Then, on each following frame:
 
 - the track reported again over the patch, or the box of a new track of the same class group
   (not one reported beside it when it was last seen; not a box over most of the frame)
@@ -73,6 +77,11 @@ FIRST_NCC = 0.6
 MIN_PIXELS = 16
 #: Picture pixels (about 1/160 of the frame's width each) searched around the patch's place.
 SEARCH_PX = 2
+#: On a frame the background model judged, only the box's pixels in the verifier's own
+#: foreground then (the object's, not the scenery's) are compared, when they are at least
+#: this share of the box (and :data:`MIN_PIXELS`): a walker who passed a sign and left it
+#: behind leaves the sign's pixels unchanged, not their own (ADR 0054).
+OBJECT_SHARE = 0.25
 
 #: A box touching the frame's border whose far edge moved towards it by this share of its
 #: width (or height) over the settled run is an object that may have left.
@@ -97,7 +106,8 @@ class _Patch:
     xyxy: Box
     """The box in frame pixels, moved with the patch."""
     first: npt.NDArray[np.float32]
-    """The patch under the box the detector was last sure of, flattened and centred."""
+    """The patch under the box the detector was last sure of, flattened and centred (its
+    object's pixels only, where ``mask`` says)."""
     old: npt.NDArray[np.float32]
     """The patch as it was on the last frame it stayed."""
     top: int
@@ -109,6 +119,9 @@ class _Patch:
     others: frozenset[int]
     """The other tracks reported when it was last seen: their boxes explain nothing (the
     object stayed visible beside or behind them while it was tracked)."""
+    mask: npt.NDArray[np.bool_] | None = None
+    """The patch's pixels that were the object's (the verifier's own foreground on the
+    frame it was last sure of); None: every pixel."""
     frames: int = 0
     hits: int = 0
     best: float = 0.0
@@ -135,12 +148,15 @@ class StayedTracks:
         picture: tuple[npt.NDArray[np.uint8], int, int, int],
         since: float,
         others: frozenset[int] = frozenset(),
+        foreground: npt.NDArray[np.bool_] | None = None,
     ) -> None:
         """Track ``track_id`` is missing from the newest frame. ``run``: what the detector was
         sure of (:func:`~kontur.verifier.checks.settled_run`), ending with the box whose patch
         is kept, seen on ``picture`` (pixels, stride, frame width and height); ``since``: when
-        the track was last reported; ``others``: the tracks reported beside it then. Kept
-        only with a foot point in a zone, a textured patch, and not leaving the picture."""
+        the track was last reported; ``others``: the tracks reported beside it then;
+        ``foreground``: the verifier's own foreground mask of that picture, when its
+        background model judged it (:data:`OBJECT_SHARE`). Kept only with a foot point in a
+        zone, a textured patch, and not leaving the picture."""
         sure = run[-1]
         pixels, s, fw, fh = picture
         if len(self._patches) >= MAX_GHOSTS or not all(map(math.isfinite, sure.xyxy)):
@@ -155,13 +171,16 @@ class StayedTracks:
         bottom, right = min(ph, math.ceil(y2 / s)), min(pw, math.ceil(x2 / s))
         if bottom - top < MIN_SIDE or right - left < MIN_SIDE:
             return
-        old = _centred(pixels[top:bottom, left:right])
+        mask = None if foreground is None else foreground[top:bottom, left:right]
+        if mask is not None and np.count_nonzero(mask) < max(MIN_PIXELS, OBJECT_SHARE * mask.size):
+            return  # nothing stands out under the box: unchanged pixels would be the scenery's
+        old = _centred(pixels[top:bottom, left:right], mask)
         if old.size < MIN_PIXELS or float(old @ old) < MIN_TEXTURE**2 * old.size:
             return  # too small to say, or flat (a wall, asphalt): correlates with anything
         self._patches.append(
             _Patch(
                 track_id, sure.label, self.group(sure.label), sure.xyxy, old, old, top, left,
-                bottom - top, right - left, since, since, others,
+                bottom - top, right - left, since, since, others, mask,
             )
         )  # fmt: skip
 
@@ -206,7 +225,7 @@ class StayedTracks:
             top, left = p.top + dy, p.left + dx
             if top < 0 or left < 0 or top + p.height > ph or left + p.width > pw:
                 continue
-            now = _centred(pixels[top : top + p.height, left : left + p.width])
+            now = _centred(pixels[top : top + p.height, left : left + p.width], p.mask)
             score = _ncc(p.old, now)
             if best is None or score > best[0]:
                 best = (score, dy, dx, now)
@@ -250,8 +269,11 @@ def _leaving(first: Box, last: Box, fw: int, fh: int) -> bool:
     )
 
 
-def _centred(patch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    flat = centred(patch.astype(np.float32))
+def _centred(
+    patch: npt.NDArray[np.uint8], mask: npt.NDArray[np.bool_] | None = None
+) -> npt.NDArray[np.float32]:
+    """The patch's pixels (those of ``mask`` only, when given), flattened and centred."""
+    flat = centred((patch if mask is None else patch[mask]).astype(np.float32))
     assert flat is not None
     return flat
 
