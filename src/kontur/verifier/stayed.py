@@ -171,7 +171,7 @@ class StayedTracks:
         bottom, right = min(ph, math.ceil(y2 / s)), min(pw, math.ceil(x2 / s))
         if bottom - top < MIN_SIDE or right - left < MIN_SIDE:
             return
-        mask = None if foreground is None else foreground[top:bottom, left:right]
+        mask = None if foreground is None else foreground[top:bottom, left:right].copy()
         if mask is not None and np.count_nonzero(mask) < max(MIN_PIXELS, OBJECT_SHARE * mask.size):
             return  # nothing stands out under the box: unchanged pixels would be the scenery's
         old = _centred(pixels[top:bottom, left:right], mask)
