@@ -38,6 +38,9 @@ def test_fault_moves_degradation(
         fault,
         "--json",
         str(out),
+        # paced where the machine must recover and then ALLOW: unpaced, a loaded machine can
+        # end the clip before any dwell follows the recovery (a known flake, now gone)
+        *(["--realtime"] if to_state != "SAFE" else []),
     )
     assert r.returncode == 0, r.stderr
     s = json.loads(out.read_text())
