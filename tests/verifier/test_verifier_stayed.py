@@ -301,3 +301,21 @@ def test_a_walker_dropped_as_they_stop_is_followed_on_their_own_pixels() -> None
             assert patch.mask is not None and patch.mask.mean() > 0.5  # the walker's own pixels
         flagged += [i] if any("stayed hidden" in r for r in finding.reasons) else []
     assert flagged and 21 <= flagged[0] <= 31, flagged
+
+
+def test_a_box_jittered_over_a_still_person_before_the_drop_is_still_compared_whole() -> None:
+    """ADR 0054's review: whether the box moved is read from the pixels, not from where the
+    worker drew it. A person stands in the scene from the start (the background took them
+    in: no foreground of their own); the worker shakes the box a fifth of its height over
+    the last half second, then drops them. No pixel moved, so the whole box is compared,
+    and the zone is flagged as before."""
+
+    def shaking(i: int) -> list[TrackedObject]:
+        if i >= 20:
+            return []
+        dy = 32.0 * (i % 2) if i >= 15 else 0.0
+        x1, y1, x2, y2 = BOX
+        return [person(3, (x1, y1 + dy, x2, y2 + dy))]
+
+    flagged = stayed(_verify(shaking)[0])
+    assert flagged and 20 <= flagged[0] <= 29, flagged

@@ -607,16 +607,19 @@ def _standing(history: TrackHistory, box: ObservedBox) -> bool:
 
 
 def _object_pixels(
-    cam: _Camera, history: TrackHistory, box: ObservedBox, picture: _Picture
+    cam: _Camera, box: ObservedBox, picture: _Picture
 ) -> npt.NDArray[np.bool_] | None:
     """The foreground mask of ``box``'s frame, for :mod:`.stayed` to compare only the
-    object's pixels under a box that moved (ADR 0054); None (the whole box) when the
-    background model did not judge that frame, or the box stood (:func:`_standing`): an
-    object that stood may have become background."""
+    object's pixels under a box whose pixels moved (ADR 0054); None (the whole box) when the
+    background model did not judge that frame, or the verifier's own measure of the box
+    saw less than :data:`~kontur.verifier.checks.OWN_MOTION` of it move: an object that
+    stood may have become background. Judged on the pixels, not on where the worker drew
+    the box: a box jittered over a person who stands moves no pixel."""
     masks = cam.masks.get(box.frame_index)
     if masks is None or not masks.judged or masks.shape != picture.pixels.shape:
         return None
-    return None if _standing(history, box) else masks.foreground()
+    moved = box.motion is not None and box.motion >= OWN_MOTION
+    return masks.foreground() if moved else None
 
 
 def _parked(cam: _Camera, history: TrackHistory, box: ObservedBox) -> bool:
@@ -997,7 +1000,7 @@ class Verifier:
             if _cut(cam, run[-1].frame_index, tracks.frame_index):
                 continue
             others = frozenset(before - {tid})
-            fg = _object_pixels(cam, history, run[-1], then) if history is not None else None
+            fg = _object_pixels(cam, run[-1], then)
             cam.stayed.lost(tid, run, then.view, boxes[-1].pts_s, others, fg)
         reported = {
             o.track_id: (o.xyxy, o.class_name)

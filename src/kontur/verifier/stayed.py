@@ -17,11 +17,11 @@ that box, from the picture of its frame (:class:`~kontur.verifier.foreground.Sce
 pixels, the part inside the picture, at least :data:`MIN_PIXELS` with texture:
 :data:`~kontur.verifier.coherence.MIN_TEXTURE`), if its foot point is in a watched zone (a
 patch that can raise no reason takes no place in the bounded list). Where the background
-model judged that frame and the box had moved (ADR 0054), only the patch's pixels in the
-verifier's own foreground then are kept, the object's and not the scenery's; a box with under
-:data:`OBJECT_SHARE` of them is not kept at all (a walker who passed a sign leaves the sign's
-pixels unchanged, not their own). A box that stood is compared whole: what stands long
-becomes background. Then, on each following frame:
+model judged that frame and the pixels under the box moved (ADR 0054), only the patch's
+pixels in the verifier's own foreground then are kept, the object's and not the scenery's; a
+box with under :data:`OBJECT_SHARE` of them is not kept at all (a walker who passed a sign
+leaves the sign's pixels unchanged, not their own). A box whose pixels stood still is
+compared whole: what stands long becomes background. Then, on each following frame:
 
 - the track reported again over the patch, or the box of a new track of the same class group
   (not one reported beside it when it was last seen; not a box over most of the frame)
