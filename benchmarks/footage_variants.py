@@ -70,18 +70,12 @@ def _write(path: Path, frames: list[np.ndarray], fps: float, crf: int) -> None:
             out.mux(packet)
 
 
-def _crop(frame: np.ndarray, x: float, y: float) -> np.ndarray:
-    import cv2
-
-    h, w = frame.shape[:2]
-    ch, cw = round(h * 2 / 3), round(w * 2 / 3)
-    top, left = round((h - ch) * y), round((w - cw) * x)
-    return cv2.resize(frame[top : top + ch, left : left + cw], (w, h))
-
-
 def variant(frames: list[np.ndarray], fps: float, kind: str) -> tuple[list[np.ndarray], float]:
-    """``frames`` as the ``kind`` camera would send them, and its frame rate."""
+    """``frames`` as the ``kind`` camera would send them, and its frame rate (the crops and
+    the tone curve are the tamper bench's clean-hours variants')."""
     import cv2
+
+    from tamper_bench import _crop, _lut
 
     if kind in ("half", "third"):
         step = 2 if kind == "half" else 3
@@ -90,15 +84,14 @@ def variant(frames: list[np.ndarray], fps: float, kind: str) -> tuple[list[np.nd
         return [cv2.flip(f, 1) for f in frames], fps
     if kind in ("zoom", "cropbl"):
         x, y = (0.5, 0.5) if kind == "zoom" else (0.0, 1.0)
-        return [_crop(f, x, y) for f in frames], fps
+        return [_crop(f, (x, y)) for f in frames], fps
     if kind == "small":
         return [
             cv2.resize(f, (f.shape[1] * 3 // 4, f.shape[0] * 3 // 4), interpolation=cv2.INTER_AREA)
             for f in frames
         ], fps
     if kind == "dark":
-        lut = np.clip(np.round(255 * 0.6 * (np.arange(256) / 255) ** 1.25), 0, 255)
-        return [cv2.LUT(f, lut.astype(np.uint8)) for f in frames], fps
+        return [cv2.LUT(f, _lut(lambda v: 0.6 * v**1.25)) for f in frames], fps
     if kind == "noise":
         rng = np.random.default_rng(7)
         noisy = (
