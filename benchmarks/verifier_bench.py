@@ -30,7 +30,11 @@ Everything is measured in ONE run (issue 13 §2):
    could act on (a person, bicycle or motorcycle added, moved, relabelled, replayed or
    removed, or a vehicle relabelled as one); it is **caught** when a finding within 1 s of the onset
    disagrees for a reason the honest run did not have on that frame: a reason on a track the
-   fault touched, or a zone reason (``evasion`` or ``vanished``) new on that frame.
+   fault touched, or a zone reason (``evasion`` or ``vanished``) new on that frame. A miss
+   is **held** when the camera tamper monitor (default config, run once over the clip as
+   given) had an alarm open within those 1 s: the gate then refuses automatic critical
+   actions for the camera and an operator has an alarm (ADR 0055). ``rate`` is the
+   verifier's alone; ``rate_with_tamper`` counts held misses too.
 
 4. In the same clean pass, the honest worker's dwell requests under the default policy are
    judged by the gate's ``VerifierAgrees``: ``honest_dwells`` counts those it ALLOWs, those
@@ -54,6 +58,7 @@ import copy
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -97,6 +102,21 @@ class Clip:
     decode_s: list[float] = field(default_factory=list)
     shell_s: list[float] = field(default_factory=list)
     tracks: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def tamper_alarms(path: Path, fps: float, limit: int | None) -> list[tuple[float, float]]:
+    """The camera tamper monitor's alarms over the clip as given (default config), as
+    ``(start_s, end_s)`` on the bench's clock (frame index / fps; an alarm still open at the
+    end lasts forever): where the gate already refuses automatic critical actions for the
+    camera, and an operator has an alarm, whatever the verifier says (ADR 0055)."""
+    from itertools import islice
+
+    from kontur.tamper.evaluate import decode, run_frames
+
+    _, frames = decode(path)
+    timed = ((frame, i / fps) for i, (frame, _) in enumerate(islice(frames, limit)))
+    run = run_frames(timed)
+    return [(e.start_s, math.inf if e.end_s is None else e.end_s) for e in run.events]
 
 
 def _detector(model: Path, fmt: str) -> Any:
@@ -300,7 +320,9 @@ class Dwells:
         }
 
 
-def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
+def run_model(
+    clip: Clip, model: str, every: float, alarms: list[tuple[float, float]]
+) -> dict[str, Any]:
     """The clean pass (false disagreements, CPU, honest dwells) with every fault branched off
     at each onset."""
     from kontur.config import VerifierConfig, load_config
@@ -344,7 +366,7 @@ def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
         for b in branches:
             if not b.done:
                 b.step(clip, tf, finding)
-    out = _model_summary(clip, tracks, verifier, cpu, disagree, branches, WORKER_FAULTS)
+    out = _model_summary(clip, tracks, verifier, cpu, disagree, branches, WORKER_FAULTS, alarms)
     return {
         **out,
         "longest_still_carry_s": round(still, 3),
@@ -374,6 +396,7 @@ def _model_summary(
     disagree: int,
     branches: list[Branch],
     kinds: tuple[str, ...],
+    alarms: list[tuple[float, float]],
 ) -> dict[str, Any]:
     n = len(tracks)
     decode = clip.decode_s[:n]
@@ -383,6 +406,8 @@ def _model_summary(
         counted = [b for b in mine if b.touched]
         caught = [b for b in counted if b.caught_at is not None]
         delays = [b.caught_at - b.onset for b in caught if b.caught_at is not None]
+        missed = [b.onset for b in counted if b.caught_at is None]
+        held = [t for t in missed if _under_alarm(t, alarms)]
         catch[kind] = {
             "injected": len(counted),
             "skipped_nothing_to_act_on": len(mine) - len(counted),
@@ -390,7 +415,11 @@ def _model_summary(
             "rate": round(len(caught) / len(counted), 4) if counted else None,
             "median_delay_s": round(statistics.median(delays), 3) if delays else None,
             "caught_by": dict(Counter(b.caught_by for b in caught)),
-            "missed_onsets_s": [b.onset for b in counted if b.caught_at is None],
+            "missed_onsets_s": missed,
+            "missed_under_tamper_alarm": len(held),
+            "rate_with_tamper": (
+                round((len(caught) + len(held)) / len(counted), 4) if counted else None
+            ),
         }
     cpu_ms = 1000 * statistics.mean(cpu)
     decode_ms = 1000 * statistics.mean(decode)
@@ -407,6 +436,12 @@ def _model_summary(
         "verifier_over_decode": round(cpu_ms / decode_ms, 3) if decode_ms > 0 else None,
         "catch": catch,
     }
+
+
+def _under_alarm(onset: float, alarms: list[tuple[float, float]]) -> bool:
+    """A camera tamper alarm was open at some time within :data:`CATCH_WINDOW_S` of ``onset``
+    (raised before it and not yet ended, or raised within the window)."""
+    return any(start <= onset + CATCH_WINDOW_S and end >= onset for start, end in alarms)
 
 
 #: Clips filmed by a camera that stands still (the bikes clip is an edited montage shot
@@ -445,13 +480,17 @@ def _totals_over(results: dict[str, Any]) -> dict[str, Any]:
                     }
                 )
             for kind, c in m["catch"].items():
-                acc = per_kind.setdefault(kind, [0, 0])
+                acc = per_kind.setdefault(kind, [0, 0, 0])
                 acc[0] += c["caught_within_1s"]
                 acc[1] += c["injected"]
+                acc[2] += c["missed_under_tamper_alarm"]
     return {
         "worst_false_disagreement": worst,
-        "catch_rate": {k: round(a / b, 4) if b else None for k, (a, b) in per_kind.items()},
-        "injected": {k: b for k, (_, b) in per_kind.items()},
+        "catch_rate": {k: round(a / b, 4) if b else None for k, (a, b, _) in per_kind.items()},
+        "catch_rate_with_tamper": {
+            k: round((a + h) / b, 4) if b else None for k, (a, b, h) in per_kind.items()
+        },
+        "injected": {k: b for k, (_, b, _) in per_kind.items()},
         "honest_dwells": dict(dwells),
     }
 
@@ -491,6 +530,7 @@ def _print_table(results: dict[str, Any], totals: dict[str, Any]) -> None:
     console = Console(stderr=True)
     console.print(table)
     console.print({"catch_rate_within_1s": totals["catch_rate"], "injected": totals["injected"]})
+    console.print({"with the camera's tamper alarms": totals["catch_rate_with_tamper"]})
     console.print(
         {"honest_dwells (allowed, only unvouched or unmeasured)": totals["honest_dwells"]}
     )
@@ -621,11 +661,14 @@ def _run(
             progress.update(task, description=f"{name}: decode + detect")
             clip = _cached_clip(name, path, models, limit, cache)
             progress.advance(task)
+            alarms = tamper_alarms(path, clip.fps, len(clip.thumbs))
             entry: dict[str, Any] = {"frames": len(clip.thumbs), "fps": clip.fps, "size": clip.size}
+            entry["tamper_alarms_s"] = [[round(a, 3), None if b == math.inf else round(b, 3)]
+                                        for a, b in alarms]  # fmt: skip
             entry["models"] = {}
             for model in models:
                 progress.update(task, description=f"{name}: verify {model}")
-                entry["models"][model] = run_model(clip, model, every)
+                entry["models"][model] = run_model(clip, model, every, alarms)
                 progress.advance(task)
             results[name] = entry
     return results
