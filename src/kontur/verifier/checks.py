@@ -186,11 +186,12 @@ class PlausibleSizeChange:
         prev = history.last
         if prev is None or prev.clipped or current.clipped or not current.pts_s > prev.pts_s:
             return None
-        ratio = max(current.area / prev.area, prev.area / current.area)
+        area, before = current.area, prev.area
+        ratio = max(area / before, before / area)
         allowed = 1.0 + (self.max_area_ratio - 1.0) * _periods(prev, current)
         if ratio <= allowed:
             return None
-        way = "grew" if current.area > prev.area else "shrank"
+        way = "grew" if area > before else "shrank"
         elapsed = current.pts_s - prev.pts_s
         return (
             f"track {track_id}: box area {way} {ratio:.1f}x in {elapsed:.2f} s, "
@@ -260,10 +261,13 @@ class ClassStability:
     def check(self, track_id: int, history: TrackHistory, current: ObservedBox) -> str | None:
         """Compare ``current``'s class group with the majority group of ``history``, or with
         the settled run just before the change."""
+        labels = history.labels()
+        if len(labels) == 1 and current.label in labels:
+            return None  # the usual case: every box held is of the current class
         groups = self.groups
         now = groups.key(current.label)
-        if all(groups.key(name) == now for name in history.labels()):
-            return None  # the usual case: every class held is in the current one's group
+        if all(groups.key(name) == now for name in labels):
+            return None  # every class held is in the current one's group
         majority = self._majority(history)
         first = next(iter(history))
         if (

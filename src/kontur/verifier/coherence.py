@@ -167,14 +167,14 @@ def measure(
     found = _old_patch(base, pixels, xyxy)
     if found is None:
         return None
-    old, h, w = found
+    old, h, w, energy = found
     x1, y1, x2, y2 = base.xyxy
     cy, cx = (y1 + y2) / 2 / s, (x1 + x2) / 2 / s
     stay = centred(_patch(pixels, cy + shift[0], cx + shift[1], h, w))
-    kept = centred_ncc(old, stay)
+    kept = centred_ncc(old, stay, energy)
     if kept is None or kept < STAY_NCC:
         return None  # the old content did not stay put: no evidence either way
-    follows = _follows(old, pixels, xyxy, s, h, w)
+    follows = _follows((old, energy), pixels, xyxy, s, h, w)
     return None if follows is None else follows - kept
 
 
@@ -199,11 +199,11 @@ def held(
     found = _old_patch(base, pixels, xyxy, flat=free is None, any_scale=True)
     if found is None:
         return None
-    old, h, w = found
+    old, h, w, energy = found
     s = float(base.stride)
     cy, cx = (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s
     x1, y1, x2, y2 = base.xyxy
-    flat = free is None and _flat(old)
+    flat = free is None and _flat(old, energy)
     then = None  # the baseline patch as it was (``old`` is centred): for a mask or a flat one
     if free is not None or flat:
         then = _patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w)
@@ -215,7 +215,7 @@ def held(
         if now is not None and then is not None and free is not None:
             score = _masked_ncc(then, now, _patch_mask(free, cy + dy, cx + dx, h, w))
         else:
-            score = centred_ncc(old, centred(now))
+            score = centred_ncc(old, centred(now), energy)
         if score is not None and (best is None or score > best):
             best = score
             if best >= enough:
@@ -264,8 +264,9 @@ def _old_patch(
     xyxy: tuple[float, float, float, float],
     flat: bool = False,
     any_scale: bool = False,
-) -> tuple[npt.NDArray[np.float32], int, int] | None:
-    """The baseline box's patch, centred, with its height and width in picture pixels; None
+) -> tuple[npt.NDArray[np.float32], int, int, float] | None:
+    """The baseline box's patch, centred, with its height and width in picture pixels and
+    its energy (``old @ old``, which every NCC with it needs: taken once); None
     when a box is partly outside its picture, the area changed by more than
     :data:`MAX_SCALE` (unless ``any_scale``), a side is under :data:`MIN_SIDE` or (unless
     ``flat``) the patch is flat."""
@@ -280,27 +281,34 @@ def _old_patch(
     if h < MIN_SIDE or w < MIN_SIDE:
         return None
     old = centred(_patch(base.pixels, (y1 + y2) / 2 / s, (x1 + x2) / 2 / s, h, w))
-    if old is None or (not flat and _flat(old)):
+    if old is None:
+        return None
+    energy = float(old @ old)
+    if not flat and _flat(old, energy):
         return None  # a flat patch (sky, asphalt) correlates with anything
-    return old, h, w
+    return old, h, w, energy
 
 
-def _flat(centred_patch: npt.NDArray[np.float32]) -> bool:
-    """A centred patch's grey standard deviation is under :data:`MIN_TEXTURE`."""
-    return float(centred_patch @ centred_patch) < MIN_TEXTURE**2 * centred_patch.size
+def _flat(centred_patch: npt.NDArray[np.float32], energy: float | None = None) -> bool:
+    """A centred patch's grey standard deviation is under :data:`MIN_TEXTURE` (``energy``:
+    its ``centred_patch @ centred_patch``, when the caller has it)."""
+    if energy is None:
+        energy = float(centred_patch @ centred_patch)
+    return energy < MIN_TEXTURE**2 * centred_patch.size
 
 
 def _follows(
-    old: npt.NDArray[np.float32],
+    old: tuple[npt.NDArray[np.float32], float],
     pixels: npt.NDArray[np.uint8],
     xyxy: tuple[float, float, float, float],
     s: float,
     h: int,
     w: int,
 ) -> float | None:
-    """NCC of ``old`` with the h×w patch centred on box ``xyxy`` in ``pixels``."""
+    """NCC of ``old`` (a centred patch and its energy) with the h×w patch centred on box
+    ``xyxy`` in ``pixels``."""
     follow = centred(_patch(pixels, (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s, h, w))
-    return centred_ncc(old, follow)
+    return centred_ncc(old[0], follow, old[1])
 
 
 def centred(patch: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32] | None:
@@ -315,13 +323,21 @@ def centred(patch: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32] | 
 
 def mean_f32(a: npt.NDArray[np.float32]) -> np.float32:
     """``a.mean()`` of a float32 array, bit for bit (numpy's float32 sum over the count in
-    float64, rounded to float32), without its overhead."""
-    return np.float32(float(a.sum()) / a.size)
+    float64, rounded to float32), without its overhead (``a.sum()`` is this reduction, behind
+    a Python wrapper)."""
+    return np.float32(float(np.add.reduce(a, axis=None)) / a.size)
 
 
-def centred_ncc(old: npt.NDArray[np.float32], new: npt.NDArray[np.float32] | None) -> float | None:
-    """NCC of two centred patches; None when ``new`` is missing or flat."""
+def centred_ncc(
+    old: npt.NDArray[np.float32],
+    new: npt.NDArray[np.float32] | None,
+    energy: float | None = None,
+) -> float | None:
+    """NCC of two centred patches; None when ``new`` is missing or flat. ``energy``: ``old @
+    old``, when the caller has it (one patch is compared with several)."""
     if new is None:
         return None
-    den = math.sqrt(float(old @ old) * float(new @ new))
+    if energy is None:
+        energy = float(old @ old)
+    den = math.sqrt(energy * float(new @ new))
     return float(old @ new) / den if den > 1e-6 else None

@@ -203,6 +203,9 @@ class TrackHistory:
             raise ValueError(f"expected a history length of at least 1, got {maxlen}")
         self._boxes: deque[ObservedBox] = deque(maxlen=maxlen)
         self._names: Counter[str] = Counter()
+        self.last: ObservedBox | None = None
+        """The most recent observation, or None for a track not seen before (kept by
+        :meth:`append`: the checks read it for every box)."""
         self.carried = False
         """The verifier's pixels carry the track (ADR 0043): it moved with foreground of its
         own, and every judged box since held foreground."""
@@ -245,11 +248,6 @@ class TrackHistory:
         """As many observations as it keeps: the oldest ones are falling off."""
         return len(self._boxes) == self._boxes.maxlen
 
-    @property
-    def last(self) -> ObservedBox | None:
-        """The most recent observation, or None for a track not seen before."""
-        return self._boxes[-1] if self._boxes else None
-
     def append(self, box: ObservedBox) -> None:
         """Record ``box``; its frame must come after the last one (else a caller's bug)."""
         last = self.last
@@ -265,6 +263,7 @@ class TrackHistory:
                 del self._names[gone]
         self._boxes.append(box)
         self._names[box.label] += 1
+        self.last = box
 
     def class_names(self) -> Counter[str]:
         """How many observations held carry each class label (kept as boxes come and go)."""
