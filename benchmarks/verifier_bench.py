@@ -653,9 +653,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cached_clip(
-    name: str, path: Path, models: list[str], limit: int | None, cache: str | None
+    name: str,
+    path: Path,
+    models: list[str],
+    limit: int | None,
+    cache: str | None,
+    retime: bool = True,
 ) -> Clip:
-    """``decode_clip``, or its pickle from ``cache`` (a directory) when one was kept."""
+    """``decode_clip``, or its pickle from ``cache`` (a directory) when one was kept: then
+    timed afresh (:func:`_retimed`) unless not ``retime``."""
     if cache is None:
         return decode_clip(name, path, models, limit)
     import pickle
@@ -665,7 +671,7 @@ def _cached_clip(
     if file.is_file():
         with file.open("rb") as f:
             clip: Clip = pickle.load(f)
-        return _retimed(clip, path)
+        return _retimed(clip, path) if retime else clip
     clip = decode_clip(name, path, models, limit)
     file.parent.mkdir(parents=True, exist_ok=True)
     with file.open("wb") as f:
