@@ -66,7 +66,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,19 +103,18 @@ class Clip:
     decode_s: list[float] = field(default_factory=list)
     shell_s: list[float] = field(default_factory=list)
     tracks: dict[str, list[Any]] = field(default_factory=dict)
+    alarms: list[tuple[float, float]] = field(default_factory=list)
+    """The camera tamper monitor's alarms over the clip as given (:func:`_alarms`)."""
 
 
-def tamper_alarms(path: Path, fps: float, limit: int | None) -> list[tuple[float, float]]:
-    """The camera tamper monitor's alarms over the clip as given (default config), as
-    ``(start_s, end_s)`` on the bench's clock (frame index / fps; an alarm still open at the
-    end lasts forever): where the gate already refuses automatic critical actions for the
-    camera, and an operator has an alarm, whatever the verifier says (ADR 0055)."""
-    from itertools import islice
+def _alarms(timed: Iterable[tuple[Any, float]]) -> list[tuple[float, float]]:
+    """The camera tamper monitor's alarms (default config) over ``timed`` (BGR frames on the
+    bench's clock, frame index / fps), as ``(start_s, end_s)``; an alarm still open at the
+    end lasts forever. Where one is open, the gate already refuses automatic critical
+    actions for the camera and an operator has an alarm, whatever the verifier says (ADR
+    0055)."""
+    from kontur.tamper.evaluate import run_frames
 
-    from kontur.tamper.evaluate import decode, run_frames
-
-    _, frames = decode(path)
-    timed = ((frame, i / fps) for i, (frame, _) in enumerate(islice(frames, limit)))
     run = run_frames(timed)
     return [(e.start_s, math.inf if e.end_s is None else e.end_s) for e in run.events]
 
@@ -138,75 +137,89 @@ def _detector(model: Path, fmt: str) -> Any:
     )
 
 
-def _frames(path: Path, limit: int | None) -> Iterator[tuple[Any, float, float, float]]:
-    """Decode ``path``: per frame, its BGR pixels, the decode CPU (PyAV's decode and the
-    conversion to BGR, process time) and the verifier shell's (its thumbnail and picture of
-    the frame, process time), with the clip's frame rate."""
-    import av
-
+def _frames(
+    path: Path, limit: int | None
+) -> tuple[float, Iterator[tuple[tuple[Any, Any, Any], float, float]]]:
+    """Decode ``path`` (as ``kontur eval tamper`` does): its frame rate, and per frame its BGR
+    pixels, thumbnail and picture, with the decode CPU (PyAV's decode and the conversion to
+    BGR, process time) and the verifier shell's (the thumbnail and the picture)."""
+    from kontur.tamper.evaluate import decode
     from kontur.verifier import make_picture, make_thumbnail
 
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or 25)
-        frames = container.decode(stream)
+    fps, frames = decode(path)
+
+    def timed() -> Iterator[tuple[tuple[Any, Any, Any], float, float]]:
         n = 0
         while limit is None or n < limit:
             t0 = time.process_time()
-            av_frame = next(frames, None)
-            if av_frame is None:
-                break
-            bgr = av_frame.to_ndarray(format="bgr24")
+            item = next(frames, None)
+            if item is None:
+                return
+            bgr = item[0]
             t1 = time.process_time()
             thumb, picture = make_thumbnail(bgr), make_picture(bgr)
             t2 = time.process_time()
             n += 1
-            yield (bgr, thumb, picture), fps, t1 - t0, t2 - t1
+            yield (bgr, thumb, picture), t1 - t0, t2 - t1
+
+    return fps, timed()
 
 
 def decode_clip(name: str, path: Path, models: list[str], limit: int | None) -> Clip:
-    """Decode ``path`` once; time decode and the verifier shell; run every model's detector."""
+    """Decode ``path`` once; time decode and the verifier shell; run every model's detector
+    and the camera tamper monitor."""
     from kontur.wire import TrackFrame
     from kontur.worker.tracking import CameraTracker
 
     detectors = {m: _detector(*MODELS[m]) for m in models}
-    clip: Clip | None = None
-    trackers: dict[str, Any] = {}
-    for (bgr, thumb, picture), fps, decode_s, shell_s in _frames(path, limit):
-        if clip is None:
-            clip = Clip(name, fps, (bgr.shape[1], bgr.shape[0]))
-            trackers = {m: CameraTracker(fps, d.class_names) for m, d in detectors.items()}
-        index = len(clip.thumbs)
-        clip.thumbs.append(thumb)
-        clip.pictures.append(picture)
-        clip.decode_s.append(decode_s)
-        clip.shell_s.append(shell_s)
-        for m, det in detectors.items():
-            dets = det.infer(bgr)
-            clip.tracks.setdefault(m, []).append(
-                TrackFrame(
-                    camera_id=CAMERA,
-                    frame_index=index,
-                    pts_s=index / fps,
-                    model_id=det.model_id,
-                    config_id="bench",
-                    platform="cpu",
-                    objects=trackers[m].update(dets),
-                    detections=len(dets),
+    fps, frames = _frames(path, limit)
+    clip = Clip(name, fps, (0, 0))
+    trackers = {m: CameraTracker(fps, d.class_names) for m, d in detectors.items()}
+
+    def timed() -> Iterator[tuple[Any, float]]:
+        for (bgr, thumb, picture), decode_s, shell_s in frames:
+            index = len(clip.thumbs)
+            clip.size = (bgr.shape[1], bgr.shape[0])
+            clip.thumbs.append(thumb)
+            clip.pictures.append(picture)
+            clip.decode_s.append(decode_s)
+            clip.shell_s.append(shell_s)
+            for m, det in detectors.items():
+                dets = det.infer(bgr)
+                clip.tracks.setdefault(m, []).append(
+                    TrackFrame(
+                        camera_id=CAMERA,
+                        frame_index=index,
+                        pts_s=index / fps,
+                        model_id=det.model_id,
+                        config_id="bench",
+                        platform="cpu",
+                        objects=trackers[m].update(dets),
+                        detections=len(dets),
+                    )
                 )
-            )
-    if clip is None:
+            yield bgr, index / fps
+
+    clip.alarms = _alarms(timed())
+    if not clip.thumbs:
         raise ValueError(f"expected frames in {path}, found none")
     return clip
 
 
 def _retimed(clip: Clip, path: Path) -> Clip:
     """``clip`` (kept from an earlier run) with its decode and shell CPU measured afresh on
-    this machine, now: the verifier's CPU is then set against a baseline of the same run."""
+    this machine, now (the verifier's CPU is then set against a baseline of the same run),
+    and its tamper alarms found again in the same pass."""
+    _, frames = _frames(path, len(clip.thumbs))
     decode, shell = [], []
-    for _, _, decode_s, shell_s in _frames(path, len(clip.thumbs)):
-        decode.append(decode_s)
-        shell.append(shell_s)
+
+    def timed() -> Iterator[tuple[Any, float]]:
+        for (bgr, _, _), decode_s, shell_s in frames:
+            decode.append(decode_s)
+            shell.append(shell_s)
+            yield bgr, (len(decode) - 1) / clip.fps
+
+    clip.alarms = _alarms(timed())
     if len(decode) != len(clip.thumbs):
         raise ValueError(f"{path}: expected {len(clip.thumbs)} frames as cached, got {len(decode)}")
     clip.decode_s, clip.shell_s = decode, shell
@@ -351,9 +364,7 @@ class Dwells:
         }
 
 
-def run_model(
-    clip: Clip, model: str, every: float, alarms: list[tuple[float, float]]
-) -> dict[str, Any]:
+def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
     """The clean pass (false disagreements, CPU, honest dwells) with every fault branched off
     at each onset."""
     from kontur.config import VerifierConfig, load_config
@@ -397,7 +408,7 @@ def run_model(
         for b in branches:
             if not b.done:
                 b.step(clip, tf, finding)
-    out = _model_summary(clip, tracks, verifier, cpu, disagree, branches, WORKER_FAULTS, alarms)
+    out = _model_summary(clip, tracks, verifier, cpu, disagree, branches, WORKER_FAULTS)
     return {
         **out,
         "longest_still_carry_s": round(still, 3),
@@ -427,7 +438,6 @@ def _model_summary(
     disagree: int,
     branches: list[Branch],
     kinds: tuple[str, ...],
-    alarms: list[tuple[float, float]],
 ) -> dict[str, Any]:
     n = len(tracks)
     decode = clip.decode_s[:n]
@@ -438,7 +448,7 @@ def _model_summary(
         caught = [b for b in counted if b.caught_at is not None]
         delays = [b.caught_at - b.onset for b in caught if b.caught_at is not None]
         missed = [b.onset for b in counted if b.caught_at is None]
-        held = [t for t in missed if _under_alarm(t, alarms)]
+        held = [t for t in missed if _under_alarm(t, clip.alarms)]
         catch[kind] = {
             "injected": len(counted),
             "skipped_nothing_to_act_on": len(mine) - len(counted),
@@ -698,14 +708,13 @@ def _run(
             progress.update(task, description=f"{name}: decode + detect")
             clip = _cached_clip(name, path, models, limit, cache)
             progress.advance(task)
-            alarms = tamper_alarms(path, clip.fps, len(clip.thumbs))
             entry: dict[str, Any] = {"frames": len(clip.thumbs), "fps": clip.fps, "size": clip.size}
             entry["tamper_alarms_s"] = [[round(a, 3), None if b == math.inf else round(b, 3)]
-                                        for a, b in alarms]  # fmt: skip
+                                        for a, b in clip.alarms]  # fmt: skip
             entry["models"] = {}
             for model in models:
                 progress.update(task, description=f"{name}: verify {model}")
-                entry["models"][model] = run_model(clip, model, every, alarms)
+                entry["models"][model] = run_model(clip, model, every)
                 progress.advance(task)
             results[name] = entry
     return results

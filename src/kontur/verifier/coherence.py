@@ -174,7 +174,7 @@ def measure(
     kept = centred_ncc(old, stay, energy)
     if kept is None or kept < STAY_NCC:
         return None  # the old content did not stay put: no evidence either way
-    follows = _follows((old, energy), pixels, xyxy, s, h, w)
+    follows = _follows(old, energy, pixels, xyxy, s, h, w)
     return None if follows is None else follows - kept
 
 
@@ -298,17 +298,18 @@ def _flat(centred_patch: npt.NDArray[np.float32], energy: float | None = None) -
 
 
 def _follows(
-    old: tuple[npt.NDArray[np.float32], float],
+    old: npt.NDArray[np.float32],
+    energy: float,
     pixels: npt.NDArray[np.uint8],
     xyxy: tuple[float, float, float, float],
     s: float,
     h: int,
     w: int,
 ) -> float | None:
-    """NCC of ``old`` (a centred patch and its energy) with the h×w patch centred on box
+    """NCC of ``old`` (a centred patch, of ``energy``) with the h×w patch centred on box
     ``xyxy`` in ``pixels``."""
     follow = centred(_patch(pixels, (xyxy[1] + xyxy[3]) / 2 / s, (xyxy[0] + xyxy[2]) / 2 / s, h, w))
-    return centred_ncc(old[0], follow, old[1])
+    return centred_ncc(old, follow, energy)
 
 
 def centred(patch: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32] | None:
@@ -323,9 +324,8 @@ def centred(patch: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32] | 
 
 def mean_f32(a: npt.NDArray[np.float32]) -> np.float32:
     """``a.mean()`` of a float32 array, bit for bit (numpy's float32 sum over the count in
-    float64, rounded to float32), without its overhead (``a.sum()`` is this reduction, behind
-    a Python wrapper)."""
-    return np.float32(float(np.add.reduce(a, axis=None)) / a.size)
+    float64, rounded to float32), without its overhead."""
+    return np.float32(float(a.sum()) / a.size)
 
 
 def centred_ncc(
