@@ -22,7 +22,10 @@ Everything is measured in ONE run (issue 13 §2):
    whole frame) checks every frame of the honest worker's output: the **false-disagreement
    rate** is the share of analysed frames whose finding disagrees, with the share per check.
    The verifier's CPU per analysed frame (shell + ``observe_frame`` + ``check``, process time)
-   is set against the decode time of the same frames: the **ratio**.
+   is timed in passes of its own over the honest output, as the verifier process spends it
+   (nothing else runs between its frames; the fastest of three), and set against the decode
+   time of the same frames: the **ratio**. ``verifier_cpu_ms_among_branches`` is the same
+   verifier timed in the pass below, with the faults' copies run between its frames.
 3. In the same pass, at onsets every ``--every`` seconds (from 1.6 s, after the background is
    learnt), the verifier's state is copied and each ``worker-…`` fault of
    :mod:`kontur.worker.faults` is applied to the honest output from that onset on. An
@@ -364,6 +367,32 @@ class Dwells:
         }
 
 
+#: Passes of :func:`time_alone`; the fastest is kept (as ``timeit`` does: the others lost
+#: time to whatever else the machine ran).
+TIMED_PASSES = 3
+
+
+def time_alone(clip: Clip, model: str) -> list[list[float]]:
+    """The verifier's CPU per frame (process time, with the shell's) as its process spends it:
+    one camera, the honest tracks, nothing run between frames; :data:`TIMED_PASSES` passes,
+    each with a fresh verifier."""
+    from kontur.config import VerifierConfig, load_config
+    from kontur.verifier import Verifier, Watch
+
+    cfg = load_config(None)
+    passes = []
+    for _ in range(TIMED_PASSES):
+        verifier = Verifier(VerifierConfig(), Watch.from_policies(cfg.zones, cfg.policies))
+        cpu = []
+        for i, tf in enumerate(clip.tracks[model]):
+            t0 = time.process_time()
+            verifier.observe_frame(CAMERA, i, tf.pts_s, clip.thumbs[i], picture=clip.pictures[i])
+            verifier.check(tf)
+            cpu.append(time.process_time() - t0 + clip.shell_s[i])
+        passes.append(cpu)
+    return passes
+
+
 def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
     """The clean pass (false disagreements, CPU, honest dwells) with every fault branched off
     at each onset."""
@@ -372,6 +401,7 @@ def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
     from kontur.verifier import Verifier, Watch
     from kontur.worker.faults import WORKER_FAULTS, FaultPlan, WorkerFault
 
+    alone = time_alone(clip, model)  # first: the branches' copies have not filled memory yet
     cfg = load_config(None)
     verifier = Verifier(VerifierConfig(), Watch.from_policies(cfg.zones, cfg.policies))
     dwells = Dwells(rules_from_config(cfg), clip.size)
@@ -408,7 +438,7 @@ def run_model(clip: Clip, model: str, every: float) -> dict[str, Any]:
         for b in branches:
             if not b.done:
                 b.step(clip, tf, finding)
-    out = _model_summary(clip, tracks, verifier, cpu, disagree, branches, WORKER_FAULTS)
+    out = _model_summary(clip, tracks, verifier, (alone, cpu), disagree, branches, WORKER_FAULTS)
     return {
         **out,
         "longest_still_carry_s": round(still, 3),
@@ -434,7 +464,7 @@ def _model_summary(
     clip: Clip,
     tracks: list[Any],
     verifier: Any,
-    cpu: list[float],
+    cpus: tuple[list[list[float]], list[float]],
     disagree: int,
     branches: list[Branch],
     kinds: tuple[str, ...],
@@ -462,6 +492,8 @@ def _model_summary(
                 round((len(caught) + len(held)) / len(counted), 4) if counted else None
             ),
         }
+    passes, among = cpus
+    cpu = min(passes, key=sum)
     cpu_ms = 1000 * statistics.mean(cpu)
     decode_ms = 1000 * statistics.mean(decode)
     return {
@@ -473,6 +505,8 @@ def _model_summary(
             "median": round(1000 * statistics.median(cpu), 3),
             "p95": round(1000 * float(np.percentile(cpu, 95)), 3),
         },
+        "verifier_cpu_ms_per_pass": [round(1000 * statistics.mean(p), 3) for p in passes],
+        "verifier_cpu_ms_among_branches": round(1000 * statistics.mean(among), 3),
         "decode_cpu_ms_per_frame": round(decode_ms, 3),
         "verifier_over_decode": round(cpu_ms / decode_ms, 3) if decode_ms > 0 else None,
         "catch": catch,
