@@ -17,7 +17,9 @@ The model abstains (``SceneMasks.judged`` False, with the reason) while it learn
 for :data:`LEARN_S` after the first frame and after every global change (more than
 :data:`RESET_FRACTION` of the picture differing at once: a cut, a pan, a light switched on).
 A moving or shaking camera therefore gets no foreground checks at all; a camera the worker does
-not control is what makes that safe (issue 13 §1 watches the camera itself).
+not control is what makes that safe (issue 13 §1 watches the camera itself). A relearn after a
+judged frame sets the background aside; it comes back as soon as it explains the picture again
+(a camera knocked that came back, a corrupt frame: ADR 0056).
 """
 
 from __future__ import annotations
@@ -412,6 +414,33 @@ class BoxMeter:
         return self._count(2, y0, x0, y1, x1)
 
 
+_Plane = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A background set aside when the model began to relearn after a judged frame, with
+    what it was judging by: its noise, spectrum, foreground runs, and the pts of its last
+    judged frame (ADR 0056)."""
+
+    bg: _Plane
+    noise: _Plane
+    spectrum: npt.NDArray[np.complex64]
+    run_age: _Plane | None
+    run_gap: _Plane | None
+    pts_s: float
+
+
+def _foreground(
+    img: _Plane, bg: _Plane, noise: _Plane
+) -> tuple[_Plane, _Plane, npt.NDArray[np.bool_]]:
+    """A picture's step from the background, its distance (the step less its median: a
+    global change of gain or exposure is no object), and its foreground."""
+    step = img - bg
+    dist = np.abs(step - _median(step[::4, ::4]))
+    return step, dist, dist > np.maximum(MIN_DIFF, NOISE_K * noise)
+
+
 class ForegroundModel:
     """A camera's background: running average, per-pixel noise, selective update.
 
@@ -436,6 +465,10 @@ class ForegroundModel:
         """Per pixel (as above), how long since it was last in the foreground (seconds)."""
         self._newest: SceneMasks | None = None
         """The masks :meth:`observe` returned last (they keep their planes unpacked)."""
+        self._judged_at: float | None = None
+        """The pts of the last frame judged."""
+        self._kept: _Kept | None = None
+        """The background a relearn after a judged frame set aside (:meth:`_resumed`)."""
 
     def observe(self, pts_s: float, picture: ScenePicture) -> SceneMasks:
         """Feed the next frame's picture; returns its masks (unjudged while learning), which
@@ -454,12 +487,9 @@ class ForegroundModel:
             return self._restart(pts_s, picture, img, "learning the background")
         if pts_s <= self._pts:
             raise RuntimeError(f"expected a pts after {self._pts}, got {pts_s}")
-        dt = pts_s - self._pts
+        dt = run_dt = pts_s - self._pts
         self._pts = pts_s
-        step = img - bg
-        diff = step - _median(step[::4, ::4])  # a global change of gain or exposure is no object
-        dist = np.abs(diff)
-        fg = dist > np.maximum(MIN_DIFF, NOISE_K * noise)
+        step, dist, fg = _foreground(img, bg, noise)
         motion = self._motion(pts_s, img)
         self._recent.append((pts_s, img))
         fraction, moved = _share(fg), _share(motion)
@@ -468,11 +498,16 @@ class ForegroundModel:
             restart = self._restart(pts_s, picture, img, f"relearning the background: {cut}")
             return dataclasses.replace(restart, cut=True)
         if self._samples:
-            self._learn(pts_s, img)
-            return self._masks(pts_s, picture, fg, motion, False, fraction)
-        change = self._global_change(fraction, moved, img)
-        if change is not None:
-            return self._restart(pts_s, picture, img, f"relearning the background: {change}")
+            back = self._resumed(pts_s, img, moved)
+            if back is None:
+                self._learn(pts_s, img)
+                return self._masks(pts_s, picture, fg, motion, False, fraction)
+            bg, noise, run_dt, (step, dist, fg) = back  # (learnt one frame's worth, no more)
+            fraction = _share(fg)
+        else:
+            change = self._global_change(fraction, moved, img)
+            if change is not None:
+                return self._restart(pts_s, picture, img, f"relearning the background: {change}")
         a_bg = np.float32(1.0 - math.exp(-dt / BACKGROUND_TAU_S))
         a_fg = np.float32(1.0 - math.exp(-dt / FOREGROUND_TAU_S))
         step *= _pick(fg, a_fg, a_bg)  # in place, as bg += where(...) * (img - bg)
@@ -481,7 +516,8 @@ class ForegroundModel:
         spread -= noise
         spread *= _pick(fg, np.float32(0.0), a_bg)
         noise += spread
-        self._runs(dt, fg)
+        self._runs(run_dt, fg)
+        self._judged_at = pts_s
         return self._masks(pts_s, picture, fg, motion, True, fraction)
 
     @property
@@ -591,11 +627,39 @@ class ForegroundModel:
         bg = np.median(stack, axis=0).astype(np.float32)
         spread = np.abs(stack - bg).mean(axis=0)
         self._bg, self._noise = bg, np.maximum(spread, MIN_DIFF / NOISE_K).astype(np.float32)
-        self._samples = []
+        self._samples, self._kept = [], None  # a background of its own again
 
-    def _restart(
-        self, pts_s: float, picture: ScenePicture, img: npt.NDArray[np.float32], why: str
-    ) -> SceneMasks:
+    def _resumed(
+        self, pts_s: float, img: _Plane, moved: float
+    ) -> tuple[_Plane, _Plane, float, tuple[_Plane, _Plane, npt.NDArray[np.bool_]]] | None:
+        """While it relearns after a judged frame (ADR 0056): the background set aside back in
+        use, when it explains this picture as it would have had nothing happened: the picture
+        lies where it lay (whole-pixel phase correlation (0, 0)), no more than
+        :data:`RESET_FRACTION` of it differs, and no global change. The camera was jolted and
+        came back, or a corrupt frame passed. Returns that background, its noise, the time
+        since its last judged frame, and this picture's step, distance and foreground against
+        it; None (the relearning goes on) otherwise."""
+        kept = self._kept
+        if kept is None or kept.bg.shape != img.shape:
+            return None
+        step, dist, fg = _foreground(img, kept.bg, kept.noise)
+        fraction = _share(fg)
+        if fraction > RESET_FRACTION:
+            return None  # (cheap first: the phase correlation only for a picture it explains)
+        if shift_between(kept.spectrum, _spectrum(img), (img.shape[0], img.shape[1])) != (0, 0):
+            return None
+        if self._global_change(fraction, moved, img) is not None:
+            return None  # it still moves: a later frame may tell
+        self._bg, self._noise, self._samples, self._kept = kept.bg, kept.noise, [], None
+        self._run_age, self._run_gap = kept.run_age, kept.run_gap
+        return kept.bg, kept.noise, pts_s - kept.pts_s, (step, dist, fg)
+
+    def _restart(self, pts_s: float, picture: ScenePicture, img: _Plane, why: str) -> SceneMasks:
+        bg, noise, at = self._bg, self._noise, self._judged_at
+        if bg is not None and noise is not None and at is not None and not self._samples:
+            spectrum = _spectrum(bg)  # it was judging: set aside, not lost
+            self._kept = _Kept(bg, noise, spectrum, self._run_age, self._run_gap, at)
+        self._judged_at = None
         self._bg = img.copy()
         self._noise = np.full_like(img, MIN_DIFF / NOISE_K)
         self._recent.clear()
