@@ -27,7 +27,7 @@ from kontur.verifier import (
     make_thumbnail,
 )
 from kontur.verifier.core import MAX_ALONE_PAIRS
-from kontur.verifier.foreground import LEARN_S
+from kontur.verifier.foreground import FOREGROUND_TAU_S, LEARN_S
 from kontur.wire import Finding, TrackedObject
 
 FPS = 10.0
@@ -333,6 +333,25 @@ def test_a_cut_or_a_camera_that_stays_moved_relearns_its_background() -> None:
         assert masks[start - 1].judged
         learning = [i for i in range(start, len(clip)) if not masks[i].judged]
         assert learning == list(range(start, start + round(LEARN_S * FPS) + 1))
+
+
+@pytest.mark.parametrize(("shaken_s", "resumed"), [(2.0, True), (FOREGROUND_TAU_S + 1.0, False)])
+def test_a_background_set_aside_too_long_is_not_taken_back(shaken_s: float, resumed: bool) -> None:
+    """ADR 0056: a camera shaken for longer than the model takes to let a still object in
+    (``FOREGROUND_TAU_S``) relearns when it comes to rest, even where it was before: what
+    changed meanwhile is not in the old background."""
+    rng = np.random.default_rng(7)
+    view = rng.integers(0, 255, (120, 160), dtype=np.uint8)  # a textured scene
+    model = ForegroundModel()
+    t, masks = 0.0, []
+    for k in range(round((3.0 + shaken_s) * FPS) + 5):
+        t = k / FPS
+        shaken = 3.0 <= t < 3.0 + shaken_s
+        pixels = np.roll(view, 4 if k % 2 else -4, axis=1) if shaken else view
+        masks.append(model.observe(t, ScenePicture(pixels, 3, 480, 360)))
+    assert masks[29].judged and not masks[30].judged  # every shaken frame is a cut
+    assert all(m.cut for m in masks[31 : round((3.0 + shaken_s) * FPS)])
+    assert masks[-1].judged is resumed
 
 
 def test_a_person_hidden_right_after_a_knock_is_caught_within_a_second() -> None:
