@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +26,28 @@ def shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (../shared/data is absent in this checkout)")
     return path
+
+
+def built_once(
+    factory: pytest.TempPathFactory, worker_id: str, name: str, build: Callable[[Path], None]
+) -> Path:
+    """A directory ``build`` fills once per test run, however many pytest-xdist workers need
+    it: the first builds it in the run's shared temporary directory, under a lock, and the
+    others wait for it and read it. Tests must not write into it (copy it first). Without
+    xdist (``worker_id`` "master"), a directory of this session's own."""
+    if worker_id == "master":
+        own = factory.mktemp(name)
+        build(own)
+        return own
+    root = factory.getbasetemp().parent / name  # this run's, every worker's
+    with open(f"{root}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / ".built").is_file():  # (a build that failed is tried again)
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            build(root)
+            (root / ".built").touch()
+    return root
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_kontur, shared
+from tests.conftest import built_once, run_kontur, shared
 
 from kontur.archive import Archive, Record
 from kontur.evidence.plan import camera_of, gops_of
@@ -44,26 +44,30 @@ class DemoArchive:
 
 
 @pytest.fixture(scope="session")
-def demo_archive(tmp_path_factory: pytest.TempPathFactory) -> DemoArchive:
-    """Run the perimeter once on signed real footage."""
-    video = shared("video", "pets09_s2l1_480x360.avi")
-    model = shared("models", "yolox_nano.onnx")
-    data = tmp_path_factory.mktemp("evidence") / "d"
-    # the tamper monitor off: ingest then hands the gate each verdict at once, so decisions
-    # land in the archive where these tests' spans expect them (with it on, a decision comes
-    # up to ~1.9 s later and an export's closure rule pulls in the earlier GOPs it names)
-    cfg = tmp_path_factory.mktemp("cfg") / "c.yaml"
-    cfg.write_text("tamper:\n  enabled: false\n")
-    r = run_kontur(
-        "demo", "--source", str(video), "--model", str(model), "--data-dir", str(data),
-        "--config", str(cfg),
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
+def demo_archive(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> DemoArchive:
+    """Run the perimeter once on signed real footage (once per run:
+    :func:`~tests.conftest.built_once`)."""
+    data = built_once(tmp_path_factory, worker_id, "evidence-demo", _demo) / "d"
     with Archive.open_readonly(data) as arc:
         records = tuple(arc.iter_records())
         key = str(arc.verifier_key)
     assert sum(r.kind == "decision" for r in records) > 0, "the clip should yield decisions"
     return DemoArchive(data, records, key)
+
+
+def _demo(tmp: Path) -> None:
+    video = shared("video", "pets09_s2l1_480x360.avi")
+    model = shared("models", "yolox_nano.onnx")
+    # the tamper monitor off: ingest then hands the gate each verdict at once, so decisions
+    # land in the archive where these tests' spans expect them (with it on, a decision comes
+    # up to ~1.9 s later and an export's closure rule pulls in the earlier GOPs it names)
+    cfg = tmp / "c.yaml"
+    cfg.write_text("tamper:\n  enabled: false\n")
+    r = run_kontur(
+        "demo", "--source", str(video), "--model", str(model), "--data-dir", str(tmp / "d"),
+        "--config", str(cfg),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def mid_span(archive: DemoArchive, gop: int) -> tuple[float, float]:

@@ -12,17 +12,21 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_kontur, shared
+from tests.conftest import built_once, run_kontur, shared
 from tests.incident.incident_footage import short_clip
 
 from kontur.archive import Archive
 
 
 @pytest.fixture(scope="session")
-def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir the perimeter wrote: 8 GOPs of cam1, each AUTHENTIC, and its inventory."""
+def demo_data(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A data dir the perimeter wrote: 8 GOPs of cam1, each AUTHENTIC, and its inventory
+    (built once per run: :func:`~tests.conftest.built_once`)."""
+    return built_once(tmp_path_factory, worker_id, "incident-demo", _demo) / "d"
+
+
+def _demo(tmp: Path) -> None:
     model = shared("models", "yolox_nano.onnx")
-    tmp = tmp_path_factory.mktemp("incident-demo")
     clip = short_clip(tmp / "pets09-80.mp4", 80)
     data = tmp / "d"
     r = run_kontur("demo", "--source", str(clip), "--model", str(model), "--data-dir", str(data))
@@ -30,7 +34,6 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with Archive.open_readonly(data) as arc:
         verdicts = [r for r in arc.iter_records(kind="verdict")]
     assert len(verdicts) >= 4, "expected several GOPs in the demo archive"
-    return data
 
 
 @pytest.fixture
