@@ -637,9 +637,9 @@ class ForegroundModel:
         lies where it lay (whole-pixel phase correlation (0, 0)), no more than
         :data:`RESET_FRACTION` of it differs, and no global change; and it was judging no more
         than :data:`FOREGROUND_TAU_S` before. The camera was jolted and came back, or a
-        corrupt frame passed. Returns that background, its noise, the time
-        since its last judged frame, and this picture's step, distance and foreground against
-        it; None (the relearning goes on) otherwise."""
+        corrupt frame passed. Returns that background, its noise, the time since its last
+        judged frame, and this picture's step, distance and foreground against it; None (the
+        relearning goes on) otherwise."""
         kept = self._kept
         if kept is not None and pts_s - kept.pts_s > FOREGROUND_TAU_S:
             kept = self._kept = None  # older than the time it lets a still object in: stale
