@@ -70,7 +70,9 @@ def _knocked(clip: vb.Clip, i: int) -> tuple[Any, Any]:
     return thumb, ScenePicture(pixels, p.stride, p.frame_width, p.frame_height)
 
 
-def _branch(clip: vb.Clip, model: str, verifier: Any, start: int, clean: list[Any], mode: str):
+def _branch(
+    clip: vb.Clip, model: str, verifier: Any, start: int, clean: list[Any], mode: str
+) -> tuple[float | None, bool, bool, float]:
     """Knock the camera of ``verifier`` (a copy at frame ``start``), hide everyone from its
     return; returns (blind seconds or None, caught, counted, the return's pts)."""
     from kontur.worker.faults import FaultPlan, WorkerFault
