@@ -33,9 +33,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as _dt
-import json
-import os
 import statistics
 import sys
 import time
@@ -43,9 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import verifier_bench as vb  # the bench's clips, cache and catch rule
+from _machine import machine  # the benchmarks' shared helper, beside this file
+from kontur._cli import write_json
 
 #: How long the camera stays knocked (seconds).
 KNOCK_S = 0.2
@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     own = dict(c.split("=", 1) for c in args.clip if c.find("=") > 0)
     bad = [c for c in clips if c not in vb.CLIPS] + [m for m in models if m not in vb.MODELS]
     bad += [c for c in args.clip if c.find("=") <= 0]
-    paths = {c: vb._clip_path(c) for c in clips} | {n: Path(v) for n, v in own.items()}
+    paths = {c: vb._clip_path(c) for c in clips if c in vb.CLIPS} | {
+        n: Path(v) for n, v in own.items()
+    }
     bad += [str(p or c) for c, p in paths.items() if p is None or not p.is_file()]
     if bad or args.every <= 0:
         print(
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     sys.modules["__main__"].Clip = vb.Clip  # type: ignore[attr-defined]  # the cache's pickles
-    started, load = time.time(), os.getloadavg()
+    started, facts = time.time(), machine()  # (the load average before the run)
     results: dict[str, Any] = {}
     for name, path in paths.items():
         assert path is not None
@@ -193,19 +195,17 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {m: run_model(clip, m, args.every) for m in models}
     out = {
         "command": "python benchmarks/verifier_jolt_bench.py " + " ".join(argv or sys.argv[1:]),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "wall_s": round(time.time() - started, 1),
-        "machine": vb._machine(),
-        "load_average_1_5_15": [round(x, 2) for x in load],
+        "machine": facts,
         "knock": {"seconds": KNOCK_S, "share_of_width": KNOCK},
         "clips": results,
     }
     _print(results)
-    text = json.dumps(out, indent=2)
-    if args.json_out == "-":
-        print(text)
-    elif args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+    if args.json_out:
+        try:
+            write_json(Path(args.json_out), out)
+        except typer.Exit as exc:  # (its one-line error is printed)
+            return int(exc.exit_code)
     return 0
 
 

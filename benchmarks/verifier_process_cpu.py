@@ -17,9 +17,7 @@ from ``../shared/data``.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import typer
+
+from _machine import machine  # the benchmarks' shared helper, beside this file
+from kontur._cli import write_json
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"verifier_process_cpu: expected existing files, missing {missing}", file=sys.stderr)
         return 2
     kontur = Path(sys.executable).with_name("kontur")
-    load = os.getloadavg()
+    started = machine()  # (the load average before the run)
     with tempfile.TemporaryDirectory(prefix="kontur-vcpu-") as tmp:
         out = Path(tmp) / "demo.json"
         cmd = [str(kontur), "demo", "--source", args.source, "--model", args.model,
@@ -103,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     fps = float(summary["fps"])
     result = {
         "command": "python benchmarks/verifier_process_cpu.py " + " ".join(argv or sys.argv[1:]),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "load_average_before": [round(x, 2) for x in load],
+        "machine": started,
         "frames": frames,
         "fps": fps,
         "cpu_per_frame": {b: _per_frame(s, frames, fps) for b, s in samples.items()},
@@ -118,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{block:9s} {r['whole_run_ms']} ms/frame over the run, {r['steady_ms']} steady",
             file=sys.stderr,
         )
-    text = json.dumps(result, indent=2)
-    if args.json_out == "-":
-        print(text)
-    elif args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+    if args.json_out:
+        try:
+            write_json(Path(args.json_out), result)
+        except typer.Exit as exc:  # (its one-line error is printed)
+            return int(exc.exit_code)
     return 0
 
 
