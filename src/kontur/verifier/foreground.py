@@ -598,10 +598,15 @@ class ForegroundModel:
         return float(_across(img, y0, x0, y1, x1, outline)) / max(across_bg, 1.0)
 
     def _global_change(
-        self, fraction: float, moved: float, img: npt.NDArray[np.float32]
+        self,
+        fraction: float,
+        moved: float,
+        img: npt.NDArray[np.float32],
+        spectrum: npt.NDArray[np.complex64] | None = None,
     ) -> str | None:
         """Why the whole picture changed (a cut, a pan, the lights), or None: ``fraction`` of
-        it in the foreground, ``moved`` of it changed in the last ~0.1 s."""
+        it in the foreground, ``moved`` of it changed in the last ~0.1 s (``spectrum``:
+        ``img``'s, when the caller took it)."""
         if fraction > RESET_FRACTION:
             return f"{fraction:.0%} of the picture differs from the background (the lights?)"
         if moved <= CAMERA_CHECK_FRACTION or len(self._recent) < 2:
@@ -609,7 +614,7 @@ class ForegroundModel:
         before = self._recent[-2][1]
         kept = self._spectra
         fa = kept[1] if kept is not None and kept[0] is before else _spectrum(before)
-        fb = _spectrum(img)
+        fb = _spectrum(img) if spectrum is None else spectrum
         self._spectra = (img, fb)  # the next frame's "before", if it checks too
         dy, dx = shift_between(fa, fb, (img.shape[0], img.shape[1]))
         if dy == 0 and dx == 0:
@@ -649,9 +654,10 @@ class ForegroundModel:
         fraction = _share(fg)
         if fraction > RESET_FRACTION:
             return None  # (cheap first: the phase correlation only for a picture it explains)
-        if shift_between(kept.spectrum, _spectrum(img), (img.shape[0], img.shape[1])) != (0, 0):
+        spectrum = _spectrum(img)
+        if shift_between(kept.spectrum, spectrum, (img.shape[0], img.shape[1])) != (0, 0):
             return None
-        if self._global_change(fraction, moved, img) is not None:
+        if self._global_change(fraction, moved, img, spectrum) is not None:
             return None  # it still moves: a later frame may tell
         self._bg, self._noise, self._samples, self._kept = kept.bg, kept.noise, [], None
         self._run_age, self._run_gap = kept.run_age, kept.run_gap
