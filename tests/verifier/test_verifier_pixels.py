@@ -9,6 +9,7 @@ person, hides the real ones, or freezes their boxes.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -370,6 +371,63 @@ def test_a_person_hidden_right_after_a_knock_is_caught_within_a_second() -> None
         if f.frame_index - ONSET < FPS
         for r in f.reasons
     )
+
+
+def _swaying(
+    clip: tuple[tuple[np.ndarray, ScenePicture], ...], frames: range, px: int
+) -> tuple[tuple[np.ndarray, ScenePicture], ...]:
+    """``clip`` with the pictures of ``frames`` swaying sideways, up to ``px`` picture pixels
+    each way once a second (a camera on a pole in the wind, or shaken)."""
+    out = list(clip)
+    for i in frames:
+        thumb, p = clip[i]
+        off = round(px * math.sin(2 * math.pi * (i - frames.start) / FPS))
+        out[i] = (thumb, ScenePicture(np.roll(p.pixels, off, axis=1), *_geometry(p)))
+    return tuple(out)
+
+
+def _blind(findings: list[Finding]) -> list[int]:
+    return [f.frame_index for f in findings if any(r.startswith("blind:") for r in f.reasons)]
+
+
+def test_a_fixed_camera_that_keeps_swaying_is_blind_until_it_stands_still() -> None:
+    """ADR 0058: a sway of 2 picture pixels keeps the background model relearning. The
+    camera was fixed for 20 s, so every frame from 3 s into the sway disagrees, until the
+    model judges again; a person the worker hides meanwhile cannot pass unseen."""
+    _require(PETS_VIDEO, PETS_GT)
+    tracks = gt_tracks(PETS_GT, 0.625)
+    for i in range(250, 400):
+        tracks[i] = []  # the worker hides everyone from 25 s
+    findings = run(_swaying(frames(PETS_VIDEO, 400), range(200, 350), 2), FPS, tracks)
+    blind = _blind(findings)
+    assert blind and 200 < blind[0] <= 200 + 3 * FPS
+    assert blind == list(range(blind[0], blind[-1] + 1))  # every frame, no gap
+    assert 350 < blind[-1] <= 350 + 5 * FPS  # the relearn, then half the window judged
+    assert all(not f.agree for f in findings[blind[0] : blind[-1] + 1])
+    assert all(f.agree for f in findings[LEARN_FRAMES:200])
+
+
+LEARN_FRAMES = round(LEARN_S * FPS) + 1
+
+
+def test_a_knock_a_cut_or_a_view_that_stays_moved_is_not_blind() -> None:
+    """ADR 0058: one relearn, or a knock and back, leaves most of any 5 s judged."""
+    video = CLIPS["tud_campus"][0]
+    _require(PETS_VIDEO, video)
+    fixed = frames(PETS_VIDEO, 200)
+    knocked = _jolted(fixed, range(150, 152), 4)
+    moved = _jolted(fixed, range(150, 200), 4)
+    cut = (*fixed[:150], *frames(video, 60))
+    for clip in (knocked, moved, cut):
+        assert _blind(run(clip, FPS, {})) == []
+
+
+def test_a_camera_unsteady_from_the_start_is_not_blind() -> None:
+    """ADR 0058: a camera never seen to stand still (handheld, on a tour) is the tamper
+    monitor's to flag (ADR 0055); the verifier vouches for none of its tracks either way."""
+    _require(PETS_VIDEO)
+    clip = _swaying(frames(PETS_VIDEO, 200), range(0, 200), 2)
+    assert _blind(run(clip, FPS, {})) == []
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,7 @@ import numpy.typing as npt
 
 from kontur.config import VerifierConfig
 from kontur.geometry import covered_share, well_formed
+from kontur.verifier.blind import Blindness
 from kontur.verifier.checks import (
     OWN_MOTION,
     ForegroundSupport,
@@ -200,6 +201,8 @@ class _FrameRecord:
     pts_s: float
     scene: tuple[str, ...]
     gop_index: int
+    blind: str | None = None
+    """Why the camera was blind to the verifier on this frame (:mod:`.blind`), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +242,7 @@ class _Camera:
     renamed: Renamings
     first_pts: float
     foreground: ForegroundModel = field(default_factory=ForegroundModel)
+    blindness: Blindness = field(default_factory=Blindness)
     masks: dict[int, SceneMasks] = field(default_factory=dict)
     pictures: dict[int, _Picture] = field(default_factory=dict)
     shifts: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
@@ -736,10 +740,11 @@ class Verifier:
         if thumb is not None:
             reason = cam.liveness.observe(frame_index, pts_s, thumb)
             cam.picture_pts, cam.picture_scene = pts_s, () if reason is None else (reason,)
-        record = _FrameRecord(pts_s, self._scene_now(cam, pts_s), gop_index)
-        self._record(cam, frame_index, record)
+        blind = None
         if picture is not None:
-            self._observe_picture(cam, frame_index, pts_s, picture)
+            blind = self._observe_picture(cam, frame_index, pts_s, picture)
+        record = _FrameRecord(pts_s, self._scene_now(cam, pts_s), gop_index, blind)
+        self._record(cam, frame_index, record)
 
     def _new_camera(self, camera_id: str, pts_s: float) -> _Camera:
         c = self._config
@@ -762,10 +767,11 @@ class Verifier:
     @staticmethod
     def _observe_picture(
         cam: _Camera, frame_index: int, pts_s: float, picture: ScenePicture
-    ) -> None:
-        """Feed the background model; keep the frame's masks for :meth:`check`."""
+    ) -> str | None:
+        """Feed the background model; keep the frame's masks for :meth:`check`. Returns why
+        the camera is blind to the verifier now (:mod:`.blind`), or None."""
         if cam.picture_at is not None and pts_s <= cam.picture_at:
-            return  # a pts that does not advance: no motion to measure on this frame
+            return None  # a pts that does not advance: no motion to measure on this frame
         cam.picture_at = pts_s
         masks = cam.foreground.observe(pts_s, picture)
         if not masks.judged:
@@ -788,6 +794,7 @@ class Verifier:
             cam.spectra.pop(gone, None)
         if len(cam.shifts) > SHIFT_RECORDS:
             cam.shifts.clear()
+        return cam.blindness.observe(pts_s, masks.judged, masks.note)
 
     def stamp(self, camera_id: str, frame_index: int) -> FrameStamp | None:
         """Ingest's stamp of an observed frame (its pts and GOP); None if not observed/held."""
@@ -1037,13 +1044,16 @@ class Verifier:
                 {"unobserved"},
             )
         names = {"liveness"} if record.scene else set()
+        scene = record.scene
+        if record.blind is not None:
+            scene, names = (*scene, record.blind), names | {"blind"}
         if math.isclose(record.pts_s, tracks.pts_s, rel_tol=0.0, abs_tol=PTS_TOLERANCE_S):
-            return record.scene, record.pts_s, names
+            return scene, record.pts_s, names
         stamp = (
             f"frame {k}: tracks stamped pts {tracks.pts_s:.6f} s, expected {record.pts_s:.6f} s "
             "as ingest saw it"
         )
-        return (*record.scene, stamp), record.pts_s, names | {"stamp"}
+        return (*scene, stamp), record.pts_s, names | {"stamp"}
 
     def _check_tracks(
         self,
