@@ -36,6 +36,7 @@ import copy
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,12 +163,28 @@ def _print(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    extra = {"knock": {"seconds": KNOCK_S, "share_of_width": KNOCK}}
+    return bench_main(argv, "verifier_jolt_bench", __doc__, DEFAULT_CLIPS, run_model, extra, _print)
+
+
+def bench_main(
+    argv: list[str] | None,
+    prog: str,
+    doc: str | None,
+    default_clips: tuple[str, ...],
+    run: Callable[[vb.Clip, str, float], dict[str, Any]],
+    extra: dict[str, Any],
+    show: Callable[[dict[str, Any]], None],
+) -> int:
+    """The command line of this bench and of ``verifier_sway_bench.py``: ``run`` (clip,
+    model, seconds between onsets) over each clip and model, ``show`` the results, and write
+    them with ``extra`` to ``--json``."""
+    ap = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
     ap.add_argument("--json", dest="json_out", default=None, help="PATH, or - for stdout")
-    ap.add_argument("--clips", default=",".join(DEFAULT_CLIPS))
+    ap.add_argument("--clips", default=",".join(default_clips))
     ap.add_argument("--clip", action="append", default=[], metavar="NAME=VIDEO")
     ap.add_argument("--models", default=",".join(vb.MODELS))
-    ap.add_argument("--every", type=float, default=4.0, help="seconds between knocks")
+    ap.add_argument("--every", type=float, default=4.0, help="seconds between onsets")
     ap.add_argument("--cache", default=None, help="DIR, as verifier_bench.py's")
     args = ap.parse_args(argv)
     clips = [c.strip() for c in args.clips.split(",") if c.strip()]
@@ -181,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     bad += [str(p or c) for c, p in paths.items() if p is None or not p.is_file()]
     if bad or args.every <= 0:
         print(
-            f"verifier_jolt_bench: expected clips among {list(vb.CLIPS)} that exist, models "
-            f"among {list(vb.MODELS)}, --clip NAME=VIDEO and --every > 0; got {bad or args.every}",
+            f"{prog}: expected clips among {list(vb.CLIPS)} that exist, models among "
+            f"{list(vb.MODELS)}, --clip NAME=VIDEO and --every > 0; got {bad or args.every}",
             file=sys.stderr,
         )
         return 2
@@ -192,15 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in paths.items():
         assert path is not None
         clip = vb._cached_clip(name, path, sorted(vb.MODELS), None, args.cache, retime=False)
-        results[name] = {m: run_model(clip, m, args.every) for m in models}
+        results[name] = {m: run(clip, m, args.every) for m in models}
     out = {
-        "command": "python benchmarks/verifier_jolt_bench.py " + " ".join(argv or sys.argv[1:]),
+        "command": f"python benchmarks/{prog}.py " + " ".join(argv or sys.argv[1:]),
         "wall_s": round(time.time() - started, 1),
         "machine": facts,
-        "knock": {"seconds": KNOCK_S, "share_of_width": KNOCK},
+        **extra,
         "clips": results,
     }
-    _print(results)
+    show(results)
     if args.json_out:
         try:
             write_json(Path(args.json_out), out)
