@@ -27,7 +27,7 @@ FIXED_S = 10.0
 #: The window whose judged share is taken (seconds of pts)...
 BLIND_WINDOW_S = 5.0
 #: ...and the share under which the camera is blind. One relearn (1.5 s: a cut, a view that
-#: stays moved, the lights) or a knock and back (ADR 0056) leaves 70% or more of any window
+#: stays moved, the lights) or a knock and back (ADR 0056) leaves 68% or more of any window
 #: judged; a camera that keeps moving leaves next to none.
 BLIND_SHARE = 0.5
 #: A gap between two pictures counts for at most this long (seconds): frames that did not
