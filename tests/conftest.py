@@ -24,7 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Compile kontur's modules to bytecode once, before any test starts a process. Where
     ``PYTHONDONTWRITEBYTECODE`` is set (as on the machines this suite is run on), no process
     writes a .pyc, so each ``kontur`` process the suite starts (every perimeter block, every
-    command run as a user would) compiled the whole package again: 0.5 s of CPU for a
+    command run as a user would) compiled the whole package again: up to 0.5 s of CPU for a
     perimeter block, 10-20% of an end-to-end test. Only the controller compiles (xdist workers start
     after it); an unwritable tree is left as it is (``quiet=2``)."""
     if hasattr(config, "workerinput"):
