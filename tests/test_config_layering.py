@@ -92,9 +92,43 @@ def test_an_unknown_key_is_refused_with_its_path(tmp_path: Path, text: str, key:
         ("- just\n- a list\n", "expected a mapping at top level, got list"),
         ("", "expected a mapping at top level, got an empty document"),
         ("placement:\n  sla:\n    latency_ms_max: -1\n", "key placement.sla.latency_ms_max"),
+        # not a number a check can compare with: NaN passed "> 0", inf made retention never
+        (
+            "archive:\n  retention_days: .nan\n",
+            "key archive.retention_days: Input should be a finite number (found nan)",
+        ),
+        (
+            "archive:\n  retention_days: .inf\n",
+            "key archive.retention_days: Input should be a finite number (found inf)",
+        ),
+        (
+            "archive:\n  retention_days_per_camera: {c: .nan}\n",
+            "key archive.retention_days_per_camera.c: Input should be a finite",
+        ),
+        # a zone is normalised to the picture: NaN failed at run time, 1e308 overflowed
+        (
+            "zones:\n  - id: z\n    polygon: [[.nan, 0], [1, 0], [1, 1]]\n",
+            "key zones.0.polygon.0.0: Input should be a finite",
+        ),
+        (
+            "zones:\n  - id: z\n    polygon: [[0, 0], [1e308, 0], [1, 1]]\n",
+            "key zones.0.polygon.1.0: Input should be less than or equal to 1",
+        ),
+        # PyYAML keeps the last of two equal keys: the first, which a reviewer read, was lost
+        (
+            "api:\n  enabled: false\napi:\n  enabled: true\n",
+            "expected each key once, got key 'api' twice at line 3",
+        ),
+        (
+            "archive:\n  witness: a\n  witness: b\n",
+            "expected each key once, got key 'witness' twice at line 3",
+        ),
     ],
-    ids=["yaml_syntax", "yaml_unclosed_flow", "not_a_mapping", "empty", "bad_value"],
-)
+    ids=[
+        "yaml_syntax", "yaml_unclosed_flow", "not_a_mapping", "empty", "bad_value", "nan",
+        "inf", "nan_per_camera", "nan_zone", "huge_zone", "duplicate_key", "duplicate_nested",
+    ],
+)  # fmt: skip
 def test_a_malformed_file_is_a_one_line_error(tmp_path: Path, text: str, fragment: str) -> None:
     assert fragment in _error(_write(tmp_path, text))
 
@@ -113,3 +147,16 @@ def test_merge_rules_and_inputs_untouched() -> None:
         "g": None,  # null over a mapping replaces it
     }
     assert (base, over) == before
+
+
+def test_yaml_merge_keys_still_merge(tmp_path: Path) -> None:
+    """``<<: *base`` shares settings between cameras; a key the mapping sets itself overrides
+    the merged one (YAML's meaning), and is not a key given twice."""
+    text = (
+        "cameras:\n"
+        "  - &cam {id: a, critical: true, motion_gating: true}\n"
+        "  - {<<: *cam, id: b, critical: false}\n"
+    )
+    cfg = load_config(_write(tmp_path, text))
+    got = [(c.id, c.critical, c.motion_gating) for c in cfg.cameras]
+    assert got == [("a", True, True), ("b", False, True)]

@@ -10,6 +10,7 @@ stdout, which then carries nothing else (the human output, if any, goes to stder
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -26,10 +27,14 @@ __all__ = [
     "JsonOut",
     "check_writable",
     "err",
+    "error_line",
+    "expect_json_stdout",
     "fail",
     "human",
+    "json_error",
     "json_to_stdout",
     "out",
+    "report_error",
     "write_json",
 ]
 
@@ -37,14 +42,56 @@ out = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one error line ``kontur: error: …`` on stderr and exit with ``code``.
+#: At most this many characters of an error line (a hostile file's bytes quoted in full
+#: would make one line of megabytes).
+MAX_ERROR_CHARS = 2000
 
-    URL credentials in the message are redacted here too, whoever built it (ADR 0019).
-    """
-    err.print(
-        f"kontur: error: {redact_url(message)}", markup=False, highlight=False, soft_wrap=True
-    )
+
+class _JsonState:
+    """Whether this command's ``--json`` is ``-`` and whether its JSON was written yet: an
+    error then goes to stdout as JSON too (ADR 0060), unless the result is already there."""
+
+    to_stdout = False
+    written = False
+
+
+def error_line(message: str) -> str:
+    """``message`` as the one error line: URL credentials redacted (ADR 0019), whitespace
+    folded, at most :data:`MAX_ERROR_CHARS`."""
+    line = " ".join(redact_url(message).split())
+    if len(line) > MAX_ERROR_CHARS:
+        line = f"{line[: MAX_ERROR_CHARS - 30]}… ({len(line)} characters in all)"
+    return line
+
+
+def report_error(message: str, code: int) -> None:
+    """Print ``kontur: error: …`` on stderr; with ``--json -``, ``{"error", "exit_code"}``
+    on stdout too, so that stdout stays one JSON document whatever happens."""
+    line = error_line(message)
+    err.print(f"kontur: error: {line}", markup=False, highlight=False, soft_wrap=True)
+    json_error(line, code)
+
+
+def expect_json_stdout(args: list[str]) -> None:
+    """Before the command line is parsed (its ``--json`` callback has not run): whether an
+    error found now goes to stdout as JSON too."""
+    pairs = itertools.pairwise(args)
+    _JsonState.to_stdout = "--json=-" in args or any(a == "--json" and b == "-" for a, b in pairs)
+    _JsonState.written = False
+
+
+def json_error(line: str, code: int) -> None:
+    """With ``--json -``, ``{"error": line, "exit_code": code}`` on stdout, unless the
+    command's own JSON is already there."""
+    if _JsonState.to_stdout and not _JsonState.written:
+        _JsonState.written = True
+        sys.stdout.write(json.dumps({"error": line, "exit_code": code}, indent=2) + "\n")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one error line ``kontur: error: …`` on stderr (see :func:`report_error`) and
+    exit with ``code``."""
+    report_error(message, code)
     raise typer.Exit(code)
 
 
@@ -52,6 +99,7 @@ def _json_target(value: Path | None) -> Path | None:
     """``--json``'s value; an option name there means the value was left out. A PATH that
     cannot be written is refused before the command does its work (a signed file written,
     then an exit 2 for the JSON, would read as a failed signing)."""
+    _JsonState.to_stdout, _JsonState.written = value is not None and str(value) == "-", False
     if value is None or str(value) == "-":
         return value
     if str(value).startswith("-"):
@@ -108,6 +156,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` (``-``: stdout); an unwritable path is a one-line error."""
     text = json.dumps(data, indent=2) + "\n"
     if str(path) == "-":
+        _JsonState.written = True
         sys.stdout.write(text)
         return
     try:

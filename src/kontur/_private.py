@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +31,7 @@ from kontur.errors import KonturError
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
+    "UNSAFE_CATEGORIES",
     "WRITE_ONCE_MODE",
     "DataDirUnsafe",
     "Tightened",
@@ -40,6 +42,7 @@ __all__ = [
     "private_file",
     "read_exact",
     "secure_data_dir",
+    "unsafe_char",
 ]
 
 #: Mode of every file kontur writes in the data dir.
@@ -195,3 +198,17 @@ def printable(text: str) -> str:
     """``text`` with every non-printable character (newlines, escapes) as ``?``: what a
     sandboxed child says goes into one-line errors, verdicts and logs."""
     return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+#: Unicode categories a one-line text (a reason, a name) may not hold: controls (a newline,
+#: a terminal's escape), format characters (bidi overrides that reorder what is shown) and
+#: the line and paragraph separators.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def unsafe_char(text: str) -> int | None:
+    """The index of ``text``'s first character in :data:`UNSAFE_CATEGORIES`, or None."""
+    for k, ch in enumerate(text):
+        if unicodedata.category(ch) in UNSAFE_CATEGORIES:
+            return k
+    return None

@@ -7,6 +7,7 @@ modules are imported inside the commands so that ``kontur --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import tempfile
@@ -16,7 +17,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kontur import __version__
-from kontur._cli import JsonOut, err, fail, human, write_json
+from kontur._cli import (
+    JsonOut,
+    err,
+    expect_json_stdout,
+    fail,
+    human,
+    json_error,
+    report_error,
+    write_json,
+)
 from kontur.errors import KonturError
 
 if TYPE_CHECKING:
@@ -323,26 +333,51 @@ def main() -> None:
     except ImportError:  # pragma: no cover - an older typer, on click itself
         from click import exceptions as click  # type: ignore[no-redef]
 
+    _refuse_undecodable(sys.argv[1:])
     try:
         code = app(prog_name="kontur", standalone_mode=False)
     except (KeyboardInterrupt, typer.Abort):
         err.print("kontur: interrupted")
+        json_error("interrupted", 130)
         sys.exit(130)
     except click.NoArgsIsHelpError as exc:  # a group without its command: its help
         err.print(exc.format_message(), markup=False, highlight=False)
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "kontur"
-        line = " ".join(exc.format_message().split())
-        err.print(
-            f"kontur: error: {line} (see '{where} --help')",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        report_error(f"{exc.format_message()} (see '{where} --help')", exc.exit_code)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        line = " ".join(exc.format_message().split())
-        err.print(f"kontur: error: {line}", markup=False, highlight=False, soft_wrap=True)
+        report_error(exc.format_message(), exc.exit_code)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug, not bad input: still one line, never a traceback
+        if os.environ.get("KONTUR_DEBUG") == "1":
+            raise
+        report_error(
+            f"internal error: {type(exc).__name__}: {exc} (a bug in kontur: set KONTUR_DEBUG=1 "
+            "for its traceback; what was archived before it stays verifiable)",
+            INTERNAL_ERROR,
+        )
+        sys.exit(INTERNAL_ERROR)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+#: The exit code of an error that is kontur's own (BSD sysexits' EX_SOFTWARE).
+INTERNAL_ERROR = 70
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """Refuse an argument that is not UTF-8 (Python keeps its bytes as lone surrogates, which
+    no name, reason or path that kontur writes may carry: ADR 0060)."""
+    expect_json_stdout(args)
+    for k, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+            report_error(
+                f"argument {k}: expected UTF-8 text, got bytes that are not UTF-8 at "
+                f"character {exc.start}: {shown[:80]}",
+                2,
+            )
+            sys.exit(2)

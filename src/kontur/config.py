@@ -55,7 +55,7 @@ __all__ = [
 
 
 class _Cfg(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Profile(_Cfg):
@@ -98,10 +98,15 @@ class CameraConfig(_Cfg):
         return self
 
 
+#: A zone's corner coordinate: normalised to the picture, 0 (left, top) to 1 (right, bottom).
+_Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
 class ZoneConfig(_Cfg):
     id: str
     camera: str = "*"
-    polygon: tuple[tuple[float, float], ...] = Field(min_length=3)
+    polygon: tuple[tuple[_Unit, _Unit], ...] = Field(min_length=3)
+    """Corners (x, y), normalised to the picture (0..1)."""
 
 
 class ActionConfig(_Cfg):
@@ -613,10 +618,39 @@ def _read_text(path: Path, where: str) -> str:
         raise ConfigError(f"config {where}: expected a readable YAML file, got {exc}") from None
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A mapping gave one key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (YAML says keys are
+    unique; PyYAML keeps the last one, so a second ``enabled:`` further down would silently
+    win over the first a reviewer read)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base`: its keys may be overridden here, as YAML means
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # unhashable or odd: the schema refuses it later
+            if key in seen:
+                raise _DuplicateKey(None, None, f"key {key!r} twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _parse(text: str, where: str) -> dict[str, Any]:
     """One YAML document that must be a mapping; anything else is a one-line ConfigError."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no object tags
+    except _DuplicateKey as exc:
+        mark = exc.problem_mark
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"config {where}: expected each key once, got {exc.problem}{at}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

@@ -301,3 +301,17 @@ def test_rtsp_credentials_are_redacted_in_events_and_requests(site: Site) -> Non
     with site.client("operator") as c:
         req = c.get(f"/operator/requests/op-{MATRIX_REQUESTS[0]}").json()
     assert req["reasons"][1] == "source rtsp://***@10.0.0.5:554/stream1 reconnected"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["line one\nline two", "\x1b[2J\x1b[31mowned", "tab\there", "pay \u202egnp.exe", "a\u2028b"],
+)
+def test_an_incident_reason_with_a_control_character_is_422(site: Site, reason: str) -> None:
+    """The reason becomes a legal hold's: a newline or a terminal escape there would be
+    replayed on every screen that shows the hold (the archive refuses it too)."""
+    body = {"camera": "cam1", "from": 1.7e9, "to": 1.7e9 + 60, "reason": reason}
+    with site.client("investigator") as c:
+        r = c.post("/incidents/preserve", json=body)
+    assert r.status_code == 422, r.text
+    assert "reason" in _check(r)

@@ -441,6 +441,18 @@ def test_cli_retention_per_camera_and_dry_run(site: Path) -> None:
         (["release", "--hold", "x", "--reason", "r"], "--hold: expected a record index"),
         (["retention", "--days", "0"], "--days: expected a number of days > 0, got '0'"),
         (["retention", "--days", "7", "--camera", "cam-1"], "--camera: expected CAMERA=DAYS"),
+        # a newline or a terminal escape would be replayed on every screen showing the hold
+        (["hold", "--camera", "x\n\x1b[31mred", "--from", "1", "--to", "2", "--reason", "r"],
+         "camera: expected one line of at most 1000 characters without control characters"),
+        (["hold", "--camera", "cam-1", "--from", "1", "--to", "2", "--reason", "a\rb"],
+         "reason: expected one line of at most 1000 characters without control characters"),
+        (["hold", "--camera", "cam-1", "--from", "1", "--to", "2", "--reason", "pay \u202egnp"],
+         "reason: expected one line"),  # a bidi override reorders what a screen shows
+        (["hold", "--camera", "cam-1", "--from", "1", "--to", "2", "--reason", "r" * 1001],
+         "reason: expected one line of at most 1000 characters without control characters, "
+         "got 1001 characters"),
+        (["hold", "--camera", "cam-1", "--from", "1", "--to", "2", "--reason", "r",
+          "--by", "\x1b]0;owned\x07"], "by: expected one line"),
     ],
 )  # fmt: skip
 def test_cli_bad_input_is_one_line_and_exit_2(site: Path, args: list[str], fragment: str) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from kontur.archive import Archive, ArchiveKey, verify_archive
+from kontur.archive import Archive, ArchiveKey, Signing, verify_archive
 from kontur.archive._tree import entry_leaf
 from kontur.archive.checkpoint import Checkpoint, sign_checkpoint
 from kontur.archive.merkle import EMPTY_ROOT, Frontier, root_of
+from kontur.clock import ManualClock
 
 RunSql = Callable[..., list[tuple[Any, ...]]]
 HEX = "[0-9a-f]{64}"
@@ -332,3 +333,40 @@ def test_a_pinned_key_names_a_resigned_history(filled: Path, run_sql: RunSql) ->
     report = verify_archive(filled, key=real)
     assert report.first_bad is not None
     assert report.first_bad.reason.startswith(f"meta: expected the pinned archive key {real}")
+
+
+def test_a_witness_that_was_never_written_fails_the_verify(tmp_path: Path) -> None:
+    """A witness that cannot be written never stops recording (the archive says why), and a
+    witness that holds none of the archive's signed checkpoints fails ``verify --witness``:
+    "0 checkpoint(s) agree" on an emptied witness proved nothing."""
+    data, witness = tmp_path / "archive", tmp_path / "witness"
+    full = Signing(every_records=1, witness=Path("/dev/full"))  # every write: ENOSPC
+    with Archive.open(data, ManualClock(), signing=full) as arc:
+        arc.append("event", {"n": 1})
+        arc.append("event", {"n": 2})
+        arc.flush()
+        assert arc.witness_error == "witness /dev/full: No space left on device"
+        assert arc.records == 2
+    witness.write_bytes(b"")
+    os.utime(witness, (1.6e9, 1.6e9))  # last written before the archive signed anything
+    report = verify_archive(data, witness=witness)
+    assert not report.ok and report.first_bad is not None
+    assert report.first_bad.reason.startswith(
+        "witness witness: expected the archive's signed checkpoints witnessed (the newest "
+        "covers 2 records, signed after the witness was last written), got none"
+    )
+    assert verify_archive(data).ok  # the records themselves are whole
+    fresh = tmp_path / "fresh"  # a witness configured now, after every checkpoint so far:
+    fresh.write_bytes(b"")  # it has missed nothing yet
+    assert verify_archive(data, witness=fresh).ok
+    with Archive.open(
+        data, ManualClock(), signing=Signing(every_records=1, witness=witness)
+    ) as arc:
+        arc.append("event", {"n": 3})
+        arc.flush()
+    assert verify_archive(data, witness=witness).ok  # witnessed from here on
+    young = tmp_path / "young"
+    with Archive.open(young, ManualClock()):
+        pass  # no checkpoint signed yet: an empty witness has nothing to miss
+    (tmp_path / "none-yet").write_bytes(b"")
+    assert verify_archive(young, witness=tmp_path / "none-yet").ok

@@ -291,3 +291,21 @@ def test_non_ascii_digits_in_size_are_refused(key: ArchiveKey) -> None:
 def test_malformed_verifier_keys_are_refused(text: str) -> None:
     with pytest.raises(CheckpointError):
         VerifierKey.parse(text)
+
+
+def test_a_key_whose_folder_is_missing_is_refused_not_made(tmp_path: Path) -> None:
+    """``archive.key: /mnt/keys/archive.key`` with the mount missing made /mnt/keys on the
+    root file system and a fresh key in it, without a word."""
+    from kontur.archive import Archive, KeyFileError, Signing
+
+    key = tmp_path / "not-mounted" / "archive.key"
+    with pytest.raises(KeyFileError) as info:
+        Archive.open(tmp_path / "data", signing=Signing(key_path=key))
+    assert str(info.value) == (
+        f"archive key {key}: expected its folder {key.parent} to exist, found none"
+    )
+    assert not key.parent.exists()
+    key.parent.mkdir()  # mounted now: the same archive starts, with its new key
+    with Archive.open(tmp_path / "data", signing=Signing(key_path=key)) as arc:
+        arc.append("event", {"n": 1})
+    assert key.exists()

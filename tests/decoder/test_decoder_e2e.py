@@ -48,7 +48,7 @@ def test_a_crashed_decoder_is_replaced_and_recording_goes_on(tmp_path: Path) -> 
     assert (dec["isolation"], dec["starts"], dec["losses"]) == ("full", 2, 1), dec
     assert dec["last"].startswith("crashed")
     triggers = [(t["trigger"], t["detail"]) for t in summary["degradation"]["transitions"]]
-    assert ("block_failed", "cam1: decoder crashed: its input closed (exit -9)") in triggers
+    assert ("block_failed", "cam1: decoder crashed: it exited (exit -9)") in triggers
     verdicts = {v["verdict"]["gop_index"]: v["verdict"] for v in records(data, "verdict")}
     hit = verdicts[1]
     assert hit["verdict"] == "NOT_AUTHENTIC"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import av
@@ -110,3 +112,51 @@ def test_unknown_fault_and_missing_archive(tmp_path: Path) -> None:
     _one_line_error(
         run_kontur("archive", "verify", str(tmp_path / "nothing")), "expected archive.sqlite"
     )
+
+
+def test_a_witness_that_cannot_be_written(tmp_path: Path) -> None:
+    """A witness path kontur cannot append to is refused at start, before any data dir is
+    made; one that fails mid-run (a full disk) never stops recording, and the summary and
+    ``archive verify --witness`` say so. It used to be skipped without a word."""
+    from tests.e2e.pets_clip import pets09_h264
+
+    clip = pets09_h264(tmp_path / "pets.mp4", 20)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"archive:\n  witness: {tmp_path / 'no-such-dir' / 'witness'}\n")
+    data = tmp_path / "d"
+    r = run_kontur("demo", "--source", str(clip), "--config", str(bad), "--data-dir", str(data))
+    _one_line_error(r, "/no-such-dir/witness: expected a file kontur can append to, got No such")
+    assert not data.exists()
+    full = tmp_path / "full.yaml"
+    full.write_text("archive:\n  witness: /dev/full\n  checkpoint_every_records: 5\n")
+    out = tmp_path / "s.json"
+    r = run_kontur("demo", "--source", str(clip), "--config", str(full), "--data-dir", str(data),
+                   "--json", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(out.read_text())
+    assert summary["cameras"][0]["frames"] == 20  # recording went on
+    said = "archive: a checkpoint was not witnessed: witness /dev/full: No space left on device"
+    assert said in summary["notes"] and said in " ".join(r.stdout.split())
+    empty = tmp_path / "witness"
+    empty.write_bytes(b"")
+    os.utime(empty, (1.6e9, 1.6e9))  # as if configured long before the run, never written
+    verify = run_kontur("archive", "verify", str(data), "--witness", str(empty))
+    assert verify.returncode == 1
+    assert "got none: the witness was not written" in " ".join(verify.stdout.split())
+
+
+def test_an_ingest_that_fails_at_start_says_why(tmp_path: Path) -> None:
+    """Ingest refused a corrupt replay store (it keeps the GOP hashes seen) and exited: the
+    one error line named only the exit code, the reason was in its log alone."""
+    from tests.e2e.pets_clip import pets09_h264
+
+    clip = pets09_h264(tmp_path / "pets.mp4", 20)
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "freshness.sqlite").write_bytes(np.random.default_rng(7).bytes(4096))
+    r = run_kontur("demo", "--source", str(clip), "--data-dir", str(data))
+    _one_line_error(r, "ingest:cam1 exited with code 1 before its source ended (its log ends: ", 1)
+    assert (
+        f"InventoryCorrupt: {data / 'freshness.sqlite'}: expected a kontur store, got " in r.stderr
+    )
+    assert run_kontur("archive", "verify", str(data)).returncode == 0

@@ -254,3 +254,19 @@ def test_import_refuses_what_is_not_one_valid_ca(tmp_path: Path, what: str, frag
                           "--data-dir", tmp_path / "d")  # fmt: skip
     assert code == 2
     assert fragment in one_error(err)
+
+
+def test_listing_a_data_dir_without_an_inventory_makes_none(tmp_path: Path) -> None:
+    """``camera list --data-dir typo`` made typo/inventory.sqlite and said "no cameras"."""
+    typo = tmp_path / "typo"
+    code, out, _ = kontur("camera", "list", "--data-dir", typo, "--json", "-")
+    assert code == 0 and json.loads(out) == {
+        "data_dir": str(typo),
+        "inventory": False,
+        "cameras": [],
+    }
+    assert not typo.exists()
+    code, out, _ = kontur("camera", "list", "--data-dir", typo)
+    assert code == 0 and " ".join(out.split()) == (
+        f"no inventory in {typo} (no camera was ever enrolled there)"
+    )

@@ -61,13 +61,20 @@ def _no_vui_hevc(path: Path, frames: int = 12) -> Path:
     with av.open(str(path), "w", format="hevc") as out:
         stream = out.add_stream("libx265", rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"x265-params": "log-level=none:vui-timing-info=0:keyint=6:bframes=0"}
+        # scenecut off and min-keyint = keyint: a GOP every 6 frames whatever x265's
+        # lookahead makes of the flat frames (scenecut once cut every frame in the suite)
+        params = "log-level=none:vui-timing-info=0:keyint=6:min-keyint=6:scenecut=0:bframes=0"
+        stream.options = {"x265-params": params}
         for i in range(frames):
             img = np.full((48, 64, 3), (i * 19) % 256, dtype=np.uint8)
+            img[i % 48, :, :] = 255  # a moving line: no two frames alike
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+    with av.open(str(path)) as src:
+        keys = [int(p.is_keyframe) for p in src.demux(src.streams.video[0]) if p.size]
+    assert keys == [int(i % 6 == 0) for i in range(frames)], f"libx265 made key frames {keys}"
     return path
 
 

@@ -340,3 +340,12 @@ def test_urls_other_than_rtsp_are_refused() -> None:
             SourceError, match=f"expected a file, rtsp:// or rtsps://, got {scheme}://"
         ):
             probe(url)
+
+
+def test_an_unsupported_codec_is_named_not_its_decoder(tmp_path: Path) -> None:
+    """AV1 decodes with libdav1d: the error said "got libdav1d", a library, not the codec."""
+    codec = _encoder("libsvtav1", "libaom-av1", "librav1e")
+    path = tmp_path / "av1.mkv"
+    _write_video(str(path), "matroska", codec, [(64, 48)], frames_each=3)
+    with pytest.raises(UnsupportedCodec, match=r"expected a codec among h264, .*got av1$"):
+        probe(str(path))

@@ -133,6 +133,19 @@ def test_chain_of_another_ca_is_rejected(inv: Inventory, tmp_path: Path) -> None
         inv.enroll("cam1", issued.chain_path.read_bytes())
 
 
+def test_the_site_ca_itself_is_not_a_camera(inv: Inventory) -> None:
+    """The site CA's own certificate chains to the site CA (it is the anchor): enrolled as a
+    camera, a key that signs certificates would have been taken for one that signs video."""
+    ca_pem = (inv.data_dir / "site-ca.pem").read_bytes()
+    with pytest.raises(ChainRejected) as info:
+        inv.enroll("cam9", ca_pem)
+    assert str(info.value) == (
+        "camera cam9: expected the camera's own certificate (CA:FALSE) first, got a CA "
+        "certificate (CN=kontur site CA)"
+    )
+    assert inv.cameras() == []
+
+
 def test_expired_leaf_is_rejected(inv: Inventory, clock: ManualClock) -> None:
     issued = inv.issue("cam1", inv.data_dir / "keys", days=1)
     clock.advance(3 * 86400)
@@ -165,6 +178,9 @@ def test_bad_profile_text(text: str) -> None:
 def test_revoke_is_recorded_and_irreversible(inv: Inventory, clock: ManualClock) -> None:
     _enrol(inv, "cam1")
     clock.advance(60)
+    for bad in ("\x1b[2Jowned", "pay \u202egnp.exe"):  # a terminal escape, a bidi override
+        with pytest.raises(InventoryInputError, match="expected text without control or format"):
+            inv.revoke("cam1", bad)
     cam = inv.revoke("cam1", "  stolen   from pole 4 ")
     assert cam.revoked_reason == "stolen from pole 4"
     assert cam.revoked_at == datetime.fromtimestamp(T0 + 60, UTC)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kontur.config import AllowlistConfig, load_config
+from kontur.placement import probe as probe_mod
 from kontur.placement.allowlist import (
     Allowlist,
     StackFacts,
@@ -23,7 +27,7 @@ from kontur.placement.allowlist import (
     judge,
     version_matches,
 )
-from kontur.placement.probe import HostProbe, driver_version
+from kontur.placement.probe import HostProbe, driver_version, module_distributions
 
 ORT = {"onnxruntime": {"onnxruntime": "1.32.0"}}
 PINNED = StackFacts(ORT, {"nvidia": "550.54.15", "intel_vpu": None})
@@ -197,3 +201,47 @@ def test_a_driver_version_is_the_kernels(tmp_path: Path) -> None:
     # reloaded at another version while the site runs: the next read sees it
     (tmp_path / "nvidia" / "version").write_text("555.42.02\n")
     assert probe.facts().drivers["nvidia"] == "555.42.02"
+
+
+def _install(site: Path, dist: str, module: str) -> None:
+    """A minimal installed distribution ``dist`` providing ``module``, as pip leaves one."""
+    info = site / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "top_level.txt").write_text(f"{module}\n")
+
+
+def test_one_walk_serves_until_a_distribution_is_installed_or_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walks = []
+    real = probe_mod.metadata.packages_distributions
+
+    def counted() -> Any:
+        walks.append(1)
+        return real()
+
+    monkeypatch.setattr(probe_mod.metadata, "packages_distributions", counted)
+    monkeypatch.setattr(probe_mod, "_walked", None)
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, "kontur-probe-a", "probe_mod_x")
+    monkeypatch.setattr(sys, "path", [str(site)])  # no folder another test may write to
+    os.utime(site, ns=(0, 0))  # settled long ago
+    assert module_distributions(["probe_mod_x"]) == {"probe_mod_x": ("kontur-probe-a",)}
+    assert module_distributions(["probe_mod_x"]) == {"probe_mod_x": ("kontur-probe-a",)}
+    assert len(walks) == 1  # the same start's second reader pays nothing
+    # another distribution now provides the module too (say, onnxruntime-gpu): seen at once
+    _install(site, "kontur-probe-b", "probe_mod_x")
+    both = ("kontur-probe-a", "kontur-probe-b")
+    assert module_distributions(["probe_mod_x"]) == {"probe_mod_x": both}
+    assert len(walks) == 2
+    # a walk of a folder changed just now is not kept (an mtime is as coarse as a tick)
+    assert module_distributions(["probe_mod_x"]) == {"probe_mod_x": both}
+    assert len(walks) == 3
+    os.utime(site, ns=(0, 0))
+    module_distributions(["probe_mod_x"])
+    module_distributions(["probe_mod_x"])
+    assert len(walks) == 4
+    shutil.rmtree(site / "kontur-probe-a-1.0.dist-info")  # removed: seen at once
+    assert module_distributions(["probe_mod_x"]) == {"probe_mod_x": ("kontur-probe-b",)}

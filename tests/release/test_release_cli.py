@@ -198,8 +198,10 @@ def test_install_uses_kontur_data_dir(
         (("--format", "detr"), "expected one of"),
         (("--platforms", "tpu"), "platforms"),
         (("--critical", "unicorn"), "critical classes"),
+        # 10**23 installed would have refused every later version of the name
+        (("--version", str(10**23)), f"--version: expected 1 to 2147483647, got {10**23}"),
     ],
-    ids=["score_out_of_range", "unknown_format", "unknown_platform", "unknown_class"],
+    ids=["score_out_of_range", "unknown_format", "unknown_platform", "unknown_class", "huge"],
 )
 def test_release_usage_errors_exit_2(
     tmp_path: Path, model: Path, keys: Path, extra: tuple[str, ...], fragment: str
@@ -207,6 +209,8 @@ def test_release_usage_errors_exit_2(
     args = ["--format", "yolox", "--name", "tiny", "--version", "1"]
     if "--format" in extra:
         args = args[2:]
+    if "--version" in extra:
+        args = args[:-2]
     code, _, err = kontur(
         "model", "release", model, *args, *extra,
         "--key", keys / "release-signing.key", "--out", tmp_path / "rel",

@@ -3,7 +3,10 @@ they answer is parsed as an untrusted claim."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import pytest
 from tests.conftest import shared
 
 from kontur.config import load_config
-from kontur.runtime.prepare import PrepareFailed, _measurements, prepare_sources
+from kontur.runtime.prepare import PrepareFailed, _measurements, _read_result, prepare_sources
 from kontur.runtime.scratch import make_scratch
 from kontur.runtime.supervisor import Supervisor
 from kontur.worker.prepare import SYNTHETIC
@@ -79,3 +82,30 @@ def test_a_strict_camera_is_benched_on_synthetic_frames(tmp_path: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     cpu = prepared.measurements["cpu"]
     assert cpu is not None and SYNTHETIC in cpu.accuracy_basis
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        (
+            "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
+            "it was killed by SIGSEGV (exit -11)",
+        ),
+        ("import sys; sys.exit(3)", "it exited with code 3"),
+    ],
+)
+def test_a_probe_that_dies_without_a_word_is_named_by_how_it_ended(code: str, said: str) -> None:
+    """A native crash in the sandboxed probe (OpenCV's HOG on a 64x48 camera) read "got 0
+    bytes that do not parse ... exit None": how it ended is the news."""
+    r, w = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=w)
+    os.close(w)
+    try:
+        with pytest.raises(PrepareFailed) as info:
+            _read_result(r, proc)
+    finally:
+        os.close(r)
+    assert (
+        str(info.value)
+        == f"probe and bench (sandboxed): expected one result line, got none; {said}"
+    )

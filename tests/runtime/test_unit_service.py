@@ -439,8 +439,14 @@ def test_cli_reads_the_site_for_its_api_port(tmp_path: Path) -> None:
 )
 def test_cli_errors_are_one_line(args: list[str | Path], fragment: str) -> None:
     code, stdout, stderr = _cli(*args)
-    assert code != 0 and stdout == ""
-    assert stderr.startswith("kontur: error: ") and stderr.count("\n") == 1
+    assert code != 0 and stderr.startswith("kontur: error: ") and stderr.count("\n") == 1
+    if "--json" in args:  # stdout stays one JSON document, the error's
+        assert json.loads(stdout) == {
+            "error": stderr[len("kontur: error: ") :].strip(),
+            "exit_code": code,
+        }
+    else:
+        assert stdout == ""
     assert fragment in stderr
 
 

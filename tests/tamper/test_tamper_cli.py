@@ -50,8 +50,9 @@ def test_bad_input_is_one_line(args: list[str], fragment: str, pets_path: Path) 
         args = ["--video", str(pets_path), *args]
     r = run_kontur("eval", "tamper", *args, "--json", "-")
     assert r.returncode == 2
-    assert r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kontur: error: "), r.stderr
     assert fragment in lines[0]
+    # --json -: stdout stays one JSON document, the error's
+    assert json.loads(r.stdout) == {"error": lines[0][len("kontur: error: ") :], "exit_code": 2}
     assert "Traceback" not in r.stderr

@@ -99,8 +99,11 @@ def test_scan_shows_each_string_datamarked_and_flagged(tmp_path: Path) -> None:
         (["--frame", "1", "--at", "1.0"], "expected exactly one of --frame N or --at SECONDS"),
         ([], "expected exactly one of --frame N or --at SECONDS"),
         (["--frame", "99"], "expected frame 99 in the clip, got its end first"),
+        (["--at", "1e308"], "--at: expected a time in [0, 1e+07) seconds, got 1e+308"),
+        (["--at", "-1"], "--at: expected a time in [0, 1e+07) seconds, got -1"),
+        (["--frame", "-2"], "--frame: expected a frame >= 0, got -2"),
     ],
-    ids=["both", "neither", "past_the_end"],
+    ids=["both", "neither", "past_the_end", "huge_time", "negative_time", "negative_frame"],
 )
 def test_scan_errors_are_one_line(tmp_path: Path, args: list[str], error: str) -> None:
     clip = _clip(tmp_path / "sign.mp4")

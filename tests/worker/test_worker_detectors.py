@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -177,3 +179,18 @@ def test_hog_finds_a_person_on_the_bus_photo(bus: np.ndarray) -> None:
 def test_hog_on_a_blank_frame_finds_nothing() -> None:
     dets = HogPersonDetector().infer(np.zeros((240, 320, 3), dtype=np.uint8))
     assert len(dets) == 0
+
+
+@pytest.mark.parametrize("shape", [(48, 64, 3), (16, 16, 3), (480, 40, 3)])
+def test_hog_on_a_frame_smaller_than_its_window_finds_nothing_and_lives(
+    shape: tuple[int, int, int],
+) -> None:
+    """OpenCV's detectMultiScale kills the process (SIGSEGV) on a picture smaller than its
+    64x128 window: a 64x48 camera crashed the sandboxed bench. Run apart, so that a crash
+    fails this test rather than the test process."""
+    code = (
+        "import numpy as np; from kontur.worker.detectors import HogPersonDetector; "
+        f"print(len(HogPersonDetector().infer(np.zeros({shape}, np.uint8))))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout.strip()) == (0, "0"), r.stderr[-500:]

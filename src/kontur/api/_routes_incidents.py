@@ -36,7 +36,11 @@ __all__ = ["ENDPOINTS", "FailoverBody", "PreserveBody", "RevokeBody"]
 _POLL_S = 0.05
 IncidentId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", min_length=32, max_length=32)]
 _CAMERA = r"^[A-Za-z0-9_.-]{1,64}$"
-_REASON = r"\S"
+#: Some text, and no control, format or line-separator character (a newline, a terminal
+#: escape, a bidi override: the reason lands in a legal hold, which every screen that shows
+#: the hold replays; kontur._private.UNSAFE_CATEGORIES).
+_SAFE = r"[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+_REASON = rf"^{_SAFE}*[^\s\p{{Cc}}\p{{Cf}}\p{{Zl}}\p{{Zp}}]{_SAFE}*$"
 Kind = Literal["revoke_camera", "failover_cpu", "preserve", "verify_archive"]
 
 

@@ -54,7 +54,7 @@ from kontur.archive.retention import (
 )
 from kontur.archive.segments import SegmentRef, SegmentStore
 from kontur.archive.verify import verify_archive
-from kontur.archive.witness import WitnessError, read_witness, witness_line
+from kontur.archive.witness import WitnessError, probe_witness, read_witness, witness_line
 
 __all__ = [
     "GENESIS",
@@ -95,6 +95,7 @@ __all__ = [
     "note_signers",
     "open_checkpoint",
     "place_hold",
+    "probe_witness",
     "read_witness",
     "record_hash",
     "release_hold",

@@ -140,7 +140,10 @@ class ArchiveKey:
             serialization.NoEncryption(),
         )
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.parent.is_dir():  # a key kept off the data dir lives on a mount made for
+            raise KeyFileError(  # it: one not mounted must not become a folder on the root
+                f"archive key {path}: expected its folder {path.parent} to exist, found none"
+            )
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

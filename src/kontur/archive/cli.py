@@ -29,11 +29,15 @@ KeyOpt = Annotated[
 @archive_app.command("init")
 def archive_init(data_dir: DataDir, key: KeyOpt = None, json_out: JsonOut = None) -> None:
     """Create an empty archive and its checkpoint key (0600); print the public key."""
-    from kontur.archive import Archive, Signing
+    from kontur.archive import Archive, ArchiveKey, Signing
 
     if (data_dir / "archive.sqlite").exists():
         fail(f"{data_dir}: expected no archive, got an existing archive.sqlite")
     try:
+        if key is not None and key.exists():  # a bad key is refused before anything is made
+            ArchiveKey.load(key)
+        elif key is not None and not key.parent.is_dir():
+            fail(f"archive key {key}: expected its folder {key.parent} to exist, found none")
         with Archive.open(data_dir, signing=Signing(key_path=key)) as arc:
             result = {"data_dir": str(data_dir), "origin": arc.origin, "key": str(arc.verifier_key)}
     except KonturError as exc:
@@ -132,7 +136,11 @@ def archive_prove(
 def _inclusion(arc: Any, index: int, size: int | None) -> dict[str, Any]:
     from kontur.archive import verify_inclusion
 
+    if arc.records == 0:
+        raise ValueError("--index: expected a record to prove, got an archive with none yet")
     size = arc.records if size is None else size
+    if not 1 <= size <= arc.records:
+        raise ValueError(f"--size: expected 1..{arc.records} (the archive's records), got {size}")
     if not 0 <= index < size:
         raise ValueError(f"--index: expected 0..{size - 1}, got {index}")
     proof = arc.inclusion_proof(index, size)
@@ -159,6 +167,10 @@ def _consistency(arc: Any, old: int | None, new: int | None) -> dict[str, Any]:
     new = arc.records if new is None else new
     if not 0 < old <= new:
         raise ValueError(f"--from-size/--to-size: expected 0 < from <= to, got {old} and {new}")
+    if new > arc.records:
+        raise ValueError(
+            f"--to-size: expected at most {arc.records} (the archive's records), got {new}"
+        )
     proof = arc.consistency_proof(old, new)
     old_root, new_root = arc.root_at(old), arc.root_at(new)
     verify_consistency(old, new, old_root, new_root, proof)

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from kontur._private import unsafe_char
 from kontur.archive.errors import (
     ArchiveCorrupt,
     ArchiveInputError,
@@ -170,12 +171,29 @@ class Hold:
         }
 
 
+#: The longest camera id, reason or name a hold or release takes.
+MAX_TEXT = 1000
+
+
 def _text(payload: Mapping[str, Any], key: str, *, empty: bool = False) -> str:
     value = payload.get(key)
     if not isinstance(value, str) or not (empty or value.strip()):
         what = "text" if empty else "non-empty text"
         raise ArchiveInputError(f"{key}: expected {what}, got {value!r}")
     return value
+
+
+def _new_text(payload: Mapping[str, Any], key: str) -> None:
+    """A new hold's or release's ``payload[key]``: non-empty text of at most
+    :data:`MAX_TEXT` characters, without a control or format character (a newline, a
+    terminal escape or a bidi override in a reason would be replayed on every screen that
+    shows the hold: :func:`kontur._private.unsafe_char`)."""
+    value = _text(payload, key)
+    if unsafe_char(value) is not None or len(value) > MAX_TEXT:
+        raise ArchiveInputError(
+            f"{key}: expected one line of at most {MAX_TEXT} characters without control "
+            f"characters, got {len(value)} characters: {value[:60]!r}"
+        )
 
 
 def _when(value: object, key: str) -> float:
@@ -545,8 +563,8 @@ def place_hold(
     start, end = _when(start, "from"), _when(end, "to")
     payload: dict[str, Any] = {"camera": camera, "from": start, "to": end}
     payload |= {"reason": reason, "by": by}
-    _text(payload, "camera")
-    _text(payload, "reason")
+    for key in ("camera", "reason", "by"):
+        _new_text(payload, key)
     _check_window(start, end)
     archive.flush()
     view = LogView.scan(archive.iter_records())
@@ -560,7 +578,8 @@ def release_hold(archive: Archive, index: int, reason: str, by: str) -> tuple[Ho
 
     Raises ArchiveInputError unless ``index`` is an active hold and ``reason`` is non-empty.
     """
-    _text({"reason": reason}, "reason")
+    for key, value in (("reason", reason), ("by", by)):
+        _new_text({key: value}, key)
     archive.flush()
     view = LogView.scan(archive.iter_records())
     hold = view.holds.get(index)

@@ -141,6 +141,8 @@ class _Verifier:
         try:
             newest = self._check_signed(signed)
             self._check_signed(witnessed)
+            if witness is not None and not witnessed:
+                _check_unwritten(witness, signed)
         except _Fail as fail:
             return self._report(BadRecord(fail.index, fail.reason), whole)
         wit = None
@@ -347,3 +349,17 @@ def _iso(at: float) -> str:
         return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return repr(at)
+
+
+def _check_unwritten(witness: Path, signed: list[_Signed]) -> None:
+    """A witness holding no checkpoint fails when the archive signed one after the witness
+    file was last written: it was never written, or was emptied. One configured after the
+    newest checkpoint has missed nothing yet (the next checkpoint is its first)."""
+    late = [s for s in signed if s.at > witness.stat().st_mtime]
+    if late:
+        raise _Fail(
+            0,
+            f"witness {witness.name}: expected the archive's signed checkpoints witnessed "
+            f"(the newest covers {late[-1].checkpoint.size} records, signed after the witness "
+            "was last written), got none: the witness was not written, or was emptied",
+        )

@@ -20,7 +20,14 @@ from typing import Any
 
 from kontur.archive.errors import ArchiveError
 
-__all__ = ["WitnessError", "WitnessLine", "append_witness", "read_witness", "witness_line"]
+__all__ = [
+    "WitnessError",
+    "WitnessLine",
+    "append_witness",
+    "probe_witness",
+    "read_witness",
+    "witness_line",
+]
 
 
 class WitnessError(ArchiveError):
@@ -34,6 +41,17 @@ class WitnessLine:
     line: int
     at: float
     note: str
+
+
+def probe_witness(path: Path) -> None:
+    """WitnessError unless kontur can append to ``path`` (created, 0600, when missing): a
+    site is not started with a witness it would fail to write at its first checkpoint."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise WitnessError(
+            f"witness {path}: expected a file kontur can append to, got {exc.strerror}"
+        ) from None
 
 
 def append_witness(path: Path, at: float, note: str) -> None:

@@ -206,6 +206,8 @@ class _Child:
         return msg
 
     def _exit(self, what: str) -> str:
+        """Why the child is gone. A child that exited is named by its exit alone: which pipe
+        saw it first (``what``) is a race, and an operator needs one reason per cause."""
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=1)
         code = self.proc.poll()
@@ -213,7 +215,8 @@ class _Child:
         with contextlib.suppress(OSError):
             tail = self.log.read_bytes()[-300:].decode("utf-8", "replace").strip()
         tail = printable(tail.splitlines()[-1]) if tail else ""
-        return f"{what} (exit {code}){': ' + tail if tail else ''}"
+        why = f"it exited (exit {code})" if code is not None else f"{what}, still running"
+        return f"{why}{': ' + tail if tail else ''}"
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -20,10 +20,14 @@ from typing import Annotated
 import typer
 
 from kontur._cli import JsonOut, fail, human, write_json
+from kontur._private import unsafe_char
 from kontur.archive.cli import archive_app
 from kontur.errors import KonturError
 
 __all__ = ["archive_export", "archive_verify_export"]
+
+#: The longest ``--by`` an export takes (it is kept in the archive and the bundle).
+MAX_BY = 200
 
 
 def _when(option: str, text: str) -> float:
@@ -69,6 +73,11 @@ def archive_export(
     if t0 > t1:
         fail(f"--from/--to: expected from <= to, got {start} after {end}")
     who = by if by is not None else _whoami()
+    if not who.strip() or len(who) > MAX_BY or unsafe_char(who) is not None:
+        fail(
+            f"--by: expected a name of 1 to {MAX_BY} characters without control or format "
+            f"characters, got {who[:60]!r}"
+        )
     request = ExportRequest(data_dir, camera, t0, t1, out, who, key)
     try:
         result = export_bundle(request, time.time())

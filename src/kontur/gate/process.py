@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 from typing import Any
 
 from kontur.clock import SystemClock
 from kontur.config import Config
 from kontur.gate.core import Gate
 from kontur.gate.errors import GateError
-from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
+from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested, wait_or_stop
 from kontur.wire import Decision, Evidence, GopClosed, StateChanged
 from kontur.wire.channel import Inbox, Outbox, forward_violations
 from kontur.wire.edges import edge
@@ -52,8 +51,7 @@ class GateLoop:
             self.to_supervisor.send(d)
 
     def _drain(self, timeout: float) -> None:
-        ready, _, _ = select.select([i for i in self.inboxes if not i.eof], [], [], timeout)
-        for inbox in ready:
+        for inbox in wait_or_stop([i for i in self.inboxes if not i.eof], timeout):
             for msg in inbox.drain():
                 try:
                     if isinstance(msg, GopClosed):

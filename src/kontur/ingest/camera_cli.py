@@ -35,6 +35,8 @@ camera_app = typer.Typer(
 _T = TypeVar("_T")
 
 DataDir = DataDirOpt
+#: X.509 caps a common name at 64 (RFC 5280's ub-common-name; `cryptography` counts bytes).
+CA_NAME_MAX = 64
 
 
 def _guarded(action: Callable[[], _T]) -> _T:
@@ -93,6 +95,13 @@ def init_ca(
     from kontur.ingest.inventory import CA_CERT_NAME, Inventory
 
     ddir = _data_dir(data_dir)
+    size = len(name.encode())  # X.509 counts the UTF-8 bytes
+    if not 1 <= size <= CA_NAME_MAX or not name.isprintable():
+        shown = repr(name[:40]) + ("…" if len(name) > 40 else "")
+        fail(
+            f"--name: expected printable text of 1 to {CA_NAME_MAX} bytes in UTF-8, got "
+            f"{size} bytes: {shown}"
+        )
     pem = _guarded(lambda: _read_file(import_cert, "--import")) if import_cert is not None else None
 
     def run() -> str:
@@ -231,7 +240,7 @@ def _rtsps_row(trust: Any) -> dict[str, Any]:
 @camera_app.command("list")
 def list_cameras(json_out: JsonOut = None, data_dir: DataDir = None) -> None:
     """List enrolled cameras (revoked ones included)."""
-    from kontur.ingest.inventory import Inventory
+    from kontur.ingest.inventory import INVENTORY_DB, Inventory
 
     ddir = _data_dir(data_dir)
 
@@ -239,10 +248,18 @@ def list_cameras(json_out: JsonOut = None, data_dir: DataDir = None) -> None:
         with Inventory.open(ddir) as inv:
             return [_row(c) for c in inv.cameras()]
 
-    rows = _guarded(run)
-    _print_rows(rows, human(json_out))
+    # a listing makes nothing: a mistyped --data-dir is said, not made into a new site
+    absent = not ddir.exists() or (ddir.is_dir() and not (ddir / INVENTORY_DB).exists())
+    rows = [] if absent else _guarded(run)
+    if absent:
+        human(json_out).print(
+            f"no inventory in {ddir} (no camera was ever enrolled there)",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    else:
+        _print_rows(rows, human(json_out))
     if json_out is not None:
-        write_json(json_out, {"data_dir": str(ddir), "cameras": rows})
+        write_json(json_out, {"data_dir": str(ddir), "inventory": not absent, "cameras": rows})
 
 
 def _print_rows(rows: list[dict[str, Any]], console: Console) -> None:

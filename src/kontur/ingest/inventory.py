@@ -56,7 +56,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kontur._private import FILE_MODE, private_dir, private_file, secure_data_dir
+from kontur._private import FILE_MODE, private_dir, private_file, secure_data_dir, unsafe_char
 from kontur.archive import Archive
 from kontur.clock import Clock, SystemClock
 from kontur.ingest.errors import IngestError
@@ -350,11 +350,7 @@ class Inventory:
                 f"--import: expected one PEM CA certificate, got {len(certs)}"
             )
         cert = certs[0]
-        try:
-            ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            ca = False
-        if not ca:
+        if not _is_ca_cert(cert):
             raise InventoryInputError(
                 f"--import: expected a CA certificate (basicConstraints CA:TRUE), got "
                 f"{cert.subject.rfc4514_string()} without it"
@@ -420,6 +416,11 @@ class Inventory:
         leaf = certs[0]
         key_der = spki_of(leaf)
         subject = leaf.subject.rfc4514_string()
+        if _is_ca_cert(leaf):  # a camera's key signs video, never certificates
+            raise ChainRejected(
+                f"camera {camera_id}: expected the camera's own certificate (CA:FALSE) first, "
+                f"got a CA certificate ({subject})"
+            )
         with self._tx():
             if self._row(camera_id) is not None:
                 raise CameraExists(
@@ -567,6 +568,11 @@ class Inventory:
         if not reason or len(reason) > 500:
             raise InventoryInputError(
                 f"--reason: expected 1..500 characters of text, got {len(reason)}"
+            )
+        if (k := unsafe_char(reason)) is not None:  # a terminal escape, a bidi override
+            raise InventoryInputError(
+                f"--reason: expected text without control or format characters, got "
+                f"{reason[k]!r} at character {k}"
             )
         now = self._now()
         with self._tx():
@@ -869,6 +875,14 @@ def _camera_of(row: tuple[Any, ...]) -> EnrolledCamera:
         revoked_at=datetime.fromisoformat(row[8]) if row[8] else None,
         revoked_reason=row[9],
     )
+
+
+def _is_ca_cert(cert: x509.Certificate) -> bool:
+    """``cert`` says it is a CA (basicConstraints CA:TRUE)."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _load_pem_chain(data: bytes) -> list[x509.Certificate]:

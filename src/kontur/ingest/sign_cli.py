@@ -92,6 +92,8 @@ def sign(
     if output.resolve() == source.resolve():
         fail(f"--out {output}: expected a path other than the input")
     check_writable(output, "--out")
+    if output.exists():  # as `archive export`: a recording is never overwritten
+        fail(f"--out {output}: expected a new file, got an existing one (remove it first)")
     key_pem = _read(key, "--key")
     chain = _read(cert, "--cert")
     # a recording is signed as if captured up to now: its last frame gets the signing time

@@ -290,8 +290,10 @@ def probe(
         stream = container.streams.video[0]
         codec = stream.codec_context.name
         if codec not in SUPPORTED_CODECS:
+            # the codec's own name (av1), not the decoder library's (libdav1d)
+            named = getattr(stream.codec_context.codec, "canonical_name", None) or codec
             raise UnsupportedCodec(
-                f"source {shown}: expected a codec among {', '.join(SUPPORTED_CODECS)}, got {codec}"
+                f"source {shown}: expected a codec among {', '.join(SUPPORTED_CODECS)}, got {named}"
             )
         rate, fps_from = _fps(source, stream, fps)
         info = _stream_info(source, stream, rate)

@@ -9,7 +9,10 @@ every run-time check, and imports no runtime and loads no driver library:
   ``*.dist-info`` the worker's interpreter imports from, read, never imported);
 - which distributions provide a module (``onnxruntime`` may come from ``onnxruntime``,
   ``onnxruntime-gpu`` or ``onnxruntime-openvino``) is read once, at start: it walks every
-  installed distribution (about half a second);
+  installed distribution (about half a second). One walk serves the process until a folder
+  of ``sys.path`` changes (an install or removal adds or drops a ``*.dist-info`` folder there,
+  which changes the folder's mtime): the allow-list's probe and the run manifest of the same
+  start then read one snapshot, and pay for it once;
 - a driver's version is the kernel's own: ``/sys/module/<name>/version`` (an out-of-tree
   module such as ``nvidia``), or the running kernel's release for an in-tree module that has
   no version of its own (``intel_vpu``); no ``/sys/module/<name>`` means it is not loaded.
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import os
-from collections.abc import Iterable
+import sys
+import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from kontur.placement.allowlist import StackFacts
@@ -31,9 +36,37 @@ SYS_MODULE = Path("/sys/module")
 _MAX_VERSION = 128
 
 
+#: A folder changed less than this before a walk is not trusted to stay as the walk saw it
+#: (an mtime is as coarse as the kernel's tick): that walk is not kept.
+SETTLED_NS = 2_000_000_000
+#: ``((sys.path, the mtime of each of its folders), packages_distributions())``: the last walk.
+_walked: tuple[tuple[object, ...], Mapping[str, list[str]]] | None = None
+
+
+def _path_state() -> tuple[tuple[object, ...], bool]:
+    """``sys.path`` with the mtime of each entry (None: not there), and whether every entry
+    has stood unchanged for :data:`SETTLED_NS`."""
+    state: list[object] = []
+    settled, now = True, time.time_ns()
+    for entry in sys.path:
+        try:
+            mtime: int | None = os.stat(entry or ".").st_mtime_ns
+        except OSError:
+            mtime = None
+        settled = settled and (mtime is None or now - mtime >= SETTLED_NS)
+        state.append((entry, mtime))
+    return tuple(state), settled
+
+
 def module_distributions(modules: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Each import name → the installed distributions that provide it (sorted)."""
-    provided = metadata.packages_distributions()
+    global _walked
+    state, settled = _path_state()
+    if _walked is not None and _walked[0] == state:
+        provided = _walked[1]
+    else:
+        provided = metadata.packages_distributions()
+        _walked = (state, provided) if settled else None
     return {m: tuple(sorted(set(provided.get(m, ())))) for m in modules}
 
 

@@ -105,7 +105,7 @@ def release(
     models: Annotated[list[Path], typer.Argument(help="MODEL.onnx, or MODEL.xml MODEL.bin.")],
     output_format: Annotated[str, typer.Option("--format", help="yolox | yolov8 | ssd")],
     name: Annotated[str, typer.Option(help="Release name, e.g. yolox-nano.")],
-    version: Annotated[int, typer.Option(help="Monotonic version (>= 1).")],
+    version: Annotated[int, typer.Option(help="Monotonic version (1 to 2**31 - 1).")],
     key: Annotated[Path, typer.Option(help="Private key (PEM, P-256).")],
     out: Annotated[Path, typer.Option(help="New release directory.")],
     cert: Annotated[
@@ -129,8 +129,11 @@ def release(
 ) -> None:
     """Copy the model into a new release directory, write release.json and sign it."""
     from kontur.clock import SystemClock
+    from kontur.release.manifest import MAX_VERSION
     from kontur.release.signing import build_release
 
+    if not 1 <= version <= MAX_VERSION:
+        fail(f"--version: expected 1 to {MAX_VERSION}, got {version}")
     try:
         thresholds = _thresholds(output_format, score, nms)
         built = build_release(

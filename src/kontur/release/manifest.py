@@ -158,6 +158,12 @@ class AuditRecord(_Frozen):
         return self
 
 
+#: The highest version ``kontur model release`` gives (a signed 32-bit integer's): a slip of
+#: the finger (10**23), once installed, would refuse every later version of the name. Not a
+#: schema bound, so that a release already signed and installed above it still loads.
+MAX_VERSION = 2**31 - 1
+
+
 class ReleaseManifest(_Frozen):
     schema_: Literal["kontur.release/1"] = Field(alias="schema")
     name: str = Field(pattern=_NAME)

@@ -50,6 +50,7 @@ from kontur.config import Config
 from kontur.degrade import DegradationMachine, Monitor, Watchdog, step
 from kontur.degrade.machine import Transition, Trigger
 from kontur.ingest.source import is_live
+from kontur.redact import redact_url
 from kontur.runtime.recorder import CameraStats, Recorder
 from kontur.runtime.supervisor import Supervisor
 from kontur.runtime.wiring import Wiring
@@ -340,7 +341,9 @@ class Health:
             self._restart(name, detail, **self._resume_at(cam))
             return
         st.ended = True
-        st.error = f"{detail} before its source ended; recording of this camera stopped"
+        last = self.supervisor.last_log_line(name)  # archived: never a URL's credentials
+        why = f" (its log ends: {redact_url(last)})" if last else ""
+        st.error = f"{detail} before its source ended{why}; recording of this camera stopped"
         self.archive.append("event", {"event": "block_failed", "block": name, "detail": st.error})
 
     def _api_exit(self, rc: int) -> None:

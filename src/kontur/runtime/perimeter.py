@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kontur.archive import Archive, Signing
+from kontur.archive import Archive, Signing, probe_witness
 from kontur.archive.retention import RetentionPolicy, apply_retention
 from kontur.clock import Clock, OffsetClock, SystemClock
 from kontur.config import ArchiveConfig
@@ -174,10 +174,13 @@ class Perimeter:
     def _in_archive(self, body: Callable[[], T]) -> T:
         """Open the archive, apply retention, do ``body``; close the inventory and the archive
         whatever happened."""
+        signing = archive_signing(self.config.archive)
+        if signing.witness is not None:
+            probe_witness(signing.witness)
         self._archive = Archive.open(
             self.data_dir,
             self.clock,
-            signing=archive_signing(self.config.archive),
+            signing=signing,
             on_checkpoint=self._on_checkpoint,
         )
         self._inventory = InventoryWatch(self.data_dir, self.clock, self._archive, self.notes)
@@ -444,10 +447,10 @@ class Perimeter:
             self.health.watchdog.forget(name)
         for name in reversed(self.supervisor.order):
             self.supervisor.stop(name, grace_s=10.0)
-            # what a block sent before it stopped is archived before the next one stops
-            while self._drain(wiring, 0.1):
+            # what a block sent before it stopped is archived before the next one stops; it
+            # has exited, so all of it is in the pipe already: nothing to wait for (ADR 0059)
+            while self._drain(wiring, 0.0):
                 pass
-        self._drain(wiring, 0.1)
 
     def _archive_manifest(self) -> None:
         """The run manifest (issue 15 §3, :mod:`kontur.runtime.manifest`, ADR 0035)."""
@@ -614,12 +617,20 @@ class Perimeter:
             "stack": {k: plan.stack[k] for k in ("runtime", "verdicts")},
             "elapsed_s": round(self.elapsed, 3),
             "fps": round(frames / self.elapsed, 2) if self.elapsed > 0 else 0.0,
-            "notes": self.notes,
+            "notes": self._notes(),
         }
         redacted: dict[str, Any] = redact(summary)  # notes and errors may quote a URL
         # a public key to pin, not a credential (its name only looks like one to redact)
         redacted["archive"]["verifier_key"] = str(self.archive.verifier_key)
         return redacted
+
+    def _notes(self) -> list[str]:
+        """The run's notes, and the witness's failure if it had one (recording never waits
+        on the witness: it is said here, and ``archive verify --witness`` shows the gap)."""
+        failed = self.archive.witness_error
+        if failed is None:
+            return self.notes
+        return [*self.notes, f"archive: a checkpoint was not witnessed: {failed}"]
 
     def _detector_summary(self) -> dict[str, Any]:
         model = self.plan.model

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,10 +118,31 @@ def _read_result(r: int, proc: Any) -> PrepareResult:
     try:
         return PrepareResult.model_validate_json(line)
     except ValidationError as exc:
+        if not data:  # it wrote nothing: how it ended is the news
+            raise PrepareFailed(
+                f"probe and bench (sandboxed): expected one result line, got none; {_ended(proc)}"
+            ) from None
         raise PrepareFailed(
             f"probe and bench (sandboxed): expected one result line, got {len(data)} bytes "
-            f"that do not parse ({exc.errors()[0]['msg']}); exit {proc.poll()}"
+            f"that do not parse ({exc.errors()[0]['msg']}); {_ended(proc)}"
         ) from None
+
+
+def _ended(proc: Any) -> str:
+    """How the sandboxed process ended: its exit code, or the signal that killed it (a crash
+    in a native library, such as OpenCV's on a frame smaller than its window)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=2.0)
+    code = proc.poll()
+    if code is None:
+        return "it was still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"it was killed by {name} (exit {code})"
+    return f"it exited with code {code}"
 
 
 def _measurements(raw: dict[str, dict[str, Any] | None]) -> dict[str, Measurement | None]:
@@ -162,7 +185,11 @@ def _run_sandboxed(
         proc = supervisor.spawn_once(block)
         os.close(w)
         w = -1
-        result = _read_result(r, proc)
+        try:
+            result = _read_result(r, proc)
+        except BaseException:  # a probe that failed is stopped at once, never left behind
+            supervisor.reap_once(proc, grace_s=0.0)
+            raise
         supervisor.reap_once(proc)
     finally:
         for fd in (r, w):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kontur._private import open_private, private_dir
+from kontur._private import open_private, printable, private_dir
 
 __all__ = ["Block", "Running", "Supervisor", "peak_rss_kb"]
 
@@ -147,6 +147,24 @@ class Supervisor:
 
     def _log_path(self, name: str) -> Path:
         return self.run_dir / "logs" / f"{name.replace(':', '_')}.log"
+
+    def last_log_line(self, name: str, max_chars: int = 300) -> str | None:
+        """The last non-empty line of block ``name``'s log, printable and cut to
+        ``max_chars``: after a crash, its exception (None when there is no log)."""
+        running = self.running.get(name)
+        path = running.block.log_path if running is not None else None
+        path = path or self._log_path(name)
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - 8192))
+                tail = f.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+        if not lines:
+            return None
+        line = printable(lines[-1])
+        return line if len(line) <= max_chars else line[: max_chars - 1] + "…"
 
     def keep_logs(self, max_bytes: int = 1 << 20) -> None:
         """Copy the last ``max_bytes`` of each log kept outside the run dir into it."""

@@ -38,6 +38,10 @@ def _wanted(index: int, t: float, frame: int | None, at: float | None, step: flo
     return t >= at - step / 2
 
 
+#: The latest ``--at`` taken, in seconds (about 115 days of video).
+MAX_AT_S = 1e7
+
+
 def read_frame(video: Path, *, frame: int | None = None, at: float | None = None) -> VideoFrame:
     """The frame numbered ``frame`` (from 0), or the first at or after ``at`` seconds.
 
@@ -46,8 +50,10 @@ def read_frame(video: Path, *, frame: int | None = None, at: float | None = None
     """
     if (frame is None) == (at is None):
         raise FrameSourceError("frame: expected exactly one of --frame N or --at SECONDS")
-    if (frame is not None and frame < 0) or (at is not None and not 0 <= at < 1e7):
-        raise FrameSourceError(f"frame: expected a frame >= 0 or a time >= 0, got {frame or at}")
+    if frame is not None and frame < 0:
+        raise FrameSourceError(f"--frame: expected a frame >= 0, got {frame}")
+    if at is not None and not 0 <= at < MAX_AT_S:
+        raise FrameSourceError(f"--at: expected a time in [0, {MAX_AT_S:g}) seconds, got {at:g}")
     try:
         with av.open(str(video)) as container:
             stream: Any = container.streams.video[0]

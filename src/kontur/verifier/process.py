@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from kontur.config import PolicyConfig, VerifierConfig, ZoneConfig
-from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
+from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested, wait_or_stop
 from kontur.verifier.core import Verifier
 from kontur.verifier.foreground import make_picture
 from kontur.verifier.thumbnail import make_thumbnail
@@ -135,10 +135,8 @@ class VerifierLoop:
 
     def run(self) -> None:
         """Verify until asked to stop."""
-        import select
-
         while not stop_requested() and not self.orphaned:
-            select.select([self.wake_fd, self.from_worker.fd], [], [], 0.2)
+            wait_or_stop([self.wake_fd, self.from_worker.fd], 0.2)
             self._read_frames()
             self._from_worker(self.from_worker)
         # final drain: what the worker already sent is still checked

@@ -94,6 +94,10 @@ class YoloxOnnxDetector:
         return transform.to_frame(dets)
 
 
+#: The default people detector's window, (width, height) in pixels.
+HOG_WINDOW = (64, 128)
+
+
 class HogPersonDetector:
     """OpenCV HOG + linear SVM people detector: the weight-free fallback.
 
@@ -119,6 +123,10 @@ class HogPersonDetector:
         h = frame.shape[0]
         up = min(2.0, max(1.0, 480.0 / h))
         img = cv2.resize(frame, None, fx=up, fy=up) if up > 1.0 else frame
+        if img.shape[0] < HOG_WINDOW[1] or img.shape[1] < HOG_WINDOW[0]:
+            # smaller than one window even upscaled: no person fits, and OpenCV's
+            # detectMultiScale crashes the process (SIGSEGV) on such a picture
+            return sv.Detections.empty()
         rects, weights = self._hog.detectMultiScale(
             img, winStride=(8, 8), padding=(8, 8), scale=1.05
         )

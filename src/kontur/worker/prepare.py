@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kontur.errors import KonturError
-from kontur.runtime.spec import read_spec
+from kontur.runtime.spec import exit_now, read_spec
 
 __all__ = ["PrepareResult", "ProbeClaim", "main"]
 
@@ -46,6 +46,9 @@ PREPARE_PRELOAD = (
     "numpy",
 )
 
+#: All a bare model's shape probe imports (ADR 0059): not the detectors' libraries, whose
+#: import (supervision, scipy, trackers) is most of a sandboxed process's start.
+SHAPE_PRELOAD = ("onnxruntime",)
 
 #: How a strict camera's bench says what it ran on.
 SYNTHETIC = "synthetic frames: strict or live camera, no unverified video decoded"
@@ -200,8 +203,11 @@ def main() -> int:
     try:
         shape_only = spec.get("mode") == "output_shape"
         release = _read_release(spec) if not shape_only and spec["detector"] != "hog" else None
-        policy = sandbox_policy(spec, Path(sys.argv[1]))
-        enter(dataclasses.replace(policy, preload=(*policy.preload, *PREPARE_PRELOAD)))
+        if shape_only:
+            enter(sandbox_policy(spec, Path(sys.argv[1]), SHAPE_PRELOAD))
+        else:
+            policy = sandbox_policy(spec, Path(sys.argv[1]))
+            enter(dataclasses.replace(policy, preload=(*policy.preload, *PREPARE_PRELOAD)))
         result = _output_shape(spec) if shape_only else _run(spec, release)
     except KonturError as exc:
         code = 1 if exc.exit_code == 1 else 2
@@ -212,4 +218,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_now(main())  # (not the teardown of ONNX Runtime and scipy: ADR 0059)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import select
 import sys
 import threading
 from collections import Counter
@@ -28,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from kontur.runtime.spec import install_stop_handler, read_spec, stop_requested
+from kontur.runtime.spec import (
+    exit_now,
+    install_stop_handler,
+    read_spec,
+    stop_requested,
+    wait_or_stop,
+)
 from kontur.wire import DetectionBatch, FrameReady, TrackFrame, WorkerReady
 from kontur.wire.channel import Outbox
 from kontur.worker.bundle import MAX_BUNDLE_BYTES, BundlePart, unpack
@@ -89,8 +94,11 @@ def _open_ring_fds(spec: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return fds
 
 
-def sandbox_policy(spec: dict[str, Any], spec_path: Path) -> SandboxPolicy:
-    """The sandbox the spec's ``sandbox`` dict asks for (defaults: the full sandbox).
+def sandbox_policy(
+    spec: dict[str, Any], spec_path: Path, preload: tuple[str, ...] = SANDBOX_PRELOAD
+) -> SandboxPolicy:
+    """The sandbox the spec's ``sandbox`` dict asks for (defaults: the full sandbox), with
+    ``preload`` (the worker's by default) and the spec's own preload imported before the drop.
 
     The default scratch dir is ``<run dir>/scratch/worker-<pid>``, the run dir being the
     one that holds ``specs/`` (where the supervisor wrote the spec). The run dir's parent,
@@ -103,7 +111,7 @@ def sandbox_policy(spec: dict[str, Any], spec_path: Path) -> SandboxPolicy:
     runtime = ("openvino",) if spec.get("platform") == "npu" else ()
     return dataclasses.replace(
         policy,
-        preload=(*SANDBOX_PRELOAD, *runtime, *policy.preload),
+        preload=(*preload, *runtime, *policy.preload),
         denied_paths=(*policy.denied_paths, run_dir.parent),
     )
 
@@ -272,7 +280,7 @@ class WorkerLoop:
     def wait_wake(self) -> bool:
         """Wait up to 0.2 s for ingest's wake-up byte; False once every writer is gone (the
         supervisor died), so the worker stops rather than spins."""
-        select.select([self.wake_fd], [], [], 0.2)
+        wait_or_stop([self.wake_fd], 0.2)
         with contextlib.suppress(BlockingIOError):
             if os.read(self.wake_fd, 4096) == b"":
                 return False
@@ -383,4 +391,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_now(main())  # (not the teardown of ONNX Runtime and scipy: ADR 0059)

@@ -179,3 +179,8 @@ def test_errors_are_one_line(
         code, _, stderr = run(*args)
         assert_one_line_error(code, stderr, fragment)
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == []
+    out.write_bytes(b"a recording someone kept")  # never overwritten (it was, and chmod 0600)
+    out.chmod(0o644)
+    code, _, stderr = run(video, *base)
+    assert_one_line_error(code, stderr, f"--out {out}: expected a new file, got an existing one")
+    assert out.read_bytes() == b"a recording someone kept" and out.stat().st_mode & 0o777 == 0o644

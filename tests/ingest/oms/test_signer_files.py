@@ -210,3 +210,17 @@ def test_refuses_non_h26x_video(
         container.mux(stream.encode(None))
     with pytest.raises(SignerInputError, match=r"expected H\.264 or H\.265 video .* got mpeg4"):
         sign_file(source, tmp_path / "out.mp4", identity, T0)
+
+
+def test_a_file_that_appears_at_the_output_while_signing_is_never_overwritten(
+    unsigned: dict[str, Path], site: tuple[x509.Certificate, SigningIdentity], tmp_path: Path
+) -> None:
+    """``kontur sign`` checks --out first, but a file may appear there while it signs: the
+    signed output is published by a hard link, which fails on an existing name."""
+    _, identity = site
+    target = tmp_path / "signed.mp4"
+    target.write_bytes(b"someone else's recording")
+    with pytest.raises(SignerInputError, match="expected a new file, got an existing one"):
+        sign_file(unsigned["h264"], target, identity, T0)
+    assert target.read_bytes() == b"someone else's recording"
+    assert [p.name for p in tmp_path.iterdir()] == ["signed.mp4"]  # no temporary file left

@@ -108,6 +108,23 @@ def output_format(path: Path, codec: Codec) -> str:
     raise SignedOutputError(f"expected an output suffix among {known}, got {suffix or 'none'!r}")
 
 
+def _publish(tmp: Path, target: Path) -> None:
+    """Move the finished ``tmp`` to ``target``, never over a file there: a hard link fails
+    when the name exists (a check before writing leaves a window for one to appear). A file
+    system without hard links gets a rename after the same check."""
+    exists = f"--out {target}: expected a new file, got an existing one (remove it first)"
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise SignerInputError(exists) from None
+    except OSError:  # no hard links here (EPERM, ENOTSUP): checked, then renamed
+        if target.exists():
+            raise SignerInputError(exists) from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
+
+
 def sign_file(
     source: Path,
     target: Path,
@@ -149,7 +166,7 @@ def sign_file(
                 _write_raw(job, tmp, parameter_sets)
             else:
                 _write_container(job, tmp, fmt)
-            os.replace(tmp, target)
+            _publish(tmp, target)
         except av.error.FFmpegError as exc:
             tmp.unlink(missing_ok=True)
             raise SignerInputError(
