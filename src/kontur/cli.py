@@ -124,7 +124,12 @@ def demo(
         typer.Option(help="Archive and run directory (default: a new temp dir, printed)."),
     ] = None,
     seconds: Annotated[
-        float | None, typer.Option(min=0.1, help="Stop after this many seconds.")
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="Stop this many seconds after the first frame (a slow start does not count; "
+            "a camera silent for 60 s starts the count anyway).",
+        ),
     ] = None,
     inject_fault: Annotated[
         str | None,

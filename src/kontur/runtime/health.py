@@ -8,9 +8,11 @@ Order of steps of :meth:`Health.poll` (called by the supervisor's loop several t
    verifier and the gate) and is recovered as the
    README's table says: the worker restarts on the CPU, the verifier and the gate restart, an
    ingest whose source had not ended marks its camera failed (recording of the other cameras
-   goes on; the run ends instead of hanging); the API block restarts without a trigger (it
-   moves no action and reads no frame: an outsider who can crash it must not be able to
-   degrade the site), and is given up after :data:`MAX_API_RESTARTS` restarts a minute;
+   goes on; the run ends instead of hanging), unless the run itself stopped it before it had
+   started (killed by the SIGTERM during its imports: it had recorded nothing); the API
+   block restarts without a trigger (it moves no action and reads no frame: an outsider who
+   can crash it must not be able to degrade the site), and is given up after
+   :data:`MAX_API_RESTARTS` restarts a minute;
 2. progress: the worker and the verifier are alive when their ring acknowledgements advance
    (or nothing is waiting for them), never on a heartbeat file alone, so a worker that beats
    but never reads is hung; a hang restarts the block;
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -332,8 +335,14 @@ class Health:
             self.drain_all()  # its SourceEnded may still sit in the pipe
         if st.ended:
             return  # its source ended and it said so: a clean exit
-        _, detail = self.watchdog.report_exit(name, rc)
         running = self.supervisor.running[name]
+        if running.stop_asked and rc == -signal.SIGTERM:
+            # the run's stop came before the block's stop handler, which it installs before it
+            # opens its source: it had recorded nothing, so it lost nothing (ADR 0061)
+            st.ended = True
+            self.archive.append("event", {"event": "ingest_stopped_before_start", "block": name})
+            return
+        _, detail = self.watchdog.report_exit(name, rc)
         endless = is_live(str(running.block.spec["source"])) or running.block.spec.get("loop")
         if endless and running.restarts < MAX_INGEST_RESTARTS:
             # a live camera (or a looped file): recording goes on in a new ingest, indexes

@@ -39,6 +39,7 @@ from kontur.errors import KonturError
 from kontur.gate.sinks import build_sinks, run_state_sinks
 from kontur.placement.risk import Placement
 from kontur.redact import redact, redact_url
+from kontur.runtime.deadline import SourceDeadline
 from kontur.runtime.drain import DrainWatch
 from kontur.runtime.faultinject import FaultInjector
 from kontur.runtime.faults import FAULTS
@@ -371,7 +372,8 @@ class Perimeter:
     def _supervise(self, wiring: Wiring) -> None:
         """Each turn: read every inbox, poll health, tick the site; stop on request or at the
         deadline (the sources first), fire a due fault; every 0.2 s the slower chores."""
-        deadline = time.monotonic() + self.opts.seconds if self.opts.seconds else None
+        secs = self.opts.seconds
+        deadline = SourceDeadline(secs, time.monotonic()) if secs else None
         last_progress = 0.0
         site = self.blocks.site
         while not (all(s.ended for s in self.stats.values()) and site.may_end()):
@@ -379,14 +381,13 @@ class Perimeter:
             self.health.poll()
             now = time.monotonic()
             site.tick(now)
-            if site.stop_now(now):
-                deadline = now
+            stop = site.stop_now(now)
             if site.stop_overdue(now):
                 log.warning("sources still running %.0f s after the stop", STOP_GRACE_S)
                 break
             if self.faults.due(now, self.worker_ready_at):
                 self._inject()
-            if deadline is not None and now >= deadline:
+            if stop or (deadline is not None and deadline.due(now, self._flowing(wiring))):
                 for name in self.supervisor.order:
                     if name.startswith("ingest:"):
                         self.supervisor.signal_stop(name)
@@ -394,6 +395,11 @@ class Perimeter:
             if now - last_progress > 0.2:
                 last_progress = now
                 self._chores(wiring)
+
+    @staticmethod
+    def _flowing(wiring: Wiring) -> bool:
+        """Whether any camera has published a frame (a timed run's seconds then count)."""
+        return any(r.published >= 0 for r in wiring.rings.values())
 
     def _chores(self, wiring: Wiring) -> None:
         """Memory, revocations made while we run, the archive flushed, run state, progress."""

@@ -70,6 +70,7 @@ class RunOptions:
     release: Path | None = None
     trust: Trust | None = None
     seconds: float | None = None
+    """Stop the sources this long after the first frame (:mod:`kontur.runtime.deadline`)."""
     inject_fault: str | None = None
     realtime: bool = False
     sign: bool = True

@@ -91,6 +91,8 @@ class Running:
     proc: subprocess.Popen[bytes]
     started_at: float
     restarts: int = 0
+    stop_asked: bool = False
+    """The run asked this process to stop (:meth:`Supervisor.signal_stop`)."""
     pids: list[int] = field(default_factory=list)
     peak_rss_kb: int = 0
     """Highest VmHWM seen across this block's processes (read just before each stop)."""
@@ -216,6 +218,7 @@ class Supervisor:
             r.block.platform = spec_updates["platform"]
         r.proc = self._spawn(r.block)
         r.started_at = time.monotonic()
+        r.stop_asked = False
         r.restarts += 1
         r.pids.append(r.proc.pid)
         return r
@@ -256,9 +259,10 @@ class Supervisor:
 
     def signal_stop(self, name: str) -> None:
         """Ask one block to stop (SIGTERM) without waiting for it."""
-        proc = self.running[name].proc
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        running = self.running[name]
+        if running.proc.poll() is None:
+            running.stop_asked = True
+            running.proc.send_signal(signal.SIGTERM)
 
     def stop(self, name: str, grace_s: float = 5.0) -> None:
         """Stop one block (SIGTERM, then SIGKILL after ``grace_s``)."""
