@@ -89,6 +89,7 @@ def test_audit_input_errors_are_one_line(signed: tuple[Path, Path, Path], tmp_pa
     video, gt = str(shared(*PETS)), str(shared(*PETS_GT))
     cases = {
         "missing video": ("--video", str(tmp_path / "none.avi"), "--gt", gt, "--scale", "0.625"),
+        "gt a directory": ("--video", video, "--gt", str(tmp_path)),
         "wrong scale": ("--video", video, "--gt", gt, "--scale", "3"),
         "unknown corruption": ("--video", video, "--gt", gt, "--corruptions", "acid"),
         # found before the long run, not after it
@@ -101,12 +102,16 @@ def test_audit_input_errors_are_one_line(signed: tuple[Path, Path, Path], tmp_pa
             "--out", str(tmp_path / "new"),
         ),
     }  # fmt: skip
+    messages: dict[str, str] = {}
     for why, args in cases.items():
         r = run_kontur("model", "audit", str(release), *common, *args, timeout=300)
         assert r.returncode == 2, (why, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("kontur: error: "), (why, r.stderr)
         assert "expected" in lines[0], (why, lines[0])
+        messages[why] = lines[0]
+    assert messages["missing video"].endswith("none.avi: expected a video file, found nothing")
+    assert messages["gt a directory"].endswith(": expected a gt.txt, found a directory")
     r = run_kontur(
         "model", "audit", str(release), "--video", video, "--gt", gt, "--pub", str(pub),
         "--name", "other-model", *QUICK,

@@ -167,16 +167,18 @@ def audit(
 ) -> None:
     """Audit a release's robustness (corruptions, black-box patch, trigger scan); with --key
     and --out, re-sign it as a new version carrying the audit."""
-    from kontur.clock import SystemClock
     from kontur.release.cli import expected_name, trust_from_options
+
+    _preflight(key, out, html_out, video, gt)
+    trust = trust_from_options(pub, ca)
+    names = expected_name(name)
+    settings = _settings(frames, seed, corruptions, patch_queries, trigger_budget)
+    # after every check of the arguments: the frame loader alone imports for a second
+    from kontur.clock import SystemClock
     from kontur.release.signing import build_audited_release, verify_release
     from kontur.robustness.frames import load_audit_frames
     from kontur.robustness.report import report_html, report_json
 
-    _preflight(key, out, html_out)
-    trust = trust_from_options(pub, ca)
-    names = expected_name(name)
-    settings = _settings(frames, seed, corruptions, patch_queries, trigger_budget)
     started = time.monotonic()
     try:
         release = verify_release(
@@ -229,10 +231,17 @@ def audit(
     _finish(report, record, built, json_out)
 
 
-def _preflight(key: Path | None, out: Path | None, html_out: Path | None) -> None:
-    """What would fail only after a long run fails now: the signing key, the output places."""
+def _preflight(
+    key: Path | None, out: Path | None, html_out: Path | None, video: Path, gt: Path
+) -> None:
+    """What would fail only after a long run fails now: the inputs, the signing key, the
+    output places (the release's signature is checked next, the frames' contents after it)."""
     from kontur.release.keys import load_private_key
 
+    for flag, path, what in (("--video", video, "a video file"), ("--gt", gt, "a gt.txt")):
+        if not path.is_file():
+            found = "a directory" if path.is_dir() else "nothing"
+            fail(f"{flag} {path}: expected {what}, found {found}")
     if (key is None) != (out is None):
         fail("--key/--out: expected both (to sign the audited release) or neither, got one")
     if key is not None:
