@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -81,9 +82,42 @@ def test_integrity_error_is_a_model_error() -> None:
 
 
 def test_build_hog_needs_no_model() -> None:
-    det = build_detector(_spec("hog")[0], None)
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        det = build_detector(_spec("hog")[0], None)
+    finally:
+        cv2.setNumThreads(before)  # (the pool is process-wide: leave this test process's alone)
     assert isinstance(det, HogPersonDetector)
     assert (det.score_threshold, det.nms_threshold) == (0.4, 0.5)
+
+
+_HOG_THREADS = """
+import sys, cv2
+from kontur.worker.process import build_detector
+spec = {"detector": "hog", "worker": {"score_threshold": 0.3, "nms_threshold": 0.45,
+        "intra_op_threads": int(sys.argv[1])}}
+print(cv2.getNumThreads(), end=" ")
+build_detector(spec, None)
+print(cv2.getNumThreads())
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_hog_fallback_takes_the_workers_threads_not_every_core(threads: int) -> None:
+    """OpenCV's pool defaults to every core; the worker's HOG takes ``intra_op_threads`` as
+    ONNX Runtime does (ADR 0062). Its own interpreter: the pool is process-wide."""
+    import subprocess
+
+    r = subprocess.run(
+        [sys.executable, "-c", _HOG_THREADS, str(threads)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    default, built = map(int, r.stdout.split())
+    assert built == threads
+    if threads == 1 and (os.cpu_count() or 1) > 1:
+        assert default > 1  # what it would have taken: every core
 
 
 def test_build_release_detector_from_the_verified_bytes(

@@ -108,9 +108,23 @@ class HogPersonDetector:
     name = "hog-fallback"
     class_names: tuple[str, ...] = ("person",)
 
-    def __init__(self, *, score_threshold: float = 0.3, nms_threshold: float = 0.45) -> None:
+    def __init__(
+        self,
+        *,
+        score_threshold: float = 0.3,
+        nms_threshold: float = 0.45,
+        threads: int | None = None,
+    ) -> None:
+        """``threads``: OpenCV's pool, for the whole process; the worker passes
+        ``worker.intra_op_threads``, as it does to ONNX Runtime. Left alone (None), OpenCV
+        takes every core, and analytics must leave the host's other cores to recording
+        (ADR 0062)."""
         import cv2
 
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads: expected >= 1, got {threads}")
+            cv2.setNumThreads(threads)
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
         self.model_id = "builtin:opencv-hog-people-" + cv2.__version__

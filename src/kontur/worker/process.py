@@ -126,7 +126,9 @@ def build_detector(
     w = spec["worker"]
     if spec["detector"] == "hog":
         return HogPersonDetector(
-            score_threshold=w["score_threshold"], nms_threshold=w["nms_threshold"]
+            score_threshold=w["score_threshold"],
+            nms_threshold=w["nms_threshold"],
+            threads=w["intra_op_threads"],
         )
     from kontur.release.manifest import ReleaseManifest
     from kontur.worker.runners import build_detector as build_release_detector
