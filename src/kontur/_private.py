@@ -19,12 +19,14 @@ change what is not kontur's to change.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import stat
 import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kontur.errors import KonturError
 
@@ -36,6 +38,7 @@ __all__ = [
     "DataDirUnsafe",
     "Tightened",
     "fsync_dir",
+    "lazy_exports",
     "open_private",
     "printable",
     "private_dir",
@@ -81,6 +84,24 @@ class Tightened:
         if self.failed:
             line += f"; could not chmod {len(self.failed)}, e.g. {self.failed[0]}"
         return line
+
+
+def lazy_exports(package: str, home: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's ``__getattr__`` (PEP 562) that imports each public name from its submodule
+    (``home``: name -> submodule) on first use, so that mounting the command line, which
+    imports every package's ``cli``, does not import what only the commands need.
+
+    A lazy package must not export a name that is also one of its submodules: importing the
+    submodule rebinds the package attribute to the module.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = home.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+
+    return __getattr__
 
 
 def fsync_dir(path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kontur.runmanifest import Readers, Release, RunManifest, Sandbox, collect
-from kontur.runmanifest.collect import CPUINFO, NVIDIA_VERSION
+from kontur.runmanifest.collector import CPUINFO, NVIDIA_VERSION
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from tests.runmanifest.conftest import host, manifest, vector
 
-from kontur.runmanifest.collect import (
+from kontur.runmanifest.collector import (
     execution_providers,
     parse_cpuinfo,
     parse_nvidia_version,

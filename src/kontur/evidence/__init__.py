@@ -36,8 +36,7 @@ Public surface: :func:`export_bundle` (:class:`ExportRequest`, :class:`ExportRes
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kontur._private import lazy_exports
 
 # Lazy (PEP 562): ``kontur.cli`` imports ``kontur.evidence.cli`` to register the commands,
 # and ``kontur --help`` must not pay for PyAV and the Media Signing validator.
@@ -61,8 +60,4 @@ _HOME = {
 __all__ = sorted(_HOME)
 
 
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_exports(__name__, _HOME)

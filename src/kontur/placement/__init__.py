@@ -17,44 +17,91 @@ runtime at import time)::
     print_explain(placement, Console())
 """
 
-from kontur.placement._platforms import PLATFORMS, Platform
-from kontur.placement.available import available_platforms
-from kontur.placement.catalogue import (
-    CONTOURS,
-    Catalogue,
-    PlatformValues,
-    Threat,
-    load_catalogue,
-    parse_catalogue,
-)
-from kontur.placement.errors import (
-    BenchError,
-    CatalogueError,
-    MeasurementError,
-    NoCandidates,
-    PlacementError,
-    TieMarginError,
-    UnknownPlatform,
-    UnknownTaskClass,
-)
-from kontur.placement.explain import explain_json, print_explain, render_explain
-from kontur.placement.measure import (
-    AccuracyFn,
-    Measurement,
-    bench,
-    reference_agreement,
-)
-from kontur.placement.risk import (
-    NOT_PRESENT,
-    Admissibility,
-    Placement,
-    RiskBreakdown,
-    ThreatTerm,
-    admissibility,
-    choose,
-    residual_risk,
-    within_tie,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kontur._private import lazy_exports
+
+if TYPE_CHECKING:  # the names' types for mypy; at run time each is imported on first use
+    from kontur.placement._platforms import PLATFORMS, Platform
+    from kontur.placement.available import available_platforms
+    from kontur.placement.catalogue import (
+        CONTOURS,
+        Catalogue,
+        PlatformValues,
+        Threat,
+        load_catalogue,
+        parse_catalogue,
+    )
+    from kontur.placement.errors import (
+        BenchError,
+        CatalogueError,
+        MeasurementError,
+        NoCandidates,
+        PlacementError,
+        TieMarginError,
+        UnknownPlatform,
+        UnknownTaskClass,
+    )
+    from kontur.placement.explain import explain_json, print_explain, render_explain
+    from kontur.placement.measure import (
+        AccuracyFn,
+        Measurement,
+        bench,
+        reference_agreement,
+    )
+    from kontur.placement.risk import (
+        NOT_PRESENT,
+        Admissibility,
+        Placement,
+        RiskBreakdown,
+        ThreatTerm,
+        admissibility,
+        choose,
+        residual_risk,
+        within_tie,
+    )
+
+# Lazy (PEP 562): ``kontur.cli`` imports ``kontur.placement.cli`` to register its commands, and
+# mounting them must not import what only the commands need (ADR 0063).
+_HOME = {
+    **dict.fromkeys(("PLATFORMS", "Platform"), "_platforms"),
+    **dict.fromkeys(("available_platforms",), "available"),
+    **dict.fromkeys(
+        ("CONTOURS", "Catalogue", "PlatformValues", "Threat", "load_catalogue", "parse_catalogue"),
+        "catalogue",
+    ),
+    **dict.fromkeys(
+        (
+            "BenchError",
+            "CatalogueError",
+            "MeasurementError",
+            "NoCandidates",
+            "PlacementError",
+            "TieMarginError",
+            "UnknownPlatform",
+            "UnknownTaskClass",
+        ),
+        "errors",
+    ),
+    **dict.fromkeys(("explain_json", "print_explain", "render_explain"), "explain"),
+    **dict.fromkeys(("AccuracyFn", "Measurement", "bench", "reference_agreement"), "measure"),
+    **dict.fromkeys(
+        (
+            "NOT_PRESENT",
+            "Admissibility",
+            "Placement",
+            "RiskBreakdown",
+            "ThreatTerm",
+            "admissibility",
+            "choose",
+            "residual_risk",
+            "within_tie",
+        ),
+        "risk",
+    ),
+}
 
 __all__ = [
     "CONTOURS",
@@ -91,3 +138,5 @@ __all__ = [
     "residual_risk",
     "within_tie",
 ]
+
+__getattr__ = lazy_exports(__name__, _HOME)

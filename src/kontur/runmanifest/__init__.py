@@ -2,7 +2,7 @@
 
 "The composition of components and their versions are recorded so an investigation can be
 reproduced." At every start (``kontur demo``, ``kontur run``) the supervisor collects a
-:class:`RunManifest` (:mod:`~kontur.runmanifest.collect`: kontur, Python, FFmpeg as PyAV
+:class:`RunManifest` (:mod:`~kontur.runmanifest.collector`: kontur, Python, FFmpeg as PyAV
 reports it, ONNX Runtime and its execution providers, OpenVINO, OpenCV, numpy,
 model-signing, the kernel, CPU and microcode, accelerator drivers, the worker's measured
 sandbox, the release and config digests) and archives it with its changes since the
@@ -18,27 +18,48 @@ Public surface: :class:`RunManifest` and its parts, :class:`Change`, :func:`chan
 
 from __future__ import annotations
 
-from kontur.runmanifest.collect import Readers, collect, sandbox_from_report
-from kontur.runmanifest.errors import ManifestError, ManifestInvalid, ManifestNotFound
-from kontur.runmanifest.model import (
-    Change,
-    Ffmpeg,
-    Host,
-    Inference,
-    Release,
-    RunManifest,
-    Sandbox,
-    changes,
-)
-from kontur.runmanifest.stored import (
-    CHANGE_KIND,
-    MANIFEST_KIND,
-    RunRecorded,
-    StoredManifest,
-    record_run,
-    stored_manifests,
-    unapproved,
-)
+from typing import TYPE_CHECKING
+
+from kontur._private import lazy_exports
+
+if TYPE_CHECKING:  # the names' types for mypy; at run time each is imported on first use
+    from kontur.runmanifest.collector import Readers, collect, sandbox_from_report
+    from kontur.runmanifest.errors import ManifestError, ManifestInvalid, ManifestNotFound
+    from kontur.runmanifest.model import (
+        Change,
+        Ffmpeg,
+        Host,
+        Inference,
+        Release,
+        RunManifest,
+        Sandbox,
+        changes,
+    )
+    from kontur.runmanifest.stored import (
+        CHANGE_KIND,
+        MANIFEST_KIND,
+        RunRecorded,
+        StoredManifest,
+        record_run,
+        stored_manifests,
+        unapproved,
+    )
+
+# Lazy (PEP 562): ``kontur.cli`` imports ``kontur.runmanifest.cli`` to register ``archive
+# manifest``, and the collector brings the placement dispatcher and numpy (ADR 0063).
+_HOME = {
+    **dict.fromkeys(("Readers", "collect", "sandbox_from_report"), "collector"),
+    **dict.fromkeys(("ManifestError", "ManifestInvalid", "ManifestNotFound"), "errors"),
+    **dict.fromkeys(
+        ("Change", "Ffmpeg", "Host", "Inference", "Release", "RunManifest", "Sandbox", "changes"),
+        "model",
+    ),
+    **dict.fromkeys(
+        ("CHANGE_KIND", "MANIFEST_KIND", "RunRecorded", "StoredManifest", "record_run",
+         "stored_manifests", "unapproved"),
+        "stored",
+    ),
+}  # fmt: skip
 
 __all__ = [
     "CHANGE_KIND",
@@ -63,3 +84,5 @@ __all__ = [
     "stored_manifests",
     "unapproved",
 ]
+
+__getattr__ = lazy_exports(__name__, _HOME)

@@ -1,7 +1,7 @@
 """The run manifest: every component version one start of kontur ran with (issue 15 §3).
 
 A :class:`RunManifest` is a typed, frozen value. It is built only by the collector
-(:mod:`kontur.runmanifest.collect`) or parsed back with :meth:`RunManifest.from_json` /
+(:mod:`kontur.runmanifest.collector`) or parsed back with :meth:`RunManifest.from_json` /
 :meth:`RunManifest.from_payload`, which check every field and, for a stored one, its digest.
 
 Its digest (:meth:`RunManifest.digest`) is the SHA-256 of its canonical JSON (the archive's

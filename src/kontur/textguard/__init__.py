@@ -26,34 +26,80 @@ Modules that import numpy, PyAV or the OCR (``frames``, ``archive_facts``, ``cli
 entered, when no thread may exist yet.
 """
 
-from kontur.textguard.errors import (
-    FrameSourceError,
-    OcrFailed,
-    OcrUnavailable,
-    PluginRefused,
-    ReportError,
-    TextGuardError,
-)
-from kontur.textguard.field import MAX_CHARS, MAX_LINES, DataMarker, FrameText, Provenance
-from kontur.textguard.findings import INJECTION_KINDS, FindingKind, TextFinding
-from kontur.textguard.guard import FrameFacts, GuardedFrame, guard_frame, guard_text
-from kontur.textguard.messages import OcrLine
-from kontur.textguard.normalise import clean, skeleton
-from kontur.textguard.ocr import OcrOptions, OcrRun, require_ocr, run_ocr
-from kontur.textguard.phrases import PhraseList, phrase_list
-from kontur.textguard.report import (
-    GENERATOR_SCHEMA,
-    GeneratorOutput,
-    IncidentFacts,
-    IncidentReport,
-    OperatorFact,
-    OperatorNote,
-    ReportGenerator,
-    Suggestion,
-    VerdictFact,
-    parse_generator_output,
-    write_report,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kontur._private import lazy_exports
+
+if TYPE_CHECKING:  # the names' types for mypy; at run time each is imported on first use
+    from kontur.textguard.errors import (
+        FrameSourceError,
+        OcrFailed,
+        OcrUnavailable,
+        PluginRefused,
+        ReportError,
+        TextGuardError,
+    )
+    from kontur.textguard.field import MAX_CHARS, MAX_LINES, DataMarker, FrameText, Provenance
+    from kontur.textguard.findings import INJECTION_KINDS, FindingKind, TextFinding
+    from kontur.textguard.guard import FrameFacts, GuardedFrame, guard_frame, guard_text
+    from kontur.textguard.messages import OcrLine
+    from kontur.textguard.normalise import clean, skeleton
+    from kontur.textguard.ocr import OcrOptions, OcrRun, require_ocr, run_ocr
+    from kontur.textguard.phrases import PhraseList, phrase_list
+    from kontur.textguard.report import (
+        GENERATOR_SCHEMA,
+        GeneratorOutput,
+        IncidentFacts,
+        IncidentReport,
+        OperatorFact,
+        OperatorNote,
+        ReportGenerator,
+        Suggestion,
+        VerdictFact,
+        parse_generator_output,
+        write_report,
+    )
+
+# Lazy (PEP 562): ``kontur.cli`` imports ``kontur.textguard.cli`` to register its commands, and
+# mounting them must not import what only the commands need (ADR 0063).
+_HOME = {
+    **dict.fromkeys(
+        (
+            "FrameSourceError",
+            "OcrFailed",
+            "OcrUnavailable",
+            "PluginRefused",
+            "ReportError",
+            "TextGuardError",
+        ),
+        "errors",
+    ),
+    **dict.fromkeys(("MAX_CHARS", "MAX_LINES", "DataMarker", "FrameText", "Provenance"), "field"),
+    **dict.fromkeys(("INJECTION_KINDS", "FindingKind", "TextFinding"), "findings"),
+    **dict.fromkeys(("FrameFacts", "GuardedFrame", "guard_frame", "guard_text"), "guard"),
+    **dict.fromkeys(("OcrLine",), "messages"),
+    **dict.fromkeys(("clean", "skeleton"), "normalise"),
+    **dict.fromkeys(("OcrOptions", "OcrRun", "require_ocr", "run_ocr"), "ocr"),
+    **dict.fromkeys(("PhraseList", "phrase_list"), "phrases"),
+    **dict.fromkeys(
+        (
+            "GENERATOR_SCHEMA",
+            "GeneratorOutput",
+            "IncidentFacts",
+            "IncidentReport",
+            "OperatorFact",
+            "OperatorNote",
+            "ReportGenerator",
+            "Suggestion",
+            "VerdictFact",
+            "parse_generator_output",
+            "write_report",
+        ),
+        "report",
+    ),
+}
 
 __all__ = [
     "GENERATOR_SCHEMA",
@@ -95,3 +141,5 @@ __all__ = [
     "skeleton",
     "write_report",
 ]
+
+__getattr__ = lazy_exports(__name__, _HOME)
