@@ -50,7 +50,7 @@ def test_fault_moves_degradation(
     # the raw stream is recorded whatever happens
     assert cam["frames"] == pets09_cut.frames and sum(cam["gops"].values()) == pets09_cut.gops
     # signed on the fly, so ALLOW is possible, but only while the system is NORMAL: never
-    # between the fault and the recovery (SAFE needs an explicit clear: none at all)
+    # between the fault and the recovery (SAFE needs an explicit clear: none after the fault)
     decisions = [
         json.loads(line)
         for line in (tmp_path / "d" / "actions.jsonl").read_text().splitlines()
@@ -59,8 +59,10 @@ def test_fault_moves_degradation(
     allowed = [d for d in decisions if d.get("outcome") == "ALLOW"]
     assert all("system NORMAL" in d["reasons"] for d in allowed), allowed
     assert cam["decisions"]["ALLOW"] == len(allowed)
-    if to_state == "SAFE":
-        assert allowed == []
+    if to_state == "SAFE":  # none from the moment the fault was found: SAFE needs a clear
+        # (an unpaced clip can dwell before the fault fires, 1.5 s after the worker is ready:
+        # those ALLOWs were made while NORMAL, as they should have been)
+        assert all(d["at"] < first["at"] for d in allowed), (first, allowed)
     else:  # the machine recovered: ALLOWs before the fault or after it, never during
         assert allowed, "expected ALLOWs while NORMAL (else the check above proves nothing)"
         back = [t for t in s["degradation"]["transitions"][1:] if t["to"] == "NORMAL"]
