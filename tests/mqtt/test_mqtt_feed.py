@@ -160,6 +160,20 @@ def test_stats_every_interval_of_snapshot_time(feed: Feed) -> None:
     assert stats.uptime_s == 500 and stats.site == "test-site"
 
 
+def test_stop_sends_the_last_stats_the_interval_held_back(feed: Feed) -> None:
+    assert on(feed.run_state(run_state(T0)), "kontur/stats")
+    assert on(feed.run_state(run_state(T0 + 10)), "kontur/stats") == []  # within 30 s
+    (last,) = on(feed.stop(), "kontur/stats")  # the run's final figures, not 10 s stale
+    assert StatsPayload.model_validate_json(last).uptime_s == 10
+
+
+def test_stop_sends_no_stats_twice(feed: Feed) -> None:
+    assert on(feed.stop(), "kontur/stats") == []  # no run state seen: nothing to report
+    again = Feed(Topics(), clock=ManualClock(wall=T0 + 99), stats_every_s=30.0)
+    assert on(again.run_state(run_state(T0)), "kontur/stats")
+    assert on(again.stop(), "kontur/stats") == []  # already sent
+
+
 def test_stop_ends_every_open_event_then_goes_offline(feed: Feed) -> None:
     feed.event(decided(Outcome.OPERATOR, index=7))
     feed.event(alarm())

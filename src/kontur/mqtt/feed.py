@@ -9,7 +9,9 @@ values; :class:`~kontur.mqtt.sink.MqttSink` is its shell. Order of steps:
 3. :meth:`Feed.event` and :meth:`Feed.run_state`, in the order the supervisor hands them
    over. Every event is of an archive record already durable (decide, record, then act),
    and the run state is snapshot in the same thread, after the events it reflects;
-4. :meth:`Feed.stop` once: open events end (``stopped``), then ``offline``.
+4. :meth:`Feed.stop` once: the last run state's ``stats`` when the interval held them back
+   (a run's final figures are never up to ``stats_every_s`` stale), open events end
+   (``stopped``), then ``offline``.
 
 A step after :meth:`Feed.stop` raises :class:`RuntimeError` (a caller's bug).
 
@@ -155,6 +157,8 @@ class Feed:
         """Camera → its effective degradation state, as last published."""
         self._pending: tuple[PendingItem, ...] | None = None
         self._last_stats: float | None = None
+        #: The newest run state handed over: its stats go out at the stop if not yet sent.
+        self._latest: RunState | None = None
         self._stopped = False
         if discovery:
             topic, config = system_config(topics)
@@ -215,13 +219,19 @@ class Feed:
         out += self._requests(state)
         out += self._clear_alarms(state)
         out += self._stats(state)
+        self._latest = state
         return out
 
     def stop(self) -> list[Publication]:
-        """Every open event ends (``stopped``), then ``offline`` (retained)."""
+        """The last run state's ``stats`` if the interval held them back (the run's final
+        figures), every open event ends (``stopped``), then ``offline`` (retained)."""
         self._running()
         at = self._clock.wall()
         out: list[Publication] = []
+        last = self._latest
+        if last is not None and last.at != self._last_stats:
+            self._last_stats = last.at
+            out.append(Publication(self.topics.stats, encode(stats_payload(last))))
         for event_id in list(self._open):
             out += self._end(event_id, "stopped", at, resolution="kontur stopped")
         self._stopped = True
