@@ -63,8 +63,8 @@ if TYPE_CHECKING:  # the names' types for mypy; at run time each is imported on 
         within_tie,
     )
 
-# Lazy (PEP 562): ``kontur.cli`` imports ``kontur.placement.cli`` to register its commands, and
-# mounting them must not import what only the commands need (ADR 0063).
+# Lazy (PEP 562): the command line and the run manifest import ``kontur.placement.allowlist``
+# and ``.probe`` (plain Python), and must not pay for the dispatcher and numpy (ADR 0063).
 _HOME = {
     **dict.fromkeys(("PLATFORMS", "Platform"), "_platforms"),
     **dict.fromkeys(("available_platforms",), "available"),
